@@ -1,0 +1,85 @@
+"""``aumwatch`` command line.
+
+Every subcommand lives in a module of this package that exposes ``register(subparsers)``.
+Registration only builds argparse parsers; a command imports what it needs (Textual, the
+Azure SDKs, the stand-in) inside its handler, so ``aumwatch --help`` and the rule commands
+start fast.
+
+Exit codes: 0 success, 1 the command failed (one line on stderr says why), 2 wrong usage,
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+# Order is the order shown in --help.
+COMMAND_MODULES = (
+    "tui.cli.dashboard",
+    "tui.cli.rules",
+    "tui.cli.data",
+    "tui.cli.simcmd",
+)
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class CliError(Exception):
+    """A failure to report as one line on stderr with exit status 1."""
+
+
+def add_common(parser: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
+    """Options every command takes."""
+    parser.add_argument("--config", metavar="PATH", help="TOML config file (default: user config dir)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    if json_flag:
+        parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aumwatch",
+        description="Live dashboard and scriptable commands for Azure Update Manager "
+        "maintenance windows. Without a command, opens the dashboard.",
+    )
+    add_common(parser, json_flag=False)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:  # a command module not written yet
+            if exc.name != name:
+                raise
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``aumwatch`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Handler | None = getattr(args, "func", None)
+    if func is None:
+        # No subcommand: the dashboard.
+        from tui.cli.dashboard import run_dashboard
+
+        func = run_dashboard
+    try:
+        return func(args)
+    except CliError as exc:
+        if getattr(args, "debug", False):
+            raise
+        print(f"aumwatch: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
