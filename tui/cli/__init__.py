@@ -18,10 +18,12 @@ from collections.abc import Callable, Sequence
 
 # Order is the order shown in --help.
 COMMAND_MODULES = (
-    "tui.cli.dashboard",
-    "tui.cli.rules",
-    "tui.cli.data",
-    "tui.cli.simcmd",
+    "tui.cli.dashboard",  # dashboard (default)
+    "tui.cli.data",  # configs, runs, machines, cancel, doctor, config show
+    "tui.cli.events",  # events tail | decode
+    "tui.cli.schedule",  # schedule next
+    "tui.cli.window",  # window
+    "tui.cli.simcmd",  # sim, demo
 )
 
 Handler = Callable[[argparse.Namespace], int]
