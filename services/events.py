@@ -402,6 +402,20 @@ def decode_items(message: str | bytes) -> list[MaintenanceEvent | EventDecodeErr
         raise EventDecodeError(f"undecodable message ({type(exc).__name__}: {exc})") from exc
 
 
+def valid_events(results: list[MaintenanceEvent | EventDecodeError]) -> list[MaintenanceEvent]:
+    """The events among :func:`decode_items`' results; raises :class:`EventDecodeError` (the
+    first item's reason) when there is none."""
+    events = [item for item in results if isinstance(item, MaintenanceEvent)]
+    if events:
+        return events
+    errors = [item for item in results if isinstance(item, EventDecodeError)]
+    if not errors:
+        raise EventDecodeError("no event in the message")
+    if len(errors) == 1:
+        raise errors[0]
+    raise EventDecodeError(f"no valid event among {len(errors)} items; {errors[0]}")
+
+
 def decode_message(message: str | bytes) -> list[MaintenanceEvent]:
     """Decode a raw queue message (JSON object or list, or base64 of either) into events.
 
@@ -409,13 +423,4 @@ def decode_message(message: str | bytes) -> list[MaintenanceEvent]:
     :func:`decode_items` to learn about them); otherwise raises :class:`EventDecodeError`,
     the only exception this function raises, with a message that says why.
     """
-    results = decode_items(message)
-    events = [item for item in results if isinstance(item, MaintenanceEvent)]
-    if not events:
-        first = results[0]
-        if not isinstance(first, EventDecodeError):  # pragma: no cover - cannot happen
-            raise EventDecodeError("no event in the message")
-        if len(results) == 1:
-            raise first
-        raise EventDecodeError(f"no valid event among {len(results)} items; {first}")
-    return events
+    return valid_events(decode_items(message))
