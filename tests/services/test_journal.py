@@ -1,0 +1,225 @@
+"""The SQLite journal: events seen (deduplicated), undecodable messages, the cancel audit."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from services.events import decode_message
+from services.journal import (
+    SCHEMA_VERSION,
+    AuditOutcome,
+    Journal,
+    JournalError,
+    RecordStatus,
+)
+
+SAMPLES = Path("/work/shared/samples/events")
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Journal:
+    with Journal(tmp_path / "j.sqlite3") as j:
+        yield j
+
+
+def _sample(name: str) -> tuple[str, object]:
+    raw = (SAMPLES / name).read_text(encoding="utf-8")
+    return raw, decode_message(raw)[0]
+
+
+def test_new_event_is_journaled_with_raw_text_and_decoded_json(journal: Journal) -> None:
+    raw, event = _sample("pre-eventgrid.queue-base64.txt")
+    status = journal.record_event(event, raw, received_at=T0, message_id="m1", source_queue="q")
+    assert status is RecordStatus.NEW
+    [row] = journal.events()
+    assert row.raw_text == raw
+    assert row.decoded == event.to_json()
+    assert row.received_at == T0
+    assert (row.message_id, row.source_queue, row.kind) == ("m1", "q", "pre")
+    assert journal.has_event(event.dedupe_key)
+
+
+def test_same_message_seen_again_changes_nothing(journal: Journal) -> None:
+    raw, event = _sample("pre-eventgrid.queue-base64.txt")
+    journal.record_event(event, raw, received_at=T0, message_id="m1")
+    again = journal.record_event(event, raw, received_at=T0 + timedelta(seconds=5), message_id="m1")
+    assert again is RecordStatus.SEEN
+    [row] = journal.events()
+    assert row.duplicate_deliveries == 0
+    assert row.received_at == T0
+
+
+def test_same_event_from_another_message_is_a_duplicate_and_stored_once(journal: Journal) -> None:
+    raw, event = _sample("pre-eventgrid.queue-base64.txt")
+    camel_raw, camel = _sample("pre-eventgrid-camelcase.json")
+    assert camel.dedupe_key == event.dedupe_key
+    journal.record_event(event, raw, received_at=T0, message_id="m1")
+    status = journal.record_event(camel, camel_raw, received_at=T0, message_id="m2")
+    assert status is RecordStatus.DUPLICATE
+    [row] = journal.events()
+    assert row.duplicate_deliveries == 1
+    assert row.message_id == "m1"
+
+
+def test_pre_and_post_of_one_run_are_two_events(journal: Journal) -> None:
+    pre_raw, pre = _sample("pre-eventgrid.json")
+    post_raw, post = _sample("post-eventgrid.json")
+    assert pre.id.lower() == post.id.lower()
+    journal.record_event(pre, pre_raw, received_at=T0, message_id="m1")
+    assert journal.record_event(post, post_raw, received_at=T0, message_id="m2") is RecordStatus.NEW
+    assert [r.kind for r in journal.events()] == ["pre", "post"]
+
+
+def test_undecodable_message_is_kept_once_per_message(journal: Journal) -> None:
+    assert journal.record_undecodable("not json {", "not JSON", received_at=T0, message_id="x")
+    assert not journal.record_undecodable("not json {", "not JSON", received_at=T0, message_id="x")
+    assert journal.record_undecodable("other", "not JSON", received_at=T0)
+    assert not journal.record_undecodable("other", "not JSON", received_at=T0)
+    rows = journal.undecodable()
+    assert [(r.raw_text, r.reason, r.message_id) for r in rows] == [
+        ("not json {", "not JSON", "x"), ("other", "not JSON", None)]
+
+
+def test_cancel_audit_row_is_written_before_and_finished_after(journal: Journal) -> None:
+    run_id = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Maintenance/" \
+        "maintenanceConfigurations/mc/providers/microsoft.maintenance/applyupdates/20260301124000"
+    seq = journal.begin_cancel(attempted_at=T0, run_id=run_id, configuration="mc",
+                               computed_id=True, identity="ops@contoso.com",
+                               api_version="2023-09-01-preview")
+    [pending] = journal.cancel_audit()
+    assert (pending.outcome, pending.finished_at) == ("sent", None)
+    journal.finish_cancel(seq, finished_at=T0 + timedelta(seconds=3),
+                          outcome=AuditOutcome.VERIFIED, http_status=200, run_status="Cancelled")
+    [row] = journal.cancel_audit()
+    assert row.outcome == "verified-cancelled"
+    assert (row.http_status, row.run_status, row.computed_id) == (200, "Cancelled", True)
+    assert (row.identity, row.run_id, row.configuration) == ("ops@contoso.com", run_id, "mc")
+    assert row.api_version == "2023-09-01-preview"
+    assert row.finished_at == T0 + timedelta(seconds=3)
+
+
+def test_refusal_is_audited_with_its_reason(journal: Journal) -> None:
+    journal.begin_cancel(attempted_at=T0, run_id="r", configuration=None, computed_id=False,
+                         identity=None, api_version=None, outcome=AuditOutcome.REFUSED,
+                         reason="read-only mode")
+    [row] = journal.cancel_audit()
+    assert (row.outcome, row.reason, row.finished_at) == ("refused", "read-only mode", T0)
+
+
+def test_finishing_an_unknown_attempt_is_an_error(journal: Journal) -> None:
+    with pytest.raises(JournalError, match="no cancel attempt #42"):
+        journal.finish_cancel(42, finished_at=T0, outcome=AuditOutcome.FAILED)
+
+
+def test_no_column_anywhere_holds_a_token(tmp_path: Path) -> None:
+    # The audit API takes no token argument at all; check the file for good measure.
+    secret = "eyJhbGciOiJub25lIn0.eyJ1cG4iOiJvcHNAY29udG9zby5jb20ifQ."
+    path = tmp_path / "j.sqlite3"
+    with Journal(path) as journal:
+        journal.begin_cancel(attempted_at=T0, run_id="r", configuration="mc", computed_id=False,
+                             identity="ops@contoso.com", api_version="v")
+        columns = {r[1] for r in sqlite3.connect(path).execute("PRAGMA table_info(cancel_audit)")}
+    assert not any("token" in c or "secret" in c for c in columns)
+    data = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert secret.encode() not in data
+    assert b"ops@contoso.com" in data
+
+
+def test_file_is_in_wal_mode_with_the_current_schema_version(journal: Journal) -> None:
+    assert journal.journal_mode == "wal"
+    assert journal.schema_version == SCHEMA_VERSION
+
+
+def test_reopening_keeps_rows_and_schema(tmp_path: Path) -> None:
+    raw, event = _sample("pre-eventgrid.json")
+    with Journal(tmp_path / "j.sqlite3") as first:
+        first.record_event(event, raw, received_at=T0, message_id="m1")
+    with Journal(tmp_path / "j.sqlite3") as second:
+        assert second.record_event(event, raw, received_at=T0, message_id="m1") is RecordStatus.SEEN
+        assert len(second.events()) == 1
+
+
+def test_a_newer_schema_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(JournalError, match="newer than this aumwatch understands"):
+        Journal(path)
+
+
+def test_full_disk_is_reported_as_a_journal_error(tmp_path: Path) -> None:
+    raw, event = _sample("pre-eventgrid.json")
+    with Journal(tmp_path / "j.sqlite3", max_pages=8) as journal:
+        big = raw + " " * 200_000  # far beyond 8 pages
+        with pytest.raises(JournalError, match="disk is full"):
+            journal.record_event(event, big, received_at=T0, message_id="m1")
+        # Nothing half-written, and the journal still works for what fits.
+        assert journal.events() == []
+        assert journal.record_event(event, raw, received_at=T0, message_id="m1") is RecordStatus.NEW
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+def test_read_only_file_is_reported_as_a_journal_error(tmp_path: Path) -> None:
+    raw, event = _sample("pre-eventgrid.json")
+    path = tmp_path / "j.sqlite3"
+    Journal(path).close()
+    for p in tmp_path.iterdir():
+        p.chmod(0o444)
+    tmp_path.chmod(0o555)
+    try:
+        with pytest.raises(JournalError, match=r"read-only|cannot open"):
+            journal = Journal(path)
+            journal.record_event(event, raw, received_at=T0, message_id="m1")
+    finally:
+        tmp_path.chmod(0o755)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+def test_unwritable_directory_is_reported_as_a_journal_error(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    try:
+        with pytest.raises(JournalError, match=re.escape(str(locked))):
+            Journal(locked / "sub" / "j.sqlite3")
+    finally:
+        locked.chmod(0o755)
+
+
+def test_concurrent_writers_from_threads_record_each_event_once(journal: Journal) -> None:
+    raw, event = _sample("pre-eventgrid.json")
+    statuses: list[RecordStatus] = []
+    barrier = threading.Barrier(8)
+
+    def write(n: int) -> None:
+        barrier.wait()
+        statuses.append(journal.record_event(event, raw, received_at=T0, message_id=f"m{n}"))
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(statuses) == sorted([RecordStatus.NEW] + [RecordStatus.DUPLICATE] * 7)
+    assert journal.events()[0].duplicate_deliveries == 7
+
+
+def test_naive_received_at_is_refused(journal: Journal) -> None:
+    raw, event = _sample("pre-eventgrid.json")
+    with pytest.raises(ValueError, match="naive"):
+        journal.record_event(event, raw, received_at=datetime(2026, 1, 1), message_id="m")
+
+
+def test_parent_that_is_a_file_is_reported_as_a_journal_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(JournalError, match="cannot create its directory"):
+        Journal(blocker / "j.sqlite3")
