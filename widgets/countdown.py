@@ -1,0 +1,187 @@
+"""A label and the time left to a stored deadline, ticking once a second from an injected clock."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from rich.console import Group, RenderableType
+from rich.text import Text
+from textual.message import Message
+from textual.renderables.digits import DIGITS as BIG_DIGIT_CHARS
+from textual.renderables.digits import Digits as BigDigits
+from textual.timer import Timer
+from textual.widgets import Static
+
+from widgets.sanitize import sanitize
+
+LABEL_MAX_LEN = 60
+
+
+def format_remaining(delta: timedelta) -> str:
+    """Format a time left compactly: "06:12" under an hour, "1:02:03" under a day, "2d 4h".
+
+    Seconds are rounded up, so "00:00" appears only once the deadline is reached and a
+    window that closes in 0.3 s still reads "00:01". A negative delta reads "00:00".
+    """
+    seconds = max(0, math.ceil(delta.total_seconds()))
+    if seconds < 3600:
+        minutes, secs = divmod(seconds, 60)
+        return f"{minutes:02d}:{secs:02d}"
+    if seconds < 86400:
+        hours, rest = divmod(seconds, 3600)
+        minutes, secs = divmod(rest, 60)
+        return f"{hours}:{minutes:02d}:{secs:02d}"
+    days, rest = divmod(seconds, 86400)
+    return f"{days}d {rest // 3600}h"
+
+
+def _require_aware(value: datetime, what: str) -> None:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware, got naive {value.isoformat()}")
+
+
+class Countdown(Static):
+    """Shows "<label> <time left>", e.g. "cancel closes in 06:12".
+
+    The deadline is stored; the text is recomputed from `now()` once a second (and on
+    `tick()`), and the widget is refreshed only when the text changes. With `large=True`
+    the time is drawn with 3-line digits under the label (4 lines in all) for the run panel.
+    """
+
+    DEFAULT_CSS = """
+    Countdown {
+        height: auto;
+        width: auto;
+    }
+    Countdown.-expired {
+        color: $text-muted;
+    }
+    """
+
+    class Reached(Message):
+        """Posted once when the displayed deadline is reached, so the app can move on."""
+
+        def __init__(self, countdown: Countdown, label: str, deadline: datetime) -> None:
+            super().__init__()
+            self.countdown = countdown
+            self.label = label
+            self.deadline = deadline
+
+        @property
+        def control(self) -> Countdown:
+            """The countdown that reached its deadline."""
+            return self.countdown
+
+    def __init__(
+        self,
+        now: Callable[[], datetime],
+        *,
+        label: str = "",
+        deadline: datetime | None = None,
+        large: bool = False,
+        idle_text: str = "",
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        """Create a countdown.
+
+        Args:
+            now: The app's clock; the widget never reads the system time itself.
+            label: Words before the time, e.g. "cancel closes in".
+            deadline: Timezone-aware deadline, or None for nothing to count down to.
+            large: Draw the time with big digits under the label.
+            idle_text: What to show while there is no deadline.
+        """
+        super().__init__("", markup=False, name=name, id=id, classes=classes)
+        self._now = now
+        self._label = ""
+        self._deadline: datetime | None = None
+        self._large = large
+        self._idle_text = sanitize(idle_text, LABEL_MAX_LEN)
+        self._shown: str | None = None
+        self._reached_posted = False
+        self._timer: Timer | None = None
+        self.set_target(label, deadline)
+
+    @property
+    def label(self) -> str:
+        """The current (sanitized) label."""
+        return self._label
+
+    @property
+    def deadline(self) -> datetime | None:
+        """The stored deadline, or None."""
+        return self._deadline
+
+    @property
+    def text(self) -> str:
+        """The plain text currently shown, e.g. "cancel closes in 06:12"."""
+        return self._shown or ""
+
+    def on_mount(self) -> None:
+        self._timer = self.set_interval(1.0, self.tick)
+        self.tick()
+
+    def set_target(self, label: str, deadline: datetime | None) -> None:
+        """Count down to `deadline` (timezone-aware) under `label`; None shows the idle text.
+
+        Raises:
+            ValueError: `deadline` is naive.
+        """
+        if deadline is not None:
+            _require_aware(deadline, "Countdown deadline")
+        changed = (label, deadline) != (self._label, self._deadline)
+        self._label = sanitize(label, LABEL_MAX_LEN)
+        self._deadline = deadline
+        if changed:
+            self._reached_posted = False
+        self.tick()
+
+    def current_text(self) -> str:
+        """The text the countdown should show at `now()`."""
+        return self._text_at(self._now())
+
+    def _text_at(self, now: datetime) -> str:
+        if self._deadline is None:
+            return self._idle_text
+        remaining = format_remaining(self._deadline - now)
+        return f"{self._label} {remaining}" if self._label else remaining
+
+    def tick(self) -> None:
+        """Recompute the text from the clock; refresh only when it changed.
+
+        Called by the widget's own one-second timer; tests (and an app that moved its clock)
+        may call it directly. It never raises on a bad clock value: it shows "--:--".
+        """
+        try:
+            now = self._now()
+            text = self._text_at(now)
+            reached = self._deadline is not None and now >= self._deadline
+        except (TypeError, ValueError, OverflowError):
+            # A naive or broken clock must not kill the timer callback.
+            text, reached = f"{self._label} --:--".strip(), False
+        self.set_class(reached, "-expired")
+        if text != self._shown:
+            # A layout pass is needed only when the width can change ("59:59" -> "1:00:00").
+            relayout = self._large or len(text) != len(self._shown or "")
+            self._shown = text
+            self.update(self._renderable(text), layout=relayout)
+        # Before mounting there is nobody to tell; on_mount ticks again.
+        if reached and not self._reached_posted and self.is_mounted:
+            assert self._deadline is not None
+            self._reached_posted = True
+            self.post_message(self.Reached(self, self._label, self._deadline))
+
+    def _renderable(self, text: str) -> RenderableType:
+        if not self._large or self._deadline is None:
+            return Text(text, no_wrap=True, overflow="ellipsis", end="")
+        remaining = text[len(self._label) :].strip() if self._label else text
+        if all(char in BIG_DIGIT_CHARS for char in remaining):
+            time_part: RenderableType = BigDigits(remaining, style="bold")
+        else:
+            # "2d 4h" has letters the big-digit font cannot draw.
+            time_part = Text(remaining, style="bold", no_wrap=True, end="")
+        return Group(Text(self._label, style="bold", no_wrap=True, end=""), time_part)
