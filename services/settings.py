@@ -52,6 +52,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from services.window import WindowRules
+
 ENV_PREFIX = "AUMWATCH_"
 CONFIG_ENV = "AUMWATCH_CONFIG"
 
@@ -64,9 +66,9 @@ DEFAULT_CANCEL_API_VERSION = "2023-09-01-preview"
 DEFAULT_POLL_INTERVAL = timedelta(seconds=30)
 #: Polling faster than this only burns the Resource Graph quota (about 15 queries per 5 s).
 MIN_POLL_INTERVAL = timedelta(seconds=10)
-#: Cancellation is honoured from T-40 min until T-10 min (AZURE.md, "Timeline of one run").
-DEFAULT_OPENS_BEFORE = timedelta(minutes=40)
-DEFAULT_CLOSES_BEFORE = timedelta(minutes=10)
+# The window offsets' defaults live in WindowRules (one place for each fact).
+DEFAULT_OPENS_BEFORE = WindowRules().opens_before
+DEFAULT_CLOSES_BEFORE = WindowRules().closes_before
 
 SECRET_NAMES = frozenset({"token", "queue_connection_string"})
 MASK = "********"
@@ -265,6 +267,11 @@ class Settings:
         return bool(self.queue_name and (self.queue_connection_string or self.queue_account_url))
 
     @property
+    def window_rules(self) -> WindowRules:
+        """The cancel-window offsets as the window rules take them."""
+        return WindowRules(self.opens_before, self.closes_before)
+
+    @property
     def journal_path(self) -> Path:
         """The SQLite journal's file."""
         return self.data_dir / "journal.sqlite3"
@@ -427,10 +434,10 @@ def load_settings(
             warnings.append(warning)
     if values["subscriptions"] and values["management_groups"]:
         raise SettingsError("set either subscriptions or management_groups, not both")
-    if values["closes_before"] >= values["opens_before"]:
-        raise SettingsError(
-            "closes_before must be shorter than opens_before (the cancel window would be empty)"
-        )
+    try:
+        WindowRules(values["opens_before"], values["closes_before"])
+    except ValueError as exc:
+        raise SettingsError(f"window: {exc}") from None
     if values["cloud"] == "standin" and not values["arm_endpoint"]:
         raise SettingsError("cloud 'standin' needs arm_endpoint (written by `aumwatch sim`)")
 
