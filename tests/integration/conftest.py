@@ -1,0 +1,147 @@
+"""Shared fixtures for integration tests against the local Azure stand-in.
+
+Reuse these from any integration test (they are generic, not tied to one test file):
+
+* ``standin_clock``: a :class:`ManualClock` at :data:`NOW` (move it with ``.advance``/``.set``).
+* ``standin_world``: an empty :class:`World` on that clock with subscription :data:`SUB`
+  registered. Add configurations, machines and runs before or after the server starts: the
+  server reads the World live.
+* ``standin``: a started :class:`StandInServer` on ``standin_world`` with the Resource Graph
+  quota raised (so tests are not throttled); stopped after the test.
+* ``standin_factory``: ``standin_factory(world, **server_kwargs)`` starts another server (e.g.
+  with the real 15-per-5-s quota or a ScaledClock world); each is stopped after the test.
+* ``maintenance_client`` / ``graph_client`` (sync) and ``aio_maintenance_client`` /
+  ``aio_graph_client`` (async): the real SDK clients pointed at ``standin``.
+  ``sdk_kwargs(server)`` gives the keyword arguments to build more (add ``retry_total=0``
+  etc. as needed).
+* ``StaticTokenCredential`` / ``AsyncStaticTokenCredential``: credentials returning a fixed
+  token (the stand-in's) that never expires.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from azure.core.credentials import AccessToken
+
+from services.clock import ManualClock
+from services.sim.server import StandInServer
+from services.sim.world import World
+
+#: The stand-in's "now" in tests that use ``standin_clock``.
+NOW = datetime(2026, 3, 10, 12, 0, 0, tzinfo=UTC)
+#: The subscription ``standin_world`` starts with.
+SUB = "00000000-0000-4000-8000-000000000001"
+#: A Resource Graph quota high enough that no ordinary test is throttled.
+RELAXED_QUOTA = 100_000
+
+_FAR_FUTURE = int(time.time()) + 10 * 365 * 24 * 3600
+
+
+class StaticTokenCredential:
+    """A sync TokenCredential that always returns the same token."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken(self.token, _FAR_FUTURE)
+
+
+class AsyncStaticTokenCredential:
+    """An async TokenCredential that always returns the same token."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken(self.token, _FAR_FUTURE)
+
+    async def close(self) -> None:
+        return None
+
+    async def __aenter__(self) -> AsyncStaticTokenCredential:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+def sdk_kwargs(server: StandInServer, **extra: Any) -> dict[str, Any]:
+    """Keyword arguments that point an Azure SDK client at ``server``."""
+    return {"base_url": server.endpoint, "connection_verify": server.ca_file, **extra}
+
+
+@pytest.fixture
+def standin_clock() -> ManualClock:
+    return ManualClock(NOW)
+
+
+@pytest.fixture
+def standin_world(standin_clock: ManualClock) -> World:
+    world = World(standin_clock)
+    world.add_subscription(SUB)
+    return world
+
+
+@pytest.fixture
+def standin_factory() -> Iterator[Callable[..., StandInServer]]:
+    started: list[StandInServer] = []
+
+    def start(world: World, **kwargs: Any) -> StandInServer:
+        server = StandInServer(world, **kwargs)
+        server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def standin(standin_world: World,
+            standin_factory: Callable[..., StandInServer]) -> StandInServer:
+    return standin_factory(standin_world, quota_limit=RELAXED_QUOTA)
+
+
+@pytest.fixture
+def maintenance_client(standin: StandInServer) -> Iterator[Any]:
+    from azure.mgmt.maintenance import MaintenanceManagementClient
+
+    client = MaintenanceManagementClient(StaticTokenCredential(standin.token), SUB,
+                                         **sdk_kwargs(standin))
+    with client:
+        yield client
+
+
+@pytest.fixture
+def graph_client(standin: StandInServer) -> Iterator[Any]:
+    from azure.mgmt.resourcegraph import ResourceGraphClient
+
+    client = ResourceGraphClient(StaticTokenCredential(standin.token), **sdk_kwargs(standin))
+    with client:
+        yield client
+
+
+@pytest.fixture
+async def aio_maintenance_client(standin: StandInServer) -> AsyncIterator[Any]:
+    from azure.mgmt.maintenance.aio import MaintenanceManagementClient
+
+    client = MaintenanceManagementClient(AsyncStaticTokenCredential(standin.token), SUB,
+                                         **sdk_kwargs(standin))
+    async with client:
+        yield client
+
+
+@pytest.fixture
+async def aio_graph_client(standin: StandInServer) -> AsyncIterator[Any]:
+    from azure.mgmt.resourcegraph.aio import ResourceGraphClient
+
+    client = ResourceGraphClient(AsyncStaticTokenCredential(standin.token), **sdk_kwargs(standin))
+    async with client:
+        yield client
