@@ -341,7 +341,8 @@ _BASE64_ALPHABET = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 
 
 def _from_base64(text: str) -> str:
-    compact = "".join(text.split())  # tools wrap base64 at 76 columns
+    # Tools wrap base64 at 76 columns: line breaks are fine, spaces inside are not.
+    compact = text.replace("\r", "").replace("\n", "")
     if not compact or _BASE64_ALPHABET.fullmatch(compact) is None:
         raise EventDecodeError("neither JSON nor base64 text")
     if len(compact) % 4:
@@ -353,7 +354,9 @@ def _from_base64(text: str) -> str:
     try:
         return payload.decode("utf-8").lstrip("\ufeff").strip()
     except UnicodeDecodeError:
-        raise EventDecodeError("base64 text whose content is not UTF-8 text") from None
+        raise EventDecodeError(
+            "neither JSON nor base64 of JSON: as base64, its content is not UTF-8 text"
+        ) from None
 
 
 def _parse_payload(text: str) -> Any:
@@ -367,7 +370,9 @@ def _parse_payload(text: str) -> Any:
         pass
     decoded = _from_base64(text)
     if not decoded or decoded[0] not in "{[":
-        raise EventDecodeError("base64 text whose content is not a JSON object or list")
+        raise EventDecodeError(
+            "neither JSON nor base64 of JSON: as base64, its content is not a JSON object or list"
+        )
     return _loads(decoded, "base64 content")
 
 
