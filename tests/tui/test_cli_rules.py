@@ -214,6 +214,16 @@ def test_decode_reads_a_text_only_stdin(
     assert code == 0 and json.loads(out)[0]["status"] == "Succeeded"
 
 
+def test_decode_text_only_stdin_with_bad_utf8_exits_1(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream = io.TextIOWrapper(io.BytesIO(b"\xff\xfe{}"), encoding="utf-8")
+    monkeypatch.setattr("sys.stdin", io.StringIO())
+    monkeypatch.setattr("sys.stdin.read", stream.read)
+    code, out, err = run(capsys, "events", "decode")
+    assert code == 1 and out == "" and "not UTF-8" in err
+
+
 def test_decode_json_has_exactly_the_contract_keys(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "events", "decode", str(SAMPLES / "pre-eventgrid.json"), "--json")
     assert code == 0

@@ -79,6 +79,8 @@ def _read_message(stream: BinaryIO | None, text_stream: object, name: str) -> by
         return text_stream.read(limit)  # type: ignore[attr-defined, no-any-return]
     except OSError as exc:
         raise CliError(f"cannot read {name}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:  # a text-only stdin (no .buffer) fed bytes that are not UTF-8
+        raise CliError(f"{name}: not UTF-8 text") from None
 
 
 def _read_input(file: str | None) -> tuple[bytes | str, str]:
