@@ -227,7 +227,9 @@ class StandInServer:
         self._stop_event = asyncio.Event()
         app = web.Application(client_max_size=4 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # A short grace: a "slow" fault must not hold stop() for its whole delay.
+        runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                               shutdown_timeout=0.5)
         await runner.setup()
         try:
             site = web.TCPSite(runner, self.host, self.port, ssl_context=ssl_context)

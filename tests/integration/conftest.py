@@ -16,13 +16,15 @@ Reuse these from any integration test (they are generic, not tied to one test fi
   etc. as needed).
 * ``StaticTokenCredential`` / ``AsyncStaticTokenCredential``: credentials returning a fixed
   token (the stand-in's) that never expires.
+* ``config_object(name, rg, sub)`` and ``add_run(world, config, start, ...)``: builders for a
+  configuration's ARM object and a run (with machines) in a World.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -30,7 +32,7 @@ from azure.core.credentials import AccessToken
 
 from services.clock import ManualClock
 from services.sim.server import StandInServer
-from services.sim.world import World
+from services.sim.world import MachineResult, SimMachine, SimRun, World, run_name_for
 
 #: The stand-in's "now" in tests that use ``standin_clock``.
 NOW = datetime(2026, 3, 10, 12, 0, 0, tzinfo=UTC)
@@ -69,6 +71,58 @@ class AsyncStaticTokenCredential:
 
     async def __aexit__(self, *exc: object) -> None:
         return None
+
+
+def config_object(name: str, rg: str = "rg-patch", sub: str = SUB) -> dict[str, Any]:
+    """A maintenance configuration as ARM returns it (weekly, Saturday 02:00 Amsterdam)."""
+    return {
+        "id": f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Maintenance/"
+              f"maintenanceConfigurations/{name}",
+        "name": name,
+        "type": "Microsoft.Maintenance/maintenanceConfigurations",
+        "location": "westeurope",
+        "tags": {},
+        "properties": {
+            "maintenanceScope": "InGuestPatch",
+            "visibility": "Custom",
+            "maintenanceWindow": {
+                "startDateTime": "2026-01-01 02:00", "expirationDateTime": None,
+                "duration": "03:00", "timeZone": "W. Europe Standard Time",
+                "recurEvery": "Week Saturday",
+            },
+            "installPatches": {"rebootSetting": "IfRequired"},
+            "extensionProperties": {"InGuestPatchMode": "User"},
+        },
+    }
+
+
+def add_run(world: World, config: dict[str, Any], start: datetime, *, status: str = "Pending",
+            machines: int = 0, duration: timedelta = timedelta(hours=3),
+            machine_status: str = "NotStarted") -> SimRun:
+    """Add the configuration (if new), ``machines`` assigned VMs and a run starting at ``start``."""
+    if world.get_configuration(config["id"]) is None:
+        world.add_configuration(config)
+    sub = config["id"].split("/")[2]
+    rg = config["id"].split("/")[4]
+    machine_ids = []
+    for i in range(machines):
+        mid = (f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/"
+               f"virtualMachines/{config['name']}-vm{i:03d}")
+        if world.get_configuration(config["id"]) is not None and not any(
+                m.id == mid for m in world.machines_of(config["id"])):
+            world.add_machine(SimMachine(id=mid, name=mid.rsplit("/", 1)[-1],
+                                         subscription_id=sub, resource_group=rg))
+            world.assign(mid, config["id"])
+        machine_ids.append(mid)
+    run = SimRun(
+        correlation_id=f"{config['id']}/providers/microsoft.maintenance/applyupdates/"
+                       f"{run_name_for(start)}",
+        configuration_id=config["id"], start=start, end=start + duration, status=status,
+        machine_ids=machine_ids,
+        results={mid: MachineResult(status=machine_status) for mid in machine_ids},
+    )
+    world.upsert_run(run)
+    return run
 
 
 def sdk_kwargs(server: StandInServer, **extra: Any) -> dict[str, Any]:

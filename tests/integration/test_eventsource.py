@@ -1,0 +1,224 @@
+"""The queue event source against a real Azurite: peek, consume, crash safety, undecodables."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.clock import ManualClock
+from services.eventsource import PEEK_LIMIT, EventSource, make_queue_client
+from services.journal import Journal
+from services.sim.azurite import Azurite
+
+pytestmark = pytest.mark.integration
+
+SAMPLES = Path("/work/shared/samples/events")
+ROOT = Path(__file__).resolve().parents[2]
+NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def azurite() -> Iterator[Azurite]:
+    server = Azurite().start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+async def queue(azurite: Azurite) -> AsyncIterator[Any]:
+    client = make_queue_client(f"q{uuid.uuid4().hex[:12]}",
+                               connection_string=azurite.connection_string)
+    async with client:
+        await client.create_queue()
+        yield client
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    with Journal(tmp_path / "journal.sqlite3") as j:
+        yield j
+
+
+def pre_event(run: str = "20260310124000", event_id: str | None = None) -> str:
+    """A pre-event queue message, base64 of Event Grid JSON, as Event Grid writes it."""
+    event = json.loads((SAMPLES / "pre-eventgrid.json").read_text())
+    cid = event["id"].rsplit("/", 1)[0] + "/" + run
+    event["id"] = event_id or cid
+    event["data"]["CorrelationId"] = cid
+    return base64.b64encode(json.dumps(event).encode()).decode()
+
+
+async def depth(queue: Any) -> int:
+    return (await queue.get_queue_properties()).approximate_message_count
+
+
+async def test_peek_sees_events_without_removing_them(queue: Any, journal: Journal) -> None:
+    await queue.send_message(pre_event("20260310124000"))
+    await queue.send_message(pre_event("20260310130000"))
+    source = EventSource(queue, clock=ManualClock(NOW), journal=journal)
+    batch = await source.poll()
+    assert batch.error is None
+    assert [e.event.run_name for e in batch.events] == ["20260310124000", "20260310130000"]
+    assert batch.fetched_at == NOW and batch.depth == 2 and not batch.truncated
+    assert all(e.received_at == NOW and not e.duplicate for e in batch.events)
+    assert await depth(queue) == 2
+    # Another consumer still gets every message.
+    assert len(await queue.peek_messages(max_messages=32)) == 2
+    # The next poll shows nothing twice.
+    again = await source.poll()
+    assert again.events == () and again.duplicates == ()
+    assert len(journal.events()) == 2
+
+
+async def test_peek_flags_a_second_delivery_of_the_same_event(queue: Any) -> None:
+    await queue.send_message(pre_event())
+    await queue.send_message(pre_event())  # Event Grid: at least once
+    source = EventSource(queue, clock=ManualClock(NOW))
+    batch = await source.poll()
+    assert len(batch.events) == 1
+    assert batch.duplicate_count == 1 and batch.duplicates[0].duplicate
+    assert batch.duplicates[0].to_json()["duplicate"] is True
+
+
+async def test_peek_warns_when_the_queue_holds_more_than_a_peek_sees(queue: Any) -> None:
+    for n in range(PEEK_LIMIT + 3):
+        await queue.send_message(pre_event(f"202603101{n:03d}00"))
+    batch = await EventSource(queue, clock=ManualClock(NOW)).poll()
+    assert len(batch.events) == PEEK_LIMIT
+    assert batch.depth == PEEK_LIMIT + 3
+    assert batch.truncated
+    assert batch.warning is not None and "35 messages" in batch.warning
+
+
+async def test_undecodable_message_is_journaled_and_shown_escaped(
+    queue: Any, journal: Journal
+) -> None:
+    await queue.send_message("not an event \x1b[31m{")
+    source = EventSource(queue, clock=ManualClock(NOW), journal=journal)
+    batch = await source.poll()
+    [item] = batch.undecodable
+    assert "\x1b" not in item.raw_preview and "\\x1b[31m" in item.raw_preview
+    assert item.to_json()["undecodable"] is True and item.reason
+    [row] = journal.undecodable()
+    assert row.raw_text == "not an event \x1b[31m{"
+    assert (await source.poll()).undecodable == ()  # not shown twice
+    assert await depth(queue) == 1  # peek removed nothing
+
+
+async def test_consume_journals_then_deletes(queue: Any, journal: Journal) -> None:
+    await queue.send_message(pre_event())
+    await queue.send_message("garbage")
+    source = EventSource(queue, clock=ManualClock(NOW), journal=journal, mode="consume")
+    batch = await source.poll()
+    assert batch.error is None
+    assert len(batch.events) == 1 and len(batch.undecodable) == 1
+    assert len(journal.events()) == 1 and len(journal.undecodable()) == 1
+    assert await depth(queue) == 0
+
+
+async def test_consume_does_not_delete_when_the_journal_cannot_write(
+    queue: Any, journal: Journal
+) -> None:
+    await queue.send_message(pre_event())
+    source = EventSource(queue, clock=ManualClock(NOW), journal=journal, mode="consume",
+                         visibility_timeout=1)
+    journal.close()  # every write now fails
+    batch = await source.poll()
+    assert batch.error is not None and "journal" in batch.error
+    assert batch.events == ()
+    assert await depth(queue) == 1  # still there, hidden until the visibility timeout
+
+
+async def test_a_missing_queue_is_one_error_line_not_an_exception(azurite: Azurite) -> None:
+    client = make_queue_client("does-not-exist", connection_string=azurite.connection_string)
+    async with client:
+        batch = await EventSource(client, clock=ManualClock(NOW)).poll()
+    assert batch.error is not None and "\n" not in batch.error
+    assert "404" in batch.error or "not" in batch.error.lower()
+
+
+# -- crash safety ----------------------------------------------------------------------------
+
+_CRASHING_CONSUMER = """
+import asyncio, os, signal, sys
+from datetime import UTC, datetime
+from services.clock import ManualClock
+from services.eventsource import EventSource, make_queue_client
+from services.journal import Journal
+
+conn, name, path, point = sys.argv[1:5]
+
+class KillingJournal(Journal):
+    def record_event(self, *a, **kw):
+        if point == "before-journal":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().record_event(*a, **kw)
+
+class KillingQueue:
+    def __init__(self, inner): self._inner = inner
+    def __getattr__(self, attr): return getattr(self._inner, attr)
+    async def delete_message(self, *a, **kw):
+        os.kill(os.getpid(), signal.SIGKILL)  # received and journaled, never deleted
+
+async def main():
+    async with make_queue_client(name, connection_string=conn) as queue:
+        source = EventSource(KillingQueue(queue), clock=ManualClock(datetime.now(UTC)),
+                             journal=KillingJournal(path), mode="consume", visibility_timeout=1)
+        await source.poll()
+
+asyncio.run(main())
+sys.exit(3)  # not reached
+"""
+
+
+async def _poll_until_something(source: EventSource, timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        batch = await source.poll()
+        if batch.events or batch.redelivered or batch.undecodable or batch.error:
+            return batch
+        if time.monotonic() > deadline:
+            raise AssertionError("the message never reappeared after its visibility timeout")
+        await asyncio.sleep(0.2)  # Azurite's real clock hides the message for 1 s
+
+
+@pytest.mark.parametrize("point", ["before-delete", "before-journal"])
+async def test_consumer_killed_mid_message_loses_and_duplicates_nothing(
+    queue: Any, azurite: Azurite, tmp_path: Path, point: str
+) -> None:
+    await queue.send_message(pre_event())
+    path = tmp_path / "journal.sqlite3"
+    proc = subprocess.run(
+        [sys.executable, "-c", _CRASHING_CONSUMER, azurite.connection_string, queue.queue_name,
+         str(path), point],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    with Journal(path) as journal:
+        journaled_by_first = len(journal.events())
+        assert journaled_by_first == (1 if point == "before-delete" else 0)
+        assert await depth(queue) == 1  # the message is still in the queue (hidden)
+
+        source = EventSource(queue, clock=ManualClock(NOW), journal=journal, mode="consume")
+        batch = await _poll_until_something(source)
+        assert batch.error is None
+        if point == "before-delete":
+            assert batch.redelivered == 1 and batch.events == ()  # a no-op
+        else:
+            assert len(batch.events) == 1
+        assert len(journal.events()) == 1  # exactly once
+        assert await depth(queue) == 0
