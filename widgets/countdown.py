@@ -183,5 +183,5 @@ class Countdown(Static):
             time_part: RenderableType = BigDigits(remaining, style="bold")
         else:
             # "2d 4h" has letters the big-digit font cannot draw.
-            time_part = Text(remaining, style="bold", no_wrap=True, end="")
-        return Group(Text(self._label, style="bold", no_wrap=True, end=""), time_part)
+            time_part = Text(remaining, style="bold", no_wrap=True)
+        return Group(Text(self._label, style="bold", no_wrap=True), time_part)

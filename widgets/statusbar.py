@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from rich.console import Group, RenderableType
+from rich.console import RenderableType
 from rich.text import Text
 from textual.geometry import Size
 from textual.widget import Widget
@@ -213,7 +213,8 @@ class StatusBar(Widget):
         return 2 if self._data.last_error else 1
 
     def render(self) -> RenderableType:
-        return Group(*status_lines(self._data, self.size.width))
+        # Text.join, not Group: each line is a one-line Text without a trailing newline.
+        return Text("\n", no_wrap=True, end="").join(status_lines(self._data, self.size.width))
 
     def plain_lines(self) -> list[str]:
         """The text of each line as drawn at the current width (for tests and export)."""

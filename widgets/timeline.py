@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from rich.console import Group, RenderableType
+from rich.console import RenderableType
 from rich.text import Text
 from textual.widget import Widget
 
@@ -307,4 +307,7 @@ class Timeline(Widget):
         width = self.size.width
         if self._data is None or width < 1:
             return Text("")
-        return Group(*timeline_rows(self._data, width, self._pre_fraction))
+        # Text.join, not Group: each row is a one-line Text without a trailing newline.
+        return Text("\n", no_wrap=True, end="").join(
+            timeline_rows(self._data, width, self._pre_fraction)
+        )

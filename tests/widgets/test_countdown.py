@@ -1,0 +1,137 @@
+"""Countdown widget: text follows the injected clock, redraws only on change, posts Reached."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from textual import on
+from textual.app import App, ComposeResult
+from textual.geometry import Region
+
+from widgets.countdown import Countdown
+
+T = datetime(2026, 3, 1, 14, 50, tzinfo=UTC)
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+
+
+class CountdownApp(App[None]):
+    def __init__(self, clock: FakeClock, large: bool = False) -> None:
+        super().__init__()
+        self.clock = clock
+        self.large = large
+        self.reached: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        yield Countdown(self.clock, label="cancel closes in", deadline=T, large=self.large)
+
+    @on(Countdown.Reached)
+    def _reached(self, message: Countdown.Reached) -> None:
+        self.reached.append(message.label)
+
+
+def screen_text(widget: Countdown) -> list[str]:
+    region = Region(0, 0, widget.size.width, widget.size.height)
+    return [strip.text.rstrip() for strip in widget.render_lines(region)]
+
+
+async def test_text_follows_the_injected_clock() -> None:
+    clock = FakeClock(T - timedelta(minutes=6, seconds=12))
+    app = CountdownApp(clock)
+    async with app.run_test(size=(80, 24)) as pilot:
+        countdown = app.query_one(Countdown)
+        await pilot.pause()
+        assert countdown.text == "cancel closes in 06:12"
+        assert screen_text(countdown) == ["cancel closes in 06:12"]
+
+        clock.advance(seconds=12)
+        countdown.tick()
+        await pilot.pause()
+        assert screen_text(countdown) == ["cancel closes in 06:00"]
+
+        countdown.set_target("starts in", clock.now + timedelta(hours=1, minutes=2, seconds=3))
+        await pilot.pause()
+        assert screen_text(countdown) == ["starts in 1:02:03"]
+
+
+async def test_redraws_only_when_the_text_changes() -> None:
+    clock = FakeClock(T - timedelta(minutes=5))
+    app = CountdownApp(clock)
+    async with app.run_test(size=(80, 24)):
+        countdown = app.query_one(Countdown)
+        updates: list[object] = []
+        original = countdown.update
+        countdown.update = lambda *a, **k: updates.append(a) or original(*a, **k)  # type: ignore[method-assign]
+        clock.advance(seconds=0.2)  # 4:59.8 left still reads 05:00 (rounded up)
+        countdown.tick()
+        assert updates == []
+        clock.advance(seconds=1)
+        countdown.tick()
+        assert len(updates) == 1
+        assert countdown.text == "cancel closes in 04:59"
+
+
+async def test_reaching_the_deadline_posts_once_and_reads_zero() -> None:
+    clock = FakeClock(T - timedelta(seconds=1))
+    app = CountdownApp(clock)
+    async with app.run_test(size=(80, 24)) as pilot:
+        countdown = app.query_one(Countdown)
+        await pilot.pause()
+        assert app.reached == []
+        clock.advance(seconds=1)
+        countdown.tick()
+        countdown.tick()
+        await pilot.pause()
+        assert countdown.text == "cancel closes in 00:00"
+        assert countdown.has_class("-expired")
+        assert app.reached == ["cancel closes in"]
+
+
+async def test_no_deadline_shows_idle_text_and_naive_deadline_is_refused() -> None:
+    clock = FakeClock(T)
+    app = CountdownApp(clock)
+    async with app.run_test(size=(80, 24)) as pilot:
+        countdown = app.query_one(Countdown)
+        countdown.set_target("nothing", None)
+        await pilot.pause()
+        assert countdown.text == ""
+        with pytest.raises(ValueError, match="timezone-aware"):
+            countdown.set_target("x", datetime(2026, 3, 1, 15, 0))
+
+
+async def test_label_is_literal_and_control_characters_are_escaped() -> None:
+    clock = FakeClock(T - timedelta(minutes=1))
+    app = CountdownApp(clock)
+    async with app.run_test(size=(80, 24)) as pilot:
+        countdown = app.query_one(Countdown)
+        countdown.set_target("[bold red]x[/] \x1b[31m", T)
+        await pilot.pause()
+        assert screen_text(countdown) == ["[bold red]x[/] \\x1b[31m 01:00"]
+
+
+async def test_large_variant_uses_big_digits_and_fits_80x24() -> None:
+    clock = FakeClock(T - timedelta(minutes=6, seconds=12))
+    app = CountdownApp(clock, large=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        countdown = app.query_one(Countdown)
+        await pilot.pause()
+        lines = screen_text(countdown)
+        assert lines[0] == "cancel closes in"
+        assert len(lines) == 4  # label + three rows of digits
+        assert countdown.size.width <= 80
+        # Days cannot be drawn with the digit font; they fall back to bold text.
+        countdown.set_target("starts in", T + timedelta(days=2, hours=4))
+        await pilot.pause()
+        assert screen_text(countdown)[:2] == ["starts in", "2d 4h"]
