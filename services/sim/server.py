@@ -162,6 +162,11 @@ class StandInServer:
         self._stopped = False
         self._graph: Any = None
 
+    @property
+    def graph_table_loads(self) -> int:
+        """How often the Resource Graph tables were loaded from the World (cache check)."""
+        return self._graph.loads if self._graph is not None else 0
+
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         """Start serving; returns once the server accepts connections (raises if it cannot)."""

@@ -138,7 +138,7 @@ def test_next_link_pages_cover_every_configuration(
         link = body.get("nextLink")
         next_path = link[len(server.endpoint):] if link else None
     assert [len(p) for p in pages] == [100, 100, 50]
-    assert sorted(sum(pages, [])) == [f"cfg-{i:03d}" for i in range(250)]
+    assert sorted(n for page in pages for n in page) == [f"cfg-{i:03d}" for i in range(250)]
 
 
 def test_stable_sdk_pager_does_not_follow_next_link(
