@@ -173,6 +173,8 @@ class Schedule:
                     return
                 if start < lower or (last is not None and start <= last):
                     continue
+                if start > self._latest_start:
+                    return
                 last = start
                 yield Occurrence(start, start + self.duration)
             period += 1
@@ -208,7 +210,7 @@ class Schedule:
                 starts = self._period_starts(period)
             except (OverflowError, ValueError):
                 starts = []
-            candidates = [s for s in starts if self.start <= s < upper]
+            candidates = [s for s in starts if self.start <= s < upper and s <= self._latest_start]
             if candidates:
                 start = max(candidates)
                 return Occurrence(start, start + self.duration)
@@ -241,9 +243,7 @@ class Schedule:
         found: list[str] = []
         duration = _format_hours_minutes(self.duration)
         if not IN_GUEST_MIN_DURATION <= self.duration <= IN_GUEST_MAX_DURATION:
-            found.append(
-                f"duration {duration} is outside the in-guest patching limits 1:30..3:55"
-            )
+            found.append(f"duration {duration} is outside the in-guest patching limits 1:30..3:55")
         interval = self.interval_hint
         if interval < IN_GUEST_MIN_INTERVAL:
             found.append(
@@ -328,6 +328,11 @@ class Schedule:
                     anchor = first + relativedelta(day=31, weekday=RD_WEEKDAYS[rule.weekday](-1))
                 dates = [anchor + timedelta(days=rule.offset)]
         return [self._resolve(datetime.combine(d, wall)) for d in dates]
+
+    @cached_property
+    def _latest_start(self) -> datetime:
+        """The last start whose window still ends before datetime's year-9999 limit."""
+        return datetime.max.replace(tzinfo=UTC) - self.duration
 
     @cached_property
     def _never_occurs(self) -> bool:
@@ -545,10 +550,10 @@ def _iana_zones() -> dict[str, str]:
 
 def _parse_wall_time(part: str, value: str) -> datetime:
     if not isinstance(value, str):
-        raise ScheduleError(f"{part} {value!r}: expected a string \"YYYY-MM-DD hh:mm\"")
+        raise ScheduleError(f'{part} {value!r}: expected a string "YYYY-MM-DD hh:mm"')
     match = _DATETIME_RE.fullmatch(value.strip())
     if match is None:
-        raise ScheduleError(f"{part} {value!r}: expected \"YYYY-MM-DD hh:mm\"")
+        raise ScheduleError(f'{part} {value!r}: expected "YYYY-MM-DD hh:mm"')
     year, month, day, hour, minute, second = (int(g) if g else 0 for g in match.groups())
     try:
         return datetime(year, month, day, hour, minute, second)
@@ -559,7 +564,7 @@ def _parse_wall_time(part: str, value: str) -> datetime:
 def _parse_duration(value: str) -> timedelta:
     match = _DURATION_RE.fullmatch(value.strip()) if isinstance(value, str) else None
     if match is None:
-        raise ScheduleError(f"duration {value!r}: expected \"HH:mm\"")
+        raise ScheduleError(f'duration {value!r}: expected "HH:mm"')
     hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
     if minutes > 59 or seconds > 59:
         raise ScheduleError(f"duration {value!r}: minutes and seconds must be 0..59")
