@@ -107,14 +107,14 @@ async def test_peek_warns_when_the_queue_holds_more_than_a_peek_sees(queue: Any)
 async def test_undecodable_message_is_journaled_and_shown_escaped(
     queue: Any, journal: Journal
 ) -> None:
-    await queue.send_message("not an event \x1b[31m{")
+    await queue.send_message("not an event\t[bold red]{")
     source = EventSource(queue, clock=ManualClock(NOW), journal=journal)
     batch = await source.poll()
     [item] = batch.undecodable
-    assert "\x1b" not in item.raw_preview and "\\x1b[31m" in item.raw_preview
+    assert "\t" not in item.raw_preview and "\\t[bold red]" in item.raw_preview
     assert item.to_json()["undecodable"] is True and item.reason
     [row] = journal.undecodable()
-    assert row.raw_text == "not an event \x1b[31m{"
+    assert row.raw_text == "not an event\t[bold red]{"
     assert (await source.poll()).undecodable == ()  # not shown twice
     assert await depth(queue) == 1  # peek removed nothing
 

@@ -1,0 +1,359 @@
+"""The maintenance events queue, read in ``peek`` or ``consume`` mode (DESIGN.md "Events").
+
+* ``peek`` (default) changes nothing in the queue: other consumers keep every message. A peek
+  sees at most the first 32 messages, so each poll also reads the queue's approximate depth and
+  warns when it holds more than a peek can see.
+* ``consume`` is for a queue dedicated to aumwatch: a message is received (hidden for the
+  visibility timeout), its events are written to the journal and committed, and only then is
+  the message deleted. A crash between the two leaves the message to reappear after the
+  visibility timeout; the journal already holds its events under that message id, so the
+  re-delivery is a no-op. Every message is therefore either still in the queue or in the
+  journal, and none is journaled twice.
+
+Message text is read raw (the SDK's default, no decode policy: AZURE.md says its base64 policy
+breaks on non-base64 text) and decoded by :func:`services.events.decode_message`. A message that
+does not decode is kept: journaled raw with the reason and reported in the batch (in consume
+mode it is deleted only after being journaled). Event Grid delivers at least once, so a second
+delivery of an event (same id and type, another message) is counted and flagged, never shown as
+a new event.
+
+Each :meth:`EventSource.poll` returns one frozen :class:`EventBatch` and never raises: a
+failure (queue unreachable, unauthorized, journal full) is its ``error`` line.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from services.clock import Clock, ensure_utc
+from services.errors import service_error
+from services.events import EventDecodeError, MaintenanceEvent, decode_message
+from services.journal import Journal, JournalError, RecordStatus
+
+Mode = Literal["peek", "consume"]
+MODES: tuple[Mode, ...] = ("peek", "consume")
+
+#: The most messages one peek (or one receive) can return (Storage Queue service limit).
+PEEK_LIMIT = 32
+PREVIEW_CHARS = 200
+
+
+@dataclass(frozen=True)
+class ReceivedEvent:
+    """One event as this source got it. ``duplicate`` marks a second delivery of an event
+    already seen (same id and type, another message)."""
+
+    event: MaintenanceEvent
+    received_at: datetime
+    message_id: str | None
+    inserted_at: datetime | None
+    duplicate: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """The event's JSON plus ``received_at`` and ``duplicate`` (``events tail --json``)."""
+        out = self.event.to_json()
+        out["received_at"] = _iso_z(self.received_at)
+        out["duplicate"] = self.duplicate
+        return out
+
+
+@dataclass(frozen=True)
+class UndecodableMessage:
+    """A message that holds no valid event: why, and the start of its text, escaped."""
+
+    reason: str
+    raw_preview: str
+    received_at: datetime
+    message_id: str | None
+    inserted_at: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "undecodable": True,
+            "reason": self.reason,
+            "raw_preview": self.raw_preview,
+            "received_at": _iso_z(self.received_at),
+            "message_id": self.message_id,
+        }
+
+
+@dataclass(frozen=True)
+class EventBatch:
+    """What one poll found.
+
+    ``events`` are new (shown once); ``duplicates`` are further deliveries of events already
+    seen (flagged, not shown as new); ``redelivered`` counts consume-mode messages whose events
+    were already journaled (a re-delivery after a crash: deleted, nothing new). ``depth`` is the
+    queue's approximate message count; ``truncated`` is True when a peek could not see them all,
+    with ``warning`` saying so. ``error`` is the one-line failure of this poll, if any.
+    """
+
+    mode: Mode
+    fetched_at: datetime
+    events: tuple[ReceivedEvent, ...] = ()
+    duplicates: tuple[ReceivedEvent, ...] = ()
+    undecodable: tuple[UndecodableMessage, ...] = ()
+    redelivered: int = 0
+    depth: int | None = None
+    truncated: bool = False
+    warning: str | None = None
+    error: str | None = None
+
+    @property
+    def duplicate_count(self) -> int:
+        return len(self.duplicates)
+
+
+def raw_preview(text: str, limit: int = PREVIEW_CHARS) -> str:
+    """The start of an untrusted message, safe to print: control and other non-printable
+    characters escaped (``\\x1b``, ``\\n``), cut at ``limit`` characters with an ellipsis."""
+    out: list[str] = []
+    size = 0
+    for char in text:
+        piece = char if char.isprintable() else repr(char)[1:-1]
+        if size + len(piece) > limit:
+            out.append("…")
+            break
+        out.append(piece)
+        size += len(piece)
+    return "".join(out)
+
+
+def make_queue_client(
+    queue_name: str,
+    *,
+    connection_string: str | None = None,
+    account_url: str | None = None,
+    credential: Any = None,
+    **kwargs: Any,
+) -> Any:
+    """An ``azure.storage.queue.aio.QueueClient`` from a connection string, or an account URL
+    plus a credential (Entra ID, preferred). Message text is left raw (no decode policy).
+
+    Extra keyword arguments go to the client (``connection_verify`` and the like).
+    """
+    if not queue_name:
+        raise ValueError("no queue name: set queue.name in the config file or AUMWATCH_QUEUE_NAME")
+    if connection_string and account_url:
+        raise ValueError("give either a queue connection string or an account URL, not both")
+    from azure.storage.queue.aio import QueueClient
+
+    if connection_string:
+        return QueueClient.from_connection_string(connection_string, queue_name, **kwargs)
+    if account_url:
+        if credential is None:
+            raise ValueError(f"queue account URL {account_url} needs a credential (Entra ID)")
+        return QueueClient(account_url, queue_name, credential=credential, **kwargs)
+    raise ValueError(
+        "no queue configured: set queue.account_url (Entra ID) or a connection string in the "
+        "environment or the config file"
+    )
+
+
+class _Seen:
+    """A bounded set: remembers the most recent ``limit`` keys (a long tail must not grow
+    without bound; anything older than that is long gone from a peekable queue)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._keys: OrderedDict[Hashable, None] = OrderedDict()
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._keys
+
+    def add(self, key: Hashable) -> None:
+        self._keys[key] = None
+        self._keys.move_to_end(key)
+        while len(self._keys) > self._limit:
+            self._keys.popitem(last=False)
+
+
+class EventSource:
+    """Polls one queue (an ``aio`` QueueClient, already constructed) in peek or consume mode.
+
+    ``journal`` is optional in peek mode (events are then only deduplicated in memory) and
+    required in consume mode. ``visibility_timeout`` (seconds) is how long a received message
+    stays hidden before it reappears, should this process die before deleting it.
+    """
+
+    def __init__(
+        self,
+        queue: Any,
+        *,
+        clock: Clock,
+        journal: Journal | None = None,
+        mode: Mode = "peek",
+        visibility_timeout: int = 60,
+        seen_limit: int = 10_000,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"queue mode must be peek or consume, not {mode!r}")
+        if mode == "consume" and journal is None:
+            raise ValueError("consume mode needs the journal (messages are deleted only once "
+                             "their events are journaled)")
+        if visibility_timeout < 1:
+            raise ValueError(f"visibility_timeout must be at least 1 s, got {visibility_timeout}")
+        self.queue = queue
+        self.mode: Mode = mode
+        self._clock = clock
+        self._journal = journal
+        self._visibility = visibility_timeout
+        self._messages = _Seen(seen_limit)
+        self._events = _Seen(seen_limit)
+
+    @property
+    def queue_name(self) -> str:
+        return str(getattr(self.queue, "queue_name", "") or "")
+
+    async def poll(self) -> EventBatch:
+        """Read once; never raises (failures are the batch's ``error``)."""
+        fetched_at = ensure_utc(self._clock.now())
+        collector = _Collector(fetched_at)
+        depth: int | None = None
+        try:
+            props = await self.queue.get_queue_properties()
+            depth = getattr(props, "approximate_message_count", None)
+            if self.mode == "peek":
+                messages = await self.queue.peek_messages(max_messages=PEEK_LIMIT)
+                for message in messages:
+                    self._take(message, collector)
+            else:
+                pager = self.queue.receive_messages(
+                    messages_per_page=PEEK_LIMIT, max_messages=PEEK_LIMIT,
+                    visibility_timeout=self._visibility)
+                async for message in pager:
+                    if not self._take(message, collector):
+                        # Journal failed: leave this and the rest to reappear later.
+                        break
+                    await self._delete(message, collector)
+        except Exception as exc:  # a poll must never take the caller down
+            collector.fail(service_error(exc, what=f"queue {self.queue_name or '?'}").message)
+        truncated = self.mode == "peek" and depth is not None and depth > PEEK_LIMIT
+        warning = None
+        if truncated:
+            warning = (f"the queue holds about {depth} messages; a peek sees only the first "
+                       f"{PEEK_LIMIT}: drain it, or give aumwatch a dedicated queue in consume "
+                       "mode")
+        return EventBatch(
+            mode=self.mode, fetched_at=fetched_at, events=tuple(collector.events),
+            duplicates=tuple(collector.duplicates), undecodable=tuple(collector.undecodable),
+            redelivered=collector.redelivered, depth=depth, truncated=truncated,
+            warning=warning, error=collector.error,
+        )
+
+    # -- one message ---------------------------------------------------------------------------
+    def _take(self, message: Any, out: _Collector) -> bool:
+        """Decode, journal and classify one message; False when the journal failed (consume
+        mode must then not delete it)."""
+        message_id = getattr(message, "id", None)
+        if message_id is not None and message_id in self._messages and self.mode == "peek":
+            return True  # the same message, peeked again
+        raw = _text_of(getattr(message, "content", ""))
+        inserted_at = _aware(getattr(message, "inserted_on", None))
+        try:
+            events = decode_message(raw)
+        except EventDecodeError as exc:
+            return self._undecodable(raw, str(exc), message_id, inserted_at, out)
+        shown: list[ReceivedEvent] = []
+        dups: list[ReceivedEvent] = []
+        seen_before = True
+        for event in events:
+            status = RecordStatus.NEW
+            if self._journal is not None:
+                try:
+                    status = self._journal.record_event(
+                        event, raw, received_at=out.fetched_at, message_id=message_id,
+                        source_queue=self.queue_name or None)
+                except JournalError as exc:
+                    out.fail(str(exc))
+                    if self.mode == "consume":
+                        return False
+            item = ReceivedEvent(event, out.fetched_at, message_id, inserted_at)
+            if self.mode == "consume" and status is RecordStatus.SEEN:
+                continue  # journaled from this very message before a crash: a re-delivery
+            seen_before = False
+            # Peek mode judges duplicates within this session (the queue's current content is
+            # shown once per session); consume mode also trusts the journal's memory.
+            again = event.dedupe_key in self._events or (
+                self.mode == "consume" and status is RecordStatus.DUPLICATE)
+            if again:
+                dups.append(ReceivedEvent(event, out.fetched_at, message_id, inserted_at,
+                                          duplicate=True))
+            else:
+                self._events.add(event.dedupe_key)
+                shown.append(item)
+        if seen_before and self.mode == "consume":
+            out.redelivered += 1
+        out.events.extend(shown)
+        out.duplicates.extend(dups)
+        if message_id is not None:
+            self._messages.add(message_id)
+        return True
+
+    def _undecodable(self, raw: str, reason: str, message_id: str | None,
+                     inserted_at: datetime | None, out: _Collector) -> bool:
+        new = True
+        if self._journal is not None:
+            try:
+                new = self._journal.record_undecodable(
+                    raw, reason, received_at=out.fetched_at, message_id=message_id,
+                    source_queue=self.queue_name or None)
+            except JournalError as exc:
+                out.fail(str(exc))
+                if self.mode == "consume":
+                    return False
+        if message_id is not None:
+            self._messages.add(message_id)
+        if not new and self.mode == "consume":
+            out.redelivered += 1
+            return True
+        out.undecodable.append(UndecodableMessage(reason, raw_preview(raw), out.fetched_at,
+                                                  message_id, inserted_at))
+        return True
+
+    async def _delete(self, message: Any, out: _Collector) -> None:
+        try:
+            await self.queue.delete_message(message)
+        except Exception as exc:
+            # Journaled already: when it reappears the journal makes it a no-op.
+            out.fail(service_error(exc, what="deleting a consumed message").message)
+
+
+class _Collector:
+    """Mutable scratch for one poll, frozen into an :class:`EventBatch` at the end."""
+
+    def __init__(self, fetched_at: datetime) -> None:
+        self.fetched_at = fetched_at
+        self.events: list[ReceivedEvent] = []
+        self.duplicates: list[ReceivedEvent] = []
+        self.undecodable: list[UndecodableMessage] = []
+        self.redelivered = 0
+        self.error: str | None = None
+
+    def fail(self, message: str) -> None:
+        # The first failure is the one that explains the rest.
+        if self.error is None:
+            self.error = message
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, bytes | bytearray):
+        return bytes(content).decode("utf-8", "backslashreplace")
+    return "" if content is None else str(content)
+
+
+def _aware(value: Any) -> datetime | None:
+    if not isinstance(value, datetime):
+        return None
+    try:
+        return ensure_utc(value)
+    except ValueError:
+        return None
+
+
+def _iso_z(value: datetime) -> str:
+    return ensure_utc(value).isoformat().replace("+00:00", "Z")
