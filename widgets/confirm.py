@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
+from rich.table import Table
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -26,17 +27,19 @@ VALUE_MAX_LEN = 300
 LABEL_MAX_LEN = 24
 
 
-def detail_text(lines: Sequence[tuple[str, str]]) -> Text:
-    """The dialog body: one "label  value" line per pair, labels aligned, values literal."""
-    labels = [sanitize(label, LABEL_MAX_LEN) for label, _ in lines]
-    pad = max((len(label) for label in labels), default=0) + 2
-    body = Text(end="")
-    for index, (label, (_, value)) in enumerate(zip(labels, lines, strict=True)):
-        if index:
-            body.append("\n")
-        body.append(label.ljust(pad), style="bold")
-        body.append(sanitize(value, VALUE_MAX_LEN))
-    return body
+def detail_table(lines: Sequence[tuple[str, str]]) -> Table:
+    """The dialog body: "label  value" rows, labels aligned, values literal.
+
+    A long value (a run id is ~200 characters) folds within its column, so the label stays
+    beside the start of its value.
+    """
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for label, value in lines:
+        table.add_row(Text(sanitize(label, LABEL_MAX_LEN)),
+                      Text(sanitize(value, VALUE_MAX_LEN), overflow="fold"))
+    return table
 
 
 class ConfirmCancel(ModalScreen[bool]):
@@ -114,7 +117,7 @@ class ConfirmCancel(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-dialog"):
             yield Static(Text(self._title, end=""), id="confirm-title", markup=False)
-            yield Static(detail_text(self._lines), id="confirm-details", markup=False)
+            yield Static(detail_table(self._lines), id="confirm-details", markup=False)
             with Horizontal(id="confirm-buttons"):
                 yield Button(Content(self._refuse_label), id="confirm-no", variant="primary")
                 yield Button(Content(self._confirm_label), id="confirm-yes", variant="error")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from rich.console import Console
 from textual.app import App
 from textual.widgets import Button, Static
 
-from widgets.confirm import ConfirmCancel, detail_text
+from widgets.confirm import ConfirmCancel, detail_table
 
 LINES = [
     ("configuration", "[bold red]weekly[/] \x1b[31m"),
@@ -24,11 +25,16 @@ class HostApp(App[None]):
         self.push_screen(ConfirmCancel("Cancel this run?", LINES), self.answers.append)
 
 
-def test_detail_text_aligns_labels_and_keeps_values_literal() -> None:
-    text = detail_text(LINES)
-    lines = text.plain.split("\n")
+def test_details_align_labels_and_keep_values_literal() -> None:
+    console = Console(width=100, no_color=True)
+    with console.capture() as capture:
+        console.print(detail_table([*LINES, ("long", "x" * 120)]))
+    lines = [line.rstrip() for line in capture.get().splitlines()]
     assert lines[0] == "configuration  [bold red]weekly[/] \\x1b[31m"
     assert lines[3] == "time left      06:12"
+    # A long value folds inside its column instead of pushing below its label.
+    assert lines[4].startswith("long           xxxx")
+    assert lines[5].startswith("               xxxx")
 
 
 async def test_focus_starts_on_no_and_escape_answers_no() -> None:
