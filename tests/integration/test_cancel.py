@@ -1,0 +1,186 @@
+"""Cancel through the real azure-mgmt-maintenance pipeline against the stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.core.exceptions import ServiceResponseError
+
+from services.cancel import (
+    ArmReply,
+    Canceller,
+    CancelTarget,
+    Outcome,
+    maintenance_client_calls,
+)
+from services.clock import ManualClock
+from services.journal import Journal
+from services.sim.server import StandInServer
+from services.sim.world import SimRun, World
+from services.window import WindowRules
+from tests.integration.conftest import (
+    NOW,
+    SUB,
+    AsyncStaticTokenCredential,
+    add_run,
+    config_object,
+    sdk_kwargs,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    with Journal(tmp_path / "journal.sqlite3") as j:
+        yield j
+
+
+@pytest.fixture
+def run(standin_world: World) -> SimRun:
+    """A run starting 30 minutes after the stand-in's now: its cancel window is open."""
+    return add_run(standin_world, config_object("nightly"), NOW + timedelta(minutes=30),
+                   machines=2)
+
+
+def target_of(run: SimRun) -> CancelTarget:
+    return CancelTarget(run.correlation_id, "nightly", run.start)
+
+
+def canceller(client: Any, journal: Journal | None, clock: ManualClock, **kw: Any) -> Canceller:
+    send, read_back = maintenance_client_calls(client)
+    kw.setdefault("sleep", _no_wait)
+    return Canceller(send, read_back, journal, clock, kw.pop("rules", None),
+                     kw.pop("read_only", False), kw.pop("api_version", "2023-09-01-preview"),
+                     **kw)
+
+
+async def _no_wait(seconds: float) -> None:
+    return None
+
+
+async def test_cancel_inside_the_window_is_verified_and_visible_via_get(
+    aio_maintenance_client: Any, run: SimRun, standin_world: World,
+    standin_clock: ManualClock, journal: Journal,
+) -> None:
+    result = await canceller(aio_maintenance_client, journal, standin_clock).cancel(
+        target_of(run))
+    assert result.outcome is Outcome.VERIFIED, result.message
+    assert (result.http_status, result.run_status) == (200, "Cancelled")
+    assert standin_world.get_run(run.correlation_id).status == "Cancelled"
+    _, read_back = maintenance_client_calls(aio_maintenance_client)
+    reply = await read_back(run.correlation_id, "2023-09-01-preview")
+    assert reply.run_status == "Cancelled"
+    assert "cancellation API" in reply.body["properties"]["error"]["message"]
+    [row] = journal.cancel_audit()
+    assert (row.outcome, row.http_status, row.api_version) == (
+        "verified-cancelled", 200, "2023-09-01-preview")
+
+
+async def test_the_sync_client_works_too(
+    maintenance_client: Any, run: SimRun, standin_world: World, standin_clock: ManualClock,
+) -> None:
+    result = await canceller(maintenance_client, None, standin_clock).cancel(target_of(run))
+    assert result.outcome is Outcome.VERIFIED, result.message
+    assert standin_world.get_run(run.correlation_id).status == "Cancelled"
+
+
+async def test_outside_the_window_is_refused_locally_and_nothing_changes(
+    aio_maintenance_client: Any, run: SimRun, standin_world: World,
+    standin_clock: ManualClock, journal: Journal,
+) -> None:
+    standin_clock.set(run.start - timedelta(minutes=10))
+    result = await canceller(aio_maintenance_client, journal, standin_clock).cancel(
+        target_of(run))
+    assert result.outcome is Outcome.REFUSED and "window is not open" in result.message
+    assert result.http_status is None
+    assert standin_world.get_run(run.correlation_id).status == "Pending"
+    assert journal.cancel_audit()[0].outcome == "refused"
+
+
+async def test_bypassing_the_local_check_the_services_refusal_is_reported_as_failed(
+    aio_maintenance_client: Any, run: SimRun, standin_world: World,
+    standin_clock: ManualClock, journal: Journal,
+) -> None:
+    standin_clock.set(run.start - timedelta(minutes=5))
+    lax = WindowRules(opens_before=timedelta(hours=2), closes_before=timedelta(0))
+    result = await canceller(aio_maintenance_client, journal, standin_clock,
+                             rules=lax).cancel(target_of(run))
+    assert result.outcome is Outcome.FAILED
+    assert result.http_status == 400
+    assert "CancellationWindowClosed" in result.message
+    assert standin_world.get_run(run.correlation_id).status == "Pending"
+    [row] = journal.cancel_audit()
+    assert (row.outcome, row.http_status) == ("failed", 400)
+
+
+async def test_read_only_never_reaches_the_service(
+    aio_maintenance_client: Any, run: SimRun, standin_world: World,
+    standin_clock: ManualClock,
+) -> None:
+    result = await canceller(aio_maintenance_client, None, standin_clock,
+                             read_only=True).cancel(target_of(run))
+    assert result.outcome is Outcome.REFUSED and "read-only" in result.message
+    assert standin_world.get_run(run.correlation_id).status == "Pending"
+
+
+async def test_double_confirmation_sends_one_request(
+    aio_maintenance_client: Any, run: SimRun, standin_clock: ManualClock, journal: Journal,
+) -> None:
+    send, read_back = maintenance_client_calls(aio_maintenance_client)
+    puts: list[str] = []
+
+    async def counting_send(path: str, version: str) -> ArmReply:
+        puts.append(path)
+        return await send(path, version)
+
+    c = Canceller(counting_send, read_back, journal, standin_clock, sleep=_no_wait)
+    first, second = await asyncio.gather(c.cancel(target_of(run)), c.cancel(target_of(run)))
+    assert sorted([first.outcome, second.outcome]) == sorted([Outcome.VERIFIED, Outcome.REFUSED])
+    assert len(puts) == 1
+    assert sorted(r.outcome for r in journal.cancel_audit()) == ["refused", "verified-cancelled"]
+
+
+async def test_an_answer_lost_after_the_service_cancelled_is_verified_by_reading_back(
+    aio_maintenance_client: Any, run: SimRun, standin_clock: ManualClock,
+) -> None:
+    send, read_back = maintenance_client_calls(aio_maintenance_client)
+
+    async def losing_send(path: str, version: str) -> ArmReply:
+        await send(path, version)
+        raise ServiceResponseError("connection reset while reading the response")
+
+    c = Canceller(losing_send, read_back, None, standin_clock, sleep=_no_wait)
+    result = await c.cancel(target_of(run))
+    assert result.outcome is Outcome.VERIFIED and result.http_status is None
+
+
+async def test_a_dropped_put_is_read_back_and_reported_not_cancelled(
+    standin: StandInServer, run: SimRun, standin_world: World, standin_clock: ManualClock,
+) -> None:
+    from azure.mgmt.maintenance.aio import MaintenanceManagementClient
+
+    client = MaintenanceManagementClient(AsyncStaticTokenCredential(standin.token), SUB,
+                                         **sdk_kwargs(standin, retry_total=0))
+    async with client:
+        # Two drops: aiohttp itself retries an idempotent PUT once on a dropped connection.
+        standin.faults.set("drop", count=2, scope="arm")
+        result = await canceller(client, None, standin_clock, read_attempts=2).cancel(
+            target_of(run))
+    assert result.outcome is Outcome.FAILED, result.message
+    assert "still shows Pending" in result.message
+    assert standin_world.get_run(run.correlation_id).status == "Pending"
+
+
+async def test_an_api_version_without_cancel_is_a_clear_failure(
+    aio_maintenance_client: Any, run: SimRun, standin_clock: ManualClock,
+) -> None:
+    result = await canceller(aio_maintenance_client, None, standin_clock,
+                             api_version="2023-04-01").cancel(target_of(run))
+    assert result.outcome is Outcome.FAILED and result.http_status == 400
+    assert "InvalidApiVersionParameter" in result.message
