@@ -34,9 +34,16 @@ class CliError(Exception):
 
 
 def add_common(parser: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
-    """Options every command takes."""
-    parser.add_argument("--config", metavar="PATH", help="TOML config file (default: user config dir)")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    """Options every command takes.
+
+    Their default is SUPPRESS so that a subcommand's parser does not overwrite a value given
+    before the subcommand (``aumwatch --config X configs``); the top-level parser sets the
+    real defaults (None / False) in :func:`build_parser`.
+    """
+    parser.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
+                        help="TOML config file (default: user config dir)")
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks on errors")
     if json_flag:
         parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -48,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         "maintenance windows. Without a command, opens the dashboard.",
     )
     add_common(parser, json_flag=False)
+    parser.set_defaults(config=None, debug=False)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:

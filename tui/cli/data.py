@@ -1,0 +1,335 @@
+"""Data commands: ``configs``, ``runs``, ``machines``, ``config show``, ``doctor``.
+
+Each prints a table, or with ``--json`` a JSON array whose objects carry the keys of the CLI
+contract (times UTC ISO 8601 with ``Z``). Errors are one line (exit 1); ``--debug`` shows the
+traceback. Azure SDKs and services are imported inside the handlers so ``--help`` stays fast.
+
+:func:`add_settings_flags` and :func:`settings_from_args` are shared with other commands that
+need settings (``cancel``, ``events tail``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import unicodedata
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from tui.cli import CliError, add_common
+
+
+def add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags that override settings (secrets are deliberately absent: env or file only)."""
+    group = parser.add_argument_group("scope and connection")
+    group.add_argument("--subscription", action="append", dest="subscriptions",
+                       metavar="ID", help="subscription to cover (repeatable; default: all "
+                       "visible)")
+    group.add_argument("--management-group", action="append", dest="management_groups",
+                       metavar="ID", help="management group to cover (repeatable)")
+    group.add_argument("--tenant", help="Entra ID tenant to sign in to")
+    group.add_argument("--cloud", choices=("public", "china", "usgov", "standin"),
+                       help="Azure cloud (default public)")
+
+
+def settings_from_args(args: argparse.Namespace, **extra: Any) -> Any:
+    """Settings from ``--config`` and the flags in ``args`` (plus ``extra`` flag values)."""
+    from services.settings import SettingsError, load_settings
+
+    flags = {
+        "subscriptions": getattr(args, "subscriptions", None),
+        "management_groups": getattr(args, "management_groups", None),
+        "tenant": getattr(args, "tenant", None),
+        "cloud": getattr(args, "cloud", None),
+        "read_only": True if getattr(args, "read_only", False) else None,
+        **extra,
+    }
+    try:
+        settings = load_settings(flags, config_path=getattr(args, "config", None))
+    except SettingsError as exc:
+        raise CliError(str(exc)) from exc
+    for warning in settings.warnings:
+        print(f"aumwatch: warning: {warning}", file=sys.stderr)
+    return settings
+
+
+def _run(coro_factory: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+    """Run a coroutine; a ServiceError becomes a one-line CliError."""
+    import asyncio
+
+    from services.errors import ServiceError
+
+    try:
+        return asyncio.run(coro_factory())
+    except ServiceError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def clean(value: Any) -> str:
+    """A value for a terminal cell: text from Azure is untrusted, so control characters
+    (escape sequences) are shown escaped, never interpreted."""
+    if value is None:
+        return "-"
+    text = str(value)
+    return "".join(
+        ch if unicodedata.category(ch)[0] != "C" else ch.encode("unicode_escape").decode()
+        for ch in text
+    )
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A plain aligned table on stdout."""
+    cells = [[clean(c) for c in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in cells:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    for row in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def print_json(items: Sequence[dict[str, Any]]) -> None:
+    json.dump(list(items), sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+def _utc(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") + "Z" if value is not None else "-"
+
+
+def _clock_for(skew: Any) -> Any:
+    """The command's clock, corrected by the measured server skew when it is noticeable
+    (the ``Date`` header has whole seconds, so smaller differences are noise)."""
+    from datetime import timedelta
+
+    from services.clock import SystemClock
+
+    if skew is not None and abs(skew) >= timedelta(seconds=2):
+        return SystemClock(skew=skew)
+    return SystemClock()
+
+
+# --- configs ---------------------------------------------------------------------------------
+
+
+def run_configs(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+
+    async def fetch() -> Any:
+        from services.configs import ConfigSource
+        from services.resourcegraph import QueryRunner
+
+        async with QueryRunner.from_settings(settings) as runner:
+            return await ConfigSource(runner).fetch()
+
+    fetched = _run(fetch)
+    from services.configs import next_run_phase
+    from services.schedule import ScheduleError, resolve_zone
+
+    now = _clock_for(fetched.skew).now()
+    rules = settings.window_rules
+    items = []
+    for config in fetched.items:
+        phase = next_run_phase(config, now, rules)
+        items.append((config, str(phase) if phase else None))
+    if args.json:
+        print_json([c.to_json(phase=p) for c, p in items])
+        return 0
+    rows = []
+    for config, phase in items:
+        local = "-"
+        if config.next_start is not None:
+            try:
+                zone = resolve_zone(config.time_zone)
+                local = config.next_start.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+            except ScheduleError:
+                local = "?"
+        rows.append((config.name, config.resource_group, config.subscription_id, config.scope,
+                     config.recur_every or "-", config.time_zone or "-",
+                     _utc(config.next_start), local,
+                     phase or ("schedule error" if config.schedule_error else "-")))
+    print_table(("NAME", "RESOURCE GROUP", "SUBSCRIPTION", "SCOPE", "RECURRENCE", "ZONE",
+                 "NEXT START (UTC)", "NEXT START (ZONE)", "PHASE"), rows)
+    for config in fetched.items:
+        if config.schedule_error:
+            print(f"aumwatch: {clean(config.name)}: {clean(config.schedule_error)}",
+                  file=sys.stderr)
+    return 0
+
+
+# --- runs ------------------------------------------------------------------------------------
+
+
+def run_runs(args: argparse.Namespace) -> int:
+    from services.settings import SettingsError, parse_duration
+
+    try:
+        since = parse_duration(args.since, default_unit="d", what="--since")
+    except SettingsError as exc:
+        raise CliError(str(exc)) from exc
+    settings = settings_from_args(args)
+
+    async def fetch() -> Any:
+        from services.configs import ConfigSource
+        from services.resourcegraph import QueryRunner
+        from services.runs import RunSource
+
+        async with QueryRunner.from_settings(settings) as runner:
+            configs = (await ConfigSource(runner).fetch()).items
+            return configs, await RunSource(runner).fetch(configs, since=since)
+
+    configs, fetched = _run(fetch)
+    runs = list(fetched.items)
+    if args.configuration:
+        from services.configs import find_configurations
+
+        wanted = {c.id.lower() for c in find_configurations(configs, args.configuration)}
+        name = args.configuration.strip().lower()
+        runs = [r for r in runs if r.configuration_id.lower() in wanted
+                or r.configuration_name.lower() == name]
+        if not runs and not wanted:
+            raise CliError(f"no configuration named {args.configuration!r} is visible")
+    from services.runs import run_phase
+
+    now = _clock_for(fetched.skew).now()
+    rules = settings.window_rules
+    phased = [(r, str(run_phase(r, now, rules))) for r in runs]
+    if args.json:
+        print_json([r.to_json(phase=p) for r, p in phased])
+        return 0
+    rows = []
+    for run, phase in phased:
+        machines = "-"
+        if run.machines_total is not None:
+            machines = (f"{run.machines_succeeded or 0} ok / {run.machines_failed or 0} failed"
+                        f" / {run.machines_total}")
+        status = run.status + (" (expected)" if run.expected else "")
+        rows.append((run.configuration_name, run.run_name, status, _utc(run.start),
+                     _utc(run.end), phase, machines, run.cancelled_by or "-"))
+    print_table(("CONFIGURATION", "RUN", "STATUS", "START (UTC)", "END (UTC)", "PHASE",
+                 "MACHINES", "CANCELLED BY"), rows)
+    return 0
+
+
+# --- machines --------------------------------------------------------------------------------
+
+
+def run_machines(args: argparse.Namespace) -> int:
+    from services.runid import RunIdError, parse_run_id
+
+    try:
+        parse_run_id(args.run_id)
+    except RunIdError as exc:
+        raise CliError(str(exc)) from exc
+    settings = settings_from_args(args)
+
+    async def fetch() -> Any:
+        from services.machines import MachineSource
+        from services.resourcegraph import QueryRunner
+
+        async with QueryRunner.from_settings(settings) as runner:
+            return await MachineSource(runner).fetch(args.run_id)
+
+    fetched = _run(fetch)
+    if args.json:
+        print_json([m.to_json() for m in fetched.items])
+        return 0
+    rows = [(m.name, m.status, m.installed, m.failed, m.pending, m.reboot,
+             {True: "yes", False: "no"}.get(m.window_exceeded) if m.window_exceeded is not None
+             else None, m.error) for m in fetched.items]
+    print_table(("NAME", "STATUS", "INSTALLED", "FAILED", "PENDING", "REBOOT",
+                 "WINDOW EXCEEDED", "ERROR"), rows)
+    if not fetched.items:
+        print("aumwatch: no machines recorded for this run (yet)", file=sys.stderr)
+    return 0
+
+
+# --- config show -----------------------------------------------------------------------------
+
+
+def run_config_show(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    if args.json:
+        print_json(settings.to_json())
+        return 0
+    print_table(("SETTING", "VALUE", "SOURCE"), settings.display_items())
+    return 0
+
+
+# --- doctor ----------------------------------------------------------------------------------
+
+_MARKS = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL", "skip": "skip"}
+
+
+def run_doctor_command(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+
+    async def check() -> Any:
+        from services.doctor import run_doctor
+
+        return await run_doctor(settings)
+
+    checks = _run(check)
+    if args.json:
+        print_json([c.to_json() for c in checks])
+    else:
+        for c in checks:
+            print(f"[{_MARKS[c.status]}] {clean(c.name)}: {clean(c.detail)}")
+            if c.fix and c.status in ("warn", "fail"):
+                print(f"       fix: {clean(c.fix)}")
+        failed = sum(c.status == "fail" for c in checks)
+        warned = sum(c.status == "warn" for c in checks)
+        print(f"{failed} problem(s), {warned} warning(s)")
+    return 1 if any(c.status == "fail" for c in checks) else 0
+
+
+# --- registration ----------------------------------------------------------------------------
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    configs = subparsers.add_parser("configs", help="list maintenance configurations",
+                                    description="Maintenance configurations in scope, with "
+                                    "the next start (UTC and the configuration's zone) and "
+                                    "the phase of the next run.")
+    add_common(configs)
+    add_settings_flags(configs)
+    configs.set_defaults(func=run_configs)
+
+    runs = subparsers.add_parser("runs", help="list recent and upcoming runs",
+                                 description="Runs observed in Resource Graph merged with "
+                                 "the runs the schedules say are coming (expected).")
+    add_common(runs)
+    add_settings_flags(runs)
+    runs.add_argument("--configuration", metavar="NAME", help="only this configuration")
+    runs.add_argument("--since", default="7d", metavar="AGE",
+                      help="runs that started within AGE (e.g. 12h, 7d; at most 30d)")
+    runs.set_defaults(func=run_runs)
+
+    machines = subparsers.add_parser("machines", help="machines of one run",
+                                     description="Each machine's part in one run: status, "
+                                     "patch counts, reboot, window exceeded, first error.")
+    add_common(machines)
+    add_settings_flags(machines)
+    machines.add_argument("run_id", metavar="RUN_ID", help="the run's correlation id")
+    machines.set_defaults(func=run_machines)
+
+    config = subparsers.add_parser("config", help="show the settings",
+                                   description="Settings and where each value came from.")
+    add_common(config, json_flag=False)
+    config_sub = config.add_subparsers(dest="config_command", metavar="SUBCOMMAND")
+    config_sub.required = True
+    show = config_sub.add_parser("show", help="print every setting with its source "
+                                 "(secrets masked)")
+    add_common(show)
+    add_settings_flags(show)
+    show.set_defaults(func=run_config_show)
+
+    doctor = subparsers.add_parser("doctor", help="check the setup and say what to fix",
+                                   description="Checks credentials, Resource Graph access, "
+                                   "visible configurations, the queue, clock skew, and lints "
+                                   "schedules.")
+    add_common(doctor)
+    add_settings_flags(doctor)
+    doctor.set_defaults(func=run_doctor_command)
