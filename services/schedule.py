@@ -316,7 +316,9 @@ class Schedule:
             monday = _monday(start) + timedelta(weeks=period * n)
             dates = [monday + timedelta(days=d) for d in rule.weekdays]
         else:
-            first = start.replace(day=1) + relativedelta(months=period * n)
+            # Plain month counting (relativedelta is 10x slower here, and this runs per poll).
+            year, month0 = divmod(start.year * 12 + start.month - 1 + period * n, 12)
+            first = date(year, month0 + 1, 1)
             if rule.month_days:
                 length = calendar.monthrange(first.year, first.month)[1]
                 dates = [first.replace(day=d) for d in rule.month_days if d <= length]

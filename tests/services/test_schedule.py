@@ -28,7 +28,7 @@ from services.schedule import (
 
 
 def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+    return datetime(*parts, tzinfo=UTC)  # type: ignore[arg-type,misc]
 
 
 def starts(schedule: Schedule, after: datetime, count: int) -> list[datetime]:
@@ -645,11 +645,11 @@ def recur_exprs(draw: st.DrawFn) -> str:
     if form == "day":
         return f"{count}Days"
     if form == "week":
-        days = draw(st.lists(st.sampled_from(WEEKDAYS), max_size=3, unique=True))
-        return f"{count}Weeks {', '.join(days)}".strip()
+        names = draw(st.lists(st.sampled_from(WEEKDAYS), max_size=3, unique=True))
+        return f"{count}Weeks {', '.join(names)}".strip()
     if form == "monthdays":
-        days = draw(st.lists(st.integers(1, 31), max_size=3, unique=True))
-        return f"{count}Months {','.join(f'day{d}' for d in days)}".strip()
+        numbers = draw(st.lists(st.integers(1, 31), max_size=3, unique=True))
+        return f"{count}Months {','.join(f'day{d}' for d in numbers)}".strip()
     # First and Last with large offsets cross month ends most often.
     ordinal = draw(st.sampled_from(["First", "Last", "First", "Last", "Second", "Third", "Fourth"]))
     # Large offsets are the ones that cross into a neighbouring month.
