@@ -17,8 +17,14 @@ KQL surface checked to work (duckdb-kql 1.1.2), e.g.:
   ``strcat()``; ``project-away``, ``project-rename``;
 * ``order by`` / ``sort by``, ``take``/``limit``, ``top N by``, ``count``, ``distinct``,
   ``summarize count() by ...``;
-* ``join kind=leftouter (...) on $left.a == $right.b`` and ``on a``; ``mv-expand``;
+* ``join kind=leftouter|inner (...) on $left.a == $right.b`` and ``on a``; ``lookup``;
+  ``union``; ``let``; ``mv-expand`` of arrays (not of property bags: DuckDB refuses it);
+* ``iff``, ``case``, ``isnotempty``, ``split``, ``extract``, ``datetime_diff``,
+  ``parse_json``, ``countif``, ``arg_max``, ``make_list``;
 * ``now()`` and ``ago()`` read the World's clock (``query_now``), not the OS clock.
+
+Known gaps (400 ``UnsupportedQuery``): ``bag_keys``, ``evaluate`` plugins, and whatever
+else duckdb-kql 1.1.2 has no mapping for.
 
 Not offered: control commands (``.show``...), writes, ``cluster()``/``database()``, tables
 other than the three above; they are refused with ARG's 400 shape
@@ -39,6 +45,7 @@ import json
 import os
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -58,6 +65,9 @@ COLUMNS: tuple[tuple[str, bool], ...] = (
     ("identity", True), ("zones", True), ("extendedLocation", True),
 )
 MAX_PAGE = 1000
+_RESULT_CACHE_SIZE = 8
+#: KQL functions that read the current time (duckdb-kql answers them from ``query_now``).
+_CLOCK_FUNCTIONS = frozenset({"now", "ago"})
 _BASE_PREFIX = "__aumwatch_base_"
 
 
@@ -160,6 +170,7 @@ class GraphEngine:
         self._loaded_version: int | None = None
         self._view_key: tuple[str, ...] | None = None
         self._loads = 0
+        self._results: OrderedDict[tuple[Any, ...], _Result] = OrderedDict()
 
     @property
     def loads(self) -> int:
@@ -175,15 +186,28 @@ class GraphEngine:
     # -- public ----------------------------------------------------------------------------
     def execute(self, request: GraphRequest) -> dict[str, Any]:
         """Answer a QueryRequest with ARG's QueryResponse JSON; GraphQueryError on refusal."""
-        limited = inspect_query(request.query)
+        shape = inspect_query(request.query)
         offset = request.skip
         fingerprint = _fingerprint(request)
         if request.skip_token is not None:
             offset = _decode_skip_token(request.skip_token, fingerprint)
+        now = self.world.clock.now()
         with self._lock:
             self._ensure_loaded()
             self._ensure_views(request)
-            result = self._run(request.query)
+            # Paging resends the same query: answer later pages from the cached rows. A query
+            # that reads the clock is cached only for the same instant.
+            key = (self._loaded_version, self._view_key, request.query,
+                   now if shape.reads_clock else None)
+            result = self._results.get(key)
+            if result is None:
+                result = self._run(request.query, now)
+                self._results[key] = result
+                while len(self._results) > _RESULT_CACHE_SIZE:
+                    self._results.popitem(last=False)
+            else:
+                self._results.move_to_end(key)
+        limited = shape.limited
         total = len(result.rows)
         page_size = min(request.top or MAX_PAGE, MAX_PAGE)
         page = result.rows[offset:offset + page_size]
@@ -229,6 +253,7 @@ class GraphEngine:
             _load_table(con, _BASE_PREFIX + table, tables.get(table, []), self._scratch_dir)
         self._loaded_version = version
         self._loads += 1
+        self._results.clear()
 
     def _ensure_views(self, request: GraphRequest) -> None:
         # Management groups have no model in the World: they see every subscription.
@@ -247,14 +272,14 @@ class GraphEngine:
                         f'SELECT * FROM "{_BASE_PREFIX}{table}"{where}')
         self._view_key = subs
 
-    def _run(self, query: str) -> _Result:
+    def _run(self, query: str, now: datetime) -> _Result:
         import duckdb
         import duckdb_kql
         from duckdb_kql.errors import KqlError, KqlSyntaxError, KqlUnsupportedError
 
         con = self._connection()
         try:
-            rel = duckdb_kql.kql(con, query, allow_write=False, query_now=self.world.clock.now())
+            rel = duckdb_kql.kql(con, query, allow_write=False, query_now=now)
             rows = rel.fetchall() if rel is not None else []
             types = [str(t) for t in rel.types] if rel is not None else []
             names = list(rel.columns) if rel is not None else []
@@ -293,18 +318,29 @@ def _lowered(query: str) -> Any:
         raise GraphQueryError("InvalidQuery", _first_line(str(exc)) or type(exc).__name__) from None
 
 
-def inspect_query(query: str) -> bool:
-    """Check that ``query`` is one the stand-in answers; True when it limits its own rows.
+@dataclass(frozen=True)
+class QueryShape:
+    """What the server needs to know about a query before running it."""
 
-    "Limits its rows" means a ``take``/``limit``/``top`` in the outer pipeline: ARG then
-    returns no ``$skipToken``. Raises GraphQueryError (ARG's 400) for a query that does not
-    parse, does not translate, or reads a table other than the three ARG tables.
+    limited: bool  # a take/limit/top in the outer pipeline: ARG then returns no $skipToken
+    reads_clock: bool  # now()/ago(): the answer depends on the moment it runs
+
+
+def inspect_query(query: str) -> QueryShape:
+    """Check that ``query`` is one the stand-in answers and describe it.
+
+    Raises GraphQueryError (ARG's 400) for a query that does not parse, does not translate,
+    or reads a table other than the three ARG tables.
     """
     from duckdb_kql import ir
 
     lowered = _lowered(query)
     _check_tables(lowered)
-    return any(isinstance(op, ir.Take | ir.Top) for op in lowered.operators)
+    calls = {n.name.lower() for n in _walk(lowered) if isinstance(n, ir.FunctionCall)}
+    # The text check is a safety net for spellings that lower to no call (datetime(now)).
+    reads_clock = bool(calls & _CLOCK_FUNCTIONS) or "now" in query.lower()
+    return QueryShape(limited=any(isinstance(op, ir.Take | ir.Top) for op in lowered.operators),
+                      reads_clock=reads_clock)
 
 
 def _walk(node: Any) -> Iterable[Any]:

@@ -264,10 +264,11 @@ class StandInServer:
                 scope = "graph" if path == _GRAPH_PATH else "arm"
                 answer = await self._with_faults(request, path, scope)
         except _Dropped:
-            # Close without answering: the client sees the connection go away.
+            # Close without answering: the client sees the connection go away. aiohttp then
+            # finds nothing to write to and drops the placeholder response quietly.
             if request.transport is not None:
                 request.transport.abort()
-            raise
+            return web.Response(status=204)
         except Exception as exc:  # never let a bug become an HTML 500 page
             answer = _Answer(500, arm_error("InternalServerError",
                                             f"The stand-in failed: {type(exc).__name__}: {exc}"),
@@ -288,7 +289,7 @@ class StandInServer:
     async def _with_faults(self, request: Any, path: str, scope: str) -> _Answer:
         fault = self.faults.take(scope)
         if fault is not None:
-            answer = await self._apply_fault(fault)
+            answer = await self._apply_fault(fault, scope)
             if answer is not None:
                 return answer
         denied = self._check_token(request)
@@ -298,7 +299,7 @@ class StandInServer:
             return await self._graph_query(request)
         return await self._arm(request, path)
 
-    async def _apply_fault(self, fault: Fault) -> _Answer | None:
+    async def _apply_fault(self, fault: Fault, scope: str) -> _Answer | None:
         kind = fault.kind
         if kind == "slow":
             await asyncio.sleep(fault.delay if fault.delay is not None else 5.0)
@@ -310,10 +311,14 @@ class StandInServer:
             if kind == "throttle":
                 ra = fault.retry_after if fault.retry_after is not None else 1.0
                 headers["Retry-After"] = str(int(ra)) if ra == int(ra) else str(ra)
-            if fault.scope == "graph" or kind == "throttle-no-retry-after":
+            if scope == "graph":
                 headers["x-ms-user-quota-remaining"] = "0"
                 headers["x-ms-user-quota-resets-after"] = _hhmmss(fault.retry_after or 1.0)
-            return _Answer(429, _throttled_body(), headers)
+                return _Answer(429, _throttled_body(), headers)
+            return _Answer(429, arm_error(
+                "SubscriptionRequestsThrottled",
+                "Number of requests for this subscription exceeded the limit. Please try again "
+                "later (injected fault)."), headers)
         if kind == "error500":
             return _Answer(500, arm_error("InternalServerError",
                                           "Encountered internal server error (injected fault)."),

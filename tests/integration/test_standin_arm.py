@@ -26,7 +26,7 @@ from azure.core.rest import HttpRequest
 from azure.mgmt.maintenance import MaintenanceManagementClient
 from azure.mgmt.resourcegraph.models import QueryRequest
 
-from services.clock import ManualClock
+from services.clock import ManualClock, ScaledClock
 from services.sim.server import StandInServer
 from services.sim.world import World
 from tests.integration.conftest import (
@@ -304,7 +304,7 @@ def test_throttle_with_retry_after_is_retried_by_the_sdk(
 
 
 @pytest.mark.parametrize(("kind", "status", "code"), [
-    ("throttle-no-retry-after", 429, "RateLimiting"),
+    ("throttle-no-retry-after", 429, "SubscriptionRequestsThrottled"),
     ("error500", 500, "InternalServerError"),
     ("error503", 503, "ServiceUnavailable"),
 ])
@@ -376,3 +376,33 @@ def test_admin_shifts_the_clock(standin: StandInServer, standin_clock: ManualClo
     assert status == 200
     assert standin_clock.now() == NOW + timedelta(seconds=90)
     assert body["now"] == (NOW + timedelta(seconds=90)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_admin_clock_shift_moves_a_scaled_clock(
+        standin_factory: Callable[..., StandInServer]) -> None:
+    clock = ScaledClock()
+    world = World(clock)
+    world.add_subscription(SUB)
+    server = standin_factory(world)
+    before = clock.now()
+    status, headers, _ = raw(server, "POST", "/_sim/clock", body={"shift_seconds": 3600})
+    assert status == 200
+    served = email.utils.parsedate_to_datetime(headers["Date"])
+    assert timedelta(minutes=59) < served - before < timedelta(minutes=61)
+
+
+async def test_aio_client_sees_a_dropped_connection(standin_world: World,
+                                                    standin: StandInServer) -> None:
+    from azure.mgmt.maintenance.aio import MaintenanceManagementClient as AioClient
+
+    from tests.integration.conftest import AsyncStaticTokenCredential
+
+    # aiohttp's client resends an idempotent request once after a disconnect, so a GET
+    # needs two drops in a row before the SDK (retry_total=0) sees the failure.
+    standin.faults.set("drop", count=2)
+    client = AioClient(AsyncStaticTokenCredential(standin.token), SUB,
+                       **sdk_kwargs(standin, retry_total=0))
+    async with client:
+        with pytest.raises((ServiceRequestError, ServiceResponseError)):
+            [c async for c in client.maintenance_configurations.list()]
+        assert [c async for c in client.maintenance_configurations.list()] == []

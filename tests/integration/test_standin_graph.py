@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import email.utils
 import re
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from azure.core.exceptions import HttpResponseError
+from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 from azure.mgmt.resourcegraph import ResourceGraphClient
 from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions
 
@@ -19,6 +20,7 @@ from tests.integration.conftest import (
     NOW,
     RELAXED_QUOTA,
     SUB,
+    AsyncStaticTokenCredential,
     StaticTokenCredential,
     add_run,
     config_object,
@@ -253,7 +255,6 @@ def test_quota_window_resets(standin_world: World,
         query(client, "resources | count")
         with pytest.raises(HttpResponseError):
             query(client, "resources | count")
-        import time
         time.sleep(0.35)  # the quota runs on real time by design: the SDK waits in real time
         _, headers = query(client, "resources | count")
     assert headers["x-ms-user-quota-remaining"] == "1"
@@ -287,3 +288,28 @@ def test_graph_throttle_without_retry_after_is_not_retried(standin_world: World,
     assert info.value.status_code == 429
     assert info.value.response.headers["x-ms-user-quota-remaining"] == "0"
     assert query(graph_client, "resources | count")[0].count == 1
+
+
+async def test_aio_graph_query_sees_one_dropped_connection(standin_world: World,
+                                                           standin: StandInServer) -> None:
+    from azure.mgmt.resourcegraph.aio import ResourceGraphClient as AioClient
+
+    # A query is a POST: neither aiohttp nor azure-core resends it after a disconnect.
+    standin.faults.set("drop", count=1, scope="graph")
+    client = AioClient(AsyncStaticTokenCredential(standin.token),
+                       **sdk_kwargs(standin, retry_total=0))
+    async with client:
+        with pytest.raises((ServiceRequestError, ServiceResponseError)):
+            await client.resources(QueryRequest(query="resources | count"))
+        result = await client.resources(QueryRequest(query="resources | count"))
+    assert result.data == [{"Count": 0}]
+
+
+def test_slow_graph_answer_arrives_after_the_delay(standin_world: World,
+                                                   standin: StandInServer,
+                                                   graph_client: Any) -> None:
+    standin.faults.set("slow", count=1, scope="graph", delay=0.4)
+    started = time.monotonic()
+    result, _ = query(graph_client, "resources | count")
+    assert time.monotonic() - started >= 0.4
+    assert result.data == [{"Count": 0}]
