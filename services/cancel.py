@@ -29,6 +29,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Any
 
@@ -52,6 +53,8 @@ class ArmReply:
     status: int
     body: Any = None
     text: str = ""
+    #: The server's ``Date`` header, to measure clock skew against it (None when absent).
+    server_date: datetime | None = None
 
     @property
     def ok(self) -> bool:
@@ -193,7 +196,8 @@ def maintenance_client_calls(client: Any) -> tuple[ArmCall, ArmCall]:
             parsed = json.loads(text) if text else None
         except ValueError:
             parsed = None
-        return ArmReply(status=int(response.status_code), body=parsed, text=text or "")
+        return ArmReply(status=int(response.status_code), body=parsed, text=text or "",
+                        server_date=_http_date(response.headers.get("Date")))
 
     async def send(path: str, api_version: str) -> ArmReply:
         return await call("PUT", path, api_version, CANCEL_BODY)
@@ -388,6 +392,16 @@ class Canceller:
         except JournalError as exc:
             return str(exc)
         return None
+
+
+def _http_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return parsed if parsed.tzinfo is not None else None
 
 
 def _key(correlation_id: str) -> str:

@@ -375,15 +375,27 @@ class Journal:
 
     def events(self, limit: int | None = None) -> list[JournaledEvent]:
         """Journaled events, oldest first (the last ``limit`` when given)."""
+        if limit is not None and limit <= 0:
+            return []
+        if limit is None:
+            return self._events("", ())
+        rows = self._events(" ORDER BY seq DESC LIMIT ?", (limit,), ordered=True)
+        return rows[::-1]
+
+    def events_for_run(self, correlation_id: str) -> list[JournaledEvent]:
+        """Journaled events of one run (ids compared case-insensitively), oldest first."""
+        return self._events(" WHERE lower(correlation_id) = lower(?)",
+                            (correlation_id.strip().rstrip("/"),))
+
+    def _events(self, tail: str, params: tuple[Any, ...], *,
+                ordered: bool = False) -> list[JournaledEvent]:
         sql = (
             "SELECT seq, dedupe_key, event_id, event_type, kind, correlation_id, raw_text,"
             " decoded_json, received_at, message_id, source_queue, duplicate_deliveries"
-            " FROM events ORDER BY seq"
+            " FROM events" + tail + ("" if ordered else " ORDER BY seq")
         )
         with self._lock, self._errors("read"):
-            rows = self._connection().execute(sql).fetchall()
-        if limit is not None:
-            rows = rows[-limit:] if limit > 0 else []
+            rows = self._connection().execute(sql, params).fetchall()
         return [
             JournaledEvent(
                 seq=r[0], dedupe_key=r[1], event_id=r[2], event_type=r[3], kind=r[4],

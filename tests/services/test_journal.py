@@ -223,3 +223,22 @@ def test_parent_that_is_a_file_is_reported_as_a_journal_error(tmp_path: Path) ->
     blocker.write_text("x")
     with pytest.raises(JournalError, match="cannot create its directory"):
         Journal(blocker / "j.sqlite3")
+
+
+def test_events_of_one_run_are_found_ignoring_case(journal: Journal) -> None:
+    pre_raw, pre = _sample("pre-eventgrid.json")
+    journal.record_event(pre, pre_raw, received_at=T0, message_id="m1")
+    [row] = journal.events_for_run(pre.correlation_id.upper())
+    assert row.kind == "pre"
+    assert journal.events_for_run(pre.correlation_id[:-1] + "9") == []
+
+
+def test_events_limit_returns_the_latest_oldest_first(journal: Journal) -> None:
+    pre_raw, pre = _sample("pre-eventgrid.json")
+    post_raw, post = _sample("post-eventgrid.json")
+    cf_raw, cf = _sample("pre-cloudevents.json")
+    for n, (raw, ev) in enumerate([(pre_raw, pre), (post_raw, post), (cf_raw, cf)]):
+        journal.record_event(ev, raw, received_at=T0, message_id=f"m{n}")
+    kinds = [e.seq for e in journal.events(limit=2)]
+    assert kinds == [r.seq for r in journal.events()][-2:]
+    assert journal.events(limit=0) == []
