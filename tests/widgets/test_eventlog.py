@@ -198,3 +198,28 @@ async def test_enter_posts_the_selected_row_with_its_payload() -> None:
 def test_max_rows_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_rows"):
         EventLog(max_rows=0)
+
+
+async def test_scrolling_back_to_the_bottom_clears_the_marker() -> None:
+    app = LogApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        log = app.query_one(EventLog)
+        log.add_rows(rows(100))
+        await pilot.pause()
+        log.scroll_to(y=10, animate=False, immediate=True)
+        log.add_rows(rows(4, start=100))
+        assert log.pending_new == 4
+        log.scroll_to(y=log.max_scroll_y, animate=False, immediate=True)  # e.g. mouse wheel
+        await pilot.pause()
+        assert log.pending_new == 0
+        assert "new" not in log.render_line(0).text
+
+
+async def test_clicking_a_row_selects_it() -> None:
+    app = LogApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        log = app.query_one(EventLog)
+        log.add_rows(rows(10))
+        await pilot.pause()
+        await pilot.click(EventLog, offset=(5, 3))  # header is line 0, so the third row
+        assert log.selected_row is not None and log.selected_row.key == "k2"
