@@ -529,15 +529,19 @@ def resolve_zone(name: str) -> ZoneInfo:
 
 @lru_cache(maxsize=1024)
 def _resolve_zone_cached(name: str) -> ZoneInfo:
-    key = _windows_zones().get(name.lower()) or _iana_zones().get(name.lower())
-    if key is None:
-        raise ScheduleError(
-            f"timeZone {name!r}: unknown time zone (expected a Windows or IANA name)"
-        )
-    try:
-        return ZoneInfo(key)
-    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
-        raise ScheduleError(f"timeZone {name!r}: no zone data for {key!r}") from exc
+    windows = _windows_zones().get(name.lower())
+    candidates = [windows] if windows else [name]
+    if not windows:
+        # Exact IANA keys first: listing every zone touches the disk, so only when needed.
+        candidates.append(_iana_zones().get(name.lower()) or "")
+    for key in candidates:
+        if not key:
+            continue
+        try:
+            return ZoneInfo(key)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            continue
+    raise ScheduleError(f"timeZone {name!r}: unknown time zone (expected a Windows or IANA name)")
 
 
 @lru_cache(maxsize=1)

@@ -299,6 +299,14 @@ class TestZones:
         for name, key in win_tz.items():
             assert resolve_zone(name) == ZoneInfo(key), name
 
+    @settings(max_examples=200, deadline=None)
+    @given(st.text(max_size=30))
+    def test_any_zone_text_gives_a_zone_or_schedule_error(self, name: str) -> None:
+        try:
+            assert isinstance(resolve_zone(name), ZoneInfo)
+        except ScheduleError:
+            pass
+
     def test_unknown_zone(self) -> None:
         with pytest.raises(ScheduleError, match="Nowhere/Special"):
             resolve_zone("Nowhere/Special")
