@@ -145,7 +145,8 @@ class QueueSink:
 
     The client has no message encode policy, so the text goes on the wire exactly as given
     (the base64 is ours, as Event Grid's is). A missing queue (Azurite restarted, its
-    in-memory state gone) is created again and the send retried once.
+    in-memory state gone) is created again and the send retried once. The SDK does not
+    retry (its back-off starts at 15 s): the engine retries a failed event on its next step.
     """
 
     def __init__(self, connection_string: str, queue_name: str) -> None:
@@ -153,7 +154,7 @@ class QueueSink:
 
         self.queue_name = queue_name
         self._client = QueueClient.from_connection_string(
-            connection_string, queue_name, retry_total=1, connection_timeout=5, read_timeout=10
+            connection_string, queue_name, retry_total=0, connection_timeout=5, read_timeout=10
         )
         self._lock = threading.Lock()
 
