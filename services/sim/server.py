@@ -426,8 +426,6 @@ class StandInServer:
                 clock.advance(delta)
             else:
                 raise ValueError("this clock cannot be moved")
-        with self.world.mutate():  # readers that cache on the clock see a new version
-            pass
 
     # -- Resource Graph --------------------------------------------------------------------
     async def _graph_query(self, request: Any) -> _Answer:
