@@ -1,0 +1,220 @@
+"""``aumwatch cancel RUN_ID [--yes]``: cancel one maintenance run, verified.
+
+The run is looked up first (ARM GET of the run: its start and status), the pre-event's
+cancellation cutoff is taken from the local journal when one was seen, and the operator
+confirms by typing the configuration's name (unless ``--yes``). The cancel itself is
+:class:`services.cancel.Canceller`: refused locally outside the window, in read-only mode or
+while another cancel of the run is in flight; verified by reading the run back; audited.
+
+Exit 0 only when the run is verified Cancelled; 1 otherwise (refused, failed, unknown), with
+one line saying why. ``--json`` prints ``[{"run_id", "configuration_name", "outcome",
+"message", "http_status", "run_status", "computed_id"}]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from tui.cli import CliError, add_common
+
+#: A skew smaller than this is noise (the ``Date`` header has whole seconds).
+_SKEW_NOISE = timedelta(seconds=2)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from tui.cli.data import add_settings_flags
+
+    parser = subparsers.add_parser(
+        "cancel",
+        help="cancel one run (inside its cancel window), verified",
+        description="Cancel one maintenance run by its correlation id. Asks you to type the "
+        "configuration's name unless --yes. Exit 0 only when the run is verified Cancelled.",
+    )
+    add_common(parser)
+    add_settings_flags(parser)
+    parser.add_argument("run_id", metavar="RUN_ID", help="the run's correlation id")
+    parser.add_argument("--yes", "-y", action="store_true",
+                        help="do not ask for confirmation")
+    parser.add_argument("--read-only", action="store_true",
+                        help="refuse to send (as the read-only setting does)")
+    parser.set_defaults(func=run_cancel)
+
+
+@dataclass(frozen=True)
+class _Lookup:
+    start: datetime
+    cutoff: datetime | None
+    computed_id: bool
+    status: str | None
+    skew: timedelta | None
+
+
+def run_cancel(args: argparse.Namespace) -> int:
+    """Handler of ``aumwatch cancel``."""
+    import asyncio
+
+    from services.runid import RunIdError, parse_run_id
+    from tui.cli.data import settings_from_args
+
+    try:
+        run_id = parse_run_id(args.run_id)
+    except RunIdError as exc:
+        raise CliError(str(exc)) from None
+    if run_id.start is None:
+        raise CliError(f"run name {run_id.run_name!r} is not a yyyyMMddHHmmss start time, so "
+                       "its cancel window cannot be known")
+    settings = settings_from_args(args)
+    try:
+        return asyncio.run(_cancel(args, settings, run_id))
+    except CliError:
+        raise
+    except Exception as exc:  # one line, never a traceback, unless --debug
+        if getattr(args, "debug", False):
+            raise
+        from services.errors import service_error
+
+        raise CliError(service_error(exc, what="cancel").message) from None
+
+
+async def _cancel(args: argparse.Namespace, settings: Any, run_id: Any) -> int:
+    from services.azure_clients import async_maintenance_client, cloud_for, make_async_credential
+    from services.cancel import (
+        Canceller,
+        CancelTarget,
+        credential_identity,
+        maintenance_client_calls,
+    )
+    from services.clock import SystemClock
+    from services.journal import Journal, JournalError
+
+    journal: Journal | None
+    try:
+        journal = Journal(settings.journal_path)
+    except JournalError as exc:
+        print(f"aumwatch: warning: {exc}; this attempt is not audited locally", file=sys.stderr)
+        journal = None
+    credential = make_async_credential(settings)
+    try:
+        client = async_maintenance_client(settings, credential, run_id.subscription_id)
+        async with client:
+            send, read_back = maintenance_client_calls(client)
+            lookup = await _look_up(read_back, run_id, settings, journal)
+            if lookup.status is not None and lookup.status.lower() in ("cancelled", "canceled"):
+                return _report(args, run_id, "verified", "the run is already cancelled",
+                               None, lookup.status, lookup.computed_id)
+            clock = SystemClock(skew=lookup.skew or timedelta(0))
+            target = CancelTarget(run_id.correlation_id, run_id.configuration_name,
+                                  lookup.start, lookup.cutoff, lookup.computed_id)
+            from services.window import run_window
+
+            window = run_window(lookup.start, cutoff=lookup.cutoff, rules=settings.window_rules)
+            # Only ask when a cancel could be sent: otherwise let the Canceller refuse (and
+            # audit the refusal) without making the operator type anything.
+            if (not args.yes and window.is_cancellable(clock.now())
+                    and not settings.read_only):
+                _confirm(run_id, window, clock.now(), lookup.computed_id)
+            identity = await credential_identity(credential, cloud_for(settings).token_scope)
+            canceller = Canceller(send, read_back, journal, clock, settings.window_rules,
+                                  settings.read_only, settings.cancel_api_version,
+                                  identity=identity)
+            result = await canceller.cancel(target)
+    finally:
+        await credential.close()
+        if journal is not None:
+            journal.close()
+    if result.journal_error:
+        print(f"aumwatch: warning: the audit journal could not be written: "
+              f"{result.journal_error}", file=sys.stderr)
+    return _report(args, run_id, str(result.outcome), result.message, result.http_status,
+                   result.run_status, lookup.computed_id)
+
+
+async def _look_up(read_back: Any, run_id: Any, settings: Any, journal: Any) -> _Lookup:
+    """The run's start (ARM, else its name), the pre-event's cutoff (journal) and status."""
+    from services.clock import SystemClock
+    from services.journal import JournalError
+    from services.runs import parse_time
+    from tui.cli.data import clean
+
+    reply = await read_back(run_id.correlation_id, settings.cancel_api_version)
+    skew = None
+    if reply.server_date is not None:
+        measured = reply.server_date - SystemClock().now()
+        skew = measured if abs(measured) >= _SKEW_NOISE else None
+    start: datetime = run_id.start
+    status: str | None = None
+    known = False
+    if reply.ok:
+        known = True
+        status = reply.run_status
+        props = reply.body.get("properties", {}) if isinstance(reply.body, dict) else {}
+        start = parse_time(props.get("startDateTime")) or start
+    elif reply.status != 404:
+        raise CliError(f"cannot read run {clean(run_id.run_name)}: HTTP {reply.status}: "
+                       f"{clean(reply.error_text)}")
+    cutoff = None
+    if journal is not None:
+        try:
+            for row in journal.events_for_run(run_id.correlation_id):
+                known = True
+                value = row.decoded.get("cancellation_cutoff")
+                if value:
+                    cutoff = parse_time(value)
+        except JournalError as exc:
+            print(f"aumwatch: warning: {exc}", file=sys.stderr)
+    return _Lookup(start, cutoff, not known, status, skew)
+
+
+def _confirm(run_id: Any, window: Any, now: datetime, computed: bool) -> None:
+    from tui.cli.data import clean
+
+    name = run_id.configuration_name
+    lines = [
+        f"Cancel run {clean(run_id.run_name)} of configuration {clean(name)!r}?",
+        f"  starts {_hms(window.start)}; cancellable until {_hms(window.closes_at)} "
+        f"(now {_hms(now)})",
+    ]
+    if computed:
+        lines.append("  the run id is COMPUTED from the schedule: no pre-event or Azure record "
+                     "has named this run yet")
+    lines.append("Type the configuration's name to confirm (anything else aborts): ")
+    print("\n".join(lines[:-1]), file=sys.stderr)
+    print(lines[-1], end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline()
+    if answer.strip().casefold() != name.casefold():
+        raise CliError(f"not confirmed (expected {clean(name)!r}): nothing was sent")
+
+
+def _report(args: argparse.Namespace, run_id: Any, outcome: str, message: str,
+            http_status: int | None, run_status: str | None, computed: bool) -> int:
+    from tui.cli.data import clean
+
+    if args.json:
+        print(json.dumps([{
+            "run_id": run_id.correlation_id,
+            "configuration_name": run_id.configuration_name,
+            "outcome": outcome,
+            "message": message,
+            "http_status": http_status,
+            "run_status": run_status,
+            "computed_id": computed,
+        }], indent=2, ensure_ascii=False))
+    if outcome == "verified":
+        if not args.json:
+            print(f"cancelled: run {clean(run_id.run_name)} of {clean(run_id.configuration_name)}"
+                  f" ({clean(message)})")
+        return 0
+    if args.json:
+        print(f"aumwatch: {clean(message)}", file=sys.stderr)
+        return 1
+    text = clean(message)
+    raise CliError(text if text.startswith(outcome) else f"{outcome}: {text}")
+
+
+def _hms(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%SZ")

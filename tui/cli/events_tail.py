@@ -1,0 +1,168 @@
+"""``aumwatch events tail``: print maintenance events from the queue as they arrive.
+
+Registered by ``tui.cli.events`` through :func:`register_tail`. ``--mode peek`` (default, from
+the settings) leaves every message in the queue; ``--mode consume`` deletes each message once
+its events are in the local journal (use it only on a queue dedicated to aumwatch). With
+``--json`` each event is one JSON object per line: the event's fields plus ``received_at`` and
+``duplicate``; a message that does not decode is ``{"undecodable": true, "reason",
+"raw_preview"}``. Without ``--follow`` one poll is made; with it, polls repeat until
+interrupted and a failed poll is reported on stderr while the next one tries again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from tui.cli import CliError, add_common
+
+MIN_INTERVAL = 1.0
+
+
+def register_tail(events_subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``tail`` subcommand to ``aumwatch events``."""
+    from tui.cli.data import add_settings_flags
+
+    tail = events_subparsers.add_parser(
+        "tail",
+        help="print events from the queue (peek or consume)",
+        description="Print pre/post maintenance events from the configured Storage queue. "
+        "peek (default) changes nothing in the queue; consume deletes each message once its "
+        "events are journaled (only for a queue dedicated to aumwatch).",
+    )
+    add_common(tail)
+    add_settings_flags(tail)
+    tail.add_argument("--follow", "-f", action="store_true", help="keep polling until interrupted")
+    tail.add_argument("--mode", choices=("peek", "consume"),
+                      help="peek (default) or consume (overrides the queue.mode setting)")
+    tail.add_argument("--interval", type=float, default=5.0, metavar="SECONDS",
+                      help=f"seconds between polls with --follow (default 5, at least "
+                      f"{MIN_INTERVAL:g})")
+    tail.set_defaults(func=run_tail)
+
+
+def run_tail(args: argparse.Namespace) -> int:
+    """Handler of ``aumwatch events tail``."""
+    import asyncio
+
+    from tui.cli.data import settings_from_args
+
+    if args.interval < MIN_INTERVAL:
+        raise CliError(f"--interval must be at least {MIN_INTERVAL:g} seconds, "
+                       f"got {args.interval:g}")
+    settings = settings_from_args(args, queue_mode=args.mode)
+    if not settings.queue_configured:
+        raise CliError(
+            "no events queue configured: set queue.name and queue.account_url in the config "
+            "file (or a connection string in AUMWATCH_QUEUE_CONNECTION_STRING or the file)")
+    journal = _open_journal(settings)
+    try:
+        return asyncio.run(_tail(args, settings, journal))
+    finally:
+        if journal is not None:
+            journal.close()
+
+
+def _open_journal(settings: Any) -> Any:
+    from services.journal import Journal, JournalError
+
+    try:
+        return Journal(settings.journal_path)
+    except JournalError as exc:
+        if settings.queue_mode == "consume":
+            # Consume mode deletes only what the journal holds: without it, nothing is safe.
+            raise CliError(f"{exc} (consume mode needs the journal)") from None
+        print(f"aumwatch: warning: {exc}; events are not journaled", file=sys.stderr)
+        return None
+
+
+async def _tail(args: argparse.Namespace, settings: Any, journal: Any) -> int:
+    import asyncio
+
+    from services.azure_clients import make_async_credential, queue_service_kwargs
+    from services.clock import SystemClock
+    from services.errors import ServiceError
+    from services.eventsource import EventSource, make_queue_client
+
+    credential = None
+    if not settings.queue_connection_string:
+        try:
+            credential = make_async_credential(settings)
+        except ServiceError as exc:
+            raise CliError(str(exc)) from None
+    try:
+        try:
+            queue = make_queue_client(
+                settings.queue_name,
+                connection_string=settings.queue_connection_string,
+                account_url=None if settings.queue_connection_string
+                else settings.queue_account_url,
+                credential=credential, **queue_service_kwargs(settings))
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+        async with queue:
+            source = EventSource(queue, clock=SystemClock(), journal=journal,
+                                 mode=settings.queue_mode)
+            warned: set[str] = set()
+            while True:
+                batch = await source.poll()
+                # Without --follow a failed poll is the command's error (printed once, exit 1).
+                _emit(batch, as_json=args.json, warned=warned, show_error=args.follow)
+                if not args.follow:
+                    if batch.error:
+                        raise CliError(batch.error)
+                    return 0
+                await asyncio.sleep(args.interval)
+    finally:
+        if credential is not None:
+            await credential.close()
+
+
+def _emit(batch: Any, *, as_json: bool, warned: set[str], show_error: bool) -> None:
+    """Print one poll: events (and flagged duplicates, with --json), undecodables, notes."""
+    from tui.cli.data import clean
+
+    if as_json:
+        items = [*batch.events, *batch.duplicates]
+        items.sort(key=lambda e: e.received_at)
+        for item in items:
+            print(json.dumps(item.to_json(), ensure_ascii=False))
+        for bad in batch.undecodable:
+            print(json.dumps(bad.to_json(), ensure_ascii=False))
+    else:
+        for item in batch.events:
+            event = item.event
+            print("  ".join((
+                _hms(item.received_at), f"{event.kind:<5}", clean(event.run_name),
+                clean(event.configuration_name),
+                f"start {_hms(event.start)}",
+                f"cutoff {_hms(event.cancellation_cutoff)}" if event.kind == "pre" else
+                f"status {clean(event.status)}",
+                *([f"type {clean(event.type)}"] if event.kind == "other" else []),
+            )))
+        for bad in batch.undecodable:
+            # raw_preview is already escaped; clean() again costs nothing and guards the rule.
+            print(f"{_hms(bad.received_at)}  UNDECODABLE  {clean(bad.reason)}: "
+                  f"{clean(bad.raw_preview)}")
+    sys.stdout.flush()
+    notes = []
+    if batch.duplicates and not as_json:
+        notes.append(f"{len(batch.duplicates)} duplicate deliver"
+                     f"{'y' if len(batch.duplicates) == 1 else 'ies'} not shown again")
+    if batch.redelivered:
+        notes.append(f"{batch.redelivered} re-delivered message(s) already journaled, removed")
+    for note in notes:
+        print(f"aumwatch: {note}", file=sys.stderr)
+    if batch.warning and batch.warning not in warned:
+        warned.add(batch.warning)  # once per run: a follow would repeat it every poll
+        print(f"aumwatch: warning: {batch.warning}", file=sys.stderr)
+    if batch.error and show_error:
+        print(f"aumwatch: {batch.error}", file=sys.stderr)
+
+
+def _hms(value: Any) -> str:
+    if value is None:
+        return "-"
+    return value.strftime("%Y-%m-%d %H:%M:%SZ")
