@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 COMMAND_MODULES = (
     "tui.cli.dashboard",  # dashboard (default)
     "tui.cli.data",  # configs, runs, machines, cancel, doctor, config show
+    "tui.cli.cancelcmd",  # cancel
     "tui.cli.events",  # events tail | decode
     "tui.cli.schedule",  # schedule next
     "tui.cli.window",  # window
