@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import selectors
 import signal
 import ssl
@@ -153,3 +154,51 @@ def _decodes(text: str) -> bool:
         return bool(decode_message(text))
     except EventDecodeError:
         return False
+
+
+def test_the_config_file_is_what_the_settings_loader_reads(
+    sim: tuple[subprocess.Popen[str], dict[str, Any], list[int]],
+) -> None:
+    from services.settings import load_settings
+
+    _, info, _ = sim
+    settings = load_settings(env={}, config_path=info["config_file"])
+    assert settings.arm_endpoint == info["arm_endpoint"]
+    assert str(settings.ca_file) == info["ca_file"]
+    assert settings.token == info["token"]
+    assert settings.queue_connection_string == info["queue_connection_string"]
+    assert settings.queue_name == info["queue_name"] and settings.queue_mode == "peek"
+
+
+def test_demo_opens_the_dashboard_on_the_stand_in_and_leaves_nothing_running(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import tui.app
+    from tui.cli import build_parser
+
+    seen: dict[str, Any] = {}
+
+    class FakeApp:
+        """Stands in for the dashboard: records what it was given, quits at once."""
+
+        return_code = 0
+
+        def __init__(self, **kwargs: Any) -> None:
+            seen["kwargs"] = kwargs
+
+        def run(self) -> None:
+            path = Path(os.environ["AUMWATCH_CONFIG"])
+            seen["config"] = tomllib.loads(path.read_text())
+            seen["path"] = path
+            seen["azurite"] = [p.pid for p in psutil.Process().children(recursive=True)
+                               if "azurite" in " ".join(p.cmdline())]
+
+    monkeypatch.setattr(tui.app, "AumwatchApp", FakeApp)
+    monkeypatch.setenv("AUMWATCH_CONFIG", "/the/user/config.toml")
+    args = build_parser().parse_args(["demo", "--read-only"])
+    assert args.func(args) == 0
+    assert os.environ["AUMWATCH_CONFIG"] == "/the/user/config.toml"  # restored afterwards
+    assert seen["kwargs"]["read_only"] is True
+    assert seen["config"]["azure"]["cloud"] == "standin"
+    assert seen["azurite"] and all_gone(seen["azurite"])
+    assert not seen["path"].exists()  # the temporary config went with the stand-in

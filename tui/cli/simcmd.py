@@ -98,6 +98,7 @@ def run_sim(args: argparse.Namespace) -> int:
 
 def run_demo(args: argparse.Namespace) -> int:
     env = _environment(args, None)
+    previous = os.environ.get("AUMWATCH_CONFIG")
     try:
         from tui.app import AumwatchApp
 
@@ -112,3 +113,7 @@ def run_demo(args: argparse.Namespace) -> int:
         return app.return_code or 0
     finally:
         env.stop()
+        if previous is None:
+            os.environ.pop("AUMWATCH_CONFIG", None)
+        else:
+            os.environ["AUMWATCH_CONFIG"] = previous
