@@ -276,24 +276,26 @@ class World:
                 resources.append(self._row(m.id, m.type, m.location,
                                            {"osType": m.os_type}, {}, name=m.name))
             for cfg_id, machine_ids in self._assignments.items():
-                cfg = self._configs.get(cfg_id)
-                if cfg is None:
+                assigned_cfg = self._configs.get(cfg_id)
+                if assigned_cfg is None:
                     continue
                 for mid in machine_ids:
-                    m = self._machines.get(mid.lower())
-                    if m is None:
+                    assigned = self._machines.get(mid.lower())
+                    if assigned is None:
                         continue
-                    aid = f"{m.id}/providers/Microsoft.Maintenance/configurationAssignments/{cfg['name']}"
-                    maint.append(self._row(aid, ASSIGNMENT_TYPE, m.location, {
-                        "maintenanceConfigurationId": cfg["id"], "resourceId": m.id}, {}))
+                    aid = (f"{assigned.id}/providers/Microsoft.Maintenance/"
+                           f"configurationAssignments/{assigned_cfg['name']}")
+                    maint.append(self._row(aid, ASSIGNMENT_TYPE, assigned.location, {
+                        "maintenanceConfigurationId": assigned_cfg["id"],
+                        "resourceId": assigned.id}, {}))
             for run in self._runs.values():
                 maint.append(self._run_row(run))
                 for mid in run.machine_ids:
-                    m = self._machines.get(mid.lower())
+                    target = self._machines.get(mid.lower())
                     res = run.results.get(mid) or MachineResult()
-                    maint.append(self._machine_run_row(run, mid, m, res))
-                    if m is not None and res.status != "NotStarted":
-                        patches.append(self._patch_row(run, m, res))
+                    maint.append(self._machine_run_row(run, mid, target, res))
+                    if target is not None and res.status != "NotStarted":
+                        patches.append(self._patch_row(run, target, res))
             return {
                 "resources": resources,
                 "maintenanceresources": maint,
