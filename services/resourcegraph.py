@@ -40,6 +40,8 @@ Sleep = Callable[[float], Awaitable[None]]
 QUOTA_LIMIT = 15
 QUOTA_PERIOD = timedelta(seconds=5)
 PAGE_SIZE = 1000
+#: ``Date`` has whole seconds: differences below this are noise, not skew.
+SKEW_RESOLUTION = timedelta(seconds=2)
 #: How many 429s in a row a query absorbs before the error reaches the caller.
 MAX_THROTTLED_RETRIES = 6
 
@@ -252,7 +254,9 @@ class QueryRunner:
 
     ``client`` is an ``azure.mgmt.resourcegraph.aio.ResourceGraphClient`` (or anything with an
     async ``resources(query, **kwargs)``); build one with :meth:`from_settings`. ``clock`` is
-    the application's clock (fetched_at, skew).
+    the application's clock (fetched_at, skew). ``skew`` is server minus local system time
+    from the last ``Date`` header; with ``correct_clock`` a :class:`SystemClock`'s ``skew`` is
+    set to it when it is off by two seconds or more (other clocks are never changed).
     """
 
     def __init__(
@@ -264,8 +268,12 @@ class QueryRunner:
         clock: Clock | None = None,
         governor: Governor | None = None,
         page_size: int = PAGE_SIZE,
+        correct_clock: bool = True,
     ) -> None:
         self.client = client
+        # When the clock is a SystemClock, apply the measured skew to it (DESIGN: "the clock
+        # may carry a measured skew"), so the window rules run on the server's time.
+        self.correct_clock = correct_clock
         self.subscriptions = tuple(subscriptions)
         self.management_groups = tuple(management_groups)
         self.clock: Clock = clock or SystemClock()
@@ -328,8 +336,17 @@ class QueryRunner:
 
     def _note_date(self, headers: Mapping[str, str]) -> None:
         server = parse_http_date(_header(headers, "Date"))
-        if server is not None:
-            self.skew = server - self.clock.now()
+        if server is None:
+            return
+        current = getattr(self.clock, "skew", None)
+        measured = server - self.clock.now()
+        if isinstance(current, timedelta):
+            # A SystemClock already carries a correction: the skew is that plus what remains.
+            self.skew = current + measured
+            if self.correct_clock and abs(measured) >= SKEW_RESOLUTION:
+                self.clock.skew = self.skew  # type: ignore[attr-defined]
+        else:
+            self.skew = measured
 
     async def _page(self, query: str, skip_token: str | None, what: str) -> Any:
         """One page, retried on 429 through the governor."""

@@ -99,15 +99,10 @@ def _utc(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M") + "Z" if value is not None else "-"
 
 
-def _clock_for(skew: Any) -> Any:
-    """The command's clock, corrected by the measured server skew when it is noticeable
-    (the ``Date`` header has whole seconds, so smaller differences are noise)."""
-    from datetime import timedelta
-
+def _clock() -> Any:
+    """The command's clock; the query runner corrects it by the server's ``Date`` skew."""
     from services.clock import SystemClock
 
-    if skew is not None and abs(skew) >= timedelta(seconds=2):
-        return SystemClock(skew=skew)
     return SystemClock()
 
 
@@ -116,19 +111,20 @@ def _clock_for(skew: Any) -> Any:
 
 def run_configs(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
+    clock = _clock()
 
     async def fetch() -> Any:
         from services.configs import ConfigSource
         from services.resourcegraph import QueryRunner
 
-        async with QueryRunner.from_settings(settings) as runner:
+        async with QueryRunner.from_settings(settings, clock=clock) as runner:
             return await ConfigSource(runner).fetch()
 
     fetched = _run(fetch)
     from services.configs import next_run_phase
     from services.schedule import ScheduleError, resolve_zone
 
-    now = _clock_for(fetched.skew).now()
+    now = clock.now()
     rules = settings.window_rules
     items = []
     for config in fetched.items:
@@ -170,13 +166,14 @@ def run_runs(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         raise CliError(str(exc)) from exc
     settings = settings_from_args(args)
+    clock = _clock()
 
     async def fetch() -> Any:
         from services.configs import ConfigSource
         from services.resourcegraph import QueryRunner
         from services.runs import RunSource
 
-        async with QueryRunner.from_settings(settings) as runner:
+        async with QueryRunner.from_settings(settings, clock=clock) as runner:
             configs = (await ConfigSource(runner).fetch()).items
             return configs, await RunSource(runner).fetch(configs, since=since)
 
@@ -193,7 +190,7 @@ def run_runs(args: argparse.Namespace) -> int:
             raise CliError(f"no configuration named {args.configuration!r} is visible")
     from services.runs import run_phase
 
-    now = _clock_for(fetched.skew).now()
+    now = clock.now()
     rules = settings.window_rules
     phased = [(r, str(run_phase(r, now, rules))) for r in runs]
     if args.json:
