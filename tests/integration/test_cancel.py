@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -184,3 +186,105 @@ async def test_an_api_version_without_cancel_is_a_clear_failure(
                              api_version="2023-04-01").cancel(target_of(run))
     assert result.outcome is Outcome.FAILED and result.http_status == 400
     assert "InvalidApiVersionParameter" in result.message
+
+
+# -- the `aumwatch cancel` command ------------------------------------------------------------
+
+
+def write_config(server: StandInServer, tmp_path: Path) -> Path:
+    path = tmp_path / "aumwatch.toml"
+    path.write_text(
+        "[azure]\n"
+        'cloud = "standin"\n'
+        f'arm_endpoint = "{server.endpoint}"\n'
+        f'ca_file = "{server.ca_file}"\n'
+        f'token = "{server.token}"\n'
+        f'subscriptions = ["{SUB}"]\n'
+        "[paths]\n"
+        f'data_dir = "{tmp_path / "data"}"\n',
+        encoding="utf-8",
+    )
+    path.chmod(0o600)
+    return path
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    from tui.cli import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def cfg(standin: StandInServer, tmp_path: Path) -> Path:
+    return write_config(standin, tmp_path)
+
+
+def test_cli_cancel_inside_the_window_exits_0_when_verified(
+    run: SimRun, standin_world: World, cfg: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The stand-in's clock is in 2026; the command measures the skew from the Date header.
+    code, out, err = cli(capsys, "cancel", run.correlation_id, "--yes", "--json",
+                         "--config", str(cfg))
+    assert code == 0, err
+    [item] = json.loads(out)
+    assert (item["outcome"], item["run_status"], item["computed_id"]) == (
+        "verified", "Cancelled", False)
+    assert standin_world.get_run(run.correlation_id).status == "Cancelled"
+    with Journal(tmp_path / "data" / "journal.sqlite3") as journal:
+        [row] = journal.cancel_audit()
+    assert row.outcome == "verified-cancelled"
+
+
+def test_cli_cancel_asks_for_the_configuration_name(
+    run: SimRun, standin_world: World, cfg: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("weekly\n"))
+    code, _, err = cli(capsys, "cancel", run.correlation_id, "--config", str(cfg))
+    assert code == 1
+    assert "Type the configuration's name" in err and "not confirmed" in err
+    assert standin_world.get_run(run.correlation_id).status == "Pending"
+    monkeypatch.setattr("sys.stdin", io.StringIO("nightly\n"))
+    code, out, err = cli(capsys, "cancel", run.correlation_id, "--config", str(cfg))
+    assert code == 0, err
+    assert out.startswith("cancelled: run ")
+    assert standin_world.get_run(run.correlation_id).status == "Cancelled"
+
+
+def test_cli_cancel_outside_the_window_is_refused_with_the_reason(
+    run: SimRun, standin_world: World, standin_clock: ManualClock, cfg: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    standin_clock.set(run.start - timedelta(minutes=9))
+    code, out, err = cli(capsys, "cancel", run.correlation_id, "--config", str(cfg))
+    assert code == 1 and out == ""
+    assert err.startswith("aumwatch: refused: the cancel window is not open")
+    assert err.count("\n") == 1  # one line, no prompt, no traceback
+    assert standin_world.get_run(run.correlation_id).status == "Pending"
+
+
+def test_cli_cancel_read_only_is_refused(
+    run: SimRun, standin_world: World, cfg: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = cli(capsys, "cancel", run.correlation_id, "--read-only", "--config",
+                       str(cfg))
+    assert code == 1 and "read-only" in err
+    assert standin_world.get_run(run.correlation_id).status == "Pending"
+
+
+def test_cli_cancel_of_an_already_cancelled_run_exits_0(
+    run: SimRun, standin_world: World, cfg: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    standin_world.cancel(run.correlation_id)
+    code, out, _ = cli(capsys, "cancel", run.correlation_id, "--yes", "--config", str(cfg))
+    assert code == 0 and "already cancelled" in out
+
+
+def test_cli_cancel_of_a_bad_id_is_one_line(
+    cfg: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = cli(capsys, "cancel", "/subscriptions/x/nope", "--config", str(cfg))
+    assert code == 1 and err.startswith("aumwatch: not a run id") and err.count("\n") == 1
