@@ -222,3 +222,90 @@ async def test_consumer_killed_mid_message_loses_and_duplicates_nothing(
             assert len(batch.events) == 1
         assert len(journal.events()) == 1  # exactly once
         assert await depth(queue) == 0
+
+
+# -- the `aumwatch events tail` command -------------------------------------------------------
+
+
+def write_queue_config(azurite: Azurite, queue_name: str, tmp_path: Path) -> Path:
+    path = tmp_path / "aumwatch.toml"
+    path.write_text(
+        "[queue]\n"
+        f'connection_string = "{azurite.connection_string}"\n'
+        f'name = "{queue_name}"\n'
+        "[paths]\n"
+        f'data_dir = "{tmp_path / "data"}"\n',
+        encoding="utf-8",
+    )
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture
+def sync_queue(azurite: Azurite) -> Iterator[Any]:
+    from azure.storage.queue import QueueClient
+
+    client = QueueClient.from_connection_string(azurite.connection_string,
+                                                f"t{uuid.uuid4().hex[:12]}")
+    client.create_queue()
+    yield client
+    client.close()
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    from tui.cli import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_tail_json_prints_one_object_per_line(
+    azurite: Azurite, sync_queue: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    sync_queue.send_message(pre_event())
+    sync_queue.send_message(pre_event())  # a second delivery
+    sync_queue.send_message("{broken")
+    cfg = write_queue_config(azurite, sync_queue.queue_name, tmp_path)
+    code, out, err = cli(capsys, "events", "tail", "--json", "--config", str(cfg))
+    assert code == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    events = [item for item in lines if not item.get("undecodable")]
+    assert [e["duplicate"] for e in events] == [False, True]
+    assert events[0]["kind"] == "pre" and events[0]["received_at"].endswith("Z")
+    [bad] = [item for item in lines if item.get("undecodable")]
+    assert bad["raw_preview"] == "{broken" and bad["reason"]
+    assert sync_queue.get_queue_properties().approximate_message_count == 3  # peek
+
+
+def test_tail_consume_empties_the_queue_into_the_journal(
+    azurite: Azurite, sync_queue: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    sync_queue.send_message(pre_event())
+    cfg = write_queue_config(azurite, sync_queue.queue_name, tmp_path)
+    code, out, err = cli(capsys, "events", "tail", "--mode", "consume", "--config", str(cfg))
+    assert code == 0, err
+    assert "pre" in out and "20260310124000" in out
+    assert sync_queue.get_queue_properties().approximate_message_count == 0
+    with Journal(tmp_path / "data" / "journal.sqlite3") as journal:
+        assert len(journal.events()) == 1
+
+
+def test_tail_without_a_queue_is_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("AUMWATCH_QUEUE_NAME", "AUMWATCH_QUEUE_CONNECTION_STRING",
+                 "AUMWATCH_QUEUE_ACCOUNT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    cfg = tmp_path / "empty.toml"
+    cfg.write_text("")
+    code, _, err = cli(capsys, "events", "tail", "--config", str(cfg))
+    assert code == 1 and err.startswith("aumwatch: no events queue configured")
+
+
+def test_tail_of_a_missing_queue_fails_with_one_line(
+    azurite: Azurite, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    cfg = write_queue_config(azurite, "no-such-queue", tmp_path)
+    code, _, err = cli(capsys, "events", "tail", "--config", str(cfg))
+    assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
