@@ -211,7 +211,10 @@ def _merge_event(base: Run, event: Run) -> Run:
     if base.end is None and event.end is not None:
         changes["end"] = event.end
     if event.finished and not base.finished:
+        # The post-event knows how and when it ended; a pre-event's end is only the window's.
         changes["status"] = event.status
+        if event.end is not None:
+            changes["end"] = event.end
     return replace(base, **changes) if changes else base
 
 

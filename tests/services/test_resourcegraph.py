@@ -299,3 +299,24 @@ async def test_management_group_scope_is_sent_instead_of_subscriptions() -> None
     await runner.query("q")
     assert client.requests[0].management_groups == ["mg1"]
     assert client.requests[0].subscriptions is None
+
+
+async def test_a_system_clock_is_corrected_by_the_measured_skew() -> None:
+    from email.utils import format_datetime
+
+    from services.clock import SystemClock
+
+    clock = SystemClock()
+    ahead = format_datetime(clock.now() + timedelta(minutes=3), usegmt=True)
+    manual = ManualClock(T0)  # the governor's clock; the runner's is the system clock
+    client = FakeClient(manual, rows=1, headers=lambda: {"Date": ahead})
+    runner = QueryRunner(client, clock=clock, governor=Governor(manual, FakeSleep(manual)))
+    result = await runner.query("q")
+    assert result.skew is not None
+    assert abs(result.skew - timedelta(minutes=3)) < timedelta(seconds=2)
+    assert clock.skew == result.skew  # the window rules now run on the server's time
+    uncorrected = SystemClock()
+    runner = QueryRunner(client, clock=uncorrected, governor=Governor(manual, FakeSleep(manual)),
+                         correct_clock=False)
+    await runner.query("q")
+    assert uncorrected.skew == timedelta(0)

@@ -1,0 +1,112 @@
+"""Run rows read defensively, who cancelled, and the merge of observed/expected/event runs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from services.model import Run
+from services.runs import cancelled_by_from_error, merge_runs, run_from_row, run_phase
+from services.window import WindowRules
+
+CFG = ("/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Maintenance/"
+       "maintenanceConfigurations/cfg")
+T = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)
+CID = f"{CFG}/providers/microsoft.maintenance/applyupdates/20260310150000"
+
+
+def run(source: str = "arg", cid: str = CID, **kw: Any) -> Run:
+    base: dict[str, Any] = {"correlation_id": cid, "configuration_id": CFG,
+                            "configuration_name": "cfg", "run_name": "20260310150000",
+                            "start": T, "end": T + timedelta(hours=3), "source": source}
+    base.update(kw)
+    return Run(**base)
+
+
+@pytest.mark.parametrize(
+    ("text", "who"),
+    [("Maintenance cancelled using cancellation API at 2026-03-10T14:40:00Z", "user"),
+     ("maintenance CANCELED using the cancellation api", "user"),
+     ("Maintenance cancelled due to internal platform failure at ...", "platform"),
+     ("Maintenance schedule canceled due to internal platform failure", "platform"),
+     ("KB123 failed", None), (None, None), ("", None)],
+)
+def test_who_cancelled_is_read_loosely_from_the_error(text: str | None, who: str | None) -> None:
+    assert cancelled_by_from_error(text) == who
+
+
+@pytest.mark.parametrize(
+    "row",
+    [{}, {"properties": None}, {"properties": "x"}, {"id": 5, "properties": {"status": 3}},
+     {"properties": {"correlationId": ["x"], "startDateTime": 12}}],
+)
+def test_unusable_rows_are_skipped_not_fatal(row: dict[str, Any]) -> None:
+    assert run_from_row(row) is None
+
+
+def test_a_row_with_only_an_id_falls_back_to_the_run_name_for_its_start() -> None:
+    parsed = run_from_row({"id": CID.upper(), "properties": {"status": "InProgress",
+                                                               "resourceUpdateSummary": "bad"}})
+    assert parsed is not None
+    assert parsed.start == T and parsed.status == "InProgress"
+    assert parsed.configuration_name.lower() == "cfg" and parsed.machines_total is None
+
+
+def test_wrongly_typed_fields_become_none() -> None:
+    parsed = run_from_row({"properties": {
+        "CorrelationId": CID, "StartDateTime": "2026-03-10T15:00:00.1234567Z",
+        "endDateTime": "not a time", "status": None,
+        "resourceUpdateSummary": {"total": "4", "succeeded": True, "failed": 1.0},
+        "error": {"details": [{"message": "Maintenance cancelled using cancellation API"}]}}})
+    assert parsed is not None
+    assert parsed.start == T.replace(microsecond=123456) and parsed.end is None
+    assert parsed.status == "Unknown"
+    assert (parsed.machines_total, parsed.machines_succeeded, parsed.machines_failed) == \
+        (4, None, 1)
+    assert parsed.cancelled_by == "user"
+
+
+def test_merge_keys_case_insensitively_and_observed_wins_over_expected() -> None:
+    observed = run(status="Pending")
+    expected = run("schedule", cid=CID.upper(), status="Scheduled", expected=True)
+    later = run("schedule", cid=CID.replace("20260310150000", "20260311150000"),
+                start=T + timedelta(days=1), expected=True, status="Scheduled")
+    merged = merge_runs([observed], [expected, later])
+    assert merged == (later, observed)
+
+
+def test_events_fill_cutoff_and_finish_without_overriding_arg() -> None:
+    observed = run(status="InProgress", end=None)
+    pre = run("event", cid=CID.lower(), status="Pending", cutoff=T - timedelta(minutes=12))
+    post = run("event", status="Succeeded", end=T + timedelta(hours=1))
+    (merged,) = merge_runs([observed], [], [pre, post])
+    assert merged.source == "arg"
+    assert merged.cutoff == T - timedelta(minutes=12)
+    assert merged.status == "Succeeded" and merged.end == T + timedelta(hours=1)
+
+
+def test_events_alone_make_a_run_and_pre_plus_post_combine() -> None:
+    pre = run("event", status="Pending", cutoff=T - timedelta(minutes=1))
+    post = run("event", status="Succeeded")
+    (merged,) = merge_runs([], [], [post, pre])
+    assert merged.status == "Succeeded" and merged.cutoff == T - timedelta(minutes=1)
+
+
+def test_phase_uses_cutoff_and_status() -> None:
+    rules = WindowRules()
+    with_cutoff = run(status="Pending", cutoff=T - timedelta(minutes=20))
+    assert str(run_phase(with_cutoff, T - timedelta(minutes=15), rules)) == "locked"
+    assert str(run_phase(run(status="Pending"), T - timedelta(minutes=15), rules)) == \
+        "cancellable"
+    assert str(run_phase(run(status="Cancelled"), T - timedelta(minutes=15), rules)) == \
+        "finished"
+
+
+def test_run_json_has_the_contract_keys_in_utc_z() -> None:
+    data = run(status="Completed", machines_total=3).to_json(phase="finished")
+    assert data["start"] == "2026-03-10T15:00:00Z" and data["end"] == "2026-03-10T18:00:00Z"
+    assert {"correlation_id", "configuration_id", "configuration_name", "run_name", "status",
+            "start", "end", "phase", "expected", "cancelled_by", "machines_total",
+            "machines_succeeded", "machines_failed"} <= set(data)
