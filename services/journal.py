@@ -20,13 +20,15 @@ import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
+
+from services.events import MaintenanceEvent
 
 SCHEMA_VERSION = 1
 JOURNAL_FILE_NAME = "journal.sqlite3"
@@ -96,20 +98,6 @@ class AuditOutcome(StrEnum):
     VERIFIED = "verified-cancelled"
     FAILED = "failed"
     UNKNOWN = "unknown"
-
-
-class JournalEvent(Protocol):
-    """What the journal needs of a decoded event (services.events.MaintenanceEvent)."""
-
-    id: str
-    type: str
-    kind: str
-    correlation_id: str | None
-
-    @property
-    def dedupe_key(self) -> object: ...
-
-    def to_json(self) -> Mapping[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -328,7 +316,7 @@ class Journal:
     # -- events ----------------------------------------------------------------------------
     def record_event(
         self,
-        event: JournalEvent,
+        event: MaintenanceEvent,
         raw_text: str,
         *,
         received_at: datetime,
