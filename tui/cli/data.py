@@ -128,13 +128,13 @@ def run_configs(args: argparse.Namespace) -> int:
     rules = settings.window_rules
     items = []
     for config in fetched.items:
-        phase = next_run_phase(config, now, rules)
-        items.append((config, str(phase) if phase else None))
+        next_phase = next_run_phase(config, now, rules)
+        items.append((config, str(next_phase) if next_phase else None))
     if args.json:
         print_json([c.to_json(phase=p) for c, p in items])
         return 0
     rows = []
-    for config, phase in items:
+    for config, phase_text in items:
         local = "-"
         if config.next_start is not None:
             try:
@@ -145,7 +145,7 @@ def run_configs(args: argparse.Namespace) -> int:
         rows.append((config.name, config.resource_group, config.subscription_id, config.scope,
                      config.recur_every or "-", config.time_zone or "-",
                      _utc(config.next_start), local,
-                     phase or ("schedule error" if config.schedule_error else "-")))
+                     phase_text or ("schedule error" if config.schedule_error else "-")))
     print_table(("NAME", "RESOURCE GROUP", "SUBSCRIPTION", "SCOPE", "RECURRENCE", "ZONE",
                  "NEXT START (UTC)", "NEXT START (ZONE)", "PHASE"), rows)
     for config in fetched.items:
