@@ -287,6 +287,11 @@ class Canceller:
                 target, f"the cancel window is not open (run is {phase}; window {span}; "
                 f"now {_hm(now)} UTC)")
         seq, journal_error = self._audit_begin(target, now)
+        if journal_error is not None:
+            # Every cancel that reaches Azure is audited: with no audit there is no cancel.
+            return CancelResult(Outcome.REFUSED, "refused: the audit journal cannot be written "
+                                f"({journal_error}); fix it, then try again",
+                                target.correlation_id, journal_error=journal_error)
         result = await self._send_and_verify(target)
         if journal_error is None and seq is not None:
             journal_error = self._audit_finish(seq, result)
@@ -368,8 +373,8 @@ class Canceller:
                             journal_error=journal_error)
 
     def _audit_begin(self, target: CancelTarget, now: datetime) -> tuple[int | None, str | None]:
-        # A journal that cannot be written does not stop an operator's cancel (the service's
-        # activity log records it too); the result carries the error so it is shown.
+        # The attempt is recorded before the request leaves: a cancel that cannot be audited
+        # is not sent (the caller refuses it).
         if self._journal is None:
             return None, None
         try:

@@ -261,14 +261,16 @@ async def test_audit_records_identity_computed_id_and_api_version(journal: Journ
     assert row.attempted_at == clock.now()
 
 
-async def test_unwritable_journal_does_not_block_the_cancel_but_is_reported(
+async def test_unwritable_journal_refuses_the_cancel_without_sending(
     journal: Journal,
 ) -> None:
     journal.close()
     arm = FakeArm()
     result = await make(arm, ManualClock(T - timedelta(minutes=30)), journal).cancel(target())
-    assert result.outcome is Outcome.VERIFIED
+    assert result.outcome is Outcome.REFUSED
+    assert "audit journal cannot be written" in result.message
     assert result.journal_error is not None and "closed" in result.journal_error
+    assert arm.puts == []
 
 
 async def test_not_a_run_id_is_refused_without_sending() -> None:
