@@ -1,0 +1,66 @@
+"""Messages the dashboard's workers post to the App. Each carries immutable data only.
+
+Workers fetch through :class:`services.monitor.Monitor` and post one of these; the App's
+``@on`` handlers own the state and diff it into the widgets (DESIGN.md "Data flow").
+"""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+from services.cancel import CancelResult
+from services.eventsource import EventBatch
+from services.model import Configuration, Fetched, Machine, Run
+
+
+class ConfigsFetched(Message):
+    """A poll of the configurations succeeded."""
+
+    def __init__(self, fetched: Fetched[Configuration]) -> None:
+        super().__init__()
+        self.fetched = fetched
+
+
+class RunsFetched(Message):
+    """A poll of the runs succeeded."""
+
+    def __init__(self, fetched: Fetched[Run]) -> None:
+        super().__init__()
+        self.fetched = fetched
+
+
+class EventsFetched(Message):
+    """A poll of the events queue finished (its ``error`` says whether it failed)."""
+
+    def __init__(self, batch: EventBatch) -> None:
+        super().__init__()
+        self.batch = batch
+
+
+class MachinesFetched(Message):
+    """The machines of one run."""
+
+    def __init__(self, correlation_id: str, fetched: Fetched[Machine] | None,
+                 error: str | None = None) -> None:
+        super().__init__()
+        self.correlation_id = correlation_id
+        self.fetched = fetched
+        self.error = error
+
+
+class PollFailed(Message):
+    """A poll failed; ``throttled`` asks for a longer backoff."""
+
+    def __init__(self, source: str, error: str, *, throttled: bool = False) -> None:
+        super().__init__()
+        self.source = source
+        self.error = error
+        self.throttled = throttled
+
+
+class CancelDone(Message):
+    """A cancel attempt finished, whatever its outcome."""
+
+    def __init__(self, result: CancelResult) -> None:
+        super().__init__()
+        self.result = result

@@ -1,0 +1,1 @@
+"""Screens pushed over the dashboard: a run's machines, an event's JSON."""

@@ -1,0 +1,131 @@
+"""The machines of one run: per-machine status, patch counts, reboot, first error."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from services.model import Machine
+from tui.messages import MachinesFetched
+from widgets.sanitize import sanitize
+
+COLUMNS = (("machine", "Machine"), ("status", "Status"), ("installed", "Inst"),
+           ("failed", "Fail"), ("pending", "Pend"), ("reboot", "Reboot"), ("error", "First error"))
+
+_STATUS_STYLE = {"succeeded": "green", "completed": "green", "failed": "bold red",
+                 "inprogress": "blue", "cancelled": "yellow", "canceled": "yellow"}
+
+
+def _count(value: int | None) -> Text:
+    return Text("–" if value is None else str(value), justify="right")
+
+
+def machine_cells(machine: Machine) -> tuple[Text, ...]:
+    """One table row for ``machine`` (untrusted strings drawn literally)."""
+    status = sanitize(machine.status, 30)
+    failed = _count(machine.failed)
+    if machine.failed:
+        failed.stylize("bold red")
+    return (
+        Text(sanitize(machine.name, 60)),
+        Text(status, style=_STATUS_STYLE.get(status.lower(), "")),
+        _count(machine.installed),
+        failed,
+        _count(machine.pending),
+        Text(sanitize(machine.reboot or "", 20)),
+        Text(sanitize(machine.error or "", 200), style="red" if machine.error else ""),
+    )
+
+
+class MachinesScreen(Screen[None]):
+    """Pushed by ``enter`` on a run; ``escape`` goes back, ``ctrl+r`` reloads."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q", "back", "Back", id="machines.back"),
+        Binding("ctrl+r", "reload", "Refresh", id="machines.refresh"),
+    ]
+
+    DEFAULT_CSS = """
+    MachinesScreen #machines-title { height: 1; text-style: bold; padding: 0 1;
+                                     background: $panel; }
+    MachinesScreen #machines-summary { height: 1; padding: 0 1; }
+    MachinesScreen DataTable { height: 1fr; }
+    """
+
+    def __init__(self, correlation_id: str, title: str) -> None:
+        super().__init__()
+        self.correlation_id = correlation_id
+        self._title = title
+        self.machines: tuple[Machine, ...] = ()
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text(sanitize(self._title, 300)), id="machines-title", markup=False)
+        yield Static(Text("loading machines…"), id="machines-summary", markup=False)
+        table: DataTable[Text] = DataTable(id="machines-table", cursor_type="row",
+                                           zebra_stripes=True)
+        for key, label in COLUMNS:
+            table.add_column(label, key=key)
+        yield table
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(DataTable).focus()
+        self.action_reload()
+
+    def action_back(self) -> None:
+        """Back to the dashboard."""
+        self.dismiss(None)
+
+    def action_reload(self) -> None:
+        """Fetch the machines again."""
+        self._fetch()
+
+    @work(exclusive=True, exit_on_error=False, group="machines")
+    async def _fetch(self) -> None:
+        monitor = getattr(self.app, "monitor", None)
+        if monitor is None:
+            self.post_message(MachinesFetched(self.correlation_id, None, "no data source"))
+            return
+        try:
+            fetched = await monitor.poll_machines(self.correlation_id)
+        except Exception as exc:  # shown on the screen; the app keeps running
+            self.post_message(MachinesFetched(self.correlation_id, None, str(exc)))
+            return
+        self.post_message(MachinesFetched(self.correlation_id, fetched))
+
+    @on(MachinesFetched)
+    def _show(self, message: MachinesFetched) -> None:
+        message.stop()
+        summary = self.query_one("#machines-summary", Static)
+        if message.fetched is None:
+            summary.update(Text(f"✗ {sanitize(message.error or 'failed', 300)}", style="bold red"))
+            return
+        self.show_machines(message.fetched.items)
+
+    def show_machines(self, machines: tuple[Machine, ...]) -> None:
+        """Diff ``machines`` into the table (keyed by resource id)."""
+        self.machines = machines
+        table: DataTable[Text] = self.query_one(DataTable)
+        wanted = {m.resource_id.lower(): m for m in machines}
+        with self.app.batch_update():
+            for key in [k.value for k in table.rows if k.value not in wanted]:
+                table.remove_row(key)
+            for key, machine in wanted.items():
+                cells = machine_cells(machine)
+                if key in table.rows:
+                    for (column, _), cell in zip(COLUMNS, cells, strict=True):
+                        if table.get_cell(key, column) != cell:
+                            table.update_cell(key, column, cell)
+                else:
+                    table.add_row(*cells, key=key)
+        ok = sum(1 for m in machines if m.status.lower() in ("succeeded", "completed"))
+        failed = sum(1 for m in machines if m.status.lower() == "failed")
+        self.query_one("#machines-summary", Static).update(
+            Text(f"{len(machines)} machines: {ok} succeeded, {failed} failed, "
+                 f"{len(machines) - ok - failed} other"))
