@@ -26,6 +26,13 @@ VENV_BIN = Path(sys.executable).parent
 COLUMNS, LINES = 160, 50
 
 
+def _controlling_terminal() -> None:  # pragma: no cover - runs in the child before exec
+    # As a terminal emulator does: a new session whose controlling terminal is the pty
+    # (stdin). The app checks its terminal with tcgetpgrp and exits when it has none.
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
 class DashboardProcess:
     """One dashboard child process on a pty; ``marks[text]`` = perf_counter of first sight."""
 
@@ -65,7 +72,7 @@ class DashboardProcess:
         self.started_at = time.perf_counter()
         self.proc = subprocess.Popen([*cmd, "--config", str(self.config_path)],
                                      stdin=slave, stdout=slave, stderr=slave, env=env,
-                                     start_new_session=True, close_fds=True)
+                                     preexec_fn=_controlling_terminal, close_fds=True)
         os.close(slave)
         self._master = master
         self._reader = threading.Thread(target=self._read, name="bench-pty", daemon=True)

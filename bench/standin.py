@@ -15,9 +15,8 @@ from services.settings import Settings
 from services.sim.server import StandInServer
 from services.sim.world import SimRun, World, run_name_for
 
-#: The bench's "now" (a Tuesday); configurations run Saturdays 02:00 Amsterdam (01:00 UTC).
+#: The bench's fixed "now" (a Tuesday) for figures that do not talk to the dashboard process.
 NOW = datetime(2026, 3, 10, 12, 0, 0, tzinfo=UTC)
-LAST_RUN = datetime(2026, 3, 7, 1, 0, 0, tzinfo=UTC)
 #: The real Resource Graph quota per identity is 15 per 5 s; this one never throttles.
 RAISED_QUOTA = 1_000_000
 
@@ -69,8 +68,13 @@ def add_run(world: World, config: dict[str, Any], start: datetime, status: str) 
 def build_world(configs: int, *, subscriptions: int = 10, runs_per_config: int = 1,
                 clock: Clock | None = None) -> World:
     """``configs`` configurations spread over ``subscriptions`` subscriptions, each with
-    ``runs_per_config`` finished weekly runs (the latest last Saturday)."""
+    ``runs_per_config`` finished weekly runs (the latest three days before the clock's now).
+
+    A dashboard process runs on the system clock (corrected by the server's Date header):
+    give such a world a :class:`SystemClock` so that no skew is involved."""
     world = World(clock or ManualClock(NOW))
+    last_run = (world.clock.now() - timedelta(days=3)).replace(minute=0, second=0,
+                                                               microsecond=0)
     subs = [subscription(i) for i in range(1, subscriptions + 1)]
     for sub in subs:
         world.add_subscription(sub)
@@ -78,7 +82,7 @@ def build_world(configs: int, *, subscriptions: int = 10, runs_per_config: int =
         cfg = config_object(i, subs[i % len(subs)])
         world.add_configuration(cfg)
         for week in range(runs_per_config):
-            add_run(world, cfg, LAST_RUN - timedelta(weeks=week), "Completed")
+            add_run(world, cfg, last_run - timedelta(weeks=week), "Completed")
     return world
 
 
