@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -25,21 +23,19 @@ from services.sim.azurite import Azurite
 from services.sim.events_out import build_event, encode_message
 from services.sim.server import StandInServer
 from services.sim.world import World
-from tests.integration.conftest import (  # noqa: F401  (fixtures used by name)
-    NOW,
-    SUB,
-    add_run,
-    config_object,
-    standin,
-    standin_clock,
-    standin_factory,
-    standin_world,
-)
+from tests.integration import conftest as standin_fixtures
+from tests.integration.conftest import NOW, SUB, add_run, config_object
 from tui.app import AumwatchApp
 from widgets.eventlog import EventLog
 from widgets.statusbar import StatusBar
 
 pytestmark = pytest.mark.integration
+
+# The stand-in fixtures of the integration tests, shared by name.
+standin_clock = standin_fixtures.standin_clock
+standin_world = standin_fixtures.standin_world
+standin_factory = standin_fixtures.standin_factory
+standin = standin_fixtures.standin
 
 SIZE = (120, 40)
 
