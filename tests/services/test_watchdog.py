@@ -1,0 +1,68 @@
+"""Watchdog rules: missing pre-event by T-25, missing post-event by end + 15, duplicates."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from services.model import Run
+from services.monitor import EventArrival
+from services.watchdog import Watchdog, check_runs, duplicate_finding
+
+T = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+CID = ("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Maintenance/"
+       "maintenanceConfigurations/web/providers/microsoft.maintenance/applyupdates/20260310120000")
+
+
+def run(**changes: object) -> Run:
+    base = dict(correlation_id=CID, configuration_id=CID.split("/providers/microsoft.maint")[0],
+                configuration_name="web", run_name="20260310120000", start=T,
+                end=T + timedelta(hours=2), status="Pending")
+    base.update(changes)
+    return Run(**base)  # type: ignore[arg-type]
+
+
+def kinds(now: datetime, arrivals: dict[str, EventArrival] | None = None, *,
+          since: datetime = T - timedelta(hours=2), **changes: object) -> list[str]:
+    return [f.kind for f in check_runs([run(**changes)], arrivals or {}, now,
+                                       watching_since=since)]
+
+
+def test_no_pre_event_is_reported_only_from_t_minus_25() -> None:
+    assert kinds(T - timedelta(minutes=25, seconds=1)) == []
+    assert kinds(T - timedelta(minutes=25)) == ["missing-pre"]
+
+
+def test_a_pre_event_that_arrived_in_time_silences_it() -> None:
+    arrived = {CID.lower(): EventArrival(pre=T - timedelta(minutes=35))}
+    assert kinds(T - timedelta(minutes=20), arrived) == []
+    late = {CID.lower(): EventArrival(pre=T - timedelta(minutes=24))}
+    assert kinds(T - timedelta(minutes=20), late) == ["missing-pre"]
+
+
+def test_missing_post_event_after_end_plus_15() -> None:
+    pre = {CID.lower(): EventArrival(pre=T - timedelta(minutes=35))}
+    end = T + timedelta(hours=2)
+    assert kinds(end + timedelta(minutes=14), pre, status="Completed") == []
+    assert kinds(end + timedelta(minutes=15), pre, status="Completed") == ["missing-post"]
+    done = {CID.lower(): EventArrival(pre=T - timedelta(minutes=35), post=end)}
+    assert kinds(end + timedelta(minutes=30), done, status="Completed") == []
+
+
+def test_deadlines_long_before_the_watch_began_are_not_judged() -> None:
+    assert kinds(T + timedelta(days=3), since=T + timedelta(days=3), status="Completed") == []
+
+
+def test_a_run_cancelled_by_the_user_needs_no_events() -> None:
+    assert kinds(T - timedelta(minutes=20), status="Cancelled", cancelled_by="user") == []
+
+
+def test_watchdog_reports_each_finding_once() -> None:
+    dog = Watchdog(T - timedelta(hours=1))
+    now = T - timedelta(minutes=20)
+    assert [f.kind for f in dog.check([run()], {}, now)] == ["missing-pre"]
+    assert dog.check([run()], {}, now + timedelta(minutes=1)) == []
+    dup = duplicate_finding("ID-1", "Microsoft.Maintenance.PreMaintenanceEvent", CID, "web")
+    assert dog.new([dup]) == [dup]
+    assert dog.new([duplicate_finding("id-1", "microsoft.maintenance.premaintenanceevent",
+                                      CID, "web")]) == []
+    assert "PreMaintenanceEvent" in dup.message and "ID-1" in dup.message
