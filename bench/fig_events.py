@@ -163,7 +163,8 @@ def run(quick: bool) -> FigureResult:
             if percentile(app, 95) > 1.5:
                 out.notes.append(f"MISSED: app p95 {percentile(app, 95):.2f} s > 1.5 s")
     out.metrics["events"] = count
-    out.notes.append(f"{count} events (app; half at the service level) at ~{RATE_PER_S:g}/s, each deleted {KEEP_S:g} s after "
+    out.notes.append(f"{count} events (app; half at the service level) at ~{RATE_PER_S:g}/s, "
+                     f"each deleted {KEEP_S:g} s after "
                      f"sending (the other consumer); service poll interval "
                      f"{SERVICE_INTERVAL_S:g} s; the app uses its own default")
     return out
