@@ -6,7 +6,8 @@ minute), :class:`services.eventsource.EventSource` (bounded dedupe sets) inside 
 dashboard's :class:`services.monitor.Monitor` (its run and arrival memory), and the headless
 dashboard's ``apply_events`` (its run state, watchdog findings and the EventLog's buffer).
 Polls every 5 simulated seconds as the app does. Twelve times over the run (and at its end)
-it samples ``tracemalloc`` (Python heap) and RSS; the slope is a least-squares fit over the second half.
+it samples ``tracemalloc`` (Python heap) and RSS; the slope is a least-squares fit over the
+second half.
 """
 
 from __future__ import annotations
