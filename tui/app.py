@@ -442,9 +442,10 @@ class AumwatchApp(App[int]):
         for key, run in self.runs.items():
             if key not in fresh and run.source == "event":
                 fresh[key] = run
+        # The schedule's runs stay until Resource Graph or an event names them.
+        for run in expected_runs(self.configs.values()):
+            fresh.setdefault(run.key, run)
         self.runs = fresh
-        if self.monitor is not None:
-            self.arrivals = self.monitor.arrivals()
         self.refresh_configs_table()
         self.refresh_run_views()
 
@@ -454,8 +455,6 @@ class AumwatchApp(App[int]):
             self.queue_depth = batch.depth
             self.queue_capped = batch.truncated
         self.queue_mode = batch.mode
-        if self.monitor is not None:
-            self.arrivals = self.monitor.arrivals()
         rows: list[EventRow] = []
         for received in batch.events:
             event = received.event
@@ -494,6 +493,14 @@ class AumwatchApp(App[int]):
         run = run_from_event(received.event)
         if run is None:
             return
+        # The first arrival of each kind, for the timeline and the watchdog.
+        arrived = received.inserted_at or received.received_at
+        seen = self.arrivals.get(run.key, EventArrival())
+        kind = str(received.event.kind)
+        if kind == "pre" and seen.pre is None:
+            self.arrivals[run.key] = EventArrival(arrived, seen.post)
+        elif kind == "post" and seen.post is None:
+            self.arrivals[run.key] = EventArrival(seen.pre, arrived)
         base = self.runs.get(run.key)
         self.runs[run.key] = run if base is None else _merge_event(base, run)
 
