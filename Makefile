@@ -35,8 +35,9 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
+## Benchmarks (bench/README.md): `make bench`, or `make bench ARGS=--quick` for the smoke run.
 bench: install
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache

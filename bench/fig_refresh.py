@@ -34,6 +34,9 @@ QUICK_SIZES = (500, 2_000)
 REPEATS = 3
 #: An initial apply slower than this means one sample per measurement, not REPEATS.
 SLOW_APPLY_S = 5.0
+#: The figure's time budget (the child is stopped after it; partial results are kept).
+BUDGET_S = 240.0
+QUICK_BUDGET_S = 60.0
 
 
 def snapshots(n_configs: int, n_runs: int) -> tuple[Any, Any]:
@@ -102,8 +105,10 @@ async def measure(n_configs: int, n_runs: int, profile: bool) -> dict[str, float
             await pilot.pause()
             return t1 - t0, time.perf_counter() - t0
 
+        _progress(out)
         first, first_idle = await apply(base_configs, base_runs)
         out["initial_apply_s"], out["initial_apply_to_idle_s"] = first, first_idle
+        _progress(out)
         # Keep the run bounded when the app is slow at this size: one sample each.
         repeats = REPEATS if first < SLOW_APPLY_S else 1
         out["repeats"] = repeats
@@ -125,6 +130,7 @@ async def measure(n_configs: int, n_runs: int, profile: bool) -> dict[str, float
                 idles.append(idle)
             out[f"apply_{label}_s"] = median(mains)
             out[f"apply_{label}_to_idle_s"] = median(idles)
+            _progress(out)
         ticks = []
         for i in range(repeats):
             profiler = cProfile.Profile() if "--profile" in sys.argv and i == 0 else None
@@ -142,6 +148,11 @@ async def measure(n_configs: int, n_runs: int, profile: bool) -> dict[str, float
         out["runs_in_state"] = len(app.runs)
     out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return out
+
+
+def _progress(metrics: dict[str, float]) -> None:
+    """What is measured so far, as one JSON line (the parent keeps the last on a timeout)."""
+    print(json.dumps(metrics), flush=True)
 
 
 def _print_profile(profiler: cProfile.Profile, title: str) -> None:
@@ -176,13 +187,29 @@ def run(quick: bool) -> FigureResult:
         out.reason = "AumwatchApp has no apply_configs/apply_runs/tick to feed snapshots to"
         return out
     n_configs, n_runs = QUICK_SIZES if quick else SIZES
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.fig_refresh", "--child", "--configs", str(n_configs),
-         "--runs", str(n_runs)], capture_output=True, text=True, timeout=900, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"child failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
-    metrics = json.loads(proc.stdout.strip().splitlines()[-1])
+    budget = QUICK_BUDGET_S if quick else BUDGET_S
+    cmd = [sys.executable, "-m", "bench.fig_refresh", "--child", "--configs", str(n_configs),
+           "--runs", str(n_runs)]
+    t0 = time.perf_counter()
+    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = child.communicate(timeout=budget)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        child.kill()  # our own child, by its handle
+        stdout, stderr = child.communicate()
+        timed_out = True
+    lines = [line for line in stdout.strip().splitlines() if line.startswith("{")]
+    if child.returncode != 0 and not timed_out:
+        raise RuntimeError(f"child failed ({child.returncode}): {stderr.strip()[-800:]}")
+    metrics = json.loads(lines[-1]) if lines else {}
     out.metrics.update(metrics)
+    if timed_out:
+        out.metrics["budget_s"] = budget
+        out.metrics["elapsed_lower_bound_s"] = time.perf_counter() - t0
+        missing = "the initial apply" if "initial_apply_s" not in metrics else "the rest"
+        out.notes.append(f"MISSED: the child did not finish within {budget:g} s ({missing} "
+                         "never completed); metrics are what was measured before that")
     out.notes.append(f"{n_configs} configurations, {n_runs} runs; median of "
                      f"{int(metrics.get('repeats', REPEATS))}; "
                      "headless 160x50")
