@@ -150,8 +150,9 @@ class AumwatchApp(App[int]):
             if read_only:
                 flags["read_only"] = True
             settings = load_settings(flags, config_path=config_path)
-        if read_only is not None and read_only != settings.read_only:
-            settings = replace(settings, read_only=read_only)
+        if read_only and not settings.read_only:
+            # Only ever adds the lock: read_only=False never unlocks a read-only config.
+            settings = replace(settings, read_only=True)
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self.read_only = settings.read_only

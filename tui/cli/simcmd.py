@@ -108,6 +108,9 @@ def run_demo(args: argparse.Namespace) -> int:
         kwargs: dict[str, object] = {"read_only": args.read_only}
         if "config_path" in inspect.signature(AumwatchApp).parameters:
             kwargs["config_path"] = config_file
+        if "clock" in inspect.signature(AumwatchApp).parameters:
+            # The scenario's clock (it may run faster than real time): phases follow it.
+            kwargs["clock"] = env.clock
         app = AumwatchApp(**kwargs)  # type: ignore[arg-type]
         app.run()
         return app.return_code or 0
