@@ -15,6 +15,7 @@ The config file (default ``<user config dir>/aumwatch/config.toml``, or ``--conf
     subscriptions = ["..."]          # or management_groups = ["..."]; neither = all visible
     arm_endpoint = "https://..."     # only to override the cloud's endpoint (stand-in)
     ca_file = "/path/ca.pem"
+    request_timeout = "30s"          # connect/read timeout of every HTTP call (1s..10m)
     token = "..."                    # stand-in only (secret)
 
     [queue]
@@ -64,6 +65,10 @@ TIME_DISPLAYS = ("config", "utc", "local")
 #: The api-version of the cancel PUT (AZURE.md, "Cancel API"). The one place it lives.
 DEFAULT_CANCEL_API_VERSION = "2023-09-01-preview"
 DEFAULT_POLL_INTERVAL = timedelta(seconds=30)
+#: How long one HTTP call (connect, or waiting for an answer) may take before it fails.
+#: azure-core's own default is 300 s, far longer than a poll: a stalled service would freeze
+#: the data for minutes without a word (found by the reliability suite).
+DEFAULT_REQUEST_TIMEOUT = timedelta(seconds=30)
 #: Polling faster than this only burns the Resource Graph quota (about 15 queries per 5 s).
 MIN_POLL_INTERVAL = timedelta(seconds=10)
 # The window offsets' defaults live in WindowRules (one place for each fact).
@@ -182,6 +187,13 @@ def _poll_interval(value: Any, what: str) -> timedelta:
     return interval
 
 
+def _request_timeout(value: Any, what: str) -> timedelta:
+    timeout = parse_duration(value, default_unit="s", what=what)
+    if not timedelta(seconds=0.1) <= timeout <= timedelta(minutes=10):
+        raise SettingsError(f"{what}: between 0.1s and 10m, got {value!r}")
+    return timeout
+
+
 def _minutes(value: Any, what: str) -> timedelta:
     return parse_duration(value, default_unit="m", what=what)
 
@@ -209,6 +221,8 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("arm_endpoint", "azure", "arm_endpoint", _as_str, lambda: None),
     _Spec("ca_file", "azure", "ca_file", _as_path, lambda: None),
     _Spec("token", "azure", "token", _as_str, lambda: None),
+    _Spec("request_timeout", "azure", "request_timeout", _request_timeout,
+          lambda: DEFAULT_REQUEST_TIMEOUT),
     _Spec("queue_account_url", "queue", "account_url", _as_str, lambda: None),
     _Spec("queue_name", "queue", "name", _as_str, lambda: None),
     _Spec("queue_connection_string", "queue", "connection_string", _as_str, lambda: None),
@@ -237,6 +251,7 @@ class Settings:
     arm_endpoint: str | None = None
     ca_file: Path | None = None
     token: str | None = field(default=None, repr=False)
+    request_timeout: timedelta = DEFAULT_REQUEST_TIMEOUT
     queue_account_url: str | None = None
     queue_name: str | None = None
     queue_connection_string: str | None = field(default=None, repr=False)
@@ -344,6 +359,8 @@ def read_config_file(path: Path) -> tuple[dict[str, Any], list[str]]:
         if not isinstance(table, dict):
             warnings.append(f"{path}: top-level key {section!r} ignored (expected a [section])")
             continue
+        if section == "keys":
+            continue  # the dashboard's keymap (binding id = keys), read by the app itself
         for key, value in table.items():
             if (section, key) not in known:
                 warnings.append(f"{path}: unknown setting [{section}] {key} ignored")

@@ -1,0 +1,81 @@
+"""Keys of the dashboard without a network: keymap from the config file, pause, zone, export,
+the command palette's actions."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from services.clock import ManualClock
+from services.model import Fetched
+from services.settings import load_settings
+from tests.tui.test_app_snapshots import CONFIGS, runs
+from tui.app import AumwatchApp, read_keymap
+from widgets.statusbar import StatusBar
+
+NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+
+
+def app_with(tmp_path: Path, config_text: str = "") -> AumwatchApp:
+    config = tmp_path / "config.toml"
+    config.write_text(config_text + f'\n[paths]\ndata_dir = "{tmp_path}"\n', encoding="utf-8")
+    settings = load_settings({}, env={}, config_path=config)
+    assert not settings.warnings
+    return AumwatchApp(settings, clock=ManualClock(NOW), poll=False)
+
+
+def test_keys_table_is_read_from_the_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[keys]\npause = "P"\nzone = "t"\n', encoding="utf-8")
+    assert read_keymap(path) == {"pause": "P", "zone": "t"}
+    assert read_keymap(None) == {}
+
+
+async def test_remapped_pause_key_pauses_and_the_status_bar_says_so(tmp_path: Path) -> None:
+    app = app_with(tmp_path, '[keys]\npause = "P"\n')
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("P")
+        await pilot.pause()
+        assert app.paused and app.query_one(StatusBar).data.paused
+        await pilot.press("p")  # the old key no longer pauses
+        await pilot.pause()
+        assert app.paused
+
+
+async def test_zone_key_cycles_config_utc_local(tmp_path: Path) -> None:
+    app = app_with(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.apply_configs(Fetched(CONFIGS, NOW))
+        await pilot.pause()
+        key = CONFIGS[0].id.lower()
+        table = app.query_one("#configs")
+        assert table.get_cell(key, "next").plain.endswith("CET")
+        await pilot.press("z")
+        await pilot.pause()
+        assert app.time_mode == "utc"
+        assert table.get_cell(key, "next").plain.endswith("UTC")
+        await pilot.press("z", "z")
+        assert app.time_mode == "config"
+
+
+async def test_export_writes_json_and_csv_to_the_data_dir(tmp_path: Path) -> None:
+    app = app_with(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.apply_configs(Fetched(CONFIGS, NOW))
+        app.apply_runs(Fetched(runs(), NOW))
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        files = sorted((tmp_path / "exports").iterdir())
+        assert [f.suffix for f in files] == [".csv", ".json"]
+        data = json.loads(files[1].read_text())
+        assert {c["name"] for c in data["configurations"]} == {c.name for c in CONFIGS}
+        assert any(str(files[1]) in str(n.message) for n in app._notifications)
+
+
+async def test_palette_offers_every_dashboard_action(tmp_path: Path) -> None:
+    app = app_with(tmp_path)
+    async with app.run_test(size=(120, 40)):
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        for wanted in ("Cancel run", "Pause", "Refresh", "Zone", "Filter", "Export", "Help"):
+            assert wanted in titles
