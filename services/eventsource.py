@@ -53,6 +53,16 @@ class ReceivedEvent:
     inserted_at: datetime | None
     duplicate: bool = False
 
+    @property
+    def arrived_at(self) -> datetime:
+        """When the event reached us: the queue's insertion time (else when we read it), or
+        the event's own time when that is earlier. A backlog written into the queue late (a
+        replay, the stand-in filling its history) keeps the time the event was published, so
+        the watchdog does not call an on-time pre-event late."""
+        arrived = self.inserted_at or self.received_at
+        published = self.event.event_time
+        return published if published is not None and published < arrived else arrived
+
     def to_json(self) -> dict[str, Any]:
         """The event's JSON plus ``received_at`` and ``duplicate`` (``events tail --json``)."""
         out = self.event.to_json()

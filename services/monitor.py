@@ -266,7 +266,7 @@ class Monitor:
                 continue
             previous = self._event_runs.get(run.key)
             self._event_runs[run.key] = run if previous is None else _merge_event(previous, run)
-            arrived = received.inserted_at or received.received_at
+            arrived = received.arrived_at
             seen = self._arrivals.get(run.key, EventArrival())
             if str(event.kind) == "pre" and seen.pre is None:
                 seen = EventArrival(arrived, seen.post)

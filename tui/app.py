@@ -459,7 +459,7 @@ class AumwatchApp(App[int]):
         rows: list[EventRow] = []
         for received in batch.events:
             event = received.event
-            arrived = received.inserted_at or received.received_at
+            arrived = received.arrived_at
             rows.append(EventRow(
                 time=arrived, kind=_short_type(event.type),
                 configuration=event.configuration_name or "",
@@ -495,7 +495,7 @@ class AumwatchApp(App[int]):
         if run is None:
             return
         # The first arrival of each kind, for the timeline and the watchdog.
-        arrived = received.inserted_at or received.received_at
+        arrived = received.arrived_at
         seen = self.arrivals.get(run.key, EventArrival())
         kind = str(received.event.kind)
         if kind == "pre" and seen.pre is None:
@@ -512,7 +512,8 @@ class AumwatchApp(App[int]):
             return
         self.findings.extend(new)
         log.add_rows(EventRow(
-            time=self.clock.now(), kind="watchdog", configuration=f.configuration_name,
+            time=self.clock.now(), kind=f"watchdog: {f.kind.replace('-', ' ')}",
+            configuration=f.configuration_name,
             run=f.run_id.rsplit("/", 1)[-1], flag="watchdog", payload=f.message, key=f.key)
             for f in new)
         for finding in new:

@@ -1,6 +1,6 @@
 """Pre/post maintenance events as Azure delivers them, and writing them to a queue.
 
-The shapes follow AZURE.md and ``/work/shared/samples/events``: the event ``id`` is the run's
+The shapes follow AZURE.md and the shared sample events (copied in tests/data/events): the event ``id`` is the run's
 correlation id (the same on the pre and the post event), ``topic``/``source`` is the
 configuration id, ``subject`` the configuration name, ``data`` keys PascalCase.
 

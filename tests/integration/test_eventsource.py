@@ -24,7 +24,7 @@ from services.sim.azurite import Azurite
 
 pytestmark = pytest.mark.integration
 
-SAMPLES = Path("/work/shared/samples/events")
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "events"  # copies of ../shared/samples
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 

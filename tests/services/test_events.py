@@ -23,7 +23,7 @@ from services.events import (
     parse_event_time,
 )
 
-SAMPLES = Path("/work/shared/samples/events")
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "events"  # copies of ../shared/samples
 CONFIG = (
     "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/testrg/providers/"
     "Microsoft.Maintenance/maintenanceConfigurations/contosomaintenanceconfiguration"
@@ -38,7 +38,6 @@ CONTRACT_KEYS = {
     "run_name", "start", "end", "cancellation_cutoff", "status", "subscription_ids", "event_time",
 }
 
-pytestmark = pytest.mark.skipif(not SAMPLES.is_dir(), reason="shared samples not present")
 
 
 def sample(name: str) -> bytes:

@@ -20,7 +20,7 @@ from services.journal import (
     RecordStatus,
 )
 
-SAMPLES = Path("/work/shared/samples/events")
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "events"  # copies of ../shared/samples
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from tui.cli import main
 
-SAMPLES = Path("/work/shared/samples/events")
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "events"  # copies of ../shared/samples
 T = "2026-01-01T15:00:00Z"
 
 
