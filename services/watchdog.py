@@ -10,6 +10,8 @@ Rules we define where the design is silent:
   before it started): history from last week has no events in a queue that keeps them for
   days at most, and flagging it would bury the findings that matter.
 * A run cancelled by the user before its pre-event deadline needs no pre-event.
+* A cancelled run (by the user or the platform) sends no post-event: none is expected.
+  A platform cancel is still judged for its missing pre-event, which is what caused it.
 * A run whose end is unknown is judged for its post-event only once its status says it ended.
 
 Pure: no I/O, no clock; ``now`` is passed in. :class:`Watchdog` only remembers which findings
@@ -100,7 +102,9 @@ def check_runs(
         post_due = post_deadline(run)
         if post_due is None and run.finished and run.last_update is not None:
             post_due = run.last_update + POST_EVENT_GRACE
-        if (post_due is not None and horizon <= post_due <= now and not user_cancelled
+        cancelled = user_cancelled or run.cancelled_by == "platform" or (
+            run.status.lower() == "cancelled")
+        if (post_due is not None and horizon <= post_due <= now and not cancelled
                 and (seen is None or seen.post is None)):
             out.append(Finding(
                 "missing-post", f"missing-post:{run.key}", run.correlation_id, name, post_due,

@@ -56,6 +56,13 @@ def test_a_run_cancelled_by_the_user_needs_no_events() -> None:
     assert kinds(T - timedelta(minutes=20), status="Cancelled", cancelled_by="user") == []
 
 
+def test_a_platform_cancelled_run_misses_its_pre_event_but_owes_no_post_event() -> None:
+    cancelled = dict(status="Cancelled", cancelled_by="platform")
+    assert kinds(T - timedelta(minutes=20), **cancelled) == ["missing-pre"]
+    assert kinds(T + timedelta(hours=3), **cancelled) == []
+    assert kinds(T + timedelta(hours=3), status="Completed") == ["missing-post"]
+
+
 def test_watchdog_reports_each_finding_once() -> None:
     dog = Watchdog(T - timedelta(hours=1))
     now = T - timedelta(minutes=20)
