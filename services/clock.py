@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, overload
 
 
 class Clock(Protocol):
@@ -86,3 +86,21 @@ class ScaledClock:
         with self._lock:
             elapsed = time.monotonic() - self._origin_mono
             self.offset = target - self._origin_wall - timedelta(seconds=elapsed * self.speed)
+
+
+@overload
+def iso_z(value: datetime, *, fraction: bool = False) -> str: ...
+@overload
+def iso_z(value: None, *, fraction: bool = False) -> None: ...
+
+
+def iso_z(value: datetime | None, *, fraction: bool = False) -> str | None:
+    """UTC ISO 8601 with ``Z``: to the second (the CLI contract, ARM's style), or, with
+    ``fraction``, keeping fractions of a second when there are any (event times keep
+    theirs). None stays None."""
+    if value is None:
+        return None
+    utc = ensure_utc(value)
+    if fraction:
+        return utc.isoformat().replace("+00:00", "Z")
+    return utc.strftime("%Y-%m-%dT%H:%M:%SZ")

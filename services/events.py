@@ -34,6 +34,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Literal
 
+from services.clock import iso_z
 from services.runid import RunIdError, parse_configuration_id, parse_run_id
 
 # An Azure Storage queue message holds at most 64 KiB; anything larger is not from Event Grid.
@@ -64,13 +65,6 @@ def _kind_of(event_type: str) -> EventKind:
     if lowered == POST_EVENT_TYPE.lower():
         return EventKind.POST
     return EventKind.OTHER
-
-
-def _iso_z(value: datetime | None) -> str | None:
-    """UTC ISO 8601 with ``Z``; fractions of a second only when there are some."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -111,12 +105,12 @@ class MaintenanceEvent:
             "configuration_id": self.configuration_id,
             "configuration_name": self.configuration_name,
             "run_name": self.run_name,
-            "start": _iso_z(self.start),
-            "end": _iso_z(self.end),
-            "cancellation_cutoff": _iso_z(self.cancellation_cutoff),
+            "start": iso_z(self.start, fraction=True),
+            "end": iso_z(self.end, fraction=True),
+            "cancellation_cutoff": iso_z(self.cancellation_cutoff, fraction=True),
             "status": self.status,
             "subscription_ids": list(self.subscription_ids),
-            "event_time": _iso_z(self.event_time),
+            "event_time": iso_z(self.event_time, fraction=True),
         }
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from services.clock import Clock, ensure_utc
+from services.clock import Clock, ensure_utc, iso_z
 from services.errors import service_error
 from services.events import EventDecodeError, MaintenanceEvent, decode_message
 from services.journal import Journal, JournalError, RecordStatus
@@ -66,7 +66,7 @@ class ReceivedEvent:
     def to_json(self) -> dict[str, Any]:
         """The event's JSON plus ``received_at`` and ``duplicate`` (``events tail --json``)."""
         out = self.event.to_json()
-        out["received_at"] = _iso_z(self.received_at)
+        out["received_at"] = iso_z(self.received_at, fraction=True)
         out["duplicate"] = self.duplicate
         return out
 
@@ -86,7 +86,7 @@ class UndecodableMessage:
             "undecodable": True,
             "reason": self.reason,
             "raw_preview": self.raw_preview,
-            "received_at": _iso_z(self.received_at),
+            "received_at": iso_z(self.received_at, fraction=True),
             "message_id": self.message_id,
         }
 
@@ -363,7 +363,3 @@ def _aware(value: Any) -> datetime | None:
         return ensure_utc(value)
     except ValueError:
         return None
-
-
-def _iso_z(value: datetime) -> str:
-    return ensure_utc(value).isoformat().replace("+00:00", "Z")

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Generic, Literal, TypeVar
+
+from services.clock import iso_z
 
 CancelledBy = Literal["user", "platform"]
 RunOrigin = Literal["arg", "event", "schedule"]
@@ -18,13 +20,6 @@ RunOrigin = Literal["arg", "event", "schedule"]
 #: Run statuses after which nothing more happens to a run.
 FINISHED_STATUSES = frozenset({"completed", "succeeded", "failed", "cancelled", "canceled",
                                "completedwithwarnings", "timeout"})
-
-
-def iso_z(value: datetime | None) -> str | None:
-    """UTC ISO 8601 with ``Z`` (to the second), or None."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)

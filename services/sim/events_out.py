@@ -1,8 +1,9 @@
 """Pre/post maintenance events as Azure delivers them, and writing them to a queue.
 
-The shapes follow AZURE.md and the shared sample events (copied in tests/data/events): the event ``id`` is the run's
-correlation id (the same on the pre and the post event), ``topic``/``source`` is the
-configuration id, ``subject`` the configuration name, ``data`` keys PascalCase.
+The shapes follow AZURE.md and the shared sample events (copied in tests/data/events): the
+event ``id`` is the run's correlation id (the same on the pre and the post event),
+``topic``/``source`` is the configuration id, ``subject`` the configuration name, ``data``
+keys PascalCase.
 
 Message text, per ``schema``:
 
@@ -25,16 +26,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from services.clock import iso_z
+
 PRE_EVENT_TYPE = "Microsoft.Maintenance.PreMaintenanceEvent"
 POST_EVENT_TYPE = "Microsoft.Maintenance.PostMaintenanceEvent"
 SCHEMAS = ("eventgrid", "cloudevents", "plain-json")
 # A queue message that is not an event at all (a test of "keep and show raw, never drop"),
 # with markup-like text in it: a reader must not render it as markup.
 MALFORMED_MESSAGE = '{"eventType": "Microsoft.Maintenance.PreMaintenanceEvent", "data": [bold]'
-
-
-def _iso_seconds(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _iso_event_time(value: datetime) -> str:
@@ -65,11 +64,11 @@ def build_event(
     data: dict[str, Any] = {
         "CorrelationId": correlation_id,
         "MaintenanceConfigurationId": configuration_id,
-        "StartDateTime": _iso_seconds(start),
-        "EndDateTime": _iso_seconds(end),
+        "StartDateTime": iso_z(start),
+        "EndDateTime": iso_z(end),
     }
     if kind == "pre":
-        data["CancellationCutOffDateTime"] = _iso_seconds(cutoff if cutoff is not None else start)
+        data["CancellationCutOffDateTime"] = iso_z(cutoff if cutoff is not None else start)
     data["ResourceSubscriptionIds"] = list(subscription_ids)
     if kind == "post":
         data["Status"] = status or "Succeeded"

@@ -86,6 +86,7 @@ from typing import Any
 
 from dateutil.relativedelta import relativedelta
 
+from services.clock import iso_z
 from services.runid import correlation_id_for
 from services.schedule import (
     Occurrence,
@@ -108,7 +109,6 @@ from services.sim.world import (
     SimMachine,
     SimRun,
     World,
-    iso,
 )
 
 log = logging.getLogger(__name__)
@@ -809,7 +809,7 @@ class ScenarioEngine:
             by = action.kind.removeprefix("cancel-")
             message = PLATFORM_CANCEL_MESSAGE if by == "platform" else USER_CANCEL_MESSAGE
             run.status, run.cancelled_by = "Cancelled", by
-            run.error_message = message.format(at=iso(at))
+            run.error_message = message.format(at=iso_z(at))
         elif action.kind in ("pre", "pre-dup"):
             # A redelivery is the same event again, eventTime included.
             self._emit(plan, "pre", at, plan.sent_at.setdefault("pre", at), copy=action.kind)

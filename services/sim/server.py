@@ -48,8 +48,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from services.clock import iso_z
 from services.sim.faults import Fault, Faults
-from services.sim.world import World, arm_error, iso
+from services.sim.world import World, arm_error
 
 #: api-versions of Microsoft.Maintenance the stand-in accepts; the cancel-capable subset.
 MAINTENANCE_API_VERSIONS: frozenset[str] = frozenset({
@@ -385,7 +386,7 @@ class StandInServer:
                 return _Answer(200, {"faults": self.faults.active()}, {})
         if path == "/_sim/clock":
             if request.method == "GET":
-                return _Answer(200, {"now": iso(self.world.clock.now())}, {})
+                return _Answer(200, {"now": iso_z(self.world.clock.now())}, {})
             if request.method == "POST":
                 body, bad = await _json_body(request)
                 if bad is not None:
@@ -394,7 +395,7 @@ class StandInServer:
                     self._move_clock(body)
                 except ValueError as exc:
                     return _Answer(400, arm_error("InvalidClockChange", str(exc)), {})
-                return _Answer(200, {"now": iso(self.world.clock.now())}, {})
+                return _Answer(200, {"now": iso_z(self.world.clock.now())}, {})
         if path in ("/_sim/faults", "/_sim/clock"):
             return _Answer(405, arm_error("MethodNotAllowed",
                                           f"{request.method} is not allowed on {path}."), {})

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.clock import Clock
+from services.clock import Clock, iso_z
 
 TENANT_ID = "72f988bf-0000-4000-8000-000000000000"
 USER_CANCEL_MESSAGE = "Maintenance cancelled using cancellation API at {at}"
@@ -32,19 +32,12 @@ ASSIGNMENT_TYPE = "microsoft.maintenance/configurationassignments"
 CONFIG_TYPE = "microsoft.maintenance/maintenanceconfigurations"
 
 
-def iso(value: datetime | None) -> str | None:
-    """UTC ISO 8601 with ``Z``, to the second (ARM's style)."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def run_name_for(start: datetime) -> str:
     return start.astimezone(UTC).strftime("%Y%m%d%H%M%S")
 
 
 def parse_resource_id(resource_id: str) -> dict[str, str]:
-    """Split ``/subscriptions/S/resourceGroups/G/providers/...`` into its parts (lower-case keys)."""
+    """Split ``/subscriptions/S/resourceGroups/G/...`` into its parts (lower-case keys)."""
     parts = [p for p in resource_id.split("/") if p]
     out: dict[str, str] = {}
     for key, value in zip(parts[0::2], parts[1::2], strict=False):
@@ -64,7 +57,9 @@ class SimMachine:
 
     @property
     def type(self) -> str:
-        return "microsoft.hybridcompute/machines" if self.arc else "microsoft.compute/virtualmachines"
+        if self.arc:
+            return "microsoft.hybridcompute/machines"
+        return "microsoft.compute/virtualmachines"
 
 
 @dataclass
@@ -180,9 +175,11 @@ class World:
             out = []
             for cfg in self._configs.values():
                 parts = parse_resource_id(cfg["id"])
-                if subscription_id and parts.get("subscriptions", "").lower() != subscription_id.lower():
+                sub = parts.get("subscriptions", "").lower()
+                group = parts.get("resourcegroups", "").lower()
+                if subscription_id and sub != subscription_id.lower():
                     continue
-                if resource_group and parts.get("resourcegroups", "").lower() != resource_group.lower():
+                if resource_group and group != resource_group.lower():
                     continue
                 out.append(cfg)
             return sorted(out, key=lambda c: c["id"].lower())
@@ -211,7 +208,8 @@ class World:
             now = self.clock.now()
             run = self._runs.get(correlation_id.lower())
             if run is None:
-                cfg_id = correlation_id.lower().split("/providers/microsoft.maintenance/applyupdates/")[0]
+                cfg_id = correlation_id.lower().split(
+                    "/providers/microsoft.maintenance/applyupdates/")[0]
                 if cfg_id not in self._configs:
                     return CancelOutcome(404, arm_error(
                         "ResourceNotFound",
@@ -232,11 +230,11 @@ class World:
             if now < opens or now >= closes:
                 return CancelOutcome(400, arm_error(
                     "CancellationWindowClosed",
-                    f"Maintenance run {run.name} can be cancelled only between {iso(opens)} "
-                    f"and {iso(closes)}; it is {iso(now)}."))
+                    f"Maintenance run {run.name} can be cancelled only between {iso_z(opens)} "
+                    f"and {iso_z(closes)}; it is {iso_z(now)}."))
             run.status = "Cancelled"
             run.cancelled_by = "user"
-            run.error_message = USER_CANCEL_MESSAGE.format(at=iso(now))
+            run.error_message = USER_CANCEL_MESSAGE.format(at=iso_z(now))
             run.updated = now
             self.version += 1
             return CancelOutcome(200, self.apply_update_object(run))
@@ -250,9 +248,9 @@ class World:
             "properties": {
                 "status": run.status,
                 "resourceId": run.configuration_id,
-                "lastUpdateTime": iso(run.updated or run.start),
-                "startDateTime": iso(run.start),
-                "endDateTime": iso(run.end),
+                "lastUpdateTime": iso_z(run.updated or run.start),
+                "startDateTime": iso_z(run.start),
+                "endDateTime": iso_z(run.end),
                 **({"error": {"message": run.error_message}} if run.error_message else {}),
             },
         }
@@ -330,9 +328,9 @@ class World:
             "correlationId": run.correlation_id,
             "maintenanceConfigurationId": run.configuration_id,
             "status": run.status,
-            "startDateTime": iso(run.start),
-            "endDateTime": iso(run.end),
-            "lastUpdateTime": iso(run.updated),
+            "startDateTime": iso_z(run.start),
+            "endDateTime": iso_z(run.end),
+            "lastUpdateTime": iso_z(run.updated),
             "resourceUpdateSummary": summary,
         }
         if run.error_message:
@@ -352,8 +350,8 @@ class World:
             "maintenanceConfigurationId": run.configuration_id,
             "resourceId": mid,
             "status": status,
-            "startDateTime": iso(res.started or run.start),
-            "endDateTime": iso(res.ended),
+            "startDateTime": iso_z(res.started or run.start),
+            "endDateTime": iso_z(res.ended),
         }
         return self._row(rid, MACHINE_RUN_TYPE, m.location if m else "", props, {}, name=run.name)
 
@@ -370,8 +368,8 @@ class World:
             "maintenanceWindowExceeded": res.window_exceeded,
             "rebootStatus": res.reboot_status,
             "osType": m.os_type,
-            "startDateTime": iso(res.started),
-            "lastModifiedDateTime": iso(res.ended or res.started),
+            "startDateTime": iso_z(res.started),
+            "lastModifiedDateTime": iso_z(res.ended or res.started),
         }
         if res.error_message:
             props["errorDetails"] = {"code": res.error_code or "PatchFailed",

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
+from services.clock import iso_z
 from services.sim.runner import render_config, write_private_file
 from services.sim.server import StandInServer
-from services.sim.world import USER_CANCEL_MESSAGE, MachineResult, World, iso
+from services.sim.world import USER_CANCEL_MESSAGE, MachineResult, World
 from tests.integration.conftest import NOW, SUB, add_run, config_object
 from tui.cli import main
 
@@ -53,7 +54,7 @@ def scenario(standin_world: World) -> dict[str, Any]:
     standin_world.upsert_run(done)
     user = add_run(standin_world, daily, NOW - timedelta(days=1, hours=23, minutes=30),
                    status="Cancelled")
-    user.error_message = USER_CANCEL_MESSAGE.format(at=iso(user.start - timedelta(minutes=20)))
+    user.error_message = USER_CANCEL_MESSAGE.format(at=iso_z(user.start - timedelta(minutes=20)))
     standin_world.upsert_run(user)
     pending = add_run(standin_world, daily, NOW + timedelta(minutes=30), status="Pending",
                       machines=2)

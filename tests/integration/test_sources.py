@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from services.clock import iso_z
 from services.configs import ConfigSource, maintenance_factory
 from services.errors import ServiceError
 from services.events import decode_message
@@ -22,7 +23,6 @@ from services.sim.world import (
     PLATFORM_CANCEL_MESSAGE,
     MachineResult,
     World,
-    iso,
 )
 from tests.integration.conftest import NOW, SUB, add_run, config_object
 
@@ -58,7 +58,7 @@ def populate(world: World) -> dict[str, Any]:
         "Failed", installed=1, failed=2, error_code="KB", error_message="KB5034441 failed")
     world.upsert_run(done)
     cancelled = add_run(world, daily, NOW - timedelta(days=2, minutes=-30), status="Cancelled")
-    cancelled.error_message = PLATFORM_CANCEL_MESSAGE.format(at=iso(cancelled.start))
+    cancelled.error_message = PLATFORM_CANCEL_MESSAGE.format(at=iso_z(cancelled.start))
     world.upsert_run(cancelled)
     pending = add_run(world, daily, NOW + timedelta(minutes=30), status="Pending", machines=3)
     return {"daily": daily, "done": done, "cancelled": cancelled, "pending": pending}
@@ -218,12 +218,12 @@ async def test_a_pre_event_adds_its_cutoff_to_the_observed_run(
     pre = {
         "id": pending.correlation_id, "eventType": "Microsoft.Maintenance.PreMaintenanceEvent",
         "subject": "patch-daily", "topic": pending.configuration_id,
-        "eventTime": iso(pending.start - timedelta(minutes=35)), "dataVersion": "1.0",
+        "eventTime": iso_z(pending.start - timedelta(minutes=35)), "dataVersion": "1.0",
         "metadataVersion": "1",
         "data": {"CorrelationId": pending.correlation_id,
                  "MaintenanceConfigurationId": pending.configuration_id,
-                 "StartDateTime": iso(pending.start), "EndDateTime": iso(pending.end),
-                 "CancellationCutOffDateTime": iso(pending.start - timedelta(minutes=12)),
+                 "StartDateTime": iso_z(pending.start), "EndDateTime": iso_z(pending.end),
+                 "CancellationCutOffDateTime": iso_z(pending.start - timedelta(minutes=12)),
                  "ResourceSubscriptionIds": [SUB]},
     }
     events = [r for e in decode_message(json.dumps(pre)) if (r := run_from_event(e))]

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import UTC, datetime
 
+from services.clock import iso_z
 from tui.cli import CliError, add_common
 
 DEFAULT_COUNT = 5
@@ -79,10 +79,6 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _iso_z(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def run_schedule_next(args: argparse.Namespace) -> int:
     """Print the next occurrences as JSON (``--json``) or as a table with local times."""
     from services.schedule import ScheduleError, parse_schedule
@@ -101,20 +97,20 @@ def run_schedule_next(args: argparse.Namespace) -> int:
     occurrences = schedule.next(after, args.count)
 
     if args.json:
-        print(json.dumps([{"start": _iso_z(o.start), "end": _iso_z(o.end)} for o in occurrences]))
+        print(json.dumps([{"start": iso_z(o.start), "end": iso_z(o.end)} for o in occurrences]))
         return 0
 
     zone_label = args.tz if args.tz == schedule.zone.key else f"{args.tz}, {schedule.zone.key}"
     lines = [f"{schedule.describe()} ({zone_label})"]
     if schedule.expiration is not None:
-        lines.append(f"expires {_iso_z(schedule.expiration)}")
+        lines.append(f"expires {iso_z(schedule.expiration)}")
     if occurrences:
         header = ("#", "start (UTC)", "end (UTC)", "start (local)", "end (local)")
         rows = [
             (
                 str(number),
-                _iso_z(o.start),
-                _iso_z(o.end),
+                iso_z(o.start),
+                iso_z(o.end),
                 f"{o.start.astimezone(schedule.zone):%Y-%m-%d %H:%M %Z}",
                 f"{o.end.astimezone(schedule.zone):%Y-%m-%d %H:%M %Z}",
             )
@@ -128,7 +124,7 @@ def run_schedule_next(args: argparse.Namespace) -> int:
                 ).rstrip()
             )
     else:
-        lines.append(f"no occurrence starts at or after {_iso_z(after)}")
+        lines.append(f"no occurrence starts at or after {iso_z(after)}")
     lines.extend(f"warning: {warning}" for warning in schedule.warnings())
     print("\n".join(lines))
     return 0

@@ -6,6 +6,7 @@ import argparse
 import json
 from datetime import UTC, datetime, timedelta
 
+from services.clock import iso_z
 from tui.cli import CliError, add_common
 
 
@@ -38,10 +39,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="minutes before the start the cancel window closes (default 10)",
     )
     parser.set_defaults(func=run_window_command)
-
-
-def _iso_z(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def parse_cli_time(text: str, option: str) -> datetime:
@@ -113,8 +110,8 @@ def run_window_command(args: argparse.Namespace) -> int:
                 {
                     "phase": str(phase),
                     "cancellable": window.is_cancellable(at),
-                    "opens_at": _iso_z(window.opens_at),
-                    "closes_at": _iso_z(window.closes_at),
+                    "opens_at": iso_z(window.opens_at),
+                    "closes_at": iso_z(window.closes_at),
                     "seconds_to_start": seconds_to_start,
                 }
             )
@@ -125,17 +122,17 @@ def run_window_command(args: argparse.Namespace) -> int:
         f"phase        {phase}",
         f"cancellable  {'yes' if window.is_cancellable(at) else 'no'}"
         + ("" if window.ever_opens else " (the cutoff is before the window opens: never)"),
-        f"opens at     {_iso_z(window.opens_at)}",
-        f"closes at    {_iso_z(window.closes_at)}",
-        f"starts at    {_iso_z(window.start)} ({_relative(seconds_to_start)})",
+        f"opens at     {iso_z(window.opens_at)}",
+        f"closes at    {iso_z(window.closes_at)}",
+        f"starts at    {iso_z(window.start)} ({_relative(seconds_to_start)})",
     ]
     if window.end is not None:
-        lines.append(f"ends at      {_iso_z(window.end)}")
+        lines.append(f"ends at      {iso_z(window.end)}")
     upcoming = window.next_boundary(at)
     if upcoming is not None:
         label, when = upcoming
         lines.append(
-            f"next         {label} at {_iso_z(when)} "
+            f"next         {label} at {iso_z(when)} "
             f"(in {_duration(int((when - at).total_seconds()))})"
         )
     print("\n".join(lines))
