@@ -257,7 +257,7 @@ class Monitor:
         return batch
 
     def _remember(self, batch: EventBatch) -> None:
-        from services.runs import _merge_event, run_from_event
+        from services.runs import merge_event, run_from_event
 
         for received in batch.events:
             event = received.event
@@ -265,7 +265,7 @@ class Monitor:
             if run is None:
                 continue
             previous = self._event_runs.get(run.key)
-            self._event_runs[run.key] = run if previous is None else _merge_event(previous, run)
+            self._event_runs[run.key] = run if previous is None else merge_event(previous, run)
             arrived = received.arrived_at
             seen = self._arrivals.get(run.key, EventArrival())
             if str(event.kind) == "pre" and seen.pre is None:

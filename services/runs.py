@@ -203,7 +203,7 @@ def run_from_event(event: Any) -> Run | None:
     )
 
 
-def _merge_event(base: Run, event: Run) -> Run:
+def merge_event(base: Run, event: Run) -> Run:
     """Fill what ARG lacks from an event of the same run (ARG can lag by minutes)."""
     changes: dict[str, Any] = {}
     if event.cutoff is not None and base.cutoff is None:
@@ -235,7 +235,7 @@ def merge_runs(
     for event in events:
         base = merged.get(event.key)
         # Also merges a pre- and a post-event of one run: the pre's cut-off, the post's status.
-        merged[event.key] = event if base is None else _merge_event(base, event)
+        merged[event.key] = event if base is None else merge_event(base, event)
     for run in expected:
         merged.setdefault(run.key, run)
     return tuple(sorted(merged.values(), key=lambda r: (r.start, r.key), reverse=True))

@@ -489,7 +489,7 @@ class AumwatchApp(App[int]):
             self.refresh_run_views()
 
     def _note_event_run(self, received: Any) -> None:
-        from services.runs import _merge_event, run_from_event
+        from services.runs import merge_event, run_from_event
 
         run = run_from_event(received.event)
         if run is None:
@@ -503,7 +503,7 @@ class AumwatchApp(App[int]):
         elif kind == "post" and seen.post is None:
             self.arrivals[run.key] = EventArrival(seen.pre, arrived)
         base = self.runs.get(run.key)
-        self.runs[run.key] = run if base is None else _merge_event(base, run)
+        self.runs[run.key] = run if base is None else merge_event(base, run)
 
     def _report(self, findings: Iterable[Finding]) -> None:
         log = self.query_one(EventLog)
