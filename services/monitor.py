@@ -9,8 +9,11 @@ that in a message. The monitor:
   (an import of azure-mgmt-* takes long enough to be felt; the first frame must not wait);
 * shares one Resource Graph :class:`~services.resourcegraph.Governor` (real time: the quota
   is) between the configuration, run and machine queries;
-* measures the clock skew from the servers' ``Date`` header and applies it to a
-  :class:`~services.clock.SystemClock` (a test or scenario clock is left alone);
+* has its Resource Graph runner measure the clock skew from the servers' ``Date`` header and
+  apply it to a :class:`~services.clock.SystemClock` (a test or scenario clock is left
+  alone). The runner is the one owner of the correction: it measures against the already
+  corrected clock and sets the total; the monitor only reads it (it used to add the total
+  again, doubling the skew on every poll);
 * remembers the runs that pre/post events announced, so a run the queue knows about shows up
   before Resource Graph catches up, and the first arrival of each event kind per run (for the
   timeline and the watchdog);
@@ -38,8 +41,6 @@ from services.settings import Settings
 
 #: Source names, in the order the status bar lists them.
 SOURCES = ("configs", "runs", "events")
-#: A measured skew smaller than this is the Date header's one-second resolution, not skew.
-SKEW_APPLY_THRESHOLD = timedelta(seconds=2)
 #: SDK modules imported off the UI thread before the first client is built.
 SDK_MODULES = (
     "azure.core.rest",
@@ -144,9 +145,10 @@ class Monitor:
             try:
                 if self._credential is None:
                     self._credential = make_async_credential(self.settings)
-                runner = QueryRunner.from_settings(self.settings, clock=self.clock,
-                                                   governor=self.governor,
-                                                   credential=self._credential)
+                runner = QueryRunner.from_settings(
+                    self.settings, clock=self.clock, governor=self.governor,
+                    credential=self._credential,
+                    correct_clock=self._apply_skew and isinstance(self.clock, SystemClock))
             except ServiceError:
                 raise
             except Exception as exc:
@@ -157,16 +159,10 @@ class Monitor:
             self._machines = MachineSource(runner, clock=self.clock)
 
     def _note_skew(self) -> None:
+        # The runner measured the total skew (server minus uncorrected local time) and, when
+        # allowed, already set it on the SystemClock: read it, never apply it a second time.
         measured = getattr(self._runner, "skew", None)
-        if measured is None:
-            return
-        if isinstance(self.clock, SystemClock) and self._apply_skew:
-            # The runner measured against the already-corrected clock: the residue adds up.
-            if self.measured_skew is None or abs(measured) >= SKEW_APPLY_THRESHOLD:
-                self.clock.skew += measured if abs(measured) >= SKEW_APPLY_THRESHOLD \
-                    else timedelta(0)
-            self.measured_skew = measured
-        else:
+        if measured is not None:
             self.measured_skew = measured
 
     # -- polls -------------------------------------------------------------------------------

@@ -290,8 +290,12 @@ class QueryRunner:
         clock: Clock | None = None,
         governor: Governor | None = None,
         credential: Any = None,
+        correct_clock: bool = True,
     ) -> QueryRunner:
-        """A runner with its own aio client (SDK retries off: the governor retries)."""
+        """A runner with its own aio client (SDK retries off: the governor retries).
+
+        ``correct_clock``: apply the skew measured from the ``Date`` header to a SystemClock.
+        """
         from services.azure_clients import async_resource_graph_client, make_async_credential
 
         own_credential = credential is None
@@ -303,6 +307,7 @@ class QueryRunner:
             management_groups=settings.management_groups,
             clock=clock,
             governor=governor,
+            correct_clock=correct_clock,
         )
         if own_credential:
             runner._credential = credential
