@@ -23,6 +23,7 @@ The config file (default ``<user config dir>/aumwatch/config.toml``, or ``--conf
     name = "aum-events"
     connection_string = "..."        # secret; prefer account_url + Entra ID
     mode = "peek"                    # peek | consume
+    poll_interval = "1s"             # how often the dashboard reads the queue (>= 0.5s)
 
     [dashboard]
     read_only = false
@@ -71,6 +72,12 @@ DEFAULT_POLL_INTERVAL = timedelta(seconds=30)
 DEFAULT_REQUEST_TIMEOUT = timedelta(seconds=30)
 #: Polling faster than this only burns the Resource Graph quota (about 15 queries per 5 s).
 MIN_POLL_INTERVAL = timedelta(seconds=10)
+#: How often the dashboard reads the events queue. A peek (or a get) is one cheap Storage
+#: call with no quota like Resource Graph's, so once a second is fine and keeps an event's
+#: way to the screen under the 1.5 s the operators were promised.
+DEFAULT_EVENTS_POLL_INTERVAL = timedelta(seconds=1)
+#: Faster than this buys nothing a human sees and only adds Storage transactions.
+MIN_EVENTS_POLL_INTERVAL = timedelta(seconds=0.5)
 # The window offsets' defaults live in WindowRules (one place for each fact).
 DEFAULT_OPENS_BEFORE = WindowRules().opens_before
 DEFAULT_CLOSES_BEFORE = WindowRules().closes_before
@@ -187,6 +194,14 @@ def _poll_interval(value: Any, what: str) -> timedelta:
     return interval
 
 
+def _events_poll_interval(value: Any, what: str) -> timedelta:
+    interval = parse_duration(value, default_unit="s", what=what)
+    if interval < MIN_EVENTS_POLL_INTERVAL:
+        raise SettingsError(
+            f"{what}: at least {MIN_EVENTS_POLL_INTERVAL.total_seconds():g}s, got {value!r}")
+    return interval
+
+
 def _request_timeout(value: Any, what: str) -> timedelta:
     timeout = parse_duration(value, default_unit="s", what=what)
     if not timedelta(seconds=0.1) <= timeout <= timedelta(minutes=10):
@@ -227,6 +242,8 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("queue_name", "queue", "name", _as_str, lambda: None),
     _Spec("queue_connection_string", "queue", "connection_string", _as_str, lambda: None),
     _Spec("queue_mode", "queue", "mode", _choice(QUEUE_MODES), lambda: "peek"),
+    _Spec("events_poll_interval", "queue", "poll_interval", _events_poll_interval,
+          lambda: DEFAULT_EVENTS_POLL_INTERVAL),
     _Spec("read_only", "dashboard", "read_only", _as_bool, lambda: False),
     _Spec("poll_interval", "dashboard", "poll_interval", _poll_interval,
           lambda: DEFAULT_POLL_INTERVAL),
@@ -256,6 +273,7 @@ class Settings:
     queue_name: str | None = None
     queue_connection_string: str | None = field(default=None, repr=False)
     queue_mode: str = "peek"
+    events_poll_interval: timedelta = DEFAULT_EVENTS_POLL_INTERVAL
     read_only: bool = False
     poll_interval: timedelta = DEFAULT_POLL_INTERVAL
     time_display: str = "config"

@@ -39,7 +39,12 @@ from services.eventsource import EventBatch
 from services.model import Configuration, Fetched, Run
 from services.monitor import EventArrival, Monitor
 from services.runs import expected_runs, run_phase
-from services.settings import MIN_POLL_INTERVAL, Settings, load_settings
+from services.settings import (
+    MIN_EVENTS_POLL_INTERVAL,
+    MIN_POLL_INTERVAL,
+    Settings,
+    load_settings,
+)
 from services.watchdog import Finding, Watchdog, duplicate_finding
 from services.window import Phase, RunWindow, run_window
 from tui.messages import CancelDone, ConfigsFetched, EventsFetched, PollFailed, RunsFetched
@@ -159,6 +164,10 @@ class AumwatchApp(App[int]):
         self.rules = settings.window_rules
         interval = refresh or settings.poll_interval
         self.poll_interval = max(interval, MIN_POLL_INTERVAL)
+        # Events have their own, much shorter interval: a peek is one cheap Storage call with
+        # no Resource Graph quota behind it (settings.DEFAULT_EVENTS_POLL_INTERVAL).
+        self.events_poll_interval = max(settings.events_poll_interval,
+                                        MIN_EVENTS_POLL_INTERVAL)
         self.monitor: Monitor | None = monitor if monitor is not None else (
             Monitor(settings, self.clock) if poll else None)
         self._poll = poll
@@ -409,9 +418,8 @@ class AumwatchApp(App[int]):
             self.last_error = None
         if self._poll:
             delay = self._delay_after("events", batch.error is None)
-            # Events are cheap (no Resource Graph quota): read them more often than ARG.
             if batch.error is None:
-                delay = min(delay, timedelta(seconds=5))
+                delay = self.events_poll_interval
             self._arm("events", delay, self._next_events)
         self.update_status()
 
