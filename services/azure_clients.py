@@ -140,12 +140,22 @@ def make_async_credential(settings: Settings) -> Any:
     return DefaultAzureCredential(**_default_credential_kwargs(settings))
 
 
+def timeout_kwargs(settings: Settings) -> dict[str, Any]:
+    """Connect and read timeouts (seconds) for any azure-core transport, from settings.
+
+    Without them azure-core waits up to 300 s for an answer: a stalled service would freeze
+    a poll (or a cancel) for minutes."""
+    seconds = settings.request_timeout.total_seconds()
+    return {"connection_timeout": seconds, "read_timeout": seconds}
+
+
 def client_kwargs(settings: Settings) -> dict[str, Any]:
-    """Options every ARM client takes: endpoint, token scope, CA bundle."""
+    """Options every ARM client takes: endpoint, token scope, CA bundle, timeouts."""
     cloud = cloud_for(settings)
     kwargs: dict[str, Any] = {
         "base_url": cloud.arm_endpoint,
         "credential_scopes": [cloud.token_scope],
+        **timeout_kwargs(settings),
     }
     if settings.ca_file:
         kwargs["connection_verify"] = str(settings.ca_file)
@@ -189,5 +199,15 @@ def async_maintenance_client(settings: Settings, credential: Any, subscription_i
 
 
 def queue_service_kwargs(settings: Settings) -> dict[str, Any]:
-    """Transport options for Storage queue clients (CA bundle of the stand-in)."""
-    return {"connection_verify": str(settings.ca_file)} if settings.ca_file else {}
+    """Transport options for Storage queue clients: timeouts, retries, CA bundle of the
+    stand-in.
+
+    The Storage SDK's default retry (3 retries, 15 s + 3**n s backoff) holds a failing poll
+    for about 80 s before it reports anything (found by the reliability suite); the poll is
+    repeated every poll interval anyway, so one quick retry absorbs a blip and the next poll
+    does the rest."""
+    kwargs = timeout_kwargs(settings)
+    kwargs.update(retry_total=1, initial_backoff=1, increment_base=2, random_jitter_range=0.5)
+    if settings.ca_file:
+        kwargs["connection_verify"] = str(settings.ca_file)
+    return kwargs
