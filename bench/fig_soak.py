@@ -135,7 +135,7 @@ async def soak(hours: float) -> dict[str, Any]:
                 samples.append({
                     "hours": (now - NOW).total_seconds() / 3600, "traced": current,
                     "rss": proc.memory_info().rss, "events": j,
-                    "app_runs": len(app.runs), "monitor_event_runs": len(monitor._event_runs),
+                    "app_runs": len(app.runs), "monitor_event_runs": len(monitor.memory),
                     "eventlog_rows": log.row_count, "findings": len(app.findings),
                 })
                 next_sample += sample_every

@@ -14,9 +14,10 @@ that in a message. The monitor:
   alone). The runner is the one owner of the correction: it measures against the already
   corrected clock and sets the total; the monitor only reads it (it used to add the total
   again, doubling the skew on every poll);
-* remembers the runs that pre/post events announced, so a run the queue knows about shows up
-  before Resource Graph catches up, and the first arrival of each event kind per run (for the
-  timeline and the watchdog);
+* remembers, in one bounded :class:`~services.eventmemory.EventMemory` (``memory``, shared
+  with the dashboard), the runs that pre/post events announced, so a run the queue knows
+  about shows up before Resource Graph catches up, and the first arrival of each event kind
+  per run (for the timeline and the watchdog);
 * records when each source last answered (``ages``) and the last error of each.
 
 Nothing here imports Textual. Coroutines raise :class:`~services.errors.ServiceError` (the
@@ -27,13 +28,13 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from services.cancel import CancelResult, CancelTarget, Outcome
 from services.clock import Clock, SystemClock
 from services.errors import ServiceError, service_error
+from services.eventmemory import EventArrival, EventMemory
 from services.eventsource import EventBatch
 from services.model import Configuration, Fetched, Machine, Run
 from services.resourcegraph import Governor, GovernorState
@@ -41,6 +42,7 @@ from services.settings import Settings
 
 #: Source names, in the order the status bar lists them.
 SOURCES = ("configs", "runs", "events")
+__all__ = ["SOURCES", "EventArrival", "Monitor"]  # EventArrival: where the app imports it
 #: SDK modules imported off the UI thread before the first client is built.
 SDK_MODULES = (
     "azure.core.rest",
@@ -49,14 +51,6 @@ SDK_MODULES = (
     "azure.mgmt.maintenance.aio",
     "azure.storage.queue.aio",
 )
-
-
-@dataclass(frozen=True)
-class EventArrival:
-    """When the first pre- and post-event of one run arrived (None: not yet)."""
-
-    pre: datetime | None = None
-    post: datetime | None = None
 
 
 def _import_sdks() -> None:
@@ -92,8 +86,7 @@ class Monitor:
         self._canceller: Any = None
         self._maintenance: Any = None
         self._last_configs: tuple[Configuration, ...] = ()
-        self._event_runs: dict[str, Run] = {}
-        self._arrivals: dict[str, EventArrival] = {}
+        self.memory = EventMemory()
         self.fetched_at: dict[str, datetime | None] = dict.fromkeys(SOURCES)
         self.errors: dict[str, str | None] = dict.fromkeys(SOURCES)
         self.measured_skew: timedelta | None = None
@@ -126,7 +119,7 @@ class Monitor:
 
     def arrivals(self) -> dict[str, EventArrival]:
         """First pre/post arrival per run (correlation id, lower case); a copy."""
-        return dict(self._arrivals)
+        return dict(self.memory.arrivals)
 
     # -- lazy clients ------------------------------------------------------------------------
     async def _ensure_graph(self) -> None:
@@ -186,7 +179,7 @@ class Monitor:
         await self._ensure_graph()
         use = self._last_configs if configs is None else configs
         try:
-            fetched = await self._runs.fetch(use, tuple(self._event_runs.values()))
+            fetched = await self._runs.fetch(use, self.memory.runs())
         except Exception as exc:
             self.errors["runs"] = service_error(exc, what="runs query").message
             raise service_error(exc, what="runs query") from exc
@@ -249,26 +242,8 @@ class Monitor:
         if batch.error is None:
             self.fetched_at["events"] = batch.fetched_at
         self.errors["events"] = batch.error
-        self._remember(batch)
+        self.memory.remember(batch, self.clock.now())
         return batch
-
-    def _remember(self, batch: EventBatch) -> None:
-        from services.runs import merge_event, run_from_event
-
-        for received in batch.events:
-            event = received.event
-            run = run_from_event(event)
-            if run is None:
-                continue
-            previous = self._event_runs.get(run.key)
-            self._event_runs[run.key] = run if previous is None else merge_event(previous, run)
-            arrived = received.arrived_at
-            seen = self._arrivals.get(run.key, EventArrival())
-            if str(event.kind) == "pre" and seen.pre is None:
-                seen = EventArrival(arrived, seen.post)
-            elif str(event.kind) == "post" and seen.post is None:
-                seen = EventArrival(seen.pre, arrived)
-            self._arrivals[run.key] = seen
 
     # -- cancel ------------------------------------------------------------------------------
     def _open_journal(self) -> Any:

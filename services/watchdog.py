@@ -14,12 +14,15 @@ Rules we define where the design is silent:
   A platform cancel is still judged for its missing pre-event, which is what caused it.
 * A run whose end is unknown is judged for its post-event only once its status says it ended.
 
-Pure: no I/O, no clock; ``now`` is passed in. :class:`Watchdog` only remembers which findings
-it has reported.
+Pure: no I/O, no clock; ``now`` is passed in. :class:`Watchdog` remembers which findings it
+has reported (the most recent ``max_reported``) and, for :meth:`Watchdog.check_due`, a queue
+of the deadlines still to judge, so a once-a-second check costs the runs whose deadline just
+passed instead of every run on screen.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,6 +36,9 @@ PRE_EVENT_DEADLINE = timedelta(minutes=25)
 POST_EVENT_GRACE = timedelta(minutes=15)
 #: Deadlines this long before the watch began are still judged (the queue keeps recent events).
 DEFAULT_LOOKBACK = timedelta(hours=1)
+#: Finding keys remembered as reported (the oldest are forgotten first; a forgotten finding
+#: would only come back if its run's deadline were queued and passed again).
+DEFAULT_MAX_REPORTED = 10_000
 
 FindingKind = Literal["missing-pre", "missing-post", "duplicate"]
 
@@ -126,28 +132,75 @@ def duplicate_finding(event_id: str, event_type: str, correlation_id: str,
 class Watchdog:
     """Reports each finding once per session."""
 
-    def __init__(self, watching_since: datetime, *, lookback: timedelta = DEFAULT_LOOKBACK
-                 ) -> None:
+    def __init__(self, watching_since: datetime, *, lookback: timedelta = DEFAULT_LOOKBACK,
+                 max_reported: int = DEFAULT_MAX_REPORTED) -> None:
         self.watching_since = watching_since
         self.lookback = lookback
-        self._reported: set[str] = set()
+        self.max_reported = max_reported
+        self._reported: dict[str, None] = {}  # insertion-ordered: the oldest go first
+        self._due: list[tuple[datetime, str]] = []  # heap of (deadline, run key)
+        self._queued: set[tuple[datetime, str]] = set()
 
     def new(self, findings: Iterable[Finding]) -> list[Finding]:
         """The findings not reported before (and mark them reported)."""
         out: list[Finding] = []
         for finding in findings:
             if finding.key not in self._reported:
-                self._reported.add(finding.key)
+                self._reported[finding.key] = None
                 out.append(finding)
+        while len(self._reported) > self.max_reported:
+            del self._reported[next(iter(self._reported))]
         return out
 
     def check(self, runs: Iterable[Run], arrivals: Mapping[str, Arrivals], now: datetime
               ) -> list[Finding]:
-        """New missing-event findings at ``now``."""
+        """New missing-event findings at ``now`` among every run given."""
         return self.new(check_runs(runs, arrivals, now, watching_since=self.watching_since,
                                    lookback=self.lookback))
 
+    def track(self, runs: Iterable[Run]) -> None:
+        """Queue the deadlines of new or changed runs for :meth:`check_due`."""
+        horizon = self.watching_since - self.lookback
+        for run in runs:
+            for deadline in run_deadlines(run):
+                entry = (deadline, run.key)
+                if deadline >= horizon and entry not in self._queued:
+                    self._queued.add(entry)
+                    heapq.heappush(self._due, entry)
+
+    def check_due(self, runs: Mapping[str, Run], arrivals: Mapping[str, Arrivals],
+                  now: datetime) -> list[Finding]:
+        """New findings among the tracked runs whose deadline passed by ``now``.
+
+        ``runs`` maps run keys to the current version of each run (a run no longer listed
+        is not judged). Same rules as :meth:`check`, judged once per passed deadline.
+        """
+        keys: set[str] = set()
+        while self._due and self._due[0][0] <= now:
+            entry = heapq.heappop(self._due)
+            self._queued.discard(entry)
+            keys.add(entry[1])
+        if not keys:
+            return []
+        return self.check([runs[k] for k in keys if k in runs], arrivals, now)
+
+    @property
+    def pending(self) -> int:
+        """Deadlines queued and not yet passed."""
+        return len(self._due)
+
     @property
     def reported(self) -> frozenset[str]:
-        """Keys of every finding reported so far."""
+        """Keys of the findings reported so far (the most recent ``max_reported``)."""
         return frozenset(self._reported)
+
+
+def run_deadlines(run: Run) -> list[datetime]:
+    """The moments a run's events are judged: pre-event deadline, post-event deadline."""
+    out = [pre_deadline(run)]
+    post = post_deadline(run)
+    if post is None and run.finished and run.last_update is not None:
+        post = run.last_update + POST_EVENT_GRACE
+    if post is not None:
+        out.append(post)
+    return out
