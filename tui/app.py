@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import heapq
 import json
 import os
 import signal
 import sys
 import tomllib
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -35,10 +37,12 @@ from textual.widgets import Button, DataTable, Footer, Input, Static
 from services.cancel import CancelResult, CancelTarget, Outcome
 from services.clock import Clock, SystemClock
 from services.errors import ServiceError
+from services.eventmemory import EventMemory
 from services.eventsource import EventBatch
 from services.model import Configuration, Fetched, Run
 from services.monitor import EventArrival, Monitor
-from services.runs import expected_runs, run_phase
+from services.runindex import RunIndex
+from services.runs import expected_runs, merge_event, run_phase
 from services.settings import (
     MIN_EVENTS_POLL_INTERVAL,
     MIN_POLL_INTERVAL,
@@ -62,11 +66,17 @@ COMPACT_HEIGHT = 32
 #: Longest backoff after repeated failures.
 MAX_BACKOFF = timedelta(minutes=5)
 HIGH_CONTRAST_THEME = "aumwatch-high-contrast"
+#: Watchdog findings kept for the session's record (each is also in the event log).
+MAX_FINDINGS = 1_000
+#: Removing more rows than this at once: rebuild the table (each remove_row is O(rows)).
+REBUILD_ABOVE = 64
+_FAR = datetime.max.replace(tzinfo=UTC)
 
 # The columns an operator acts on come first, so they stay visible at 80 columns.
 CONFIG_COLUMNS = (("name", "Configuration"), ("next", "Next start"), ("countdown", "In"),
                   ("phase", "Next run"), ("recurrence", "Recurrence"), ("zone", "Zone"),
                   ("scope", "RG / subscription"))
+COUNTDOWN = [key for key, _ in CONFIG_COLUMNS].index("countdown")
 RUN_COLUMNS = (("phase", "Phase"), ("config", "Configuration"), ("status", "Status"),
                ("start", "Start"), ("end", "End"), ("machines", "OK/Fail/Total"),
                ("cancelled", "Cancelled by"))
@@ -176,13 +186,28 @@ class AumwatchApp(App[int]):
                           if settings.time_display in TIME_MODES else "config")
         # State the handlers own.
         self.configs: dict[str, Configuration] = {}
-        self.runs: dict[str, Run] = {}
-        self.arrivals: dict[str, EventArrival] = {}
+        # Runs by configuration, each one's next run cached (services.runindex).
+        self.index = RunIndex(self.rules)
+        # What the events said; the monitor's when there is one (it merges it into every runs
+        # poll), else the app's own (tests feed batches to apply_events directly).
+        memory = getattr(self.monitor, "memory", None)
+        self.memory: EventMemory = memory if isinstance(memory, EventMemory) else EventMemory()
+        self._expected: dict[str, list[Run]] = {}  # config key -> its schedule's runs
+        self._expected_keyed: dict[str, Run] | None = None
+        # The configurations table as drawn: row order, each row's next run and sort key, and
+        # a heap of (moment its next/phase cells change, config key) for the tick.
+        self._order: list[str] = []
+        self._shown_next: dict[str, Run | None] = {}
+        self._drawn: dict[str, Configuration] = {}  # the configuration each row was drawn from
+        self._cells: dict[str, tuple[Text, ...]] = {}  # the cells each row was drawn with
+        self._sort_keys: dict[str, tuple[datetime, str, str]] = {}
+        self._boundaries: list[tuple[datetime, str]] = []
+        self._boundary_of: dict[str, datetime] = {}
         self.selected_config: str | None = None
         self.selected_run: str | None = None  # chosen from the runs table; else the next run
         self.filter_text = ""
         self.last_error: str | None = None
-        self.findings: list[Finding] = []
+        self.findings: deque[Finding] = deque(maxlen=MAX_FINDINGS)
         self.cancel_in_flight: set[str] = set()
         self.watchdog = Watchdog(self.clock.now())
         self.queue_mode: str | None = settings.queue_mode if settings.queue_configured else None
@@ -239,6 +264,9 @@ class AumwatchApp(App[int]):
         self.query_one("#filter", Input).display = False
         self._apply_size()
         self.set_interval(1.0, self.tick, name="tick")
+        # Countdowns are written for the rows on screen only: scrolling shows fresh ones.
+        self.watch(self.query_one("#configs", DataTable), "scroll_y",
+                   self._configs_scrolled, init=False)
         self._install_hangup_handlers()
         self.query_one("#configs", DataTable).focus()
         if self._poll and self.monitor is not None:
@@ -435,28 +463,64 @@ class AumwatchApp(App[int]):
         self.update_status()
 
     # -- applying data -------------------------------------------------------------------------
+    @property
+    def runs(self) -> Any:
+        """Every run the dashboard knows, by key (a read-only mapping)."""
+        return self.index.runs
+
+    @property
+    def arrivals(self) -> Any:
+        """First pre/post arrival per run key (a read-only mapping)."""
+        return self.memory.arrivals
+
     def apply_configs(self, fetched: Fetched[Configuration]) -> None:
         """Take a configurations snapshot: state, expected runs, table diff."""
-        self.configs = {c.id.lower(): c for c in fetched.items}
-        for run in expected_runs(fetched.items):
-            self.runs.setdefault(run.key, run)
+        new = {c.id.lower(): c for c in fetched.items}
+        old = self.configs
+        changed = {k for k, c in new.items() if (o := old.get(k)) is not c and o != c}
+        removed = old.keys() - new.keys()
+        self.configs = new
+        touched = changed | removed
+        for key in removed:
+            self._expected.pop(key, None)
+            self._expected_keyed = None
+        fresh_runs: list[Run] = []
+        for key in changed:
+            before = old.get(key)
+            if before is None or (before.id, before.name, before.next_occurrences) != (
+                    new[key].id, new[key].name, new[key].next_occurrences):
+                self._expected[key] = expected_runs([new[key]])
+                self._expected_keyed = None
+            for run in self._expected[key]:
+                if run.key not in self.index:
+                    touched |= self.index.put(run)
+                    fresh_runs.append(run)
+        self._track(fresh_runs)
         if self.selected_config is None or self.selected_config not in self.configs:
-            self.selected_config = self._first_config_key()
-        self.refresh_configs_table()
+            ordered = self._config_order()  # rare (first snapshot): a full sort is fine
+            self.selected_config = ordered[0] if ordered else None
+        self.refresh_configs_table(touched)
         self.refresh_run_views()
 
     def apply_runs(self, fetched: Fetched[Run]) -> None:
         """Take a runs snapshot (keeps runs only the events know until ARG has them)."""
-        fresh = {r.key: r for r in fetched.items}
-        for key, run in self.runs.items():
-            if key not in fresh and run.source == "event":
-                fresh[key] = run
-        # The schedule's runs stay until Resource Graph or an event names them.
-        for run in expected_runs(self.configs.values()):
-            fresh.setdefault(run.key, run)
-        self.runs = fresh
-        self.refresh_configs_table()
+        observed = {r.key: r for r in fetched.items}
+        kept = {key: run for key in self.index.event_only_keys
+                if key in self.memory and (run := self.index.get(key)) is not None}
+        # The schedule's runs stay until Resource Graph or an event names them; observed runs
+        # win over event-only ones, which win over the schedule's (later dicts win).
+        fresh = {**self._expected_by_key(), **kept, **observed}
+        touched, changed = self.index.replace(fresh)
+        self._track(changed)
+        self.refresh_configs_table(touched)
         self.refresh_run_views()
+
+    def _expected_by_key(self) -> dict[str, Run]:
+        """The schedules' runs by run key (rebuilt only after the configurations changed)."""
+        if self._expected_keyed is None:
+            self._expected_keyed = {run.key: run for runs in self._expected.values()
+                                    for run in runs}
+        return self._expected_keyed
 
     def apply_events(self, batch: EventBatch) -> None:
         """Add a batch's events to the tail; duplicates and watchdog findings once each."""
@@ -474,7 +538,7 @@ class AumwatchApp(App[int]):
                 run=event.run_name or event.correlation_id.rsplit("/", 1)[-1],
                 delay=_arrival_delay(event, arrived, self.rules.opens_before),
                 payload=_event_payload(received), key=event.id))
-            self._note_event_run(received)
+        touched = self._take_event_runs(batch)
         for message in batch.undecodable:
             rows.append(EventRow(
                 time=message.inserted_at or message.received_at, kind="undecodable",
@@ -493,25 +557,39 @@ class AumwatchApp(App[int]):
             if rows:
                 self.query_one(EventLog).add_rows(rows)
             self._report(self.watchdog.new(findings))
-        if batch.events:
+            if touched:
+                self.refresh_configs_table(touched)
+        if batch.events or touched:
             self.refresh_run_views()
 
-    def _note_event_run(self, received: Any) -> None:
-        from services.runs import merge_event, run_from_event
+    def _take_event_runs(self, batch: EventBatch) -> set[str]:
+        """Merge the runs the batch's events named into the index (the memory holds them;
+        the monitor has already remembered a batch it polled); drop the runs only events
+        knew that the memory has forgotten. Returns the configuration keys touched."""
+        keys = self.memory.remember(batch, self.clock.now())
+        touched: set[str] = set()
+        changed: list[Run] = []
+        for key in dict.fromkeys(keys):
+            told = self.memory.get(key)
+            if told is None:
+                continue
+            base = self.index.get(key)
+            merged = told if base is None else merge_event(base, told)
+            hit = self.index.put(merged)
+            if hit:
+                touched |= hit
+                changed.append(merged)
+        for key in self.index.event_only_keys:
+            if key not in self.memory:
+                touched |= self.index.remove(key)
+        self._track(changed)
+        return touched
 
-        run = run_from_event(received.event)
-        if run is None:
-            return
-        # The first arrival of each kind, for the timeline and the watchdog.
-        arrived = received.arrived_at
-        seen = self.arrivals.get(run.key, EventArrival())
-        kind = str(received.event.kind)
-        if kind == "pre" and seen.pre is None:
-            self.arrivals[run.key] = EventArrival(arrived, seen.post)
-        elif kind == "post" and seen.post is None:
-            self.arrivals[run.key] = EventArrival(seen.pre, arrived)
-        base = self.runs.get(run.key)
-        self.runs[run.key] = run if base is None else merge_event(base, run)
+    def _track(self, runs: Iterable[Run]) -> None:
+        """Queue new or changed runs' event deadlines for the watchdog (with a queue only:
+        without one nothing is ever judged, and the queue would only grow)."""
+        if self.settings.queue_configured:
+            self.watchdog.track(runs)
 
     def _report(self, findings: Iterable[Finding]) -> None:
         log = self.query_one(EventLog)
@@ -528,15 +606,13 @@ class AumwatchApp(App[int]):
             self.notify(finding.message, title="watchdog", severity="warning", markup=False)
 
     # -- selection -----------------------------------------------------------------------------
-    def _first_config_key(self) -> str | None:
-        ordered = self._config_order()
-        return ordered[0] if ordered else None
+    def _sort_key(self, key: str, now: datetime) -> tuple[datetime, str, str]:
+        return _row_sort_key(self.configs[key], self.next_run(key, now))
 
     def _config_order(self) -> list[str]:
-        far = datetime.max.replace(tzinfo=UTC)
+        now = self.clock.now()
         shown = [k for k, c in self.configs.items() if self._matches(c)]
-        return sorted(shown, key=lambda k: (self._next_run_start(k) or far,
-                                            self.configs[k].name.lower()))
+        return sorted(shown, key=lambda k: self._sort_key(k, now))
 
     def _matches(self, config: Configuration) -> bool:
         needle = self.filter_text.strip().lower()
@@ -548,27 +624,18 @@ class AumwatchApp(App[int]):
 
     def runs_of(self, config_key: str) -> list[Run]:
         """The runs of one configuration, newest start first."""
-        return sorted((r for r in self.runs.values()
-                       if r.configuration_id.lower() == config_key),
-                      key=lambda r: r.start, reverse=True)
+        return self.index.of_config(config_key)
 
-    def next_run(self, config_key: str) -> Run | None:
+    def next_run(self, config_key: str, now: datetime | None = None) -> Run | None:
         """The current or next run of a configuration (not finished), earliest first."""
-        now = self.clock.now()
-        live = [r for r in self.runs.values() if r.configuration_id.lower() == config_key
-                and run_phase(r, now, self.rules) is not Phase.FINISHED]
-        if live:
-            return min(live, key=lambda r: r.start)
-        config = self.configs.get(config_key)
-        if config is not None:
-            for run in expected_runs([config]):
-                if run_phase(run, now, self.rules) is not Phase.FINISHED:
-                    return run
+        now = now or self.clock.now()
+        run = self.index.next_run(config_key, now)
+        if run is not None:
+            return run
+        for expected in self._expected.get(config_key, ()):
+            if run_phase(expected, now, self.rules) is not Phase.FINISHED:
+                return expected
         return None
-
-    def _next_run_start(self, config_key: str) -> datetime | None:
-        run = self.next_run(config_key)
-        return run.start if run else None
 
     @property
     def current_run(self) -> Run | None:
@@ -625,23 +692,138 @@ class AumwatchApp(App[int]):
                                      row.payload or "(no payload)"))
 
     # -- tables --------------------------------------------------------------------------------
-    def refresh_configs_table(self) -> None:
-        """Diff the configurations into their table; sort by next start."""
+    def refresh_configs_table(self, keys: Iterable[str] | None = None, *,
+                              redraw: bool = False) -> None:
+        """Diff configurations into their table, sorted by next start (then name).
+
+        ``keys``: only these configurations' data or runs changed; a row whose configuration
+        and next run are the same as drawn is skipped unless ``redraw`` (its phase moved).
+        None: every row is redrawn (filter, time zone). Only changed cells are written, and
+        the table is re-sorted only when the order changed.
+        """
         table: DataTable[Text] = self.query_one("#configs", DataTable)
-        order = self._config_order()
-        wanted = set(order)
         now = self.clock.now()
+        everything = keys is None
+        todo = list(self.configs) + [k for k in self._order if k not in self.configs] \
+            if everything else list(keys or ())
+        gone: list[str] = []
+        added: list[tuple[tuple[datetime, str, str], str, tuple[Text, ...]]] = []
+        reorder = everything
         with self.batch_update():
-            for row_key in list(table.rows):
-                if row_key.value not in wanted:
-                    table.remove_row(row_key)
-            for key in order:
-                cells = self._config_cells(self.configs[key], now)
-                _upsert(table, key, CONFIG_COLUMNS, cells)
-            current = [k.value for k in _ordered_keys(table)]
-            if current != order:
-                table.sort("next", key=lambda cell: cell.sort_key)
+            for key in todo:
+                config = self.configs.get(key)
+                if config is None or not self._matches(config):
+                    if key in self._shown_next:
+                        gone.append(key)
+                    continue
+                run = self.next_run(key, now)
+                if not (everything or redraw) and self._drawn.get(key) is config \
+                        and key in self._shown_next and _same_run(self._shown_next[key], run):
+                    continue  # e.g. a past run of it changed: nothing this row shows did
+                cells = self._config_cells(config, now, run)
+                sort_key = _row_sort_key(config, run)
+                if key not in self._shown_next:
+                    added.append((sort_key, key, cells))
+                else:
+                    self._update_config_row(table, key, cells)
+                    reorder = reorder or self._sort_keys.get(key) != sort_key
+                self._cells[key] = cells
+                self._shown_next[key] = run
+                self._drawn[key] = config
+                self._sort_keys[key] = sort_key
+                self._schedule_boundary(key, run, now)
+            # New rows go in in order: the table highlights the first row it gets, and that
+            # must be the first row shown (else the selection jumps to an arbitrary one).
+            added.sort(key=lambda item: item[0])
+            for _, key, cells in added:
+                table.add_row(*cells, key=key)
+                self._order.append(key)
+            reorder = reorder or bool(added)
+            if gone:
+                self._remove_config_rows(table, gone)
+            if reorder:
+                order = sorted(self._sort_keys, key=self._sort_keys.__getitem__)
+                if order != self._order:
+                    table.sort("next", key=lambda cell: cell.sort_key)
+                    self._order = order
             self._restore_cursor(table, self.selected_config)
+            self._tick_visible_countdowns(table, now)
+
+    def _update_config_row(self, table: DataTable[Text], key: str,
+                           cells: tuple[Text, ...]) -> None:
+        """Write the cells that differ from the ones drawn (kept in ``_cells``)."""
+        drawn = self._cells.get(key)
+        if drawn is None:
+            _upsert(table, key, CONFIG_COLUMNS, cells)
+            return
+        for (column, _), old, cell in zip(CONFIG_COLUMNS, drawn, cells, strict=True):
+            if not _same_cell(old, cell):
+                table.update_cell(key, column, cell)
+
+    def _remove_config_rows(self, table: DataTable[Text], gone: list[str]) -> None:
+        for key in gone:
+            self._cells.pop(key, None)
+            self._shown_next.pop(key, None)
+            self._drawn.pop(key, None)
+            self._sort_keys.pop(key, None)
+            self._boundary_of.pop(key, None)
+        dropped = set(gone)
+        self._order = [k for k in self._order if k not in dropped]
+        if len(gone) <= REBUILD_ABOVE:
+            for key in gone:
+                table.remove_row(key)
+            return
+        # Each remove_row renumbers every row after it: rebuild instead (same cells).
+        rows = {k: table.get_row(k) for k in self._order}
+        table.clear()
+        for key in self._order:
+            table.add_row(*rows[key], key=key)
+
+    def _schedule_boundary(self, key: str, run: Run | None, now: datetime) -> None:
+        """Queue the next moment this row's next-run or phase cells change."""
+        at: datetime | None = None
+        if run is not None:
+            boundary = self._window(run).next_boundary(now)
+            at = boundary[1] if boundary is not None else None
+        if at is None:
+            self._boundary_of.pop(key, None)
+        elif self._boundary_of.get(key) != at:
+            self._boundary_of[key] = at
+            heapq.heappush(self._boundaries, (at, key))
+
+    def _due_rows(self, now: datetime) -> set[str]:
+        """Rows whose queued boundary passed (stale heap entries are skipped)."""
+        due: set[str] = set()
+        heap = self._boundaries
+        while heap and heap[0][0] <= now:
+            at, key = heapq.heappop(heap)
+            if self._boundary_of.get(key) == at:
+                del self._boundary_of[key]
+                due.add(key)
+        if len(heap) > 4 * len(self._boundary_of) + 1024:  # mostly stale: compact it
+            self._boundaries = [(at, k) for k, at in self._boundary_of.items()]
+            heapq.heapify(self._boundaries)
+        return due
+
+    def _visible_config_keys(self, table: DataTable[Text]) -> list[str]:
+        top = max(0, int(table.scroll_y) - 1)
+        return self._order[top:top + table.size.height + 2]
+
+    def _tick_visible_countdowns(self, table: DataTable[Text], now: datetime) -> None:
+        """The per-second countdown text, for the rows on screen only."""
+        for key in self._visible_config_keys(table):
+            run = self._shown_next.get(key)
+            text = self._countdown_text(run, now) if run is not None else ""
+            cells = self._cells.get(key)
+            if cells is not None and cells[COUNTDOWN].plain != text:
+                cell = Text(text)
+                self._cells[key] = (*cells[:COUNTDOWN], cell, *cells[COUNTDOWN + 1:])
+                table.update_cell(key, "countdown", cell)
+
+    def _configs_scrolled(self) -> None:
+        with contextlib.suppress(Exception):  # a watcher must not take the app down
+            self._tick_visible_countdowns(self.query_one("#configs", DataTable),
+                                          self.clock.now())
 
     def _restore_cursor(self, table: DataTable[Text], key: str | None) -> None:
         if key is None or key not in table.rows:
@@ -650,20 +832,20 @@ class AumwatchApp(App[int]):
         if table.cursor_row != index:
             table.move_cursor(row=index, animate=False)
 
-    def _config_cells(self, config: Configuration, now: datetime) -> tuple[Text, ...]:
-        run = self.next_run(config.id.lower())
-        far = datetime.max.replace(tzinfo=UTC)
+    def _config_cells(self, config: Configuration, now: datetime,
+                      run: Run | None = None) -> tuple[Text, ...]:
         if config.schedule_error:
             recurrence = Text(f"⚠ {sanitize(config.schedule_error, 40)}", style="red")
         else:
             recurrence = Text(sanitize(config.schedule_description or config.recur_every, 40))
         scope = f"{config.resource_group} / {config.subscription_id[:8]}"
+        sort_key = _row_sort_key(config, run)
         if run is None:
-            next_text = _sort_text("–", far)
+            next_text = _sort_text("–", sort_key)
             countdown = Text("")
             phase = Text("–", style="dim")
         else:
-            next_text = _sort_text(self.format_time(run.start, config), run.start)
+            next_text = _sort_text(self.format_time(run.start, config), sort_key)
             countdown = Text(self._countdown_text(run, now))
             phase = phase_label(run_phase(run, now, self.rules).value)
         return (
@@ -817,18 +999,15 @@ class AumwatchApp(App[int]):
         now = self.clock.now()
         table: DataTable[Text] = self.query_one("#configs", DataTable)
         with self.batch_update():
-            for row_key in list(table.rows):
-                config = self.configs.get(row_key.value or "")
-                if config is None:
-                    continue
-                cells = self._config_cells(config, now)
-                for (column, _), cell in zip(CONFIG_COLUMNS, cells, strict=True):
-                    if column in ("countdown", "phase", "next") and \
-                            _plain(table.get_cell(row_key, column)) != cell.plain:
-                        table.update_cell(row_key, column, cell)
+            # Only rows whose phase or next run changes now, and the countdowns on screen.
+            due = self._due_rows(now)
+            if due:
+                self.refresh_configs_table(due, redraw=True)
+            else:
+                self._tick_visible_countdowns(table, now)
             runs: DataTable[Text] = self.query_one("#runs", DataTable)
             for row_key in list(runs.rows):
-                run = self.runs.get(row_key.value or "")
+                run = self.index.get(row_key.value or "")
                 if run is None:
                     continue
                 cell = phase_label(run_phase(run, now, self.rules).value)
@@ -839,7 +1018,7 @@ class AumwatchApp(App[int]):
             if self.settings.queue_configured and not self.queue_capped \
                     and self.queue_depth is not None:
                 # A capped peek cannot see every event: judging missing ones would cry wolf.
-                self._report(self.watchdog.check(list(self.runs.values()), self.arrivals, now))
+                self._report(self.watchdog.check_due(self.index.runs, self.arrivals, now))
             self.update_status()
         self._check_terminal()
 
@@ -1085,9 +1264,12 @@ class AumwatchApp(App[int]):
         key = result.run_id.lower()
         self.cancel_in_flight.discard(key)
         run = self.runs.get(key)
+        touched: set[str] = set()
         if result.verified and run is not None:
-            self.runs[key] = replace(run, status=result.run_status or "Cancelled",
-                                     cancelled_by="user", expected=False)
+            cancelled = replace(run, status=result.run_status or "Cancelled",
+                                cancelled_by="user", expected=False)
+            touched = self.index.put(cancelled)
+            self._track([cancelled])
         severity = {"verified": "information", "refused": "warning"}.get(
             result.outcome.value, "error")
         text = f"cancel {result.outcome.value}: {result.message}"
@@ -1099,7 +1281,7 @@ class AumwatchApp(App[int]):
             self.sub_title = f"cancelled {result.run_id.rsplit('/', 1)[-1]}"
         else:
             self.set_error(text)
-        self.refresh_configs_table()
+        self.refresh_configs_table(touched)
         self.refresh_run_views()
         if result.verified and self._poll and self.monitor is not None:
             self.poll_configs()
@@ -1168,6 +1350,10 @@ def _phase_or_none(run: Run | None, now: datetime, rules: Any) -> str | None:
     return None if run is None else run_phase(run, now, rules).value
 
 
+def _same_run(a: Run | None, b: Run | None) -> bool:
+    return a is b or (a is not None and b is not None and a == b)
+
+
 def _throttled(exc: BaseException) -> bool:
     return isinstance(exc, ServiceError) and exc.kind == "throttled"
 
@@ -1206,6 +1392,17 @@ def _column_key(table: DataTable[Any], name: str) -> Any:
 
 def _ordered_keys(table: DataTable[Any]) -> list[Any]:
     return [table.coordinate_to_cell_key((i, 0)).row_key for i in range(table.row_count)]
+
+
+def _same_cell(old: Text, new: Text) -> bool:
+    return (old.plain == new.plain and old.style == new.style and old.spans == new.spans
+            and getattr(old, "sort_key", None) == getattr(new, "sort_key", None))
+
+
+def _row_sort_key(config: Configuration, run: Run | None) -> tuple[datetime, str, str]:
+    """Configurations sort by next start, then name, then id (a total order, so the table's
+    sort and ours always agree)."""
+    return (run.start if run is not None else _FAR, config.name.lower(), config.id.lower())
 
 
 def _upsert(table: DataTable[Text], key: str, columns: tuple[tuple[str, str], ...],
