@@ -101,7 +101,19 @@ _DURATION_RE = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?", re.ASCII)
 
 
 class ScheduleError(ValueError):
-    """A maintenance window that cannot be understood; the message names the offending part."""
+    """A maintenance window that cannot be understood; the message names the offending part.
+
+    Messages quote the offending value; a multi-megabyte value (found by the reliability
+    suite) is cut in the middle so the message keeps its start (the part) and its end (why)
+    and stays one readable line."""
+
+    MAX_LEN = 300
+
+    def __init__(self, message: str) -> None:
+        if len(message) > self.MAX_LEN:
+            half = (self.MAX_LEN - 1) // 2
+            message = message[:half] + "…" + message[-half:]
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
