@@ -101,7 +101,8 @@ windows = st.fixed_dictionaries({}, optional={
     "recurEvery": st.one_of(hostile_text, st.sampled_from(
         ["Day", "3Days", "Week Saturday", "Month day31", "Month Last Sunday Offset-6",
          "Month Fifth Friday", "6Hours", "Week Monday,Tuesday", "0Days", "99999Weeks"]),
-        st.from_regex(r"\A\d{0,6}(Day|Days|Week|Weeks|Month|Months|Hour|Hours)( [A-Za-z0-9,\-]{0,20}){0,3}\Z", fullmatch=True),
+        st.from_regex(r"\A\d{0,6}(Day|Days|Week|Weeks|Month|Months|Hour|Hours)"
+                      r"( [A-Za-z0-9,\-]{0,20}){0,3}\Z", fullmatch=True),
         json_like),
     "duration": st.one_of(hostile_text, st.sampled_from(["03:00", "00:00", "99:99", "23:59"]),
                           json_like),
