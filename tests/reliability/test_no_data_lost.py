@@ -44,7 +44,8 @@ def event_message(event_id: str) -> str:
     return base64.b64encode(json.dumps(event).encode()).decode()
 
 
-async def _kill_loop(azurite: Azurite, tmp_path: Path, iterations: int, seed: int) -> dict[str, int]:
+async def _kill_loop(azurite: Azurite, tmp_path: Path, iterations: int,
+                     seed: int) -> dict[str, int]:
     rng = random.Random(seed)
     name = f"q{uuid.uuid4().hex[:12]}"
     journal_path = tmp_path / "journal.sqlite3"

@@ -28,7 +28,8 @@ pytestmark = pytest.mark.integration
 
 SAMPLES = Path("/work/shared/samples/events")
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
-HOSTILE = "[bold red]x[/] \x1b]52;c;cHduZWQ=\x07 \x1b]8;;https://evil/\x1b\\link\x1b]8;;\x1b\\ \x9b2J"
+HOSTILE = ("[bold red]x[/] \x1b]52;c;cHduZWQ=\x07 \x1b]8;;https://evil/\x1b\\link"
+           "\x1b]8;;\x1b\\ \x9b2J")
 
 
 def _b64(value: bytes) -> str:
