@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import unicodedata
 from collections.abc import Callable, Coroutine, Sequence
@@ -90,8 +91,22 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
+# JSON escapes C0 controls itself, but with ensure_ascii=False it writes C1 controls (U+009B
+# is a one-byte CSI on some terminals), bidi overrides and line separators raw: `--json` on a
+# terminal would obey them (found by the reliability suite). They can only occur inside JSON
+# strings, so a \uXXXX escape keeps the document valid and the value unchanged.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+
+
+def safe_json(value: Any, *, indent: int | None = None) -> str:
+    """JSON text safe to write to a terminal: non-ASCII kept readable, control and format
+    characters escaped as ``\\uXXXX``."""
+    text = json.dumps(value, indent=indent, ensure_ascii=False)
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def print_json(items: Sequence[dict[str, Any]]) -> None:
-    json.dump(list(items), sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write(safe_json(list(items), indent=2))
     sys.stdout.write("\n")
 
 

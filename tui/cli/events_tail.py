@@ -12,7 +12,6 @@ interrupted and a failed poll is reported on stderr while the next one tries aga
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -122,15 +121,15 @@ async def _tail(args: argparse.Namespace, settings: Any, journal: Any) -> int:
 
 def _emit(batch: Any, *, as_json: bool, warned: set[str], show_error: bool) -> None:
     """Print one poll: events (and flagged duplicates, with --json), undecodables, notes."""
-    from tui.cli.data import clean
+    from tui.cli.data import clean, safe_json
 
     if as_json:
         items = [*batch.events, *batch.duplicates]
         items.sort(key=lambda e: e.received_at)
         for item in items:
-            print(json.dumps(item.to_json(), ensure_ascii=False))
+            print(safe_json(item.to_json()))
         for bad in batch.undecodable:
-            print(json.dumps(bad.to_json(), ensure_ascii=False))
+            print(safe_json(bad.to_json()))
     else:
         for item in batch.events:
             event = item.event
