@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 
-.PHONY: demo test test-fast lint bench install clean
+.PHONY: demo test test-slow test-fast lint bench install clean
 
 $(STAMP): pyproject.toml requirements/lock.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,10 +23,15 @@ install: $(STAMP) $(NPM_STAMP)
 demo: install
 	$(BIN)/aumwatch demo
 
-## The whole test suite: unit, integration (stand-in + Azurite, started by the tests), app.
+## The whole test suite except the long runs: unit, integration (stand-in + Azurite, started
+## by the tests), app, the CI-sized reliability suite.
 test: install
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
+
+## The long runs only (fuzzing at scale, 200 kill -9s, 6 simulated hours of soak).
+test-slow: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m slow
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not integration and not slow"
