@@ -14,6 +14,7 @@ import contextlib
 import csv
 import heapq
 import json
+import math
 import os
 import signal
 import sys
@@ -860,9 +861,9 @@ class AumwatchApp(App[int]):
 
     def _countdown_text(self, run: Run, now: datetime) -> str:
         if now < run.start:
-            return format_remaining(run.start - now)
+            return table_remaining(run.start - now)
         if run.end is not None and now < run.end:
-            return f"ends {format_remaining(run.end - now)}"
+            return f"ends {table_remaining(run.end - now)}"
         return ""
 
     def refresh_run_views(self) -> None:
@@ -1348,6 +1349,20 @@ def _fmt(when: datetime, zone: tzinfo | None) -> str:
 
 def _phase_or_none(run: Run | None, now: datetime, rules: Any) -> str | None:
     return None if run is None else run_phase(run, now, rules).value
+
+
+def table_remaining(delta: timedelta) -> str:
+    """Time left as the configurations table shows it: to the second under an hour
+    ("06:12"), to the minute under a day ("5h 07m"), else "2d 4h" (rounded up, as
+    :func:`widgets.countdown.format_remaining`). A far-away row then changes once a minute
+    or an hour, not every second: an idle dashboard redraws only the imminent rows."""
+    seconds = max(0, math.ceil(delta.total_seconds()))
+    if seconds < 3600 or seconds >= 86400:
+        return format_remaining(delta)
+    hours, minutes = divmod(math.ceil(seconds / 60), 60)
+    if hours >= 24:  # the last minute before a day, rounded up
+        return "1d 0h"
+    return f"{hours}h {minutes:02d}m"
 
 
 def _same_run(a: Run | None, b: Run | None) -> bool:
