@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from azure.core.exceptions import ServiceResponseError
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -92,11 +93,7 @@ def _canceller(arm: RecordingArm, clock: ManualClock, read_only: bool = False) -
                      sleep=_no_sleep)
 
 
-@settings(max_examples=500, deadline=None)
-@given(boundary_times, cutoffs, st.sampled_from([timedelta(0), timedelta(milliseconds=1),
-                                                 timedelta(seconds=1)]))
-def test_nothing_is_ever_sent_outside_the_window(now: datetime, cutoff: datetime | None,
-                                                  tick: timedelta) -> None:
+def _check_sent_inside(now: datetime, cutoff: datetime | None, tick: timedelta) -> None:
     clock = TickingClock(now, tick)
     arm = RecordingArm(clock)
     result = asyncio.run(_canceller(arm, clock).cancel(CancelTarget(RUN_ID, "nightly", T,
@@ -107,6 +104,39 @@ def test_nothing_is_ever_sent_outside_the_window(now: datetime, cutoff: datetime
         assert result.outcome is Outcome.REFUSED and "window" in result.message
     if tick == timedelta(0):  # a still clock: sent exactly when open
         assert bool(arm.sent_at) == _open(now, cutoff)
+
+
+@settings(max_examples=500, deadline=None)
+@given(boundary_times, cutoffs)
+def test_nothing_is_ever_sent_outside_the_window(now: datetime,
+                                                  cutoff: datetime | None) -> None:
+    _check_sent_inside(now, cutoff, timedelta(0))
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "finding: the window is checked once, before the audit write (an fsync) and the PUT; a "
+    "clock that moves between check and send can cross the close. Proposed fix in "
+    "services/cancel.py: refuse when less than a send margin (e.g. 2 s) remains before the "
+    "close, re-checked right before the PUT. Azure's own check still refuses such a late PUT."))
+@pytest.mark.parametrize("cutoff", [None, T - timedelta(minutes=12)])
+def test_nothing_is_sent_outside_the_window_even_if_time_moves_while_sending(
+        cutoff: datetime | None) -> None:
+    closes = min(CLOSES, cutoff) if cutoff else CLOSES
+    _check_sent_inside(closes - timedelta(microseconds=1), cutoff, timedelta(milliseconds=1))
+
+
+@settings(max_examples=300, deadline=None)
+@given(boundary_times, cutoffs)
+def test_with_a_ticking_clock_the_send_is_never_more_than_one_tick_late(
+        now: datetime, cutoff: datetime | None) -> None:
+    # What the canceller does guarantee today: the PUT leaves within one clock read of a check
+    # that found the window open.
+    tick = timedelta(milliseconds=1)
+    clock = TickingClock(now, tick)
+    arm = RecordingArm(clock)
+    asyncio.run(_canceller(arm, clock).cancel(CancelTarget(RUN_ID, "nightly", T, cutoff=cutoff)))
+    for sent in arm.sent_at:
+        assert _open(sent - tick, cutoff)
 
 
 @settings(max_examples=200, deadline=None)
