@@ -111,6 +111,7 @@ async def test_kill_9_at_random_points_loses_and_duplicates_nothing(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # 200 process starts and kills: beyond the suite's 300 s default
 async def test_kill_9_two_hundred_times(azurite: Azurite, tmp_path: Path, tally: Tally) -> None:
     _check(await _kill_loop(azurite, tmp_path, iterations=200, seed=11), tally, 200)
 
