@@ -38,7 +38,7 @@ from services.errors import service_error
 from services.journal import AuditOutcome, Journal, JournalError
 from services.runid import RunIdError, parse_run_id
 from services.settings import DEFAULT_CANCEL_API_VERSION
-from services.window import WindowRules, run_window
+from services.window import RunWindow, WindowRules, run_window
 
 CANCEL_BODY: dict[str, Any] = {"properties": {"status": "Cancel"}}
 _CANCELLED = frozenset({"cancelled", "canceled"})
@@ -276,28 +276,40 @@ class Canceller:
     # -- the attempt -------------------------------------------------------------------------
     async def _attempt(self, target: CancelTarget) -> CancelResult:
         window = run_window(target.start, cutoff=target.cutoff, rules=self._rules)
-        now = ensure_utc(self._clock.now())  # the moment of sending: no earlier check counts
-        if not window.is_cancellable(now):
-            phase = window.phase(now)
-            if window.ever_opens:
-                span = f"open from {_hm(window.opens_at)} to {_hm(window.closes_at)} UTC"
-            else:
-                span = f"never opens (the cutoff {_hm(window.closes_at)} UTC is before T-40)"
-            return self._refuse(
-                target, f"the cancel window is not open (run is {phase}; window {span}; "
-                f"now {_hm(now)} UTC)")
+        now = ensure_utc(self._clock.now())
+        closed = self._closed_reason(window, now)
+        if closed is not None:
+            return self._refuse(target, closed)
         seq, journal_error = self._audit_begin(target, now)
         if journal_error is not None:
             # Every cancel that reaches Azure is audited: with no audit there is no cancel.
             return CancelResult(Outcome.REFUSED, "refused: the audit journal cannot be written "
                                 f"({journal_error}); fix it, then try again",
                                 target.correlation_id, journal_error=journal_error)
-        result = await self._send_and_verify(target)
-        if journal_error is None and seq is not None:
+        # The audit write (an fsync) takes time: the window is checked again right before the
+        # request leaves, so the check that counts is the one at the moment of sending.
+        closed = self._closed_reason(window, ensure_utc(self._clock.now()))
+        if closed is not None:
+            result = CancelResult(Outcome.REFUSED, f"refused: {closed}", target.correlation_id)
+        else:
+            result = await self._send_and_verify(target)
+        if seq is not None:
             journal_error = self._audit_finish(seq, result)
         if journal_error is not None:
             result = _with_journal_error(result, journal_error)
         return result
+
+    @staticmethod
+    def _closed_reason(window: RunWindow, now: datetime) -> str | None:
+        """Why the window is not open at ``now`` (None when it is)."""
+        if window.is_cancellable(now):
+            return None
+        if window.ever_opens:
+            span = f"open from {_hm(window.opens_at)} to {_hm(window.closes_at)} UTC"
+        else:
+            span = f"never opens (the cutoff {_hm(window.closes_at)} UTC is before T-40)"
+        return (f"the cancel window is not open (run is {window.phase(now)}; window {span}; "
+                f"now {_hm(now)} UTC)")
 
     async def _send_and_verify(self, target: CancelTarget) -> CancelResult:
         run_id = target.correlation_id

@@ -273,6 +273,32 @@ async def test_unwritable_journal_refuses_the_cancel_without_sending(
     assert arm.puts == []
 
 
+class SlowJournal(Journal):
+    """A journal whose audit write takes ``delay`` on the clock (a slow fsync)."""
+
+    def __init__(self, path: Path, clock: ManualClock, delay: timedelta) -> None:
+        super().__init__(path)
+        self._clock, self._delay = clock, delay
+
+    def begin_cancel(self, **kwargs):  # type: ignore[no-untyped-def]
+        seq = super().begin_cancel(**kwargs)
+        self._clock.advance(self._delay)
+        return seq
+
+
+async def test_window_closing_during_the_audit_write_refuses_without_sending(
+    tmp_path: Path,
+) -> None:
+    clock = ManualClock(T - timedelta(minutes=10, seconds=1))
+    arm = FakeArm()
+    with SlowJournal(tmp_path / "j.sqlite3", clock, timedelta(seconds=2)) as journal:
+        result = await make(arm, clock, journal).cancel(target())
+        [row] = journal.cancel_audit()
+    assert result.outcome is Outcome.REFUSED and "window is not open" in result.message
+    assert arm.puts == []
+    assert row.outcome == "refused"
+
+
 async def test_not_a_run_id_is_refused_without_sending() -> None:
     arm = FakeArm()
     bad = CancelTarget(CONFIG_ID, "nightly", T)
