@@ -198,6 +198,13 @@ def async_maintenance_client(settings: Settings, credential: Any, subscription_i
     return MaintenanceManagementClient(credential, subscription_id, **_arm_kwargs(settings, extra))
 
 
+#: Pipeline options for the client that sends a cancel. azure-core retries a timed-out
+#: request three times, so a stalled service would hold an operator's cancel for minutes
+#: (found by the reliability suite). The canceller reads the run back after a lost answer
+#: and decides from that, so one retry is enough.
+CANCEL_CLIENT_OPTIONS: dict[str, Any] = {"retry_total": 1}
+
+
 def queue_service_kwargs(settings: Settings) -> dict[str, Any]:
     """Transport options for Storage queue clients: timeouts, retries, CA bundle of the
     stand-in.

@@ -258,6 +258,7 @@ class Monitor:
             return self._canceller
         await asyncio.to_thread(_import_sdks)
         from services.azure_clients import (
+            CANCEL_CLIENT_OPTIONS,
             async_maintenance_client,
             cloud_for,
             make_async_credential,
@@ -268,13 +269,12 @@ class Monitor:
         if self._credential is None:
             self._credential = make_async_credential(self.settings)
         subscription = parse_run_id(correlation_id).subscription_id
+        # Every cancel is audited: without a journal there is no canceller (the caller
+        # turns the error into a refusal naming the file).
+        journal = self._open_journal()
         self._maintenance = async_maintenance_client(self.settings, self._credential,
-                                                     subscription)
+                                                     subscription, **CANCEL_CLIENT_OPTIONS)
         send, read_back = maintenance_client_calls(self._maintenance)
-        try:
-            journal = self._open_journal()
-        except Exception:  # the audit is wanted, but a cancel must not depend on the disk
-            journal = None
         identity = await credential_identity(self._credential, cloud_for(self.settings)
                                              .token_scope)
         self._canceller = Canceller(

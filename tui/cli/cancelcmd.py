@@ -82,7 +82,12 @@ def run_cancel(args: argparse.Namespace) -> int:
 
 
 async def _cancel(args: argparse.Namespace, settings: Any, run_id: Any) -> int:
-    from services.azure_clients import async_maintenance_client, cloud_for, make_async_credential
+    from services.azure_clients import (
+        CANCEL_CLIENT_OPTIONS,
+        async_maintenance_client,
+        cloud_for,
+        make_async_credential,
+    )
     from services.cancel import (
         Canceller,
         CancelTarget,
@@ -92,15 +97,15 @@ async def _cancel(args: argparse.Namespace, settings: Any, run_id: Any) -> int:
     from services.clock import SystemClock
     from services.journal import Journal, JournalError
 
-    journal: Journal | None
     try:
         journal = Journal(settings.journal_path)
     except JournalError as exc:
-        print(f"aumwatch: warning: {exc}; this attempt is not audited locally", file=sys.stderr)
-        journal = None
+        # Every cancel is audited: with no journal there is no cancel.
+        raise CliError(f"refused: {exc}; a cancel is only sent when it can be audited") from exc
     credential = make_async_credential(settings)
     try:
-        client = async_maintenance_client(settings, credential, run_id.subscription_id)
+        client = async_maintenance_client(settings, credential, run_id.subscription_id,
+                                          **CANCEL_CLIENT_OPTIONS)
         async with client:
             send, read_back = maintenance_client_calls(client)
             lookup = await _look_up(read_back, run_id, settings, journal)
@@ -125,8 +130,7 @@ async def _cancel(args: argparse.Namespace, settings: Any, run_id: Any) -> int:
             result = await canceller.cancel(target)
     finally:
         await credential.close()
-        if journal is not None:
-            journal.close()
+        journal.close()
     if result.journal_error:
         print(f"aumwatch: warning: the audit journal could not be written: "
               f"{result.journal_error}", file=sys.stderr)
