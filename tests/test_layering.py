@@ -40,7 +40,8 @@ def test_package_imports_nothing_it_must_not_know(package: str) -> None:
 
 def test_import_linter_contracts_are_kept() -> None:
     result = subprocess.run(
-        [sys.executable, "-c", "from importlinter.cli import lint_imports_command; lint_imports_command()"],
+        [sys.executable, "-c",
+         "from importlinter.cli import lint_imports_command; lint_imports_command()"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -63,11 +64,14 @@ def test_scriptable_commands_do_not_import_textual_or_azure(argv: list[str]) -> 
         "import sys\n"
         "from tui.cli import main\n"
         "try:\n"
-        f"    main({argv!r})\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'azure', 'rich'))\n"
+        f"    rc = main({argv!r})\n"
+        "except SystemExit as exc:\n"
+        "    rc = exc.code\n"
+        "print('RC', rc, file=sys.stderr)\n"
+        "heavy = sorted(m for m in sys.modules\n"
+        "               if m.split('.')[0] in ('textual', 'azure', 'rich'))\n"
         "print('HEAVY', heavy, file=sys.stderr)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert "RC 0" in result.stderr, result.stderr
     assert "HEAVY []" in result.stderr, result.stderr

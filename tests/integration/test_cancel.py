@@ -25,7 +25,7 @@ from services.journal import Journal
 from services.sim.server import StandInServer
 from services.sim.world import SimRun, World
 from services.window import WindowRules
-from tests.integration.conftest import (
+from tests.standin import (
     NOW,
     SUB,
     AsyncStaticTokenCredential,

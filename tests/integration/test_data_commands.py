@@ -14,7 +14,7 @@ from services.clock import iso_z
 from services.sim.runner import render_config, write_private_file
 from services.sim.server import StandInServer
 from services.sim.world import USER_CANCEL_MESSAGE, MachineResult, World
-from tests.integration.conftest import NOW, SUB, add_run, config_object
+from tests.standin import NOW, SUB, add_run, config_object
 from tui.cli import main
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,22 +29,6 @@ ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def azurite() -> Iterator[Azurite]:
-    server = Azurite().start()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture
-async def queue(azurite: Azurite) -> AsyncIterator[Any]:
-    client = make_queue_client(f"q{uuid.uuid4().hex[:12]}",
-                               connection_string=azurite.connection_string)
-    async with client:
-        await client.create_queue()
-        yield client
 
 
 @pytest.fixture

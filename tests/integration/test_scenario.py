@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,11 +35,6 @@ def scenario(**behaviour: Any) -> dict[str, Any]:
         }],
     }
 
-
-@pytest.fixture(scope="module")
-def azurite() -> Iterator[Azurite]:
-    with Azurite() as server:
-        yield server
 
 
 def peek(azurite: Azurite, queue: str) -> list[str]:

@@ -24,7 +24,7 @@ from services.sim.world import (
     MachineResult,
     World,
 )
-from tests.integration.conftest import NOW, SUB, add_run, config_object
+from tests.standin import NOW, SUB, add_run, config_object
 
 pytestmark = pytest.mark.integration
 

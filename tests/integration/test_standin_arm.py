@@ -29,7 +29,7 @@ from azure.mgmt.resourcegraph.models import QueryRequest
 from services.clock import ManualClock, ScaledClock
 from services.sim.server import StandInServer
 from services.sim.world import World
-from tests.integration.conftest import (
+from tests.standin import (
     NOW,
     RELAXED_QUOTA,
     SUB,
@@ -395,7 +395,7 @@ async def test_aio_client_sees_a_dropped_connection(standin_world: World,
                                                     standin: StandInServer) -> None:
     from azure.mgmt.maintenance.aio import MaintenanceManagementClient as AioClient
 
-    from tests.integration.conftest import AsyncStaticTokenCredential
+    from tests.standin import AsyncStaticTokenCredential
 
     # aiohttp's client resends an idempotent request once after a disconnect, so a GET
     # needs two drops in a row before the SDK (retry_total=0) sees the failure.

@@ -16,7 +16,7 @@ from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions
 
 from services.sim.server import StandInServer
 from services.sim.world import World
-from tests.integration.conftest import (
+from tests.standin import (
     NOW,
     RELAXED_QUOTA,
     SUB,

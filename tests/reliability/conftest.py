@@ -1,5 +1,5 @@
-"""Fixtures of the reliability suite: the stand-in (re-used from the integration fixtures),
-Azurite, a fault proxy, and a tally of what was injected, survived and lost.
+"""Fixtures of the reliability suite (the stand-in and Azurite come from tests/conftest.py):
+a tally of what was injected, survived and lost.
 
 The tally is printed at the end of the run (``-rA`` not needed) and is the source of the
 table in docs/reliability.md.
@@ -8,18 +8,9 @@ table in docs/reliability.md.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-from services.sim.azurite import Azurite
-from tests.integration.conftest import (  # noqa: F401  (fixtures, re-exported for pytest)
-    standin,
-    standin_clock,
-    standin_factory,
-    standin_world,
-)
 
 _TALLY: dict[str, Counter[str]] = {}
 
@@ -50,11 +41,3 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(
             f"{area:<48} {c['injected']:>9} {c['survived']:>9} {c['lost']:>5}")
 
-
-@pytest.fixture(scope="module")
-def azurite() -> Iterator[Azurite]:
-    server = Azurite().start()
-    try:
-        yield server
-    finally:
-        server.close()

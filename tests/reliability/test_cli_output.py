@@ -31,8 +31,8 @@ from services.sim.azurite import ACCOUNT_KEY, Azurite
 from services.sim.runner import render_config, write_private_file
 from services.sim.server import StandInServer
 from services.sim.world import MachineResult, World
-from tests.integration.conftest import NOW, SUB, add_run, config_object
 from tests.reliability.conftest import Tally
+from tests.standin import NOW, SUB, add_run, config_object
 from tui.cli import main
 
 pytestmark = pytest.mark.integration

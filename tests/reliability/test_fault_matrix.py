@@ -46,9 +46,9 @@ from services.settings import Settings, load_settings
 from services.sim.azurite import Azurite, connection_string
 from services.sim.server import StandInServer
 from services.sim.world import World
-from tests.integration.conftest import NOW, SUB, add_run, config_object
 from tests.reliability.conftest import Tally
 from tests.reliability.faultproxy import FaultProxy
+from tests.standin import NOW, SUB, add_run, config_object
 
 pytestmark = pytest.mark.integration
 

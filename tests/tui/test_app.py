@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,6 @@ from textual.widgets import Button, DataTable
 from textual.worker import WorkerCancelled
 
 from services.clock import ManualClock, SystemClock
-from services.eventsource import make_queue_client
 from services.journal import Journal
 from services.monitor import Monitor
 from services.resourcegraph import Governor
@@ -23,8 +20,7 @@ from services.sim.azurite import Azurite
 from services.sim.events_out import build_event, encode_message
 from services.sim.server import StandInServer
 from services.sim.world import World
-from tests.integration import conftest as standin_fixtures
-from tests.integration.conftest import NOW, SUB, add_run, config_object
+from tests.standin import NOW, SUB, add_run, config_object
 from tui.app import AumwatchApp
 from widgets.eventlog import EventLog
 from widgets.statusbar import StatusBar
@@ -32,30 +28,10 @@ from widgets.statusbar import StatusBar
 pytestmark = pytest.mark.integration
 
 # The stand-in fixtures of the integration tests, shared by name.
-standin_clock = standin_fixtures.standin_clock
-standin_world = standin_fixtures.standin_world
-standin_factory = standin_fixtures.standin_factory
-standin = standin_fixtures.standin
 
 SIZE = (120, 40)
 
 
-@pytest.fixture(scope="module")
-def azurite() -> Iterator[Azurite]:
-    server = Azurite().start()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture
-async def queue(azurite: Azurite) -> AsyncIterator[Any]:
-    client = make_queue_client(f"q{uuid.uuid4().hex[:12]}",
-                               connection_string=azurite.connection_string)
-    async with client:
-        await client.create_queue()
-        yield client
 
 
 def daily(name: str, at: str) -> dict[str, Any]:

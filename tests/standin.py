@@ -1,6 +1,7 @@
-"""Shared fixtures for integration tests against the local Azure stand-in.
+"""Shared fixtures for tests against the local Azure stand-in and Azurite.
 
-Reuse these from any integration test (they are generic, not tied to one test file):
+tests/conftest.py registers the fixtures for every test directory; import the helpers from
+here (they are generic, not tied to one test file):
 
 * ``standin_clock``: a :class:`ManualClock` at :data:`NOW` (move it with ``.advance``/``.set``).
 * ``standin_world``: an empty :class:`World` on that clock with subscription :data:`SUB`
@@ -16,6 +17,8 @@ Reuse these from any integration test (they are generic, not tied to one test fi
   etc. as needed).
 * ``StaticTokenCredential`` / ``AsyncStaticTokenCredential``: credentials returning a fixed
   token (the stand-in's) that never expires.
+* ``azurite``: a real Azurite queue server for the test module (modules that stop or restart
+  it get their own); ``queue``: an async queue client on a fresh, empty queue in it.
 * ``config_object(name, rg, sub)`` and ``add_run(world, config, start, ...)``: builders for a
   configuration's ARM object and a run (with machines) in a World.
 """
@@ -23,6 +26,7 @@ Reuse these from any integration test (they are generic, not tied to one test fi
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,6 +35,8 @@ import pytest
 from azure.core.credentials import AccessToken
 
 from services.clock import ManualClock
+from services.eventsource import make_queue_client
+from services.sim.azurite import Azurite
 from services.sim.server import StandInServer
 from services.sim.world import MachineResult, SimMachine, SimRun, World, run_name_for
 
@@ -198,4 +204,21 @@ async def aio_graph_client(standin: StandInServer) -> AsyncIterator[Any]:
 
     client = ResourceGraphClient(AsyncStaticTokenCredential(standin.token), **sdk_kwargs(standin))
     async with client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def azurite() -> Iterator[Azurite]:
+    """A running Azurite for the module; stopped (with its node process) afterwards."""
+    with Azurite() as server:
+        yield server
+
+
+@pytest.fixture
+async def queue(azurite: Azurite) -> AsyncIterator[Any]:
+    """An async queue client on a new, empty queue in ``azurite``."""
+    client = make_queue_client(f"q{uuid.uuid4().hex[:12]}",
+                               connection_string=azurite.connection_string)
+    async with client:
+        await client.create_queue()
         yield client
