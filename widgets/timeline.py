@@ -293,15 +293,34 @@ class Timeline(Widget):
         return self._data
 
     def update_data(self, data: TimelineData | None) -> None:
-        """Show `data`; refreshes only when it differs from what is shown."""
-        if data != self._data:
-            self._data = data
+        """Show `data`; refreshes only when what is drawn changes.
+
+        A new `now` alone moves the marker by a cell every few seconds or minutes (a
+        two-hour scale on 100 cells: one cell a minute), so it redraws only when the
+        marker's cell or side changes; the data is stored either way.
+        """
+        old, self._data = self._data, data
+        if self._drawn_differently(old, data):
             self.refresh()
 
     def set_now(self, now: datetime) -> None:
         """Move the "now" marker (e.g. from the app's one-second tick)."""
         if self._data is not None:
             self.update_data(replace(self._data, now=now))
+
+    def _drawn_differently(self, old: TimelineData | None, new: TimelineData | None) -> bool:
+        if old is None or new is None:
+            return old is not new
+        if old == new:
+            return False
+        if replace(old, now=new.now) != new:
+            return True  # something other than the marker moved
+        width = self.size.width
+        if width < 1:
+            return False  # not laid out yet: the first render uses the stored data
+        before = timeline_positions(old, width, self._pre_fraction)
+        after = timeline_positions(new, width, self._pre_fraction)
+        return (before.now, before.now_side) != (after.now, after.now_side)
 
     def render(self) -> RenderableType:
         width = self.size.width

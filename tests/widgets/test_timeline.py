@@ -154,3 +154,30 @@ async def test_widget_moves_now_marker_and_ignores_unchanged_data() -> None:
         timeline.refresh = lambda *a, **k: refreshes.append(1) or original(*a, **k)  # type: ignore[method-assign]
         timeline.update_data(make(now=T - 5 * MIN))
         assert refreshes == []
+
+
+async def test_now_redraws_only_when_its_cell_changes() -> None:
+    app = TimelineApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        timeline = app.query_one(Timeline)
+        await pilot.pause()
+        width = timeline.size.width
+        refreshes: list[object] = []
+        original = timeline.refresh
+        timeline.refresh = lambda *a, **k: refreshes.append(1) or original(*a, **k)  # type: ignore[method-assign]
+        column = timeline_positions(make(), width).now
+        now = T - 22 * MIN
+        # Step a second at a time until the marker's cell changes: only that step redraws.
+        for _ in range(600):
+            now += timedelta(seconds=1)
+            timeline.set_now(now)
+            if timeline_positions(make(now=now), width).now != column:
+                break
+            assert refreshes == []
+        assert refreshes == [1]
+        assert timeline.data is not None and timeline.data.now == now  # stored every time
+        timeline.update_data(make(now=now, pre_event_at=T - 33 * MIN))
+        assert refreshes == [1, 1]  # anything but now redraws at once
+        await pilot.pause()
+        column = timeline_positions(make(now=now), width).now
+        assert timeline.render_line(0).text[column] == "▼"
