@@ -92,3 +92,22 @@ async def test_bar_fits_80_columns_and_redraws_only_on_change() -> None:
         await pilot.pause()
         assert bar.size.height == 1
         assert "boom" not in bar.render_line(0).text
+
+
+async def test_an_age_change_below_the_shown_grain_stores_without_redrawing() -> None:
+    app = BarApp()
+    async with app.run_test(size=(120, 24)) as pilot:
+        bar = app.query_one(StatusBar)
+        await pilot.pause()
+        refreshes: list[object] = []
+        original = bar.refresh
+        bar.refresh = lambda *a, **k: refreshes.append(1) or original(*a, **k)  # type: ignore[method-assign]
+        configs, runs, events = FULL.sources
+        finer = replace(FULL, sources=(replace(configs, age=12.7 * S), runs, events))
+        assert bar.update_status(finer) is False  # 12.7 s still reads "12s"
+        assert bar.data is finer and refreshes == []
+        later = replace(FULL, sources=(replace(configs, age=13 * S), runs, events))
+        assert bar.update_status(later) is True
+        assert refreshes == [1]
+        await pilot.pause()
+        assert "configs 13s" in bar.render_line(0).text
