@@ -102,6 +102,7 @@ class Countdown(Static):
         self._large = large
         self._idle_text = sanitize(idle_text, LABEL_MAX_LEN)
         self._shown: str | None = None
+        self._shown_shape: tuple[object, ...] | None = None
         self._reached_posted = False
         self._timer: Timer | None = None
         self.set_target(label, deadline)
@@ -165,15 +166,26 @@ class Countdown(Static):
             text, reached = f"{self._label} --:--".strip(), False
         self.set_class(reached, "-expired")
         if text != self._shown:
-            # A layout pass is needed only when the width can change ("59:59" -> "1:00:00").
-            relayout = self._large or len(text) != len(self._shown or "")
-            self._shown = text
+            # A layout pass is needed only when the size can change: another length
+            # ("59:59" -> "1:00:00"), label or kind of drawing (big digits or letters).
+            # A tick that only changes digits is a repaint of this widget alone.
+            shape = self._shape(text)
+            relayout = shape != self._shown_shape
+            self._shown, self._shown_shape = text, shape
             self.update(self._renderable(text), layout=relayout)
         # Before mounting there is nobody to tell; on_mount ticks again.
         if reached and not self._reached_posted and self.is_mounted:
             assert self._deadline is not None
             self._reached_posted = True
             self.post_message(self.Reached(self, self._label, self._deadline))
+
+    def _shape(self, text: str) -> tuple[object, ...]:
+        """What the widget's size depends on: every glyph of the big-digit font and of
+        plain text is as wide as any other of the same kind, so the length, the label and
+        whether the time is drawn in big digits decide it."""
+        return (len(text), self._label, self._deadline is None,
+                self._large and all(char in BIG_DIGIT_CHARS for char in text[len(self._label):]
+                                    .strip()))
 
     def _renderable(self, text: str) -> RenderableType:
         if not self._large or self._deadline is None:

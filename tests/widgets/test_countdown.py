@@ -135,3 +135,25 @@ async def test_large_variant_uses_big_digits_and_fits_80x24() -> None:
         countdown.set_target("starts in", T + timedelta(days=2, hours=4))
         await pilot.pause()
         assert screen_text(countdown)[:2] == ["starts in", "2d 4h"]
+
+
+async def test_a_digit_tick_repaints_without_layout_and_a_new_shape_relayouts() -> None:
+    clock = FakeClock(T - timedelta(minutes=6, seconds=12))
+    app = CountdownApp(clock, large=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        countdown = app.query_one(Countdown)
+        await pilot.pause()
+        layouts: list[bool] = []
+        original = countdown.update
+        countdown.update = (  # type: ignore[method-assign]
+            lambda *a, **k: layouts.append(k["layout"]) or original(*a, **k))
+        clock.advance(seconds=1)
+        countdown.tick()  # 06:11: same width, same label
+        assert layouts == [False]
+        countdown.set_target("starts in", clock.now + timedelta(hours=1))  # "1:00:00"
+        assert layouts == [False, True]
+        clock.advance(seconds=1)
+        countdown.tick()  # "59:59": shorter
+        assert layouts == [False, True, True]
+        await pilot.pause()
+        assert screen_text(countdown)[0] == "starts in"
