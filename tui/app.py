@@ -918,9 +918,9 @@ class AumwatchApp(App[int]):
         title = self.query_one("#run-title", Static)
         timeline = self.query_one(Timeline)
         if run is None:
-            title.update(Text("no run selected", style="dim"))
+            _show(title, Text("no run selected", style="dim"))
             timeline.update_data(None)
-            self.query_one("#run-status", Static).update(Text(""))
+            _show(self.query_one("#run-status", Static), Text(""))
         else:
             config = self.configs.get(run.configuration_id.lower())
             text = Text(sanitize(run.configuration_name or "?", 60), style="bold")
@@ -928,7 +928,7 @@ class AumwatchApp(App[int]):
             if run.expected:
                 text.append("  (computed from the schedule)", style="dim")
             text.append(f"  start {self.format_time(run.start, config)}")
-            title.update(text)
+            _show(title, text)
             timeline.update_data(self._timeline_data(run))
         self.tick_run_panel()
 
@@ -981,7 +981,7 @@ class AumwatchApp(App[int]):
                 line.append(f"  cancel window opens {self.format_time(window.opens_at)}")
             if run.cancelled_by:
                 line.append(f"  cancelled by {run.cancelled_by}", style="yellow")
-            status.update(line)
+            _show(status, line)
         if allowed != self.can_cancel:
             self.can_cancel = allowed
         button = self.query_one("#cancel-button", Button)
@@ -1407,6 +1407,16 @@ def _column_key(table: DataTable[Any], name: str) -> Any:
 
 def _ordered_keys(table: DataTable[Any]) -> list[Any]:
     return [table.coordinate_to_cell_key((i, 0)).row_key for i in range(table.row_count)]
+
+
+def _show(widget: Static, text: Text) -> None:
+    """Put ``text`` in a one-line Static only when it differs from what it shows, without a
+    layout pass (the run panel's lines have fixed sizes in app.tcss): the tick rewrites the
+    same status line every second."""
+    shown = widget.content
+    if isinstance(shown, Text) and _same_cell(shown, text):
+        return
+    widget.update(text, layout=False)
 
 
 def _same_cell(old: Text, new: Text) -> bool:

@@ -303,3 +303,36 @@ async def test_throttling_and_a_dropped_connection_show_and_recover(
         await settle(pilot)
         assert app.query_one(StatusBar).data.last_error is None
         assert app.is_running
+
+
+async def test_an_idle_tick_repaints_only_what_changed_and_never_relayouts(
+        make_app: Any, standin_clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    from textual.widget import Widget
+
+    from widgets.countdown import Countdown
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.tick()
+        await pilot.pause()
+        big = app.query_one("#big-countdown", Countdown)
+        before = big.text
+        calls: list[tuple[str, bool]] = []
+        original = Widget.refresh
+
+        def spy(self: Widget, *args: Any, **kwargs: Any) -> Any:
+            calls.append((f"{type(self).__name__}#{self.id}", bool(kwargs.get("layout"))))
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Widget, "refresh", spy)
+        standin_clock.advance(timedelta(seconds=1))
+        app.tick()
+        monkeypatch.undo()
+        # The big countdown ticked (the 12:30 run: "cancel closes in" one second less) ...
+        assert big.text != before and ("Countdown#big-countdown", False) in calls
+        # ... with no layout pass, and the unchanged status line, title and timeline
+        # (its now marker stays in its cell for a second) were not touched.
+        assert not any(layout for _, layout in calls), calls
+        touched = {name for name, _ in calls}
+        assert not touched & {"Static#run-status", "Static#run-title", "Timeline#timeline"}
