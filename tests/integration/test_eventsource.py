@@ -293,3 +293,28 @@ def test_tail_of_a_missing_queue_fails_with_one_line(
     cfg = write_queue_config(azurite, "no-such-queue", tmp_path)
     code, _, err = cli(capsys, "events", "tail", "--config", str(cfg))
     assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
+
+
+async def test_a_client_given_a_ca_bundle_keeps_one_connection(azurite: Azurite,
+                                                              tmp_path: Path) -> None:
+    import psutil
+    import trustme
+
+    bundle = tmp_path / "ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(bundle))
+    client = make_queue_client(f"q{uuid.uuid4().hex[:12]}",
+                               connection_string=azurite.connection_string,
+                               connection_verify=str(bundle), connection_timeout=5,
+                               read_timeout=5)
+    me = psutil.Process()
+    ports: set[int] = set()
+    async with client:
+        await client.create_queue()
+        source = EventSource(client, clock=ManualClock(NOW))
+        for _ in range(6):
+            assert (await source.poll()).error is None
+            ports |= {c.laddr.port for c in me.net_connections("tcp")
+                      if c.raddr and c.raddr.port == azurite.port}
+    # azure-core given the path builds a TLS context per request, and aiohttp, whose pool is
+    # keyed by it, opened a connection per request and kept them all alive.
+    assert len(ports) == 1
