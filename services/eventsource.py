@@ -1,8 +1,9 @@
 """The maintenance events queue, read in ``peek`` or ``consume`` mode (DESIGN.md "Events").
 
 * ``peek`` (default) changes nothing in the queue: other consumers keep every message. A peek
-  sees at most the first 32 messages, so each poll also reads the queue's approximate depth and
-  warns when it holds more than a peek can see.
+  sees at most the first 32 messages, so the queue's approximate depth is read too (at once
+  when a peek comes back full, else every ``DEPTH_EVERY`` polls) and a depth beyond what a
+  peek can see is warned about.
 * ``consume`` is for a queue dedicated to aumwatch: a message is received (hidden for the
   visibility timeout), its events are written to the journal and committed, and only then is
   the message deleted. A crash between the two leaves the message to reappear after the
@@ -41,6 +42,10 @@ MODES: tuple[Mode, ...] = ("peek", "consume")
 
 #: The most messages one peek (or one receive) can return (Storage Queue service limit).
 PEEK_LIMIT = 32
+#: Polls between two reads of the queue's depth while the reads come back short of
+#: PEEK_LIMIT (a full read has its depth read at once). The depth only feeds the status bar
+#: and the truncation warning; reading it every poll doubled the requests of a 1-s poll.
+DEPTH_EVERY = 10
 PREVIEW_CHARS = 200
 
 
@@ -100,8 +105,9 @@ class EventBatch:
     ``events`` are new (shown once); ``duplicates`` are further deliveries of events already
     seen (flagged, not shown as new); ``redelivered`` counts consume-mode messages whose events
     were already journaled (a re-delivery after a crash: deleted, nothing new). ``depth`` is the
-    queue's approximate message count; ``truncated`` is True when a peek could not see them all,
-    with ``warning`` saying so. ``error`` is the one-line failure of this poll, if any.
+    queue's approximate message count, None when this poll did not read it (see
+    :meth:`EventSource.poll`); ``truncated`` is True when a peek could not see them all, with
+    ``warning`` saying so. ``error`` is the one-line failure of this poll, if any.
     """
 
     mode: Mode
@@ -244,6 +250,7 @@ class EventSource:
         mode: Mode = "peek",
         visibility_timeout: int = 60,
         seen_limit: int = 10_000,
+        depth_every: int = DEPTH_EVERY,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"queue mode must be peek or consume, not {mode!r}")
@@ -252,6 +259,8 @@ class EventSource:
                              "their events are journaled)")
         if visibility_timeout < 1:
             raise ValueError(f"visibility_timeout must be at least 1 s, got {visibility_timeout}")
+        if depth_every < 1:
+            raise ValueError(f"depth_every must be at least 1 poll, got {depth_every}")
         self.queue = queue
         self.mode: Mode = mode
         self._clock = clock
@@ -259,34 +268,49 @@ class EventSource:
         self._visibility = visibility_timeout
         self._messages = _Seen(seen_limit)
         self._events = _Seen(seen_limit)
+        self._depth_every = depth_every
+        self._polls_to_depth = 0  # polls left until the depth is read again; 0 = this one
 
     @property
     def queue_name(self) -> str:
         return str(getattr(self.queue, "queue_name", "") or "")
 
     async def poll(self) -> EventBatch:
-        """Read once; never raises (failures are the batch's ``error``)."""
+        """Read once; never raises (failures are the batch's ``error``).
+
+        The queue's depth is read on the first poll, every ``depth_every`` polls after it,
+        and whenever a read came back full (the queue may hold more than one read sees);
+        the batch's ``depth`` is None on the other polls (not measured, not zero).
+        """
         fetched_at = ensure_utc(self._clock.now())
         collector = _Collector(fetched_at)
         depth: int | None = None
         try:
-            props = await self.queue.get_queue_properties()
-            depth = getattr(props, "approximate_message_count", None)
+            if self._polls_to_depth <= 0:
+                depth = await self._read_depth()
+            else:
+                self._polls_to_depth -= 1
+            read = 0
             if self.mode == "peek":
                 messages = await self.queue.peek_messages(max_messages=PEEK_LIMIT)
                 for message in messages:
+                    read += 1
                     self._take(message, collector)
             else:
                 pager = self.queue.receive_messages(
                     messages_per_page=PEEK_LIMIT, max_messages=PEEK_LIMIT,
                     visibility_timeout=self._visibility)
                 async for message in pager:
+                    read += 1
                     if not self._take(message, collector):
                         # Journal failed: leave this and the rest to reappear later.
                         break
                     await self._delete(message, collector)
+            if depth is None and read >= PEEK_LIMIT:
+                depth = await self._read_depth()
         except Exception as exc:  # a poll must never take the caller down
             collector.fail(service_error(exc, what=f"queue {self.queue_name or '?'}").message)
+            self._polls_to_depth = 0  # after a failure, measure again on the next poll
         truncated = self.mode == "peek" and depth is not None and depth > PEEK_LIMIT
         warning = None
         if truncated:
@@ -299,6 +323,12 @@ class EventSource:
             redelivered=collector.redelivered, depth=depth, truncated=truncated,
             warning=warning, error=collector.error,
         )
+
+    async def _read_depth(self) -> int | None:
+        props = await self.queue.get_queue_properties()
+        self._polls_to_depth = self._depth_every - 1
+        depth = getattr(props, "approximate_message_count", None)
+        return depth if isinstance(depth, int) else None
 
     # -- one message ---------------------------------------------------------------------------
     def _take(self, message: Any, out: _Collector) -> bool:

@@ -237,8 +237,9 @@ class Monitor:
             self.errors["events"] = self._events_error
             return EventBatch(mode="peek", fetched_at=now, error=self._events_error)
         batch: EventBatch = await source.poll()
-        self.queue_depth = batch.depth
-        self.queue_truncated = batch.truncated
+        if batch.depth is not None:  # None: not read by this poll; the last one stands
+            self.queue_depth = batch.depth
+            self.queue_truncated = batch.truncated
         if batch.error is None:
             self.fetched_at["events"] = batch.fetched_at
         self.errors["events"] = batch.error
