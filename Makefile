@@ -25,8 +25,7 @@ demo: install
 
 ## The whole test suite except the long runs: unit, integration (stand-in + Azurite, started
 ## by the tests), app, the CI-sized reliability suite.
-test: install
-	$(BIN)/lint-imports
+test: install lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
 
 ## The long runs only (fuzzing at scale, 200 kill -9s, 6 simulated hours of soak).
@@ -38,6 +37,7 @@ test-fast: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy services widgets tui
 	$(BIN)/lint-imports
 
 ## Benchmarks (bench/README.md): `make bench`, or `make bench ARGS=--quick` for the smoke run.

@@ -31,6 +31,8 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.coordinate import Coordinate
+from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.timer import Timer
 from textual.widgets import Button, DataTable, Footer, Input, Static
@@ -1099,7 +1101,7 @@ class AumwatchApp(App[int]):
         return local.strftime("%H:%M:%S")
 
     def watch_time_mode(self, mode: str) -> None:
-        if not self.is_mounted or not self.screen_stack:
+        if not self.screen_stack:  # not running yet
             return
         self.refresh_configs_table()
         self.refresh_run_views()
@@ -1271,8 +1273,9 @@ class AumwatchApp(App[int]):
                                 cancelled_by="user", expected=False)
             touched = self.index.put(cancelled)
             self._track([cancelled])
-        severity = {"verified": "information", "refused": "warning"}.get(
-            result.outcome.value, "error")
+        outcome = result.outcome.value
+        severity: SeverityLevel = ("information" if outcome == "verified"
+                                   else "warning" if outcome == "refused" else "error")
         text = f"cancel {result.outcome.value}: {result.message}"
         if result.journal_error:
             text += f" (audit not written: {result.journal_error})"
@@ -1406,7 +1409,8 @@ def _column_key(table: DataTable[Any], name: str) -> Any:
 
 
 def _ordered_keys(table: DataTable[Any]) -> list[Any]:
-    return [table.coordinate_to_cell_key((i, 0)).row_key for i in range(table.row_count)]
+    return [table.coordinate_to_cell_key(Coordinate(i, 0)).row_key
+            for i in range(table.row_count)]
 
 
 def _show(widget: Static, text: Text) -> None:

@@ -114,7 +114,8 @@ class MachinesScreen(Screen[None]):
         table: DataTable[Text] = self.query_one(DataTable)
         wanted = {m.resource_id.lower(): m for m in machines}
         with self.app.batch_update():
-            for key in [k.value for k in table.rows if k.value not in wanted]:
+            for key in [k.value for k in table.rows
+                        if k.value is not None and k.value not in wanted]:
                 table.remove_row(key)
             for key, machine in wanted.items():
                 cells = machine_cells(machine)
