@@ -37,7 +37,7 @@ class ServiceError(Exception):
 _HINTS: dict[str, str] = {
     "unauthorized": "sign in again (az login) or check the credential",
     "forbidden": "the identity needs Reader on the scope (and Maintenance Contributor to cancel)",
-    "throttled": "Resource Graph quota exhausted; aumwatch will retry",
+    "throttled": "the service is throttling requests; aumwatch will back off and retry",
     "network": "check the network or the endpoint",
     "timeout": "the service did not answer in time; will retry",
     "server": "a server-side error; will retry",

@@ -58,15 +58,29 @@ class FaultProxy:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        await self._cut()  # existing connections go too, like a dead server
+
+    async def _cut(self) -> None:
         tasks = list(self._tasks)
-        for task in tasks:  # existing connections go too, like a dead server
+        for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _switch(self, mode: Mode) -> None:
+        if mode == "refuse":
+            await self._unlisten()
+            return
+        await self._listen()
+        # A switch reaches the connections already open too (a client's keep-alive
+        # connection would otherwise go on as before: passing traffic under a fault, or
+        # answering the fault after it cleared): they are cut, as when a server fails
+        # over, and the client's next connection meets the new mode.
+        await self._cut()
 
     def set(self, mode: Mode) -> None:
         """Switch the fault (``refuse`` closes the listener, anything else reopens it)."""
         self.mode = mode
-        self._call(self._unlisten() if mode == "refuse" else self._listen())
+        self._call(self._switch(mode))
 
     def close(self) -> None:
         """Stop listening and end the thread."""
