@@ -13,7 +13,7 @@ from typing import Any
 from services.clock import Clock, ManualClock
 from services.settings import Settings
 from services.sim.server import StandInServer
-from services.sim.world import SimRun, World, run_name_for
+from services.sim.world import SimRun, World, configuration_object, run_name_for
 
 #: The bench's fixed "now" (a Tuesday) for figures that do not talk to the dashboard process.
 NOW = datetime(2026, 3, 10, 12, 0, 0, tzinfo=UTC)
@@ -33,26 +33,10 @@ def config_name(index: int) -> str:
 def config_object(index: int, sub: str, *, recur: str = "Week Saturday",
                   start: str = "2026-01-01 02:00") -> dict[str, Any]:
     """A maintenance configuration as ARM returns it."""
-    name = config_name(index)
-    rg = f"rg-bench-{index % 7}"
-    return {
-        "id": f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Maintenance/"
-              f"maintenanceConfigurations/{name}",
-        "name": name,
-        "type": "Microsoft.Maintenance/maintenanceConfigurations",
-        "location": "westeurope",
-        "tags": {},
-        "properties": {
-            "maintenanceScope": "InGuestPatch",
-            "visibility": "Custom",
-            "maintenanceWindow": {
-                "startDateTime": start, "expirationDateTime": None, "duration": "03:00",
-                "timeZone": "W. Europe Standard Time", "recurEvery": recur,
-            },
-            "installPatches": {"rebootSetting": "IfRequired"},
-            "extensionProperties": {"InGuestPatchMode": "User"},
-        },
-    }
+    return configuration_object(sub, f"rg-bench-{index % 7}", config_name(index), {
+        "startDateTime": start, "expirationDateTime": None, "duration": "03:00",
+        "timeZone": "W. Europe Standard Time", "recurEvery": recur,
+    })
 
 
 def add_run(world: World, config: dict[str, Any], start: datetime, status: str) -> SimRun:

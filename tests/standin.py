@@ -38,7 +38,14 @@ from services.clock import ManualClock
 from services.eventsource import make_queue_client
 from services.sim.azurite import Azurite
 from services.sim.server import StandInServer
-from services.sim.world import MachineResult, SimMachine, SimRun, World, run_name_for
+from services.sim.world import (
+    MachineResult,
+    SimMachine,
+    SimRun,
+    World,
+    configuration_object,
+    run_name_for,
+)
 
 #: The stand-in's "now" in tests that use ``standin_clock``.
 NOW = datetime(2026, 3, 10, 12, 0, 0, tzinfo=UTC)
@@ -81,25 +88,11 @@ class AsyncStaticTokenCredential:
 
 def config_object(name: str, rg: str = "rg-patch", sub: str = SUB) -> dict[str, Any]:
     """A maintenance configuration as ARM returns it (weekly, Saturday 02:00 Amsterdam)."""
-    return {
-        "id": f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Maintenance/"
-              f"maintenanceConfigurations/{name}",
-        "name": name,
-        "type": "Microsoft.Maintenance/maintenanceConfigurations",
-        "location": "westeurope",
-        "tags": {},
-        "properties": {
-            "maintenanceScope": "InGuestPatch",
-            "visibility": "Custom",
-            "maintenanceWindow": {
-                "startDateTime": "2026-01-01 02:00", "expirationDateTime": None,
-                "duration": "03:00", "timeZone": "W. Europe Standard Time",
-                "recurEvery": "Week Saturday",
-            },
-            "installPatches": {"rebootSetting": "IfRequired"},
-            "extensionProperties": {"InGuestPatchMode": "User"},
-        },
-    }
+    return configuration_object(sub, rg, name, {
+        "startDateTime": "2026-01-01 02:00", "expirationDateTime": None,
+        "duration": "03:00", "timeZone": "W. Europe Standard Time",
+        "recurEvery": "Week Saturday",
+    })
 
 
 def add_run(world: World, config: dict[str, Any], start: datetime, *, status: str = "Pending",

@@ -109,6 +109,7 @@ from services.sim.world import (
     SimMachine,
     SimRun,
     World,
+    configuration_object,
 )
 
 log = logging.getLogger(__name__)
@@ -605,28 +606,8 @@ class ScenarioEngine:
 
     @staticmethod
     def _arm_object(spec: ConfigurationSpec, window: dict[str, str | None]) -> dict[str, Any]:
-        return {
-            "id": spec.id,
-            "name": spec.name,
-            "type": "Microsoft.Maintenance/maintenanceConfigurations",
-            "location": spec.location,
-            "tags": dict(spec.tags),
-            "properties": {
-                "namespace": "Microsoft.Maintenance",
-                "extensionProperties": {"InGuestPatchMode": "User"},
-                "maintenanceScope": "InGuestPatch",
-                "maintenanceWindow": window,
-                "visibility": "Custom",
-                "installPatches": {
-                    "rebootSetting": "IfRequired",
-                    "windowsParameters": {"classificationsToInclude": ["Critical", "Security"],
-                                          "kbNumbersToExclude": [], "kbNumbersToInclude": []},
-                    "linuxParameters": {"classificationsToInclude": ["Critical", "Security"],
-                                        "packageNameMasksToExclude": [],
-                                        "packageNameMasksToInclude": []},
-                },
-            },
-        }
+        return configuration_object(spec.subscription_id, spec.resource_group, spec.name,
+                                    window, location=spec.location, tags=dict(spec.tags))
 
     @staticmethod
     def _machine(spec: ConfigurationSpec, group: MachineGroup, n: int) -> SimMachine:

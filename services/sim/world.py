@@ -45,6 +45,37 @@ def parse_resource_id(resource_id: str) -> dict[str, str]:
     return out
 
 
+def configuration_object(subscription_id: str, resource_group: str, name: str,
+                         window: dict[str, Any], *, location: str = "westeurope",
+                         tags: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A maintenance configuration (in-guest patching) as ARM returns it; ``window`` is its
+    ``maintenanceWindow`` (startDateTime, expirationDateTime, duration, timeZone,
+    recurEvery)."""
+    return {
+        "id": f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}/providers/"
+              f"Microsoft.Maintenance/maintenanceConfigurations/{name}",
+        "name": name,
+        "type": "Microsoft.Maintenance/maintenanceConfigurations",
+        "location": location,
+        "tags": dict(tags or {}),
+        "properties": {
+            "namespace": "Microsoft.Maintenance",
+            "extensionProperties": {"InGuestPatchMode": "User"},
+            "maintenanceScope": "InGuestPatch",
+            "maintenanceWindow": window,
+            "visibility": "Custom",
+            "installPatches": {
+                "rebootSetting": "IfRequired",
+                "windowsParameters": {"classificationsToInclude": ["Critical", "Security"],
+                                      "kbNumbersToExclude": [], "kbNumbersToInclude": []},
+                "linuxParameters": {"classificationsToInclude": ["Critical", "Security"],
+                                    "packageNameMasksToExclude": [],
+                                    "packageNameMasksToInclude": []},
+            },
+        },
+    }
+
+
 @dataclass
 class SimMachine:
     id: str
