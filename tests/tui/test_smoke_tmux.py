@@ -105,4 +105,16 @@ def test_a_lost_terminal_ends_the_demo_and_its_children(tmp_path: Path) -> None:
     deadline = time.monotonic() + 15
     while any(alive(p) for p in family) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not [p for p in family if alive(p)], "processes survived the hang-up"
+    survivors = [p for p in family if alive(p)]
+    assert not survivors, f"processes survived the hang-up: {_describe(survivors)}"
+
+
+def _describe(pids: list[int]) -> str:
+    out = []
+    for pid in pids:
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            cmd = "?"
+        out.append(f"{pid} {cmd[:120]}")
+    return "; ".join(out)
