@@ -18,6 +18,7 @@ import math
 import os
 import signal
 import sys
+import threading
 import tomllib
 from collections import deque
 from collections.abc import Iterable
@@ -68,6 +69,8 @@ TIME_MODES = ("config", "utc", "local")
 COMPACT_HEIGHT = 32
 #: Longest backoff after repeated failures.
 MAX_BACKOFF = timedelta(minutes=5)
+#: Seconds a lost terminal leaves for a clean exit before the process ends itself.
+HANGUP_GRACE_S = 5.0
 HIGH_CONTRAST_THEME = "aumwatch-high-contrast"
 #: Watchdog findings kept for the session's record (each is also in the event log).
 MAX_FINDINGS = 1_000
@@ -172,6 +175,7 @@ class AumwatchApp(App[int]):
             # Only ever adds the lock: read_only=False never unlocks a read-only config.
             settings = replace(settings, read_only=True)
         self.settings = settings
+        self._hangup_timer: threading.Timer | None = None
         self.clock: Clock = clock or SystemClock()
         self.read_only = settings.read_only
         self.rules = settings.window_rules
@@ -313,6 +317,21 @@ class AumwatchApp(App[int]):
                 loop.add_signal_handler(sig, self._hangup)
 
     def _hangup(self) -> None:
+        self._terminal_lost()
+
+    def _terminal_lost(self) -> None:
+        """The terminal is gone (or we were told to stop): exit, and never outlive it.
+
+        Textual's shutdown still talks to the terminal and can block for good once it is
+        gone (seen under load: the driver's writer thread and ``close()`` waiting on each
+        other). A daemon timer ends the process if the clean exit has not finished within
+        :data:`HANGUP_GRACE_S`; child processes die with it (the stand-in's Azurite is bound
+        to its parent with PR_SET_PDEATHSIG).
+        """
+        if self._hangup_timer is None:
+            self._hangup_timer = threading.Timer(HANGUP_GRACE_S, os._exit, args=(0,))
+            self._hangup_timer.daemon = True
+            self._hangup_timer.start()
         self.exit(0)
 
     async def on_unmount(self) -> None:
@@ -1035,7 +1054,7 @@ class AumwatchApp(App[int]):
         try:
             os.tcgetpgrp(stream.fileno())
         except OSError:
-            self.exit(0)
+            self._terminal_lost()
         except ValueError:
             pass
 
