@@ -20,7 +20,6 @@ import re
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -45,14 +44,6 @@ HOSTILE = ("[bold red]boom[/] [link=https://evil]x[/link] \x1b[31mred\x1b[0m "
 FORBIDDEN = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]|\xc2[\x80-\x9f]")
 
 
-@pytest.fixture(scope="module")
-def queue_server() -> Iterator[Azurite]:
-    server = Azurite().start()
-    try:
-        yield server
-    finally:
-        server.close()
-
 
 @pytest.fixture
 def hostile_world(standin_world: World) -> dict[str, Any]:
@@ -74,13 +65,13 @@ def hostile_world(standin_world: World) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def env(standin: StandInServer, queue_server: Azurite, hostile_world: dict[str, Any],
+async def env(standin: StandInServer, azurite: Azurite, hostile_world: dict[str, Any],
               tmp_path: Path) -> dict[str, Any]:
     from services.eventsource import make_queue_client
     from tests.reliability.test_queue_input import _b64, _event
 
     name = f"q{uuid.uuid4().hex[:12]}"
-    client = make_queue_client(name, connection_string=queue_server.connection_string)
+    client = make_queue_client(name, connection_string=azurite.connection_string)
     async with client:
         await client.create_queue()
         event = _event("Microsoft.Maintenance.PreMaintenanceEvent", subject=HOSTILE)
@@ -91,12 +82,12 @@ async def env(standin: StandInServer, queue_server: Azurite, hostile_world: dict
     text = render_config({
         "arm_endpoint": standin.endpoint, "ca_file": str(standin.ca_file),
         "token": standin.token, "subscriptions": [SUB],
-        "queue_connection_string": queue_server.connection_string, "queue_name": name})
+        "queue_connection_string": azurite.connection_string, "queue_name": name})
     text += f'\n[paths]\ndata_dir = {json.dumps(str(data_dir))}\n'
     write_private_file(cfg, text)
     return {"cfg": cfg, "data_dir": data_dir, "token": standin.token,
             "secrets": [standin.token.encode(), ACCOUNT_KEY.encode(),
-                        queue_server.connection_string.encode()], **hostile_world}
+                        azurite.connection_string.encode()], **hostile_world}
 
 
 def run(capsysbinary: pytest.CaptureFixture[bytes], *argv: str) -> tuple[int, bytes, bytes]:

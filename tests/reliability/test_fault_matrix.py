@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -125,14 +125,6 @@ async def _raises_only_service_error(coro: Awaitable[Any]) -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def queue_azurite() -> Iterator[Azurite]:
-    server = Azurite().start()
-    try:
-        yield server
-    finally:
-        server.close()
-
 
 @pytest.fixture
 async def harness(request: pytest.FixtureRequest, standin: StandInServer,
@@ -209,7 +201,7 @@ async def harness(request: pytest.FixtureRequest, standin: StandInServer,
         yield Harness(call, inject_standin, clear_standin)
         journal.close()
     else:  # events
-        azurite: Azurite = request.getfixturevalue("queue_azurite")
+        azurite: Azurite = request.getfixturevalue("azurite")
         qproxy = FaultProxy(azurite.port)
         name = f"q{uuid.uuid4().hex[:12]}"
         direct = make_queue_client(name, connection_string=azurite.connection_string)
