@@ -10,7 +10,7 @@ NPM_STAMP := node_modules/.installed
 $(STAMP): pyproject.toml requirements/lock.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -c requirements/lock.txt -e ".[sim,dev]"
+	$(BIN)/python -m pip install --quiet -c requirements/lock.txt -e ".[standin,dev]"
 	touch $(STAMP)
 
 $(NPM_STAMP): package.json package-lock.json

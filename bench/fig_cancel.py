@@ -1,6 +1,6 @@
 """Figure 7: cancel confirmed -> run verified Cancelled, against the stand-in.
 
-:class:`services.cancel.Canceller` with a real ``aio`` maintenance client: the PUT, then the
+:class:`services.azure.cancel.Canceller` with a real ``aio`` maintenance client: the PUT, then the
 read-back, timed apart. Each sample cancels a different run (inside its cancel window).
 """
 
@@ -15,11 +15,11 @@ from typing import Any
 
 from bench.result import FigureResult, median, percentile
 from bench.standin import NOW, CountingServer, add_run, build_world, standin_settings
-from services.azure_clients import AsyncStaticTokenCredential, async_maintenance_client
-from services.cancel import Canceller, CancelTarget, maintenance_client_calls
-from services.clock import ManualClock
-from services.journal import Journal
-from services.runid import parse_run_id
+from services.azure.cancel import Canceller, CancelTarget, maintenance_client_calls
+from services.azure.clients import AsyncStaticTokenCredential, async_maintenance_client
+from services.azure.journal import Journal
+from services.domain.clock import ManualClock
+from services.domain.runid import parse_run_id
 
 
 async def _measure(samples: int, out: FigureResult) -> None:

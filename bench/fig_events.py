@@ -3,7 +3,7 @@
 * ``app_*``: the dashboard (headless, ``run_test``) with its default settings (peek mode,
   its own events poll interval); "visible" = the moment its ``apply_events`` receives the
   event (instance-wrapped, so the timing is taken on the app's own loop).
-* ``service_*``: :class:`services.eventsource.EventSource` polled directly with a 1 s
+* ``service_*``: :class:`services.azure.eventsource.EventSource` polled directly with a 1 s
   interval, for comparison (what the poll itself costs).
 
 A sender thread writes base64 Event Grid messages (as Event Grid does) at about 4 per second
@@ -22,9 +22,9 @@ from datetime import timedelta
 from typing import Any
 
 from bench.result import FigureResult, percentile
-from services.clock import SystemClock
-from services.sim.azurite import Azurite
-from services.sim.events_out import build_event, encode_message
+from services.domain.clock import SystemClock
+from services.standin.azurite import Azurite
+from services.standin.events_out import build_event, encode_message
 
 #: Slow enough that the queue never holds more than a peek's 32 messages although each stays
 #: KEEP_S seconds, longer than the app's events poll interval (else the app would miss some).
@@ -84,7 +84,7 @@ def _latencies(sent: dict[str, float], seen: dict[str, float]) -> list[float]:
 
 
 async def _service_level(azurite: Azurite, count: int) -> tuple[list[float], int]:
-    from services.eventsource import EventSource, make_queue_client
+    from services.azure.eventsource import EventSource, make_queue_client
 
     sender = Sender(azurite.connection_string, "bench-service", count)
     queue = make_queue_client("bench-service", connection_string=azurite.connection_string)

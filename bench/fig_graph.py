@@ -10,12 +10,11 @@ import time
 from bench import naive
 from bench.result import FigureResult, median
 from bench.standin import NOW, RAISED_QUOTA, CountingServer, build_world, standin_settings
-from services.azure_clients import AsyncStaticTokenCredential
-from services.clock import ManualClock, SystemClock
-from services.configs import ConfigSource
-from services.resourcegraph import Governor, QueryRunner
-from services.runs import RunSource
-from services.sim.server import DEFAULT_QUOTA_LIMIT, DEFAULT_QUOTA_WINDOW
+from services.azure.clients import AsyncStaticTokenCredential
+from services.azure.resourcegraph import Governor, QueryRunner
+from services.azure.sources import ConfigSource, RunSource
+from services.domain.clock import ManualClock, SystemClock
+from services.standin.server import DEFAULT_QUOTA_LIMIT, DEFAULT_QUOTA_WINDOW
 
 SIZES = (10, 1_000, 5_000)
 QUICK_SIZES = (10, 1_000)

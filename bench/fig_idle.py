@@ -16,8 +16,8 @@ import psutil
 from bench.dashboard import DashboardProcess
 from bench.result import FigureResult
 from bench.standin import CountingServer, build_world, config_toml
-from services.clock import SystemClock
-from services.sim.azurite import Azurite
+from services.domain.clock import SystemClock
+from services.standin.azurite import Azurite
 
 CONFIGS = 500
 SETTLE_S = 5.0

@@ -42,8 +42,8 @@ QUICK_BUDGET_S = 60.0
 def snapshots(n_configs: int, n_runs: int) -> tuple[Any, Any]:
     """Literal ``Fetched`` snapshots: configurations (schedules parsed as the source does) and
     finished runs spread evenly over them."""
-    from services.configs import configuration_from_row
-    from services.model import Fetched, Run
+    from services.domain.configs import configuration_from_row
+    from services.domain.model import Fetched, Run
 
     configs = []
     for i in range(n_configs):
@@ -70,7 +70,7 @@ def changed(fetched_configs: Any, fetched_runs: Any, fraction: float, salt: int
             ) -> tuple[Any, Any]:
     """New snapshots where ``fraction`` of the configurations and runs show a different value
     (resource group; status and machine counts)."""
-    from services.model import Fetched
+    from services.domain.model import Fetched
 
     def pick(count: int) -> set[int]:
         every = max(1, round(1 / fraction)) if fraction > 0 else count + 1
@@ -87,7 +87,7 @@ def changed(fetched_configs: Any, fetched_runs: Any, fraction: float, salt: int
 
 
 async def measure(n_configs: int, n_runs: int, profile: bool) -> dict[str, float]:
-    from services.clock import ManualClock
+    from services.domain.clock import ManualClock
     from services.settings import Settings
     from tui.app import AumwatchApp
 

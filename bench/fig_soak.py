@@ -2,8 +2,8 @@
 
 A child process (``python -m bench.fig_soak --child``) runs the real path from the queue to
 the screen with time simulated: a fake peek-able queue (another consumer drains it after a
-minute), :class:`services.eventsource.EventSource` (bounded dedupe sets) inside the
-dashboard's :class:`services.monitor.Monitor` (its run and arrival memory), and the headless
+minute), :class:`services.azure.eventsource.EventSource` (bounded dedupe sets) inside the
+dashboard's :class:`services.azure.monitor.Monitor` (its run and arrival memory), and the headless
 dashboard's ``apply_events`` (its run state, watchdog findings and the EventLog's buffer).
 Polls every 5 simulated seconds as the app does. Twelve times over the run (and at its end)
 it samples ``tracemalloc`` (Python heap) and RSS; the slope is a least-squares fit over the
@@ -26,7 +26,7 @@ import psutil
 
 from bench.result import FigureResult
 from bench.standin import NOW
-from services.sim.events_out import build_event, encode_message
+from services.standin.events_out import build_event, encode_message
 
 POLL_S = 5
 EVENT_EVERY_S = 3
@@ -91,9 +91,9 @@ def _slope_per_hour(points: list[tuple[float, float]]) -> float:
 
 
 async def soak(hours: float) -> dict[str, Any]:
-    from services.clock import ManualClock
-    from services.eventsource import EventSource
-    from services.monitor import Monitor
+    from services.azure.eventsource import EventSource
+    from services.azure.monitor import Monitor
+    from services.domain.clock import ManualClock
     from services.settings import Settings
     from tui.app import AumwatchApp
     from widgets.eventlog import EventLog

@@ -9,7 +9,7 @@ from pathlib import Path
 from bench.dashboard import DashboardProcess
 from bench.result import FigureResult, median, percentile
 from bench.standin import CountingServer, build_world, config_name, config_toml
-from services.clock import SystemClock
+from services.domain.clock import SystemClock
 
 CONFIGS = 50
 #: Any configuration row on screen counts (the table's sort order is the app's business).

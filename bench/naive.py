@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from services.configs import CONFIG_TYPE
-from services.resourcegraph import QueryRunner
-from services.runs import RUN_TYPE
+from services.azure.resourcegraph import QueryRunner
+from services.domain.configs import CONFIG_TYPE
+from services.domain.runs import RUN_TYPE
 
 
 def _kql_string(value: str) -> str:

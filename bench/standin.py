@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from services.clock import Clock, ManualClock
+from services.domain.clock import Clock, ManualClock
 from services.settings import Settings
-from services.sim.server import StandInServer
-from services.sim.world import SimRun, World, configuration_object, run_name_for
+from services.standin.server import StandInServer
+from services.standin.world import SimRun, World, configuration_object, run_name_for
 
 #: The bench's fixed "now" (a Tuesday) for figures that do not talk to the dashboard process.
 NOW = datetime(2026, 3, 10, 12, 0, 0, tzinfo=UTC)
@@ -109,7 +109,7 @@ class CountingServer:
 
     def set_quota(self, limit: int) -> None:
         """Swap the Resource Graph quota (the stand-in's public ``quota`` attribute)."""
-        from services.sim.server import DEFAULT_QUOTA_WINDOW, Quota
+        from services.standin.server import DEFAULT_QUOTA_WINDOW, Quota
 
         self.server.quota = Quota(limit, DEFAULT_QUOTA_WINDOW)
 

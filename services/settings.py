@@ -54,7 +54,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from services.window import WindowRules
+from services.domain.window import WindowRules
 
 ENV_PREFIX = "AUMWATCH_"
 CONFIG_ENV = "AUMWATCH_CONFIG"
@@ -63,7 +63,7 @@ CLOUDS = ("public", "china", "usgov", "standin")
 QUEUE_MODES = ("peek", "consume")
 TIME_DISPLAYS = ("config", "utc", "local")
 
-#: The api-version of the cancel PUT (AZURE.md, "Cancel API"). The one place it lives.
+#: The api-version of the cancel PUT (docs/azure.md, "Cancel API"). The one place it lives.
 DEFAULT_CANCEL_API_VERSION = "2023-09-01-preview"
 DEFAULT_POLL_INTERVAL = timedelta(seconds=30)
 #: How long one HTTP call (connect, or waiting for an answer) may take before it fails.

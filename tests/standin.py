@@ -34,11 +34,11 @@ from typing import Any
 import pytest
 from azure.core.credentials import AccessToken
 
-from services.clock import ManualClock
-from services.eventsource import make_queue_client
-from services.sim.azurite import Azurite
-from services.sim.server import StandInServer
-from services.sim.world import (
+from services.azure.eventsource import make_queue_client
+from services.domain.clock import ManualClock
+from services.standin.azurite import Azurite
+from services.standin.server import StandInServer
+from services.standin.world import (
     MachineResult,
     SimMachine,
     SimRun,

@@ -1,7 +1,8 @@
 """The aumwatch dashboard: configurations, the selected run, runs, events, status.
 
-Data flow (DESIGN.md): workers (``@work(exclusive=True, exit_on_error=False, group=...)``)
-call :class:`services.monitor.Monitor` and only post messages with immutable data; the
+Data flow (docs/architecture.md): workers (``@work(exclusive=True, exit_on_error=False,
+group=...)``)
+call :class:`services.azure.monitor.Monitor` and only post messages with immutable data; the
 ``@on`` handlers here own the state and diff it into the widgets inside ``batch_update``.
 A poll never overlaps itself: the next one is armed as a one-shot timer when the last one
 finished. One one-second timer moves every countdown, phase and the Cancel button from
@@ -38,23 +39,23 @@ from textual.reactive import reactive
 from textual.timer import Timer
 from textual.widgets import Button, DataTable, Footer, Input, Static
 
-from services.cancel import CancelResult, CancelTarget, Outcome
-from services.clock import Clock, SystemClock
-from services.errors import ServiceError
-from services.eventmemory import EventMemory
-from services.eventsource import EventBatch
-from services.model import Configuration, Fetched, Run
-from services.monitor import EventArrival, Monitor
-from services.runindex import RunIndex
-from services.runs import expected_runs, merge_event, run_phase
+from services.azure.cancel import CancelResult, CancelTarget, Outcome
+from services.azure.eventsource import EventBatch
+from services.azure.monitor import EventArrival, Monitor
+from services.domain.clock import Clock, SystemClock
+from services.domain.errors import ServiceError
+from services.domain.eventmemory import EventMemory
+from services.domain.model import Configuration, Fetched, Run
+from services.domain.runindex import RunIndex
+from services.domain.runs import expected_runs, merge_event, run_phase
+from services.domain.watchdog import Finding, Watchdog, duplicate_finding
+from services.domain.window import Phase, RunWindow, run_window
 from services.settings import (
     MIN_EVENTS_POLL_INTERVAL,
     MIN_POLL_INTERVAL,
     Settings,
     load_settings,
 )
-from services.watchdog import Finding, Watchdog, duplicate_finding
-from services.window import Phase, RunWindow, run_window
 from tui.messages import CancelDone, ConfigsFetched, EventsFetched, PollFailed, RunsFetched
 from widgets.confirm import ConfirmCancel
 from widgets.countdown import Countdown, format_remaining
@@ -193,7 +194,7 @@ class AumwatchApp(App[int]):
                           if settings.time_display in TIME_MODES else "config")
         # State the handlers own.
         self.configs: dict[str, Configuration] = {}
-        # Runs by configuration, each one's next run cached (services.runindex).
+        # Runs by configuration, each one's next run cached (services.domain.runindex).
         self.index = RunIndex(self.rules)
         # What the events said; the monitor's when there is one (it merges it into every runs
         # poll), else the app's own (tests feed batches to apply_events directly).
@@ -1098,7 +1099,7 @@ class AumwatchApp(App[int]):
         if config is None or not config.time_zone:
             return UTC
         try:
-            from services.schedule import resolve_zone
+            from services.domain.schedule import resolve_zone
 
             return resolve_zone(config.time_zone)
         except Exception:
@@ -1403,7 +1404,7 @@ def _short_type(event_type: str) -> str:
 def _arrival_delay(event: Any, arrived: datetime, opens_before: timedelta) -> timedelta | None:
     kind = str(getattr(event, "kind", ""))
     if kind == "pre" and event.start is not None:
-        # Azure sends the pre-event at least 30 min before the start (AZURE.md).
+        # Azure sends the pre-event at least 30 min before the start (docs/azure.md).
         return arrived - (event.start - timedelta(minutes=30))
     if kind == "post" and event.end is not None:
         return arrived - event.end

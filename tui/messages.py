@@ -1,16 +1,16 @@
 """Messages the dashboard's workers post to the App. Each carries immutable data only.
 
-Workers fetch through :class:`services.monitor.Monitor` and post one of these; the App's
-``@on`` handlers own the state and diff it into the widgets (DESIGN.md "Data flow").
+Workers fetch through :class:`services.azure.monitor.Monitor` and post one of these; the App's
+``@on`` handlers own the state and diff it into the widgets (docs/architecture.md "Data flow").
 """
 
 from __future__ import annotations
 
 from textual.message import Message
 
-from services.cancel import CancelResult
-from services.eventsource import EventBatch
-from services.model import Configuration, Fetched, Machine, Run
+from services.azure.cancel import CancelResult
+from services.azure.eventsource import EventBatch
+from services.domain.model import Configuration, Fetched, Machine, Run
 
 
 class ConfigsFetched(Message):

@@ -15,9 +15,9 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
-from services.sim import azurite as azurite_module
-from services.sim.azurite import Azurite, AzuriteError
-from services.sim.events_out import QueueSink
+from services.standin import azurite as azurite_module
+from services.standin.azurite import Azurite, AzuriteError
+from services.standin.events_out import QueueSink
 
 pytestmark = pytest.mark.integration
 
@@ -87,7 +87,7 @@ def test_restart_keeps_the_port_and_a_sink_recreates_its_queue(azurite: Azurite)
 def test_a_crashed_parent_takes_azurite_with_it(tmp_path: Path) -> None:
     script = (
         "import sys, time\n"
-        "from services.sim.azurite import Azurite\n"
+        "from services.standin.azurite import Azurite\n"
         "a = Azurite().start()\n"
         "print(a.pid, flush=True)\n"
         "time.sleep(60)\n"

@@ -13,18 +13,18 @@ from typing import Any
 import pytest
 from azure.core.exceptions import ServiceResponseError
 
-from services.cancel import (
+from services.azure.cancel import (
     ArmReply,
     Canceller,
     CancelTarget,
     Outcome,
     maintenance_client_calls,
 )
-from services.clock import ManualClock
-from services.journal import Journal
-from services.sim.server import StandInServer
-from services.sim.world import SimRun, World
-from services.window import WindowRules
+from services.azure.journal import Journal
+from services.domain.clock import ManualClock
+from services.domain.window import WindowRules
+from services.standin.server import StandInServer
+from services.standin.world import SimRun, World
 from tests.standin import (
     NOW,
     SUB,

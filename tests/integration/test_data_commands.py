@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from services.clock import iso_z
-from services.sim.runner import render_config, write_private_file
-from services.sim.server import StandInServer
-from services.sim.world import USER_CANCEL_MESSAGE, MachineResult, World
+from services.domain.clock import iso_z
+from services.standin.runner import render_config, write_private_file
+from services.standin.server import StandInServer
+from services.standin.world import USER_CANCEL_MESSAGE, MachineResult, World
 from tests.standin import NOW, SUB, add_run, config_object
 from tui.cli import main
 
@@ -243,8 +243,8 @@ def test_doctor_reports_skew_missing_queue_and_schedule_lint(
 
 @pytest.fixture(scope="module")
 def demo() -> Iterator[Any]:
-    from services.sim.azurite import AzuriteError
-    from services.sim.runner import SimEnvironment
+    from services.standin.azurite import AzuriteError
+    from services.standin.runner import SimEnvironment
 
     env = SimEnvironment(step_interval=0.2)
     try:

@@ -17,14 +17,14 @@ from typing import Any
 
 import pytest
 
-from services.clock import ManualClock
-from services.eventsource import PEEK_LIMIT, EventSource, make_queue_client
-from services.journal import Journal
-from services.sim.azurite import Azurite
+from services.azure.eventsource import PEEK_LIMIT, EventSource, make_queue_client
+from services.azure.journal import Journal
+from services.domain.clock import ManualClock
+from services.standin.azurite import Azurite
 
 pytestmark = pytest.mark.integration
 
-SAMPLES = Path(__file__).resolve().parents[1] / "data" / "events"  # copies of ../shared/samples
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "events"
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 
@@ -140,9 +140,9 @@ async def test_a_missing_queue_is_one_error_line_not_an_exception(azurite: Azuri
 _CRASHING_CONSUMER = """
 import asyncio, os, signal, sys
 from datetime import UTC, datetime
-from services.clock import ManualClock
-from services.eventsource import EventSource, make_queue_client
-from services.journal import Journal
+from services.domain.clock import ManualClock
+from services.azure.eventsource import EventSource, make_queue_client
+from services.azure.journal import Journal
 
 conn, name, path, point = sys.argv[1:5]
 

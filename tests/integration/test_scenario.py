@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from azure.storage.queue import QueueClient
 
-from services.clock import ManualClock
-from services.events import EventDecodeError, EventKind, decode_message
-from services.sim.azurite import Azurite
-from services.sim.events_out import QueueSink
-from services.sim.runner import SimEnvironment
-from services.sim.scenario import ScenarioEngine, parse_scenario
-from services.sim.world import World
+from services.domain.clock import ManualClock
+from services.domain.events import EventDecodeError, EventKind, decode_message
+from services.standin.azurite import Azurite
+from services.standin.events_out import QueueSink
+from services.standin.runner import SimEnvironment
+from services.standin.scenario import ScenarioEngine, parse_scenario
+from services.standin.world import World
 
 pytestmark = pytest.mark.integration
 

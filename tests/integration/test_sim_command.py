@@ -21,8 +21,8 @@ import psutil
 import pytest
 from azure.storage.queue import QueueClient
 
-from services.events import EventDecodeError, decode_message
-from services.sim.azurite import repo_root
+from services.domain.events import EventDecodeError, decode_message
+from services.standin.azurite import repo_root
 
 pytestmark = pytest.mark.integration
 

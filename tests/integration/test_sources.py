@@ -10,16 +10,15 @@ from typing import Any
 
 import pytest
 
-from services.clock import iso_z
-from services.configs import ConfigSource, maintenance_factory
-from services.errors import ServiceError
-from services.events import decode_message
-from services.machines import MachineSource
-from services.resourcegraph import Governor, QueryRunner
-from services.runs import RunSource, merge_runs, run_from_event
+from services.azure.resourcegraph import Governor, QueryRunner
+from services.azure.sources import ConfigSource, MachineSource, RunSource, maintenance_factory
+from services.domain.clock import iso_z
+from services.domain.errors import ServiceError
+from services.domain.events import decode_message
+from services.domain.runs import merge_runs, run_from_event
 from services.settings import Settings, load_settings
-from services.sim.server import StandInServer
-from services.sim.world import (
+from services.standin.server import StandInServer
+from services.standin.world import (
     PLATFORM_CANCEL_MESSAGE,
     MachineResult,
     World,
@@ -86,7 +85,7 @@ async def test_one_configuration_is_reread_from_resource_manager(
         runner: QueryRunner) -> None:
     world = populate(standin_world)
     settings = standin_settings(standin)
-    from services.azure_clients import make_async_credential
+    from services.azure.clients import make_async_credential
 
     source = ConfigSource(runner, maintenance_client_factory=maintenance_factory(
         settings, make_async_credential(settings)))

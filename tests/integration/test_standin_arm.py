@@ -26,9 +26,9 @@ from azure.core.rest import HttpRequest
 from azure.mgmt.maintenance import MaintenanceManagementClient
 from azure.mgmt.resourcegraph.models import QueryRequest
 
-from services.clock import ManualClock, ScaledClock
-from services.sim.server import StandInServer
-from services.sim.world import World
+from services.domain.clock import ManualClock, ScaledClock
+from services.standin.server import StandInServer
+from services.standin.world import World
 from tests.standin import (
     NOW,
     RELAXED_QUOTA,

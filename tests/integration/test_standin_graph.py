@@ -14,8 +14,8 @@ from azure.core.exceptions import HttpResponseError, ServiceRequestError, Servic
 from azure.mgmt.resourcegraph import ResourceGraphClient
 from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions
 
-from services.sim.server import StandInServer
-from services.sim.world import World
+from services.standin.server import StandInServer
+from services.standin.world import World
 from tests.standin import (
     NOW,
     RELAXED_QUOTA,

@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from services.clock import SystemClock
-from services.eventsource import EventSource, make_queue_client
-from services.journal import Journal
+from services.azure.eventsource import EventSource, make_queue_client
+from services.azure.journal import Journal
+from services.domain.clock import SystemClock
 
 
 async def main(connection_string: str, queue_name: str, journal_path: str) -> None:

@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 from textual.widgets import DataTable
 
-from services.clock import ManualClock, SystemClock
-from services.eventsource import make_queue_client
-from services.monitor import Monitor
-from services.resourcegraph import Governor
-from services.sim.azurite import Azurite
-from services.sim.server import StandInServer
-from services.sim.world import World
+from services.azure.eventsource import make_queue_client
+from services.azure.monitor import Monitor
+from services.azure.resourcegraph import Governor
+from services.domain.clock import ManualClock, SystemClock
+from services.standin.azurite import Azurite
+from services.standin.server import StandInServer
+from services.standin.world import World
 from tests.reliability.conftest import Tally
 from tests.reliability.test_cli_output import HOSTILE
 from tests.tui.test_app import daily, make_settings, no_wait, settle

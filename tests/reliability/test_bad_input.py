@@ -21,15 +21,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.configs import configuration_from_row
-from services.events import EventDecodeError, decode_message
-from services.machines import machine_from_row
-from services.runs import run_from_row
-from services.schedule import ScheduleError, parse_window
+from services.domain.configs import configuration_from_row
+from services.domain.events import EventDecodeError, decode_message
+from services.domain.machines import machine_from_row
+from services.domain.runs import run_from_row
+from services.domain.schedule import ScheduleError, parse_window
 from tests.reliability.conftest import Tally
 from tui.cli.data import clean
 
-SAMPLES = Path("/work/shared/samples/events")
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "events"
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 CI_EXAMPLES = 300
 SLOW_EXAMPLES = 5000

@@ -1,6 +1,7 @@
 """Cancel safety as properties: over times around every boundary of the window.
 
-The oracle is written here from DESIGN.md, independently of services.window: for a run at T
+The oracle is written here from docs/architecture.md, independently of services.domain.window: for
+a run at T
 the window is open from T-40 min (inclusive) to min(T-10 min, cutoff) (exclusive). A fake
 PUT records the clock at the moment it is called, so "the window was checked earlier but had
 closed by the time of sending" would be caught, including with a clock that ticks on every
@@ -17,9 +18,9 @@ from azure.core.exceptions import ServiceResponseError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.cancel import ArmReply, Canceller, CancelTarget, Outcome
-from services.clock import ManualClock
-from services.window import WindowRules
+from services.azure.cancel import ArmReply, Canceller, CancelTarget, Outcome
+from services.domain.clock import ManualClock
+from services.domain.window import WindowRules
 
 T = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 CONFIG_ID = ("/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/"

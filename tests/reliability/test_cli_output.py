@@ -26,10 +26,10 @@ from typing import Any
 
 import pytest
 
-from services.sim.azurite import ACCOUNT_KEY, Azurite
-from services.sim.runner import render_config, write_private_file
-from services.sim.server import StandInServer
-from services.sim.world import MachineResult, World
+from services.standin.azurite import ACCOUNT_KEY, Azurite
+from services.standin.runner import render_config, write_private_file
+from services.standin.server import StandInServer
+from services.standin.world import MachineResult, World
 from tests.reliability.conftest import Tally
 from tests.standin import NOW, SUB, add_run, config_object
 from tui.cli import main
@@ -67,7 +67,7 @@ def hostile_world(standin_world: World) -> dict[str, Any]:
 @pytest.fixture
 async def env(standin: StandInServer, azurite: Azurite, hostile_world: dict[str, Any],
               tmp_path: Path) -> dict[str, Any]:
-    from services.eventsource import make_queue_client
+    from services.azure.eventsource import make_queue_client
     from tests.reliability.test_queue_input import _b64, _event
 
     name = f"q{uuid.uuid4().hex[:12]}"

@@ -9,7 +9,7 @@ For each (source, fault) pair, with the fault switched on until cleared:
 * after the fault is cleared, the very next call succeeds (recovery without a restart).
 
 Sources are the product's own classes on clients built by the product's factories
-(``services.azure_clients``) from settings, so the request timeout and retry policies under
+(``services.azure.clients``) from settings, so the request timeout and retry policies under
 test are the real ones. Between client and stand-in sits a :class:`FaultProxy` so "connection
 refused" (nothing listening) is a fault like the others. For the queue (Azurite has no fault
 switch) the proxy injects the HTTP statuses too. Resource Manager clients get a short retry
@@ -28,24 +28,22 @@ from typing import Any
 
 import pytest
 
-from services.azure_clients import (
+from services.azure.cancel import Canceller, CancelTarget, Outcome, maintenance_client_calls
+from services.azure.clients import (
     async_maintenance_client,
     make_async_credential,
     queue_service_kwargs,
 )
-from services.cancel import Canceller, CancelTarget, Outcome, maintenance_client_calls
-from services.clock import ManualClock
-from services.configs import ConfigSource
-from services.errors import ServiceError
-from services.eventsource import EventSource, make_queue_client
-from services.journal import Journal
-from services.machines import MachineSource
-from services.resourcegraph import Governor, QueryRunner
-from services.runs import RunSource
+from services.azure.eventsource import EventSource, make_queue_client
+from services.azure.journal import Journal
+from services.azure.resourcegraph import Governor, QueryRunner
+from services.azure.sources import ConfigSource, MachineSource, RunSource
+from services.domain.clock import ManualClock
+from services.domain.errors import ServiceError
 from services.settings import Settings, load_settings
-from services.sim.azurite import Azurite, connection_string
-from services.sim.server import StandInServer
-from services.sim.world import World
+from services.standin.azurite import Azurite, connection_string
+from services.standin.server import StandInServer
+from services.standin.world import World
 from tests.reliability.conftest import Tally
 from tests.reliability.faultproxy import FaultProxy
 from tests.standin import NOW, SUB, add_run, config_object

@@ -26,16 +26,16 @@ from typing import Any
 
 import pytest
 
-from services.clock import ManualClock, SystemClock
-from services.eventsource import EventSource, make_queue_client
-from services.journal import Journal
-from services.sim.azurite import Azurite
+from services.azure.eventsource import EventSource, make_queue_client
+from services.azure.journal import Journal
+from services.domain.clock import ManualClock, SystemClock
+from services.standin.azurite import Azurite
 from tests.reliability.conftest import Tally
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = Path("/work/shared/samples/events")
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "events"
 
 
 def event_message(event_id: str) -> str:

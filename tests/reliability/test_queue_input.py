@@ -18,15 +18,15 @@ from typing import Any
 
 import pytest
 
-from services.clock import ManualClock
-from services.eventsource import EventSource, make_queue_client
-from services.journal import Journal
-from services.sim.azurite import Azurite
+from services.azure.eventsource import EventSource, make_queue_client
+from services.azure.journal import Journal
+from services.domain.clock import ManualClock
+from services.standin.azurite import Azurite
 from tests.reliability.conftest import Tally
 
 pytestmark = pytest.mark.integration
 
-SAMPLES = Path("/work/shared/samples/events")
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "events"
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 HOSTILE = ("[bold red]x[/] \x1b]52;c;cHduZWQ=\x07 \x1b]8;;https://evil/\x1b\\link"
            "\x1b]8;;\x1b\\ \x9b2J")

@@ -20,15 +20,14 @@ from pathlib import Path
 import psutil
 import pytest
 
-from services.clock import SystemClock
-from services.configs import ConfigSource
-from services.errors import ServiceError
-from services.eventsource import EventSource, make_queue_client
-from services.journal import Journal
-from services.resourcegraph import QueryRunner
-from services.runs import RunSource
+from services.azure.eventsource import EventSource, make_queue_client
+from services.azure.journal import Journal
+from services.azure.resourcegraph import QueryRunner
+from services.azure.sources import ConfigSource, RunSource
+from services.domain.clock import SystemClock
+from services.domain.errors import ServiceError
 from services.settings import load_settings
-from services.sim.runner import SimEnvironment
+from services.standin.runner import SimEnvironment
 from tests.reliability.conftest import Tally
 
 pytestmark = pytest.mark.integration

@@ -11,16 +11,16 @@ from pathlib import Path
 import pytest
 from azure.core.exceptions import ServiceRequestError, ServiceResponseError
 
-from services.cancel import (
+from services.azure.cancel import (
     ArmReply,
     Canceller,
     CancelTarget,
     Outcome,
     token_identity,
 )
-from services.clock import ManualClock
-from services.journal import Journal
-from services.window import WindowRules
+from services.azure.journal import Journal
+from services.domain.clock import ManualClock
+from services.domain.window import WindowRules
 
 T = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 CONFIG_ID = ("/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from services.clock import ManualClock, ScaledClock, SystemClock, ensure_utc, iso_z
+from services.domain.clock import ManualClock, ScaledClock, SystemClock, ensure_utc, iso_z
 
 T = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 

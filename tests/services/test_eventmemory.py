@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from services.eventmemory import EventArrival, EventMemory
-from services.eventsource import EventBatch
+from services.azure.eventsource import EventBatch
+from services.domain.eventmemory import EventArrival, EventMemory
 
 T = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 CFG = ("/subscriptions/00000000-0000-4000-8000-000000000001/resourceGroups/rg/providers/"

@@ -1,4 +1,4 @@
-"""Decoding raw queue messages into maintenance events (services/events.py)."""
+"""Decoding raw queue messages into maintenance events (services/domain/events.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.events import (
+from services.domain.events import (
     MAX_MESSAGE_CHARS,
     EventDecodeError,
     EventKind,
@@ -23,7 +23,7 @@ from services.events import (
     parse_event_time,
 )
 
-SAMPLES = Path(__file__).resolve().parents[1] / "data" / "events"  # copies of ../shared/samples
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "events"
 CONFIG = (
     "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/testrg/providers/"
     "Microsoft.Maintenance/maintenanceConfigurations/contosomaintenanceconfiguration"

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from services.clock import ManualClock
-from services.eventsource import DEPTH_EVERY, PEEK_LIMIT, EventSource
+from services.azure.eventsource import DEPTH_EVERY, PEEK_LIMIT, EventSource
+from services.domain.clock import ManualClock
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 

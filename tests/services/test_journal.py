@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from services.events import decode_message
-from services.journal import (
+from services.azure.journal import (
     SCHEMA_VERSION,
     AuditOutcome,
     Journal,
     JournalError,
     RecordStatus,
 )
+from services.domain.events import decode_message
 
-SAMPLES = Path(__file__).resolve().parents[1] / "data" / "events"  # copies of ../shared/samples
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "events"
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 

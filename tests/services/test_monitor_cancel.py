@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from services.cancel import CancelTarget, Outcome
-from services.clock import ManualClock
-from services.monitor import Monitor
+from services.azure.cancel import CancelTarget, Outcome
+from services.azure.monitor import Monitor
+from services.domain.clock import ManualClock
 from services.settings import load_settings
 
 T = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

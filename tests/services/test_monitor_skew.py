@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from services.clock import ManualClock, SystemClock
-from services.monitor import Monitor
-from services.resourcegraph import Governor
+from services.azure.monitor import Monitor
+from services.azure.resourcegraph import Governor
+from services.domain.clock import ManualClock, SystemClock
 from services.settings import Settings
 
 AHEAD = timedelta(minutes=3)
@@ -47,7 +47,7 @@ class ServerAhead:
 
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> ServerAhead:
-    import services.azure_clients as clients
+    import services.azure.clients as clients
 
     fake = ServerAhead()
     monkeypatch.setattr(clients, "make_async_credential", lambda settings: object())

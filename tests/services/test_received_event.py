@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from services.events import decode_message
-from services.eventsource import ReceivedEvent
+from services.azure.eventsource import ReceivedEvent
+from services.domain.events import decode_message
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "events" / "pre-eventgrid.json"
 PUBLISHED = datetime(2023, 5, 9, 14, 25, 0, 371747, tzinfo=UTC)  # the sample's eventTime

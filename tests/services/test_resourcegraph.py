@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 from azure.core.exceptions import HttpResponseError, ServiceRequestError
 
-from services.clock import ManualClock
-from services.errors import ServiceError
-from services.resourcegraph import (
+from services.azure.resourcegraph import (
     Governor,
     QueryRunner,
     parse_resets_after,
     parse_retry_after,
 )
+from services.domain.clock import ManualClock
+from services.domain.errors import ServiceError
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -304,7 +304,7 @@ async def test_management_group_scope_is_sent_instead_of_subscriptions() -> None
 async def test_a_system_clock_is_corrected_by_the_measured_skew() -> None:
     from email.utils import format_datetime
 
-    from services.clock import SystemClock
+    from services.domain.clock import SystemClock
 
     clock = SystemClock()
     ahead = format_datetime(clock.now() + timedelta(minutes=3), usegmt=True)

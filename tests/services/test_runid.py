@@ -1,4 +1,4 @@
-"""Run identity (services/runid.py)."""
+"""Run identity (services/domain/runid.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from services.runid import (
+from services.domain.runid import (
     RunId,
     RunIdError,
     correlation_id_for,

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.model import Run
-from services.runindex import RunIndex, config_key_of
-from services.runs import run_phase
-from services.window import Phase, WindowRules
+from services.domain.model import Run
+from services.domain.runindex import RunIndex, config_key_of
+from services.domain.runs import run_phase
+from services.domain.window import Phase, WindowRules
 
 T = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 RULES = WindowRules()

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from services.model import Run
-from services.runs import cancelled_by_from_error, merge_runs, run_from_row, run_phase
-from services.window import WindowRules
+from services.domain.model import Run
+from services.domain.runs import cancelled_by_from_error, merge_runs, run_from_row, run_phase
+from services.domain.window import WindowRules
 
 CFG = ("/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Maintenance/"
        "maintenanceConfigurations/cfg")

@@ -10,16 +10,16 @@ from typing import Any
 
 import pytest
 
-from services.clock import ManualClock
-from services.events import EventDecodeError, EventKind, decode_message
-from services.sim.events_out import MemorySink
-from services.sim.scenario import (
+from services.domain.clock import ManualClock
+from services.domain.events import EventDecodeError, EventKind, decode_message
+from services.standin.events_out import MemorySink
+from services.standin.scenario import (
     ScenarioEngine,
     ScenarioError,
     load_scenario,
     parse_scenario,
 )
-from services.sim.world import SimMachine, SimRun, World
+from services.standin.world import SimMachine, SimRun, World
 
 T0 = datetime(2026, 3, 10, 9, 0, 0, tzinfo=UTC)
 SUB = "11111111-1111-4111-8111-111111111111"

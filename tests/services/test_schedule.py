@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tzlocal.windows_tz import win_tz
 
-from services.schedule import (
+from services.domain.schedule import (
     Occurrence,
     Recurrence,
     Schedule,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from services.model import Run
-from services.monitor import EventArrival
-from services.watchdog import Watchdog, check_runs, duplicate_finding
+from services.azure.monitor import EventArrival
+from services.domain.model import Run
+from services.domain.watchdog import Watchdog, check_runs, duplicate_finding
 
 T = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 CID = ("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Maintenance/"

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.eventmemory import EventArrival
-from services.model import Run
-from services.watchdog import Watchdog, duplicate_finding
+from services.domain.eventmemory import EventArrival
+from services.domain.model import Run
+from services.domain.watchdog import Watchdog, duplicate_finding
 
 T = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 CFG = ("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Maintenance/"

@@ -1,4 +1,4 @@
-"""The cancel window and run phases (services/window.py)."""
+"""The cancel window and run phases (services/domain/window.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.window import Phase, RunWindow, WindowRules, run_window
+from services.domain.window import Phase, RunWindow, WindowRules, run_window
 
 T = datetime(2026, 1, 1, 15, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)

@@ -11,15 +11,15 @@ import pytest
 from textual.widgets import Button, DataTable
 from textual.worker import WorkerCancelled
 
-from services.clock import ManualClock, SystemClock
-from services.journal import Journal
-from services.monitor import Monitor
-from services.resourcegraph import Governor
+from services.azure.journal import Journal
+from services.azure.monitor import Monitor
+from services.azure.resourcegraph import Governor
+from services.domain.clock import ManualClock, SystemClock
 from services.settings import Settings, load_settings
-from services.sim.azurite import Azurite
-from services.sim.events_out import build_event, encode_message
-from services.sim.server import StandInServer
-from services.sim.world import World
+from services.standin.azurite import Azurite
+from services.standin.events_out import build_event, encode_message
+from services.standin.server import StandInServer
+from services.standin.world import World
 from tests.standin import NOW, SUB, add_run, config_object
 from tui.app import AumwatchApp
 from widgets.eventlog import EventLog

@@ -7,8 +7,8 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from services.clock import ManualClock
-from services.model import Fetched
+from services.domain.clock import ManualClock
+from services.domain.model import Fetched
 from services.settings import load_settings
 from tests.tui.test_app_snapshots import CONFIGS, runs
 from tui.app import AumwatchApp, read_keymap

@@ -10,10 +10,10 @@ from typing import Any
 
 from textual.widgets import DataTable
 
-from services.clock import ManualClock
-from services.eventmemory import EventMemory
-from services.eventsource import EventBatch, ReceivedEvent
-from services.model import Configuration, Fetched, Run
+from services.azure.eventsource import EventBatch, ReceivedEvent
+from services.domain.clock import ManualClock
+from services.domain.eventmemory import EventMemory
+from services.domain.model import Configuration, Fetched, Run
 from services.settings import Settings
 from tui.app import AumwatchApp
 
@@ -135,8 +135,8 @@ async def test_the_events_queue_is_read_on_its_own_interval(tmp_path: Path) -> N
 
 
 def _received(i: int, start: datetime, at: datetime) -> ReceivedEvent:
-    from services.events import decode_message
-    from services.sim.events_out import build_event, encode_message
+    from services.domain.events import decode_message
+    from services.standin.events_out import build_event, encode_message
 
     run = make_run(i, start)
     raw = encode_message(build_event(

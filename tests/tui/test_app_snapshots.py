@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from services.clock import ManualClock
-from services.events import decode_message
-from services.eventsource import EventBatch, ReceivedEvent, UndecodableMessage
-from services.model import Configuration, Fetched, Run
+from services.azure.eventsource import EventBatch, ReceivedEvent, UndecodableMessage
+from services.domain.clock import ManualClock
+from services.domain.events import decode_message
+from services.domain.model import Configuration, Fetched, Run
 from services.settings import Settings
-from services.sim.events_out import build_event, encode_message
+from services.standin.events_out import build_event, encode_message
 from tui.app import AumwatchApp
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)

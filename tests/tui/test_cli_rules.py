@@ -12,7 +12,7 @@ import pytest
 
 from tui.cli import main
 
-SAMPLES = Path(__file__).resolve().parents[1] / "data" / "events"  # copies of ../shared/samples
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "events"
 T = "2026-01-01T15:00:00Z"
 
 
@@ -105,7 +105,7 @@ def test_window_at_defaults_to_now_from_the_system_clock(
 ) -> None:
     from datetime import UTC, datetime
 
-    from services import clock
+    from services.domain import clock
 
     monkeypatch.setattr(
         clock.SystemClock, "now", lambda self: datetime(2026, 1, 1, 14, 45, tzinfo=UTC)

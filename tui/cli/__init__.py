@@ -24,7 +24,7 @@ COMMAND_MODULES = (
     "tui.cli.events",  # events tail | decode
     "tui.cli.schedule",  # schedule next
     "tui.cli.window",  # window
-    "tui.cli.simcmd",  # sim, demo
+    "tui.cli.standin",  # sim, demo
 )
 
 Handler = Callable[[argparse.Namespace], int]

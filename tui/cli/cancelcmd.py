@@ -3,7 +3,7 @@
 The run is looked up first (ARM GET of the run: its start and status), the pre-event's
 cancellation cutoff is taken from the local journal when one was seen, and the operator
 confirms by typing the configuration's name (unless ``--yes``). The cancel itself is
-:class:`services.cancel.Canceller`: refused locally outside the window, in read-only mode or
+:class:`services.azure.cancel.Canceller`: refused locally outside the window, in read-only mode or
 while another cancel of the run is in flight; verified by reading the run back; audited.
 
 Exit 0 only when the run is verified Cancelled; 1 otherwise (refused, failed, unknown), with
@@ -58,7 +58,7 @@ def run_cancel(args: argparse.Namespace) -> int:
     """Handler of ``aumwatch cancel``."""
     import asyncio
 
-    from services.runid import RunIdError, parse_run_id
+    from services.domain.runid import RunIdError, parse_run_id
     from tui.cli.data import settings_from_args
 
     try:
@@ -76,26 +76,26 @@ def run_cancel(args: argparse.Namespace) -> int:
     except Exception as exc:  # one line, never a traceback, unless --debug
         if getattr(args, "debug", False):
             raise
-        from services.errors import service_error
+        from services.domain.errors import service_error
 
         raise CliError(service_error(exc, what="cancel").message) from None
 
 
 async def _cancel(args: argparse.Namespace, settings: Any, run_id: Any) -> int:
-    from services.azure_clients import (
-        CANCEL_CLIENT_OPTIONS,
-        async_maintenance_client,
-        cloud_for,
-        make_async_credential,
-    )
-    from services.cancel import (
+    from services.azure.cancel import (
         Canceller,
         CancelTarget,
         credential_identity,
         maintenance_client_calls,
     )
-    from services.clock import SystemClock
-    from services.journal import Journal, JournalError
+    from services.azure.clients import (
+        CANCEL_CLIENT_OPTIONS,
+        async_maintenance_client,
+        cloud_for,
+        make_async_credential,
+    )
+    from services.azure.journal import Journal, JournalError
+    from services.domain.clock import SystemClock
 
     try:
         journal = Journal(settings.journal_path)
@@ -115,7 +115,7 @@ async def _cancel(args: argparse.Namespace, settings: Any, run_id: Any) -> int:
             clock = SystemClock(skew=lookup.skew or timedelta(0))
             target = CancelTarget(run_id.correlation_id, run_id.configuration_name,
                                   lookup.start, lookup.cutoff, lookup.computed_id)
-            from services.window import run_window
+            from services.domain.window import run_window
 
             window = run_window(lookup.start, cutoff=lookup.cutoff, rules=settings.window_rules)
             # Only ask when a cancel could be sent: otherwise let the Canceller refuse (and
@@ -140,9 +140,9 @@ async def _cancel(args: argparse.Namespace, settings: Any, run_id: Any) -> int:
 
 async def _look_up(read_back: Any, run_id: Any, settings: Any, journal: Any) -> _Lookup:
     """The run's start (ARM, else its name), the pre-event's cutoff (journal) and status."""
-    from services.clock import SystemClock
-    from services.journal import JournalError
-    from services.runs import parse_time
+    from services.azure.journal import JournalError
+    from services.domain.clock import SystemClock
+    from services.domain.runs import parse_time
     from tui.cli.data import clean
 
     reply = await read_back(run_id.correlation_id, settings.cancel_api_version)

@@ -59,7 +59,7 @@ def _run(coro_factory: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
     """Run a coroutine; a ServiceError becomes a one-line CliError."""
     import asyncio
 
-    from services.errors import ServiceError
+    from services.domain.errors import ServiceError
 
     try:
         return asyncio.run(coro_factory())
@@ -116,7 +116,7 @@ def _utc(value: Any) -> str:
 
 def _clock() -> Any:
     """The command's clock; the query runner corrects it by the server's ``Date`` skew."""
-    from services.clock import SystemClock
+    from services.domain.clock import SystemClock
 
     return SystemClock()
 
@@ -129,15 +129,15 @@ def run_configs(args: argparse.Namespace) -> int:
     clock = _clock()
 
     async def fetch() -> Any:
-        from services.configs import ConfigSource
-        from services.resourcegraph import QueryRunner
+        from services.azure.resourcegraph import QueryRunner
+        from services.azure.sources import ConfigSource
 
         async with QueryRunner.from_settings(settings, clock=clock) as runner:
             return await ConfigSource(runner).fetch()
 
     fetched = _run(fetch)
-    from services.configs import next_run_phase
-    from services.schedule import ScheduleError, resolve_zone
+    from services.domain.configs import next_run_phase
+    from services.domain.schedule import ScheduleError, resolve_zone
 
     now = clock.now()
     rules = settings.window_rules
@@ -184,9 +184,8 @@ def run_runs(args: argparse.Namespace) -> int:
     clock = _clock()
 
     async def fetch() -> Any:
-        from services.configs import ConfigSource
-        from services.resourcegraph import QueryRunner
-        from services.runs import RunSource
+        from services.azure.resourcegraph import QueryRunner
+        from services.azure.sources import ConfigSource, RunSource
 
         async with QueryRunner.from_settings(settings, clock=clock) as runner:
             configs = (await ConfigSource(runner).fetch()).items
@@ -195,7 +194,7 @@ def run_runs(args: argparse.Namespace) -> int:
     configs, fetched = _run(fetch)
     runs = list(fetched.items)
     if args.configuration:
-        from services.configs import find_configurations
+        from services.domain.configs import find_configurations
 
         wanted = {c.id.lower() for c in find_configurations(configs, args.configuration)}
         name = args.configuration.strip().lower()
@@ -203,7 +202,7 @@ def run_runs(args: argparse.Namespace) -> int:
                 or r.configuration_name.lower() == name]
         if not runs and not wanted:
             raise CliError(f"no configuration named {args.configuration!r} is visible")
-    from services.runs import run_phase
+    from services.domain.runs import run_phase
 
     now = clock.now()
     rules = settings.window_rules
@@ -229,7 +228,7 @@ def run_runs(args: argparse.Namespace) -> int:
 
 
 def run_machines(args: argparse.Namespace) -> int:
-    from services.runid import RunIdError, parse_run_id
+    from services.domain.runid import RunIdError, parse_run_id
 
     try:
         parse_run_id(args.run_id)
@@ -238,8 +237,8 @@ def run_machines(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
 
     async def fetch() -> Any:
-        from services.machines import MachineSource
-        from services.resourcegraph import QueryRunner
+        from services.azure.resourcegraph import QueryRunner
+        from services.azure.sources import MachineSource
 
         async with QueryRunner.from_settings(settings) as runner:
             return await MachineSource(runner).fetch(args.run_id)
@@ -279,7 +278,7 @@ def run_doctor_command(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
 
     async def check() -> Any:
-        from services.doctor import run_doctor
+        from services.azure.doctor import run_doctor
 
         return await run_doctor(settings)
 

@@ -68,7 +68,7 @@ def _register_tail(events_subparsers: argparse._SubParsersAction) -> None:  # ty
 
 
 def _read_message(stream: BinaryIO | None, text_stream: object, name: str) -> bytes | str:
-    from services.events import MAX_MESSAGE_CHARS
+    from services.domain.events import MAX_MESSAGE_CHARS
 
     # Read one byte/character past the limit so the decoder can say "too large" without this
     # command reading an unbounded file into memory.
@@ -116,7 +116,7 @@ def _short_time(value: datetime | None) -> str:
 
 
 def run_decode(args: argparse.Namespace) -> int:
-    from services.events import EventDecodeError, decode_items, valid_events
+    from services.domain.events import EventDecodeError, decode_items, valid_events
 
     raw, source = _read_input(args.file)
     try:

@@ -65,7 +65,7 @@ def run_tail(args: argparse.Namespace) -> int:
 
 
 def _open_journal(settings: Any) -> Any:
-    from services.journal import Journal, JournalError
+    from services.azure.journal import Journal, JournalError
 
     try:
         return Journal(settings.journal_path)
@@ -80,10 +80,10 @@ def _open_journal(settings: Any) -> Any:
 async def _tail(args: argparse.Namespace, settings: Any, journal: Any) -> int:
     import asyncio
 
-    from services.azure_clients import make_async_credential, queue_service_kwargs
-    from services.clock import SystemClock
-    from services.errors import ServiceError
-    from services.eventsource import EventSource, make_queue_client
+    from services.azure.clients import make_async_credential, queue_service_kwargs
+    from services.azure.eventsource import EventSource, make_queue_client
+    from services.domain.clock import SystemClock
+    from services.domain.errors import ServiceError
 
     credential = None
     if not settings.queue_connection_string:

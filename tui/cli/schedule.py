@@ -1,6 +1,6 @@
 """``aumwatch schedule next``: the next occurrences of a maintenance window.
 
-The command is the scriptable face of :mod:`services.schedule`: same grammar, same semantics,
+The command is the scriptable face of :mod:`services.domain.schedule`: same grammar, same semantics,
 same error messages (exit 1, one line on stderr). Times printed are UTC, ISO 8601 with ``Z``.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from services.clock import iso_z
+from services.domain.clock import iso_z
 from tui.cli import CliError, add_common
 
 DEFAULT_COUNT = 5
@@ -81,7 +81,7 @@ def _positive_int(text: str) -> int:
 
 def run_schedule_next(args: argparse.Namespace) -> int:
     """Print the next occurrences as JSON (``--json``) or as a table with local times."""
-    from services.schedule import ScheduleError, parse_schedule
+    from services.domain.schedule import ScheduleError, parse_schedule
     from tui.cli.window import parse_cli_time
 
     try:
@@ -89,7 +89,7 @@ def run_schedule_next(args: argparse.Namespace) -> int:
     except ScheduleError as exc:
         raise CliError(str(exc)) from None
     if args.after is None:
-        from services.clock import SystemClock
+        from services.domain.clock import SystemClock
 
         after = SystemClock().now()
     else:

@@ -6,7 +6,7 @@ import argparse
 import json
 from datetime import UTC, datetime, timedelta
 
-from services.clock import iso_z
+from services.domain.clock import iso_z
 from tui.cli import CliError, add_common
 
 
@@ -76,13 +76,13 @@ def _duration(seconds: int) -> str:
 
 
 def run_window_command(args: argparse.Namespace) -> int:
-    from services.window import WindowRules, run_window
+    from services.domain.window import WindowRules, run_window
 
     start = parse_cli_time(args.start, "--start")
     cutoff = None if args.cutoff is None else parse_cli_time(args.cutoff, "--cutoff")
     end = None if args.end is None else parse_cli_time(args.end, "--end")
     if args.at is None:
-        from services.clock import SystemClock
+        from services.domain.clock import SystemClock
 
         at = SystemClock().now()
     else:

@@ -11,7 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from services.model import Machine
+from services.domain.model import Machine
 from tui.messages import MachinesFetched
 from widgets.sanitize import sanitize
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.clock import SystemClock
+from services.domain.clock import SystemClock
 from tui.cli import main
 
 EXAMPLE = [

@@ -1,0 +1,217 @@
+"""``aumwatch doctor``: check the setup end to end and say what to fix.
+
+Checks, in order: settings (config file, permissions), credentials (a token for the ARM
+scope), Resource Graph access, configurations visible, clock skew against the server, the
+events queue (reachable, permission, depth, mode advice; peek only, never a receive), and a
+lint of every configuration's schedule (unparseable, in-guest limits, expiration passed,
+unknown zone). Each check is a :class:`Check` with a status and, when not ok, a fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from services.domain.clock import Clock, SystemClock
+from services.domain.errors import ServiceError, service_error
+from services.domain.model import Configuration
+from services.settings import Settings
+
+Status = Literal["ok", "warn", "fail", "skip"]
+
+#: A skew this large moves the cancel window noticeably (its edges are minutes apart).
+SKEW_WARN = timedelta(seconds=5)
+SKEW_FAIL = timedelta(seconds=60)
+#: What one peek can see (docs/azure.md, "Event Grid -> Storage Queue").
+PEEK_LIMIT = 32
+
+
+@dataclass(frozen=True)
+class Check:
+    """One finding."""
+
+    name: str
+    status: Status
+    detail: str
+    fix: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"check": self.name, "status": self.status, "detail": self.detail,
+                "fix": self.fix}
+
+
+def check_settings(settings: Settings) -> list[Check]:
+    """Where the settings came from, and their warnings (e.g. a readable secrets file)."""
+    where = str(settings.config_path) if settings.config_path else "no config file"
+    checks = [Check("settings", "ok", f"{where}; scope: {settings.scope_description}; "
+                    f"cloud {settings.cloud}")]
+    for warning in settings.warnings:
+        fix = "chmod 600 the config file" if "chmod" in warning else "fix the config file"
+        checks.append(Check("settings", "warn", warning, fix))
+    return checks
+
+
+def lint_configuration(config: Configuration, now: datetime) -> list[Check]:
+    """Schedule problems of one configuration."""
+    name = f"schedule {config.name}"
+    if config.schedule_error:
+        fix = ("use a Windows or IANA zone name" if "time zone" in config.schedule_error
+               else "correct the maintenance window in the portal or with az maintenance")
+        return [Check(name, "fail", config.schedule_error, fix)]
+    checks: list[Check] = []
+    if config.scope.lower() == "inguestpatch":
+        for warning in config.schedule_warnings:
+            checks.append(Check(name, "warn", warning,
+                                "Azure refuses or skips such in-guest schedules: adjust it"))
+    if not config.next_occurrences:
+        checks.append(Check(name, "warn",
+                            f"no future runs (expiration {config.expiration or 'none'})",
+                            "extend expirationDateTime or delete the configuration"))
+    elif config.expiration:
+        from services.domain.schedule import ScheduleError, parse_schedule
+
+        try:
+            schedule = parse_schedule(config.start_date_time, config.time_zone,
+                                      config.recur_every, config.duration or None,
+                                      config.expiration)
+        except ScheduleError:
+            schedule = None
+        if schedule is not None and schedule.expiration is not None \
+                and schedule.expiration - now < timedelta(days=7):
+            checks.append(Check(name, "warn", f"expires {config.expiration} "
+                                f"({config.time_zone})", "extend expirationDateTime"))
+    return checks
+
+
+def check_skew(skew: timedelta | None) -> Check:
+    """Local clock against the server's ``Date`` header."""
+    if skew is None:
+        return Check("clock", "skip", "the server sent no Date header")
+    seconds = skew.total_seconds()
+    detail = f"local clock is {abs(seconds):.0f} s {'behind' if seconds > 0 else 'ahead of'} " \
+             "the server"
+    if abs(skew) >= SKEW_FAIL:
+        return Check("clock", "fail", detail, "sync the clock (NTP); aumwatch corrects for it "
+                     "but the cancel window is only minutes wide")
+    if abs(skew) >= SKEW_WARN:
+        return Check("clock", "warn", detail, "sync the clock (NTP)")
+    return Check("clock", "ok", f"within {SKEW_WARN.total_seconds():.0f} s of the server")
+
+
+async def check_credentials(settings: Settings, credential: Any) -> Check:
+    """Can we get a token for Resource Manager at all?"""
+    from services.azure.clients import cloud_for
+
+    try:
+        await credential.get_token(cloud_for(settings).token_scope)
+    except Exception as exc:  # any credential failure is reported, not raised
+        error = service_error(exc, what="getting a token")
+        return Check("credentials", "fail", error.message,
+                     "run `az login` (with --tenant if needed) or set a managed/workload "
+                     "identity; see `aumwatch config show`")
+    kind = "static token (stand-in)" if settings.token else "DefaultAzureCredential"
+    return Check("credentials", "ok", f"got a token ({kind})")
+
+
+async def check_queue(settings: Settings, credential: Any) -> list[Check]:
+    """Reach the queue with a peek (never a receive) and advise on the mode."""
+    if not settings.queue_configured:
+        return [Check("queue", "warn", "no events queue configured: pre/post events will not "
+                      "be shown", "set [queue] name and account_url (or a connection string "
+                      "in the environment)")]
+    from services.azure.clients import queue_service_kwargs
+    from services.azure.eventsource import make_queue_client
+
+    try:
+        client = make_queue_client(
+            settings.queue_name or "",
+            connection_string=settings.queue_connection_string,
+            account_url=None if settings.queue_connection_string else settings.queue_account_url,
+            credential=credential,
+            **queue_service_kwargs(settings),
+        )
+    except ValueError as exc:
+        return [Check("queue", "fail", str(exc), "fix the [queue] settings")]
+    checks: list[Check] = []
+    try:
+        async with client:
+            props = await client.get_queue_properties()
+            depth = props.approximate_message_count or 0
+            await client.peek_messages(max_messages=1)
+    except Exception as exc:  # reported as a finding
+        error = service_error(exc, what=f"queue {settings.queue_name}")
+        fix = {
+            "forbidden": "grant Storage Queue Data Reader (peek) or Data Message Processor "
+                         "(consume) on the queue",
+            "not_found": "create the queue, or fix [queue] name",
+            "unauthorized": "check the connection string or the Entra ID login",
+        }.get(error.kind, "check the queue URL and the network")
+        return [Check("queue", "fail", error.message, fix)]
+    checks.append(Check("queue", "ok", f"queue {settings.queue_name} reachable; "
+                        f"about {depth} message(s); mode {settings.queue_mode}"))
+    if settings.queue_mode == "peek" and depth > PEEK_LIMIT:
+        checks.append(Check("queue", "warn", f"{depth} messages: a peek sees only the first "
+                            f"{PEEK_LIMIT}, newer events stay invisible",
+                            "give aumwatch its own queue and set queue.mode = \"consume\", or "
+                            "lower the message time-to-live"))
+    if settings.queue_mode == "consume":
+        checks.append(Check("queue", "warn", "consume mode deletes messages after journaling "
+                            "them", "use it only on a queue no other handler reads"))
+    return checks
+
+
+async def run_doctor(settings: Settings, *, clock: Clock | None = None) -> list[Check]:
+    """Run every check; never raises for a failed check (it becomes a ``fail`` finding)."""
+    from services.azure.clients import make_async_credential
+    from services.azure.resourcegraph import QueryRunner
+    from services.azure.sources import ConfigSource
+
+    clock = clock or SystemClock()
+    checks = check_settings(settings)
+    try:
+        credential = make_async_credential(settings)
+    except ServiceError as exc:
+        checks.append(Check("credentials", "fail", exc.message, "fix the settings"))
+        return checks
+    try:
+        credential_check = await check_credentials(settings, credential)
+        checks.append(credential_check)
+        configs: Sequence[Configuration] = ()
+        skew: timedelta | None = None
+        if credential_check.status == "ok":
+            runner = QueryRunner.from_settings(settings, clock=clock, credential=credential)
+            try:
+                fetched = await ConfigSource(runner).fetch()
+            except ServiceError as exc:
+                fix = {
+                    "forbidden": "grant Reader on the subscriptions / management groups",
+                    "unauthorized": "sign in again (az login)",
+                    "network": "check the network / ARM endpoint",
+                }.get(exc.kind, "retry later")
+                checks.append(Check("resource graph", "fail", exc.message, fix))
+                skew = runner.skew
+            else:
+                configs, skew = fetched.items, fetched.skew
+                checks.append(Check("resource graph", "ok",
+                                    f"query answered ({fetched.requests} request(s))"))
+                if configs:
+                    checks.append(Check("configurations", "ok",
+                                        f"{len(configs)} maintenance configuration(s) visible"))
+                else:
+                    checks.append(Check("configurations", "warn",
+                                        "no maintenance configurations visible",
+                                        "check the scope (subscriptions) and the Reader role"))
+            finally:
+                await runner.close()
+            checks.append(check_skew(skew))
+        checks.extend(await check_queue(settings, credential))
+        now = clock.now()
+        for config in configs:
+            checks.extend(lint_configuration(config, now))
+    finally:
+        close = getattr(credential, "close", None)
+        if close is not None:
+            await close()
+    return checks

@@ -1,0 +1,442 @@
+"""The maintenance events queue, read in ``peek`` or ``consume`` mode (docs/architecture.md
+"Events").
+
+* ``peek`` (default) changes nothing in the queue: other consumers keep every message. A peek
+  sees at most the first 32 messages, so the queue's approximate depth is read too (at once
+  when a peek comes back full, else every ``DEPTH_EVERY`` polls) and a depth beyond what a
+  peek can see is warned about.
+* ``consume`` is for a queue dedicated to aumwatch: a message is received (hidden for the
+  visibility timeout), its events are written to the journal and committed, and only then is
+  the message deleted. A crash between the two leaves the message to reappear after the
+  visibility timeout; the journal already holds its events under that message id, so the
+  re-delivery is a no-op. Every message is therefore either still in the queue or in the
+  journal, and none is journaled twice.
+
+Message text is read raw (the SDK's default, no decode policy: docs/azure.md says its base64 policy
+breaks on non-base64 text) and decoded by :func:`services.domain.events.decode_message`.
+A message that
+does not decode is kept: journaled raw with the reason and reported in the batch (in consume
+mode it is deleted only after being journaled). Event Grid delivers at least once, so a second
+delivery of an event (same id and type, another message) is counted and flagged, never shown as
+a new event.
+
+Each :meth:`EventSource.poll` returns one frozen :class:`EventBatch` and never raises: a
+failure (queue unreachable, unauthorized, journal full) is its ``error`` line.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from services.azure.journal import Journal, JournalError, RecordStatus
+from services.domain.clock import Clock, ensure_utc, iso_z
+from services.domain.errors import service_error
+from services.domain.events import EventDecodeError, MaintenanceEvent, decode_message
+
+Mode = Literal["peek", "consume"]
+MODES: tuple[Mode, ...] = ("peek", "consume")
+
+#: The most messages one peek (or one receive) can return (Storage Queue service limit).
+PEEK_LIMIT = 32
+#: Polls between two reads of the queue's depth while the reads come back short of
+#: PEEK_LIMIT (a full read has its depth read at once). The depth only feeds the status bar
+#: and the truncation warning; reading it every poll doubled the requests of a 1-s poll.
+DEPTH_EVERY = 10
+PREVIEW_CHARS = 200
+
+
+@dataclass(frozen=True)
+class ReceivedEvent:
+    """One event as this source got it. ``duplicate`` marks a second delivery of an event
+    already seen (same id and type, another message)."""
+
+    event: MaintenanceEvent
+    received_at: datetime
+    message_id: str | None
+    inserted_at: datetime | None
+    duplicate: bool = False
+
+    @property
+    def arrived_at(self) -> datetime:
+        """When the event reached us: the queue's insertion time (else when we read it), or
+        the event's own time when that is earlier. A backlog written into the queue late (a
+        replay, the stand-in filling its history) keeps the time the event was published, so
+        the watchdog does not call an on-time pre-event late."""
+        arrived = self.inserted_at or self.received_at
+        published = self.event.event_time
+        return published if published is not None and published < arrived else arrived
+
+    def to_json(self) -> dict[str, Any]:
+        """The event's JSON plus ``received_at`` and ``duplicate`` (``events tail --json``)."""
+        out = self.event.to_json()
+        out["received_at"] = iso_z(self.received_at, fraction=True)
+        out["duplicate"] = self.duplicate
+        return out
+
+
+@dataclass(frozen=True)
+class UndecodableMessage:
+    """A message that holds no valid event: why, and the start of its text, escaped."""
+
+    reason: str
+    raw_preview: str
+    received_at: datetime
+    message_id: str | None
+    inserted_at: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "undecodable": True,
+            "reason": self.reason,
+            "raw_preview": self.raw_preview,
+            "received_at": iso_z(self.received_at, fraction=True),
+            "message_id": self.message_id,
+        }
+
+
+@dataclass(frozen=True)
+class EventBatch:
+    """What one poll found.
+
+    ``events`` are new (shown once); ``duplicates`` are further deliveries of events already
+    seen (flagged, not shown as new); ``redelivered`` counts consume-mode messages whose events
+    were already journaled (a re-delivery after a crash: deleted, nothing new). ``depth`` is the
+    queue's approximate message count, None when this poll did not read it (see
+    :meth:`EventSource.poll`); ``truncated`` is True when a peek could not see them all, with
+    ``warning`` saying so. ``error`` is the one-line failure of this poll, if any.
+    """
+
+    mode: Mode
+    fetched_at: datetime
+    events: tuple[ReceivedEvent, ...] = ()
+    duplicates: tuple[ReceivedEvent, ...] = ()
+    undecodable: tuple[UndecodableMessage, ...] = ()
+    redelivered: int = 0
+    depth: int | None = None
+    truncated: bool = False
+    warning: str | None = None
+    error: str | None = None
+
+    @property
+    def duplicate_count(self) -> int:
+        return len(self.duplicates)
+
+
+def raw_preview(text: str, limit: int = PREVIEW_CHARS) -> str:
+    """The start of an untrusted message, safe to print: control and other non-printable
+    characters escaped (``\\x1b``, ``\\n``), cut at ``limit`` characters with an ellipsis."""
+    out: list[str] = []
+    size = 0
+    for char in text:
+        piece = char if char.isprintable() else repr(char)[1:-1]
+        if size + len(piece) > limit:
+            out.append("…")
+            break
+        out.append(piece)
+        size += len(piece)
+    return "".join(out)
+
+
+def make_queue_client(
+    queue_name: str,
+    *,
+    connection_string: str | None = None,
+    account_url: str | None = None,
+    credential: Any = None,
+    **kwargs: Any,
+) -> Any:
+    """An ``azure.storage.queue.aio.QueueClient`` from a connection string, or an account URL
+    plus a credential (Entra ID, preferred). Message text is left raw (no decode policy).
+
+    Extra keyword arguments go to the client (``connection_verify`` and the like). A
+    ``connection_verify`` that names a CA bundle is turned into a transport whose TLS context
+    is built once: given the path, azure-core builds a new context for every request, and
+    aiohttp, whose connection pool is keyed by that context, opens a new connection for
+    every request (two a second at the dashboard's default poll).
+    """
+    if not queue_name:
+        raise ValueError("no queue name: set queue.name in the config file or AUMWATCH_QUEUE_NAME")
+    if connection_string and account_url:
+        raise ValueError("give either a queue connection string or an account URL, not both")
+    from azure.storage.queue.aio import QueueClient
+
+    verify = kwargs.get("connection_verify")
+    if isinstance(verify, str | os.PathLike) and "transport" not in kwargs:
+        del kwargs["connection_verify"]
+        timeouts = {k: kwargs[k] for k in ("connection_timeout", "read_timeout") if k in kwargs}
+        kwargs["transport"] = _one_context_transport()(os.fspath(verify), **timeouts)
+
+    if connection_string:
+        return QueueClient.from_connection_string(connection_string, queue_name, **kwargs)
+    if account_url:
+        if credential is None:
+            raise ValueError(f"queue account URL {account_url} needs a credential (Entra ID)")
+        return QueueClient(account_url, queue_name, credential=credential, **kwargs)
+    raise ValueError(
+        "no queue configured: set queue.account_url (Entra ID) or a connection string in the "
+        "environment or the config file"
+    )
+
+
+@functools.cache
+def _one_context_transport() -> Any:
+    """The class of an azure-core aiohttp transport that trusts one CA bundle through a
+    single TLS context, built with its session on first use (a session belongs to the
+    running loop). Requests then leave ``connection_verify`` at its default, so azure-core
+    builds no context of its own and aiohttp's pool reuses its connections."""
+    import ssl
+
+    import aiohttp
+    from azure.core.pipeline.transport import AioHttpTransport
+
+    class OneContextTransport(AioHttpTransport):  # type: ignore[misc]
+        session: Any  # aiohttp.ClientSession | None, untyped in azure-core
+
+        def __init__(self, ca_file: str, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self._ca_file = ca_file
+            self._built = False
+
+        async def open(self) -> None:
+            if self.session is None and not self._built:
+                self._built = True  # once: a closed transport stays closed
+                context = ssl.create_default_context(cafile=self._ca_file)
+                # As azure-core builds its own session: proxies from the environment, no
+                # cookies, bodies left compressed.
+                self.session = aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(ssl=context), trust_env=True,
+                    cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False)
+            await super().open()
+
+    return OneContextTransport
+
+
+class _Seen:
+    """A bounded set: remembers the most recent ``limit`` keys (a long tail must not grow
+    without bound; anything older than that is long gone from a peekable queue)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._keys: OrderedDict[Hashable, None] = OrderedDict()
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._keys
+
+    def add(self, key: Hashable) -> None:
+        self._keys[key] = None
+        self._keys.move_to_end(key)
+        while len(self._keys) > self._limit:
+            self._keys.popitem(last=False)
+
+
+class EventSource:
+    """Polls one queue (an ``aio`` QueueClient, already constructed) in peek or consume mode.
+
+    ``journal`` is optional in peek mode (events are then only deduplicated in memory) and
+    required in consume mode. ``visibility_timeout`` (seconds) is how long a received message
+    stays hidden before it reappears, should this process die before deleting it.
+    """
+
+    def __init__(
+        self,
+        queue: Any,
+        *,
+        clock: Clock,
+        journal: Journal | None = None,
+        mode: Mode = "peek",
+        visibility_timeout: int = 60,
+        seen_limit: int = 10_000,
+        depth_every: int = DEPTH_EVERY,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"queue mode must be peek or consume, not {mode!r}")
+        if mode == "consume" and journal is None:
+            raise ValueError("consume mode needs the journal (messages are deleted only once "
+                             "their events are journaled)")
+        if visibility_timeout < 1:
+            raise ValueError(f"visibility_timeout must be at least 1 s, got {visibility_timeout}")
+        if depth_every < 1:
+            raise ValueError(f"depth_every must be at least 1 poll, got {depth_every}")
+        self.queue = queue
+        self.mode: Mode = mode
+        self._clock = clock
+        self._journal = journal
+        self._visibility = visibility_timeout
+        self._messages = _Seen(seen_limit)
+        self._events = _Seen(seen_limit)
+        self._depth_every = depth_every
+        self._polls_to_depth = 0  # polls left until the depth is read again; 0 = this one
+
+    @property
+    def queue_name(self) -> str:
+        return str(getattr(self.queue, "queue_name", "") or "")
+
+    async def poll(self) -> EventBatch:
+        """Read once; never raises (failures are the batch's ``error``).
+
+        The queue's depth is read on the first poll, every ``depth_every`` polls after it,
+        and whenever a read came back full (the queue may hold more than one read sees);
+        the batch's ``depth`` is None on the other polls (not measured, not zero).
+        """
+        fetched_at = ensure_utc(self._clock.now())
+        collector = _Collector(fetched_at)
+        depth: int | None = None
+        try:
+            if self._polls_to_depth <= 0:
+                depth = await self._read_depth()
+            else:
+                self._polls_to_depth -= 1
+            read = 0
+            if self.mode == "peek":
+                messages = await self.queue.peek_messages(max_messages=PEEK_LIMIT)
+                for message in messages:
+                    read += 1
+                    self._take(message, collector)
+            else:
+                pager = self.queue.receive_messages(
+                    messages_per_page=PEEK_LIMIT, max_messages=PEEK_LIMIT,
+                    visibility_timeout=self._visibility)
+                async for message in pager:
+                    read += 1
+                    if not self._take(message, collector):
+                        # Journal failed: leave this and the rest to reappear later.
+                        break
+                    await self._delete(message, collector)
+            if depth is None and read >= PEEK_LIMIT:
+                depth = await self._read_depth()
+        except Exception as exc:  # a poll must never take the caller down
+            collector.fail(service_error(exc, what=f"queue {self.queue_name or '?'}").message)
+            self._polls_to_depth = 0  # after a failure, measure again on the next poll
+        truncated = self.mode == "peek" and depth is not None and depth > PEEK_LIMIT
+        warning = None
+        if truncated:
+            warning = (f"the queue holds about {depth} messages; a peek sees only the first "
+                       f"{PEEK_LIMIT}: drain it, or give aumwatch a dedicated queue in consume "
+                       "mode")
+        return EventBatch(
+            mode=self.mode, fetched_at=fetched_at, events=tuple(collector.events),
+            duplicates=tuple(collector.duplicates), undecodable=tuple(collector.undecodable),
+            redelivered=collector.redelivered, depth=depth, truncated=truncated,
+            warning=warning, error=collector.error,
+        )
+
+    async def _read_depth(self) -> int | None:
+        props = await self.queue.get_queue_properties()
+        self._polls_to_depth = self._depth_every - 1
+        depth = getattr(props, "approximate_message_count", None)
+        return depth if isinstance(depth, int) else None
+
+    # -- one message ---------------------------------------------------------------------------
+    def _take(self, message: Any, out: _Collector) -> bool:
+        """Decode, journal and classify one message; False when the journal failed (consume
+        mode must then not delete it)."""
+        message_id = getattr(message, "id", None)
+        if message_id is not None and message_id in self._messages and self.mode == "peek":
+            return True  # the same message, peeked again
+        raw = _text_of(getattr(message, "content", ""))
+        inserted_at = _aware(getattr(message, "inserted_on", None))
+        try:
+            events = decode_message(raw)
+        except EventDecodeError as exc:
+            return self._undecodable(raw, str(exc), message_id, inserted_at, out)
+        shown: list[ReceivedEvent] = []
+        dups: list[ReceivedEvent] = []
+        seen_before = True
+        for event in events:
+            status = RecordStatus.NEW
+            if self._journal is not None:
+                try:
+                    status = self._journal.record_event(
+                        event, raw, received_at=out.fetched_at, message_id=message_id,
+                        source_queue=self.queue_name or None)
+                except JournalError as exc:
+                    out.fail(str(exc))
+                    if self.mode == "consume":
+                        return False
+            item = ReceivedEvent(event, out.fetched_at, message_id, inserted_at)
+            if self.mode == "consume" and status is RecordStatus.SEEN:
+                continue  # journaled from this very message before a crash: a re-delivery
+            seen_before = False
+            # Peek mode judges duplicates within this session (the queue's current content is
+            # shown once per session); consume mode also trusts the journal's memory.
+            again = event.dedupe_key in self._events or (
+                self.mode == "consume" and status is RecordStatus.DUPLICATE)
+            if again:
+                dups.append(ReceivedEvent(event, out.fetched_at, message_id, inserted_at,
+                                          duplicate=True))
+            else:
+                self._events.add(event.dedupe_key)
+                shown.append(item)
+        if seen_before and self.mode == "consume":
+            out.redelivered += 1
+        out.events.extend(shown)
+        out.duplicates.extend(dups)
+        if message_id is not None:
+            self._messages.add(message_id)
+        return True
+
+    def _undecodable(self, raw: str, reason: str, message_id: str | None,
+                     inserted_at: datetime | None, out: _Collector) -> bool:
+        new = True
+        if self._journal is not None:
+            try:
+                new = self._journal.record_undecodable(
+                    raw, reason, received_at=out.fetched_at, message_id=message_id,
+                    source_queue=self.queue_name or None)
+            except JournalError as exc:
+                out.fail(str(exc))
+                if self.mode == "consume":
+                    return False
+        if message_id is not None:
+            self._messages.add(message_id)
+        if not new and self.mode == "consume":
+            out.redelivered += 1
+            return True
+        out.undecodable.append(UndecodableMessage(reason, raw_preview(raw), out.fetched_at,
+                                                  message_id, inserted_at))
+        return True
+
+    async def _delete(self, message: Any, out: _Collector) -> None:
+        try:
+            await self.queue.delete_message(message)
+        except Exception as exc:
+            # Journaled already: when it reappears the journal makes it a no-op.
+            out.fail(service_error(exc, what="deleting a consumed message").message)
+
+
+class _Collector:
+    """Mutable scratch for one poll, frozen into an :class:`EventBatch` at the end."""
+
+    def __init__(self, fetched_at: datetime) -> None:
+        self.fetched_at = fetched_at
+        self.events: list[ReceivedEvent] = []
+        self.duplicates: list[ReceivedEvent] = []
+        self.undecodable: list[UndecodableMessage] = []
+        self.redelivered = 0
+        self.error: str | None = None
+
+    def fail(self, message: str) -> None:
+        # The first failure is the one that explains the rest.
+        if self.error is None:
+            self.error = message
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, bytes | bytearray):
+        return bytes(content).decode("utf-8", "backslashreplace")
+    return "" if content is None else str(content)
+
+
+def _aware(value: Any) -> datetime | None:
+    if not isinstance(value, datetime):
+        return None
+    try:
+        return ensure_utc(value)
+    except ValueError:
+        return None

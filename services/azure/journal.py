@@ -1,0 +1,505 @@
+"""The local journal: every maintenance event seen, every undecodable message, every cancel.
+
+One SQLite file in the user data directory (``platformdirs``), in WAL mode so a dashboard
+and a second ``aumwatch`` process can read and write it at the same time. It is the record
+that lets consume mode delete a queue message safely (the message's events are committed here
+first) and the audit trail of cancel attempts.
+
+What it never holds: tokens, connection strings or any other secret. A cancel row names the
+caller only as far as the token's claims say (user principal name, object id, app id); the
+token itself is never passed in.
+
+Every SQLite failure (disk full, read-only file or directory, a corrupt or newer file) is
+raised as :class:`JournalError` with a one-line message the caller can show; the journal is
+safe to use from several threads (one connection behind a lock).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from services.domain.events import MaintenanceEvent
+
+SCHEMA_VERSION = 1
+JOURNAL_FILE_NAME = "journal.sqlite3"
+
+# One entry per schema version: the statements that take a file from version N-1 to N.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            dedupe_key TEXT NOT NULL UNIQUE,
+            event_id TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            correlation_id TEXT,
+            raw_text TEXT NOT NULL,
+            decoded_json TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            message_id TEXT,
+            source_queue TEXT,
+            duplicate_deliveries INTEGER NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX events_correlation ON events (correlation_id)",
+        """CREATE TABLE undecodable (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            message_key TEXT NOT NULL UNIQUE,
+            message_id TEXT,
+            source_queue TEXT,
+            raw_text TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            received_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE cancel_audit (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            attempted_at TEXT NOT NULL,
+            finished_at TEXT,
+            identity TEXT,
+            run_id TEXT NOT NULL,
+            configuration TEXT,
+            computed_id INTEGER NOT NULL,
+            outcome TEXT NOT NULL,
+            reason TEXT,
+            api_version TEXT,
+            http_status INTEGER,
+            run_status TEXT
+        )""",
+    ),
+)
+
+
+class JournalError(Exception):
+    """The journal could not be opened, read or written; the message says why and where."""
+
+
+class RecordStatus(StrEnum):
+    """What :meth:`Journal.record_event` found."""
+
+    NEW = "new"  # first time this event (id, type) is journaled
+    SEEN = "seen"  # already journaled from this very message (a re-peek or a re-delivery)
+    DUPLICATE = "duplicate"  # already journaled from another message (at-least-once delivery)
+
+
+class AuditOutcome(StrEnum):
+    """Outcome column of the cancel audit."""
+
+    REFUSED = "refused"
+    SENT = "sent"  # written before the PUT; stays so only if the process died meanwhile
+    VERIFIED = "verified-cancelled"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class JournaledEvent:
+    """One row of the events table."""
+
+    seq: int
+    dedupe_key: str
+    event_id: str
+    event_type: str
+    kind: str
+    correlation_id: str | None
+    raw_text: str
+    decoded: dict[str, Any]
+    received_at: datetime
+    message_id: str | None
+    source_queue: str | None
+    duplicate_deliveries: int
+
+
+@dataclass(frozen=True)
+class UndecodableRow:
+    """One row of the undecodable-messages table."""
+
+    seq: int
+    message_id: str | None
+    source_queue: str | None
+    raw_text: str
+    reason: str
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class CancelAuditRow:
+    """One row of the cancel audit."""
+
+    seq: int
+    attempted_at: datetime
+    finished_at: datetime | None
+    identity: str | None
+    run_id: str
+    configuration: str | None
+    computed_id: bool
+    outcome: str
+    reason: str | None
+    api_version: str | None
+    http_status: int | None
+    run_status: str | None
+
+
+def default_journal_path() -> Path:
+    """``journal.sqlite3`` in the user data directory (created on first use)."""
+    import platformdirs  # only here: the path is computed once, when a journal is opened
+
+    return platformdirs.user_data_path("aumwatch", appauthor=False) / JOURNAL_FILE_NAME
+
+
+def dedupe_key_text(key: object) -> str:
+    """The events table's unique key for an event's dedupe key.
+
+    Ids compare case-insensitively (docs/architecture.md "Run identity"); event types are matched
+    the same
+    way so that ``microsoft.maintenance.premaintenanceevent`` is the same type.
+    """
+    if isinstance(key, str):
+        parts: Sequence[object] = (key,)
+    elif isinstance(key, Sequence):
+        parts = key
+    else:
+        parts = (str(key),)
+    return "\x1f".join(str(p).lower() for p in parts)
+
+
+def _iso(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value.isoformat()} (a time zone is required)")
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _describe(exc: sqlite3.Error) -> str:
+    text = str(exc) or type(exc).__name__
+    lowered = text.lower()
+    if "disk is full" in lowered or "database or disk is full" in lowered:
+        return "the disk is full (database or disk is full)"
+    if "readonly" in lowered or "read-only" in lowered:
+        return "the journal file or its directory is read-only"
+    if "unable to open" in lowered:
+        return "cannot open the file (missing directory or no permission)"
+    if "not a database" in lowered or "malformed" in lowered:
+        return "the file is not a usable SQLite database"
+    return text
+
+
+class Journal:
+    """The SQLite journal (see the module docstring).
+
+    ``max_pages`` caps the file size in SQLite pages (``PRAGMA max_page_count``); beyond it a
+    write fails exactly as on a full disk. Tests use it to simulate one.
+    """
+
+    def __init__(self, path: Path | str | None = None, *, max_pages: int | None = None) -> None:
+        self.path = Path(path) if path is not None else default_journal_path()
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise JournalError(
+                f"journal {self.path}: cannot create its directory ({exc.strerror or exc})"
+            ) from exc
+        with self._errors("open"):
+            # check_same_thread=False: the lock below serialises use from workers.
+            conn = sqlite3.connect(
+                self.path, timeout=10.0, isolation_level=None, check_same_thread=False
+            )
+            self._conn = conn
+            conn.execute("PRAGMA busy_timeout = 10000")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise JournalError(f"journal {self.path}: cannot switch to WAL mode ({mode})")
+            # FULL: a committed event survives a power cut, which consume mode relies on
+            # before it deletes the queue message.
+            conn.execute("PRAGMA synchronous = FULL")
+            if max_pages is not None:
+                conn.execute(f"PRAGMA max_page_count = {int(max_pages)}")
+            self._migrate(conn)
+
+    # -- plumbing --------------------------------------------------------------------------
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except JournalError:
+            self._close_on_open_failure(action)
+            raise
+        except sqlite3.Error as exc:
+            self._close_on_open_failure(action)
+            raise JournalError(f"journal {self.path}: cannot {action}: {_describe(exc)}") from exc
+
+    def _close_on_open_failure(self, action: str) -> None:
+        if action == "open" and self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    @contextmanager
+    def _write(self, action: str) -> Iterator[sqlite3.Connection]:
+        """One committed write transaction, or nothing at all."""
+        with self._lock, self._errors(action):
+            conn = self._connection()
+            # IMMEDIATE: take the write lock up front so another process cannot slip a
+            # conflicting row in between our read and our write.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                # Also after a failed COMMIT (disk full): leave no transaction open.
+                if conn.in_transaction:
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                raise
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise JournalError(f"journal {self.path}: it is closed")
+        return self._conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise JournalError(
+                f"journal {self.path}: schema version {version} is newer than this aumwatch "
+                f"understands ({SCHEMA_VERSION}); upgrade aumwatch or use another --journal"
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _MIGRATIONS[target - 1]:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {target}")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @property
+    def schema_version(self) -> int:
+        """The file's schema version (``PRAGMA user_version``)."""
+        with self._lock, self._errors("read"):
+            return int(self._connection().execute("PRAGMA user_version").fetchone()[0])
+
+    @property
+    def journal_mode(self) -> str:
+        """SQLite's journal mode for the file (``wal``)."""
+        with self._lock, self._errors("read"):
+            return str(self._connection().execute("PRAGMA journal_mode").fetchone()[0])
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- events ----------------------------------------------------------------------------
+    def record_event(
+        self,
+        event: MaintenanceEvent,
+        raw_text: str,
+        *,
+        received_at: datetime,
+        message_id: str | None = None,
+        source_queue: str | None = None,
+    ) -> RecordStatus:
+        """Journal one decoded event and commit; tell whether it was new.
+
+        A second sighting from the same queue message (a re-peek, or a consume-mode
+        re-delivery after a crash) changes nothing; one from another message counts a
+        duplicate delivery on the first row.
+        """
+        key = dedupe_key_text(event.dedupe_key)
+        decoded = json.dumps(dict(event.to_json()), sort_keys=True, default=str)
+        with self._write("record an event") as conn:
+            row = conn.execute(
+                "SELECT message_id FROM events WHERE dedupe_key = ?", (key,)
+            ).fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO events (dedupe_key, event_id, event_type, kind, correlation_id,"
+                    " raw_text, decoded_json, received_at, message_id, source_queue)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (key, event.id, event.type, str(event.kind), event.correlation_id, raw_text,
+                     decoded, _iso(received_at), message_id, source_queue),
+                )
+                return RecordStatus.NEW
+            if message_id is not None and row[0] == message_id:
+                return RecordStatus.SEEN
+            conn.execute(
+                "UPDATE events SET duplicate_deliveries = duplicate_deliveries + 1"
+                " WHERE dedupe_key = ?",
+                (key,),
+            )
+            return RecordStatus.DUPLICATE
+
+    def has_event(self, dedupe_key: object) -> bool:
+        """Whether an event with this dedupe key is journaled."""
+        with self._lock, self._errors("read"):
+            row = self._connection().execute(
+                "SELECT 1 FROM events WHERE dedupe_key = ?", (dedupe_key_text(dedupe_key),)
+            ).fetchone()
+            return row is not None
+
+    def events(self, limit: int | None = None) -> list[JournaledEvent]:
+        """Journaled events, oldest first (the last ``limit`` when given)."""
+        if limit is not None and limit <= 0:
+            return []
+        if limit is None:
+            return self._events("", ())
+        rows = self._events(" ORDER BY seq DESC LIMIT ?", (limit,), ordered=True)
+        return rows[::-1]
+
+    def events_for_run(self, correlation_id: str) -> list[JournaledEvent]:
+        """Journaled events of one run (ids compared case-insensitively), oldest first."""
+        return self._events(" WHERE lower(correlation_id) = lower(?)",
+                            (correlation_id.strip().rstrip("/"),))
+
+    def _events(self, tail: str, params: tuple[Any, ...], *,
+                ordered: bool = False) -> list[JournaledEvent]:
+        sql = (
+            "SELECT seq, dedupe_key, event_id, event_type, kind, correlation_id, raw_text,"
+            " decoded_json, received_at, message_id, source_queue, duplicate_deliveries"
+            " FROM events" + tail + ("" if ordered else " ORDER BY seq")
+        )
+        with self._lock, self._errors("read"):
+            rows = self._connection().execute(sql, params).fetchall()
+        return [
+            JournaledEvent(
+                seq=r[0], dedupe_key=r[1], event_id=r[2], event_type=r[3], kind=r[4],
+                correlation_id=r[5], raw_text=r[6], decoded=json.loads(r[7]),
+                received_at=_parse_iso(r[8]), message_id=r[9], source_queue=r[10],
+                duplicate_deliveries=r[11],
+            )
+            for r in rows
+        ]
+
+    # -- undecodable messages --------------------------------------------------------------
+    def record_undecodable(
+        self,
+        raw_text: str,
+        reason: str,
+        *,
+        received_at: datetime,
+        message_id: str | None = None,
+        source_queue: str | None = None,
+    ) -> bool:
+        """Journal a message that did not decode and commit; False when it already was.
+
+        A message is recognised by its queue message id, or by a hash of its text when it has
+        none, so a re-peek or a re-delivery is journaled once.
+        """
+        if message_id is not None:
+            message_key = f"id:{source_queue or ''}:{message_id}"
+        else:
+            digest = hashlib.sha256(raw_text.encode("utf-8", "surrogatepass")).hexdigest()
+            message_key = f"sha256:{digest}"
+        with self._write("record an undecodable message") as conn:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO undecodable (message_key, message_id, source_queue,"
+                " raw_text, reason, received_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (message_key, message_id, source_queue, raw_text, reason, _iso(received_at)),
+            )
+            return cursor.rowcount == 1
+
+    def undecodable(self) -> list[UndecodableRow]:
+        """Journaled undecodable messages, oldest first."""
+        with self._lock, self._errors("read"):
+            rows = self._connection().execute(
+                "SELECT seq, message_id, source_queue, raw_text, reason, received_at"
+                " FROM undecodable ORDER BY seq"
+            ).fetchall()
+        return [
+            UndecodableRow(seq=r[0], message_id=r[1], source_queue=r[2], raw_text=r[3],
+                           reason=r[4], received_at=_parse_iso(r[5]))
+            for r in rows
+        ]
+
+    # -- cancel audit ----------------------------------------------------------------------
+    def begin_cancel(
+        self,
+        *,
+        attempted_at: datetime,
+        run_id: str,
+        configuration: str | None,
+        computed_id: bool,
+        identity: str | None,
+        api_version: str | None,
+        outcome: AuditOutcome = AuditOutcome.SENT,
+        reason: str | None = None,
+    ) -> int:
+        """Write an audit row for a cancel attempt and commit; return its row number.
+
+        Written *before* the request goes out (outcome ``sent``) so that even a crash
+        mid-request leaves a trace; :meth:`finish_cancel` records the outcome. A refusal is
+        written whole, with ``outcome=REFUSED`` and its reason.
+        """
+        finished = _iso(attempted_at) if outcome is AuditOutcome.REFUSED else None
+        with self._write("record a cancel attempt") as conn:
+            cursor = conn.execute(
+                "INSERT INTO cancel_audit (attempted_at, finished_at, identity, run_id,"
+                " configuration, computed_id, outcome, reason, api_version)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (_iso(attempted_at), finished, identity, run_id, configuration,
+                 int(computed_id), str(outcome), reason, api_version),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def finish_cancel(
+        self,
+        seq: int,
+        *,
+        finished_at: datetime,
+        outcome: AuditOutcome,
+        reason: str | None = None,
+        http_status: int | None = None,
+        run_status: str | None = None,
+    ) -> None:
+        """Record the outcome of the attempt written by :meth:`begin_cancel`."""
+        with self._write("record a cancel outcome") as conn:
+            cursor = conn.execute(
+                "UPDATE cancel_audit SET finished_at = ?, outcome = ?, reason = ?,"
+                " http_status = ?, run_status = ? WHERE seq = ?",
+                (_iso(finished_at), str(outcome), reason, http_status, run_status, seq),
+            )
+            if cursor.rowcount != 1:
+                raise JournalError(f"journal {self.path}: no cancel attempt #{seq} to finish")
+
+    def cancel_audit(self) -> list[CancelAuditRow]:
+        """Every audited cancel attempt, oldest first."""
+        with self._lock, self._errors("read"):
+            rows = self._connection().execute(
+                "SELECT seq, attempted_at, finished_at, identity, run_id, configuration,"
+                " computed_id, outcome, reason, api_version, http_status, run_status"
+                " FROM cancel_audit ORDER BY seq"
+            ).fetchall()
+        return [
+            CancelAuditRow(
+                seq=r[0], attempted_at=_parse_iso(r[1]),
+                finished_at=_parse_iso(r[2]) if r[2] else None, identity=r[3], run_id=r[4],
+                configuration=r[5], computed_id=bool(r[6]), outcome=r[7], reason=r[8],
+                api_version=r[9], http_status=r[10], run_status=r[11],
+            )
+            for r in rows
+        ]

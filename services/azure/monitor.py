@@ -1,0 +1,320 @@
+"""The dashboard's data side: one object that polls every source and cancels runs.
+
+The Textual app never touches a client. Its workers call :class:`Monitor`'s coroutines, each
+of which returns plain immutable data (a :class:`~services.domain.model.Fetched`, an
+:class:`~services.azure.eventsource.EventBatch`, a
+:class:`~services.azure.cancel.CancelResult`), and post
+that in a message. The monitor:
+
+* builds its clients lazily, on the first poll, after importing the Azure SDKs in a thread
+  (an import of azure-mgmt-* takes long enough to be felt; the first frame must not wait);
+* shares one Resource Graph :class:`~services.azure.resourcegraph.Governor` (real time: the quota
+  is) between the configuration, run and machine queries;
+* has its Resource Graph runner measure the clock skew from the servers' ``Date`` header and
+  apply it to a :class:`~services.domain.clock.SystemClock` (a test or scenario clock is left
+  alone). The runner is the one owner of the correction: it measures against the already
+  corrected clock and sets the total; the monitor only reads it (it used to add the total
+  again, doubling the skew on every poll);
+* remembers, in one bounded :class:`~services.domain.eventmemory.EventMemory` (``memory``, shared
+  with the dashboard), the runs that pre/post events announced, so a run the queue knows
+  about shows up before Resource Graph catches up, and the first arrival of each event kind
+  per run (for the timeline and the watchdog);
+* records when each source last answered (``ages``) and the last error of each.
+
+Nothing here imports Textual. Coroutines raise :class:`~services.domain.errors.ServiceError` (the
+worker turns it into a status line); :meth:`poll_events` and :meth:`cancel` never raise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from datetime import datetime, timedelta
+from typing import Any
+
+from services.azure.cancel import CancelResult, CancelTarget, Outcome
+from services.azure.eventsource import EventBatch
+from services.azure.resourcegraph import Governor, GovernorState
+from services.domain.clock import Clock, SystemClock
+from services.domain.errors import ServiceError, service_error
+from services.domain.eventmemory import EventArrival, EventMemory
+from services.domain.model import Configuration, Fetched, Machine, Run
+from services.settings import Settings
+
+#: Source names, in the order the status bar lists them.
+SOURCES = ("configs", "runs", "events")
+__all__ = ["SOURCES", "EventArrival", "Monitor"]  # EventArrival: where the app imports it
+#: SDK modules imported off the UI thread before the first client is built.
+SDK_MODULES = (
+    "azure.core.rest",
+    "azure.mgmt.resourcegraph.aio",
+    "azure.mgmt.resourcegraph.models",
+    "azure.mgmt.maintenance.aio",
+    "azure.storage.queue.aio",
+)
+
+
+def _import_sdks() -> None:
+    for name in SDK_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # reported where the client is built, with a clear message
+            pass
+
+
+class Monitor:
+    """Polls configurations, runs, machines and events for the dashboard; sends cancels."""
+
+    def __init__(self, settings: Settings, clock: Clock, *, governor: Governor | None = None,
+                 apply_skew: bool = True) -> None:
+        """``clock`` is the application's clock (phases, ages); ``apply_skew`` lets a
+        SystemClock be corrected by the server's Date header."""
+        self.settings = settings
+        self.clock = clock
+        # The quota is counted in real seconds, whatever clock the app shows.
+        self.governor = governor or Governor(SystemClock())
+        self._apply_skew = apply_skew
+        self._lock = asyncio.Lock()
+        self._credential: Any = None
+        self._runner: Any = None
+        self._configs: Any = None
+        self._runs: Any = None
+        self._machines: Any = None
+        self._events: Any = None
+        self._events_tried = False
+        self._events_error: str | None = None
+        self._journal: Any = None
+        self._canceller: Any = None
+        self._maintenance: Any = None
+        self._last_configs: tuple[Configuration, ...] = ()
+        self.memory = EventMemory()
+        self.fetched_at: dict[str, datetime | None] = dict.fromkeys(SOURCES)
+        self.errors: dict[str, str | None] = dict.fromkeys(SOURCES)
+        self.measured_skew: timedelta | None = None
+        self.queue_depth: int | None = None
+        self.queue_truncated = False
+        self.closed = False
+
+    # -- state for the status bar -----------------------------------------------------------
+    @property
+    def governor_state(self) -> GovernorState:
+        """The Resource Graph quota as the governor sees it."""
+        return self.governor.state
+
+    @property
+    def skew(self) -> timedelta | None:
+        """Server time minus local time, as applied to the clock (or measured, if not)."""
+        if isinstance(self.clock, SystemClock) and self._apply_skew:
+            return self.clock.skew if self.measured_skew is not None else None
+        return self.measured_skew
+
+    def ages(self, now: datetime | None = None) -> dict[str, timedelta | None]:
+        """How old each source's data is (None: never fetched)."""
+        at = now or self.clock.now()
+        return {name: (at - when if when is not None else None)
+                for name, when in self.fetched_at.items()}
+
+    @property
+    def queue_configured(self) -> bool:
+        return self.settings.queue_configured
+
+    def arrivals(self) -> dict[str, EventArrival]:
+        """First pre/post arrival per run (correlation id, lower case); a copy."""
+        return dict(self.memory.arrivals)
+
+    # -- lazy clients ------------------------------------------------------------------------
+    async def _ensure_graph(self) -> None:
+        async with self._lock:
+            if self.closed:
+                raise ServiceError("config", "the monitor is closed")
+            if self._runner is not None:
+                return
+            await asyncio.to_thread(_import_sdks)
+            from services.azure.clients import make_async_credential
+            from services.azure.resourcegraph import QueryRunner
+            from services.azure.sources import ConfigSource, MachineSource, RunSource
+
+            try:
+                if self._credential is None:
+                    self._credential = make_async_credential(self.settings)
+                runner = QueryRunner.from_settings(
+                    self.settings, clock=self.clock, governor=self.governor,
+                    credential=self._credential,
+                    correct_clock=self._apply_skew and isinstance(self.clock, SystemClock))
+            except ServiceError:
+                raise
+            except Exception as exc:
+                raise service_error(exc, what="building the Resource Graph client") from exc
+            self._runner = runner
+            self._configs = ConfigSource(runner, clock=self.clock)
+            self._runs = RunSource(runner, clock=self.clock)
+            self._machines = MachineSource(runner, clock=self.clock)
+
+    def _note_skew(self) -> None:
+        # The runner measured the total skew (server minus uncorrected local time) and, when
+        # allowed, already set it on the SystemClock: read it, never apply it a second time.
+        measured = getattr(self._runner, "skew", None)
+        if measured is not None:
+            self.measured_skew = measured
+
+    # -- polls -------------------------------------------------------------------------------
+    async def poll_configs(self) -> Fetched[Configuration]:
+        """Every configuration in scope (one paged Resource Graph query)."""
+        await self._ensure_graph()
+        try:
+            fetched = await self._configs.fetch()
+        except Exception as exc:
+            self.errors["configs"] = service_error(exc, what="configurations query").message
+            raise service_error(exc, what="configurations query") from exc
+        finally:
+            self._note_skew()
+        self._last_configs = fetched.items
+        self.fetched_at["configs"] = self.clock.now()
+        self.errors["configs"] = None
+        return fetched
+
+    async def poll_runs(self, configs: tuple[Configuration, ...] | None = None) -> Fetched[Run]:
+        """Recent, current and expected runs, merged with what the events said."""
+        await self._ensure_graph()
+        use = self._last_configs if configs is None else configs
+        try:
+            fetched = await self._runs.fetch(use, self.memory.runs())
+        except Exception as exc:
+            self.errors["runs"] = service_error(exc, what="runs query").message
+            raise service_error(exc, what="runs query") from exc
+        finally:
+            self._note_skew()
+        self.fetched_at["runs"] = self.clock.now()
+        self.errors["runs"] = None
+        return fetched
+
+    async def poll_machines(self, correlation_id: str) -> Fetched[Machine]:
+        """The machines of one run."""
+        await self._ensure_graph()
+        try:
+            return await self._machines.fetch(correlation_id)
+        except Exception as exc:
+            raise service_error(exc, what="machines query") from exc
+        finally:
+            self._note_skew()
+
+    async def _ensure_events(self) -> Any:
+        if self._events is not None or self._events_tried:
+            return self._events
+        self._events_tried = True
+        await asyncio.to_thread(_import_sdks)
+        from services.azure.clients import make_async_credential, queue_service_kwargs
+        from services.azure.eventsource import EventSource, make_queue_client
+
+        settings = self.settings
+        try:
+            credential = None
+            if settings.queue_account_url and not settings.queue_connection_string:
+                if self._credential is None:
+                    self._credential = make_async_credential(settings)
+                credential = self._credential
+            queue = make_queue_client(
+                settings.queue_name or "", connection_string=settings.queue_connection_string,
+                account_url=(None if settings.queue_connection_string
+                             else settings.queue_account_url),
+                credential=credential, **queue_service_kwargs(settings))
+            journal = self._open_journal() if settings.queue_mode == "consume" else None
+            self._events = EventSource(queue, clock=self.clock, journal=journal,
+                                       mode="consume" if settings.queue_mode == "consume"
+                                       else "peek")
+        except Exception as exc:
+            self._events_error = f"events queue: {exc}"
+        return self._events
+
+    async def poll_events(self) -> EventBatch | None:
+        """One read of the events queue; None when no queue is configured. Never raises."""
+        if not self.settings.queue_configured or self.closed:
+            return None
+        source = await self._ensure_events()
+        now = self.clock.now()
+        if source is None:
+            self.errors["events"] = self._events_error
+            return EventBatch(mode="peek", fetched_at=now, error=self._events_error)
+        batch: EventBatch = await source.poll()
+        if batch.depth is not None:  # None: not read by this poll; the last one stands
+            self.queue_depth = batch.depth
+            self.queue_truncated = batch.truncated
+        if batch.error is None:
+            self.fetched_at["events"] = batch.fetched_at
+        self.errors["events"] = batch.error
+        self.memory.remember(batch, self.clock.now())
+        return batch
+
+    # -- cancel ------------------------------------------------------------------------------
+    def _open_journal(self) -> Any:
+        if self._journal is None:
+            from services.azure.journal import Journal
+
+            self._journal = Journal(self.settings.journal_path)
+        return self._journal
+
+    async def _ensure_canceller(self, correlation_id: str) -> Any:
+        if self._canceller is not None:
+            return self._canceller
+        await asyncio.to_thread(_import_sdks)
+        from services.azure.cancel import Canceller, credential_identity, maintenance_client_calls
+        from services.azure.clients import (
+            CANCEL_CLIENT_OPTIONS,
+            async_maintenance_client,
+            cloud_for,
+            make_async_credential,
+        )
+        from services.domain.runid import parse_run_id
+
+        if self._credential is None:
+            self._credential = make_async_credential(self.settings)
+        subscription = parse_run_id(correlation_id).subscription_id
+        # Every cancel is audited: without a journal there is no canceller (the caller
+        # turns the error into a refusal naming the file).
+        journal = self._open_journal()
+        self._maintenance = async_maintenance_client(self.settings, self._credential,
+                                                     subscription, **CANCEL_CLIENT_OPTIONS)
+        send, read_back = maintenance_client_calls(self._maintenance)
+        identity = await credential_identity(self._credential, cloud_for(self.settings)
+                                             .token_scope)
+        self._canceller = Canceller(
+            send, read_back, journal, self.clock, self.settings.window_rules,
+            read_only=self.settings.read_only, api_version=self.settings.cancel_api_version,
+            identity=identity)
+        return self._canceller
+
+    async def cancel(self, target: CancelTarget) -> CancelResult:
+        """Cancel ``target`` through :class:`~services.azure.cancel.Canceller`; never raises."""
+        if self.settings.read_only:
+            return CancelResult(Outcome.REFUSED, "refused: read-only mode: cancelling is "
+                                "disabled", target.correlation_id)
+        try:
+            canceller = await self._ensure_canceller(target.correlation_id)
+        except Exception as exc:
+            return CancelResult(Outcome.REFUSED, "refused: "
+                                + service_error(exc, what="preparing the cancel").message,
+                                target.correlation_id)
+        result: CancelResult = await canceller.cancel(target)
+        return result
+
+    # -- shutdown ----------------------------------------------------------------------------
+    async def close(self) -> None:
+        """Close every client, the credential and the journal. Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        for closer in (self._runner, self._maintenance,
+                       getattr(self._events, "queue", None), self._credential):
+            if closer is None or not hasattr(closer, "close"):
+                continue
+            try:
+                result = closer.close()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:  # closing is best effort; the process is going away
+                pass
+        if self._journal is not None:
+            try:
+                self._journal.close()
+            except Exception:
+                pass

@@ -1,0 +1,247 @@
+"""Maintenance runs: observed (Resource Graph, events) and expected (schedules), merged.
+
+Schedule-level runs come from ``maintenanceresources`` in one paged query per poll. Their
+field names are not confirmed by Microsoft (docs/azure.md), so every field is read defensively:
+keys case-insensitively, missing or wrongly typed values become None, and the run's start
+falls back to its name (``yyyyMMddHHmmss``, UTC). Who cancelled a run is read loosely from
+the error text ("cancelled using cancellation API" -> user, "internal platform failure" ->
+platform).
+
+:func:`merge_runs` is pure: observed runs win, events add what Resource Graph has not caught
+up with yet (a pre-event's cut-off, a post-event's end), and the schedule fills in the runs
+nobody has seen yet (``expected=True``). Runs are keyed by correlation id, case-insensitively.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from services.domain.configs import folded, text_of
+from services.domain.model import CancelledBy, Configuration, Run
+from services.domain.runid import RunIdError, correlation_id_for, parse_run_id
+from services.domain.window import Phase, WindowRules, run_window
+
+RUN_TYPE = "microsoft.maintenance/maintenanceconfigurations/applyupdates"
+DEFAULT_SINCE = timedelta(days=7)
+#: Resource Graph keeps maintenance history for 30 days.
+MAX_SINCE = timedelta(days=30)
+
+_USER_CANCEL = re.compile(r"cancel+ed\s+using\s+(the\s+)?cancellation\s+api", re.IGNORECASE)
+_PLATFORM_CANCEL = re.compile(r"internal\s+platform\s+failure", re.IGNORECASE)
+
+
+def runs_query(since: timedelta = DEFAULT_SINCE) -> str:
+    """Schedule-level runs that started within ``since`` (and all later/upcoming ones)."""
+    hours = max(1, int(min(since, MAX_SINCE).total_seconds() // 3600))
+    return f"""maintenanceresources
+| where type =~ "{RUN_TYPE}"
+| where todatetime(properties.startDateTime) >= ago({hours}h)
+| project id, name, properties
+| order by id asc"""
+
+
+def cancelled_by_from_error(text: str | None) -> CancelledBy | None:
+    """``user`` or ``platform`` from a run's error text (matched loosely), else None."""
+    if not text:
+        return None
+    if _USER_CANCEL.search(text):
+        return "user"
+    if _PLATFORM_CANCEL.search(text):
+        return "platform"
+    return None
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An ISO 8601 time from Azure as aware UTC (naive means UTC), None when unusable."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
+    # Python < 3.12 accepts at most 6 fractional digits; Azure writes 7.
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _count(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def error_text(props: Mapping[str, Any]) -> str | None:
+    """The first error message a row carries, in any of the shapes seen."""
+    for key in ("error", "errordetails", "errormessage", "message"):
+        value = props.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+        inner = folded(value)
+        message = inner.get("message")
+        if isinstance(message, str) and message.strip():
+            return message.strip()
+        details = inner.get("details")
+        if isinstance(details, list):
+            for item in details:
+                text = folded(item).get("message")
+                if isinstance(text, str) and text.strip():
+                    return text.strip()
+    return None
+
+
+def run_from_row(row: Mapping[str, Any]) -> Run | None:
+    """A Run from a schedule-level ``maintenanceresources`` row; None if it names no run."""
+    top = folded(row)
+    props = folded(top.get("properties"))
+    correlation_id = (text_of(props.get("correlationid")) or text_of(top.get("id"))).strip()
+    try:
+        run_id = parse_run_id(correlation_id)
+    except RunIdError:
+        run_id = None
+    configuration_id = text_of(props.get("maintenanceconfigurationid")) or (
+        run_id.configuration_id if run_id else "")
+    start = parse_time(props.get("startdatetime")) or (run_id.start if run_id else None)
+    if not correlation_id or start is None:
+        return None
+    status = text_of(props.get("status")) or "Unknown"
+    error = error_text(props)
+    summary = folded(props.get("resourceupdatesummary") or props.get("machinesummary"))
+    succeeded = _count(summary.get("succeeded"))
+    completed = _count(summary.get("completed"))
+    if succeeded is not None and completed is not None:
+        succeeded += completed
+    elif succeeded is None:
+        succeeded = completed
+    return Run(
+        correlation_id=correlation_id,
+        configuration_id=configuration_id,
+        configuration_name=(run_id.configuration_name if run_id
+                            else configuration_id.rsplit("/", 1)[-1]),
+        run_name=run_id.run_name if run_id else (text_of(top.get("name")) or correlation_id),
+        start=start,
+        end=parse_time(props.get("enddatetime")),
+        status=status,
+        expected=False,
+        cancelled_by=cancelled_by_from_error(error),
+        error=error,
+        machines_total=_count(summary.get("total")),
+        machines_succeeded=succeeded,
+        machines_failed=_count(summary.get("failed")),
+        machines_in_progress=_count(summary.get("inprogress")),
+        source="arg",
+        last_update=parse_time(props.get("lastupdatetime")),
+    )
+
+
+def expected_runs(configs: Iterable[Configuration]) -> list[Run]:
+    """The runs the schedules say will happen (each configuration's next occurrences)."""
+    out: list[Run] = []
+    for config in configs:
+        for start, end in config.next_occurrences:
+            try:
+                correlation_id = correlation_id_for(config.id, start)
+            except (RunIdError, ValueError):
+                continue  # not a configuration id we can name runs of
+            out.append(Run(
+                correlation_id=correlation_id,
+                configuration_id=config.id,
+                configuration_name=config.name,
+                run_name=correlation_id.rsplit("/", 1)[-1],
+                start=start,
+                end=end,
+                status="Scheduled",
+                expected=True,
+                source="schedule",
+            ))
+    return out
+
+
+def run_from_event(event: Any) -> Run | None:
+    """A Run from a decoded pre/post event (:class:`services.domain.events.MaintenanceEvent`)."""
+    correlation_id = getattr(event, "correlation_id", None) or ""
+    kind = str(getattr(event, "kind", ""))
+    if not correlation_id or kind not in ("pre", "post"):
+        return None
+    try:
+        run_id = parse_run_id(correlation_id)
+    except RunIdError:
+        run_id = None
+    start = getattr(event, "start", None) or (run_id.start if run_id else None)
+    if start is None:
+        return None
+    configuration_id = getattr(event, "configuration_id", None) or (
+        run_id.configuration_id if run_id else "")
+    status = "Pending"
+    if kind == "post":
+        status = getattr(event, "status", None) or "Completed"
+    return Run(
+        correlation_id=correlation_id,
+        configuration_id=configuration_id,
+        configuration_name=(getattr(event, "configuration_name", None)
+                            or (run_id.configuration_name if run_id else "")),
+        run_name=run_id.run_name if run_id else correlation_id.rsplit("/", 1)[-1],
+        start=start,
+        end=getattr(event, "end", None),
+        status=status,
+        cutoff=getattr(event, "cancellation_cutoff", None),
+        source="event",
+    )
+
+
+def merge_event(base: Run, event: Run) -> Run:
+    """Fill what ARG lacks from an event of the same run (ARG can lag by minutes)."""
+    changes: dict[str, Any] = {}
+    if event.cutoff is not None and base.cutoff is None:
+        changes["cutoff"] = event.cutoff
+    if base.end is None and event.end is not None:
+        changes["end"] = event.end
+    if event.finished and not base.finished:
+        # The post-event knows how and when it ended; a pre-event's end is only the window's.
+        changes["status"] = event.status
+        if event.end is not None:
+            changes["end"] = event.end
+    return replace(base, **changes) if changes else base
+
+
+def merge_runs(
+    observed: Iterable[Run], expected: Iterable[Run], events: Iterable[Run] = ()
+) -> tuple[Run, ...]:
+    """One run list keyed by correlation id (case-insensitive), newest start first.
+
+    Observed (ARG) runs win; event runs fill in cut-off, end and a finished status, or stand
+    alone when ARG has not seen the run yet; expected (schedule) runs only fill the gaps.
+    """
+    merged: dict[str, Run] = {}
+    for run in observed:
+        previous = merged.get(run.key)
+        if previous is None or (run.last_update or run.start) >= (previous.last_update
+                                                                   or previous.start):
+            merged[run.key] = run
+    for event in events:
+        base = merged.get(event.key)
+        # Also merges a pre- and a post-event of one run: the pre's cut-off, the post's status.
+        merged[event.key] = event if base is None else merge_event(base, event)
+    for run in expected:
+        merged.setdefault(run.key, run)
+    return tuple(sorted(merged.values(), key=lambda r: (r.start, r.key), reverse=True))
+
+
+def run_phase(run: Run, now: datetime, rules: WindowRules) -> Phase:
+    """The run's phase at ``now`` (its status decides when it has finished)."""
+    return run_window(run.start, cutoff=run.cutoff, end=run.end, rules=rules).phase(
+        now, finished=run.finished)
+
+

@@ -1,0 +1,207 @@
+"""The watchdog: events that should have arrived and did not, and events that came twice.
+
+docs/architecture.md "Domain rules": a run inside its window with no pre-event by T-25 min, a
+finished
+run with no post-event by its end + 15 min, and a repeated (event id, event type) are each
+reported once.
+
+Rules we define where the design is silent:
+
+* A deadline is only judged when it fell while aumwatch was watching (at most ``lookback``
+  before it started): history from last week has no events in a queue that keeps them for
+  days at most, and flagging it would bury the findings that matter.
+* A run cancelled by the user before its pre-event deadline needs no pre-event.
+* A cancelled run (by the user or the platform) sends no post-event: none is expected.
+  A platform cancel is still judged for its missing pre-event, which is what caused it.
+* A run whose end is unknown is judged for its post-event only once its status says it ended.
+
+Pure: no I/O, no clock; ``now`` is passed in. :class:`Watchdog` remembers which findings it
+has reported (the most recent ``max_reported``) and, for :meth:`Watchdog.check_due`, a queue
+of the deadlines still to judge, so a once-a-second check costs the runs whose deadline just
+passed instead of every run on screen.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal, Protocol
+
+from services.domain.model import Run
+
+#: The pre-event must have arrived by T minus this.
+PRE_EVENT_DEADLINE = timedelta(minutes=25)
+#: The post-event must have arrived by the end plus this.
+POST_EVENT_GRACE = timedelta(minutes=15)
+#: Deadlines this long before the watch began are still judged (the queue keeps recent events).
+DEFAULT_LOOKBACK = timedelta(hours=1)
+#: Finding keys remembered as reported (the oldest are forgotten first; a forgotten finding
+#: would only come back if its run's deadline were queued and passed again).
+DEFAULT_MAX_REPORTED = 10_000
+
+FindingKind = Literal["missing-pre", "missing-post", "duplicate"]
+
+
+class Arrivals(Protocol):
+    """When the first pre- and post-event of a run arrived."""
+
+    @property
+    def pre(self) -> datetime | None: ...
+
+    @property
+    def post(self) -> datetime | None: ...
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing the operator should look at. ``key`` identifies it (reported once)."""
+
+    kind: FindingKind
+    key: str
+    run_id: str
+    configuration_name: str
+    deadline: datetime | None
+    message: str
+
+
+def pre_deadline(run: Run) -> datetime:
+    """When the run's pre-event must have arrived."""
+    return run.start - PRE_EVENT_DEADLINE
+
+
+def post_deadline(run: Run) -> datetime | None:
+    """When the run's post-event must have arrived (None: its end is not known)."""
+    return None if run.end is None else run.end + POST_EVENT_GRACE
+
+
+def _hm(value: datetime) -> str:
+    return value.strftime("%H:%M UTC")
+
+
+def check_runs(
+    runs: Iterable[Run],
+    arrivals: Mapping[str, Arrivals],
+    now: datetime,
+    *,
+    watching_since: datetime,
+    lookback: timedelta = DEFAULT_LOOKBACK,
+) -> list[Finding]:
+    """Missing pre- and post-events among ``runs`` at ``now``.
+
+    ``arrivals`` maps a run's key (correlation id, lower case) to its arrivals.
+    """
+    horizon = watching_since - lookback
+    out: list[Finding] = []
+    for run in runs:
+        seen = arrivals.get(run.key)
+        name = run.configuration_name or run.run_name
+        pre_due = pre_deadline(run)
+        user_cancelled = run.cancelled_by == "user"
+        if (horizon <= pre_due <= now and not user_cancelled
+                and (seen is None or seen.pre is None or seen.pre > pre_due)
+                and (run.end is None or now < run.end)):
+            out.append(Finding(
+                "missing-pre", f"missing-pre:{run.key}", run.correlation_id, name, pre_due,
+                f"{name}: no pre-maintenance event by T-25 ({_hm(pre_due)}) for the run at "
+                f"{_hm(run.start)}"))
+        post_due = post_deadline(run)
+        if post_due is None and run.finished and run.last_update is not None:
+            post_due = run.last_update + POST_EVENT_GRACE
+        cancelled = user_cancelled or run.cancelled_by == "platform" or (
+            run.status.lower() == "cancelled")
+        if (post_due is not None and horizon <= post_due <= now and not cancelled
+                and (seen is None or seen.post is None)):
+            out.append(Finding(
+                "missing-post", f"missing-post:{run.key}", run.correlation_id, name, post_due,
+                f"{name}: no post-maintenance event by end + 15 min ({_hm(post_due)}) for "
+                f"the run at {_hm(run.start)}"))
+    return out
+
+
+def duplicate_finding(event_id: str, event_type: str, correlation_id: str,
+                      configuration_name: str | None) -> Finding:
+    """A second delivery of the event (``event_id``, ``event_type``)."""
+    key = f"duplicate:{event_id.lower()}|{event_type.lower()}"
+    name = configuration_name or correlation_id.rsplit("/", 1)[-1] or "?"
+    short_type = event_type.rsplit(".", 1)[-1]
+    return Finding("duplicate", key, correlation_id, name, None,
+                   f"{name}: {short_type} {event_id} delivered more than once")
+
+
+class Watchdog:
+    """Reports each finding once per session."""
+
+    def __init__(self, watching_since: datetime, *, lookback: timedelta = DEFAULT_LOOKBACK,
+                 max_reported: int = DEFAULT_MAX_REPORTED) -> None:
+        self.watching_since = watching_since
+        self.lookback = lookback
+        self.max_reported = max_reported
+        self._reported: dict[str, None] = {}  # insertion-ordered: the oldest go first
+        self._due: list[tuple[datetime, str]] = []  # heap of (deadline, run key)
+        self._queued: set[tuple[datetime, str]] = set()
+
+    def new(self, findings: Iterable[Finding]) -> list[Finding]:
+        """The findings not reported before (and mark them reported)."""
+        out: list[Finding] = []
+        for finding in findings:
+            if finding.key not in self._reported:
+                self._reported[finding.key] = None
+                out.append(finding)
+        while len(self._reported) > self.max_reported:
+            del self._reported[next(iter(self._reported))]
+        return out
+
+    def check(self, runs: Iterable[Run], arrivals: Mapping[str, Arrivals], now: datetime
+              ) -> list[Finding]:
+        """New missing-event findings at ``now`` among every run given."""
+        return self.new(check_runs(runs, arrivals, now, watching_since=self.watching_since,
+                                   lookback=self.lookback))
+
+    def track(self, runs: Iterable[Run]) -> None:
+        """Queue the deadlines of new or changed runs for :meth:`check_due`."""
+        horizon = self.watching_since - self.lookback
+        for run in runs:
+            for deadline in run_deadlines(run):
+                entry = (deadline, run.key)
+                if deadline >= horizon and entry not in self._queued:
+                    self._queued.add(entry)
+                    heapq.heappush(self._due, entry)
+
+    def check_due(self, runs: Mapping[str, Run], arrivals: Mapping[str, Arrivals],
+                  now: datetime) -> list[Finding]:
+        """New findings among the tracked runs whose deadline passed by ``now``.
+
+        ``runs`` maps run keys to the current version of each run (a run no longer listed
+        is not judged). Same rules as :meth:`check`, judged once per passed deadline.
+        """
+        keys: set[str] = set()
+        while self._due and self._due[0][0] <= now:
+            entry = heapq.heappop(self._due)
+            self._queued.discard(entry)
+            keys.add(entry[1])
+        if not keys:
+            return []
+        return self.check([runs[k] for k in keys if k in runs], arrivals, now)
+
+    @property
+    def pending(self) -> int:
+        """Deadlines queued and not yet passed."""
+        return len(self._due)
+
+    @property
+    def reported(self) -> frozenset[str]:
+        """Keys of the findings reported so far (the most recent ``max_reported``)."""
+        return frozenset(self._reported)
+
+
+def run_deadlines(run: Run) -> list[datetime]:
+    """The moments a run's events are judged: pre-event deadline, post-event deadline."""
+    out = [pre_deadline(run)]
+    post = post_deadline(run)
+    if post is None and run.finished and run.last_update is not None:
+        post = run.last_update + POST_EVENT_GRACE
+    if post is not None:
+        out.append(post)
+    return out

@@ -1,0 +1,180 @@
+"""Pre/post maintenance events as Azure delivers them, and writing them to a queue.
+
+The shapes follow docs/azure.md and the shared sample events (copied in tests/data/events): the
+event ``id`` is the run's correlation id (the same on the pre and the post event),
+``topic``/``source`` is the configuration id, ``subject`` the configuration name, ``data``
+keys PascalCase.
+
+Message text, per ``schema``:
+
+* ``eventgrid`` (default): base64 of one Event Grid event, as Event Grid writes it today;
+* ``cloudevents``: base64 of one CloudEvents 1.0 event;
+* ``plain-json``: the Event Grid event as plain JSON text (an older documented behaviour).
+
+Only ``Succeeded`` is documented for the post event's ``Status``. For a run that failed the
+stand-in writes ``failed_status`` (default ``"Failed"``, an undocumented value a reader must
+show as it is rather than trust): a scenario can set it to ``"Succeeded"`` to model Azure
+reporting success for a run whose machines failed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from services.domain.clock import iso_z
+
+PRE_EVENT_TYPE = "Microsoft.Maintenance.PreMaintenanceEvent"
+POST_EVENT_TYPE = "Microsoft.Maintenance.PostMaintenanceEvent"
+SCHEMAS = ("eventgrid", "cloudevents", "plain-json")
+# A queue message that is not an event at all (a test of "keep and show raw, never drop"),
+# with markup-like text in it: a reader must not render it as markup.
+MALFORMED_MESSAGE = '{"eventType": "Microsoft.Maintenance.PreMaintenanceEvent", "data": [bold]'
+
+
+def _iso_event_time(value: datetime) -> str:
+    # Event Grid writes seven fractional digits ("2023-05-09T14:25:00.3717473Z").
+    utc = value.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond:06d}0Z"
+
+
+def build_event(
+    *,
+    kind: str,
+    correlation_id: str,
+    configuration_id: str,
+    configuration_name: str,
+    start: datetime,
+    end: datetime,
+    subscription_ids: Sequence[str],
+    event_time: datetime,
+    cutoff: datetime | None = None,
+    status: str | None = None,
+    schema: str = "eventgrid",
+) -> dict[str, Any]:
+    """One event as a JSON-ready dict. ``kind`` is ``"pre"`` or ``"post"``."""
+    if kind not in ("pre", "post"):
+        raise ValueError(f"event kind must be 'pre' or 'post', not {kind!r}")
+    if schema not in SCHEMAS:
+        raise ValueError(f"event schema must be one of {', '.join(SCHEMAS)}, not {schema!r}")
+    data: dict[str, Any] = {
+        "CorrelationId": correlation_id,
+        "MaintenanceConfigurationId": configuration_id,
+        "StartDateTime": iso_z(start),
+        "EndDateTime": iso_z(end),
+    }
+    if kind == "pre":
+        data["CancellationCutOffDateTime"] = iso_z(cutoff if cutoff is not None else start)
+    data["ResourceSubscriptionIds"] = list(subscription_ids)
+    if kind == "post":
+        data["Status"] = status or "Succeeded"
+    event_type = PRE_EVENT_TYPE if kind == "pre" else POST_EVENT_TYPE
+    if schema == "cloudevents":
+        return {
+            "id": correlation_id,
+            "source": configuration_id,
+            "subject": configuration_name,
+            "data": data,
+            "type": event_type,
+            "time": _iso_event_time(event_time),
+            "specversion": "1.0",
+        }
+    return {
+        "id": correlation_id,
+        "topic": configuration_id,
+        "subject": configuration_name,
+        "data": data,
+        "eventType": event_type,
+        "eventTime": _iso_event_time(event_time),
+        "dataVersion": "1.0",
+        "metadataVersion": "1",
+    }
+
+
+def encode_message(event: dict[str, Any], schema: str = "eventgrid") -> str:
+    """The queue message text for ``event``: base64 JSON, or plain JSON for ``plain-json``."""
+    text = json.dumps(event)
+    if schema == "plain-json":
+        return text
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+class EventSink(Protocol):
+    """Where the scenario engine writes queue message texts. ``send`` raises on failure."""
+
+    def send(self, text: str) -> None: ...
+
+
+class MemorySink:
+    """Collects message texts in a list (unit tests); ``fail`` makes sends raise."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        self.fail = False
+        self._lock = threading.Lock()
+
+    def send(self, text: str) -> None:
+        if self.fail:
+            raise ConnectionError("memory sink set to fail")
+        with self._lock:
+            self.messages.append(text)
+
+    def decoded(self) -> list[Any]:
+        """Messages decoded back to JSON (base64 or plain); undecodable ones as raw text."""
+        out: list[Any] = []
+        for text in list(self.messages):
+            try:
+                out.append(json.loads(text))
+                continue
+            except ValueError:
+                pass
+            try:
+                out.append(json.loads(base64.b64decode(text, validate=True)))
+            except ValueError:
+                out.append(text)
+        return out
+
+
+class QueueSink:
+    """Writes raw message texts to an Azure Storage queue (Azurite in the stand-in).
+
+    The client has no message encode policy, so the text goes on the wire exactly as given
+    (the base64 is ours, as Event Grid's is). A missing queue (Azurite restarted, its
+    in-memory state gone) is created again and the send retried once. The SDK does not
+    retry (its back-off starts at 15 s): the engine retries a failed event on its next step.
+    """
+
+    def __init__(self, connection_string: str, queue_name: str) -> None:
+        from azure.storage.queue import QueueClient
+
+        self.queue_name = queue_name
+        self._client = QueueClient.from_connection_string(
+            connection_string, queue_name, retry_total=0, connection_timeout=5, read_timeout=10
+        )
+        self._lock = threading.Lock()
+
+    def ensure_queue(self) -> None:
+        """Create the queue if it does not exist."""
+        from azure.core.exceptions import ResourceExistsError
+
+        try:
+            self._client.create_queue()
+        except ResourceExistsError:
+            pass
+
+    def send(self, text: str) -> None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        with self._lock:
+            try:
+                self._client.send_message(text)
+            except ResourceNotFoundError:
+                self.ensure_queue()
+                self._client.send_message(text)
+
+    def close(self) -> None:
+        self._client.close()

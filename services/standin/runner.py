@@ -1,0 +1,207 @@
+"""The whole local Azure stand-in in one object: what `aumwatch sim` and `aumwatch demo` run.
+
+:class:`SimEnvironment` starts, in order: the scenario clock (a :class:`ScaledClock`, offset
+and speed settable for tests), the :class:`World`, Azurite (a child process) and its events
+queue, the scenario engine (which installs the scenario, synthesises history and then steps
+on a background thread) and the HTTPS :class:`StandInServer`; then it writes an aumwatch
+config file (TOML, mode 0600) pointing at all of it. :meth:`SimEnvironment.stop` undoes
+everything in reverse order, and is also registered with ``atexit`` so that an exception or
+Ctrl-C leaves no Azurite behind. :func:`wait_for_signal` blocks until SIGINT/SIGTERM/SIGHUP.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import shutil
+import signal
+import tempfile
+import threading
+from datetime import timedelta
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+from services.domain.clock import ScaledClock
+from services.standin.azurite import Azurite
+from services.standin.events_out import QueueSink
+from services.standin.scenario import Scenario, ScenarioEngine, load_scenario
+from services.standin.world import World
+
+DEFAULT_QUEUE_NAME = "aum-events"
+CONFIG_FILE_NAME = "aumwatch.toml"
+
+
+def _toml_string(value: str) -> str:
+    # A JSON string (ASCII, \uXXXX escapes) is also a valid TOML basic string.
+    return json.dumps(value, ensure_ascii=True)
+
+
+def render_config(info: dict[str, Any]) -> str:
+    """The aumwatch config file (TOML) that points the service layer at the stand-in."""
+    subs = ", ".join(_toml_string(s) for s in info["subscriptions"])
+    return (
+        "# Written by `aumwatch sim`: points aumwatch at the local Azure stand-in.\n"
+        "# Valid only while that process runs (the token and ports change every start).\n"
+        "[azure]\n"
+        'cloud = "standin"\n'
+        f"arm_endpoint = {_toml_string(info['arm_endpoint'])}\n"
+        f"ca_file = {_toml_string(info['ca_file'])}\n"
+        f"token = {_toml_string(info['token'])}\n"
+        f"subscriptions = [{subs}]\n"
+        "\n"
+        "[queue]\n"
+        f"connection_string = {_toml_string(info['queue_connection_string'])}\n"
+        f"name = {_toml_string(info['queue_name'])}\n"
+        'mode = "peek"\n'
+    )
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by the owner only (it holds a token and a key)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(tmp, 0o600)  # O_CREAT's mode does not apply to a file that already existed
+    os.replace(tmp, path)
+
+
+class SimEnvironment:
+    """The stand-in server, Azurite and the scenario engine, started and stopped together."""
+
+    def __init__(
+        self,
+        scenario: Scenario | str | Path | None = None,
+        *,
+        speed: float = 1.0,
+        offset: timedelta = timedelta(0),
+        config_path: str | Path | None = None,
+        queue_name: str = DEFAULT_QUEUE_NAME,
+        token: str | None = None,
+        step_interval: float = 0.5,
+        azurite_binary: str | None = None,
+        server_options: dict[str, Any] | None = None,
+    ) -> None:
+        if speed <= 0:
+            raise ValueError(f"speed must be positive, not {speed}")
+        # Load (and so validate) the scenario before anything is started.
+        self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        self.clock = ScaledClock(speed=speed, offset=offset)
+        self.world = World(self.clock)
+        self.queue_name = queue_name
+        self.step_interval = step_interval
+        self._token = token
+        self._server_options = dict(server_options or {})
+        self._state_dir = Path(tempfile.mkdtemp(prefix="aumwatch-sim-"))
+        self.config_path = Path(config_path) if config_path else self._state_dir / CONFIG_FILE_NAME
+        self.azurite = Azurite(binary=azurite_binary)
+        self.sink: QueueSink | None = None
+        self.engine: ScenarioEngine | None = None
+        self.server: Any = None  # StandInServer (imported lazily: it needs the sim extra)
+        self._stopped = threading.Event()
+        self._started = False
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> SimEnvironment:
+        """Start everything; on any failure, stop what was started and re-raise."""
+        if self._started:
+            return self
+        self._started = True
+        atexit.register(self.stop)
+        try:
+            from services.standin.server import StandInServer
+
+            self.azurite.start()
+            self.sink = QueueSink(self.azurite.connection_string, self.queue_name)
+            self.sink.ensure_queue()
+            self.engine = ScenarioEngine(self.world, self.scenario, self.sink)
+            server_dir = self._state_dir / "server"
+            server_dir.mkdir(mode=0o700, exist_ok=True)
+            self.server = StandInServer(self.world, token=self._token, state_dir=server_dir,
+                                        **self._server_options)
+            self.server.start()
+            self.engine.start(self.step_interval)
+            write_private_file(self.config_path, render_config(self.info()))
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop the engine, the server and Azurite, and remove temporary files. Idempotent."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        with contextlib.suppress(Exception):
+            atexit.unregister(self.stop)
+        if self.engine is not None:
+            self.engine.stop()
+        if self.server is not None:
+            with contextlib.suppress(Exception):
+                self.server.stop()
+        if self.sink is not None:
+            with contextlib.suppress(Exception):
+                self.sink.close()
+        self.azurite.close()
+        shutil.rmtree(self._state_dir, ignore_errors=True)
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
+    def __enter__(self) -> SimEnvironment:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- facts ---------------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        """What `aumwatch sim` prints as its JSON line (and the config file holds)."""
+        if self.server is None:
+            raise RuntimeError("the stand-in is not started")
+        return {
+            "config_file": str(self.config_path),
+            "arm_endpoint": self.server.endpoint,
+            "ca_file": str(self.server.ca_file),
+            "token": self.server.token,
+            "subscriptions": list(self.world.subscriptions),
+            "queue_connection_string": self.azurite.connection_string,
+            "queue_name": self.queue_name,
+        }
+
+
+def wait_for_signal(env: SimEnvironment | None = None) -> int:
+    """Block (main thread) until SIGINT, SIGTERM or SIGHUP, or until ``env`` stops.
+
+    Returns the signal number (0 when ``env`` stopped by itself). The previous handlers are
+    restored before returning.
+    """
+    received = threading.Event()
+    which = [0]
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        which[0] = signum
+        received.set()
+
+    wanted = [signal.SIGINT, signal.SIGTERM]
+    if hasattr(signal, "SIGHUP"):
+        wanted.append(signal.SIGHUP)
+    previous = {sig: signal.signal(sig, handler) for sig in wanted}
+    try:
+        while not received.wait(0.2):
+            if env is not None and env.stopped:
+                break
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+    return which[0]

@@ -1,0 +1,409 @@
+"""The stand-in's state: subscriptions, configurations, machines, runs.
+
+One :class:`World` is shared by the HTTPS server (which reads it for ARM and Resource Graph
+answers and changes it on cancel) and the scenario engine (which moves runs through their
+lifecycle on the stand-in's clock). All access goes through its lock; ``version`` grows on
+every change so readers can cache derived data (the Resource Graph tables).
+
+Run-level statuses follow ARM's ApplyUpdate ``status`` values: Pending (from T-40),
+InProgress, Completed, Failed (every machine failed), Cancelled. Machine-level results follow
+``patchinstallationresources``: NotStarted, InProgress, Failed, Succeeded,
+CompletedWithWarnings.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from services.domain.clock import Clock, iso_z
+
+TENANT_ID = "72f988bf-0000-4000-8000-000000000000"
+USER_CANCEL_MESSAGE = "Maintenance cancelled using cancellation API at {at}"
+PLATFORM_CANCEL_MESSAGE = "Maintenance cancelled due to internal platform failure at {at}"
+
+RUN_TYPE = "microsoft.maintenance/maintenanceconfigurations/applyupdates"
+MACHINE_RUN_TYPE = "microsoft.maintenance/applyupdates"
+ASSIGNMENT_TYPE = "microsoft.maintenance/configurationassignments"
+CONFIG_TYPE = "microsoft.maintenance/maintenanceconfigurations"
+
+
+def run_name_for(start: datetime) -> str:
+    return start.astimezone(UTC).strftime("%Y%m%d%H%M%S")
+
+
+def parse_resource_id(resource_id: str) -> dict[str, str]:
+    """Split ``/subscriptions/S/resourceGroups/G/...`` into its parts (lower-case keys)."""
+    parts = [p for p in resource_id.split("/") if p]
+    out: dict[str, str] = {}
+    for key, value in zip(parts[0::2], parts[1::2], strict=False):
+        out.setdefault(key.lower(), value)
+    return out
+
+
+def configuration_object(subscription_id: str, resource_group: str, name: str,
+                         window: dict[str, Any], *, location: str = "westeurope",
+                         tags: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A maintenance configuration (in-guest patching) as ARM returns it; ``window`` is its
+    ``maintenanceWindow`` (startDateTime, expirationDateTime, duration, timeZone,
+    recurEvery)."""
+    return {
+        "id": f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}/providers/"
+              f"Microsoft.Maintenance/maintenanceConfigurations/{name}",
+        "name": name,
+        "type": "Microsoft.Maintenance/maintenanceConfigurations",
+        "location": location,
+        "tags": dict(tags or {}),
+        "properties": {
+            "namespace": "Microsoft.Maintenance",
+            "extensionProperties": {"InGuestPatchMode": "User"},
+            "maintenanceScope": "InGuestPatch",
+            "maintenanceWindow": window,
+            "visibility": "Custom",
+            "installPatches": {
+                "rebootSetting": "IfRequired",
+                "windowsParameters": {"classificationsToInclude": ["Critical", "Security"],
+                                      "kbNumbersToExclude": [], "kbNumbersToInclude": []},
+                "linuxParameters": {"classificationsToInclude": ["Critical", "Security"],
+                                    "packageNameMasksToExclude": [],
+                                    "packageNameMasksToInclude": []},
+            },
+        },
+    }
+
+
+@dataclass
+class SimMachine:
+    id: str
+    name: str
+    subscription_id: str
+    resource_group: str
+    location: str = "westeurope"
+    os_type: str = "Linux"
+    arc: bool = False  # Azure Arc machine (microsoft.hybridcompute/machines) vs Azure VM
+
+    @property
+    def type(self) -> str:
+        if self.arc:
+            return "microsoft.hybridcompute/machines"
+        return "microsoft.compute/virtualmachines"
+
+
+@dataclass
+class MachineResult:
+    status: str = "NotStarted"
+    installed: int = 0
+    failed: int = 0
+    pending: int = 0
+    excluded: int = 0
+    reboot_status: str = "NotNeeded"
+    window_exceeded: bool = False
+    error_code: str | None = None
+    error_message: str | None = None
+    started: datetime | None = None
+    ended: datetime | None = None
+
+
+@dataclass
+class SimRun:
+    correlation_id: str
+    configuration_id: str
+    start: datetime
+    end: datetime
+    status: str = "Pending"
+    error_message: str | None = None
+    cancelled_by: str | None = None  # "user" | "platform"
+    machine_ids: list[str] = field(default_factory=list)
+    results: dict[str, MachineResult] = field(default_factory=dict)
+    updated: datetime | None = None
+
+    @property
+    def name(self) -> str:
+        return self.correlation_id.rsplit("/", 1)[-1]
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("Completed", "Failed", "Cancelled")
+
+
+@dataclass(frozen=True)
+class CancelOutcome:
+    """What the ARM cancel PUT answers: an HTTP status and a JSON body."""
+
+    status: int
+    body: dict[str, Any]
+
+
+def arm_error(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+class World:
+    """Mutable stand-in state behind one lock."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        cancel_opens_before: timedelta = timedelta(minutes=40),
+        cancel_closes_before: timedelta = timedelta(minutes=10),
+        tenant_id: str = TENANT_ID,
+    ) -> None:
+        self.clock = clock
+        self.cancel_opens_before = cancel_opens_before
+        self.cancel_closes_before = cancel_closes_before
+        self.tenant_id = tenant_id
+        self.lock = threading.RLock()
+        self.version = 0
+        self.subscriptions: list[str] = []
+        self._configs: dict[str, dict[str, Any]] = {}
+        self._machines: dict[str, SimMachine] = {}
+        self._assignments: dict[str, list[str]] = {}  # config id (lower) -> machine ids
+        self._runs: dict[str, SimRun] = {}
+
+    # -- changes -------------------------------------------------------------------------
+    @contextmanager
+    def mutate(self) -> Iterator[World]:
+        """Hold the lock for a change and bump ``version`` afterwards."""
+        with self.lock:
+            yield self
+            self.version += 1
+
+    def add_subscription(self, subscription_id: str) -> None:
+        with self.mutate():
+            if subscription_id.lower() not in (s.lower() for s in self.subscriptions):
+                self.subscriptions.append(subscription_id)
+
+    def add_configuration(self, arm_object: dict[str, Any]) -> None:
+        """Add or replace a configuration given as its ARM JSON object (``id`` required)."""
+        with self.mutate():
+            self._configs[arm_object["id"].lower()] = arm_object
+
+    def add_machine(self, machine: SimMachine) -> None:
+        with self.mutate():
+            self._machines[machine.id.lower()] = machine
+
+    def assign(self, machine_id: str, configuration_id: str) -> None:
+        with self.mutate():
+            ids = self._assignments.setdefault(configuration_id.lower(), [])
+            if machine_id not in ids:
+                ids.append(machine_id)
+
+    def upsert_run(self, run: SimRun) -> None:
+        with self.mutate():
+            run.updated = self.clock.now()
+            self._runs[run.correlation_id.lower()] = run
+
+    # -- reads ---------------------------------------------------------------------------
+    def configurations(
+        self, subscription_id: str | None = None, resource_group: str | None = None
+    ) -> list[dict[str, Any]]:
+        with self.lock:
+            out = []
+            for cfg in self._configs.values():
+                parts = parse_resource_id(cfg["id"])
+                sub = parts.get("subscriptions", "").lower()
+                group = parts.get("resourcegroups", "").lower()
+                if subscription_id and sub != subscription_id.lower():
+                    continue
+                if resource_group and group != resource_group.lower():
+                    continue
+                out.append(cfg)
+            return sorted(out, key=lambda c: c["id"].lower())
+
+    def get_configuration(self, configuration_id: str) -> dict[str, Any] | None:
+        with self.lock:
+            return self._configs.get(configuration_id.lower())
+
+    def machines_of(self, configuration_id: str) -> list[SimMachine]:
+        with self.lock:
+            ids = self._assignments.get(configuration_id.lower(), [])
+            return [self._machines[i.lower()] for i in ids if i.lower() in self._machines]
+
+    def get_run(self, correlation_id: str) -> SimRun | None:
+        with self.lock:
+            return self._runs.get(correlation_id.lower())
+
+    def runs(self) -> list[SimRun]:
+        with self.lock:
+            return list(self._runs.values())
+
+    # -- the cancel rule, as the service enforces it ------------------------------------
+    def cancel(self, correlation_id: str) -> CancelOutcome:
+        """Apply a user cancel to a run, enforcing the service-side window."""
+        with self.lock:
+            now = self.clock.now()
+            run = self._runs.get(correlation_id.lower())
+            if run is None:
+                cfg_id = correlation_id.lower().split(
+                    "/providers/microsoft.maintenance/applyupdates/")[0]
+                if cfg_id not in self._configs:
+                    return CancelOutcome(404, arm_error(
+                        "ResourceNotFound",
+                        f"The maintenance configuration for '{correlation_id}' was not found."))
+                return CancelOutcome(404, arm_error(
+                    "ApplyUpdateNotFound",
+                    f"No maintenance run '{correlation_id.rsplit('/', 1)[-1]}' exists for this "
+                    "configuration (it is not scheduled yet or has expired)."))
+            if run.status == "Cancelled":
+                return CancelOutcome(200, self.apply_update_object(run))
+            if run.finished or now >= run.start:
+                return CancelOutcome(409, arm_error(
+                    "MaintenanceAlreadyStarted",
+                    f"Maintenance run {run.name} has already started or finished "
+                    f"(status {run.status}) and can no longer be cancelled."))
+            opens = run.start - self.cancel_opens_before
+            closes = run.start - self.cancel_closes_before
+            if now < opens or now >= closes:
+                return CancelOutcome(400, arm_error(
+                    "CancellationWindowClosed",
+                    f"Maintenance run {run.name} can be cancelled only between {iso_z(opens)} "
+                    f"and {iso_z(closes)}; it is {iso_z(now)}."))
+            run.status = "Cancelled"
+            run.cancelled_by = "user"
+            run.error_message = USER_CANCEL_MESSAGE.format(at=iso_z(now))
+            run.updated = now
+            self.version += 1
+            return CancelOutcome(200, self.apply_update_object(run))
+
+    def apply_update_object(self, run: SimRun) -> dict[str, Any]:
+        """The ARM object for a run, as ``GET .../applyUpdates/{name}`` returns it."""
+        return {
+            "id": run.correlation_id,
+            "name": run.name,
+            "type": "Microsoft.Maintenance/applyUpdates",
+            "properties": {
+                "status": run.status,
+                "resourceId": run.configuration_id,
+                "lastUpdateTime": iso_z(run.updated or run.start),
+                "startDateTime": iso_z(run.start),
+                "endDateTime": iso_z(run.end),
+                **({"error": {"message": run.error_message}} if run.error_message else {}),
+            },
+        }
+
+    # -- Resource Graph tables -----------------------------------------------------------
+    def tables(self) -> dict[str, list[dict[str, Any]]]:
+        """Rows of ``resources``, ``maintenanceresources`` and ``patchinstallationresources``.
+
+        Each row has ARG's common columns (id, name, type, tenantId, location, resourceGroup,
+        subscriptionId, properties, tags); ``properties`` and ``tags`` are JSON objects.
+        """
+        with self.lock:
+            resources: list[dict[str, Any]] = []
+            maint: list[dict[str, Any]] = []
+            patches: list[dict[str, Any]] = []
+            for cfg in self._configs.values():
+                resources.append(self._row(cfg["id"], CONFIG_TYPE, cfg.get("location", ""),
+                                           cfg.get("properties", {}), cfg.get("tags", {}),
+                                           name=cfg.get("name")))
+            for m in self._machines.values():
+                resources.append(self._row(m.id, m.type, m.location,
+                                           {"osType": m.os_type}, {}, name=m.name))
+            for cfg_id, machine_ids in self._assignments.items():
+                assigned_cfg = self._configs.get(cfg_id)
+                if assigned_cfg is None:
+                    continue
+                for mid in machine_ids:
+                    assigned = self._machines.get(mid.lower())
+                    if assigned is None:
+                        continue
+                    aid = (f"{assigned.id}/providers/Microsoft.Maintenance/"
+                           f"configurationAssignments/{assigned_cfg['name']}")
+                    maint.append(self._row(aid, ASSIGNMENT_TYPE, assigned.location, {
+                        "maintenanceConfigurationId": assigned_cfg["id"],
+                        "resourceId": assigned.id}, {}))
+            for run in self._runs.values():
+                maint.append(self._run_row(run))
+                for mid in run.machine_ids:
+                    target = self._machines.get(mid.lower())
+                    res = run.results.get(mid) or MachineResult()
+                    maint.append(self._machine_run_row(run, mid, target, res))
+                    if target is not None and res.status != "NotStarted":
+                        patches.append(self._patch_row(run, target, res))
+            return {
+                "resources": resources,
+                "maintenanceresources": maint,
+                "patchinstallationresources": patches,
+            }
+
+    def _row(self, rid: str, rtype: str, location: str, props: dict[str, Any],
+             tags: dict[str, Any], *, name: str | None = None) -> dict[str, Any]:
+        parts = parse_resource_id(rid)
+        return {
+            "id": rid,
+            "name": name or rid.rsplit("/", 1)[-1],
+            "type": rtype,
+            "tenantId": self.tenant_id,
+            "location": location,
+            "resourceGroup": parts.get("resourcegroups", "").lower(),
+            "subscriptionId": parts.get("subscriptions", ""),
+            "properties": props,
+            "tags": tags,
+        }
+
+    def _run_row(self, run: SimRun) -> dict[str, Any]:
+        results = [run.results.get(mid) or MachineResult() for mid in run.machine_ids]
+        summary = {
+            "total": len(results),
+            "succeeded": sum(r.status in ("Succeeded", "CompletedWithWarnings") for r in results),
+            "failed": sum(r.status == "Failed" for r in results),
+            "inProgress": sum(r.status == "InProgress" for r in results),
+            "notStarted": sum(r.status == "NotStarted" for r in results),
+        }
+        props: dict[str, Any] = {
+            "correlationId": run.correlation_id,
+            "maintenanceConfigurationId": run.configuration_id,
+            "status": run.status,
+            "startDateTime": iso_z(run.start),
+            "endDateTime": iso_z(run.end),
+            "lastUpdateTime": iso_z(run.updated),
+            "resourceUpdateSummary": summary,
+        }
+        if run.error_message:
+            props["error"] = {"message": run.error_message}
+        row = self._row(run.correlation_id, RUN_TYPE, "", props, {}, name=run.name)
+        return row
+
+    def _machine_run_row(self, run: SimRun, mid: str, m: SimMachine | None,
+                         res: MachineResult) -> dict[str, Any]:
+        rid = f"{mid}/providers/microsoft.maintenance/applyupdates/{run.name}"
+        status = {"NotStarted": "Pending", "Succeeded": "Completed",
+                  "CompletedWithWarnings": "Completed"}.get(res.status, res.status)
+        if run.status == "Cancelled" and res.status == "NotStarted":
+            status = "Cancelled"
+        props = {
+            "correlationId": run.correlation_id,
+            "maintenanceConfigurationId": run.configuration_id,
+            "resourceId": mid,
+            "status": status,
+            "startDateTime": iso_z(res.started or run.start),
+            "endDateTime": iso_z(res.ended),
+        }
+        return self._row(rid, MACHINE_RUN_TYPE, m.location if m else "", props, {}, name=run.name)
+
+    def _patch_row(self, run: SimRun, m: SimMachine, res: MachineResult) -> dict[str, Any]:
+        rid = f"{m.id}/patchInstallationResults/{run.name}"
+        props: dict[str, Any] = {
+            "status": res.status,
+            "startedBy": "Platform",
+            "maintenanceRunId": run.correlation_id,
+            "installedPatchCount": res.installed,
+            "failedPatchCount": res.failed,
+            "pendingPatchCount": res.pending,
+            "excludedPatchCount": res.excluded,
+            "maintenanceWindowExceeded": res.window_exceeded,
+            "rebootStatus": res.reboot_status,
+            "osType": m.os_type,
+            "startDateTime": iso_z(res.started),
+            "lastModifiedDateTime": iso_z(res.ended or res.started),
+        }
+        if res.error_message:
+            props["errorDetails"] = {"code": res.error_code or "PatchFailed",
+                                     "message": res.error_message, "details": []}
+        return self._row(rid, f"{m.type}/patchinstallationresults", m.location, props, {},
+                         name=run.name)

@@ -1,0 +1,122 @@
+"""``aumwatch sim`` and ``aumwatch demo``: the local Azure stand-in, alone or with the dashboard.
+
+``sim`` starts the stand-in (HTTPS Resource Manager + Resource Graph), Azurite and the scenario,
+writes an aumwatch config file pointing at them, prints exactly one JSON line on stdout when
+everything is ready, and runs until SIGINT or SIGTERM (exit 0), stopping Azurite with it.
+
+``demo`` does the same and opens the dashboard on it; quitting the dashboard stops everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import sys
+from typing import TYPE_CHECKING
+
+from tui.cli import CliError, add_common
+
+if TYPE_CHECKING:
+    from services.standin.runner import SimEnvironment
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    sim = subparsers.add_parser(
+        "sim",
+        help="run the local Azure stand-in and Azurite (prints one JSON line when ready)",
+        description="Start the local Azure stand-in (Resource Manager, Resource Graph) and "
+        "Azurite, play a scenario, write an aumwatch config file and print one JSON line "
+        "describing them; run until SIGINT/SIGTERM.",
+    )
+    add_common(sim, json_flag=False)
+    _scenario_options(sim)
+    sim.add_argument("--write-config", metavar="PATH",
+                     help="write the aumwatch config file here (default: a temporary file)")
+    sim.set_defaults(func=run_sim)
+
+    demo = subparsers.add_parser(
+        "demo",
+        help="open the dashboard on the local Azure stand-in (no Azure account needed)",
+        description="Start the local Azure stand-in and Azurite with a scenario in which every "
+        "phase of a maintenance run is visible, and open the dashboard on it.",
+    )
+    add_common(demo, json_flag=False)
+    _scenario_options(demo)
+    demo.add_argument("--read-only", action="store_true", help="never offer Cancel")
+    demo.set_defaults(func=run_demo)
+
+
+def _scenario_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scenario", metavar="FILE",
+                        help="scenario TOML file (default: the built-in demo scenario)")
+    parser.add_argument("--speed", type=_speed, default=1.0, metavar="X",
+                        help="run the scenario clock X times faster than real time (default 1)")
+
+
+def _speed(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value <= 10_000:
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most 10000, not {text}")
+    return value
+
+
+def _environment(args: argparse.Namespace, config_path: str | None) -> SimEnvironment:
+    from services.standin.azurite import AzuriteError
+    from services.standin.runner import SimEnvironment
+    from services.standin.scenario import ScenarioError
+
+    try:
+        env = SimEnvironment(args.scenario, speed=args.speed, config_path=config_path)
+    except ScenarioError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        env.start()
+    except AzuriteError as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"the stand-in could not start: {exc}") from None
+    return env
+
+
+def run_sim(args: argparse.Namespace) -> int:
+    from services.standin.runner import wait_for_signal
+
+    env = _environment(args, args.write_config)
+    try:
+        sys.stdout.write(json.dumps(env.info()) + "\n")
+        sys.stdout.flush()
+        wait_for_signal(env)
+    finally:
+        env.stop()
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    env = _environment(args, None)
+    previous = os.environ.get("AUMWATCH_CONFIG")
+    try:
+        from tui.app import AumwatchApp
+
+        config_file = str(env.config_path)
+        # The dashboard reads its settings from this file (AUMWATCH_CONFIG, like a user's).
+        os.environ["AUMWATCH_CONFIG"] = config_file
+        kwargs: dict[str, object] = {"read_only": args.read_only}
+        if "config_path" in inspect.signature(AumwatchApp).parameters:
+            kwargs["config_path"] = config_file
+        if "clock" in inspect.signature(AumwatchApp).parameters:
+            # The scenario's clock (it may run faster than real time): phases follow it.
+            kwargs["clock"] = env.clock
+        app = AumwatchApp(**kwargs)  # type: ignore[arg-type]
+        app.run()
+        return app.return_code or 0
+    finally:
+        env.stop()
+        if previous is None:
+            os.environ.pop("AUMWATCH_CONFIG", None)
+        else:
+            os.environ["AUMWATCH_CONFIG"] = previous
