@@ -245,3 +245,24 @@ def run_phase(run: Run, now: datetime, rules: WindowRules) -> Phase:
         now, finished=run.finished)
 
 
+
+
+#: Why a run known only from its schedule is never cancelled. The cancel is a create-or-update
+#: PUT: on an id Azure has not created yet it may create a run and answer success while the
+#: real run goes ahead (docs/azure.md, "Cancel API").
+UNSEEN_RUN_REASON = ("not seen in Azure yet: its id is only computed from the schedule; "
+                     "wait for its Resource Graph row or its pre-event (from T-40)")
+
+
+def cancel_refusal(run: Run, now: datetime, rules: WindowRules) -> str | None:
+    """Why ``run`` cannot be cancelled at ``now`` by the domain rules, None when it can.
+
+    Read-only mode and a cancel already in flight are the caller's to add; the window is
+    checked again at the moment of sending.
+    """
+    if run.expected:
+        return UNSEEN_RUN_REASON
+    phase = run_phase(run, now, rules)
+    if phase is not Phase.CANCELLABLE:
+        return f"the cancel window is not open (the run is {phase.value})"
+    return None
