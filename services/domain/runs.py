@@ -217,12 +217,19 @@ def merge_event(base: Run, event: Run) -> Run:
 
 
 def merge_runs(
-    observed: Iterable[Run], expected: Iterable[Run], events: Iterable[Run] = ()
+    observed: Iterable[Run],
+    expected: Iterable[Run],
+    events: Iterable[Run] = (),
+    cancelled: Mapping[str, datetime] | None = None,
 ) -> tuple[Run, ...]:
-    """One run list keyed by correlation id (case-insensitive), newest start first.
+    """One run list keyed by correlation id (case-insensitive), newest start first: the one
+    place runs from every source are merged.
 
     Observed (ARG) runs win; event runs fill in cut-off, end and a finished status, or stand
     alone when ARG has not seen the run yet; expected (schedule) runs only fill the gaps.
+    ``cancelled`` maps run keys to the moment a cancel of that run was verified by reading it
+    back from Resource Manager: Resource Graph lags, so such a run shows Cancelled whatever an
+    older row still says, until Resource Graph agrees (docs/azure.md, "Resource Graph").
     """
     merged: dict[str, Run] = {}
     for run in observed:
@@ -236,7 +243,20 @@ def merge_runs(
         merged[event.key] = event if base is None else merge_event(base, event)
     for run in expected:
         merged.setdefault(run.key, run)
+    for key, verified_at in (cancelled or {}).items():
+        known = merged.get(key.lower())
+        if known is not None:
+            merged[known.key] = keep_cancelled(known, verified_at)
     return tuple(sorted(merged.values(), key=lambda r: (r.start, r.key), reverse=True))
+
+
+def keep_cancelled(run: Run, verified_at: datetime) -> Run:
+    """``run`` as a run whose cancel was verified at ``verified_at``: Cancelled by the user,
+    and no longer only expected (Azure answered for it)."""
+    if run.status.lower() in ("cancelled", "canceled"):
+        return run if not run.expected else replace(run, expected=False)
+    return replace(run, status="Cancelled", cancelled_by="user", expected=False,
+                   last_update=max(verified_at, run.last_update or verified_at))
 
 
 def run_phase(run: Run, now: datetime, rules: WindowRules) -> Phase:

@@ -110,3 +110,30 @@ def test_run_json_has_the_contract_keys_in_utc_z() -> None:
     assert {"correlation_id", "configuration_id", "configuration_name", "run_name", "status",
             "start", "end", "phase", "expected", "cancelled_by", "machines_total",
             "machines_succeeded", "machines_failed"} <= set(data)
+
+
+def test_a_verified_cancel_wins_over_an_older_resource_graph_row() -> None:
+
+
+    start = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)
+    cid = ("/subscriptions/s/resourcegroups/rg/providers/microsoft.maintenance/"
+           "maintenanceconfigurations/mc/providers/microsoft.maintenance/applyupdates/"
+           "20260310150000")
+    stale = Run(cid, "c", "mc", "20260310150000", start, status="Pending")
+    verified_at = start - timedelta(minutes=30)
+    (merged,) = merge_runs([stale], [], cancelled={cid.upper(): verified_at})
+    assert (merged.status, merged.cancelled_by, merged.expected) == ("Cancelled", "user", False)
+    (plain,) = merge_runs([stale], [])
+    assert plain.status == "Pending"
+
+
+def test_a_verified_cancel_applies_to_a_run_known_only_from_the_schedule() -> None:
+
+
+    start = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)
+    cid = ("/subscriptions/s/resourcegroups/rg/providers/microsoft.maintenance/"
+           "maintenanceconfigurations/mc/providers/microsoft.maintenance/applyupdates/"
+           "20260310150000")
+    expected = Run(cid, "c", "mc", "20260310150000", start, status="Scheduled", expected=True)
+    (merged,) = merge_runs([], [expected], cancelled={cid: start})
+    assert merged.status == "Cancelled" and not merged.expected
