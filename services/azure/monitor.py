@@ -15,11 +15,11 @@ that in a message. The monitor:
   alone). The runner is the one owner of the correction: it measures against the already
   corrected clock and sets the total; the monitor only reads it (it used to add the total
   again, doubling the skew on every poll);
-* remembers, in one bounded :class:`~services.domain.eventmemory.EventMemory` (``memory``, shared
-  with the dashboard), the runs that pre/post events announced, so a run the queue knows
-  about shows up before Resource Graph catches up, and the first arrival of each event kind
-  per run (for the timeline and the watchdog);
-* records when each source last answered (``ages``) and the last error of each.
+* records when each source last answered (``ages``).
+
+It keeps no dashboard state: runs come back as Resource Graph returned them (observed only)
+and events as the queue gave them; :class:`services.domain.dashboard.DashboardState` merges
+and remembers.
 
 Nothing here imports Textual. Coroutines raise :class:`~services.domain.errors.ServiceError` (the
 worker turns it into a status line); :meth:`poll_events` and :meth:`cancel` never raise.
@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from services.azure.cancel import CancelResult, CancelTarget, Outcome
@@ -37,13 +38,12 @@ from services.azure.eventsource import EventBatch
 from services.azure.resourcegraph import Governor, GovernorState
 from services.domain.clock import Clock, SystemClock
 from services.domain.errors import ServiceError, service_error
-from services.domain.eventmemory import EventArrival, EventMemory
 from services.domain.model import Configuration, Fetched, Machine, Run
 from services.settings import Settings
 
 #: Source names, in the order the status bar lists them.
 SOURCES = ("configs", "runs", "events")
-__all__ = ["SOURCES", "EventArrival", "Monitor"]  # EventArrival: where the app imports it
+__all__ = ["SOURCES", "Monitor"]
 #: SDK modules imported off the UI thread before the first client is built.
 SDK_MODULES = (
     "azure.core.rest",
@@ -86,13 +86,8 @@ class Monitor:
         self._journal: Any = None
         self._canceller: Any = None
         self._maintenance: Any = None
-        self._last_configs: tuple[Configuration, ...] = ()
-        self.memory = EventMemory()
         self.fetched_at: dict[str, datetime | None] = dict.fromkeys(SOURCES)
-        self.errors: dict[str, str | None] = dict.fromkeys(SOURCES)
         self.measured_skew: timedelta | None = None
-        self.queue_depth: int | None = None
-        self.queue_truncated = False
         self.closed = False
 
     # -- state for the status bar -----------------------------------------------------------
@@ -117,10 +112,6 @@ class Monitor:
     @property
     def queue_configured(self) -> bool:
         return self.settings.queue_configured
-
-    def arrivals(self) -> dict[str, EventArrival]:
-        """First pre/post arrival per run (correlation id, lower case); a copy."""
-        return dict(self.memory.arrivals)
 
     # -- lazy clients ------------------------------------------------------------------------
     async def _ensure_graph(self) -> None:
@@ -164,28 +155,23 @@ class Monitor:
         try:
             fetched = await self._configs.fetch()
         except Exception as exc:
-            self.errors["configs"] = service_error(exc, what="configurations query").message
             raise service_error(exc, what="configurations query") from exc
         finally:
             self._note_skew()
-        self._last_configs = fetched.items
         self.fetched_at["configs"] = self.clock.now()
-        self.errors["configs"] = None
         return fetched
 
-    async def poll_runs(self, configs: tuple[Configuration, ...] | None = None) -> Fetched[Run]:
-        """Recent, current and expected runs, merged with what the events said."""
+    async def poll_runs(self) -> Fetched[Run]:
+        """The runs Resource Graph shows (observed only: the dashboard's state merges them
+        with the schedules, the events and the verified cancels)."""
         await self._ensure_graph()
-        use = self._last_configs if configs is None else configs
         try:
-            fetched = await self._runs.fetch(use, self.memory.runs())
+            fetched = await self._runs.fetch_observed()
         except Exception as exc:
-            self.errors["runs"] = service_error(exc, what="runs query").message
             raise service_error(exc, what="runs query") from exc
         finally:
             self._note_skew()
         self.fetched_at["runs"] = self.clock.now()
-        self.errors["runs"] = None
         return fetched
 
     async def poll_machines(self, correlation_id: str) -> Fetched[Machine]:
@@ -233,19 +219,29 @@ class Monitor:
         source = await self._ensure_events()
         now = self.clock.now()
         if source is None:
-            self.errors["events"] = self._events_error
             return EventBatch(mode="peek", fetched_at=now, error=self._events_error)
         batch: EventBatch = await source.poll()
-        if batch.depth is not None:  # None: not read by this poll; the last one stands
-            self.queue_depth = batch.depth
-            self.queue_truncated = batch.truncated
         if batch.error is None:
             self.fetched_at["events"] = batch.fetched_at
-        self.errors["events"] = batch.error
-        self.memory.remember(batch, self.clock.now())
         return batch
 
     # -- cancel ------------------------------------------------------------------------------
+    def verified_cancels(self) -> dict[str, datetime]:
+        """Run key -> when its cancel was verified, from the audit journal (so a restart
+        right after a cancel still shows the run Cancelled). Empty when there is no journal
+        yet or it cannot be read (the dashboard then learns from Resource Graph alone)."""
+        path = self.settings.journal_path
+        if self._journal is None and not Path(path).exists():
+            return {}  # reading must not create a journal
+        from services.azure.journal import AuditOutcome, JournalError
+
+        try:
+            rows = self._open_journal().cancel_audit()
+        except (JournalError, OSError):
+            return {}
+        return {row.run_id.lower(): row.finished_at or row.attempted_at for row in rows
+                if row.outcome == AuditOutcome.VERIFIED}
+
     def _open_journal(self) -> Any:
         if self._journal is None:
             from services.azure.journal import Journal

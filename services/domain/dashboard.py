@@ -1,0 +1,501 @@
+"""The dashboard's state, without a screen: what the operator sees, as plain data.
+
+One :class:`DashboardState` owns the configurations, the run index, the one event memory,
+the watchdog and its findings, the selection and the filter, the cancels in flight and the
+verified ones, what the events queue said about itself, the last error of each source and
+the poll back-off. Each ``apply_*`` method and :meth:`DashboardState.tick` takes a fetch (or
+the time) and returns a :class:`Change` naming what moved, so the screen redraws only those
+panels (docs/architecture.md, "Data flow").
+
+Runs are merged in one place, by :func:`services.domain.runs.merge_runs`: the runs Resource
+Graph returned (observed), the schedules' runs (expected), the runs the events announced and
+the verified cancels. A fetch of one source re-merges only what it can have changed.
+
+Pure: no Textual, no Azure SDK, no I/O; time comes from the injected clock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from services.domain.clock import Clock
+from services.domain.eventmemory import EventArrival, EventMemory
+from services.domain.model import Configuration, Fetched, Run
+from services.domain.runindex import RunIndex
+from services.domain.runs import cancel_refusal, expected_runs, merge_runs
+from services.domain.watchdog import Finding, Watchdog, duplicate_finding
+from services.domain.window import WindowRules
+
+#: Watchdog findings kept for the session's record (each is also an event line).
+MAX_FINDINGS = 1_000
+#: Longest back-off after repeated failures of one source.
+MAX_BACKOFF = timedelta(minutes=5)
+#: The first back-off after a failure, doubled at each further failure.
+FIRST_BACKOFF = timedelta(seconds=5)
+#: The shortest delay before a retry.
+MIN_BACKOFF = timedelta(seconds=2)
+#: When the pre-event is expected, before the run's start: docs/azure.md says at least
+#: 30 minutes ahead; the timeline marks the five minutes before that as its expected slot.
+PRE_EVENT_EARLIEST = timedelta(minutes=35)
+PRE_EVENT_LATEST = timedelta(minutes=30)
+_FAR = datetime.max.replace(tzinfo=UTC)
+
+
+def pre_event_expected(start: datetime) -> tuple[datetime, datetime]:
+    """When a run starting at ``start`` should see its pre-event: (earliest, latest)."""
+    return start - PRE_EVENT_EARLIEST, start - PRE_EVENT_LATEST
+
+
+def arrival_delay(kind: str, start: datetime | None, end: datetime | None,
+                  arrived: datetime) -> timedelta | None:
+    """How late an event arrived (negative: early): a pre-event against the latest moment
+    it is expected (:func:`pre_event_expected`), a post-event against the run's end."""
+    if kind == "pre" and start is not None:
+        return arrived - pre_event_expected(start)[1]
+    if kind == "post" and end is not None:
+        return arrived - end
+    return None
+
+
+@dataclass(frozen=True)
+class EventLine:
+    """One line of the event tail as plain data (the view turns it into a row).
+
+    Every string is untrusted (it came from a queue): the view never renders it as markup.
+    """
+
+    time: datetime
+    kind: str
+    configuration: str = ""
+    run: str = ""
+    delay: timedelta | None = None
+    flag: str | None = None
+    payload: str = ""
+    key: str = ""
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one ``apply_*`` or ``tick`` changed.
+
+    ``configs``: keys of the configurations whose row may show something new; ``runs``: runs
+    new or changed; ``events``: new lines for the event tail (findings included);
+    ``findings``: the new watchdog findings (also toasts); ``selection``: the selected
+    configuration or run moved, or what the run panel shows changed; ``status``: the status
+    bar's data changed; ``warning``: a one-line warning for a toast.
+    """
+
+    configs: frozenset[str] = frozenset()
+    runs: tuple[Run, ...] = ()
+    events: tuple[EventLine, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    selection: bool = False
+    status: bool = False
+    warning: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.configs or self.runs or self.events or self.findings
+                    or self.selection or self.status or self.warning)
+
+
+class CancelOutcome(Protocol):
+    """What the state needs of a cancel's result (:class:`services.azure.cancel.CancelResult`)."""
+
+    @property
+    def run_id(self) -> str: ...
+
+    @property
+    def verified(self) -> bool: ...
+
+    @property
+    def run_status(self) -> str | None: ...
+
+
+def short_type(event_type: str) -> str:
+    """``pre``/``post`` for the maintenance event types; any other type as it came."""
+    tail = event_type.rsplit(".", 1)[-1]
+    return {"PreMaintenanceEvent": "pre", "PostMaintenanceEvent": "post"}.get(tail, event_type)
+
+
+def event_payload(received: Any) -> str:
+    """A received event as indented JSON for the detail view, every odd character escaped."""
+    body = received.to_json()
+    data = getattr(received.event, "data", None)
+    if data:
+        with contextlib.suppress(TypeError, ValueError):
+            body["data"] = json.loads(json.dumps(dict(data), default=str))
+    # ensure_ascii: every control or odd character is a visible \\u escape.
+    return json.dumps(body, indent=2, ensure_ascii=True, default=str)
+
+
+def finding_line(finding: Finding, now: datetime) -> EventLine:
+    """A watchdog finding as a line of the event tail."""
+    return EventLine(time=now, kind=f"watchdog: {finding.kind.replace('-', ' ')}",
+                     configuration=finding.configuration_name,
+                     run=finding.run_id.rsplit("/", 1)[-1], flag="watchdog",
+                     payload=finding.message, key=finding.key)
+
+
+def row_sort_key(config: Configuration, run: Run | None) -> tuple[datetime, str, str]:
+    """Configurations sort by next start, then name, then id (a total order)."""
+    return (run.start if run is not None else _FAR, config.name.lower(), config.id.lower())
+
+
+class DashboardState:
+    """See the module. ``watch_events``: a queue is configured (the watchdog judges only
+    then: without a queue every run would miss its events)."""
+
+    def __init__(self, rules: WindowRules, clock: Clock, *, watch_events: bool = False,
+                 queue_mode: str | None = None, read_only: bool = False,
+                 poll_interval: timedelta = timedelta(seconds=60),
+                 events_poll_interval: timedelta = timedelta(seconds=5),
+                 memory: EventMemory | None = None) -> None:
+        self.rules = rules
+        self.clock = clock
+        self.watch_events = watch_events
+        self.read_only = read_only
+        self.poll_interval = poll_interval
+        self.events_poll_interval = events_poll_interval
+        self.configs: dict[str, Configuration] = {}
+        self.index = RunIndex(rules)
+        self.memory = memory if memory is not None else EventMemory()
+        self.watchdog = Watchdog(clock.now())
+        self.findings: deque[Finding] = deque(maxlen=MAX_FINDINGS)
+        self.selected_config: str | None = None
+        self.selected_run: str | None = None  # chosen, or pinned by a cancel; else the next
+        self.filter_text = ""
+        self.cancel_in_flight: set[str] = set()
+        self.cancelled: dict[str, datetime] = {}  # run key -> when its cancel was verified
+        self.queue_mode = queue_mode
+        self.queue_depth: int | None = None
+        self.queue_capped = False
+        self._errors: dict[str, str] = {}  # source -> one line; insertion order = age
+        self._failures: dict[str, int] = {}
+        self._observed: dict[str, Run] = {}
+        self._expected: dict[str, list[Run]] = {}  # config key -> its schedule's runs
+        self._expected_keyed: dict[str, Run] | None = None
+
+    # -- reading -------------------------------------------------------------------------------
+    @property
+    def runs(self) -> Mapping[str, Run]:
+        """Every run the dashboard knows, by key (read-only)."""
+        return self.index.runs
+
+    @property
+    def arrivals(self) -> Mapping[str, EventArrival]:
+        """First pre/post arrival per run key (read-only)."""
+        return self.memory.arrivals
+
+    def runs_of(self, config_key: str) -> list[Run]:
+        """The runs of one configuration, newest start first."""
+        return self.index.of_config(config_key)
+
+    def next_run(self, config_key: str, now: datetime | None = None) -> Run | None:
+        """The configuration's running or next run (not finished), earliest first."""
+        return self.index.next_run(config_key, now or self.clock.now())
+
+    def matches(self, config: Configuration) -> bool:
+        """Whether ``config`` passes the filter (name, group, subscription, zone, schedule)."""
+        needle = self.filter_text.strip().lower()
+        if not needle:
+            return True
+        haystack = " ".join((config.name, config.resource_group, config.subscription_id,
+                             config.time_zone, config.schedule_description or "")).lower()
+        return needle in haystack
+
+    def sort_key(self, key: str, now: datetime) -> tuple[datetime, str, str]:
+        """The configuration's place in the table (see :func:`row_sort_key`)."""
+        return row_sort_key(self.configs[key], self.next_run(key, now))
+
+    def config_order(self, now: datetime | None = None) -> list[str]:
+        """Keys of the configurations the filter shows, in table order."""
+        at = now or self.clock.now()
+        shown = [k for k, c in self.configs.items() if self.matches(c)]
+        return sorted(shown, key=lambda k: self.sort_key(k, at))
+
+    @property
+    def current_run(self) -> Run | None:
+        """The run the run panel shows and Cancel acts on: the chosen one, else the
+        selected configuration's current or next run."""
+        if self.selected_run is not None:
+            run = self.index.get(self.selected_run)
+            if run is not None:
+                return run
+        if self.selected_config is None:
+            return None
+        return self.next_run(self.selected_config)
+
+    def refusal(self, run: Run | None, now: datetime | None = None) -> str | None:
+        """Why Cancel is not offered for ``run`` now, None when it is."""
+        if run is None:
+            return "no run selected"
+        if self.read_only:
+            return "read-only mode: cancelling is disabled"
+        if run.key in self.cancel_in_flight:
+            return "a cancel of this run is in flight"
+        return cancel_refusal(run, now or self.clock.now(), self.rules)
+
+    # -- errors and back-off ---------------------------------------------------------------
+    @property
+    def errors(self) -> Mapping[str, str]:
+        """The current error of each source that has one."""
+        return dict(self._errors)
+
+    @property
+    def last_error(self) -> str | None:
+        """The most recent error still standing (one line), or None."""
+        return next(reversed(self._errors.values()), None)
+
+    def set_error(self, source: str, error: str) -> Change:
+        """Record ``source``'s error (it stands until that source clears it)."""
+        self._errors.pop(source, None)
+        self._errors[source] = " ".join(error.split())
+        return Change(status=True)
+
+    def clear_error(self, source: str) -> Change:
+        """Forget ``source``'s error."""
+        return Change(status=self._errors.pop(source, None) is not None)
+
+    def next_delay(self, source: str, ok: bool, throttled: bool = False) -> timedelta:
+        """How long until ``source`` is polled again after a success or a failure: the
+        poll interval, or a back-off doubling with each failure in a row (twice as long
+        when throttled), between :data:`MIN_BACKOFF` and :data:`MAX_BACKOFF`."""
+        if ok:
+            self._failures[source] = 0
+            return self.events_poll_interval if source == "events" else self.poll_interval
+        count = self._failures.get(source, 0) + 1
+        self._failures[source] = count
+        base = FIRST_BACKOFF * (2 ** min(count - 1, 16))
+        if throttled:
+            base *= 2
+        return min(MAX_BACKOFF, max(MIN_BACKOFF, base))
+
+    def failures(self, source: str) -> int:
+        """Failures of ``source`` in a row."""
+        return self._failures.get(source, 0)
+
+    # -- selection and filter ---------------------------------------------------------------
+    def select_config(self, key: str | None) -> Change:
+        """The operator moved to configuration ``key`` (the run panel shows its next run)."""
+        if key == self.selected_config:
+            return Change()
+        self.selected_config = key
+        self.selected_run = None
+        return Change(selection=True)
+
+    def select_run(self, key: str | None) -> Change:
+        """The operator moved to run ``key`` in the runs table."""
+        if key is None or key == self.selected_run:
+            return Change()
+        self.selected_run = key
+        return Change(selection=True)
+
+    def set_filter(self, text: str) -> Change:
+        """Filter the configurations (every row may come or go)."""
+        if text == self.filter_text:
+            return Change()
+        self.filter_text = text
+        return Change(configs=frozenset(self.configs))
+
+    # -- applying fetches -----------------------------------------------------------------
+    def apply_configs(self, fetched: Fetched[Configuration]) -> Change:
+        """Take a configurations snapshot: the configurations and their schedules' runs."""
+        new = {c.id.lower(): c for c in fetched.items}
+        old = self.configs
+        changed = {k for k, c in new.items() if (o := old.get(k)) is not c and o != c}
+        removed = old.keys() - new.keys()
+        self.configs = new
+        touched = set(changed | removed)
+        rekey: set[str] = set()
+        for key in removed:
+            rekey |= {r.key for r in self._expected.pop(key, ())}
+        for key in changed:
+            before = old.get(key)
+            if before is None or (before.id, before.name, before.next_occurrences) != (
+                    new[key].id, new[key].name, new[key].next_occurrences):
+                rekey |= {r.key for r in self._expected.get(key, ())}
+                self._expected[key] = expected_runs([new[key]])
+                rekey |= {r.key for r in self._expected[key]}
+        if rekey:
+            self._expected_keyed = None
+        hit, runs = self._remerge(rekey)
+        touched |= hit
+        selection = self._selection_touched(touched)
+        if self.selected_config is None or self.selected_config not in self.configs:
+            ordered = self.config_order()  # rare (first snapshot): a full sort is fine
+            self.selected_config = ordered[0] if ordered else None
+            self.selected_run = None
+            selection = True
+        return Change(configs=frozenset(touched), runs=tuple(runs), selection=selection,
+                      status=self.clear_error("configs").status)
+
+    def apply_runs(self, fetched: Fetched[Run]) -> Change:
+        """Take a Resource Graph runs snapshot (observed runs only) and merge every source."""
+        self._observed = {r.key: r for r in fetched.items}
+        merged = merge_runs(self._observed.values(), self._expected_by_key().values(),
+                            self.memory.runs(), cancelled=self.cancelled)
+        touched, changed = self.index.replace({r.key: self._named(r) for r in merged})
+        self._track(changed)
+        status = self.clear_error("runs").status | self.clear_error("configs").status
+        self._failures["runs"] = 0  # the runs query answered: its back-off starts over
+        return Change(configs=frozenset(touched), runs=tuple(changed),
+                      selection=self._selection_touched(touched), status=status)
+
+    def apply_events(self, batch: Any) -> Change:
+        """Take one read of the events queue (an :class:`~services.azure.eventsource.EventBatch`):
+        its events are remembered once, the runs they name merged, duplicates judged once."""
+        now = self.clock.now()
+        if batch.depth is not None:  # None: not read by this poll; the last one stands
+            self.queue_depth = batch.depth
+            self.queue_capped = batch.truncated
+        self.queue_mode = batch.mode
+        lines: list[EventLine] = []
+        for received in batch.events:
+            event = received.event
+            arrived = received.arrived_at
+            lines.append(EventLine(
+                time=arrived, kind=short_type(event.type),
+                configuration=event.configuration_name or "",
+                run=event.run_name or event.correlation_id.rsplit("/", 1)[-1],
+                delay=arrival_delay(str(getattr(event, "kind", "")), event.start, event.end,
+                                    arrived),
+                payload=event_payload(received), key=event.id))
+        keys = set(self.memory.remember(batch, now))
+        # Runs only the events knew, which the memory has now forgotten, go back to what the
+        # other sources say of them (nothing, or their schedule's run).
+        keys |= {k for k in self.index.event_only_keys if k not in self.memory}
+        touched, changed = self._remerge(keys)
+        for message in batch.undecodable:
+            lines.append(EventLine(
+                time=message.inserted_at or message.received_at, kind="undecodable",
+                configuration=message.raw_preview, run=message.reason, flag="undecodable",
+                payload=f"undecodable message {message.message_id or ''}\nreason: "
+                        f"{message.reason}\nraw (escaped): {message.raw_preview}",
+                key=message.message_id or ""))
+        findings = self._report(duplicate_finding(d.event.id, d.event.type,
+                                                  d.event.correlation_id,
+                                                  d.event.configuration_name)
+                                for d in batch.duplicates)
+        lines += [finding_line(f, now) for f in findings]
+        if batch.error:
+            self.set_error("events", batch.error)
+        else:
+            self.clear_error("events")
+        # The status always changes: the queue's depth and mode are on it.
+        return Change(configs=frozenset(touched), runs=tuple(changed), events=tuple(lines),
+                      findings=tuple(findings),
+                      selection=bool(batch.events) or self._selection_touched(touched),
+                      status=True, warning=batch.warning)
+
+    def begin_cancel(self, key: str) -> Change:
+        """A confirmed cancel of run ``key`` is being sent."""
+        self.cancel_in_flight.add(key)
+        return Change(selection=True, configs=self._configs_of([key]))
+
+    def apply_cancel(self, result: CancelOutcome) -> Change:
+        """A cancel finished. A verified one keeps its run Cancelled over lagging Resource
+        Graph rows, and the run panel stays on that run until the operator moves."""
+        key = result.run_id.lower()
+        self.cancel_in_flight.discard(key)
+        if not result.verified:
+            return Change(selection=True, configs=self._configs_of([key]), status=True)
+        showing = self.current_run
+        self.cancelled[key] = self.clock.now()
+        if showing is not None and showing.key == key:
+            self.selected_run = key  # pinned: the next run must not take its place
+        touched, changed = self._remerge({key})
+        self.clear_error("cancel")
+        return Change(configs=frozenset(touched | self._configs_of([key])),
+                      runs=tuple(changed), selection=True, status=True)
+
+    def learn_cancels(self, cancels: Mapping[str, datetime]) -> Change:
+        """Verified cancels from before this session (the audit journal): run key -> when."""
+        fresh = {k.lower(): at for k, at in cancels.items() if k.lower() not in self.cancelled}
+        self.cancelled.update(fresh)
+        touched, changed = self._remerge(set(fresh))
+        return Change(configs=frozenset(touched), runs=tuple(changed),
+                      selection=self._selection_touched(touched))
+
+    def tick(self, now: datetime) -> Change:
+        """Time moved to ``now``: the watchdog judges the deadlines that passed."""
+        if not self.watch_events or self.queue_capped or self.queue_depth is None:
+            # A capped peek cannot see every event: judging missing ones would cry wolf.
+            return Change()
+        # check_due reports each finding once already (Watchdog.check marks them).
+        findings = self.watchdog.check_due(self.index.runs, self.arrivals, now)
+        self.findings.extend(findings)
+        if not findings:
+            return Change()
+        return Change(events=tuple(finding_line(f, now) for f in findings),
+                      findings=tuple(findings))
+
+    # -- inside ----------------------------------------------------------------------------
+    def _expected_by_key(self) -> dict[str, Run]:
+        """The schedules' runs by run key (rebuilt only after the schedules changed)."""
+        if self._expected_keyed is None:
+            self._expected_keyed = {run.key: run for runs in self._expected.values()
+                                    for run in runs}
+        return self._expected_keyed
+
+    def _merge_one(self, key: str) -> Run | None:
+        """``key``'s run merged from every source by the one merge (None: nobody knows it)."""
+        observed = self._observed.get(key)
+        expected = self._expected_by_key().get(key)
+        told = self.memory.get(key)
+        if observed is None and expected is None and told is None:
+            return None
+        cancelled = {key: self.cancelled[key]} if key in self.cancelled else None
+        merged = merge_runs(() if observed is None else (observed,),
+                            () if expected is None else (expected,),
+                            () if told is None else (told,), cancelled=cancelled)
+        return self._named(merged[0])
+
+    def _remerge(self, keys: Iterable[str]) -> tuple[set[str], list[Run]]:
+        """Merge these runs again and put them in the index; (configs touched, runs changed)."""
+        touched: set[str] = set()
+        changed: list[Run] = []
+        for key in keys:
+            run = self._merge_one(key)
+            if run is None:
+                touched |= self.index.remove(key)
+                continue
+            hit = self.index.put(run)
+            if hit:
+                touched |= hit
+                changed.append(run)
+        self._track(changed)
+        return touched, changed
+
+    def _named(self, run: Run) -> Run:
+        """A run whose source did not name its configuration takes the configuration's name."""
+        if run.configuration_name:
+            return run
+        config = self.configs.get(run.configuration_id.lower())
+        return replace(run, configuration_name=config.name) if config is not None else run
+
+    def _track(self, runs: Sequence[Run]) -> None:
+        # Only with a queue: without one nothing is ever judged, and the queue would only grow.
+        if self.watch_events and runs:
+            self.watchdog.track(runs)
+
+    def _report(self, findings: Iterable[Finding]) -> list[Finding]:
+        new = self.watchdog.new(findings)
+        self.findings.extend(new)
+        return new
+
+    def _configs_of(self, run_keys: Iterable[str]) -> frozenset[str]:
+        out = set()
+        for key in run_keys:
+            run = self.index.get(key)
+            if run is not None:
+                out.add(run.configuration_id.lower())
+        return frozenset(out)
+
+    def _selection_touched(self, touched: set[str]) -> bool:
+        return self.selected_config is not None and self.selected_config in touched
