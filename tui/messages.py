@@ -1,7 +1,9 @@
-"""Messages the dashboard's workers post to the App. Each carries immutable data only.
+"""Messages of the dashboard. Each carries immutable data only.
 
-Workers fetch through :class:`services.azure.monitor.Monitor` and post one of these; the App's
-``@on`` handlers own the state and diff it into the widgets (docs/architecture.md "Data flow").
+Workers fetch through :class:`services.azure.monitor.Monitor` and post a fetch message; the
+dashboard screen's ``@on`` handlers apply it to the state and redraw the panels its change
+names (docs/architecture.md "Data flow"). Panels post intent messages (a configuration or a
+run chosen, cancel requested); they never change the state themselves.
 """
 
 from __future__ import annotations
@@ -64,3 +66,31 @@ class CancelDone(Message):
     def __init__(self, result: CancelResult) -> None:
         super().__init__()
         self.result = result
+
+
+class ConfigChosen(Message):
+    """The operator moved to a configuration (``key``: its id, lower case; None: none)."""
+
+    def __init__(self, key: str | None) -> None:
+        super().__init__()
+        self.key = key
+
+
+class RunChosen(Message):
+    """The operator moved to a run in the runs table (``key``: its correlation id, lower)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.key = key
+
+
+class RunOpened(Message):
+    """The operator asked for a run's machines (``enter`` on it)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.key = key
+
+
+class CancelRequested(Message):
+    """The operator asked to cancel the run the run panel shows."""

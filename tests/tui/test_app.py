@@ -122,11 +122,11 @@ async def test_phase_moves_upcoming_cancellable_locked_with_the_clock(
         await settle(pilot)
         assert cell(app, "#configs", later, "phase") == "◷ upcoming"
         standin_clock.set(NOW + timedelta(hours=1, minutes=20))  # 13:20 = T-40
-        app.tick()
+        app.dashboard.tick()
         await pilot.pause()
         assert cell(app, "#configs", later, "phase") == "● CANCELLABLE"
         standin_clock.set(NOW + timedelta(hours=1, minutes=50))  # 13:50 = T-10
-        app.tick()
+        app.dashboard.tick()
         await pilot.pause()
         assert cell(app, "#configs", later, "phase") == "■ locked"
 
@@ -136,14 +136,14 @@ async def test_cancel_is_dimmed_outside_the_window_and_button_follows_the_clock(
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        app.tick()
+        app.dashboard.tick()
         await pilot.pause()
         button = app.query_one("#cancel-button", Button)
-        assert app.check_action("cancel_run", ()) is True and not button.disabled
+        assert app.dashboard.check_action("cancel_run", ()) is True and not button.disabled
         standin_clock.set(NOW + timedelta(minutes=20, seconds=1))  # past T-10 of 12:30
-        app.tick()
+        app.dashboard.tick()
         await pilot.pause()
-        assert app.check_action("cancel_run", ()) is None  # shown, dimmed
+        assert app.dashboard.check_action("cancel_run", ()) is None  # shown, dimmed
         assert button.disabled
 
 
@@ -152,9 +152,9 @@ async def test_cancel_inside_the_window_is_confirmed_verified_and_the_row_update
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        app.tick()
+        app.dashboard.tick()
         await pilot.pause()
-        run = app.current_run
+        run = app.dashboard.current_run
         assert run is not None and run.configuration_name == "patch-web"
         await pilot.press("ctrl+x")
         await pilot.pause()
@@ -165,10 +165,10 @@ async def test_cancel_inside_the_window_is_confirmed_verified_and_the_row_update
         await pilot.press("right", "enter")
         await settle(pilot)
         assert world.get_run(run.correlation_id).status == "Cancelled"
-        assert app.runs[run.key].status == "Cancelled"
-        assert app.runs[run.key].cancelled_by == "user"
+        assert app.dashboard.state.runs[run.key].status == "Cancelled"
+        assert app.dashboard.state.runs[run.key].cancelled_by == "user"
         assert "Cancelled" in cell(app, "#runs", run.key, "status")
-        assert app.last_error is None
+        assert app.dashboard.last_error is None
 
 
 async def test_answering_no_sends_nothing(make_app: Any, world: World,
@@ -176,9 +176,9 @@ async def test_answering_no_sends_nothing(make_app: Any, world: World,
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        app.tick()
+        app.dashboard.tick()
         await pilot.pause()
-        run = app.current_run
+        run = app.dashboard.current_run
         assert run is not None
         await pilot.press("ctrl+x")
         await pilot.pause()
@@ -196,12 +196,12 @@ async def test_read_only_has_no_cancel(make_app: Any) -> None:
     app = make_app(read_only=True)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        app.tick()
+        app.dashboard.tick()
         await pilot.pause()
-        assert app.check_action("cancel_run", ()) is False
+        assert app.dashboard.check_action("cancel_run", ()) is False
         assert not app.query_one("#cancel-button", Button).display
         assert not any(b.binding.action == "cancel_run" for b in app.active_bindings.values()
-                       if app.check_action(b.binding.action, ()) is not False)
+                       if b.node.check_action(b.binding.action, ()) is not False)
         assert app.query_one(StatusBar).data.read_only
         await pilot.press("ctrl+x")
         await pilot.pause()
@@ -220,12 +220,12 @@ async def test_new_queue_event_appears_in_the_tail(make_app: Any, queue: Any) ->
                             end=start + timedelta(hours=2), subscription_ids=[SUB],
                             event_time=NOW)
         await queue.send_message(encode_message(event))
-        app.poll_events()
+        app.dashboard.poll_events()
         await settle(pilot)
         log = app.query_one(EventLog)
         assert [r.kind for r in log.rows] == ["pre"]
         assert log.rows[0].configuration == "patch-web"
-        assert app.arrivals[cid.lower()].pre is not None
+        assert app.dashboard.state.arrivals[cid.lower()].pre is not None
 
 
 async def test_malformed_and_markup_messages_show_literally(make_app: Any,
@@ -244,7 +244,7 @@ async def test_malformed_and_markup_messages_show_literally(make_app: Any,
         await settle(pilot)
         await queue.send_message(hostile)
         await queue.send_message(encode_message(event))
-        app.poll_events()
+        app.dashboard.poll_events()
         await settle(pilot)
         log = app.query_one(EventLog)
         assert sorted(str(r.flag) for r in log.rows) == ["None", "undecodable"]
@@ -284,22 +284,22 @@ async def test_throttling_and_a_dropped_connection_show_and_recover(
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         standin.faults.set("throttle-no-retry-after", scope="graph")
-        app.poll_configs()
+        app.dashboard.poll_configs()
         await settle(pilot)
         status = app.query_one(StatusBar).data
         assert status.last_error is not None and "429" in status.last_error
         assert app.monitor is not None and app.monitor.governor_state.throttled >= 1
         standin.faults.clear()
-        app.poll_configs()
+        app.dashboard.poll_configs()
         await settle(pilot)
         assert app.query_one(StatusBar).data.last_error is None
 
         standin.faults.set("drop", scope="graph", count=1)
-        app.poll_configs()
+        app.dashboard.poll_configs()
         await settle(pilot)
         status = app.query_one(StatusBar).data
         assert status.last_error is not None and "connection" in status.last_error
-        app.poll_configs()
+        app.dashboard.poll_configs()
         await settle(pilot)
         assert app.query_one(StatusBar).data.last_error is None
         assert app.is_running
@@ -314,7 +314,7 @@ async def test_an_idle_tick_repaints_only_what_changed_and_never_relayouts(
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        app.tick()
+        app.dashboard.tick()
         await pilot.pause()
         big = app.query_one("#big-countdown", Countdown)
         before = big.text
@@ -327,7 +327,7 @@ async def test_an_idle_tick_repaints_only_what_changed_and_never_relayouts(
 
         monkeypatch.setattr(Widget, "refresh", spy)
         standin_clock.advance(timedelta(seconds=1))
-        app.tick()
+        app.dashboard.tick()
         monkeypatch.undo()
         # The big countdown ticked (the 12:30 run: "cancel closes in" one second less) ...
         assert big.text != before and ("Countdown#big-countdown", False) in calls

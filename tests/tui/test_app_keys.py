@@ -37,33 +37,33 @@ async def test_remapped_pause_key_pauses_and_the_status_bar_says_so(tmp_path: Pa
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("P")
         await pilot.pause()
-        assert app.paused and app.query_one(StatusBar).data.paused
+        assert app.dashboard.paused and app.query_one(StatusBar).data.paused
         await pilot.press("p")  # the old key no longer pauses
         await pilot.pause()
-        assert app.paused
+        assert app.dashboard.paused
 
 
 async def test_zone_key_cycles_config_utc_local(tmp_path: Path) -> None:
     app = app_with(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        app.apply_configs(Fetched(CONFIGS, NOW))
+        app.dashboard.apply_configs(Fetched(CONFIGS, NOW))
         await pilot.pause()
         key = CONFIGS[0].id.lower()
         table = app.query_one("#configs")
         assert table.get_cell(key, "next").plain.endswith("CET")
         await pilot.press("z")
         await pilot.pause()
-        assert app.time_mode == "utc"
+        assert app.dashboard.time_mode == "utc"
         assert table.get_cell(key, "next").plain.endswith("UTC")
         await pilot.press("z", "z")
-        assert app.time_mode == "config"
+        assert app.dashboard.time_mode == "config"
 
 
 async def test_export_writes_json_and_csv_to_the_data_dir(tmp_path: Path) -> None:
     app = app_with(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        app.apply_configs(Fetched(CONFIGS, NOW))
-        app.apply_runs(Fetched(runs(), NOW))
+        app.dashboard.apply_configs(Fetched(CONFIGS, NOW))
+        app.dashboard.apply_runs(Fetched(runs(), NOW))
         await pilot.press("ctrl+s")
         await pilot.pause()
         files = sorted((tmp_path / "exports").iterdir())

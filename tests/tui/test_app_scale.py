@@ -16,6 +16,7 @@ from services.domain.eventmemory import EventMemory
 from services.domain.model import Configuration, Fetched, Run
 from services.settings import Settings
 from tui.app import AumwatchApp
+from tui.display import countdown_text
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 SUB = "3f2a1c9e-7b4d-4e61-9a0f-2c5d8e7b1a10"
@@ -42,17 +43,19 @@ def make_run(i: int, start: datetime, status: str = "Pending",
 
 def _on_screen(app: AumwatchApp) -> set[str]:
     # Countdowns are kept current for the rows on screen only (the others when scrolled to).
-    return set(app._visible_config_keys(app.query_one("#configs", DataTable)))
+    return set(app.dashboard.configs_panel.visible_keys())
 
 
 def expected_view(app: AumwatchApp) -> tuple[list[str], dict[str, tuple[str, ...]]]:
     """Order and (next, phase[, countdown on screen]) of every row, computed from scratch."""
     now = app.clock.now()
-    order = app._config_order()
+    state = app.dashboard.state
+    order = state.config_order()
     visible = _on_screen(app)
     cells = {}
     for key in order:
-        row = app._config_cells(app.configs[key], now, app.next_run(key, now))
+        row = app.dashboard.configs_panel.cells_for(state.configs[key], now,
+                                                    state.next_run(key, now))
         cells[key] = (row[1].plain, row[3].plain) + ((row[2].plain,) if key in visible else ())
     return order, cells
 
@@ -89,12 +92,12 @@ async def test_incremental_table_matches_a_full_recompute(tmp_path: Path) -> Non
                 runs[run.key] = run
             else:
                 clock.advance(timedelta(minutes=rng.choice([1, 7, 25, 60])))
-                app.tick()
+                app.dashboard.tick()
                 await pilot.pause()
                 assert shown_view(app) == expected_view(app), f"after tick, step {step}"
                 continue
-            app.apply_configs(Fetched(tuple(configs.values()), clock.now()))
-            app.apply_runs(Fetched(tuple(runs.values()), clock.now()))
+            app.dashboard.apply_configs(Fetched(tuple(configs.values()), clock.now()))
+            app.dashboard.apply_runs(Fetched(tuple(runs.values()), clock.now()))
             await pilot.pause()
             assert shown_view(app) == expected_view(app), f"after apply, step {step}"
 
@@ -104,16 +107,16 @@ async def test_far_rows_get_fresh_countdowns_when_scrolled_to(tmp_path: Path) ->
     app = AumwatchApp(Settings(data_dir=tmp_path), clock=clock, poll=False)
     configs = tuple(make_config(i, NOW + timedelta(minutes=10 + i)) for i in range(200))
     async with app.run_test(size=(120, 40)) as pilot:
-        app.apply_configs(Fetched(configs, NOW))
+        app.dashboard.apply_configs(Fetched(configs, NOW))
         await pilot.pause()
         clock.advance(timedelta(seconds=7))
-        app.tick()
+        app.dashboard.tick()
         await pilot.pause()
         table: DataTable[Any] = app.query_one("#configs", DataTable)
         last = configs[-1].id.lower()
         table.move_cursor(row=table.row_count - 1, animate=False)
         await pilot.pause()
-        expected = app._countdown_text(app.next_run(last), clock.now())
+        expected = countdown_text(app.dashboard.state.next_run(last), clock.now())
         assert table.get_cell(last, "countdown").plain == expected
 
 
@@ -121,14 +124,15 @@ async def test_the_events_queue_is_read_on_its_own_interval(tmp_path: Path) -> N
     settings = Settings(data_dir=tmp_path, queue_name="q",
                         queue_connection_string="UseDevelopmentStorage=true",
                         events_poll_interval=timedelta(seconds=0.5))
-    app = AumwatchApp(settings, clock=ManualClock(NOW), poll=False)
     armed: list[tuple[str, timedelta]] = []
-    app._poll = True  # as if polling, without starting the workers
-    app._arm = lambda name, delay, callback: armed.append((name, delay))  # type: ignore
+    # A scheduler re-arms as if polling, without starting the workers.
+    app = AumwatchApp(settings, clock=ManualClock(NOW), poll=False,
+                      scheduler=lambda name, delay, callback: armed.append((name, delay)))
     async with app.run_test() as pilot:
         from tui.messages import EventsFetched
 
-        app.post_message(EventsFetched(EventBatch(mode="peek", fetched_at=NOW, depth=0)))
+        app.dashboard.post_message(EventsFetched(EventBatch(mode="peek", fetched_at=NOW,
+                                                          depth=0)))
         await pilot.pause()
     assert armed == [("events", timedelta(seconds=0.5))]
     assert app.poll_interval >= timedelta(seconds=10)  # the Resource Graph one is apart
@@ -149,17 +153,18 @@ def _received(i: int, start: datetime, at: datetime) -> ReceivedEvent:
 async def test_event_only_runs_leave_the_dashboard_with_the_memory(tmp_path: Path) -> None:
     clock = ManualClock(NOW)
     app = AumwatchApp(Settings(data_dir=tmp_path), clock=clock, poll=False)
-    app.memory = EventMemory(max_runs=20)
     async with app.run_test() as pilot:
+        state = app.dashboard.state
+        state.memory = EventMemory(max_runs=20)
         for j in range(200):  # a run every 3 minutes, announced 30 minutes ahead
             received = _received(j, clock.now() + timedelta(minutes=30), clock.now())
-            app.apply_events(EventBatch(mode="peek", fetched_at=clock.now(), depth=1,
+            app.dashboard.apply_events(EventBatch(mode="peek", fetched_at=clock.now(), depth=1,
                                         events=(received,)))
             clock.advance(timedelta(minutes=3))
         await pilot.pause()
-        remembered = {r.key for r in app.memory.runs()}
+        remembered = {r.key for r in state.memory.runs()}
         # The cap and its slack, plus the runs whose post deadline is still ahead (1 h 45).
         assert len(remembered) <= 22 + 35
-        assert set(app.runs) == remembered  # no configurations: only event runs were known
-        assert app.index.event_only_keys == remembered
-        assert set(app.arrivals) == remembered
+        assert set(state.runs) == remembered  # no configurations: only event runs were known
+        assert state.index.event_only_keys == remembered
+        assert set(state.arrivals) == remembered

@@ -108,10 +108,10 @@ def make_app(tmp_path: Path) -> AumwatchApp:
 
 async def feed(pilot: Any) -> None:
     app: AumwatchApp = pilot.app
-    app.apply_configs(Fetched(CONFIGS, NOW))
-    app.apply_runs(Fetched(runs(), NOW))
-    app.apply_events(events())
-    app.tick()
+    app.dashboard.apply_configs(Fetched(CONFIGS, NOW))
+    app.dashboard.apply_runs(Fetched(runs(), NOW))
+    app.dashboard.apply_events(events())
+    app.dashboard.tick()
     await pilot.pause()
 
 
@@ -128,7 +128,7 @@ def test_cancel_modal(snap_compare: Any, tmp_path: Path, frozen_local_zone: None
     async def open_modal(pilot: Any) -> None:
         await feed(pilot)
         await pilot.press("down", "down")  # patch-weu-web: its cancel window is open
-        pilot.app.tick()
+        pilot.app.dashboard.tick()
         await pilot.pause()
         await pilot.press("ctrl+x")
         await pilot.pause()

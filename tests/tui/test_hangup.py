@@ -12,12 +12,10 @@ ROOT = Path(__file__).resolve().parents[2]
 # when the terminal is gone and its writer thread deadlocks): the grace timer must end it.
 SCRIPT = """
 import time
-import tui.app as app_module
-app_module.HANGUP_GRACE_S = 0.5
-app = app_module.AumwatchApp.__new__(app_module.AumwatchApp)
-app._hangup_timer = None
-app.exit = lambda *args, **kwargs: None
-app._terminal_lost()
+import tui.hangup as hangup
+hangup.HANGUP_GRACE_S = 0.5
+guard = hangup.HangupGuard(lambda: None)
+guard.terminal_lost()
 time.sleep(30)
 print("outlived the terminal")
 """

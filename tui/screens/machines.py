@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import ClassVar
 
 from rich.text import Text
@@ -11,12 +12,18 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from services.domain.model import Machine
+from services.domain.model import Fetched, Machine
 from tui.messages import MachinesFetched
 from widgets.sanitize import sanitize
+from widgets.table import update_row
+
+#: Fetches the machines of one run (by correlation id).
+FetchMachines = Callable[[str], Awaitable[Fetched[Machine]]]
 
 COLUMNS = (("machine", "Machine"), ("status", "Status"), ("installed", "Inst"),
            ("failed", "Fail"), ("pending", "Pend"), ("reboot", "Reboot"), ("error", "First error"))
+
+COLUMN_KEYS = tuple(key for key, _ in COLUMNS)
 
 _STATUS_STYLE = {"succeeded": "green", "completed": "green", "failed": "bold red",
                  "inprogress": "blue", "cancelled": "yellow", "canceled": "yellow"}
@@ -44,7 +51,8 @@ def machine_cells(machine: Machine) -> tuple[Text, ...]:
 
 
 class MachinesScreen(Screen[None]):
-    """Pushed by ``enter`` on a run; ``escape`` goes back, ``ctrl+r`` reloads."""
+    """Pushed by ``enter`` on a run; ``escape`` goes back, ``ctrl+r`` reloads. ``fetch``
+    reads the machines (None: there is no data source)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q", "back", "Back", id="machines.back"),
@@ -58,9 +66,11 @@ class MachinesScreen(Screen[None]):
     MachinesScreen DataTable { height: 1fr; }
     """
 
-    def __init__(self, correlation_id: str, title: str) -> None:
+    def __init__(self, correlation_id: str, title: str,
+                 fetch: FetchMachines | None = None) -> None:
         super().__init__()
         self.correlation_id = correlation_id
+        self._fetch_machines = fetch
         self._title = title
         self.machines: tuple[Machine, ...] = ()
 
@@ -88,12 +98,12 @@ class MachinesScreen(Screen[None]):
 
     @work(exclusive=True, exit_on_error=False, group="machines")
     async def _fetch(self) -> None:
-        monitor = getattr(self.app, "monitor", None)
-        if monitor is None:
+        fetch = self._fetch_machines
+        if fetch is None:
             self.post_message(MachinesFetched(self.correlation_id, None, "no data source"))
             return
         try:
-            fetched = await monitor.poll_machines(self.correlation_id)
+            fetched = await fetch(self.correlation_id)
         except Exception as exc:  # shown on the screen; the app keeps running
             self.post_message(MachinesFetched(self.correlation_id, None, str(exc)))
             return
@@ -118,13 +128,7 @@ class MachinesScreen(Screen[None]):
                         if k.value is not None and k.value not in wanted]:
                 table.remove_row(key)
             for key, machine in wanted.items():
-                cells = machine_cells(machine)
-                if key in table.rows:
-                    for (column, _), cell in zip(COLUMNS, cells, strict=True):
-                        if table.get_cell(key, column) != cell:
-                            table.update_cell(key, column, cell)
-                else:
-                    table.add_row(*cells, key=key)
+                update_row(table, key, COLUMN_KEYS, machine_cells(machine))
         ok = sum(1 for m in machines if m.status.lower() in ("succeeded", "completed"))
         failed = sum(1 for m in machines if m.status.lower() == "failed")
         self.query_one("#machines-summary", Static).update(

@@ -1,0 +1,256 @@
+"""The configurations table: one row per configuration, sorted by next start.
+
+Rows are diffed in place (only changed cells are written, the table re-sorted only when the
+order changed). Each row's next-run and phase cells change at known moments (the boundaries
+of its next run's window): a heap of those moments lets the one-second tick redraw only the
+rows whose moment passed, and the countdown cells only of the rows on screen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+from collections.abc import Callable, Iterable
+from datetime import datetime, tzinfo
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import DataTable
+
+from services.domain.dashboard import DashboardState, row_sort_key
+from services.domain.model import Configuration, Run
+from services.domain.runs import run_phase
+from services.domain.window import run_window
+from tui.display import countdown_text, format_time
+from tui.messages import ConfigChosen
+from widgets.phase import phase_label
+from widgets.sanitize import sanitize
+from widgets.table import column_key, restore_cursor, sort_text, update_row
+
+# The columns an operator acts on come first, so they stay visible at 80 columns.
+CONFIG_COLUMNS = (("name", "Configuration"), ("next", "Next start"), ("countdown", "In"),
+                  ("phase", "Next run"), ("recurrence", "Recurrence"), ("zone", "Zone"),
+                  ("scope", "RG / subscription"))
+COLUMN_KEYS = tuple(key for key, _ in CONFIG_COLUMNS)
+COUNTDOWN = COLUMN_KEYS.index("countdown")
+#: Removing more rows than this at once: rebuild the table (each remove_row is O(rows)).
+REBUILD_ABOVE = 64
+NEXT_LABELS = {"config": "Next start", "utc": "Next (UTC)", "local": "Next (local)"}
+
+ZoneOf = Callable[[Configuration | None], tzinfo | None]
+
+
+class ConfigsPanel(Vertical):
+    """The ``#configs-panel`` with its ``#configs`` table; posts :class:`ConfigChosen`."""
+
+    def __init__(self, state: DashboardState, zone_of: ZoneOf) -> None:
+        super().__init__(id="configs-panel", classes="panel")
+        self.state = state
+        self.zone_of = zone_of
+        # The table as drawn: row order, each row's next run, configuration, cells and sort
+        # key, and a heap of (moment its next/phase cells change, config key) for the tick.
+        self._order: list[str] = []
+        self._shown_next: dict[str, Run | None] = {}
+        self._drawn: dict[str, Configuration] = {}
+        self._cells: dict[str, tuple[Text, ...]] = {}
+        self._sort_keys: dict[str, tuple[datetime, str, str]] = {}
+        self._boundaries: list[tuple[datetime, str]] = []
+        self._boundary_of: dict[str, datetime] = {}
+        self.table: DataTable[Text] = DataTable(id="configs", cursor_type="row")
+        for key, label in CONFIG_COLUMNS:
+            self.table.add_column(label, key=key)
+
+    def compose(self) -> ComposeResult:
+        yield self.table
+
+    def on_mount(self) -> None:
+        # Countdowns are written for the rows on screen only: scrolling shows fresh ones.
+        self.watch(self.table, "scroll_y", self._scrolled, init=False)
+
+    @property
+    def order(self) -> list[str]:
+        """Configuration keys in the order the table shows them."""
+        return list(self._order)
+
+    @on(DataTable.RowHighlighted, "#configs")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        key = event.row_key.value if event.row_key is not None else None
+        self.post_message(ConfigChosen(key))
+
+    # -- drawing -------------------------------------------------------------------------------
+    def refresh_rows(self, keys: Iterable[str] | None = None, *, redraw: bool = False) -> None:
+        """Diff configurations into the table, sorted by next start (then name).
+
+        ``keys``: only these configurations' data or runs changed; a row whose configuration
+        and next run are the same as drawn is skipped unless ``redraw`` (its phase moved).
+        None: every row is redrawn (filter, time zone).
+        """
+        state = self.state
+        table = self.table
+        now = state.clock.now()
+        everything = keys is None
+        todo = list(state.configs) + [k for k in self._order if k not in state.configs] \
+            if everything else list(keys or ())
+        gone: list[str] = []
+        added: list[tuple[tuple[datetime, str, str], str, tuple[Text, ...]]] = []
+        reorder = everything
+        with self.app.batch_update():
+            for key in todo:
+                config = state.configs.get(key)
+                if config is None or not state.matches(config):
+                    if key in self._shown_next:
+                        gone.append(key)
+                    continue
+                run = state.next_run(key, now)
+                if not (everything or redraw) and self._drawn.get(key) is config \
+                        and key in self._shown_next and _same_run(self._shown_next[key], run):
+                    continue  # e.g. a past run of it changed: nothing this row shows did
+                cells = self.cells_for(config, now, run)
+                sort_key = row_sort_key(config, run)
+                if key not in self._shown_next:
+                    added.append((sort_key, key, cells))
+                else:
+                    update_row(table, key, COLUMN_KEYS, cells, self._cells.get(key))
+                    reorder = reorder or self._sort_keys.get(key) != sort_key
+                self._cells[key] = cells
+                self._shown_next[key] = run
+                self._drawn[key] = config
+                self._sort_keys[key] = sort_key
+                self._schedule_boundary(key, run, now)
+            # New rows go in in order: the table highlights the first row it gets, and that
+            # must be the first row shown (else the selection jumps to an arbitrary one).
+            added.sort(key=lambda item: item[0])
+            for _, key, cells in added:
+                table.add_row(*cells, key=key)
+                self._order.append(key)
+            reorder = reorder or bool(added)
+            if gone:
+                self._remove_rows(table, gone)
+            if reorder:
+                order = sorted(self._sort_keys, key=self._sort_keys.__getitem__)
+                if order != self._order:
+                    table.sort("next", key=lambda cell: cell.sort_key)
+                    self._order = order
+            restore_cursor(table, state.selected_config)
+            self.tick_countdowns(now)
+
+    def cells_for(self, config: Configuration, now: datetime,
+                  run: Run | None = None) -> tuple[Text, ...]:
+        """The cells of ``config``'s row at ``now`` (``run``: its current or next run)."""
+        if config.schedule_error:
+            recurrence = Text(f"⚠ {sanitize(config.schedule_error, 40)}", style="red")
+        else:
+            recurrence = Text(sanitize(config.schedule_description or config.recur_every, 40))
+        scope = f"{config.resource_group} / {config.subscription_id[:8]}"
+        sort_key = row_sort_key(config, run)
+        if run is None:
+            next_text = sort_text("–", sort_key)
+            countdown = Text("")
+            phase = Text("–", style="dim")
+        else:
+            next_text = sort_text(format_time(run.start, self.zone_of(config)), sort_key)
+            countdown = Text(countdown_text(run, now))
+            phase = phase_label(run_phase(run, now, self.state.rules).value)
+        return (
+            Text(sanitize(config.name, 32), style="bold"),
+            next_text,
+            countdown,
+            phase,
+            recurrence,
+            Text(sanitize(config.time_zone, 24)),
+            Text(sanitize(scope, 48)),
+        )
+
+    def set_zone_label(self, mode: str) -> None:
+        """Name the zone the next-start column is shown in."""
+        table = self.table
+        column = table.columns.get(column_key(table, "next"))
+        if column is not None:
+            column.label = Text(NEXT_LABELS.get(mode, NEXT_LABELS["config"]))
+            table.refresh()
+
+    # -- the tick ------------------------------------------------------------------------------
+    def tick(self, now: datetime) -> None:
+        """Redraw the rows whose phase or next run changes now, and the countdowns on screen."""
+        due = self._due_rows(now)
+        if due:
+            self.refresh_rows(due, redraw=True)
+        else:
+            self.tick_countdowns(now)
+
+    def visible_keys(self) -> list[str]:
+        """Keys of the rows on screen (with one row of margin each side)."""
+        table = self.table
+        top = max(0, int(table.scroll_y) - 1)
+        return self._order[top:top + table.size.height + 2]
+
+    def tick_countdowns(self, now: datetime) -> None:
+        """The per-second countdown text, for the rows on screen only."""
+        table = self.table
+        for key in self.visible_keys():
+            run = self._shown_next.get(key)
+            text = countdown_text(run, now) if run is not None else ""
+            cells = self._cells.get(key)
+            if cells is not None and cells[COUNTDOWN].plain != text:
+                cell = Text(text)
+                self._cells[key] = (*cells[:COUNTDOWN], cell, *cells[COUNTDOWN + 1:])
+                table.update_cell(key, "countdown", cell)
+
+    def _scrolled(self) -> None:
+        with contextlib.suppress(Exception):  # a watcher must not take the app down
+            self.tick_countdowns(self.state.clock.now())
+
+    def _schedule_boundary(self, key: str, run: Run | None, now: datetime) -> None:
+        """Queue the next moment this row's next-run or phase cells change."""
+        at: datetime | None = None
+        if run is not None:
+            window = run_window(run.start, cutoff=run.cutoff, end=run.end,
+                                rules=self.state.rules)
+            boundary = window.next_boundary(now)
+            at = boundary[1] if boundary is not None else None
+        if at is None:
+            self._boundary_of.pop(key, None)
+        elif self._boundary_of.get(key) != at:
+            self._boundary_of[key] = at
+            heapq.heappush(self._boundaries, (at, key))
+
+    def _due_rows(self, now: datetime) -> set[str]:
+        """Rows whose queued boundary passed (stale heap entries are skipped)."""
+        due: set[str] = set()
+        heap = self._boundaries
+        while heap and heap[0][0] <= now:
+            at, key = heapq.heappop(heap)
+            if self._boundary_of.get(key) == at:
+                del self._boundary_of[key]
+                due.add(key)
+        if len(heap) > 4 * len(self._boundary_of) + 1024:  # mostly stale: compact it
+            self._boundaries = [(at, k) for k, at in self._boundary_of.items()]
+            heapq.heapify(self._boundaries)
+        return due
+
+    def _remove_rows(self, table: DataTable[Text], gone: list[str]) -> None:
+        for key in gone:
+            self._cells.pop(key, None)
+            self._shown_next.pop(key, None)
+            self._drawn.pop(key, None)
+            self._sort_keys.pop(key, None)
+            self._boundary_of.pop(key, None)
+        dropped = set(gone)
+        self._order = [k for k in self._order if k not in dropped]
+        if len(gone) <= REBUILD_ABOVE:
+            for key in gone:
+                table.remove_row(key)
+            return
+        # Each remove_row renumbers every row after it: rebuild instead (same cells).
+        rows = {k: table.get_row(k) for k in self._order}
+        table.clear()
+        for key in self._order:
+            table.add_row(*rows[key], key=key)
+
+
+def _same_run(a: Run | None, b: Run | None) -> bool:
+    return a is b or (a is not None and b is not None and a == b)
+

@@ -1,0 +1,156 @@
+"""The run panel: the current run's title, timeline, countdown to its next boundary, a status
+line (phase, the cancel window, why Cancel is not offered) and the Cancel button.
+
+The button posts :class:`CancelRequested`; the screen asks for confirmation and sends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta, tzinfo
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, Static
+
+from services.domain.dashboard import DashboardState, pre_event_expected
+from services.domain.eventmemory import EventArrival
+from services.domain.model import Configuration, Run
+from services.domain.runs import run_phase
+from services.domain.window import Phase, RunWindow, run_window
+from tui.display import BOUNDARY_WORDS, format_time, show
+from tui.messages import CancelRequested
+from widgets.countdown import Countdown
+from widgets.phase import phase_label
+from widgets.sanitize import sanitize
+from widgets.timeline import Timeline, TimelineData
+
+ZoneOf = Callable[[Configuration | None], tzinfo | None]
+
+
+class RunPanel(Horizontal):
+    """The ``#run-panel``: shows :attr:`DashboardState.current_run`."""
+
+    def __init__(self, state: DashboardState, zone_of: ZoneOf) -> None:
+        super().__init__(id="run-panel", classes="panel")
+        self.state = state
+        self.zone_of = zone_of
+        # Held, not queried: the screen may write to them before they are mounted.
+        now = state.clock.now
+        self.title = Static(Text("no run selected"), id="run-title", markup=False)
+        self.timeline = Timeline(id="timeline")
+        self.status = Static(Text(""), id="run-status", markup=False)
+        self.big = Countdown(now, large=True, id="big-countdown", idle_text="no deadline")
+        self.small = Countdown(now, id="small-countdown", idle_text="no deadline")
+        self.button = Button("Cancel run", id="cancel-button", variant="error", disabled=True)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="run-left"):
+            yield self.title
+            yield self.timeline
+            yield self.status
+        with Vertical(id="run-right"):
+            yield self.big
+            yield self.small
+            yield self.button
+
+    def on_mount(self) -> None:
+        if self.state.read_only:
+            self.button.display = False
+
+    @on(Button.Pressed, "#cancel-button")
+    def _pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.post_message(CancelRequested())
+
+    def window(self, run: Run) -> RunWindow:
+        """``run``'s cancel window under the state's rules."""
+        return run_window(run.start, cutoff=run.cutoff, end=run.end, rules=self.state.rules)
+
+    def show_run(self) -> bool:
+        """Draw title and timeline of the current run; returns whether Cancel is offered."""
+        run = self.state.current_run
+        title = self.title
+        timeline = self.timeline
+        if run is None:
+            show(title, Text("no run selected", style="dim"))
+            timeline.update_data(None)
+            show(self.status, Text(""))
+        else:
+            config = self.state.configs.get(run.configuration_id.lower())
+            text = Text(sanitize(run.configuration_name or "?", 60), style="bold")
+            text.append(f"  run {sanitize(run.run_name, 40)}")
+            if run.expected:
+                text.append("  (computed from the schedule)", style="dim")
+            text.append(f"  start {format_time(run.start, self.zone_of(config))}")
+            show(title, text)
+            timeline.update_data(self.timeline_data(run))
+        return self.tick()
+
+    def timeline_data(self, run: Run) -> TimelineData | None:
+        """What the timeline draws for ``run`` (None when its times cannot be drawn)."""
+        window = self.window(run)
+        end = run.end if run.end is not None and run.end > run.start else \
+            run.start + timedelta(hours=1)
+        arrival = self.state.arrivals.get(run.key, EventArrival())
+        start = window.start
+        try:
+            return TimelineData(
+                start=start, end=end, opens_at=min(window.opens_at, window.closes_at),
+                closes_at=window.closes_at, now=self.state.clock.now(),
+                pre_event_at=arrival.pre, post_event_at=arrival.post,
+                pre_expected=pre_event_expected(start))
+        except ValueError:
+            return None
+
+    def tick(self, now: datetime | None = None) -> bool:
+        """Countdown, status line and Cancel of the current run; returns whether Cancel is
+        offered."""
+        state = self.state
+        run = state.current_run
+        now = now or state.clock.now()
+        big = self.big
+        small = self.small
+        allowed = False
+        if run is None:
+            big.set_target("", None)
+            small.set_target("", None)
+        else:
+            self.timeline.set_now(now)
+            window = self.window(run)
+            phase = run_phase(run, now, state.rules)
+            boundary = None if phase is Phase.FINISHED else window.next_boundary(now)
+            if boundary is None:
+                big.set_target("", None)
+                small.set_target("", None)
+            else:
+                label = BOUNDARY_WORDS.get(boundary[0], boundary[0])
+                big.set_target(label, boundary[1])
+                small.set_target(label, boundary[1])
+            refusal = state.refusal(run, now)
+            allowed = refusal is None
+            show(self.status,
+                 self._status_line(run, phase, window, refusal))
+        button = self.button
+        if button.disabled == allowed:
+            button.disabled = not allowed
+        return allowed
+
+    def _status_line(self, run: Run, phase: Phase, window: RunWindow,
+                     refusal: str | None) -> Text:
+        line = phase_label(phase.value)
+        zone = self.zone_of(None)
+        if run.key in self.state.cancel_in_flight:
+            line.append("  cancel in flight…", style="bold")
+        elif phase is Phase.CANCELLABLE and refusal is not None and not self.state.read_only:
+            # Inside the window and still not offered (a run Azure has not shown us): say why.
+            line.append(f"  cancel not offered: {refusal}", style="yellow")
+        elif phase is Phase.CANCELLABLE:
+            line.append(f"  cancel window open until {format_time(window.closes_at, zone)}")
+        elif phase is Phase.UPCOMING and window.ever_opens:
+            line.append(f"  cancel window opens {format_time(window.opens_at, zone)}")
+        if run.cancelled_by:
+            line.append(f"  cancelled by {run.cancelled_by}", style="yellow")
+        return line

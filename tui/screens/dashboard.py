@@ -1,0 +1,607 @@
+"""The dashboard screen: configurations, the selected run, its runs, the event tail, status.
+
+Data flow (docs/architecture.md): workers (``@work(exclusive=True, exit_on_error=False,
+group=...)``) call :class:`services.azure.monitor.Monitor` and only post messages with
+immutable data; each handler here applies the message to the
+:class:`~services.domain.dashboard.DashboardState` and redraws only the panels its
+:class:`~services.domain.dashboard.Change` names, inside ``batch_update``. A poll never
+overlaps itself: the next one is armed as a one-shot timer when the last one finished. One
+one-second timer moves every countdown, phase and the Cancel button from stored deadlines;
+it never raises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import ClassVar
+
+from rich.text import Text
+from textual import events, on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import DataTable, Footer, Input, Static
+
+from services.azure.cancel import CancelResult, CancelTarget, Outcome
+from services.azure.eventsource import EventBatch
+from services.azure.monitor import Monitor
+from services.domain.clock import Clock, SystemClock
+from services.domain.dashboard import Change, DashboardState
+from services.domain.errors import ServiceError
+from services.domain.model import Configuration, Fetched, Run
+from services.domain.runs import cancel_refusal
+from services.domain.zones import TIME_MODES, next_mode, zone_for
+from services.settings import Settings
+from tui.display import format_full
+from tui.messages import (
+    CancelDone,
+    CancelRequested,
+    ConfigChosen,
+    ConfigsFetched,
+    EventsFetched,
+    PollFailed,
+    RunChosen,
+    RunOpened,
+    RunsFetched,
+)
+from tui.panels.configs import ConfigsPanel
+from tui.panels.events import EventsPanel
+from tui.panels.run import RunPanel
+from tui.panels.runs import RunsPanel
+from widgets.confirm import ConfirmCancel
+from widgets.countdown import format_remaining
+from widgets.eventlog import EventLog
+from widgets.sanitize import sanitize
+from widgets.statusbar import SourceAge, StatusBar, StatusData
+
+#: Below this height the three tables share one slot (switch with 1, 3, 4).
+COMPACT_HEIGHT = 32
+
+#: Arms a named one-shot poll: (name, delay, callback). The default is a Textual timer.
+Scheduler = Callable[[str, timedelta, Callable[[], object]], None]
+
+
+def _throttled(exc: BaseException) -> bool:
+    return isinstance(exc, ServiceError) and exc.kind == "throttled"
+
+
+class DashboardScreen(Screen[None]):
+    """The default screen. ``monitor`` fetches (None: nothing is polled); ``poll`` starts the
+    poll loops at mount; ``scheduler`` replaces the timers that arm each next poll (tests:
+    with one, each handler re-arms through it even when ``poll`` is False)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        # The App's global keys, repeated first so the footer lists them first.
+        Binding("q", "app.quit", "Quit", id="quit"),
+        Binding("question_mark,f1", "app.help", "Help", id="help"),
+        Binding("ctrl+x", "cancel_run", "Cancel run", id="cancel", priority=True,
+                tooltip="Cancel the selected run (only inside its cancel window)"),
+        Binding("p", "toggle_pause", "Pause", id="pause"),
+        Binding("ctrl+r", "refresh", "Refresh", id="refresh"),
+        Binding("z", "cycle_zone", "Zone", id="zone"),
+        Binding("slash", "filter", "Filter", id="filter"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, id="clear_filter"),
+        Binding("ctrl+s", "export", "Export", id="export"),
+        Binding("1", "panel('configs')", "Configs", show=False, id="panel.configs"),
+        Binding("2", "panel('run')", "Run", show=False, id="panel.run"),
+        Binding("3", "panel('runs')", "Runs", show=False, id="panel.runs"),
+        Binding("4", "panel('events')", "Events", show=False, id="panel.events"),
+    ]
+
+    paused: reactive[bool] = reactive(False, bindings=True)
+    time_mode: reactive[str] = reactive("config")
+    can_cancel: reactive[bool] = reactive(False, bindings=True)
+
+    def __init__(self, settings: Settings, clock: Clock, monitor: Monitor | None, *,
+                 poll_interval: timedelta, events_poll_interval: timedelta,
+                 poll: bool = True, scheduler: Scheduler | None = None) -> None:
+        super().__init__()
+        self.settings = settings
+        self.clock = clock
+        self.monitor = monitor
+        self.poll_interval = poll_interval
+        self._poll = poll
+        self._rearm = poll or scheduler is not None
+        self._scheduler = scheduler
+        self._poll_timers: dict[str, Timer] = {}
+        self.state = DashboardState(
+            settings.window_rules, clock, watch_events=settings.queue_configured,
+            queue_mode=settings.queue_mode if settings.queue_configured else None,
+            read_only=settings.read_only, poll_interval=poll_interval,
+            events_poll_interval=events_poll_interval)
+        self.set_reactive(DashboardScreen.time_mode, settings.time_display
+                          if settings.time_display in TIME_MODES else "config")
+        self._panel = "configs"
+        self.configs_panel = ConfigsPanel(self.state, self.zone_of)
+        self.run_panel = RunPanel(self.state, self.zone_of)
+        self.runs_panel = RunsPanel(self.state, self.zone_of)
+        self.events_panel = EventsPanel(self._format_event_time)
+
+    # -- layout ------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Static(self._title_text(), id="title", markup=False)
+        yield Input(placeholder="filter configurations (esc clears)", id="filter")
+        yield self.configs_panel
+        yield self.run_panel
+        yield self.runs_panel
+        yield self.events_panel
+        yield StatusBar(self._status_data(), id="status")
+        yield Footer()
+
+    def _title_text(self) -> Text:
+        text = Text("aumwatch", style="bold")
+        text.append(f"  {sanitize(self.settings.scope_description, 80)}", style="dim")
+        if self.settings.read_only:
+            text.append("  ■ read-only", style="bold magenta")
+        return text
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
+        self._apply_size()
+        self.set_interval(1.0, self.tick, name="tick")
+        self.configs_panel.table.focus()
+        if self._poll and self.monitor is not None:
+            # Deferred: the first frame is drawn before any client is even built.
+            self.call_after_refresh(self.start_polling)
+
+    def on_resize(self) -> None:
+        self._apply_size()
+
+    def _apply_size(self) -> None:
+        compact = self.app.size.height < COMPACT_HEIGHT
+        self.set_class(compact, "-compact")
+        for panel in ("configs", "runs", "events"):
+            self.query_one(f"#{panel}-panel").set_class(
+                compact and panel != self._panel, "-hidden")
+
+    def action_panel(self, panel: str) -> None:
+        """Show (at small sizes) and focus one panel: configs, run, runs or events."""
+        if panel != "run":
+            self._panel = panel
+            self._apply_size()
+        target = {"configs": "#configs", "run": "#cancel-button", "runs": "#runs",
+                  "events": "#events"}[panel]
+        widget = self.query_one(target)
+        if widget.display and widget.focusable:
+            widget.focus()
+
+    # -- reading the state (for the App, tests and benchmarks) ------------------------------
+    @property
+    def current_run(self) -> Run | None:
+        """The run the run panel shows and Cancel acts on."""
+        return self.state.current_run
+
+    @property
+    def last_error(self) -> str | None:
+        """The error the status bar shows, if any."""
+        return self.state.last_error
+
+    # -- polling -----------------------------------------------------------------------------
+    def start_polling(self) -> None:
+        """Learn the verified cancels from the journal, then start the poll loops (each
+        re-arms itself when it finished)."""
+        if self.monitor is not None:
+            with contextlib.suppress(Exception):  # the journal is a help, not a need
+                self.show_change(self.state.learn_cancels(self.monitor.verified_cancels()))
+        self.poll_configs()
+        if self.settings.queue_configured:
+            self.poll_events()
+
+    def arm(self, name: str, delay: timedelta, callback: Callable[[], object]) -> None:
+        """Arm the next poll ``name`` after ``delay`` (one timer per name)."""
+        if self._scheduler is not None:
+            self._scheduler(name, delay, callback)
+            return
+        old = self._poll_timers.pop(name, None)
+        if old is not None:
+            old.stop()
+        self._poll_timers[name] = self.set_timer(max(0.05, delay.total_seconds()), callback,
+                                                 name=name)
+
+    def _next_configs(self) -> None:
+        if self.paused:
+            self.arm("configs", timedelta(seconds=1), self._next_configs)
+        else:
+            self.poll_configs()
+
+    def _next_events(self) -> None:
+        if self.paused:
+            self.arm("events", timedelta(seconds=1), self._next_events)
+        else:
+            self.poll_events()
+
+    @work(exclusive=True, exit_on_error=False, group="configs")
+    async def poll_configs(self) -> None:
+        """Fetch configurations, then runs."""
+        monitor = self.monitor
+        if monitor is None:
+            return
+        try:
+            configs = await monitor.poll_configs()
+        except Exception as exc:
+            self.post_message(PollFailed("configs", str(exc), throttled=_throttled(exc)))
+            return
+        self.post_message(ConfigsFetched(configs))
+        try:
+            runs = await monitor.poll_runs()
+        except Exception as exc:
+            self.post_message(PollFailed("runs", str(exc), throttled=_throttled(exc)))
+            return
+        self.post_message(RunsFetched(runs))
+
+    @work(exclusive=True, exit_on_error=False, group="events")
+    async def poll_events(self) -> None:
+        """Read the events queue once."""
+        monitor = self.monitor
+        if monitor is None:
+            return
+        try:
+            batch = await monitor.poll_events()
+        except Exception as exc:  # poll_events should not raise; be safe anyway
+            self.post_message(PollFailed("events", str(exc)))
+            return
+        if batch is not None:
+            self.post_message(EventsFetched(batch))
+
+    @on(ConfigsFetched)
+    def _configs_fetched(self, message: ConfigsFetched) -> None:
+        self.apply_configs(message.fetched)
+
+    @on(RunsFetched)
+    def _runs_fetched(self, message: RunsFetched) -> None:
+        self.apply_runs(message.fetched)
+        if self._rearm:
+            self.arm("configs", self.state.next_delay("configs", True), self._next_configs)
+
+    @on(PollFailed)
+    def _poll_failed(self, message: PollFailed) -> None:
+        self.show_change(self.state.set_error(message.source, message.error))
+        if self._rearm:
+            delay = self.state.next_delay(message.source, False, message.throttled)
+            name, callback = (("events", self._next_events) if message.source == "events"
+                              else ("configs", self._next_configs))
+            self.arm(name, delay, callback)
+
+    @on(EventsFetched)
+    def _events_fetched(self, message: EventsFetched) -> None:
+        batch = message.batch
+        self.apply_events(batch)
+        if self._rearm:
+            self.arm("events", self.state.next_delay("events", batch.error is None),
+                     self._next_events)
+
+    # -- applying data -------------------------------------------------------------------------
+    def apply_configs(self, fetched: Fetched[Configuration]) -> None:
+        """Take a configurations snapshot and redraw what it changed."""
+        self.show_change(self.state.apply_configs(fetched))
+
+    def apply_runs(self, fetched: Fetched[Run]) -> None:
+        """Take a Resource Graph runs snapshot and redraw what it changed."""
+        self.show_change(self.state.apply_runs(fetched))
+
+    def apply_events(self, batch: EventBatch) -> None:
+        """Take one read of the events queue and redraw what it changed."""
+        self.show_change(self.state.apply_events(batch))
+
+    def show_change(self, change: Change) -> None:
+        """Redraw only the panels ``change`` names."""
+        if not change:
+            return
+        with self.app.batch_update():
+            if change.configs:
+                self.configs_panel.refresh_rows(change.configs)
+            if change.events:
+                self.events_panel.add_lines(change.events)
+            if change.selection:
+                self.refresh_run_views()
+            if change.status:
+                self.update_status()
+        if change.warning:
+            self.notify(change.warning, severity="warning", markup=False)
+        for finding in change.findings:
+            self.notify(finding.message, title="watchdog", severity="warning", markup=False)
+
+    def refresh_run_views(self) -> None:
+        """Runs table and run panel for the current selection."""
+        state = self.state
+        runs = state.runs_of(state.selected_config) if state.selected_config else []
+        self.runs_panel.show_runs(runs, self.clock.now())
+        self._offer_cancel(self.run_panel.show_run())
+
+    def _offer_cancel(self, allowed: bool) -> None:
+        if allowed != self.can_cancel:
+            self.can_cancel = allowed
+
+    # -- selection -----------------------------------------------------------------------------
+    @on(ConfigChosen)
+    def _config_chosen(self, message: ConfigChosen) -> None:
+        self.show_change(self.state.select_config(message.key))
+
+    @on(RunChosen)
+    def _run_chosen(self, message: RunChosen) -> None:
+        if self.state.select_run(message.key):
+            self._offer_cancel(self.run_panel.show_run())
+
+    @on(DataTable.RowSelected, "#configs")
+    def _config_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_panel("runs")
+
+    @on(RunOpened)
+    def _run_opened(self, message: RunOpened) -> None:
+        run = self.state.runs.get(message.key)
+        if run is None:
+            return
+        if run.expected:
+            self.notify("this run has not happened yet: it has no machines to show",
+                        severity="information")
+            return
+        from tui.screens.machines import MachinesScreen
+
+        fetch = self.monitor.poll_machines if self.monitor is not None else None
+        config = self.state.configs.get(run.configuration_id.lower())
+        self.app.push_screen(MachinesScreen(
+            run.correlation_id,
+            f"Machines of {run.configuration_name} run {run.run_name} "
+            f"({self.format_time(run.start, config)})", fetch))
+
+    @on(EventLog.Selected)
+    def _event_selected(self, event: EventLog.Selected) -> None:
+        from tui.screens.event_detail import EventDetail
+
+        row = event.row
+        self.app.push_screen(EventDetail(f"{row.kind} {row.configuration} {row.run}",
+                                         row.payload or "(no payload)"))
+
+    # -- the one-second tick -------------------------------------------------------------------
+    def tick(self) -> None:
+        """Move countdowns, phases, the timeline's now and Cancel; never raises."""
+        try:
+            self._tick()
+        except Exception as exc:  # a timer callback must not take the app down
+            with contextlib.suppress(Exception):
+                self.state.set_error("display",
+                                     f"display update failed: {type(exc).__name__}: {exc}")
+
+    def _tick(self) -> None:
+        now = self.clock.now()
+        with self.app.batch_update():
+            # Only rows whose phase or next run changes now, and the countdowns on screen.
+            self.configs_panel.tick(now)
+            self.runs_panel.tick(now)
+            self._offer_cancel(self.run_panel.tick(now))
+            self.show_change(self.state.tick(now))
+            self.update_status()
+        hangup = getattr(self.app, "hangup", None)
+        if hangup is not None:
+            hangup.check_terminal()
+
+    def update_status(self) -> None:
+        """Rebuild the status bar's data (it redraws only when something changed)."""
+        with contextlib.suppress(Exception):
+            self.query_one(StatusBar).update_status(self._status_data())
+
+    def _status_data(self) -> StatusData:
+        now = self.clock.now()
+        monitor = self.monitor
+        ages: dict[str, timedelta | None] = monitor.ages(now) if monitor else {}
+        stale = max(self.poll_interval * 3, timedelta(seconds=60))
+        sources = [SourceAge("configs", ages.get("configs"), stale),
+                   SourceAge("runs", ages.get("runs"), stale)]
+        if self.settings.queue_configured:
+            sources.append(SourceAge("events", ages.get("events"), timedelta(seconds=60)))
+        quota: int | None = None
+        throttled: timedelta | None = None
+        skew: timedelta | None = None
+        if monitor is not None:
+            governor = monitor.governor_state
+            quota = governor.remaining
+            if governor.throttled_until is not None:
+                throttled = max(timedelta(0), governor.throttled_until - SystemClock().now())
+            if monitor.skew is not None:
+                skew = -monitor.skew  # the bar shows local minus server
+        state = self.state
+        return StatusData(
+            sources=tuple(sources) if monitor else (),
+            quota_remaining=quota, throttled_for=throttled,
+            queue_mode=state.queue_mode, queue_depth=state.queue_depth,
+            queue_depth_capped=state.queue_capped, clock_skew=skew,
+            read_only=state.read_only, paused=self.paused, last_error=state.last_error)
+
+    # -- time display ----------------------------------------------------------------------------
+    def zone_of(self, config: Configuration | None) -> tzinfo | None:
+        """The zone times of ``config`` are shown in (None: local)."""
+        return zone_for(self.time_mode, config)
+
+    def format_time(self, when: datetime | None, config: Configuration | None = None) -> str:
+        """``when`` in the current display zone, e.g. ``"Sat 14:25 CET"``."""
+        from tui.display import format_time
+
+        return format_time(when, self.zone_of(config))
+
+    def _format_event_time(self, when: datetime) -> str:
+        zone = None if self.time_mode == "local" else UTC
+        local = when.astimezone(zone) if zone is not None else when.astimezone()
+        return local.strftime("%H:%M:%S")
+
+    def watch_time_mode(self, mode: str) -> None:
+        if not self.is_mounted:
+            return
+        self.configs_panel.refresh_rows()
+        self.refresh_run_views()
+        self.events_panel.set_time_format(self._format_event_time)
+        self.configs_panel.set_zone_label(mode)
+
+    # -- actions ---------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cancel_run":
+            if self.state.read_only:
+                return False  # absent, not just dimmed
+            if self.app.screen is not self:
+                return None  # a dialog or another screen is on top
+            return True if self.can_cancel else None
+        return True
+
+    def on_key(self, event: events.Key) -> None:
+        # A dimmed Cancel key is not run: say why it is dimmed instead of nothing.
+        active = self.app.active_bindings.get(event.key)
+        if active is not None and active.binding.action == "cancel_run" and not active.enabled:
+            run = self.state.current_run
+            if run is not None and not self.state.read_only:
+                event.stop()
+                self._refused(run)
+
+    def _refused(self, run: Run) -> None:
+        reason = self.state.refusal(run) or "the cancel window of this run is not open"
+        self.notify(f"cannot cancel: {reason}", severity="warning", markup=False)
+
+    def action_toggle_pause(self) -> None:
+        """Pause or resume refreshing (countdowns keep ticking)."""
+        self.paused = not self.paused
+        self.notify("refresh paused" if self.paused else "refresh resumed")
+        self.update_status()
+
+    def action_refresh(self) -> None:
+        """Poll every source now."""
+        if self.monitor is None:
+            return
+        self.poll_configs()
+        if self.settings.queue_configured:
+            self.poll_events()
+        self.notify("refreshing…", timeout=2)
+
+    def action_cycle_zone(self) -> None:
+        """Show times in the configuration's zone, UTC or the local zone."""
+        self.time_mode = next_mode(self.time_mode)
+        self.notify(f"times: {self.time_mode}", timeout=2)
+
+    def action_filter(self) -> None:
+        """Filter configurations by name, resource group, subscription or zone."""
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        """Clear the filter (or leave the runs/events panel for the configurations)."""
+        box = self.query_one("#filter", Input)
+        if box.display or self.state.filter_text:
+            box.value = ""
+            box.display = False
+            self.state.set_filter("")
+            self.configs_panel.refresh_rows()
+            self.configs_panel.table.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.state.set_filter(event.value)
+        self.configs_panel.refresh_rows()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        if not event.value:
+            self.query_one("#filter", Input).display = False
+        self.configs_panel.table.focus()
+
+    @on(CancelRequested)
+    def _cancel_requested(self, message: CancelRequested) -> None:
+        message.stop()
+        self.action_cancel_run()
+
+    def cancel_lines(self, run: Run) -> list[tuple[str, str]]:
+        """What the confirmation names: configuration, run id, start in three zones, time left."""
+        config = self.state.configs.get(run.configuration_id.lower())
+        now = self.clock.now()
+        window = self.run_panel.window(run)
+        return [
+            ("Configuration", run.configuration_name or "?"),
+            ("Run id", run.correlation_id),
+            ("Start (config zone)", format_full(run.start, zone_for("config", config))),
+            ("Start (UTC)", format_full(run.start, UTC)),
+            ("Start (local)", format_full(run.start, None)),
+            ("Cancel closes in", format_remaining(window.closes_at - now)),
+        ]
+
+    def action_cancel_run(self) -> None:
+        """Ask to cancel the selected run (only inside its window, never in read-only)."""
+        run = self.state.current_run
+        if self.state.read_only or run is None:
+            return
+        if not self.can_cancel:
+            self._refused(run)
+            return
+        key = run.key
+
+        def answered(confirmed: bool | None) -> None:
+            if confirmed:
+                self._confirmed(key)
+
+        self.app.push_screen(ConfirmCancel("Cancel this maintenance run?",
+                                           self.cancel_lines(run)), answered)
+
+    def _confirmed(self, key: str) -> None:
+        run = self.state.runs.get(key)
+        if run is None:
+            self.notify("the run is no longer listed: nothing sent", severity="error")
+            return
+        refusal = cancel_refusal(run, self.clock.now(), self.state.rules)
+        if refusal is not None:
+            message = f"refused: {refusal} (checked again after you confirmed)"
+            self.show_change(self.state.set_error("cancel", message))
+            self.notify(message, severity="error", markup=False)
+            return
+        target = CancelTarget(run.correlation_id, run.configuration_name, run.start,
+                              cutoff=run.cutoff, computed_id=run.expected)
+        self.show_change(self.state.begin_cancel(key))
+        self.send_cancel(target)
+
+    @work(exclusive=False, exit_on_error=False, group="cancel")
+    async def send_cancel(self, target: CancelTarget) -> None:
+        """Send one cancel through the monitor and report its outcome."""
+        monitor = self.monitor
+        if monitor is None:
+            result = CancelResult(Outcome.REFUSED, "refused: no data source",
+                                  target.correlation_id)
+        else:
+            try:
+                result = await monitor.cancel(target)
+            except Exception as exc:
+                result = CancelResult(Outcome.FAILED, f"cancel failed: {exc}",
+                                      target.correlation_id)
+        self.post_message(CancelDone(result))
+
+    @on(CancelDone)
+    def _cancel_done(self, message: CancelDone) -> None:
+        result = message.result
+        outcome = result.outcome.value
+        severity: SeverityLevel = ("information" if outcome == "verified"
+                                   else "warning" if outcome == "refused" else "error")
+        text = f"cancel {outcome}: {result.message}"
+        if result.journal_error:
+            text += f" (audit not written: {result.journal_error})"
+        self.notify(text, title="Cancel", severity=severity, markup=False, timeout=10)
+        if result.verified:
+            self.app.sub_title = f"cancelled {result.run_id.rsplit('/', 1)[-1]}"
+        else:
+            self.state.set_error("cancel", text)
+        self.show_change(self.state.apply_cancel(result))
+        if result.verified and self._poll and self.monitor is not None:
+            self.poll_configs()
+
+    def action_export(self) -> None:
+        """Write the current view (configurations, runs, events) as CSV and JSON."""
+        from tui.export import export_view
+
+        try:
+            path = export_view(self.state, self.events_panel.rows,
+                               self.settings.data_dir / "exports")
+        except OSError as exc:
+            self.show_change(self.state.set_error("export", f"export failed: {exc}"))
+            self.notify(f"export failed: {exc}", severity="error", markup=False)
+            return
+        self.state.clear_error("export")
+        self.notify(f"exported to {path} (and .csv)", title="Export", markup=False, timeout=10)
+
