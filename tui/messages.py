@@ -94,3 +94,12 @@ class RunOpened(Message):
 
 class CancelRequested(Message):
     """The operator asked to cancel the run the run panel shows."""
+
+
+class FilterSet(Message):
+    """The filter text changed (``done``: the operator pressed enter)."""
+
+    def __init__(self, text: str, *, done: bool) -> None:
+        super().__init__()
+        self.text = text
+        self.done = done

@@ -62,8 +62,10 @@ def test_demo_draws_takes_keys_and_quits_cleanly(tmp_path: Path) -> None:
     tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "40", command)
     try:
         pane_pid = int(tmux("display-message", "-p", "-t", session, "#{pane_pid}").strip())
-        shown = wait_for(session, "patch-weu-web")
-        assert "CANCELLABLE" in shown and "Configuration" in shown
+        # The event tail (a local queue) can name patch-weu-web before the configurations
+        # (Resource Graph) are drawn: wait for the table's phase, then check the rest.
+        shown = wait_for(session, "CANCELLABLE")
+        assert "patch-weu-web" in shown and "Configuration" in shown
         tmux("send-keys", "-t", session, "z")
         wait_for(session, "times: utc")
         tmux("send-keys", "-t", session, "p")

@@ -13,7 +13,6 @@ it never raises.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import ClassVar
 
@@ -21,29 +20,27 @@ from rich.text import Text
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Footer, Static
 
-from services.azure.cancel import CancelResult, CancelTarget, Outcome
+from services.azure.cancel import CancelTarget
 from services.azure.eventsource import EventBatch
 from services.azure.monitor import Monitor
-from services.domain.clock import Clock, SystemClock
+from services.domain.clock import Clock
 from services.domain.dashboard import Change, DashboardState
-from services.domain.errors import ServiceError
 from services.domain.model import Configuration, Fetched, Run
 from services.domain.runs import cancel_refusal
 from services.domain.zones import TIME_MODES, next_mode, zone_for
 from services.settings import Settings
-from tui.display import format_full
+from tui.cancel import cancel_lines, outcome_toast, send, target_of
 from tui.messages import (
     CancelDone,
     CancelRequested,
     ConfigChosen,
     ConfigsFetched,
     EventsFetched,
+    FilterSet,
     PollFailed,
     RunChosen,
     RunOpened,
@@ -51,23 +48,19 @@ from tui.messages import (
 )
 from tui.panels.configs import ConfigsPanel
 from tui.panels.events import EventsPanel
+from tui.panels.filter import FilterBox
 from tui.panels.run import RunPanel
 from tui.panels.runs import RunsPanel
+from tui.poller import Poller, Scheduler
+from tui.status import status_data
 from widgets.confirm import ConfirmCancel
-from widgets.countdown import format_remaining
 from widgets.eventlog import EventLog
 from widgets.sanitize import sanitize
-from widgets.statusbar import SourceAge, StatusBar, StatusData
+from widgets.statusbar import StatusBar, StatusData
 
 #: Below this height the three tables share one slot (switch with 1, 3, 4).
 COMPACT_HEIGHT = 32
 
-#: Arms a named one-shot poll: (name, delay, callback). The default is a Textual timer.
-Scheduler = Callable[[str, timedelta, Callable[[], object]], None]
-
-
-def _throttled(exc: BaseException) -> bool:
-    return isinstance(exc, ServiceError) and exc.kind == "throttled"
 
 
 class DashboardScreen(Screen[None]):
@@ -107,8 +100,7 @@ class DashboardScreen(Screen[None]):
         self.poll_interval = poll_interval
         self._poll = poll
         self._rearm = poll or scheduler is not None
-        self._scheduler = scheduler
-        self._poll_timers: dict[str, Timer] = {}
+        self.poller = Poller(monitor, paused=lambda: self.paused, scheduler=scheduler)
         self.state = DashboardState(
             settings.window_rules, clock, watch_events=settings.queue_configured,
             queue_mode=settings.queue_mode if settings.queue_configured else None,
@@ -125,12 +117,13 @@ class DashboardScreen(Screen[None]):
     # -- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Static(self._title_text(), id="title", markup=False)
-        yield Input(placeholder="filter configurations (esc clears)", id="filter")
+        yield FilterBox()
         yield self.configs_panel
         yield self.run_panel
         yield self.runs_panel
         yield self.events_panel
         yield StatusBar(self._status_data(), id="status")
+        yield self.poller
         yield Footer()
 
     def _title_text(self) -> Text:
@@ -141,7 +134,6 @@ class DashboardScreen(Screen[None]):
         return text
 
     def on_mount(self) -> None:
-        self.query_one("#filter", Input).display = False
         self._apply_size()
         self.set_interval(1.0, self.tick, name="tick")
         self.configs_panel.table.focus()
@@ -192,61 +184,13 @@ class DashboardScreen(Screen[None]):
         if self.settings.queue_configured:
             self.poll_events()
 
-    def arm(self, name: str, delay: timedelta, callback: Callable[[], object]) -> None:
-        """Arm the next poll ``name`` after ``delay`` (one timer per name)."""
-        if self._scheduler is not None:
-            self._scheduler(name, delay, callback)
-            return
-        old = self._poll_timers.pop(name, None)
-        if old is not None:
-            old.stop()
-        self._poll_timers[name] = self.set_timer(max(0.05, delay.total_seconds()), callback,
-                                                 name=name)
+    def poll_configs(self) -> None:
+        """Poll the configurations, then the runs, now."""
+        self.poller.poll_configs()
 
-    def _next_configs(self) -> None:
-        if self.paused:
-            self.arm("configs", timedelta(seconds=1), self._next_configs)
-        else:
-            self.poll_configs()
-
-    def _next_events(self) -> None:
-        if self.paused:
-            self.arm("events", timedelta(seconds=1), self._next_events)
-        else:
-            self.poll_events()
-
-    @work(exclusive=True, exit_on_error=False, group="configs")
-    async def poll_configs(self) -> None:
-        """Fetch configurations, then runs."""
-        monitor = self.monitor
-        if monitor is None:
-            return
-        try:
-            configs = await monitor.poll_configs()
-        except Exception as exc:
-            self.post_message(PollFailed("configs", str(exc), throttled=_throttled(exc)))
-            return
-        self.post_message(ConfigsFetched(configs))
-        try:
-            runs = await monitor.poll_runs()
-        except Exception as exc:
-            self.post_message(PollFailed("runs", str(exc), throttled=_throttled(exc)))
-            return
-        self.post_message(RunsFetched(runs))
-
-    @work(exclusive=True, exit_on_error=False, group="events")
-    async def poll_events(self) -> None:
-        """Read the events queue once."""
-        monitor = self.monitor
-        if monitor is None:
-            return
-        try:
-            batch = await monitor.poll_events()
-        except Exception as exc:  # poll_events should not raise; be safe anyway
-            self.post_message(PollFailed("events", str(exc)))
-            return
-        if batch is not None:
-            self.post_message(EventsFetched(batch))
+    def poll_events(self) -> None:
+        """Read the events queue now."""
+        self.poller.poll_events()
 
     @on(ConfigsFetched)
     def _configs_fetched(self, message: ConfigsFetched) -> None:
@@ -256,24 +200,21 @@ class DashboardScreen(Screen[None]):
     def _runs_fetched(self, message: RunsFetched) -> None:
         self.apply_runs(message.fetched)
         if self._rearm:
-            self.arm("configs", self.state.next_delay("configs", True), self._next_configs)
+            self.poller.arm_next("configs", self.state.next_delay("configs", True))
 
     @on(PollFailed)
     def _poll_failed(self, message: PollFailed) -> None:
         self.show_change(self.state.set_error(message.source, message.error))
         if self._rearm:
-            delay = self.state.next_delay(message.source, False, message.throttled)
-            name, callback = (("events", self._next_events) if message.source == "events"
-                              else ("configs", self._next_configs))
-            self.arm(name, delay, callback)
+            self.poller.arm_next(message.source, self.state.next_delay(
+                message.source, False, message.throttled))
 
     @on(EventsFetched)
     def _events_fetched(self, message: EventsFetched) -> None:
         batch = message.batch
         self.apply_events(batch)
         if self._rearm:
-            self.arm("events", self.state.next_delay("events", batch.error is None),
-                     self._next_events)
+            self.poller.arm_next("events", self.state.next_delay("events", batch.error is None))
 
     # -- applying data -------------------------------------------------------------------------
     def apply_configs(self, fetched: Fetched[Configuration]) -> None:
@@ -386,31 +327,9 @@ class DashboardScreen(Screen[None]):
             self.query_one(StatusBar).update_status(self._status_data())
 
     def _status_data(self) -> StatusData:
-        now = self.clock.now()
-        monitor = self.monitor
-        ages: dict[str, timedelta | None] = monitor.ages(now) if monitor else {}
-        stale = max(self.poll_interval * 3, timedelta(seconds=60))
-        sources = [SourceAge("configs", ages.get("configs"), stale),
-                   SourceAge("runs", ages.get("runs"), stale)]
-        if self.settings.queue_configured:
-            sources.append(SourceAge("events", ages.get("events"), timedelta(seconds=60)))
-        quota: int | None = None
-        throttled: timedelta | None = None
-        skew: timedelta | None = None
-        if monitor is not None:
-            governor = monitor.governor_state
-            quota = governor.remaining
-            if governor.throttled_until is not None:
-                throttled = max(timedelta(0), governor.throttled_until - SystemClock().now())
-            if monitor.skew is not None:
-                skew = -monitor.skew  # the bar shows local minus server
-        state = self.state
-        return StatusData(
-            sources=tuple(sources) if monitor else (),
-            quota_remaining=quota, throttled_for=throttled,
-            queue_mode=state.queue_mode, queue_depth=state.queue_depth,
-            queue_depth_capped=state.queue_capped, clock_skew=skew,
-            read_only=state.read_only, paused=self.paused, last_error=state.last_error)
+        return status_data(self.state, self.monitor,
+                           queue_configured=self.settings.queue_configured,
+                           poll_interval=self.poll_interval, paused=self.paused)
 
     # -- time display ----------------------------------------------------------------------------
     def zone_of(self, config: Configuration | None) -> tzinfo | None:
@@ -481,49 +400,26 @@ class DashboardScreen(Screen[None]):
 
     def action_filter(self) -> None:
         """Filter configurations by name, resource group, subscription or zone."""
-        box = self.query_one("#filter", Input)
-        box.display = True
-        box.focus()
+        self.query_one(FilterBox).open()
 
     def action_clear_filter(self) -> None:
         """Clear the filter (or leave the runs/events panel for the configurations)."""
-        box = self.query_one("#filter", Input)
-        if box.display or self.state.filter_text:
-            box.value = ""
-            box.display = False
+        if self.query_one(FilterBox).clear_and_hide() or self.state.filter_text:
             self.state.set_filter("")
             self.configs_panel.refresh_rows()
             self.configs_panel.table.focus()
 
-    @on(Input.Changed, "#filter")
-    def _filter_changed(self, event: Input.Changed) -> None:
-        self.state.set_filter(event.value)
-        self.configs_panel.refresh_rows()
-
-    @on(Input.Submitted, "#filter")
-    def _filter_submitted(self, event: Input.Submitted) -> None:
-        if not event.value:
-            self.query_one("#filter", Input).display = False
-        self.configs_panel.table.focus()
+    @on(FilterSet)
+    def _filter_set(self, message: FilterSet) -> None:
+        if self.state.set_filter(message.text):
+            self.configs_panel.refresh_rows()
+        if message.done:
+            self.configs_panel.table.focus()
 
     @on(CancelRequested)
     def _cancel_requested(self, message: CancelRequested) -> None:
         message.stop()
         self.action_cancel_run()
-
-    def cancel_lines(self, run: Run) -> list[tuple[str, str]]:
-        """What the confirmation names: configuration, run id, start in three zones, time left."""
-        config = self.state.configs.get(run.configuration_id.lower())
-        now = self.clock.now()
-        window = self.run_panel.window(run)
-        return [
-            ("Configuration", run.configuration_name or "?"),
-            ("Run id", run.correlation_id),
-            ("Start (config zone)", format_full(run.start, zone_for("config", config))),
-            ("Start (UTC)", format_full(run.start, UTC)),
-            ("Start (local)", format_full(run.start, None)),
-            ("Cancel closes in", format_remaining(window.closes_at - now)),
-        ]
 
     def action_cancel_run(self) -> None:
         """Ask to cancel the selected run (only inside its window, never in read-only)."""
@@ -540,7 +436,7 @@ class DashboardScreen(Screen[None]):
                 self._confirmed(key)
 
         self.app.push_screen(ConfirmCancel("Cancel this maintenance run?",
-                                           self.cancel_lines(run)), answered)
+                                           cancel_lines(self.state, run)), answered)
 
     def _confirmed(self, key: str) -> None:
         run = self.state.runs.get(key)
@@ -553,35 +449,18 @@ class DashboardScreen(Screen[None]):
             self.show_change(self.state.set_error("cancel", message))
             self.notify(message, severity="error", markup=False)
             return
-        target = CancelTarget(run.correlation_id, run.configuration_name, run.start,
-                              cutoff=run.cutoff, computed_id=run.expected)
         self.show_change(self.state.begin_cancel(key))
-        self.send_cancel(target)
+        self.send_cancel(target_of(run))
 
     @work(exclusive=False, exit_on_error=False, group="cancel")
     async def send_cancel(self, target: CancelTarget) -> None:
         """Send one cancel through the monitor and report its outcome."""
-        monitor = self.monitor
-        if monitor is None:
-            result = CancelResult(Outcome.REFUSED, "refused: no data source",
-                                  target.correlation_id)
-        else:
-            try:
-                result = await monitor.cancel(target)
-            except Exception as exc:
-                result = CancelResult(Outcome.FAILED, f"cancel failed: {exc}",
-                                      target.correlation_id)
-        self.post_message(CancelDone(result))
+        self.post_message(CancelDone(await send(self.monitor, target)))
 
     @on(CancelDone)
     def _cancel_done(self, message: CancelDone) -> None:
         result = message.result
-        outcome = result.outcome.value
-        severity: SeverityLevel = ("information" if outcome == "verified"
-                                   else "warning" if outcome == "refused" else "error")
-        text = f"cancel {outcome}: {result.message}"
-        if result.journal_error:
-            text += f" (audit not written: {result.journal_error})"
+        text, severity = outcome_toast(result)
         self.notify(text, title="Cancel", severity=severity, markup=False, timeout=10)
         if result.verified:
             self.app.sub_title = f"cancelled {result.run_id.rsplit('/', 1)[-1]}"
