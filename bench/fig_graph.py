@@ -14,6 +14,7 @@ from services.azure.clients import AsyncStaticTokenCredential
 from services.azure.resourcegraph import Governor, QueryRunner
 from services.azure.sources import ConfigSource, RunSource
 from services.domain.clock import ManualClock, SystemClock
+from services.domain.runs import expected_runs, merge_runs
 from services.standin.server import DEFAULT_QUOTA_LIMIT, DEFAULT_QUOTA_WINDOW
 
 SIZES = (10, 1_000, 5_000)
@@ -35,8 +36,9 @@ def _runner(server: CountingServer, subs: list[str], clock: ManualClock,
 async def _aumwatch_refresh(runner: QueryRunner, clock: ManualClock) -> tuple[int, int, int]:
     """One dashboard refresh: configurations, then runs merged with the schedules."""
     configs = await ConfigSource(runner, clock=clock).fetch()
-    runs = await RunSource(runner, clock=clock).fetch(configs.items)
-    observed = sum(1 for r in runs.items if not r.expected)
+    runs = await RunSource(runner, clock=clock).fetch_observed()
+    merged = merge_runs(runs.items, expected_runs(configs.items))
+    observed = sum(1 for r in merged if not r.expected)
     return len(configs.items), observed, configs.requests + runs.requests
 
 

@@ -5,8 +5,6 @@ paged query per call and turns its rows into domain objects with the pure parser
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -17,7 +15,7 @@ from services.domain.errors import ServiceError, service_error
 from services.domain.machines import machine_from_row, machines_query
 from services.domain.model import Configuration, Fetched, Machine, Run
 from services.domain.runid import RunIdError, parse_configuration_id
-from services.domain.runs import DEFAULT_SINCE, expected_runs, merge_runs, run_from_row, runs_query
+from services.domain.runs import DEFAULT_SINCE, run_from_row, runs_query
 
 
 class ConfigSource:
@@ -79,7 +77,11 @@ def maintenance_factory(settings: Any, credential: Any) -> Any:
 
 
 class RunSource:
-    """Fetches schedule-level runs (one paged query per call) and merges them."""
+    """Fetches schedule-level runs (one paged query per call), as Resource Graph shows them.
+
+    It does not merge: the schedules' runs, the events' runs and the verified cancels are
+    merged with these by :func:`services.domain.runs.merge_runs` (the dashboard's state, the
+    ``runs`` command)."""
 
     def __init__(self, runner: QueryRunner, *, clock: Clock | None = None) -> None:
         self.runner = runner
@@ -90,24 +92,6 @@ class RunSource:
         result = await self.runner.query(runs_query(since), what="runs query")
         runs = [r for row in result.rows if (r := run_from_row(row)) is not None]
         return Fetched(tuple(runs), result.fetched_at, result.skew, result.requests)
-
-    async def fetch(
-        self,
-        configs: Sequence[Configuration] = (),
-        events: Iterable[Run] = (),
-        *,
-        since: timedelta = DEFAULT_SINCE,
-    ) -> Fetched[Run]:
-        """Observed runs merged with the events' runs and the schedules' expected runs."""
-        observed = await self.fetch_observed(since)
-        merged = merge_runs(observed.items, expected_runs(configs), events)
-        names = {c.id.lower(): c.name for c in configs}
-        merged = tuple(
-            replace(r, configuration_name=names[r.configuration_id.lower()])
-            if r.configuration_id.lower() in names and not r.configuration_name else r
-            for r in merged
-        )
-        return Fetched(merged, observed.fetched_at, observed.skew, observed.requests)
 
 
 class MachineSource:

@@ -15,7 +15,7 @@ from services.azure.sources import ConfigSource, MachineSource, RunSource, maint
 from services.domain.clock import iso_z
 from services.domain.errors import ServiceError
 from services.domain.events import decode_message
-from services.domain.runs import merge_runs, run_from_event
+from services.domain.runs import expected_runs, merge_runs, run_from_event
 from services.settings import Settings, load_settings
 from services.standin.server import StandInServer
 from services.standin.world import (
@@ -114,7 +114,8 @@ async def test_runs_merge_observed_with_expected_from_the_schedule(
         standin_world: World, runner: QueryRunner) -> None:
     world = populate(standin_world)
     configs = (await ConfigSource(runner).fetch()).items
-    runs = (await RunSource(runner).fetch(configs)).items
+    observed = (await RunSource(runner).fetch_observed()).items
+    runs = merge_runs(observed, expected_runs(configs))
     keys = [r.key for r in runs]
     assert len(keys) == len(set(keys))  # the pending run is not listed twice
     pending = next(r for r in runs if r.key == world["pending"].correlation_id.lower())

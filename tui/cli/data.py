@@ -186,10 +186,15 @@ def run_runs(args: argparse.Namespace) -> int:
     async def fetch() -> Any:
         from services.azure.resourcegraph import QueryRunner
         from services.azure.sources import ConfigSource, RunSource
+        from services.domain.model import Fetched
+        from services.domain.runs import expected_runs, merge_runs
 
         async with QueryRunner.from_settings(settings, clock=clock) as runner:
             configs = (await ConfigSource(runner).fetch()).items
-            return configs, await RunSource(runner).fetch(configs, since=since)
+            observed = await RunSource(runner).fetch_observed(since)
+            merged = merge_runs(observed.items, expected_runs(configs))
+            return configs, Fetched(merged, observed.fetched_at, observed.skew,
+                                    observed.requests)
 
     configs, fetched = _run(fetch)
     runs = list(fetched.items)
