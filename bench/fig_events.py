@@ -118,16 +118,19 @@ async def _app_level(azurite: Azurite, count: int) -> tuple[list[float], int]:
     sender = Sender(azurite.connection_string, "bench-app", count)
     app = AumwatchApp(settings)
     seen: dict[str, float] = {}
-    original = app.apply_events
 
-    def observed(batch: Any) -> None:
-        at = time.perf_counter()
-        for received in batch.events:
-            seen.setdefault(received.event.id.lower(), at)
-        original(batch)
-
-    app.apply_events = observed  # type: ignore[method-assign]
     async with app.run_test(size=(160, 50)) as pilot:
+        # The dashboard screen exists once the app runs; its first events poll builds the
+        # queue client first, so this is in place before any batch arrives.
+        original = app.dashboard.apply_events
+
+        def observed(batch: Any) -> None:
+            at = time.perf_counter()
+            for received in batch.events:
+                seen.setdefault(received.event.id.lower(), at)
+            original(batch)
+
+        app.dashboard.apply_events = observed  # type: ignore[method-assign]
         await pilot.pause(1.0)  # the first events poll (clients are built lazily)
         sender.start()
         deadline = time.monotonic() + count / RATE_PER_S * 2 + 30

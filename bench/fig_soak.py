@@ -118,6 +118,7 @@ async def soak(hours: float) -> dict[str, Any]:
     async with app.run_test(size=(160, 50)) as pilot:
         await pilot.pause()
         log = app.query_one(EventLog)
+        state = app.dashboard.state  # the one event memory lives in the dashboard's state
         while clock.now() < end:
             now = clock.now()
             while next_event <= now:
@@ -128,15 +129,15 @@ async def soak(hours: float) -> dict[str, Any]:
                               if (now - m.inserted_on).total_seconds() < KEEP_S]
             batch = await monitor.poll_events()
             if batch is not None:
-                app.apply_events(batch)
+                app.dashboard.apply_events(batch)
             if now >= next_sample or now + timedelta(seconds=POLL_S) >= end:
                 await pilot.pause()
                 current, _ = tracemalloc.get_traced_memory()
                 samples.append({
                     "hours": (now - NOW).total_seconds() / 3600, "traced": current,
                     "rss": proc.memory_info().rss, "events": j,
-                    "app_runs": len(app.runs), "monitor_event_runs": len(monitor.memory),
-                    "eventlog_rows": log.row_count, "findings": len(app.findings),
+                    "app_runs": len(state.runs), "event_memory_runs": len(state.memory),
+                    "eventlog_rows": log.row_count, "findings": len(state.findings),
                 })
                 next_sample += sample_every
             clock.advance(timedelta(seconds=POLL_S))
@@ -156,7 +157,7 @@ async def soak(hours: float) -> dict[str, Any]:
         "rss_end_bytes": last["rss"],
         "rss_peak_bytes": max(s["rss"] for s in samples),
         "app_runs_end": last["app_runs"],
-        "monitor_event_runs_end": last["monitor_event_runs"],
+        "event_memory_runs_end": last["event_memory_runs"],
         "eventlog_rows_end": last["eventlog_rows"],
         "findings_end": last["findings"],
         "samples": samples,
@@ -189,7 +190,7 @@ def run(quick: bool) -> FigureResult:
     out.metrics["traced_growth_2nd_half_bytes"] = growth
     out.notes.append("sizes at samples (hour: runs in app / monitor event runs / "
                      "eventlog rows): " + ", ".join(
-                         f"{s['hours']:.2g}: {s['app_runs']}/{s['monitor_event_runs']}/"
+                         f"{s['hours']:.2g}: {s['app_runs']}/{s['event_memory_runs']}/"
                          f"{s['eventlog_rows']}" for s in samples))
     if data["traced_slope_bytes_per_hour_2nd_half"] > 256 * 1024:
         out.notes.append("NOT FLAT: the Python heap still grows by "

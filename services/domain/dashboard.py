@@ -337,11 +337,20 @@ class DashboardState:
 
     def apply_runs(self, fetched: Fetched[Run]) -> Change:
         """Take a Resource Graph runs snapshot (observed runs only) and merge every source."""
-        self._observed = {r.key: r for r in fetched.items}
-        merged = merge_runs(self._observed.values(), self._expected_by_key().values(),
-                            self.memory.runs(), cancelled=self.cancelled)
-        touched, changed = self.index.replace({r.key: self._named(r) for r in merged})
-        self._track(changed)
+        old = self._observed
+        new = {r.key: r for r in fetched.items}
+        self._observed = new
+        # Only the rows that are not the very objects of the last snapshot (or are gone) can
+        # change a merged run. A poll that changed few is re-merged run by run; one that
+        # changed many is merged whole (one pass is cheaper than many small ones).
+        keys = {k for k, r in new.items() if old.get(k) is not r} | (old.keys() - new.keys())
+        if len(keys) * 4 > len(new) + len(old):
+            merged = merge_runs(new.values(), self._expected_by_key().values(),
+                                self.memory.runs(), cancelled=self.cancelled)
+            touched, changed = self.index.replace({r.key: self._named(r) for r in merged})
+            self._track(changed)
+        else:
+            touched, changed = self._remerge(keys)
         status = self.clear_error("runs").status | self.clear_error("configs").status
         self._failures["runs"] = 0  # the runs query answered: its back-off starts over
         return Change(configs=frozenset(touched), runs=tuple(changed),

@@ -263,3 +263,20 @@ def test_pre_event_timing_is_one_domain_rule() -> None:
     assert arrival_delay("post", start, start + timedelta(hours=1),
                          start + timedelta(hours=1, minutes=4)) == timedelta(minutes=4)
     assert arrival_delay("other", start, None, NOW) is None
+
+
+def test_a_poll_that_changed_few_runs_merges_like_a_whole_merge() -> None:
+    clock = ManualClock(NOW)
+    state = make_state(clock)
+    starts = [NOW + timedelta(hours=h) for h in range(12)]
+    state.apply_configs(Fetched((config("web", *starts),), NOW))
+    first = tuple(observed("web", s) for s in starts[:8])
+    state.apply_runs(Fetched(first, NOW))
+    # One row changed, one left Resource Graph: re-merged run by run.
+    second = (observed("web", starts[0], "InProgress"), *first[1:7])
+    change = state.apply_runs(Fetched(second, NOW))
+    assert [r.status for r in change.runs] == ["InProgress", "Scheduled"]
+    whole = make_state(clock)
+    whole.apply_configs(Fetched((config("web", *starts),), NOW))
+    whole.apply_runs(Fetched(second, NOW))
+    assert dict(state.runs) == dict(whole.runs)
