@@ -336,3 +336,37 @@ async def test_an_idle_tick_repaints_only_what_changed_and_never_relayouts(
         assert not any(layout for _, layout in calls), calls
         touched = {name for name, _ in calls}
         assert not touched & {"Static#run-status", "Static#run-title", "Timeline#timeline"}
+
+
+async def test_after_a_verified_cancel_the_panel_stays_on_the_cancelled_run(
+        make_app: Any, standin_clock: ManualClock) -> None:
+    from dataclasses import replace
+
+    from textual.widgets import Static
+
+    from services.domain.model import Fetched
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        dashboard = app.dashboard
+        dashboard.tick()
+        await pilot.pause()
+        run = dashboard.current_run
+        assert run is not None and not run.expected
+        await pilot.press("ctrl+x")
+        await pilot.pause()
+        await pilot.press("right", "enter")
+        await settle(pilot)
+        shown = dashboard.current_run
+        assert shown is not None and shown.key == run.key and shown.status == "Cancelled"
+        assert "cancelled by user" in str(app.query_one("#run-status", Static).content)
+        # Resource Graph lags: its next answer still says Pending. The cancel stands.
+        stale = replace(run, status="Pending", cancelled_by=None)
+        dashboard.apply_runs(Fetched((stale,), standin_clock.now()))
+        dashboard.tick()
+        await pilot.pause()
+        assert dashboard.state.runs[run.key].status == "Cancelled"
+        assert dashboard.current_run is not None and dashboard.current_run.key == run.key
+        assert dashboard.check_action("cancel_run", ()) is None
+        assert app.query_one("#cancel-button", Button).disabled

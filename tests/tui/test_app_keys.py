@@ -7,6 +7,8 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+from textual.widgets import Static
+
 from services.domain.clock import ManualClock
 from services.domain.model import Fetched
 from services.settings import load_settings
@@ -79,3 +81,26 @@ async def test_palette_offers_every_dashboard_action(tmp_path: Path) -> None:
         titles = {c.title for c in app.get_system_commands(app.screen)}
         for wanted in ("Cancel run", "Pause", "Refresh", "Zone", "Filter", "Export", "Help"):
             assert wanted in titles
+
+
+async def test_cancel_is_dimmed_for_a_run_only_computed_from_the_schedule(
+        tmp_path: Path) -> None:
+    from services.domain.runs import UNSEEN_RUN_REASON
+
+    app = app_with(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        dashboard = app.dashboard
+        dashboard.apply_configs(Fetched(CONFIGS, NOW))  # no runs seen in Azure
+        await pilot.pause()
+        await pilot.press("down", "down")  # patch-weu-web: inside its window at NOW
+        dashboard.tick()
+        await pilot.pause()
+        run = dashboard.current_run
+        assert run is not None and run.configuration_name == "patch-weu-web" and run.expected
+        assert dashboard.check_action("cancel_run", ()) is None  # shown, dimmed
+        status = app.query_one("#run-status", Static).content
+        assert UNSEEN_RUN_REASON in str(status)
+        await pilot.press("ctrl+x")
+        await pilot.pause()
+        assert len(app.screen_stack) == 1  # no confirmation: nothing can be sent
+        assert any(UNSEEN_RUN_REASON in str(n.message) for n in app._notifications)
