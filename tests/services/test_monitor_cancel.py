@@ -29,3 +29,25 @@ async def test_cancel_is_refused_when_the_journal_cannot_be_opened(tmp_path: Pat
         await monitor.close()
     assert result.outcome is Outcome.REFUSED
     assert str(blocker) in result.message
+
+
+async def test_verified_cancels_are_read_back_from_the_journal(tmp_path: Path) -> None:
+    from services.azure.journal import AuditOutcome, Journal
+
+    settings = load_settings({"data_dir": str(tmp_path), "cloud": "standin",
+                              "arm_endpoint": "https://127.0.0.1:9"},
+                             env={"AUMWATCH_TOKEN": "not-a-real-token"}, config_path=None)
+    monitor = Monitor(settings, ManualClock(T))
+    assert monitor.verified_cancels() == {}  # no journal yet: none, and none created
+    assert not settings.journal_path.exists()
+    other = RUN_ID.replace("20260301120000", "20260302120000")
+    with Journal(settings.journal_path) as journal:
+        for run_id, outcome in ((RUN_ID, AuditOutcome.VERIFIED), (other, AuditOutcome.FAILED)):
+            seq = journal.begin_cancel(attempted_at=T - timedelta(minutes=20), run_id=run_id,
+                                       configuration="nightly", computed_id=False,
+                                       identity=None, api_version=None)
+            journal.finish_cancel(seq, finished_at=T - timedelta(minutes=19), outcome=outcome)
+    try:
+        assert monitor.verified_cancels() == {RUN_ID.lower(): T - timedelta(minutes=19)}
+    finally:
+        await monitor.close()

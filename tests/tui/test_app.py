@@ -370,3 +370,22 @@ async def test_after_a_verified_cancel_the_panel_stays_on_the_cancelled_run(
         assert dashboard.current_run is not None and dashboard.current_run.key == run.key
         assert dashboard.check_action("cancel_run", ()) is None
         assert app.query_one("#cancel-button", Button).disabled
+
+
+async def test_a_restart_right_after_a_cancel_still_shows_it_cancelled(
+        make_app: Any, world: World, tmp_path: Path) -> None:
+    from services.azure.journal import AuditOutcome
+
+    app = make_app()
+    run_id = (f"{config_object('patch-web')['id']}/providers/microsoft.maintenance/"
+              "applyupdates/20260310123000")
+    # A cancel verified by an earlier session; Resource Graph (the stand-in) still says Pending.
+    with Journal(app.settings.journal_path) as journal:
+        seq = journal.begin_cancel(attempted_at=NOW, run_id=run_id, configuration="patch-web",
+                                   computed_id=False, identity=None, api_version=None)
+        journal.finish_cancel(seq, finished_at=NOW, outcome=AuditOutcome.VERIFIED)
+    assert world.get_run(run_id).status == "Pending"
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.dashboard.state.runs[run_id.lower()].status == "Cancelled"
+        assert app.dashboard.check_action("cancel_run", ()) is not True
