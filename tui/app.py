@@ -117,7 +117,7 @@ class AumwatchApp(App[int]):
             self._dashboard = DashboardScreen(
                 self.settings, self.clock, self.monitor, poll_interval=self.poll_interval,
                 events_poll_interval=self.events_poll_interval, poll=self._poll,
-                scheduler=self._scheduler)
+                scheduler=self._scheduler, check_terminal=self.hangup.check_terminal)
         return self._dashboard
 
     async def on_mount(self) -> None:

@@ -64,12 +64,12 @@ async def test_a_fault_shows_in_the_status_bar_and_clears_on_the_next_poll(
         await settle(pilot)
         assert app.query_one(StatusBar).data.last_error is None
         standin.faults.set(kind, scope="all", retry_after=0.1, delay=3)
-        app.poll_configs()
+        app.dashboard.poll_configs()
         await settle(pilot)
         error = app.query_one(StatusBar).data.last_error
         standin.faults.clear()
         assert error is not None and "\n" not in error and "Traceback" not in error, error
-        app.poll_configs()
+        app.dashboard.poll_configs()
         await settle(pilot)
         assert app.query_one(StatusBar).data.last_error is None
         assert app.is_running

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from services.azure.monitor import EventArrival
+from services.domain.eventmemory import EventArrival
 from services.domain.model import Run
 from services.domain.watchdog import Watchdog, check_runs, duplicate_finding
 

@@ -13,6 +13,7 @@ it never raises.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import ClassVar
 
@@ -92,7 +93,8 @@ class DashboardScreen(Screen[None]):
 
     def __init__(self, settings: Settings, clock: Clock, monitor: Monitor | None, *,
                  poll_interval: timedelta, events_poll_interval: timedelta,
-                 poll: bool = True, scheduler: Scheduler | None = None) -> None:
+                 poll: bool = True, scheduler: Scheduler | None = None,
+                 check_terminal: Callable[[], None] | None = None) -> None:
         super().__init__()
         self.settings = settings
         self.clock = clock
@@ -100,6 +102,7 @@ class DashboardScreen(Screen[None]):
         self.poll_interval = poll_interval
         self._poll = poll
         self._rearm = poll or scheduler is not None
+        self._check_terminal = check_terminal  # the tick's backstop for a lost terminal
         self.poller = Poller(monitor, paused=lambda: self.paused, scheduler=scheduler)
         self.state = DashboardState(
             settings.window_rules, clock, watch_events=settings.queue_configured,
@@ -317,9 +320,8 @@ class DashboardScreen(Screen[None]):
             self._offer_cancel(self.run_panel.tick(now))
             self.show_change(self.state.tick(now))
             self.update_status()
-        hangup = getattr(self.app, "hangup", None)
-        if hangup is not None:
-            hangup.check_terminal()
+        if self._check_terminal is not None:
+            self._check_terminal()
 
     def update_status(self) -> None:
         """Rebuild the status bar's data (it redraws only when something changed)."""
