@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -344,13 +344,7 @@ class DashboardState:
         # change a merged run. A poll that changed few is re-merged run by run; one that
         # changed many is merged whole (one pass is cheaper than many small ones).
         keys = {k for k, r in new.items() if old.get(k) is not r} | (old.keys() - new.keys())
-        if len(keys) * 4 > len(new) + len(old):
-            merged = merge_runs(new.values(), self._expected_by_key().values(),
-                                self.memory.runs(), cancelled=self.cancelled)
-            touched, changed = self.index.replace({r.key: self._named(r) for r in merged})
-            self._track(changed)
-        else:
-            touched, changed = self._remerge(keys)
+        touched, changed = self._remerge(keys)
         status = self.clear_error("runs").status | self.clear_error("configs").status
         self._failures["runs"] = 0  # the runs query answered: its back-off starts over
         return Change(configs=frozenset(touched), runs=tuple(changed),
@@ -465,10 +459,21 @@ class DashboardState:
                             () if told is None else (told,), cancelled=cancelled)
         return self._named(merged[0])
 
-    def _remerge(self, keys: Iterable[str]) -> tuple[set[str], list[Run]]:
-        """Merge these runs again and put them in the index; (configs touched, runs changed)."""
-        touched: set[str] = set()
-        changed: list[Run] = []
+    def _remerge(self, keys: Collection[str]) -> tuple[set[str], list[Run]]:
+        """Merge these runs again and put them in the index; (configs touched, runs changed).
+
+        Few keys are merged one by one; many (a first snapshot, a poll that changed most
+        rows) in one pass over every source, which is cheaper than many small merges.
+        """
+        if len(keys) * 4 > len(self.index) + len(self._observed):
+            merged = merge_runs(self._observed.values(), self._expected_by_key().values(),
+                                self.memory.runs(), cancelled=self.cancelled, ordered=False)
+            touched, changed = self.index.replace(
+                {r.key: r if r.configuration_name else self._named(r) for r in merged})
+            self._track(changed)
+            return touched, changed
+        touched = set()
+        changed = []
         for key in keys:
             run = self._merge_one(key)
             if run is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any, Generic, Literal, TypeVar
 
 from services.domain.clock import iso_z
@@ -94,9 +95,10 @@ class Run:
     source: RunOrigin = "arg"
     last_update: datetime | None = None
 
-    @property
+    @cached_property
     def key(self) -> str:
-        """The merge key: correlation ids compare case-insensitively."""
+        """The merge key: correlation ids compare case-insensitively (computed once: the
+        merge and the run index ask for it many times per run)."""
         return self.correlation_id.lower()
 
     @property

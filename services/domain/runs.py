@@ -221,6 +221,8 @@ def merge_runs(
     expected: Iterable[Run],
     events: Iterable[Run] = (),
     cancelled: Mapping[str, datetime] | None = None,
+    *,
+    ordered: bool = True,
 ) -> tuple[Run, ...]:
     """One run list keyed by correlation id (case-insensitive), newest start first: the one
     place runs from every source are merged.
@@ -230,6 +232,7 @@ def merge_runs(
     ``cancelled`` maps run keys to the moment a cancel of that run was verified by reading it
     back from Resource Manager: Resource Graph lags, so such a run shows Cancelled whatever an
     older row still says, until Resource Graph agrees (docs/azure.md, "Resource Graph").
+    ``ordered=False`` skips the sort (a caller that keys the runs itself).
     """
     merged: dict[str, Run] = {}
     for run in observed:
@@ -247,6 +250,8 @@ def merge_runs(
         known = merged.get(key.lower())
         if known is not None:
             merged[known.key] = keep_cancelled(known, verified_at)
+    if not ordered:
+        return tuple(merged.values())
     return tuple(sorted(merged.values(), key=lambda r: (r.start, r.key), reverse=True))
 
 

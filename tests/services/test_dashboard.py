@@ -275,8 +275,19 @@ def test_a_poll_that_changed_few_runs_merges_like_a_whole_merge() -> None:
     # One row changed, one left Resource Graph: re-merged run by run.
     second = (observed("web", starts[0], "InProgress"), *first[1:7])
     change = state.apply_runs(Fetched(second, NOW))
-    assert [r.status for r in change.runs] == ["InProgress", "Scheduled"]
+    assert sorted(r.status for r in change.runs) == ["InProgress", "Scheduled"]
     whole = make_state(clock)
     whole.apply_configs(Fetched((config("web", *starts),), NOW))
     whole.apply_runs(Fetched(second, NOW))
     assert dict(state.runs) == dict(whole.runs)
+
+
+def test_the_unordered_merge_holds_the_same_runs() -> None:
+    from services.domain.runs import expected_runs, merge_runs
+
+    starts = [NOW + timedelta(hours=h) for h in range(6)]
+    seen = [observed("web", s, "InProgress") for s in starts[:3]]
+    schedule = expected_runs([config("web", *starts)])
+    ordered = merge_runs(seen, schedule)
+    assert [r.start for r in ordered] == sorted(starts, reverse=True)
+    assert set(merge_runs(seen, schedule, ordered=False)) == set(ordered)
