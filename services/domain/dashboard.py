@@ -16,8 +16,6 @@ Pure: no Textual, no Azure SDK, no I/O; time comes from the injected clock.
 
 from __future__ import annotations
 
-import contextlib
-import json
 from collections import deque
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -26,6 +24,13 @@ from typing import Any, Protocol
 
 from services.domain.clock import Clock
 from services.domain.eventmemory import EventArrival, EventMemory
+from services.domain.eventtail import (
+    EventLine,
+    arrival_delay,
+    event_payload,
+    finding_line,
+    short_type,
+)
 from services.domain.model import Configuration, Fetched, Run
 from services.domain.runindex import RunIndex
 from services.domain.runs import cancel_refusal, expected_runs, merge_runs
@@ -40,44 +45,7 @@ MAX_BACKOFF = timedelta(minutes=5)
 FIRST_BACKOFF = timedelta(seconds=5)
 #: The shortest delay before a retry.
 MIN_BACKOFF = timedelta(seconds=2)
-#: When the pre-event is expected, before the run's start: docs/azure.md says at least
-#: 30 minutes ahead; the timeline marks the five minutes before that as its expected slot.
-PRE_EVENT_EARLIEST = timedelta(minutes=35)
-PRE_EVENT_LATEST = timedelta(minutes=30)
 _FAR = datetime.max.replace(tzinfo=UTC)
-
-
-def pre_event_expected(start: datetime) -> tuple[datetime, datetime]:
-    """When a run starting at ``start`` should see its pre-event: (earliest, latest)."""
-    return start - PRE_EVENT_EARLIEST, start - PRE_EVENT_LATEST
-
-
-def arrival_delay(kind: str, start: datetime | None, end: datetime | None,
-                  arrived: datetime) -> timedelta | None:
-    """How late an event arrived (negative: early): a pre-event against the latest moment
-    it is expected (:func:`pre_event_expected`), a post-event against the run's end."""
-    if kind == "pre" and start is not None:
-        return arrived - pre_event_expected(start)[1]
-    if kind == "post" and end is not None:
-        return arrived - end
-    return None
-
-
-@dataclass(frozen=True)
-class EventLine:
-    """One line of the event tail as plain data (the view turns it into a row).
-
-    Every string is untrusted (it came from a queue): the view never renders it as markup.
-    """
-
-    time: datetime
-    kind: str
-    configuration: str = ""
-    run: str = ""
-    delay: timedelta | None = None
-    flag: str | None = None
-    payload: str = ""
-    key: str = ""
 
 
 @dataclass(frozen=True)
@@ -115,31 +83,6 @@ class CancelOutcome(Protocol):
 
     @property
     def run_status(self) -> str | None: ...
-
-
-def short_type(event_type: str) -> str:
-    """``pre``/``post`` for the maintenance event types; any other type as it came."""
-    tail = event_type.rsplit(".", 1)[-1]
-    return {"PreMaintenanceEvent": "pre", "PostMaintenanceEvent": "post"}.get(tail, event_type)
-
-
-def event_payload(received: Any) -> str:
-    """A received event as indented JSON for the detail view, every odd character escaped."""
-    body = received.to_json()
-    data = getattr(received.event, "data", None)
-    if data:
-        with contextlib.suppress(TypeError, ValueError):
-            body["data"] = json.loads(json.dumps(dict(data), default=str))
-    # ensure_ascii: every control or odd character is a visible \\u escape.
-    return json.dumps(body, indent=2, ensure_ascii=True, default=str)
-
-
-def finding_line(finding: Finding, now: datetime) -> EventLine:
-    """A watchdog finding as a line of the event tail."""
-    return EventLine(time=now, kind=f"watchdog: {finding.kind.replace('-', ' ')}",
-                     configuration=finding.configuration_name,
-                     run=finding.run_id.rsplit("/", 1)[-1], flag="watchdog",
-                     payload=finding.message, key=finding.key)
 
 
 def row_sort_key(config: Configuration, run: Run | None) -> tuple[datetime, str, str]:

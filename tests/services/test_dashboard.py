@@ -8,13 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 from services.azure.eventsource import EventBatch, ReceivedEvent
 from services.domain.clock import ManualClock
-from services.domain.dashboard import (
-    MAX_BACKOFF,
-    DashboardState,
-    arrival_delay,
-    pre_event_expected,
-)
+from services.domain.dashboard import MAX_BACKOFF, DashboardState
 from services.domain.events import decode_message
+from services.domain.eventtail import arrival_delay, pre_event_expected
 from services.domain.model import Configuration, Fetched, Run
 from services.domain.runs import UNSEEN_RUN_REASON
 from services.domain.window import WindowRules

@@ -12,7 +12,7 @@ from datetime import datetime
 from textual.app import ComposeResult
 from textual.containers import Vertical
 
-from services.domain.dashboard import EventLine
+from services.domain.eventtail import EventLine
 from widgets.eventlog import EventLog, EventRow
 
 

@@ -15,8 +15,9 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Static
 
-from services.domain.dashboard import DashboardState, pre_event_expected
+from services.domain.dashboard import DashboardState
 from services.domain.eventmemory import EventArrival
+from services.domain.eventtail import pre_event_expected
 from services.domain.model import Configuration, Run
 from services.domain.runs import run_phase
 from services.domain.window import Phase, RunWindow, run_window
