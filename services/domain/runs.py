@@ -35,11 +35,16 @@ _PLATFORM_CANCEL = re.compile(r"internal\s+platform\s+failure", re.IGNORECASE)
 
 
 def runs_query(since: timedelta = DEFAULT_SINCE) -> str:
-    """Schedule-level runs that started within ``since`` (and all later/upcoming ones)."""
+    """Schedule-level runs that started within ``since`` (and all later/upcoming ones).
+
+    A row without ``startDateTime`` is kept: the client dates it by its run name
+    (:func:`run_from_row`), which a filter on the missing field would never let it do.
+    """
     hours = max(1, int(min(since, MAX_SINCE).total_seconds() // 3600))
     return f"""maintenanceresources
 | where type =~ "{RUN_TYPE}"
-| where todatetime(properties.startDateTime) >= ago({hours}h)
+| where isnull(todatetime(properties.startDateTime))
+    or todatetime(properties.startDateTime) >= ago({hours}h)
 | project id, name, properties
 | order by id asc"""
 
@@ -185,8 +190,13 @@ def run_from_event(event: Any) -> Run | None:
     configuration_id = getattr(event, "configuration_id", None) or (
         run_id.configuration_id if run_id else "")
     status = "Pending"
+    # A pre-event's EndDateTime is the scheduled window end: a fair guess of the end until
+    # the run is over. A post-event's EndDateTime is that same scheduled end, not when the
+    # run ended: the run ended when the post-event was raised (docs/azure.md, "Timeline").
+    end = getattr(event, "end", None)
     if kind == "post":
         status = getattr(event, "status", None) or "Completed"
+        end = getattr(event, "event_time", None)
     return Run(
         correlation_id=correlation_id,
         configuration_id=configuration_id,
@@ -194,7 +204,7 @@ def run_from_event(event: Any) -> Run | None:
                             or (run_id.configuration_name if run_id else "")),
         run_name=run_id.run_name if run_id else correlation_id.rsplit("/", 1)[-1],
         start=start,
-        end=getattr(event, "end", None),
+        end=end,
         status=status,
         cutoff=getattr(event, "cancellation_cutoff", None),
         source="event",
@@ -209,7 +219,8 @@ def merge_event(base: Run, event: Run) -> Run:
     if base.end is None and event.end is not None:
         changes["end"] = event.end
     if event.finished and not base.finished:
-        # The post-event knows how and when it ended; a pre-event's end is only the window's.
+        # The post-event knows how and when it ended (its event time, see run_from_event);
+        # a pre-event's end, like a lagging row's, is only the scheduled window end.
         changes["status"] = event.status
         if event.end is not None:
             changes["end"] = event.end

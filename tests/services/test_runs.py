@@ -137,3 +137,33 @@ def test_a_verified_cancel_applies_to_a_run_known_only_from_the_schedule() -> No
     expected = Run(cid, "c", "mc", "20260310150000", start, status="Scheduled", expected=True)
     (merged,) = merge_runs([], [expected], cancelled={cid: start})
     assert merged.status == "Cancelled" and not merged.expected
+
+
+def test_a_post_event_ends_the_run_when_it_was_raised_not_at_the_window_end() -> None:
+    from pathlib import Path
+
+    from services.domain.events import decode_message
+    from services.domain.runs import run_from_event
+
+    text = (Path(__file__).parents[1] / "data" / "events" / "post-eventgrid.json").read_bytes()
+    [event] = decode_message(text)
+    # The sample: raised at 15:55, EndDateTime (the scheduled end) 18:55.
+    ended = run_from_event(event)
+    assert ended is not None and ended.status == "Succeeded"
+    assert ended.end == event.event_time != event.end
+    observed = Run(event.correlation_id, event.configuration_id or "", "c", "20230509150000",
+                   event.start or T, end=event.end, status="InProgress")
+    (merged,) = merge_runs([observed], [], [ended])
+    assert merged.status == "Succeeded" and merged.end == event.event_time
+
+
+def test_a_pre_event_keeps_the_scheduled_end_as_the_expected_end() -> None:
+    from pathlib import Path
+
+    from services.domain.events import decode_message
+    from services.domain.runs import run_from_event
+
+    text = (Path(__file__).parents[1] / "data" / "events" / "pre-eventgrid.json").read_bytes()
+    [event] = decode_message(text)
+    pre = run_from_event(event)
+    assert pre is not None and pre.end == event.end and pre.status == "Pending"
