@@ -93,6 +93,8 @@ class Run:
     cutoff: datetime | None = None  # CancellationCutOffDateTime from the pre-event, when known
     source: RunOrigin = "arg"
     last_update: datetime | None = None
+    #: The configuration's maintenanceScope (InGuestPatch, Host, ...); "" when unknown.
+    scope: str = ""
 
     @property
     def key(self) -> str:
@@ -123,6 +125,7 @@ class Run:
             "error": self.error,
             "cutoff": iso_z(self.cutoff),
             "source": self.source,
+            "scope": self.scope,
         }
 
 

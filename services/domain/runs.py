@@ -20,7 +20,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.domain.configs import folded, text_of
+from services.domain.configs import folded, in_patch_view, text_of
 from services.domain.model import CancelledBy, Configuration, Run
 from services.domain.runid import RunIdError, correlation_id_for, parse_run_id
 from services.domain.window import Phase, WindowRules, run_window
@@ -47,6 +47,17 @@ def runs_query(since: timedelta = DEFAULT_SINCE) -> str:
     or todatetime(properties.startDateTime) >= ago({hours}h)
 | project id, name, properties
 | order by id asc"""
+
+
+def run_query(correlation_id: str) -> str:
+    """The Resource Graph row of one run (ids compared lower-case), to learn whether Azure has
+    shown it. Raises :class:`RunIdError` when ``correlation_id`` is no run id."""
+    key = parse_run_id(correlation_id).key
+    wanted = '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"""maintenanceresources
+| where type =~ "{RUN_TYPE}"
+| where tolower(tostring(properties.correlationId)) == {wanted} or tolower(id) == {wanted}
+| project id, name, properties"""
 
 
 def cancelled_by_from_error(text: str | None) -> CancelledBy | None:
@@ -148,6 +159,7 @@ def run_from_row(row: Mapping[str, Any]) -> Run | None:
         machines_in_progress=_count(summary.get("inprogress")),
         source="arg",
         last_update=parse_time(props.get("lastupdatetime")),
+        scope=text_of(props.get("maintenancescope")),
     )
 
 
@@ -170,6 +182,7 @@ def expected_runs(configs: Iterable[Configuration]) -> list[Run]:
                 status="Scheduled",
                 expected=True,
                 source="schedule",
+                scope=config.scope,
             ))
     return out
 
@@ -259,6 +272,31 @@ def merge_runs(
         if known is not None:
             merged[known.key] = keep_cancelled(known, verified_at)
     return tuple(sorted(merged.values(), key=lambda r: (r.start, r.key), reverse=True))
+
+
+def with_configurations(runs: Iterable[Run], configs: Iterable[Configuration]) -> tuple[Run, ...]:
+    """``runs`` with what their configuration knows filled in: its name where the run has
+    none, and its maintenance scope (runs rows seldom carry one)."""
+    known = {c.id.lower(): c for c in configs}
+    out: list[Run] = []
+    for run in runs:
+        config = known.get(run.configuration_id.lower())
+        if config is None:
+            out.append(run)
+            continue
+        changes: dict[str, Any] = {}
+        if not run.configuration_name:
+            changes["configuration_name"] = config.name
+        if config.scope and not run.scope:
+            changes["scope"] = config.scope
+        out.append(replace(run, **changes) if changes else run)
+    return tuple(out)
+
+
+def runs_in_view(runs: Iterable[Run], include_other_scopes: bool = False) -> tuple[Run, ...]:
+    """The runs a patch-related view shows: guest patching unless the others are asked for
+    (see :func:`services.domain.configs.in_patch_view`)."""
+    return tuple(r for r in runs if in_patch_view(r.scope, include_other_scopes))
 
 
 def keep_cancelled(run: Run, verified_at: datetime) -> Run:
