@@ -36,8 +36,8 @@ READ_INTERVAL = timedelta(seconds=2)
 
 EXIT_CODES = f"""exit status:
   0  the run is cancelled, verified by reading it back (or it already was)
-  1  nothing was cancelled, or whether it was is unknown: refused before sending (a run not
-     seen in Azure yet, outside its cancel window, read-only, no audit journal, not
+  1  nothing was cancelled, or whether it was is unknown: refused before sending (the run
+     not seen in Azure yet, outside its cancel window, read-only, no audit journal, not
      confirmed), refused by Azure, or sent and not seen Cancelled; one line on stderr says
      which
   2  wrong usage
