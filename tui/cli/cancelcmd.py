@@ -150,7 +150,10 @@ async def _cancel_with(args: argparse.Namespace, settings: Any, run_id: Any, cre
         async with client:
             send, read_back = maintenance_client_calls(client)
             lookup = await _look_up(read_back, run_id, settings, journal, runner)
-            if lookup.status is not None and lookup.status.lower() in ("cancelled", "canceled"):
+            # "Already cancelled" only for a run Azure has shown: an unseen id that reads back
+            # Cancelled is no news about the real run, and is refused below like any other.
+            if (lookup.status is not None and not lookup.computed_id
+                    and lookup.status.lower() in ("cancelled", "canceled")):
                 return _report(args, run_id, "verified", "the run is already cancelled",
                                None, lookup.status, lookup.computed_id)
             clock = SystemClock(skew=lookup.skew or timedelta(0))
