@@ -439,3 +439,21 @@ def test_cli_cancel_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[
     text = capsys.readouterr().out
     assert "exit status:" in text and "accepted by Azure, not yet confirmed" in text
     assert "not seen in Azure yet" in text
+
+
+async def test_the_canceller_sends_nothing_for_a_computed_id(
+    aio_maintenance_client: Any, standin_world: World, standin_clock: ManualClock,
+    journal: Journal, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = daily_config_at(30)
+    standin_world.add_configuration(config)
+    start = NOW + timedelta(minutes=30)
+    run_id = (f"{config['id']}/providers/microsoft.maintenance/applyupdates/"
+              f"{start.strftime('%Y%m%d%H%M%S')}")
+    spy = CancelSpy(standin_world)
+    monkeypatch.setattr(standin_world, "cancel", spy)
+    result = await canceller(aio_maintenance_client, journal, standin_clock).cancel(
+        CancelTarget(run_id, "nightly", start, computed_id=True))
+    assert result.outcome is Outcome.REFUSED and "not seen in Azure yet" in result.message
+    assert spy.calls == [] and standin_world.runs() == []
+    assert [(r.outcome, r.computed_id) for r in journal.cancel_audit()] == [("refused", True)]

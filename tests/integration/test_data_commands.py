@@ -307,15 +307,28 @@ def test_patch_views_show_guest_patching_unless_all_scopes_are_asked_for(
                                                for r in json.loads(out)}
 
 
-def test_machines_json_end_is_null_while_a_machine_runs(
+def test_machines_json_end_is_each_machines_own_finish_and_null_while_it_runs(
         standin_world: World, scenario: dict[str, Any], cfg: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     pending = scenario["pending"]
     started = pending.start + timedelta(minutes=2)
     pending.results[pending.machine_ids[0]] = MachineResult("InProgress", started=started)
     pending.results[pending.machine_ids[1]] = MachineResult(
         "Succeeded", started=started, ended=started + timedelta(minutes=9))
     standin_world.upsert_run(pending)
+    # As in Azure, machine-level rows carry the schedule's start and end (the stand-in learns
+    # this on another branch; here the rows are reshaped before the real KQL runs on them).
+    tables = standin_world.tables
+
+    def schedule_times() -> dict[str, list[dict[str, Any]]]:
+        out = tables()
+        for row in out["maintenanceresources"]:
+            if row["type"] == "microsoft.maintenance/applyupdates":
+                row["properties"]["startDateTime"] = iso_z(pending.start)
+                row["properties"]["endDateTime"] = iso_z(pending.end)
+        return out
+
+    monkeypatch.setattr(standin_world, "tables", schedule_times)
     code, out, _ = run_cli(capsys, "machines", pending.correlation_id, "--config", str(cfg),
                            "--json")
     assert code == 0
