@@ -32,7 +32,8 @@ def config_id(sub: str, rg: str, name: str) -> str:
 
 
 def machine_id(sub: str, rg: str, name: str) -> str:
-    return f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/{name}"
+    return (f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/"
+            f"virtualMachines/{name}")
 
 
 @st.composite
@@ -179,7 +180,7 @@ def test_secrets_and_tokens_are_never_written() -> None:
     message = base64.b64encode(json.dumps(event).encode()).decode()
     docs, messages, scrubber = scrub_documents(documents, [message, SECRETS[1]])
     written = json.dumps(docs) + base64.b64decode(messages[0]).decode() + messages[1]
-    for part in SECRET_PARTS + ["hunter2", "anything at all", "k=1"]:
+    for part in [*SECRET_PARTS, "hunter2", "anything at all", "k=1"]:
         assert part not in written
     assert REDACTED in written
     assert scrubber.report()["secrets"] >= len(SECRETS) + 4
