@@ -170,7 +170,7 @@ async def _read_arm(settings: Settings, credential: Any, rows: Sequence[dict[str
 
     def body_of(pipeline_response: Any, deserialized: Any, headers: Any) -> Any:
         # The body as sent, not the SDK's model: a capture keeps what Azure said.
-        return pipeline_response.http_response.json()
+        return json.loads(pipeline_response.http_response.text())
 
     for items in by_subscription.values():
         client = async_maintenance_client(settings, credential, items[0][0])
