@@ -347,6 +347,11 @@ class ReplayEnvironment(SimEnvironment):
         super().start()
         try:
             build_world(self.capture, self.world)
+            # The capture is the world as it was: on a stand-in whose Resource Graph lags,
+            # it must not look like a change made just now (the server settles what exists).
+            settle = getattr(self.server, "settle", None)
+            if callable(settle):
+                settle()
             assert self.sink is not None
             for message in sorted(self.capture.queue,
                                   key=lambda m: str(m.get("inserted_on") or "")):
