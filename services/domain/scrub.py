@@ -192,15 +192,14 @@ class Scrubber:
                 self._pseudonym[low] = pseudonym
                 self._kind_of[low] = kind
                 self._original[pseudonym.lower()] = original
-        originals = sorted(self._pseudonym, key=len, reverse=True)
-        long_ones = [o for o in originals if len(o) >= 3]
-        short_ones = [o for o in originals if len(o) < 3]
+        long_ones = [o for o in self._pseudonym if len(o) >= 3]
+        short_ones = [o for o in self._pseudonym if len(o) < 3]
         # Names are matched whole: not inside a longer name (letters, digits, '-', '_').
-        self._long = (re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, long_ones))
-                                 + r")(?![\w-])", re.IGNORECASE) if long_ones else None)
+        self._long = (re.compile(r"(?<![\w-])(" + _trie_pattern(long_ones) + r")(?![\w-])",
+                                 re.IGNORECASE) if long_ones else None)
         # A one- or two-character name is replaced only as a whole id segment.
-        self._short = (re.compile(r"(?<=/)(" + "|".join(map(re.escape, short_ones))
-                                  + r")(?=/|$)", re.IGNORECASE) if short_ones else None)
+        self._short = (re.compile(r"(?<=/)(" + _trie_pattern(short_ones) + r")(?=/|$)",
+                                  re.IGNORECASE) if short_ones else None)
         self._dirty = False
 
     def _make(self, kind: str, original: str) -> str:
@@ -314,6 +313,32 @@ class Scrubber:
         """The pseudonym given to ``original`` (any casing), None when it was not learned."""
         self._assign()
         return self._pseudonym.get(original.lower())
+
+
+def _trie_pattern(words: Iterable[str]) -> str:
+    """One regex alternation of lower-case ``words``, factored as a trie (``web-0(?:1|2)``):
+    a plain alternation of thousands of machine names tries each name at every position of
+    the text, a trie only the names that share the prefix read so far. Backtracking makes a
+    longer word win where a shorter one is its prefix and the boundary check fails."""
+    trie: dict[str, Any] = {}
+    for word in words:
+        node = trie
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}  # end of a word
+
+    def render(node: dict[str, Any]) -> str:
+        branches = [re.escape(char) + render(child)
+                    for char, child in sorted(node.items(), key=lambda kv: kv[0]) if char]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        if "" in node:
+            # A word ends here, and longer ones go on: try the longer first.
+            return "(?:" + body + ")?"
+        return body
+
+    return render(trie)
 
 
 def _is_ip(text: str) -> bool:

@@ -223,3 +223,19 @@ def test_times_versions_and_run_names_are_not_taken_for_addresses() -> None:
     text = "started 2026-03-10T12:30:00.000Z, agent 1.2.3, run 20260310120000, KB5034441"
     docs, _, _ = scrub_documents({"t": {"message": text}})
     assert docs["t"]["message"] == text
+
+
+def test_names_that_are_prefixes_of_each_other_are_each_replaced_whole() -> None:
+    sub = "11111111-2222-4333-8444-555555555555"
+    machines = ["web-01", "web-012", "web-01-b", "web"]
+    documents = {"rows": [{"id": machine_id(sub, "rg", m)} for m in machines]
+                 + [{"message": "web-012 waited for web-01, then web-01-b and web; web-0123"}]}
+    docs, _, scrubber = scrub_documents(documents)
+    names = [scrubber.pseudonym(m) for m in machines]
+    assert len(set(names)) == 4 and all(n and n.startswith("vm-") for n in names)
+    for row, name in zip(docs["rows"], names, strict=False):
+        assert row["id"].rsplit("/", 1)[-1] == name
+    assert docs["rows"][-1]["message"] == (
+        f"{names[1]} waited for {names[0]}, then {names[2]} and {names[3]}; web-0123")
+    # The two-letter resource group is replaced as an id segment only.
+    assert "/resourceGroups/rg-" in docs["rows"][0]["id"]
