@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from azure.storage.queue import QueueClient
 
 from services.azure.capture import read_tenant, scrub_capture, write_capture
 from services.domain.clock import ManualClock, iso_z
@@ -83,8 +84,6 @@ def write_config(server: StandInServer, path: Path, subscriptions: list[str],
 def events(azurite: Azurite, tenant: dict[str, Any]) -> Iterator[list[str]]:
     """The pending run's pre-event (base64, as Event Grid writes it) and a plain one in the
     queue the capture peeks at."""
-    from azure.storage.queue import QueueClient
-
     pending, daily = tenant["pending"], tenant["daily"]
     event = build_event(kind="pre", correlation_id=pending.correlation_id,
                         configuration_id=daily["id"], configuration_name=daily["name"],
@@ -258,8 +257,6 @@ def test_replay_environment_serves_the_capture_and_moves_time_forward(
         info = env.info()
         assert abs(env.clock.now() - NOW) < timedelta(minutes=1)  # the capture's moment
         # The captured queue messages are in the replay's Azurite, scrubbed, in order.
-        from azure.storage.queue import QueueClient
-
         with QueueClient.from_connection_string(info["queue_connection_string"],
                                                 info["queue_name"]) as client:
             texts = [m.content for m in client.peek_messages(max_messages=32)]
@@ -298,3 +295,52 @@ def test_replay_of_a_directory_that_is_no_capture_is_one_clear_error(
     code = main(["sim", "--replay", str(tmp_path)])
     _, err = capsys.readouterr()
     assert code == 1 and "configs.json" in err and err.count("\n") == 1
+
+
+def test_sim_replay_command_serves_the_capture_until_sigterm(
+        tenant: dict[str, Any], standin: StandInServer, azurite: Azurite, events: list[str],
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    from services.standin.azurite import repo_root
+
+    cfg = write_config(standin, tmp_path / "aumwatch.toml", [SUB], azurite)
+    before = {"configs": cli_json(capsys, "configs", "--config", str(cfg)),
+              "runs": cli_json(capsys, "runs", "--config", str(cfg))}
+    settings = load_settings({}, config_path=cfg)
+    captured = scrub_capture(asyncio.run(read_tenant(settings, clock=ManualClock(NOW))))
+    out = tmp_path / "capture"
+    write_capture(captured, out)
+
+    proc = subprocess.Popen([sys.executable, "-m", "tui", "sim", "--replay", str(out)],
+                            cwd=repo_root(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line, proc.communicate(timeout=30)[1]
+        info = json.loads(line)
+        children = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
+        assert info["subscriptions"] == [captured.scrubber.pseudonym(SUB)]
+        # The replay runs on its own clock from the capture's moment (nothing happens in
+        # the seconds between): the same output, modulo the pseudonyms.
+        unscrub = Unscrub(captured.scrubber.table())
+        for command in ("configs", "runs"):
+            after = cli_json(capsys, command, "--config", info["config_file"])
+            assert unscrub(after) == json.loads(json.dumps(before[command]).lower()), command
+        with QueueClient.from_connection_string(info["queue_connection_string"],
+                                                info["queue_name"]) as client:
+            assert len(client.peek_messages(max_messages=32)) == len(events)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+        assert proc.returncode == 0
+        assert not [p for p in children if psutil.pid_exists(p)
+                    and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
