@@ -72,6 +72,7 @@ class RawCapture:
     queue_depth: int | None = None
     queue_name: str | None = None
     runs_skipped: int = 0  # runs beyond max_runs, machines not captured
+    scope: dict[str, Any] = field(default_factory=dict)  # cloud and how many scopes, no ids
     problems: list[str] = field(default_factory=list)
 
 
@@ -114,7 +115,9 @@ async def read_tenant(
     own_credential = credential is None
     credential = credential or make_async_credential(settings)
     try:
-        raw = RawCapture(captured_at=clock.now(), since=since)
+        raw = RawCapture(captured_at=clock.now(), since=since, scope={
+            "cloud": settings.cloud, "subscriptions": len(settings.subscriptions),
+            "management_groups": len(settings.management_groups)})
         async with QueryRunner.from_settings(settings, clock=clock,
                                              credential=credential) as runner:
             raw.configs = list((await runner.query(CONFIGS_QUERY,
@@ -272,6 +275,7 @@ def scrub_capture(raw: RawCapture, *, salt: str | None = None) -> ScrubbedCaptur
         "queries": {"configs": CONFIGS_QUERY, "runs": runs_query(raw.since),
                     "machines": "machines_query(<run id>) for each captured run"},
         "since_hours": int(raw.since.total_seconds() // 3600),
+        "scope": dict(raw.scope),  # 0 subscriptions and groups: all the identity can see
         "counts": {
             "configs": len(raw.configs),
             "runs": len(raw.runs),

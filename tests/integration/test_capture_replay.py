@@ -167,6 +167,15 @@ def test_capture_writes_scrubbed_files_and_says_what_it_scrubbed(
         parsed = parse_run_id(row["properties"]["correlationId"])
         assert parsed.configuration_name.startswith("mc-")
         assert parsed.run_name == row["name"]
+    # --json prints the manifest; a second capture has other pseudonyms (its own salt).
+    code = main(["capture", "--out", str(tmp_path / "again"), "--config", str(cfg),
+                 "--no-queue", "--json"])
+    again = json.loads(capsys.readouterr().out)
+    assert code == 0 and again["counts"]["queue_messages"] == 0
+    assert again["scrubbed"] == {**scrubbed, "secrets": again["scrubbed"]["secrets"]}
+    assert "queue: not captured (--no-queue)" in again["problems"]
+    assert json.loads((tmp_path / "again" / "configs.json").read_text())[0]["subscriptionId"] \
+        != json.loads((out / "configs.json").read_text())[0]["subscriptionId"]
     # Queue messages keep their form: base64 stays base64 of the scrubbed event.
     queue = json.loads((out / "queue.json").read_text())
     first = json.loads(base64.b64decode(queue[0]["content"]))
@@ -344,3 +353,52 @@ def test_sim_replay_command_serves_the_capture_until_sigterm(
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def test_replay_reads_rows_as_resource_graph_returns_them(tmp_path: Path) -> None:
+    """Lower-case ids, patch rows ``<machine>/patchInstallationResults/<guid>``, machine rows
+    with the schedule's times: each machine's own finish comes from its patch row once
+    terminal, and is unknown while it runs."""
+    cid = ("/subscriptions/5c0bbed0-0000-4000-8000-000000000001/resourcegroups/rg-001/providers/"
+           "microsoft.maintenance/maintenanceconfigurations/mc-001/providers/"
+           "microsoft.maintenance/applyupdates/20260310110000")
+    config_id = cid.split("/providers/microsoft.maintenance/applyupdates/")[0]
+    start, end = "2026-03-10T11:00:00Z", "2026-03-10T14:00:00Z"
+    vm = "/subscriptions/5c0bbed0-0000-4000-8000-000000000001/resourcegroups/rg-001/providers/" \
+         "microsoft.compute/virtualmachines/vm-{}"
+
+    def machine_row(n: int, status: str, patch: dict[str, Any] | None) -> dict[str, Any]:
+        return {"id": f"{vm.format(n)}/providers/microsoft.maintenance/applyupdates/x",
+                "machineId": vm.format(n),
+                "properties": {"correlationId": cid, "resourceId": vm.format(n),
+                               "status": status, "startDateTime": start, "endDateTime": end},
+                "patch": patch}
+
+    done = {"status": "Succeeded", "installedPatchCount": 4, "rebootStatus": "Completed",
+            "startDateTime": "2026-03-10T11:00:05Z",
+            "lastModifiedDateTime": "2026-03-10T11:47:00Z", "maintenanceWindowExceeded": False}
+    running = {"status": "InProgress", "installedPatchCount": 1,
+               "startDateTime": "2026-03-10T11:00:05Z", "lastModifiedDateTime": None}
+    (tmp_path / "manifest.json").write_text(json.dumps(
+        {"format": "aumwatch-capture", "format_version": 1, "captured_at": iso_z(NOW)}))
+    parts = {
+        "configs": [], "arm": [], "queue": [],
+        "runs": [{"id": cid, "name": "20260310110000", "properties": {
+            "correlationId": cid, "maintenanceConfigurationId": config_id,
+            "status": "InProgress", "startDateTime": start, "endDateTime": end,
+            "lastUpdateTime": "2026-03-10T11:47:00Z"}}],
+        "machines": [{"run": cid, "rows": [machine_row(1, "Completed", done),
+                                           machine_row(2, "InProgress", running),
+                                           machine_row(3, "Pending", None)]}],
+    }
+    for key, value in parts.items():
+        (tmp_path / f"{key}.json").write_text(json.dumps(value))
+    world = replay_world(load_capture(tmp_path), ManualClock(NOW))
+    run = world.get_run(cid)
+    assert run is not None and run.status == "InProgress"
+    results = [run.results[m] for m in run.machine_ids]
+    assert [r.status for r in results] == ["Succeeded", "InProgress", "NotStarted"]
+    assert [iso_z(r.ended) if r.ended else None for r in results] == [
+        "2026-03-10T11:47:00Z", None, None]
+    assert results[0].installed == 4 and results[0].reboot_status == "Completed"
+    assert iso_z(run.updated) == "2026-03-10T11:47:00Z"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tui.cli import CliError, add_common
-from tui.cli.data import _run, add_settings_flags, print_json, settings_from_args
+from tui.cli.data import _run, add_settings_flags, safe_json, settings_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -77,7 +77,7 @@ def run_capture(args: argparse.Namespace) -> int:
         raise CliError(f"cannot write the capture into {out}: {exc.strerror or exc}") from exc
     manifest = result.manifest
     if args.json:
-        print_json([manifest])
+        sys.stdout.write(safe_json(manifest, indent=2) + "\n")  # the manifest, one object
         return 0
     counts = manifest["counts"]
     print(f"captured into {out}: {counts['configs']} configuration(s), {counts['runs']} run(s), "
