@@ -250,7 +250,9 @@ class Scrubber:
 
     def _walk_scrub(self, value: Any, key: str | None) -> Any:
         if isinstance(value, Mapping):
-            return {str(k): self._walk_scrub(v, str(k)) for k, v in value.items()}
+            # Keys are the schema, except a tag's name, which is the user's text.
+            rename = self.scrub_text if (key or "").lower() == "tags" else str
+            return {rename(str(k)): self._walk_scrub(v, str(k)) for k, v in value.items()}
         if isinstance(value, list | tuple):
             return [self._walk_scrub(item, key) for item in value]
         if isinstance(value, str):

@@ -191,9 +191,13 @@ def test_report_counts_kinds_and_never_names_an_original() -> None:
     documents = {"rows": [
         {"id": config_id(sub, "RG-Prod", "Patch-WEU"), "resourceGroup": "rg-prod"},
         {"id": machine_id(sub.upper(), "rg-prod", "web-01"),
-         "properties": {"message": "web-01 (10.0.0.7) owned by ann@contoso.com"}},
+         "properties": {"message": "web-01 (10.0.0.7) owned by ann@contoso.com"},
+         "tags": {"ann@contoso.com": "owner", "web-01": "primary"}},
     ]}
-    _, _, scrubber = scrub_documents(documents)
+    docs, _, scrubber = scrub_documents(documents)
+    # A tag's name is the user's text: scrubbed like its value.
+    assert set(docs["rows"][1]["tags"]) == {scrubber.pseudonym("ann@contoso.com"),
+                                            scrubber.pseudonym("web-01")}
     report = scrubber.report()
     assert report["subscription"] == 1  # one subscription, whatever its casing
     assert report["resource_group"] == 1
