@@ -5,7 +5,7 @@ rows, ARM objects, queue message texts. Before any of it is written, a :class:`S
 
 * learns every identifier in all the documents first (subscription and tenant ids, resource
   groups, resource names found in ARM ids and in the columns that carry them, machine names,
-  IP addresses, e-mail addresses), then
+  IP addresses, e-mail addresses, the principals in ARM's ``systemData``), then
 * replaces each, wherever it occurs (ids, free text such as error messages, event payloads
   inside base64 queue messages), by one pseudonym per identifier: the same value, in any
   casing, always becomes the same pseudonym in every document of the capture;
@@ -40,10 +40,10 @@ REDACTED = "REDACTED"
 
 #: Kinds, in the order pseudonyms are handed out (a value seen as two kinds keeps the first).
 KINDS: tuple[str, ...] = ("subscription", "tenant", "resource_group", "configuration",
-                          "machine", "resource", "ip", "email")
+                          "machine", "resource", "ip", "email", "principal")
 #: Name prefixes per kind (ARM segment-safe).
 PREFIXES: Mapping[str, str] = {"resource_group": "rg", "configuration": "mc", "machine": "vm",
-                               "resource": "res"}
+                               "resource": "res", "principal": "principal"}
 
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _SEG = r"[^/?#\s\"'\\,;()\[\]{}<>]+"
@@ -88,7 +88,11 @@ _SECRET_KEY = re.compile(
 
 #: Fields (lower-cased) whose value is an identifier of one kind.
 _FIELD_KINDS: Mapping[str, str] = {"subscriptionid": "subscription", "tenantid": "tenant",
-                                   "resourcegroup": "resource_group"}
+                                   "resourcegroup": "resource_group",
+                                   # ARM's systemData: who created or changed a resource.
+                                   "createdby": "principal", "lastmodifiedby": "principal",
+                                   "principalid": "principal", "clientid": "principal",
+                                   "objectid": "principal"}
 
 
 class Scrubber:

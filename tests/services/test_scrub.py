@@ -194,7 +194,16 @@ def test_report_counts_kinds_and_never_names_an_original() -> None:
          "properties": {"message": "web-01 (10.0.0.7) owned by ann@contoso.com"},
          "tags": {"ann@contoso.com": "owner", "web-01": "primary"}},
     ]}
+    app = "7d3c2b1a-0000-4000-8000-00000000abcd"
+    documents["rows"].append({"systemData": {"createdBy": "Ann Lee", "createdByType": "User",
+                                             "lastModifiedBy": app,
+                                             "lastModifiedByType": "Application"}})
     docs, _, scrubber = scrub_documents(documents)
+    assert docs["rows"][2]["systemData"] == {
+        "createdBy": scrubber.pseudonym("ann lee"), "createdByType": "User",
+        "lastModifiedBy": scrubber.pseudonym(app), "lastModifiedByType": "Application"}
+    assert {scrubber.pseudonym("ann lee"), scrubber.pseudonym(app)} == {"principal-001",
+                                                                       "principal-002"}
     # A tag's name is the user's text: scrubbed like its value.
     assert set(docs["rows"][1]["tags"]) == {scrubber.pseudonym("ann@contoso.com"),
                                             scrubber.pseudonym("web-01")}
@@ -205,8 +214,9 @@ def test_report_counts_kinds_and_never_names_an_original() -> None:
     assert report["machine"] == 1
     assert report["ip"] == 1
     assert report["email"] == 1
+    assert report["principal"] == 2
     text = json.dumps(report).lower()
-    for original in (sub, "rg-prod", "patch-weu", "web-01", "10.0.0.7", "contoso"):
+    for original in (sub, "rg-prod", "patch-weu", "web-01", "10.0.0.7", "contoso", "ann lee"):
         assert original not in text
 
 
