@@ -164,7 +164,8 @@ def _result(props: Mapping[str, Any], patch: Mapping[str, Any], run_end: datetim
     status = text_of(patch.get("status")) or _MACHINE_STATUS.get(
         text_of(props.get("status")).lower(), "NotStarted")
     details = folded(patch.get("errordetails"))
-    started = parse_time(patch.get("startdatetime")) or parse_time(props.get("startdatetime"))
+    # The machine row's start is the schedule's; only a patch row knows the machine's own.
+    started = parse_time(patch.get("startdatetime"))
     ended = parse_time(props.get("enddatetime"))
     if ended is not None and ended == run_end:
         # The schedule's end, not the machine's (docs/azure.md, "Resource Graph"): the
