@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "tui.cli.schedule",  # schedule next
     "tui.cli.window",  # window
     "tui.cli.standin",  # sim, demo
+    "tui.cli.capture",  # capture
 )
 
 Handler = Callable[[argparse.Namespace], int]

@@ -34,6 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     _scenario_options(sim)
     sim.add_argument("--write-config", metavar="PATH",
                      help="write the aumwatch config file here (default: a temporary file)")
+    sim.add_argument("--replay", metavar="DIR",
+                     help="serve a capture (`aumwatch capture --out DIR`) as the world instead "
+                     "of a scenario; time moves forward from the capture's moment")
     sim.set_defaults(func=run_sim)
 
     demo = subparsers.add_parser(
@@ -71,7 +74,13 @@ def _environment(args: argparse.Namespace, config_path: str | None) -> SimEnviro
     from services.standin.scenario import ScenarioError
 
     try:
-        env = SimEnvironment(args.scenario, speed=args.speed, config_path=config_path)
+        if getattr(args, "replay", None):  # a capture is the world (services/standin/replay.py)
+            from services.standin.replay import ReplayEnvironment
+
+            env: SimEnvironment = ReplayEnvironment(args.replay, speed=args.speed,
+                                                    config_path=config_path)
+        else:
+            env = SimEnvironment(args.scenario, speed=args.speed, config_path=config_path)
     except ScenarioError as exc:
         raise CliError(str(exc)) from None
     try:
