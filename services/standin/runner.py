@@ -27,7 +27,8 @@ from typing import Any
 from services.domain.clock import ScaledClock
 from services.standin.azurite import Azurite
 from services.standin.events_out import QueueSink
-from services.standin.scenario import Scenario, ScenarioEngine, load_scenario
+from services.standin.scenario import ScenarioEngine
+from services.standin.scenario_file import Scenario, load_scenario
 from services.standin.world import World
 
 DEFAULT_QUEUE_NAME = "aum-events"

@@ -14,7 +14,8 @@ from services.domain.events import EventDecodeError, EventKind, decode_message
 from services.standin.azurite import Azurite
 from services.standin.events_out import QueueSink
 from services.standin.runner import SimEnvironment
-from services.standin.scenario import ScenarioEngine, parse_scenario
+from services.standin.scenario import ScenarioEngine
+from services.standin.scenario_file import parse_scenario
 from services.standin.world import World
 
 pytestmark = pytest.mark.integration

@@ -13,12 +13,8 @@ import pytest
 from services.domain.clock import ManualClock
 from services.domain.events import EventDecodeError, EventKind, decode_message
 from services.standin.events_out import MemorySink
-from services.standin.scenario import (
-    ScenarioEngine,
-    ScenarioError,
-    load_scenario,
-    parse_scenario,
-)
+from services.standin.scenario import ScenarioEngine
+from services.standin.scenario_file import ScenarioError, load_scenario, parse_scenario
 from services.standin.world import SimMachine, SimRun, World
 
 T0 = datetime(2026, 3, 10, 9, 0, 0, tzinfo=UTC)

@@ -68,7 +68,7 @@ def _speed(text: str) -> float:
 def _environment(args: argparse.Namespace, config_path: str | None) -> SimEnvironment:
     from services.standin.azurite import AzuriteError
     from services.standin.runner import SimEnvironment
-    from services.standin.scenario import ScenarioError
+    from services.standin.scenario_file import ScenarioError
 
     try:
         env = SimEnvironment(args.scenario, speed=args.speed, config_path=config_path)
