@@ -293,6 +293,11 @@ class ScenarioEngine:
             acts.append(_Action(start - USER_CANCEL_BEFORE, "cancel-user"))
         if b.pre_event is not None and fate != "cancelled-platform":
             pre_at = start - b.pre_event
+            if b.pre_event_spread > timedelta(0):
+                # Each run's pre-event comes at its own moment in the range, from the seed.
+                rng = random.Random(f"{self.scenario.seed}:{cid.lower()}:pre")
+                pre_at += timedelta(seconds=int(
+                    rng.uniform(0, b.pre_event_spread.total_seconds())))
             acts.append(_Action(pre_at, "pre"))
             if "pre" in b.duplicate:
                 acts.append(_Action(pre_at + timedelta(minutes=1), "pre-dup"))
@@ -315,6 +320,12 @@ class ScenarioEngine:
         else:
             n_fail = b.fail_count if b.fail_count is not None else round(b.fail_fraction * n)
         failing = set(rng.sample(range(n), min(n_fail, n)))
+        # An overrunning run: a few machines (about 10%, at least one) finish 2-25 min after
+        # the window end; their patch rows say maintenanceWindowExceeded.
+        over_rng = random.Random(f"{self.scenario.seed}:{plan.correlation_id.lower()}:overrun")
+        overrunning: set[int] = set()
+        if n and over_rng.random() < b.overrun:
+            overrunning = set(over_rng.sample(range(n), max(1, round(n * 0.1))))
         window = plan.end - plan.start
         lo, hi = b.finish
         last = plan.start + timedelta(minutes=1)
@@ -322,6 +333,8 @@ class ScenarioEngine:
             finish = plan.start + timedelta(
                 seconds=int(window.total_seconds() * rng.uniform(lo, hi)) + 30)
             finish = min(finish, plan.end)
+            if i in overrunning:
+                finish = plan.end + timedelta(seconds=over_rng.randint(120, 1500))
             last = max(last, finish)
             windows = m.os_type == "Windows"
             if i in failing:
@@ -340,6 +353,7 @@ class ScenarioEngine:
                                    else "NotNeeded"))
             result.started = plan.start
             result.ended = finish
+            result.window_exceeded = i in overrunning
             plan.actions.append(_Action(finish, "machine", _MachinePlan(m.id, finish, result)))
         all_failed = n > 0 and len(failing) >= n
         plan.final_status = "Failed" if all_failed else "Completed"
@@ -358,13 +372,47 @@ class ScenarioEngine:
             now = now if now is not None else self.world.clock.now()
             applied = 0
             for cfg in self._configs:
+                self._follow_edit(cfg, now)
                 self._materialise(cfg, now)
-            with self.world.mutate():
+            with self.world.lock:
+                changed = 0
                 for plan in sorted(self._plans.values(), key=lambda p: p.start):
                     if not plan.finished:
-                        applied += self._advance(plan, now)
-            applied += self._flush()
-            return applied
+                        changed += self._advance(plan, now)
+                if changed:
+                    # Only a real change bumps the version: readers (Resource Graph) reload
+                    # and compare the World's rows on each new version.
+                    self.world.version += 1
+            return changed + applied + self._flush()
+
+    def _follow_edit(self, cfg: _Config, now: datetime) -> None:
+        """Follow a configuration replaced in the World (an ARM PUT): runs not created yet
+        come from the new schedule. A run already created (from T-40) stays as it is: the
+        World cancelled it if the edit came less than 40 minutes before its start. Stance: an
+        occurrence of the new schedule that starts within 40 minutes of the edit does not run
+        (its machines could not be frozen at T-40)."""
+        current = self.world.get_configuration(cfg.spec.id)
+        if current is None or current is cfg.arm:
+            return
+        cfg.arm = current
+        window = (current.get("properties") or {}).get("maintenanceWindow") or {}
+        try:
+            schedule = parse_schedule(
+                str(window.get("startDateTime") or ""), str(window.get("timeZone") or ""),
+                str(window.get("recurEvery") or ""), str(window.get("duration") or ""),
+                window.get("expirationDateTime"))
+        except (ScheduleError, ValueError) as exc:
+            self.last_error = f"configuration {cfg.spec.name}: new schedule ignored: {exc}"
+            log.warning("scenario: %s", self.last_error)
+            return
+        cfg.schedule = schedule
+        for key, plan in list(self._plans.items()):
+            if plan.spec is cfg.spec and plan.run is None:
+                del self._plans[key]
+                cfg.known.discard(key)
+        created = [p.start for p in self._plans.values() if p.spec is cfg.spec]
+        cfg.cursor = max([now + APPEARS_BEFORE, *created])
+        cfg.upcoming = None
 
     def _materialise(self, cfg: _Config, now: datetime) -> None:
         """Plan the occurrences whose T-40 has come (new runs while the engine runs)."""

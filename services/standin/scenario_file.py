@@ -38,13 +38,16 @@ is also described in ``services/standin/scenarios/README.md``)::
     fail = 0.1                    # fraction of machines that fail (or fail_count = 3)
     fail_message = "KB5034441 failed: 0x80070643"
     platform_cancel = "T-30m"     # the platform cancels (and the pre-event is never delivered)
-    pre_event = "T-35m"           # when the pre-event is written, or "never"
+    pre_event = "T-40m..T-30m"    # when the pre-event is written: a time, a range (each run
+                                  # draws its moment from the seed; the default), or "never"
     cutoff = "T-10m"              # the pre-event's CancellationCutOffDateTime
     duplicate = ["pre"]           # events delivered twice ("pre", "post")
     malformed = true              # one undecodable message follows the pre-event
     schema = "eventgrid"          # eventgrid | cloudevents | plain-json
     failed_status = "Failed"      # post-event Status of a failed run (only Succeeded is documented)
     finish = [0.05, 0.6]          # machines finish between these fractions of the window
+    overrun = 0.2                 # chance that a run overruns: a few of its machines finish
+                                  # after the window end (maintenanceWindowExceeded)
 
 Durations are written like ``90s``, ``25m``, ``1h30m``, ``2d``. Outcomes: ``completed`` (the
 behaviour's failures apply), ``succeeded`` (no machine fails), ``failed`` (every machine
@@ -102,13 +105,17 @@ class Behaviour:
     fail_count: int | None = None
     fail_message: str = "Failed to install 1 update: 0x80070643 (ERROR_INSTALL_FAILURE)"
     platform_cancel: timedelta | None = None  # how long before T the platform cancels
-    pre_event: timedelta | None = timedelta(minutes=35)  # before T; None: never delivered
+    # Before T; None: never delivered. With a spread, each run's pre-event falls somewhere
+    # in [T - pre_event, T - pre_event + spread] (docs/azure.md: between T-40 and T-30).
+    pre_event: timedelta | None = timedelta(minutes=40)
+    pre_event_spread: timedelta = timedelta(minutes=10)
     cutoff: timedelta = timedelta(minutes=10)  # before T
     duplicate: frozenset[str] = frozenset()
     malformed: bool = False
     schema: str = "eventgrid"
     failed_status: str = "Failed"
     finish: tuple[float, float] = (0.05, 0.6)
+    overrun: float = 0.2  # chance that a run has machines finishing after the window end
 
 
 @dataclass(frozen=True)
@@ -231,12 +238,21 @@ def _behaviour(data: Any, where: str) -> Behaviour:
         platform_cancel = None
     else:
         platform_cancel = parse_before_t(platform, f"{where}.platform_cancel")
-    pre = t.get("pre_event", (bool, str), "T-35m")
+    pre = t.get("pre_event", (bool, str), "T-40m..T-30m")
     pre_event: timedelta | None
+    spread = timedelta(0)
     if pre is False or (isinstance(pre, str) and pre.strip().lower() == "never"):
         pre_event = None
     elif pre is True:
-        pre_event = timedelta(minutes=35)
+        pre_event, spread = timedelta(minutes=40), timedelta(minutes=10)
+    elif ".." in pre:
+        first, _, last = pre.partition("..")
+        pre_event = parse_before_t(first, f"{where}.pre_event")
+        latest = parse_before_t(last, f"{where}.pre_event")
+        if latest > pre_event:
+            raise ScenarioError(f"{where}.pre_event: {pre!r}: the range must go forward in "
+                                "time, like 'T-40m..T-30m'")
+        spread = pre_event - latest
     else:
         pre_event = parse_before_t(pre, f"{where}.pre_event")
     if platform_cancel is not None:
@@ -256,18 +272,23 @@ def _behaviour(data: Any, where: str) -> Behaviour:
         or not 0.0 <= finish[0] <= finish[1] <= 1.0
     ):
         raise ScenarioError(f"{where}.finish: expected [low, high] with 0 <= low <= high <= 1")
+    overrun = float(t.get("overrun", (int, float), Behaviour.overrun))
+    if not 0.0 <= overrun <= 1.0:
+        raise ScenarioError(f"{where}.overrun: {overrun} is not a fraction between 0 and 1")
     behaviour = Behaviour(
         fail_fraction=fail,
         fail_count=fail_count,
         fail_message=t.get("fail_message", str, Behaviour.fail_message),
         platform_cancel=platform_cancel,
         pre_event=pre_event,
+        pre_event_spread=spread if pre_event is not None else timedelta(0),
         cutoff=cutoff,
         duplicate=frozenset(duplicate),
         malformed=t.get("malformed", bool, False),
         schema=schema,
         failed_status=t.get("failed_status", str, "Failed"),
         finish=(float(finish[0]), float(finish[1])),
+        overrun=overrun,
     )
     t.done()
     return behaviour

@@ -48,7 +48,9 @@ def test_pre_and_post_events_arrive_in_azurite_and_decode(azurite: Azurite) -> N
     world = World(clock)
     sink = QueueSink(azurite.connection_string, "scenario-events")
     sink.ensure_queue()
-    engine = ScenarioEngine(world, parse_scenario(scenario(duplicate=["pre"], malformed=True)),
+    # A fixed pre-event moment (the default spreads it over T-40..T-30).
+    engine = ScenarioEngine(world, parse_scenario(scenario(duplicate=["pre"], malformed=True,
+                                                           pre_event="T-35m")),
                             sink)
     clock.set(T - timedelta(minutes=35))
     engine.step()
@@ -89,7 +91,7 @@ def test_events_written_while_azurite_was_down_arrive_after_its_restart(
 
 
 def test_the_environment_plays_the_scenario_on_its_own_clock(tmp_path: Any) -> None:
-    data = scenario()
+    data = scenario(pre_event="T-35m")  # a fixed moment (the default spreads it)
     with SimEnvironment(parse_scenario(data), step_interval=0.05,
                         config_path=tmp_path / "aumwatch.toml") as env:
         info = env.info()

@@ -92,7 +92,8 @@ def test_run_row_appears_at_t_minus_40_with_machines_frozen_then() -> None:
 
 
 def test_pre_event_at_t_minus_35_as_event_grid_writes_it() -> None:
-    clock, world, engine, sink = make(scenario())
+    # A fixed moment (the default spreads it over T-40..T-30, tested below).
+    clock, world, engine, sink = make(scenario(behaviour={"pre_event": "T-35m"}))
     at(clock, engine, T - timedelta(minutes=35, seconds=1))
     assert "pre" not in kinds(engine)
     at(clock, engine, T - timedelta(minutes=35))
@@ -112,7 +113,8 @@ def test_pre_event_at_t_minus_35_as_event_grid_writes_it() -> None:
 
 
 def test_run_and_machines_go_in_progress_at_t_and_finish_staggered() -> None:
-    clock, world, engine, sink = make(scenario())
+    # No overrun here (overrunning runs are tested below): every machine ends in the window.
+    clock, world, engine, sink = make(scenario(behaviour={"overrun": 0}))
     at(clock, engine, T - timedelta(seconds=1))
     assert the_run(world).status == "Pending"
     at(clock, engine, T)
