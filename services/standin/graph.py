@@ -450,7 +450,7 @@ def check_limits(lowered: Any) -> None:
             elif isinstance(op, ir.MvExpand):
                 expands += 1
             elif isinstance(op, ir.Union):
-                legs += len(op.branches)
+                legs += len(op.branches) + 1  # the piped-in table is a leg too
     if joins > MAX_JOINS or cross > MAX_CROSS_TABLE_JOINS:
         raise GraphQueryError(
             "JoinLimitExceeded",
@@ -465,8 +465,8 @@ def check_limits(lowered: Any) -> None:
     if legs > MAX_UNION_LEGS:
         raise GraphQueryError(
             "UnionLimitExceeded",
-            f"The query unions {legs} tables or subqueries; Azure Resource Graph allows at "
-            f"most {MAX_UNION_LEGS}.")
+            f"The query unions {legs} tables or subqueries; the stand-in allows at most "
+            f"{MAX_UNION_LEGS} (Azure Resource Graph's union limit, read as legs).")
 
 
 def _walk(node: Any) -> Iterable[Any]:

@@ -101,7 +101,7 @@ class LaggedView:
     def observe(self, stamped: dict[str, list[dict[str, Any]]], now: datetime) -> None:
         """Record what changed since the last observation. ``stamped`` is the World's tables
         with each row's change time under :data:`STAMP` (taken out here); a row whose stamp
-        is missing, in the future or not newer than its last version counts as changed now."""
+        is missing, in the future or older than its last version counts as changed now."""
         seen: set[RowKey] = set()
         for table, rows in stamped.items():
             for row in rows:
@@ -122,7 +122,7 @@ class LaggedView:
         versions = self._versions.setdefault(key, [])
         previous = versions[-1].changed_at if versions else None
         changed = stamp if (isinstance(stamp, datetime) and stamp <= now
-                            and (previous is None or stamp > previous)) else now
+                            and (previous is None or stamp >= previous)) else now
         versions.append(_Version(changed, changed + self.lag.delay(key, changed), row))
 
     def settle(self) -> None:

@@ -120,6 +120,12 @@ class _Config:
     upcoming: Occurrence | None = None  # the next occurrence after the cursor, once known
 
 
+def _lead(spec: ConfigurationSpec) -> timedelta:
+    """How long before its start a run of ``spec`` is planned: T-40, or its earliest
+    pre-event if that comes earlier."""
+    return max(APPEARS_BEFORE, spec.behaviour.pre_event or timedelta(0))
+
+
 def _ceil_minute(value: datetime) -> datetime:
     floored = value.replace(second=0, microsecond=0)
     return floored if floored == value else floored + timedelta(minutes=1)
@@ -253,7 +259,7 @@ class ScenarioEngine:
         spec = cfg.spec
         picked = []
         finished = 0
-        before = t0 + APPEARS_BEFORE + _TICK
+        before = t0 + _lead(spec) + _TICK
         while True:
             occ = cfg.schedule.previous(before)
             if occ is None:
@@ -285,7 +291,8 @@ class ScenarioEngine:
             fate = "cancelled-platform" if b.platform_cancel is not None else "completed"
         plan = _RunPlan(spec, cid, start, end, fate)
         acts = plan.actions
-        acts.append(_Action(start - APPEARS_BEFORE, "appear"))
+        appear = _Action(start - APPEARS_BEFORE, "appear")
+        acts.append(appear)
         if fate == "cancelled-platform":
             before = b.platform_cancel if b.platform_cancel is not None else timedelta(minutes=30)
             acts.append(_Action(start - before, "cancel-platform"))
@@ -298,6 +305,9 @@ class ScenarioEngine:
                 rng = random.Random(f"{self.scenario.seed}:{cid.lower()}:pre")
                 pre_at += timedelta(seconds=int(
                     rng.uniform(0, b.pre_event_spread.total_seconds())))
+            # A pre-event earlier than T-40 (an older doc revision says T-43) needs the run:
+            # it then exists from the pre-event on.
+            appear.at = min(appear.at, pre_at)
             acts.append(_Action(pre_at, "pre"))
             if "pre" in b.duplicate:
                 acts.append(_Action(pre_at + timedelta(minutes=1), "pre-dup"))
@@ -411,12 +421,13 @@ class ScenarioEngine:
                 del self._plans[key]
                 cfg.known.discard(key)
         created = [p.start for p in self._plans.values() if p.spec is cfg.spec]
-        cfg.cursor = max([now + APPEARS_BEFORE, *created])
+        edited = self.world.configuration_changed_at(cfg.spec.id) or now
+        cfg.cursor = max([edited + APPEARS_BEFORE, *created])
         cfg.upcoming = None
 
     def _materialise(self, cfg: _Config, now: datetime) -> None:
         """Plan the occurrences whose T-40 has come (new runs while the engine runs)."""
-        horizon = now + APPEARS_BEFORE
+        horizon = now + _lead(cfg.spec)
         while True:
             if cfg.upcoming is None:
                 # The first occurrence after the cursor (found once, not on every step).

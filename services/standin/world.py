@@ -290,6 +290,11 @@ class World:
         with self.lock:
             return self._configs.get(configuration_id.lower())
 
+    def configuration_changed_at(self, configuration_id: str) -> datetime | None:
+        """When the configuration was last added or replaced (the World's clock)."""
+        with self.lock:
+            return self._stamps.get(configuration_id.lower())
+
     def machines_of(self, configuration_id: str) -> list[SimMachine]:
         with self.lock:
             ids = self._assignments.get(configuration_id.lower(), [])
