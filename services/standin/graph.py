@@ -178,7 +178,7 @@ class GraphEngine:
         self._observed_version: int | None = None
         self._next_visible: datetime | None = None
         if not self.lag.none:
-            self._view = LaggedView(self.lag)
+            self._view = LaggedView(self.lag, encode=_row_line)
             self.settle()
         self._loaded_version: int | None = None
         self._view_key: tuple[str, ...] | None = None
@@ -299,10 +299,10 @@ class GraphEngine:
         due = self._next_visible is not None and now >= self._next_visible
         if self._loaded_version is not None and not due:
             return
-        tables, self._next_visible = self._view.tables(now, TABLES)
+        lines, self._next_visible = self._view.tables(now, TABLES)
         con = self._connection()
         for table in TABLES:
-            _load_table(con, _BASE_PREFIX + table, tables.get(table, []), self._scratch_dir)
+            _load_lines(con, _BASE_PREFIX + table, lines.get(table, []), self._scratch_dir)
         self._loaded_version = self._observed_version
         self._loads += 1
         self._results.clear()
@@ -542,18 +542,27 @@ def _decode_skip_token(token: str, fingerprint: str) -> int:
 
 
 # -- loading -------------------------------------------------------------------------------
+def _row_line(row: dict[str, Any]) -> str:
+    """One row as the NDJSON line DuckDB loads: ARG's columns, compact JSON."""
+    return json.dumps({col: row.get(col) for col, _ in COLUMNS}, separators=(",", ":"))
+
+
 def _load_table(con: Any, name: str, rows: Sequence[dict[str, Any]],
                 scratch_dir: str | None) -> None:
     """Replace table ``name`` with ``rows``, read by DuckDB from a temporary NDJSON file."""
+    _load_lines(con, name, [_row_line(row) for row in rows], scratch_dir)
+
+
+def _load_lines(con: Any, name: str, lines: Sequence[str], scratch_dir: str | None) -> None:
+    """Replace table ``name`` with rows given as NDJSON lines (:func:`_row_line`)."""
     spec = ", ".join(f"'{col}': '{'JSON' if dyn else 'VARCHAR'}'" for col, dyn in COLUMNS)
     fd, path = tempfile.mkstemp(prefix="aumwatch-arg-", suffix=".ndjson", dir=scratch_dir)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps({col: row.get(col) for col, _ in COLUMNS},
-                                    separators=(",", ":")))
+            for line in lines:
+                fh.write(line)
                 fh.write("\n")
-        if rows:
+        if lines:
             source = (f"read_json('{_sql_str(path)}', format='newline_delimited', "
                       f"columns={{{spec}}})")
             con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM {source}')

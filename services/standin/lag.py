@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -83,18 +84,28 @@ class ArgLag:
         return f"{self.low:g}-{self.high:g} s (seed {self.seed})"
 
 
+def compact_json(row: dict[str, Any]) -> str:
+    """The default encoding of a row: compact JSON."""
+    return json.dumps(row, separators=(",", ":"), default=str)
+
+
 @dataclass
 class _Version:
     changed_at: datetime
     visible_at: datetime
-    row: dict[str, Any] | None  # None: the row was removed
+    text: str | None  # the encoded row; None: the row was removed
 
 
 @dataclass
 class LaggedView:
-    """The versions of every Resource Graph row, and the tables as visible at an instant."""
+    """The versions of every Resource Graph row, and the tables as visible at an instant.
+
+    Rows are kept encoded by ``encode`` (the Resource Graph engine passes the very line it
+    loads into DuckDB, so a row is serialised once per change, and equal text means no
+    change)."""
 
     lag: ArgLag
+    encode: Callable[[dict[str, Any]], str] = compact_json
     _versions: dict[RowKey, list[_Version]] = field(default_factory=dict)
     _last_text: dict[RowKey, str] = field(default_factory=dict)
 
@@ -108,37 +119,38 @@ class LaggedView:
                 stamp = row.pop(STAMP, None)
                 key = (table, str(row.get("id", "")).lower())
                 seen.add(key)
-                text = json.dumps(row, sort_keys=True, default=str)
+                text = self.encode(row)
                 if self._last_text.get(key) == text:
                     continue
                 self._last_text[key] = text
-                self._add(key, row, stamp, now)
+                self._add(key, text, stamp, now)
         for key in [k for k in self._last_text if k not in seen]:
             del self._last_text[key]
             self._add(key, None, None, now)
 
-    def _add(self, key: RowKey, row: dict[str, Any] | None, stamp: datetime | None,
+    def _add(self, key: RowKey, text: str | None, stamp: datetime | None,
              now: datetime) -> None:
         versions = self._versions.setdefault(key, [])
         previous = versions[-1].changed_at if versions else None
         changed = stamp if (isinstance(stamp, datetime) and stamp <= now
                             and (previous is None or stamp >= previous)) else now
-        versions.append(_Version(changed, changed + self.lag.delay(key, changed), row))
+        versions.append(_Version(changed, changed + self.lag.delay(key, changed), text))
 
     def settle(self) -> None:
         """Make every version recorded so far visible now (a world loaded at start is old)."""
         for key, versions in list(self._versions.items()):
             last = versions[-1]
-            if last.row is None:
+            if last.text is None:
                 del self._versions[key]
             else:
-                self._versions[key] = [_Version(last.changed_at, last.changed_at, last.row)]
+                self._versions[key] = [_Version(last.changed_at, last.changed_at, last.text)]
 
     def tables(self, now: datetime, names: tuple[str, ...]
-               ) -> tuple[dict[str, list[dict[str, Any]]], datetime | None]:
-        """The rows visible at ``now`` by table, and when the view changes next (None: not
-        until the World changes). Versions hidden behind a newer visible one are dropped."""
-        out: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+               ) -> tuple[dict[str, list[str]], datetime | None]:
+        """The rows (encoded) visible at ``now`` by table, and when the view changes next
+        (None: not until the World changes). Versions hidden behind a newer visible one are
+        dropped."""
+        out: dict[str, list[str]] = {name: [] for name in names}
         upcoming: datetime | None = None
         for key, versions in list(self._versions.items()):
             shown = None
@@ -155,10 +167,10 @@ class LaggedView:
                     upcoming = version.visible_at
             if shown is None:
                 continue
-            row = versions[0].row
-            if row is None:
+            text = versions[0].text
+            if text is None:
                 if len(versions) == 1:
                     del self._versions[key]
                 continue
-            out.setdefault(key[0], []).append(row)
+            out.setdefault(key[0], []).append(text)
         return out, upcoming

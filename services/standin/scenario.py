@@ -4,13 +4,25 @@ World on the World's clock, and writes the runs' events.
 Lifecycle of one run starting at T (times on the World's clock, all planned when the run
 appears, so stepping late or twice gives the same result):
 
-* T-40: the schedule-level run row appears, Pending; the machines are frozen then;
+* T-40: the schedule-level run row appears, Pending; the machines are frozen then. Stance
+  (docs/azure.md): Azure creates the run when it freezes the machines, so no row exists
+  days ahead; a client sees only the schedule's expected runs until T-40;
 * platform cancel (if any): Cancelled with the platform message, no pre-event;
-* T-35 (``pre_event``): the pre-event, CancellationCutOffDateTime = ``cutoff``;
+* ``pre_event`` (default somewhere in T-40..T-30, drawn per run from the seed, as the docs
+  give a range and no fixed minute): the pre-event, CancellationCutOffDateTime = ``cutoff``
+  (a pre-event set earlier than T-40 creates the run at that moment);
 * T: the run and its machines go InProgress;
 * each machine finishes at its own time within the window (counts, reboot status, errors);
+  in an overrunning run (chance ``overrun``, default 0.2) about 10% of the machines finish
+  2-25 min after the window end, with ``maintenanceWindowExceeded``;
 * when the last machine is done: Completed (or Failed when every machine failed) and the
-  post-event (Status ``Succeeded`` or ``failed_status``).
+  post-event (Status ``Succeeded`` or ``failed_status``): its ``EndDateTime`` is the
+  scheduled window end, its event time the actual end (after the window for an overrun).
+
+A schedule edit (the configuration replaced in the World, e.g. by the stand-in's ARM PUT) is
+followed on the next step: runs not created yet come from the new schedule, counted from the
+edit; a run created already stays (the World cancels it when the edit came less than 40
+minutes before its start).
 
 A run cancelled by anyone (a user through the stand-in's API, the platform) stops there and
 gets no post-event. Events are written once each (except the deliberate duplicates); an event

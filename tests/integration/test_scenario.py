@@ -119,3 +119,42 @@ def wait_for(read: Any, done: Any, timeout: float = 10.0) -> Any:
         if done(value) or time.monotonic() > deadline:
             return value
         time.sleep(0.05)
+
+
+def test_with_the_default_lag_the_installed_world_is_visible_at_once_and_a_cancel_lags(
+        tmp_path: Any) -> None:
+    from azure.core.rest import HttpRequest
+    from azure.mgmt.maintenance import MaintenanceManagementClient
+    from azure.mgmt.resourcegraph import ResourceGraphClient
+    from azure.mgmt.resourcegraph.models import QueryRequest
+
+    from tests.standin import StaticTokenCredential, sdk_kwargs
+
+    data = scenario()
+    data["configuration"][0]["start"] = "now+30m"  # a Pending run, cancellable at once
+    with SimEnvironment(parse_scenario(data), step_interval=0.05,
+                        config_path=tmp_path / "aumwatch.toml") as env:
+        server = env.server
+        credential = StaticTokenCredential(server.token)
+        graph = ResourceGraphClient(credential, **sdk_kwargs(server))
+        arm = MaintenanceManagementClient(credential, SUB, **sdk_kwargs(server))
+        query = ('maintenanceresources | where type =~ '
+                 '"microsoft.maintenance/maintenanceconfigurations/applyupdates"'
+                 ' | where properties.status == "Pending" | project id')
+
+        def pending() -> list[str]:
+            return [r["id"] for r in graph.resources(
+                QueryRequest(query=query, subscriptions=[SUB])).data]
+
+        with graph, arm:
+            [run_id] = pending()  # old news: visible without waiting
+            put = arm._send_request(HttpRequest(
+                "PUT", run_id, params={"api-version": "2023-09-01-preview"},
+                json={"properties": {"status": "Cancel"}}))
+            assert put.status_code == 200
+            got = arm._send_request(HttpRequest(
+                "GET", run_id, params={"api-version": "2023-09-01-preview"})).json()
+            assert got["properties"]["status"] == "Cancelled"
+            assert pending() == [run_id]  # Resource Graph lags behind ARM
+            env.clock.shift(timedelta(seconds=91))
+            assert pending() == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +22,8 @@ def rows(*items: tuple[str, str, datetime | None]) -> dict[str, list[dict[str, A
 
 def visible(view: LaggedView, now: datetime) -> dict[str, str]:
     tables, _ = view.tables(now, NAMES)
-    return {r["id"]: r["properties"]["status"] for r in tables["maintenanceresources"]}
+    found = [json.loads(line) for line in tables["maintenanceresources"]]
+    return {r["id"]: r["properties"]["status"] for r in found}
 
 
 def test_a_change_shows_after_its_fixed_lag_counted_from_its_stamp() -> None:
