@@ -7,17 +7,19 @@ location, resourceGroup, subscriptionId, managedBy, sku, plan, properties, tags,
 zones, extendedLocation). The dynamic columns (``properties``, ``tags``, ``sku``...) are DuckDB
 ``JSON`` columns, which duckdb-kql treats as KQL ``dynamic``. The tables are loaded once per
 ``World.version`` (through a newline-delimited JSON file: DuckDB reads 20k rows in ~0.2 s
-where row inserts take ~15 s) and narrowed to the request's subscriptions by views.
+where row inserts take ~15 s) and narrowed to the request's subscriptions by views. With a
+Resource Graph lag (:mod:`services.standin.lag`) they hold each row as visible now and are
+reloaded when the World changes or a lagging change comes due.
 
 KQL surface checked to work (duckdb-kql 1.1.2), e.g.:
 
 * ``where`` with ``==``, ``=~``, ``!=``, ``has``, ``contains``, ``startswith``, ``in``,
   ``and``/``or``; dynamic access ``properties.x``, ``properties["x"]``, nested paths;
 * ``extend``/``project`` with ``tostring()``, ``toint()``, ``tolower()``, ``todatetime()``,
-  ``strcat()``; ``project-away``, ``project-rename``;
+  ``strcat()``; ``project-away``;
 * ``order by`` / ``sort by``, ``take``/``limit``, ``top N by``, ``count``, ``distinct``,
   ``summarize count() by ...``;
-* ``join kind=leftouter|inner (...) on $left.a == $right.b`` and ``on a``; ``lookup``;
+* ``join kind=leftouter|inner (...) on $left.a == $right.b`` and ``on a``;
   ``union``; ``let``; ``mv-expand`` of arrays (not of property bags: DuckDB refuses it);
 * ``iff``, ``case``, ``isnotempty``, ``split``, ``extract``, ``datetime_diff``,
   ``parse_json``, ``countif``, ``arg_max``, ``make_list``;
@@ -25,6 +27,12 @@ KQL surface checked to work (duckdb-kql 1.1.2), e.g.:
 
 Known gaps (400 ``UnsupportedQuery``): ``bag_keys``, ``evaluate`` plugins, and whatever
 else duckdb-kql 1.1.2 has no mapping for.
+
+Refused as the real Resource Graph refuses them (:func:`check_limits`): operators outside
+its documented list (so ``lookup`` and ``project-rename``, which duckdb-kql would run), join
+flavours other than innerunique/inner/leftouter/fullouter, more than three ``join`` (at most
+one across tables), more than three ``mv-expand``, more than three ``union`` legs. A query
+that passes here therefore stays inside the real service's limits.
 
 Not offered: control commands (``.show``...), writes, ``cluster()``/``database()``, tables
 other than the three above; they are refused with ARG's 400 shape
