@@ -72,6 +72,7 @@ from services.standin.world import (
     SimRun,
     World,
     configuration_object,
+    configuration_schedule,
 )
 
 log = logging.getLogger(__name__)
@@ -417,12 +418,8 @@ class ScenarioEngine:
         if current is None or current is cfg.arm:
             return
         cfg.arm = current
-        window = (current.get("properties") or {}).get("maintenanceWindow") or {}
         try:
-            schedule = parse_schedule(
-                str(window.get("startDateTime") or ""), str(window.get("timeZone") or ""),
-                str(window.get("recurEvery") or ""), str(window.get("duration") or ""),
-                window.get("expirationDateTime"))
+            schedule = configuration_schedule(current)
         except (ScheduleError, ValueError) as exc:
             self.last_error = f"configuration {cfg.spec.name}: new schedule ignored: {exc}"
             log.warning("scenario: %s", self.last_error)

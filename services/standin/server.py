@@ -51,10 +51,10 @@ from types import TracebackType
 from typing import Any
 
 from services.domain.clock import iso_z
-from services.domain.schedule import ScheduleError, parse_schedule
+from services.domain.schedule import ScheduleError
 from services.standin.faults import Fault, Faults
 from services.standin.lag import ArgLag
-from services.standin.world import World, arm_error
+from services.standin.world import World, arm_error, configuration_schedule
 
 #: api-versions of Microsoft.Maintenance the stand-in accepts; the cancel-capable subset.
 MAINTENANCE_API_VERSIONS: frozenset[str] = frozenset({
@@ -532,18 +532,12 @@ class StandInServer:
         body, bad = await _json_body(request)
         if bad is not None:
             return bad
-        props = body.get("properties") if isinstance(body, dict) else None
-        window = props.get("maintenanceWindow") if isinstance(props, dict) else None
-        if not isinstance(props, dict) or not isinstance(window, dict):
+        if not isinstance(body, dict) or not isinstance(body.get("properties"), dict):
             return _Answer(400, arm_error(
-                "InvalidParameter",
-                "The maintenance configuration needs properties.maintenanceWindow."), {})
+                "InvalidParameter", "The maintenance configuration needs its properties."), {})
+        props = body["properties"]
         try:
-            parse_schedule(str(window.get("startDateTime") or ""),
-                           str(window.get("timeZone") or ""),
-                           str(window.get("recurEvery") or ""),
-                           str(window.get("duration") or ""),
-                           window.get("expirationDateTime"))
+            configuration_schedule(body)
         except (ScheduleError, ValueError) as exc:
             return _Answer(400, arm_error("InvalidParameter",
                                           f"The maintenance window is not valid: {exc}"), {})

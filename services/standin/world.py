@@ -42,6 +42,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.domain.clock import Clock, iso_z
+from services.domain.schedule import Schedule, ScheduleError, parse_schedule
 from services.standin.lag import STAMP
 
 TENANT_ID = "72f988bf-0000-4000-8000-000000000000"
@@ -74,6 +75,20 @@ def start_from_run_name(name: str) -> datetime | None:
 def patch_result_guid(correlation_id: str, machine_id: str) -> str:
     """The (stable) guid of a machine's patchInstallationResults row for one run."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{correlation_id.lower()}|{machine_id.lower()}"))
+
+
+def configuration_schedule(arm_object: dict[str, Any]) -> Schedule:
+    """The schedule of a configuration's ARM object (its ``properties.maintenanceWindow``);
+    ScheduleError when the window is missing or does not parse."""
+    props = arm_object.get("properties")
+    window = props.get("maintenanceWindow") if isinstance(props, dict) else None
+    if not isinstance(window, dict):
+        raise ScheduleError("the configuration has no properties.maintenanceWindow")
+    return parse_schedule(str(window.get("startDateTime") or ""),
+                          str(window.get("timeZone") or ""),
+                          str(window.get("recurEvery") or ""),
+                          str(window.get("duration") or ""),
+                          window.get("expirationDateTime"))
 
 
 def parse_resource_id(resource_id: str) -> dict[str, str]:
