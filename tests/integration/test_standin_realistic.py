@@ -352,3 +352,18 @@ def test_the_clients_own_queries_pass(standin_world: World, graph_client: Any) -
                   status="Completed", machines=1, machine_status="Succeeded")
     for text in (CONFIGS_QUERY, runs_query(), machines_query(run.correlation_id)):
         assert graph_client.resources(QueryRequest(query=text, subscriptions=[SUB])).data
+
+
+def test_ids_can_be_kept_as_stored(standin_clock: ManualClock,
+                                   standin_factory: Callable[..., StandInServer],
+                                   clients_for: Callable[[StandInServer], Clients]) -> None:
+    world = World(standin_clock, azure_ids=False)
+    world.add_subscription(SUB)
+    run = add_run(world, config_object("Weekly"), NOW - timedelta(minutes=5),
+                  status="InProgress", machines=1, machine_status="InProgress")
+    c = clients_for(standin_factory(world, quota_limit=RELAXED_QUOTA))
+    ids = {r["id"] for r in c.rows(f'maintenanceresources | where type =~ "{RUN_TYPE}"'
+                                   " | project id")}
+    assert ids == {run.correlation_id}
+    [patch] = c.rows("patchinstallationresources | project id")
+    assert patch["id"].startswith(f"{run.machine_ids[0]}/patchInstallationResults/")
