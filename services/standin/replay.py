@@ -36,7 +36,7 @@ from services.domain.runid import RunIdError, parse_configuration_id, parse_run_
 from services.domain.runs import _count, cancelled_by_from_error, error_text, parse_time
 from services.domain.schedule import ScheduleError, parse_schedule
 from services.standin.runner import SimEnvironment
-from services.standin.scenario import Behaviour, ConfigurationSpec, Scenario, ScenarioError
+from services.standin.scenario_file import Behaviour, ConfigurationSpec, Scenario, ScenarioError
 from services.standin.world import (
     MachineResult,
     SimMachine,
