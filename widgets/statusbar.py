@@ -26,8 +26,6 @@ STYLE_DIM = "dim"
 SEPARATOR = " │ "
 
 DEFAULT_STALE_AFTER = timedelta(seconds=60)
-# Beyond this a skewed clock moves the cancel window noticeably (it is minutes wide).
-SKEW_WARN = timedelta(seconds=5)
 ERROR_MAX_LEN = 500
 
 
@@ -57,6 +55,8 @@ class StatusData:
         queue_depth: messages seen in the queue.
         queue_depth_capped: the peek returned its maximum, so the depth is "at least".
         clock_skew: local clock minus server clock.
+        skew_warning: the skew is large enough to warn about (the caller judges it by the
+            one threshold in services.domain.clock; the widget only shows the verdict).
         read_only: cancelling is disabled (flag, config or lock).
         paused: refresh paused by the operator.
         last_error: the last error, one line (untrusted text, sanitized here).
@@ -69,6 +69,7 @@ class StatusData:
     queue_depth: int | None = None
     queue_depth_capped: bool = False
     clock_skew: timedelta | None = None
+    skew_warning: bool = False
     read_only: bool = False
     paused: bool = False
     last_error: str | None = None
@@ -132,7 +133,7 @@ def _items(data: StatusData) -> list[_Item]:
         style = STYLE_WARN if data.queue_depth_capped else ""
         items.append(_Item(6, Text(f"{mode}{depth}", style=style)))
     if data.clock_skew is not None:
-        warn = abs(data.clock_skew) > SKEW_WARN
+        warn = data.skew_warning
         items.append(_Item(3.5 if warn else 9, Text(f"skew {format_skew(data.clock_skew)}",
                                                     style=STYLE_WARN if warn else STYLE_DIM)))
     return items

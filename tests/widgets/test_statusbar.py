@@ -111,3 +111,18 @@ async def test_an_age_change_below_the_shown_grain_stores_without_redrawing() ->
         assert refreshes == [1]
         await pilot.pause()
         assert "configs 13s" in bar.render_line(0).text
+
+
+def test_the_skew_is_highlighted_by_the_callers_verdict_not_by_its_size() -> None:
+    # The threshold lives in services.domain.clock; the bar only shows the verdict it is given.
+    quiet = StatusData(clock_skew=30 * S, skew_warning=False)
+    loud = StatusData(clock_skew=30 * S, skew_warning=True)
+    [plain] = status_lines(quiet, 200)
+    [warned] = status_lines(loud, 200)
+    assert plain.plain == warned.plain == "skew +30.0s"
+    assert any("yellow" in str(span.style) for span in warned.spans)
+    assert not any("yellow" in str(span.style) for span in plain.spans)
+    # A warned skew outranks the queue when space is short; a quiet one goes first.
+    both = StatusData(clock_skew=30 * S, skew_warning=True, queue_mode="peek", queue_depth=3)
+    assert "skew" in status_lines(both, 14)[0].plain
+    assert "skew" not in status_lines(replace(both, skew_warning=False), 14)[0].plain
