@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from humanize import intcomma
 from rich.console import RenderableType
 from rich.text import Text
 from textual.geometry import Size
@@ -76,7 +77,10 @@ class StatusData:
 
 
 def format_age(age: timedelta | None) -> str:
-    """Compact age: "12s", "5m", "2h", "3d"; "–" for never."""
+    """Compact age: "12s", "5m", "2h", "3d"; "–" for never.
+
+    Not humanize's words on purpose: the bar is one line that must fit 80 columns with
+    every item, and "configs 12 seconds ago" would push the quota and queue off it."""
     if age is None:
         return "–"
     seconds = max(0, int(age.total_seconds()))
@@ -129,7 +133,7 @@ def _items(data: StatusData) -> list[_Item]:
         mode = sanitize(data.queue_mode or "queue", 10)
         depth = ""
         if data.queue_depth is not None:
-            depth = f" {data.queue_depth}{'+' if data.queue_depth_capped else ''}"
+            depth = f" {intcomma(data.queue_depth)}{'+' if data.queue_depth_capped else ''}"
         style = STYLE_WARN if data.queue_depth_capped else ""
         items.append(_Item(6, Text(f"{mode}{depth}", style=style)))
     if data.clock_skew is not None:

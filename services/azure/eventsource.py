@@ -357,9 +357,11 @@ class EventSource:
         truncated = self.mode == "peek" and depth is not None and depth > PEEK_LIMIT
         warning = None
         if truncated:
-            warning = (f"the queue holds about {depth} messages; a peek sees only the first "
-                       f"{PEEK_LIMIT}: drain it, or give aumwatch a dedicated queue in consume "
-                       "mode")
+            import humanize
+
+            warning = (f"the queue holds about {humanize.intcomma(depth)} messages; a peek "
+                       f"sees only the first {PEEK_LIMIT}: drain it, or give aumwatch a "
+                       "dedicated queue in consume mode")
         return EventBatch(
             mode=self.mode, fetched_at=fetched_at, events=tuple(collector.events),
             duplicates=tuple(collector.duplicates), undecodable=tuple(collector.undecodable),

@@ -126,3 +126,9 @@ def test_the_skew_is_highlighted_by_the_callers_verdict_not_by_its_size() -> Non
     both = StatusData(clock_skew=30 * S, skew_warning=True, queue_mode="peek", queue_depth=3)
     assert "skew" in status_lines(both, 14)[0].plain
     assert "skew" not in status_lines(replace(both, skew_warning=False), 14)[0].plain
+
+
+def test_a_deep_queue_reads_with_thousands_separators() -> None:
+    [line] = status_lines(StatusData(queue_mode="peek", queue_depth=12345,
+                                     queue_depth_capped=True), 200)
+    assert line.plain == "peek 12,345+"
