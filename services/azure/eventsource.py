@@ -356,7 +356,7 @@ class EventSource:
             self._polls_to_depth = 0  # after a failure, measure again on the next poll
         truncated = self.mode == "peek" and depth is not None and depth > PEEK_LIMIT
         warning = None
-        if truncated:
+        if truncated and depth is not None:
             import humanize
 
             warning = (f"the queue holds about {humanize.intcomma(depth)} messages; a peek "
