@@ -77,13 +77,28 @@ class StatusData:
 
 
 def format_age(age: timedelta | None) -> str:
-    """Compact age: "12s", "5m", "2h", "3d"; "–" for never.
+    """Compact age: "<10s", "20s", "5m", "2h", "3d"; "–" for never.
 
-    Not humanize's words on purpose: the bar is one line that must fit 80 columns with
-    every item, and "configs 12 seconds ago" would push the quota and queue off it."""
+    Under a minute the age moves in 10-second steps: a data age is read for "fresh or not",
+    and a bar whose text changed every second was rewritten to the terminal every second
+    (the events source, polled each second, flipped between "0s" and "1s"), the largest
+    steady share of what the dashboard draws when nothing happens. Not humanize's words on
+    purpose: the bar is one line that must fit 80 columns with every item, and "configs
+    12 seconds ago" would push the quota and queue off it."""
     if age is None:
         return "–"
     seconds = max(0, int(age.total_seconds()))
+    if seconds < 10:
+        return "<10s"
+    if seconds < 60:
+        return f"{seconds // 10 * 10}s"
+    return format_span(age)
+
+
+def format_span(span: timedelta) -> str:
+    """Compact, to the second under a minute: "42s", "5m", "2h", "3d" (how long Resource
+    Graph stays throttled: the operator waits for it, so it counts down exactly)."""
+    seconds = max(0, int(span.total_seconds()))
     if seconds < 60:
         return f"{seconds}s"
     if seconds < 3600:
@@ -123,7 +138,7 @@ def _items(data: StatusData) -> list[_Item]:
         text = Text(f"{name} {format_age(source.age)}{mark}", style=style)
         items.append(_Item(priority, text))
     if data.throttled_for is not None:
-        items.append(_Item(3, Text(f"ARG throttled {format_age(data.throttled_for)}",
+        items.append(_Item(3, Text(f"ARG throttled {format_span(data.throttled_for)}",
                                    style=STYLE_ALERT)))
     elif data.quota_remaining is not None:
         low = data.quota_remaining <= 3
