@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -246,6 +247,8 @@ def test_cli_cancel_asks_for_the_configuration_name(
     code, _, err = cli(capsys, "cancel", run.correlation_id, "--config", str(cfg))
     assert code == 1
     assert "Type the configuration's name" in err and "not confirmed" in err
+    # How long the window stays open, in words (exact to the second).
+    assert re.search(r"cancellable until \S+ \S+ \(now \S+ \S+: \d+ minutes?[\w ,]* left\)", err)
     assert standin_world.get_run(run.correlation_id).status == "Pending"
     monkeypatch.setattr("sys.stdin", io.StringIO("nightly\n"))
     code, out, err = cli(capsys, "cancel", run.correlation_id, "--config", str(cfg))

@@ -230,13 +230,16 @@ async def _in_resource_graph(runner: Any, run_id: Any) -> bool:
 
 
 def _confirm(run_id: Any, window: Any, now: datetime, computed: bool) -> None:
+    import humanize
+
     from tui.cli.data import clean
 
     name = run_id.configuration_name
+    left = humanize.precisedelta(max(window.closes_at - now, timedelta(0)))
     lines = [
         f"Cancel run {clean(run_id.run_name)} of configuration {clean(name)!r}?",
         f"  starts {_hms(window.start)}; cancellable until {_hms(window.closes_at)} "
-        f"(now {_hms(now)})",
+        f"(now {_hms(now)}: {left} left)",
     ]
     if computed:
         lines.append("  the run id is COMPUTED from the schedule: no pre-event or Azure record "
