@@ -205,7 +205,8 @@ def run_from_event(event: Any) -> Run | None:
     status = "Pending"
     # A pre-event's EndDateTime is the scheduled window end: a fair guess of the end until
     # the run is over. A post-event's EndDateTime is that same scheduled end, not when the
-    # run ended: the run ended when the post-event was raised (docs/azure.md, "Timeline of one run").
+    # run ended: the run ended when the post-event was raised
+    # (docs/azure.md, "Timeline of one run").
     end = getattr(event, "end", None)
     if kind == "post":
         status = getattr(event, "status", None) or "Completed"
