@@ -32,13 +32,15 @@ test: install lint
 test-slow: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m slow
 
-test-fast: install
-	$(BIN)/python -m pytest -q -m "not integration and not slow"
+## Unit and app tests only: no stand-in, no Azurite, so only the Python install is needed.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not integration and not slow"
 
-lint: install
+## The import-layering contracts are not run here: tests/test_layering.py runs lint-imports
+## (with the rest of the suite), so `make test` checks them once.
+lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy services widgets tui
-	$(BIN)/lint-imports
 
 ## Benchmarks (bench/README.md): `make bench`, or `make bench ARGS=--quick` for the smoke run.
 bench: install

@@ -28,15 +28,22 @@ FIGURES: dict[int, str] = {
     6: "bench.fig_idle",
     7: "bench.fig_cancel",
     8: "bench.fig_soak",
+    9: "bench.fig_demo",
 }
+#: Figures that can measure another source tree's dashboard (``--tree``).
+TREE_FIGURES = frozenset({9})
 
 
-def run_figure(number: int, quick: bool) -> FigureResult:
-    """One figure; a harness failure becomes an ``error`` result, never a crash of the run."""
+def run_figure(number: int, quick: bool, tree: Path | None = None) -> FigureResult:
+    """One figure; a harness failure becomes an ``error`` result, never a crash of the run.
+    ``tree`` goes only to the figures in ``TREE_FIGURES``."""
     t0 = time.perf_counter()
     try:
         module = importlib.import_module(FIGURES[number])
-        result: FigureResult = module.run(quick)
+        if tree is not None and number in TREE_FIGURES:
+            result: FigureResult = module.run(quick, tree)
+        else:
+            result = module.run(quick)
     except Exception as exc:
         result = FigureResult(number, FIGURES[number], "", status="error",
                               reason=f"{type(exc).__name__}: {exc}")
@@ -87,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="only these figures, e.g. 1,4,7")
     parser.add_argument("--out", type=Path, default=RESULTS, metavar="DIR",
                         help=f"where to write the JSON (default {RESULTS})")
+    parser.add_argument("--tree", type=Path, metavar="PATH",
+                        help="figure 9 only: measure the dashboard of this source tree "
+                             "(run with this venv), e.g. a worktree of the code before a change")
     args = parser.parse_args(argv)
     numbers = list(FIGURES)
     if args.only:
@@ -97,15 +107,19 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [n for n in numbers if n not in FIGURES]
         if unknown:
             parser.error(f"no figure {unknown[0]} (figures are 1-{len(FIGURES)})")
+    if args.tree is not None and set(numbers) - TREE_FIGURES:
+        parser.error("--tree measures another tree's dashboard in figure 9 only: add --only 9 "
+                     "(run the other figures from that tree's own checkout)")
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     t0 = time.perf_counter()
     results = []
     for number in numbers:
         print(f"figure {number} ...", file=sys.stderr, flush=True)
-        results.append(run_figure(number, args.quick))
+        results.append(run_figure(number, args.quick, args.tree))
     doc = {
         "started_at": started,
         "quick": args.quick,
+        "tree": str(args.tree.resolve()) if args.tree is not None else None,
         "total_seconds": time.perf_counter() - t0,
         "machine": machine_info(),
         "figures": {str(r.id): r.to_json() for r in results},

@@ -17,6 +17,8 @@ The config file (default ``<user config dir>/aumwatch/config.toml``, or ``--conf
     ca_file = "/path/ca.pem"
     request_timeout = "30s"          # connect/read timeout of every HTTP call (1s..10m)
     token = "..."                    # stand-in only (secret)
+    include_other_scopes = false     # also show Host, OSImage, Extension... (not only
+                                     # InGuestPatch) in patch views
 
     [queue]
     account_url = "https://acct.queue.core.windows.net"
@@ -34,8 +36,15 @@ The config file (default ``<user config dir>/aumwatch/config.toml``, or ``--conf
     opens_before = "40m"
     closes_before = "10m"
 
+    [events]
+    pre_event_earliest = "40m"       # a pre-event arriving earlier than T-40 is flagged
+    pre_event_latest = "30m"         # ... and one arriving later than T-30 (bare number: min)
+
     [cancel]
     api_version = "2023-09-01-preview"
+
+    [keys]                           # the dashboard's keymap: binding id = keys
+    cancel = "ctrl+k"                # ids: see KEY_BINDING_IDS
 
     [paths]
     data_dir = "/path/for/the/journal"
@@ -54,6 +63,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from services.domain.arrivals import ArrivalRules
 from services.domain.window import WindowRules
 
 ENV_PREFIX = "AUMWATCH_"
@@ -81,6 +91,14 @@ MIN_EVENTS_POLL_INTERVAL = timedelta(seconds=0.5)
 # The window offsets' defaults live in WindowRules (one place for each fact).
 DEFAULT_OPENS_BEFORE = WindowRules().opens_before
 DEFAULT_CLOSES_BEFORE = WindowRules().closes_before
+# The pre-event's documented arrival range lives in ArrivalRules.
+DEFAULT_PRE_EVENT_EARLIEST = ArrivalRules().pre_event_earliest
+DEFAULT_PRE_EVENT_LATEST = ArrivalRules().pre_event_latest
+
+#: The dashboard's binding ids that the ``[keys]`` table may remap (``id = "keys"``).
+KEY_BINDING_IDS = ("quit", "help", "cancel", "pause", "refresh", "zone", "filter",
+                   "clear_filter", "export", "panel.configs", "panel.run", "panel.runs",
+                   "panel.events")
 
 SECRET_NAMES = frozenset({"token", "queue_connection_string"})
 MASK = "********"
@@ -238,6 +256,7 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("token", "azure", "token", _as_str, lambda: None),
     _Spec("request_timeout", "azure", "request_timeout", _request_timeout,
           lambda: DEFAULT_REQUEST_TIMEOUT),
+    _Spec("include_other_scopes", "azure", "include_other_scopes", _as_bool, lambda: False),
     _Spec("queue_account_url", "queue", "account_url", _as_str, lambda: None),
     _Spec("queue_name", "queue", "name", _as_str, lambda: None),
     _Spec("queue_connection_string", "queue", "connection_string", _as_str, lambda: None),
@@ -250,6 +269,10 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("time_display", "dashboard", "time_display", _choice(TIME_DISPLAYS), lambda: "config"),
     _Spec("opens_before", "window", "opens_before", _minutes, lambda: DEFAULT_OPENS_BEFORE),
     _Spec("closes_before", "window", "closes_before", _minutes, lambda: DEFAULT_CLOSES_BEFORE),
+    _Spec("pre_event_earliest", "events", "pre_event_earliest", _minutes,
+          lambda: DEFAULT_PRE_EVENT_EARLIEST),
+    _Spec("pre_event_latest", "events", "pre_event_latest", _minutes,
+          lambda: DEFAULT_PRE_EVENT_LATEST),
     _Spec("cancel_api_version", "cancel", "api_version", _as_str,
           lambda: DEFAULT_CANCEL_API_VERSION),
     _Spec("data_dir", "paths", "data_dir", _as_path, _default_data_dir),
@@ -269,6 +292,7 @@ class Settings:
     ca_file: Path | None = None
     token: str | None = field(default=None, repr=False)
     request_timeout: timedelta = DEFAULT_REQUEST_TIMEOUT
+    include_other_scopes: bool = False
     queue_account_url: str | None = None
     queue_name: str | None = None
     queue_connection_string: str | None = field(default=None, repr=False)
@@ -279,8 +303,13 @@ class Settings:
     time_display: str = "config"
     opens_before: timedelta = DEFAULT_OPENS_BEFORE
     closes_before: timedelta = DEFAULT_CLOSES_BEFORE
+    pre_event_earliest: timedelta = DEFAULT_PRE_EVENT_EARLIEST
+    pre_event_latest: timedelta = DEFAULT_PRE_EVENT_LATEST
     cancel_api_version: str = DEFAULT_CANCEL_API_VERSION
     data_dir: Path = field(default_factory=_default_data_dir)
+    #: The dashboard's keymap from the ``[keys]`` table: binding id -> keys (``"ctrl+k"``),
+    #: only ids of :data:`KEY_BINDING_IDS`.
+    keymap: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     config_path: Path | None = None
     sources: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     warnings: tuple[str, ...] = ()
@@ -305,6 +334,11 @@ class Settings:
         return WindowRules(self.opens_before, self.closes_before)
 
     @property
+    def arrival_rules(self) -> ArrivalRules:
+        """The pre-event's documented arrival range (for the event tail's flag)."""
+        return ArrivalRules(self.pre_event_earliest, self.pre_event_latest)
+
+    @property
     def journal_path(self) -> Path:
         """The SQLite journal's file."""
         return self.data_dir / "journal.sqlite3"
@@ -317,6 +351,8 @@ class Settings:
             value = getattr(self, spec.name)
             out.append((spec.name, _display(spec.name, value), self.sources.get(spec.name,
                                                                                 "default")))
+        keys = ", ".join(f"{k}={v}" for k, v in sorted(self.keymap.items()))
+        out.append(("keymap", keys or "(defaults)", self.sources.get("keymap", "default")))
         return out
 
     def to_json(self) -> list[dict[str, Any]]:
@@ -332,6 +368,8 @@ class Settings:
                 shown = str(value)
             elif isinstance(value, tuple):
                 shown = list(value)
+            elif isinstance(value, Mapping):
+                shown = dict(value)
             else:
                 shown = value
             out.append({"name": name, "value": shown, "source": source})
@@ -378,13 +416,33 @@ def read_config_file(path: Path) -> tuple[dict[str, Any], list[str]]:
             warnings.append(f"{path}: top-level key {section!r} ignored (expected a [section])")
             continue
         if section == "keys":
-            continue  # the dashboard's keymap (binding id = keys), read by the app itself
+            keymap, keymap_warnings = _read_keymap(table, path)
+            values["keys"] = keymap
+            warnings.extend(keymap_warnings)
+            continue
         for key, value in table.items():
             if (section, key) not in known:
                 warnings.append(f"{path}: unknown setting [{section}] {key} ignored")
                 continue
             values[f"{section}.{key}"] = value
     return values, warnings
+
+
+def _read_keymap(table: Mapping[str, Any], path: Path) -> tuple[dict[str, str], list[str]]:
+    """The ``[keys]`` table: binding id -> keys, only known ids with a non-empty string; a
+    warning for anything else (a typo must not be silently ignored)."""
+    keymap: dict[str, str] = {}
+    warnings: list[str] = []
+    for binding_id, keys in table.items():
+        if binding_id not in KEY_BINDING_IDS:
+            warnings.append(f"{path}: unknown key binding id [keys] {binding_id!r} ignored; "
+                            f"valid ids: {', '.join(KEY_BINDING_IDS)}")
+        elif not isinstance(keys, str) or not keys.strip():
+            warnings.append(f"{path}: [keys] {binding_id}: expected keys such as \"ctrl+k\", "
+                            f"got {keys!r}; ignored")
+        else:
+            keymap[binding_id] = keys.strip()
+    return keymap, warnings
 
 
 def _permission_warning(path: Path) -> str | None:
@@ -473,11 +531,18 @@ def load_settings(
         WindowRules(values["opens_before"], values["closes_before"])
     except ValueError as exc:
         raise SettingsError(f"window: {exc}") from None
+    try:
+        ArrivalRules(values["pre_event_earliest"], values["pre_event_latest"])
+    except ValueError as exc:
+        raise SettingsError(f"events: {exc}") from None
+    keymap = file_values.get("keys") or {}
+    sources["keymap"] = "file" if keymap else "default"
     if values["cloud"] == "standin" and not values["arm_endpoint"]:
         raise SettingsError("cloud 'standin' needs arm_endpoint (written by `aumwatch sim`)")
 
     return Settings(
         **values,
+        keymap=MappingProxyType(dict(keymap)),
         config_path=path,
         sources=MappingProxyType(sources),
         warnings=tuple(warnings),

@@ -11,5 +11,6 @@ from tests.standin import (  # noqa: F401  (fixtures, registered by being import
     standin,
     standin_clock,
     standin_factory,
+    standin_realistic,
     standin_world,
 )

@@ -55,8 +55,14 @@ class EventRow:
         kind: the event type, or "undecodable".
         configuration: configuration name (or a raw preview for an undecodable message).
         run: run name / id (shown truncated).
-        delay: arrival delay versus expected (positive = late), if known.
+        delay: arrival delay versus expected (positive = late), if known. Superseded by
+            ``arrival`` when that is given.
         flag: "undecodable", "duplicate", "watchdog" or None; other words are shown as is.
+        arrival: when the event arrived relative to its run, already worded by the caller
+            (``T-35m`` for a pre-event, ``+4m`` after the end for a post-event); shown in the
+            delay column instead of ``delay``.
+        arrival_flagged: the arrival is outside the documented range: drawn marked ("!"
+            and a warning style, so the meaning survives without colour).
         payload: the full event text (JSON or raw) for the app's detail view; never drawn.
         key: the app's identifier for the event, returned with `selected_row`.
     """
@@ -69,6 +75,8 @@ class EventRow:
     flag: str | None = None
     payload: str = ""
     key: str = ""
+    arrival: str = ""
+    arrival_flagged: bool = False
 
 
 def format_delay(delay: timedelta | None) -> str:
@@ -108,6 +116,7 @@ class _Entry:
     row: EventRow
     cells: tuple[str, str, str, str, str, str]
     flag_style: str
+    delay_style: str = ""
 
 
 def _default_time_format(when: datetime) -> str:
@@ -316,15 +325,20 @@ class EventLog(ScrollView, can_focus=True):
             time_text = self._time_format(row.time)
         except (ValueError, TypeError, OverflowError):
             time_text = "?"
+        delay_text, delay_style = format_delay(row.delay), ""
+        if row.arrival:
+            delay_text = sanitize(row.arrival, CELL_MAX_LEN)
+            if row.arrival_flagged:
+                delay_text, delay_style = f"!{delay_text}", "bold yellow"
         cells = (
             sanitize(str(time_text), CELL_MAX_LEN),
             sanitize(row.kind, CELL_MAX_LEN),
             sanitize(row.configuration, CELL_MAX_LEN),
             sanitize(row.run, CELL_MAX_LEN),
-            format_delay(row.delay),
+            delay_text,
             sanitize(flag_text, CELL_MAX_LEN),
         )
-        return _Entry(seq, row, cells, flag_style)
+        return _Entry(seq, row, cells, flag_style, delay_style)
 
     def _visible_rows(self) -> int:
         # One line of the viewport is the header.
@@ -396,7 +410,7 @@ class EventLog(ScrollView, can_focus=True):
         if cached is not None:
             return cached
         widths = column_widths(width, self._time_width)
-        styles = ("dim", "bold", "", "", "", entry.flag_style)
+        styles = ("dim", "bold", "", "", entry.delay_style, entry.flag_style)
         line = self._line_text(entry.cells, widths, styles)
         line.truncate(width, pad=True)
         if is_cursor:

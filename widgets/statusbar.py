@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from humanize import intcomma
 from rich.console import RenderableType
 from rich.text import Text
 from textual.geometry import Size
@@ -26,8 +27,6 @@ STYLE_DIM = "dim"
 SEPARATOR = " │ "
 
 DEFAULT_STALE_AFTER = timedelta(seconds=60)
-# Beyond this a skewed clock moves the cancel window noticeably (it is minutes wide).
-SKEW_WARN = timedelta(seconds=5)
 ERROR_MAX_LEN = 500
 
 
@@ -57,6 +56,8 @@ class StatusData:
         queue_depth: messages seen in the queue.
         queue_depth_capped: the peek returned its maximum, so the depth is "at least".
         clock_skew: local clock minus server clock.
+        skew_warning: the skew is large enough to warn about (the caller judges it by the
+            one threshold in services.domain.clock; the widget only shows the verdict).
         read_only: cancelling is disabled (flag, config or lock).
         paused: refresh paused by the operator.
         last_error: the last error, one line (untrusted text, sanitized here).
@@ -69,16 +70,35 @@ class StatusData:
     queue_depth: int | None = None
     queue_depth_capped: bool = False
     clock_skew: timedelta | None = None
+    skew_warning: bool = False
     read_only: bool = False
     paused: bool = False
     last_error: str | None = None
 
 
 def format_age(age: timedelta | None) -> str:
-    """Compact age: "12s", "5m", "2h", "3d"; "–" for never."""
+    """Compact age: "<10s", "20s", "5m", "2h", "3d"; "–" for never.
+
+    Under a minute the age moves in 10-second steps: a data age is read for "fresh or not",
+    and a bar whose text changed every second was rewritten to the terminal every second
+    (the events source, polled each second, flipped between "0s" and "1s"), the largest
+    steady share of what the dashboard draws when nothing happens. Not humanize's words on
+    purpose: the bar is one line that must fit 80 columns with every item, and "configs
+    12 seconds ago" would push the quota and queue off it."""
     if age is None:
         return "–"
     seconds = max(0, int(age.total_seconds()))
+    if seconds < 10:
+        return "<10s"
+    if seconds < 60:
+        return f"{seconds // 10 * 10}s"
+    return format_span(age)
+
+
+def format_span(span: timedelta) -> str:
+    """Compact, to the second under a minute: "42s", "5m", "2h", "3d" (how long Resource
+    Graph stays throttled: the operator waits for it, so it counts down exactly)."""
+    seconds = max(0, int(span.total_seconds()))
     if seconds < 60:
         return f"{seconds}s"
     if seconds < 3600:
@@ -118,7 +138,7 @@ def _items(data: StatusData) -> list[_Item]:
         text = Text(f"{name} {format_age(source.age)}{mark}", style=style)
         items.append(_Item(priority, text))
     if data.throttled_for is not None:
-        items.append(_Item(3, Text(f"ARG throttled {format_age(data.throttled_for)}",
+        items.append(_Item(3, Text(f"ARG throttled {format_span(data.throttled_for)}",
                                    style=STYLE_ALERT)))
     elif data.quota_remaining is not None:
         low = data.quota_remaining <= 3
@@ -128,11 +148,11 @@ def _items(data: StatusData) -> list[_Item]:
         mode = sanitize(data.queue_mode or "queue", 10)
         depth = ""
         if data.queue_depth is not None:
-            depth = f" {data.queue_depth}{'+' if data.queue_depth_capped else ''}"
+            depth = f" {intcomma(data.queue_depth)}{'+' if data.queue_depth_capped else ''}"
         style = STYLE_WARN if data.queue_depth_capped else ""
         items.append(_Item(6, Text(f"{mode}{depth}", style=style)))
     if data.clock_skew is not None:
-        warn = abs(data.clock_skew) > SKEW_WARN
+        warn = data.skew_warning
         items.append(_Item(3.5 if warn else 9, Text(f"skew {format_skew(data.clock_skew)}",
                                                     style=STYLE_WARN if warn else STYLE_DIM)))
     return items

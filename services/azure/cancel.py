@@ -5,12 +5,17 @@ docs/architecture.md "Cancel": the cancel is ``PUT {correlationId}?api-version=<
 (authentication, retries, logging apply; the stable SDK has no typed call for it). A
 :class:`Canceller`:
 
-* refuses locally, with a reason, when the app is read-only, when a cancel of the same run is
-  already in flight (two quick confirmations send one request), or when the cancel window is
-  not open at the moment of sending (re-checked against the clock right before the PUT);
-* after sending, reads the run back until it shows ``Cancelled`` or the attempt is known to
-  have failed; a PUT whose answer was lost (network error, 5xx) is decided by that read-back,
-  never guessed;
+* refuses locally, with a reason, a run Azure has not shown us (its id only computed from the
+  schedule: the PUT is a create-or-update and could create a run and "succeed" while the real
+  one goes ahead, docs/azure.md "Cancel API"), when the app is read-only, when a cancel of the
+  same run is already in flight (two quick confirmations send one request), or when the
+  cancel window is not open at the moment of sending (re-checked against the clock right
+  before the PUT);
+* takes a success answer (200 or 201, checked alike) whose body is this run with status
+  ``Cancelled`` as the first evidence, and the read-back of the run as the confirmation: when
+  the read-back itself is unavailable after such an answer, the outcome is ``accepted`` (Azure
+  accepted the cancel; not yet confirmed), never a failure; a PUT whose answer was lost
+  (network error, 5xx) is decided by the read-back alone, never guessed;
 * writes every attempt to the audit journal (a ``sent`` row before the PUT, its outcome after),
   with the caller's identity as far as the token's claims say; never the token.
 
@@ -37,6 +42,7 @@ from services.azure.journal import AuditOutcome, Journal, JournalError
 from services.domain.clock import Clock, ensure_utc
 from services.domain.errors import service_error
 from services.domain.runid import RunIdError, parse_run_id
+from services.domain.runs import UNSEEN_RUN_REASON
 from services.domain.window import RunWindow, WindowRules, run_window
 from services.settings import DEFAULT_CANCEL_API_VERSION
 
@@ -62,12 +68,28 @@ class ArmReply:
 
     @property
     def run_status(self) -> str | None:
-        """``properties.status`` of an applyUpdates object, when the body is one."""
-        if isinstance(self.body, dict):
-            props = self.body.get("properties")
-            if isinstance(props, dict) and isinstance(props.get("status"), str):
-                return props["status"]
-        return None
+        """``properties.status`` of an applyUpdates object, when the body is one (property
+        names are not case-sensitive: the docs write ``Properties``/``Status`` too)."""
+        props = _field(self.body, "properties")
+        status = _field(props, "status")
+        return status if isinstance(status, str) else None
+
+    @property
+    def resource_id(self) -> str | None:
+        """The ``id`` of the object in the body (Azure writes a run's id lower-case)."""
+        value = _field(self.body, "id")
+        return value if isinstance(value, str) else None
+
+    def says_cancelled(self, correlation_id: str) -> bool:
+        """Whether this is a success answer (200 or 201 alike) whose body is the run
+        ``correlation_id`` with status Cancelled: Azure's own word that the cancel took.
+
+        The recorded real answer names the configuration in ``name`` and may carry a zero
+        ``lastUpdateTime``: only ``id`` and ``properties.status`` are relied on.
+        """
+        if not self.ok or (self.run_status or "").lower() not in _CANCELLED:
+            return False
+        return self.resource_id is not None and _key(self.resource_id) == _key(correlation_id)
 
     @property
     def error_text(self) -> str:
@@ -90,6 +112,7 @@ class Outcome(StrEnum):
     """The result of one cancel attempt."""
 
     VERIFIED = "verified"  # read back as Cancelled
+    ACCEPTED = "accepted"  # Azure answered Cancelled; the read-back was unavailable
     REFUSED = "refused"  # not sent: the reason says why
     FAILED = "failed"  # sent, and known not to have cancelled the run
     UNKNOWN = "unknown"  # sent, and we could not learn what happened
@@ -97,6 +120,7 @@ class Outcome(StrEnum):
 
 _AUDIT = {
     Outcome.VERIFIED: AuditOutcome.VERIFIED,
+    Outcome.ACCEPTED: AuditOutcome.ACCEPTED,
     Outcome.REFUSED: AuditOutcome.REFUSED,
     Outcome.FAILED: AuditOutcome.FAILED,
     Outcome.UNKNOWN: AuditOutcome.UNKNOWN,
@@ -256,6 +280,9 @@ class Canceller:
             parse_run_id(run_id)
         except RunIdError as exc:
             return self._refuse(target, f"{exc}")
+        if target.computed_id:
+            # Before anything else: no clock, window or lock makes an unseen id safe to PUT.
+            return self._refuse(target, UNSEEN_RUN_REASON)
         if self.read_only:
             return self._refuse(target, "read-only mode: cancelling is disabled")
         key = _key(run_id)
@@ -325,11 +352,24 @@ class Canceller:
                                 f"{put.error_text}", run_id, http_status=put.status)
         if put is not None and not put.ok:
             lost = f"the cancel request failed with HTTP {put.status}: {put.error_text}"
+        # A 201 is read exactly as a 200: only a body naming this run as Cancelled counts.
+        answered_cancelled = put is not None and put.says_cancelled(run_id)
         status, read_error = await self._read_until_settled(run_id)
         http_status = put.status if put is not None else None
         if status is not None and status.lower() in _CANCELLED:
             return CancelResult(Outcome.VERIFIED, "the run is cancelled (verified by reading it "
                                 "back)", run_id, http_status=http_status, run_status=status)
+        if answered_cancelled and status is None:
+            # Azure said Cancelled and nothing contradicts it: the confirmation is only late.
+            return CancelResult(Outcome.ACCEPTED, "accepted by Azure, not yet confirmed: the "
+                                "service answered Cancelled but reading the run back failed "
+                                f"({read_error}); keep watching the run (Resource Graph, the "
+                                "next poll)", run_id, http_status=http_status,
+                                run_status=put.run_status if put is not None else None)
+        if answered_cancelled:
+            return CancelResult(Outcome.UNKNOWN, f"the service answered Cancelled but the run "
+                                f"reads back as {status}; check the run before acting again",
+                                run_id, http_status=http_status, run_status=status)
         if lost is None:
             # Accepted, yet not seen Cancelled: we do not know, and must not say either way.
             seen = f"the run still shows {status}" if status else f"reading it back failed: " \
@@ -409,6 +449,18 @@ class Canceller:
         except JournalError as exc:
             return str(exc)
         return None
+
+
+def _field(value: Any, name: str) -> Any:
+    """``value[name]`` of a JSON object, the key matched case-insensitively; None if absent."""
+    if not isinstance(value, dict):
+        return None
+    if name in value:
+        return value[name]
+    for key, item in value.items():
+        if isinstance(key, str) and key.lower() == name:
+            return item
+    return None
 
 
 def _http_date(value: str | None) -> datetime | None:

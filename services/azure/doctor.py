@@ -14,15 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from services.domain.clock import Clock, SystemClock
+from services.domain.clock import SKEW_WARNING, Clock, SystemClock, skew_is_large
 from services.domain.errors import ServiceError, service_error
 from services.domain.model import Configuration
 from services.settings import Settings
 
 Status = Literal["ok", "warn", "fail", "skip"]
 
-#: A skew this large moves the cancel window noticeably (its edges are minutes apart).
-SKEW_WARN = timedelta(seconds=5)
+#: A skew this large fails the check (the warning threshold is the clock's SKEW_WARNING).
 SKEW_FAIL = timedelta(seconds=60)
 #: What one peek can see (docs/azure.md, "Event Grid -> Storage Queue").
 PEEK_LIMIT = 32
@@ -80,8 +79,11 @@ def lint_configuration(config: Configuration, now: datetime) -> list[Check]:
             schedule = None
         if schedule is not None and schedule.expiration is not None \
                 and schedule.expiration - now < timedelta(days=7):
+            import humanize
+
+            left = humanize.naturaltime(schedule.expiration, when=now)
             checks.append(Check(name, "warn", f"expires {config.expiration} "
-                                f"({config.time_zone})", "extend expirationDateTime"))
+                                f"({config.time_zone}), {left}", "extend expirationDateTime"))
     return checks
 
 
@@ -89,15 +91,17 @@ def check_skew(skew: timedelta | None) -> Check:
     """Local clock against the server's ``Date`` header."""
     if skew is None:
         return Check("clock", "skip", "the server sent no Date header")
-    seconds = skew.total_seconds()
-    detail = f"local clock is {abs(seconds):.0f} s {'behind' if seconds > 0 else 'ahead of'} " \
-             "the server"
+    import humanize
+
+    behind = skew > timedelta(0)
+    detail = (f"local clock is {humanize.precisedelta(abs(skew), format='%0.0f')} "
+              f"{'behind' if behind else 'ahead of'} the server")
     if abs(skew) >= SKEW_FAIL:
         return Check("clock", "fail", detail, "sync the clock (NTP); aumwatch corrects for it "
                      "but the cancel window is only minutes wide")
-    if abs(skew) >= SKEW_WARN:
+    if skew_is_large(skew):
         return Check("clock", "warn", detail, "sync the clock (NTP)")
-    return Check("clock", "ok", f"within {SKEW_WARN.total_seconds():.0f} s of the server")
+    return Check("clock", "ok", f"within {humanize.precisedelta(SKEW_WARNING)} of the server")
 
 
 async def check_credentials(settings: Settings, credential: Any) -> Check:
@@ -149,10 +153,13 @@ async def check_queue(settings: Settings, credential: Any) -> list[Check]:
             "unauthorized": "check the connection string or the Entra ID login",
         }.get(error.kind, "check the queue URL and the network")
         return [Check("queue", "fail", error.message, fix)]
+    import humanize
+
+    count = f"{humanize.intcomma(depth)} message{'' if depth == 1 else 's'}"
     checks.append(Check("queue", "ok", f"queue {settings.queue_name} reachable; "
-                        f"about {depth} message(s); mode {settings.queue_mode}"))
+                        f"about {count}; mode {settings.queue_mode}"))
     if settings.queue_mode == "peek" and depth > PEEK_LIMIT:
-        checks.append(Check("queue", "warn", f"{depth} messages: a peek sees only the first "
+        checks.append(Check("queue", "warn", f"{count}: a peek sees only the first "
                             f"{PEEK_LIMIT}, newer events stay invisible",
                             "give aumwatch its own queue and set queue.mode = \"consume\", or "
                             "lower the message time-to-live"))

@@ -31,7 +31,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from services.azure.journal import Journal, JournalError, RecordStatus
@@ -49,6 +49,13 @@ PEEK_LIMIT = 32
 #: and the truncation warning; reading it every poll doubled the requests of a 1-s poll.
 DEPTH_EVERY = 10
 PREVIEW_CHARS = 200
+#: How long after it was last seen a message id or an event's (id, type) is remembered to
+#: recognise a second sight. A message still in the queue is peeked again every poll and so
+#: stays remembered whatever the queue's message time-to-live; the horizon only counts once
+#: it is gone. Event Grid retries an unacknowledged delivery 10 s, 30 s, 1 min, 5 min,
+#: 10 min, 30 min and 1 h after the previous attempt (about 1 h 47 min in all): two hours
+#: covers a duplicate from any of those retries (docs/azure.md "Event Grid -> Storage Queue").
+DEDUPE_HORIZON = timedelta(hours=2)
 
 
 @dataclass(frozen=True)
@@ -218,20 +225,44 @@ def _one_context_transport() -> Any:
 
 
 class _Seen:
-    """A bounded set: remembers the most recent ``limit`` keys (a long tail must not grow
-    without bound; anything older than that is long gone from a peekable queue)."""
+    """Keys remembered until ``horizon`` after they were last seen, and at most ``limit`` of
+    them (the oldest sight goes first). Each key may carry a payload (a message's event
+    keys). Ordered by last sight, so forgetting by age pops from the front only.
 
-    def __init__(self, limit: int) -> None:
+    A long tail must not grow without bound, and a count cap alone fills up over hours at a
+    steady event rate; the age bound makes the memory flat (docs/architecture.md "Events")."""
+
+    def __init__(self, limit: int, horizon: timedelta) -> None:
         self._limit = limit
-        self._keys: OrderedDict[Hashable, None] = OrderedDict()
+        self._horizon = horizon
+        self._keys: OrderedDict[Hashable, tuple[datetime, tuple[Hashable, ...]]] = OrderedDict()
 
     def __contains__(self, key: Hashable) -> bool:
         return key in self._keys
 
-    def add(self, key: Hashable) -> None:
-        self._keys[key] = None
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def add(self, key: Hashable, now: datetime, payload: tuple[Hashable, ...] = ()) -> None:
+        """Remember ``key`` as seen at ``now`` (a key seen again is refreshed)."""
+        self._keys[key] = (now, payload)
         self._keys.move_to_end(key)
         while len(self._keys) > self._limit:
+            self._keys.popitem(last=False)
+
+    def touch(self, key: Hashable, now: datetime) -> tuple[Hashable, ...]:
+        """Refresh the last sight of a remembered ``key``; returns its payload."""
+        _, payload = self._keys[key]
+        self.add(key, now, payload)
+        return payload
+
+    def forget_before(self, now: datetime) -> None:
+        """Forget every key last seen more than the horizon before ``now``."""
+        oldest = now - self._horizon
+        while self._keys:
+            seen_at, _ = next(iter(self._keys.values()))
+            if seen_at >= oldest:
+                break
             self._keys.popitem(last=False)
 
 
@@ -252,6 +283,7 @@ class EventSource:
         mode: Mode = "peek",
         visibility_timeout: int = 60,
         seen_limit: int = 10_000,
+        dedupe_horizon: timedelta = DEDUPE_HORIZON,
         depth_every: int = DEPTH_EVERY,
     ) -> None:
         if mode not in MODES:
@@ -263,19 +295,26 @@ class EventSource:
             raise ValueError(f"visibility_timeout must be at least 1 s, got {visibility_timeout}")
         if depth_every < 1:
             raise ValueError(f"depth_every must be at least 1 poll, got {depth_every}")
+        if dedupe_horizon <= timedelta(0):
+            raise ValueError(f"dedupe_horizon must be positive, got {dedupe_horizon}")
         self.queue = queue
         self.mode: Mode = mode
         self._clock = clock
         self._journal = journal
         self._visibility = visibility_timeout
-        self._messages = _Seen(seen_limit)
-        self._events = _Seen(seen_limit)
+        self._messages = _Seen(seen_limit, dedupe_horizon)
+        self._events = _Seen(seen_limit, dedupe_horizon)
         self._depth_every = depth_every
         self._polls_to_depth = 0  # polls left until the depth is read again; 0 = this one
 
     @property
     def queue_name(self) -> str:
         return str(getattr(self.queue, "queue_name", "") or "")
+
+    @property
+    def remembered(self) -> tuple[int, int]:
+        """How many message ids and event keys the dedupe memory holds now."""
+        return len(self._messages), len(self._events)
 
     async def poll(self) -> EventBatch:
         """Read once; never raises (failures are the batch's ``error``).
@@ -286,6 +325,8 @@ class EventSource:
         """
         fetched_at = ensure_utc(self._clock.now())
         collector = _Collector(fetched_at)
+        self._messages.forget_before(fetched_at)
+        self._events.forget_before(fetched_at)
         depth: int | None = None
         try:
             if self._polls_to_depth <= 0:
@@ -315,10 +356,12 @@ class EventSource:
             self._polls_to_depth = 0  # after a failure, measure again on the next poll
         truncated = self.mode == "peek" and depth is not None and depth > PEEK_LIMIT
         warning = None
-        if truncated:
-            warning = (f"the queue holds about {depth} messages; a peek sees only the first "
-                       f"{PEEK_LIMIT}: drain it, or give aumwatch a dedicated queue in consume "
-                       "mode")
+        if truncated and depth is not None:
+            import humanize
+
+            warning = (f"the queue holds about {humanize.intcomma(depth)} messages; a peek "
+                       f"sees only the first {PEEK_LIMIT}: drain it, or give aumwatch a "
+                       "dedicated queue in consume mode")
         return EventBatch(
             mode=self.mode, fetched_at=fetched_at, events=tuple(collector.events),
             duplicates=tuple(collector.duplicates), undecodable=tuple(collector.undecodable),
@@ -338,7 +381,12 @@ class EventSource:
         mode must then not delete it)."""
         message_id = getattr(message, "id", None)
         if message_id is not None and message_id in self._messages and self.mode == "peek":
-            return True  # the same message, peeked again
+            # The same message, peeked again: it is still in the queue, so it and its events
+            # stay remembered (a duplicate delivery may yet arrive beside it).
+            for key in self._messages.touch(message_id, out.fetched_at):
+                if key in self._events:
+                    self._events.touch(key, out.fetched_at)
+            return True
         raw = _text_of(getattr(message, "content", ""))
         inserted_at = _aware(getattr(message, "inserted_on", None))
         try:
@@ -348,6 +396,7 @@ class EventSource:
         shown: list[ReceivedEvent] = []
         dups: list[ReceivedEvent] = []
         seen_before = True
+        keys = tuple(event.dedupe_key for event in events)
         for event in events:
             status = RecordStatus.NEW
             if self._journal is not None:
@@ -371,14 +420,14 @@ class EventSource:
                 dups.append(ReceivedEvent(event, out.fetched_at, message_id, inserted_at,
                                           duplicate=True))
             else:
-                self._events.add(event.dedupe_key)
                 shown.append(item)
+            self._events.add(event.dedupe_key, out.fetched_at)
         if seen_before and self.mode == "consume":
             out.redelivered += 1
         out.events.extend(shown)
         out.duplicates.extend(dups)
         if message_id is not None:
-            self._messages.add(message_id)
+            self._messages.add(message_id, out.fetched_at, keys)
         return True
 
     def _undecodable(self, raw: str, reason: str, message_id: str | None,
@@ -394,7 +443,7 @@ class EventSource:
                 if self.mode == "consume":
                     return False
         if message_id is not None:
-            self._messages.add(message_id)
+            self._messages.add(message_id, out.fetched_at)
         if not new and self.mode == "consume":
             out.redelivered += 1
             return True

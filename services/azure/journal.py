@@ -96,6 +96,7 @@ class AuditOutcome(StrEnum):
     REFUSED = "refused"
     SENT = "sent"  # written before the PUT; stays so only if the process died meanwhile
     VERIFIED = "verified-cancelled"
+    ACCEPTED = "accepted-unconfirmed"  # Azure answered Cancelled; not read back yet
     FAILED = "failed"
     UNKNOWN = "unknown"
 
@@ -485,6 +486,26 @@ class Journal:
             )
             if cursor.rowcount != 1:
                 raise JournalError(f"journal {self.path}: no cancel attempt #{seq} to finish")
+
+    def verified_cancels(self) -> dict[str, datetime]:
+        """Runs whose cancel was verified (read back as Cancelled): run key (lower-case) ->
+        when it was verified, the latest when several were.
+
+        For :func:`services.domain.runs.merge_runs`: Resource Graph lags, and a verified cancel
+        must win over its older rows (docs/azure.md, "Resource Graph").
+        """
+        with self._lock, self._errors("read"):
+            rows = self._connection().execute(
+                "SELECT run_id, finished_at, attempted_at FROM cancel_audit WHERE outcome = ?",
+                (str(AuditOutcome.VERIFIED),),
+            ).fetchall()
+        out: dict[str, datetime] = {}
+        for run_id, finished_at, attempted_at in rows:
+            key = str(run_id).strip().rstrip("/").lower()
+            at = _parse_iso(finished_at or attempted_at)
+            if key not in out or at > out[key]:
+                out[key] = at
+        return out
 
     def cancel_audit(self) -> list[CancelAuditRow]:
         """Every audited cancel attempt, oldest first."""

@@ -13,6 +13,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, overload
 
+#: Clock skew (local against the server's ``Date``) from which aumwatch warns: beyond it a
+#: skewed clock moves the cancel window noticeably (its edges are minutes apart). The doctor
+#: and the status bar both judge by :func:`skew_is_large` (docs/architecture.md "Timeline
+#: and cancel window").
+SKEW_WARNING = timedelta(seconds=5)
+
+
+def skew_is_large(skew: timedelta) -> bool:
+    """True when ``skew`` (either sign) is worth a warning: ``SKEW_WARNING`` or more."""
+    return abs(skew) >= SKEW_WARNING
+
 
 class Clock(Protocol):
     """Anything that tells the current time as an aware UTC datetime."""

@@ -32,6 +32,10 @@ CONFIGS_QUERY = f"""resources
 
 #: How many upcoming occurrences each configuration carries.
 DEFAULT_OCCURRENCES = 3
+#: The maintenance scope of guest patching (Update Manager's schedules). Resource Graph holds
+#: configurations and runs of other scopes too (Host, OSImage, Extension, SQLDB, ...), in the
+#: same tables (docs/azure.md, "Resource Graph").
+GUEST_PATCH_SCOPE = "InGuestPatch"
 
 
 def folded(value: Any) -> dict[str, Any]:
@@ -113,6 +117,21 @@ def configuration_from_row(
         schedule_warnings=warnings,
         next_occurrences=tuple(upcoming),
     )
+
+
+def in_patch_view(scope: str, include_other_scopes: bool = False) -> bool:
+    """Whether something of maintenance scope ``scope`` belongs in a patch-related view:
+    guest patching always; other scopes only when asked for. An unknown (empty) scope is
+    kept, since hiding what cannot be classified would hide it for good."""
+    if include_other_scopes or not scope.strip():
+        return True
+    return scope.strip().lower() == GUEST_PATCH_SCOPE.lower()
+
+
+def configurations_in_view(configs: Sequence[Configuration],
+                           include_other_scopes: bool = False) -> list[Configuration]:
+    """The configurations a patch-related view shows (see :func:`in_patch_view`)."""
+    return [c for c in configs if in_patch_view(c.scope, include_other_scopes)]
 
 
 def next_run_phase(config: Configuration, now: datetime, rules: WindowRules) -> Phase | None:

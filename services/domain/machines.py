@@ -4,6 +4,13 @@ first error), in one paged query.
 
 A machine that has not started has no patch row yet: its status comes from the machine-level
 run row alone. Rows are untrusted and read defensively, as in :mod:`services.domain.runs`.
+
+Times (docs/azure.md, "Resource Graph"): a machine-level ``applyupdates`` row carries the
+*schedule's* start and end, not the machine's. A machine's own start is its patch row's
+``startDateTime``, and its own finish the patch row's ``lastModifiedDateTime`` once that row's
+status is terminal (None while it runs). Patch row ids are
+``<machine id>/patchInstallationResults/<guid>`` in whatever casing Resource Graph returns:
+both sides are lower-cased before splitting or joining.
 """
 
 from __future__ import annotations
@@ -18,6 +25,11 @@ from services.domain.runid import RunIdError, parse_run_id
 from services.domain.runs import _count, error_text, parse_time
 
 MACHINE_RUN_TYPE = "microsoft.maintenance/applyupdates"
+#: The separator between a machine id and its patch result in a patch row's id (lower-case).
+PATCH_RESULTS_SEGMENT = "/patchinstallationresults/"
+#: Patch statuses after which a machine's part in the run is over.
+TERMINAL_PATCH_STATUSES = frozenset({"succeeded", "failed", "completedwithwarnings",
+                                     "completed", "cancelled", "canceled", "skipped"})
 
 
 def _kql_string(text: str) -> str:
@@ -40,10 +52,21 @@ def machines_query(correlation_id: str) -> str:
 | join kind=leftouter (
     patchinstallationresources
     | where tolower(tostring(properties.maintenanceRunId)) == {wanted}
-    | extend machineId = tolower(tostring(split(id, "/patchInstallationResults/")[0]))
-    | project machineId, patch = properties
+    | extend machineId = tostring(split(tolower(id), "{PATCH_RESULTS_SEGMENT}")[0])
+    | project machineId, patchId = id, patch = properties
   ) on machineId
 | order by machineId asc"""
+
+
+def machine_id_of_patch(patch_id: str) -> str:
+    """The (lower-case) machine id a patch row's id belongs to; "" when it names none.
+
+    ``<machine id>/patchInstallationResults/<guid>`` comes back in any casing, so the id is
+    lower-cased before it is split (the join key is lower-case on both sides).
+    """
+    lowered = patch_id.strip().lower()
+    head, found, _ = lowered.partition(PATCH_RESULTS_SEGMENT)
+    return head.rstrip("/") if found else ""
 
 
 def _bool(value: Any) -> bool | None:
@@ -59,11 +82,17 @@ def machine_from_row(row: Mapping[str, Any]) -> Machine | None:
     top = folded(row)
     props = folded(top.get("properties"))
     patch = folded(top.get("patch"))
-    resource_id = text_of(props.get("resourceid")) or text_of(top.get("machineid"))
+    resource_id = (text_of(props.get("resourceid")) or text_of(top.get("machineid"))
+                   or machine_id_of_patch(text_of(top.get("patchid"))))
     if not resource_id:
         return None
     # The patch row knows the outcome; the run row only the scheduling status.
-    status = text_of(patch.get("status")) or text_of(props.get("status")) or "Unknown"
+    patch_status = text_of(patch.get("status"))
+    status = patch_status or text_of(props.get("status")) or "Unknown"
+    # The machine-level run row's start/end are the schedule's: only the patch row says when
+    # this machine started and, once its status is terminal, when it finished.
+    finished = patch_status.lower() in TERMINAL_PATCH_STATUSES
+    end = parse_time(patch.get("lastmodifieddatetime")) if finished else None
     return Machine(
         resource_id=resource_id,
         name=resource_id.rstrip("/").rsplit("/", 1)[-1],
@@ -75,8 +104,8 @@ def machine_from_row(row: Mapping[str, Any]) -> Machine | None:
         window_exceeded=_bool(patch.get("maintenancewindowexceeded")),
         error=error_text(patch) or error_text(props),
         correlation_id=text_of(props.get("correlationid")),
-        start=parse_time(patch.get("startdatetime")) or parse_time(props.get("startdatetime")),
-        end=parse_time(props.get("enddatetime")),
+        start=parse_time(patch.get("startdatetime")),
+        end=end,
     )
 
 

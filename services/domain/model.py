@@ -94,6 +94,8 @@ class Run:
     cutoff: datetime | None = None  # CancellationCutOffDateTime from the pre-event, when known
     source: RunOrigin = "arg"
     last_update: datetime | None = None
+    #: The configuration's maintenanceScope (InGuestPatch, Host, ...); "" when unknown.
+    scope: str = ""
 
     @cached_property
     def key(self) -> str:
@@ -125,6 +127,7 @@ class Run:
             "error": self.error,
             "cutoff": iso_z(self.cutoff),
             "source": self.source,
+            "scope": self.scope,
         }
 
 

@@ -20,7 +20,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.domain.configs import folded, text_of
+from services.domain.configs import folded, in_patch_view, text_of
 from services.domain.model import CancelledBy, Configuration, Run
 from services.domain.runid import RunIdError, correlation_id_for, parse_run_id
 from services.domain.window import Phase, WindowRules, run_window
@@ -35,13 +35,29 @@ _PLATFORM_CANCEL = re.compile(r"internal\s+platform\s+failure", re.IGNORECASE)
 
 
 def runs_query(since: timedelta = DEFAULT_SINCE) -> str:
-    """Schedule-level runs that started within ``since`` (and all later/upcoming ones)."""
+    """Schedule-level runs that started within ``since`` (and all later/upcoming ones).
+
+    A row without ``startDateTime`` is kept: the client dates it by its run name
+    (:func:`run_from_row`), which a filter on the missing field would never let it do.
+    """
     hours = max(1, int(min(since, MAX_SINCE).total_seconds() // 3600))
     return f"""maintenanceresources
 | where type =~ "{RUN_TYPE}"
-| where todatetime(properties.startDateTime) >= ago({hours}h)
+| where isnull(todatetime(properties.startDateTime))
+    or todatetime(properties.startDateTime) >= ago({hours}h)
 | project id, name, properties
 | order by id asc"""
+
+
+def run_query(correlation_id: str) -> str:
+    """The Resource Graph row of one run (ids compared lower-case), to learn whether Azure has
+    shown it. Raises :class:`RunIdError` when ``correlation_id`` is no run id."""
+    key = parse_run_id(correlation_id).key
+    wanted = '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"""maintenanceresources
+| where type =~ "{RUN_TYPE}"
+| where tolower(tostring(properties.correlationId)) == {wanted} or tolower(id) == {wanted}
+| project id, name, properties"""
 
 
 def cancelled_by_from_error(text: str | None) -> CancelledBy | None:
@@ -143,6 +159,7 @@ def run_from_row(row: Mapping[str, Any]) -> Run | None:
         machines_in_progress=_count(summary.get("inprogress")),
         source="arg",
         last_update=parse_time(props.get("lastupdatetime")),
+        scope=text_of(props.get("maintenancescope")),
     )
 
 
@@ -165,6 +182,7 @@ def expected_runs(configs: Iterable[Configuration]) -> list[Run]:
                 status="Scheduled",
                 expected=True,
                 source="schedule",
+                scope=config.scope,
             ))
     return out
 
@@ -185,8 +203,14 @@ def run_from_event(event: Any) -> Run | None:
     configuration_id = getattr(event, "configuration_id", None) or (
         run_id.configuration_id if run_id else "")
     status = "Pending"
+    # A pre-event's EndDateTime is the scheduled window end: a fair guess of the end until
+    # the run is over. A post-event's EndDateTime is that same scheduled end, not when the
+    # run ended: the run ended when the post-event was raised
+    # (docs/azure.md, "Timeline of one run").
+    end = getattr(event, "end", None)
     if kind == "post":
         status = getattr(event, "status", None) or "Completed"
+        end = getattr(event, "event_time", None)
     return Run(
         correlation_id=correlation_id,
         configuration_id=configuration_id,
@@ -194,7 +218,7 @@ def run_from_event(event: Any) -> Run | None:
                             or (run_id.configuration_name if run_id else "")),
         run_name=run_id.run_name if run_id else correlation_id.rsplit("/", 1)[-1],
         start=start,
-        end=getattr(event, "end", None),
+        end=end,
         status=status,
         cutoff=getattr(event, "cancellation_cutoff", None),
         source="event",
@@ -209,7 +233,8 @@ def merge_event(base: Run, event: Run) -> Run:
     if base.end is None and event.end is not None:
         changes["end"] = event.end
     if event.finished and not base.finished:
-        # The post-event knows how and when it ended; a pre-event's end is only the window's.
+        # The post-event knows how and when it ended (its event time, see run_from_event);
+        # a pre-event's end, like a lagging row's, is only the scheduled window end.
         changes["status"] = event.status
         if event.end is not None:
             changes["end"] = event.end
@@ -253,6 +278,31 @@ def merge_runs(
     if not ordered:
         return tuple(merged.values())
     return tuple(sorted(merged.values(), key=lambda r: (r.start, r.key), reverse=True))
+
+
+def with_configurations(runs: Iterable[Run], configs: Iterable[Configuration]) -> tuple[Run, ...]:
+    """``runs`` with what their configuration knows filled in: its name where the run has
+    none, and its maintenance scope (runs rows seldom carry one)."""
+    known = {c.id.lower(): c for c in configs}
+    out: list[Run] = []
+    for run in runs:
+        config = known.get(run.configuration_id.lower())
+        if config is None:
+            out.append(run)
+            continue
+        changes: dict[str, Any] = {}
+        if not run.configuration_name:
+            changes["configuration_name"] = config.name
+        if config.scope and not run.scope:
+            changes["scope"] = config.scope
+        out.append(replace(run, **changes) if changes else run)
+    return tuple(out)
+
+
+def runs_in_view(runs: Iterable[Run], include_other_scopes: bool = False) -> tuple[Run, ...]:
+    """The runs a patch-related view shows: guest patching unless the others are asked for
+    (see :func:`services.domain.configs.in_patch_view`)."""
+    return tuple(r for r in runs if in_patch_view(r.scope, include_other_scopes))
 
 
 def keep_cancelled(run: Run, verified_at: datetime) -> Run:

@@ -7,17 +7,19 @@ location, resourceGroup, subscriptionId, managedBy, sku, plan, properties, tags,
 zones, extendedLocation). The dynamic columns (``properties``, ``tags``, ``sku``...) are DuckDB
 ``JSON`` columns, which duckdb-kql treats as KQL ``dynamic``. The tables are loaded once per
 ``World.version`` (through a newline-delimited JSON file: DuckDB reads 20k rows in ~0.2 s
-where row inserts take ~15 s) and narrowed to the request's subscriptions by views.
+where row inserts take ~15 s) and narrowed to the request's subscriptions by views. With a
+Resource Graph lag (:mod:`services.standin.lag`) they hold each row as visible now and are
+reloaded when the World changes or a lagging change comes due.
 
 KQL surface checked to work (duckdb-kql 1.1.2), e.g.:
 
 * ``where`` with ``==``, ``=~``, ``!=``, ``has``, ``contains``, ``startswith``, ``in``,
   ``and``/``or``; dynamic access ``properties.x``, ``properties["x"]``, nested paths;
 * ``extend``/``project`` with ``tostring()``, ``toint()``, ``tolower()``, ``todatetime()``,
-  ``strcat()``; ``project-away``, ``project-rename``;
+  ``strcat()``; ``project-away``;
 * ``order by`` / ``sort by``, ``take``/``limit``, ``top N by``, ``count``, ``distinct``,
   ``summarize count() by ...``;
-* ``join kind=leftouter|inner (...) on $left.a == $right.b`` and ``on a``; ``lookup``;
+* ``join kind=leftouter|inner (...) on $left.a == $right.b`` and ``on a``;
   ``union``; ``let``; ``mv-expand`` of arrays (not of property bags: DuckDB refuses it);
 * ``iff``, ``case``, ``isnotempty``, ``split``, ``extract``, ``datetime_diff``,
   ``parse_json``, ``countif``, ``arg_max``, ``make_list``;
@@ -25,6 +27,12 @@ KQL surface checked to work (duckdb-kql 1.1.2), e.g.:
 
 Known gaps (400 ``UnsupportedQuery``): ``bag_keys``, ``evaluate`` plugins, and whatever
 else duckdb-kql 1.1.2 has no mapping for.
+
+Refused as the real Resource Graph refuses them (:func:`check_limits`): operators outside
+its documented list (so ``lookup`` and ``project-rename``, which duckdb-kql would run), join
+flavours other than innerunique/inner/leftouter/fullouter, more than three ``join`` (at most
+one across tables), more than three ``mv-expand``, more than three ``union`` legs. A query
+that passes here therefore stays inside the real service's limits.
 
 Not offered: control commands (``.show``...), writes, ``cluster()``/``database()``, tables
 other than the three above; they are refused with ARG's 400 shape
@@ -53,6 +61,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from services.standin.lag import ArgLag, LaggedView
 from services.standin.world import World
 
 #: The tables a query may read, as ARG names them.
@@ -160,13 +169,25 @@ class GraphEngine:
 
     Thread-safe (a lock serialises queries; DuckDB connections are not shareable across
     threads mid-query). Call :meth:`execute` from a worker thread, not the event loop.
+
+    ``lag`` (:mod:`services.standin.lag`): queries see each change only once its lag has
+    passed on the World's clock; what the World holds when the engine is created is visible
+    at once. ``ArgLag(fixed=0)`` loads the World as it is (no versions kept).
     """
 
-    def __init__(self, world: World, *, scratch_dir: str | None = None) -> None:
+    def __init__(self, world: World, *, scratch_dir: str | None = None,
+                 lag: ArgLag | None = None) -> None:
         self.world = world
+        self.lag = lag if lag is not None else ArgLag(fixed=0)
         self._scratch_dir = scratch_dir
         self._lock = threading.Lock()
         self._con: Any = None
+        self._view: LaggedView | None = None
+        self._observed_version: int | None = None
+        self._next_visible: datetime | None = None
+        if not self.lag.none:
+            self._view = LaggedView(self.lag, encode=_row_line)
+            self.settle()
         self._loaded_version: int | None = None
         self._view_key: tuple[str, ...] | None = None
         self._loads = 0
@@ -176,6 +197,27 @@ class GraphEngine:
     def loads(self) -> int:
         """How many times the tables were (re)loaded from the World (for tests and benches)."""
         return self._loads
+
+    def settle(self) -> None:
+        """Make everything the World holds now visible to queries at once (old news)."""
+        if self._view is None:
+            return
+        with self._lock:
+            self._observe()
+            self._view.settle()
+            self._next_visible = None
+            self._loaded_version = None  # reload on the next query
+
+    def _observe(self) -> None:
+        assert self._view is not None
+        with self.world.lock:
+            version = self.world.version
+            if version == self._observed_version:
+                return
+            stamped = self.world.stamped_tables()
+        self._view.observe(stamped, self.world.clock.now())
+        self._observed_version = version
+        self._loaded_version = None
 
     def close(self) -> None:
         with self._lock:
@@ -197,7 +239,7 @@ class GraphEngine:
             self._ensure_views(request)
             # Paging resends the same query: answer later pages from the cached rows. A query
             # that reads the clock is cached only for the same instant.
-            key = (self._loaded_version, self._view_key, request.query,
+            key = (self._loads, self._view_key, request.query,
                    now if shape.reads_clock else None)
             result = self._results.get(key)
             if result is None:
@@ -243,6 +285,9 @@ class GraphEngine:
         return self._con
 
     def _ensure_loaded(self) -> None:
+        if self._view is not None:
+            self._ensure_lagged()
+            return
         with self.world.lock:
             version = self.world.version
             if version == self._loaded_version:
@@ -252,6 +297,21 @@ class GraphEngine:
         for table in TABLES:
             _load_table(con, _BASE_PREFIX + table, tables.get(table, []), self._scratch_dir)
         self._loaded_version = version
+        self._loads += 1
+        self._results.clear()
+
+    def _ensure_lagged(self) -> None:
+        assert self._view is not None
+        self._observe()
+        now = self.world.clock.now()
+        due = self._next_visible is not None and now >= self._next_visible
+        if self._loaded_version is not None and not due:
+            return
+        lines, self._next_visible = self._view.tables(now, TABLES)
+        con = self._connection()
+        for table in TABLES:
+            _load_lines(con, _BASE_PREFIX + table, lines.get(table, []), self._scratch_dir)
+        self._loaded_version = self._observed_version
         self._loads += 1
         self._results.clear()
 
@@ -336,11 +396,85 @@ def inspect_query(query: str) -> QueryShape:
 
     lowered = _lowered(query)
     _check_tables(lowered)
+    check_limits(lowered)
     calls = {n.name.lower() for n in _walk(lowered) if isinstance(n, ir.FunctionCall)}
     # The text check is a safety net for spellings that lower to no call (datetime(now)).
     reads_clock = bool(calls & _CLOCK_FUNCTIONS) or "now" in query.lower()
     return QueryShape(limited=any(isinstance(op, ir.Take | ir.Top) for op in lowered.operators),
                       reads_clock=reads_clock)
+
+
+#: The operators Resource Graph accepts (its documented list; ``limit`` is ``take`` and
+#: ``order`` is ``sort``). ``sample`` / ``sample-distinct`` are documented too but have no
+#: duckdb-kql translation. ``lookup`` and ``project-rename`` are not on the list: refused.
+ALLOWED_OPERATORS: dict[str, str] = {
+    "Count": "count", "Distinct": "distinct", "Extend": "extend", "Join": "join",
+    "MvExpand": "mv-expand", "Parse": "parse", "Project": "project",
+    "ProjectAway": "project-away", "Sort": "sort", "Summarize": "summarize", "Take": "take",
+    "Top": "top", "Union": "union", "Where": "where",
+}
+#: Join flavours Resource Graph supports.
+ALLOWED_JOIN_KINDS = frozenset({"innerunique", "inner", "leftouter", "fullouter"})
+MAX_JOINS = 3
+MAX_CROSS_TABLE_JOINS = 1
+MAX_MV_EXPANDS = 3
+MAX_UNION_LEGS = 3
+_OPERATOR_NAMES = {"Lookup": "lookup", "ProjectRename": "project-rename",
+                   "GetSchema": "getschema"}
+
+
+def check_limits(lowered: Any) -> None:
+    """Refuse what the real Resource Graph refuses (docs/azure.md "Resource Graph"): an
+    operator outside its list, a join flavour it lacks, more than three ``join`` (at most one
+    of them across tables), more than three ``mv-expand``, more than three ``union`` legs.
+    The refusal is ARG's 400 (``BadRequest`` / ``InvalidQuery``); the inner detail codes are
+    the stand-in's own (the real ones are not recorded)."""
+    from duckdb_kql import ir
+
+    joins = cross = expands = legs = 0
+    for node in _walk(lowered):
+        if not isinstance(node, ir.Query):
+            continue
+        left = node.source.name.lower() if isinstance(node.source, ir.TableRef) else None
+        for op in node.operators:
+            kind = type(op).__name__
+            if kind not in ALLOWED_OPERATORS:
+                name = _OPERATOR_NAMES.get(kind, kind)
+                raise GraphQueryError(
+                    "UnsupportedOperator",
+                    f"The operator '{name}' is not supported by Azure Resource Graph. Supported: "
+                    f"{', '.join(sorted(set(ALLOWED_OPERATORS.values())))}.")
+            if isinstance(op, ir.Join):
+                joins += 1
+                if str(op.kind).lower() not in ALLOWED_JOIN_KINDS:
+                    raise GraphQueryError(
+                        "UnsupportedJoinFlavor",
+                        f"Join kind '{op.kind}' is not supported; use one of "
+                        f"{', '.join(sorted(ALLOWED_JOIN_KINDS))}.")
+                right = op.right.source if isinstance(op.right, ir.Query) else op.right
+                right_table = right.name.lower() if isinstance(right, ir.TableRef) else None
+                if left and right_table and right_table != left:
+                    cross += 1
+            elif isinstance(op, ir.MvExpand):
+                expands += 1
+            elif isinstance(op, ir.Union):
+                legs += len(op.branches) + 1  # the piped-in table is a leg too
+    if joins > MAX_JOINS or cross > MAX_CROSS_TABLE_JOINS:
+        raise GraphQueryError(
+            "JoinLimitExceeded",
+            f"The query has {joins} join operator(s), {cross} of them across tables; Azure "
+            f"Resource Graph allows at most {MAX_JOINS} joins, at most "
+            f"{MAX_CROSS_TABLE_JOINS} of them across tables.")
+    if expands > MAX_MV_EXPANDS:
+        raise GraphQueryError(
+            "MvExpandLimitExceeded",
+            f"The query has {expands} mv-expand operators; Azure Resource Graph allows at most "
+            f"{MAX_MV_EXPANDS}.")
+    if legs > MAX_UNION_LEGS:
+        raise GraphQueryError(
+            "UnionLimitExceeded",
+            f"The query unions {legs} tables or subqueries; the stand-in allows at most "
+            f"{MAX_UNION_LEGS} (Azure Resource Graph's union limit, read as legs).")
 
 
 def _walk(node: Any) -> Iterable[Any]:
@@ -416,18 +550,27 @@ def _decode_skip_token(token: str, fingerprint: str) -> int:
 
 
 # -- loading -------------------------------------------------------------------------------
+def _row_line(row: dict[str, Any]) -> str:
+    """One row as the NDJSON line DuckDB loads: ARG's columns, compact JSON."""
+    return json.dumps({col: row.get(col) for col, _ in COLUMNS}, separators=(",", ":"))
+
+
 def _load_table(con: Any, name: str, rows: Sequence[dict[str, Any]],
                 scratch_dir: str | None) -> None:
     """Replace table ``name`` with ``rows``, read by DuckDB from a temporary NDJSON file."""
+    _load_lines(con, name, [_row_line(row) for row in rows], scratch_dir)
+
+
+def _load_lines(con: Any, name: str, lines: Sequence[str], scratch_dir: str | None) -> None:
+    """Replace table ``name`` with rows given as NDJSON lines (:func:`_row_line`)."""
     spec = ", ".join(f"'{col}': '{'JSON' if dyn else 'VARCHAR'}'" for col, dyn in COLUMNS)
     fd, path = tempfile.mkstemp(prefix="aumwatch-arg-", suffix=".ndjson", dir=scratch_dir)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps({col: row.get(col) for col, _ in COLUMNS},
-                                    separators=(",", ":")))
+            for line in lines:
+                fh.write(line)
                 fh.write("\n")
-        if rows:
+        if lines:
             source = (f"read_json('{_sql_str(path)}', format='newline_delimited', "
                       f"columns={{{spec}}})")
             con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM {source}')

@@ -3,7 +3,8 @@
 :class:`SimEnvironment` starts, in order: the scenario clock (a :class:`ScaledClock`, offset
 and speed settable for tests), the :class:`World`, Azurite (a child process) and its events
 queue, the scenario engine (which installs the scenario, synthesises history and then steps
-on a background thread) and the HTTPS :class:`StandInServer`; then it writes an aumwatch
+on a background thread) and the HTTPS :class:`StandInServer` (Resource Graph lag on by
+default, see :mod:`services.standin.lag`); then it writes an aumwatch
 config file (TOML, mode 0600) pointing at all of it. :meth:`SimEnvironment.stop` undoes
 everything in reverse order, and is also registered with ``atexit`` so that an exception or
 Ctrl-C leaves no Azurite behind. :func:`wait_for_signal` blocks until SIGINT/SIGTERM/SIGHUP.
@@ -27,7 +28,9 @@ from typing import Any
 from services.domain.clock import ScaledClock
 from services.standin.azurite import Azurite
 from services.standin.events_out import QueueSink
-from services.standin.scenario import Scenario, ScenarioEngine, load_scenario
+from services.standin.lag import ArgLag
+from services.standin.scenario import ScenarioEngine
+from services.standin.scenario_file import Scenario, load_scenario
 from services.standin.world import World
 
 DEFAULT_QUEUE_NAME = "aum-events"
@@ -85,6 +88,7 @@ class SimEnvironment:
         step_interval: float = 0.5,
         azurite_binary: str | None = None,
         server_options: dict[str, Any] | None = None,
+        arg_lag: float | None = None,
     ) -> None:
         if speed <= 0:
             raise ValueError(f"speed must be positive, not {speed}")
@@ -96,6 +100,11 @@ class SimEnvironment:
         self.step_interval = step_interval
         self._token = token
         self._server_options = dict(server_options or {})
+        # Resource Graph lag: None is the realistic default (5-90 s a change, drawn from the
+        # scenario's seed so a run repeats); a number is a fixed lag (0: none). The world the
+        # scenario installs at start is visible at once; only later changes lag.
+        self._server_options.setdefault(
+            "arg_lag", ArgLag(seed=self.scenario.seed) if arg_lag is None else arg_lag)
         self._state_dir = Path(tempfile.mkdtemp(prefix="aumwatch-sim-"))
         self.config_path = Path(config_path) if config_path else self._state_dir / CONFIG_FILE_NAME
         self.azurite = Azurite(binary=azurite_binary)

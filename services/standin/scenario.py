@@ -1,69 +1,28 @@
-"""Scenarios for the stand-in, and the engine that plays them on the World's clock.
-
-A scenario is a TOML file (the default one is ``services/standin/scenarios/demo.toml``; the format
-is also described in ``services/standin/scenarios/README.md``)::
-
-    seed = 7                      # machine results and finish times are drawn from it
-    history_events = "3h"         # write the events of past runs that happened this recently
-
-    [subscriptions]               # alias = subscription id
-    prod = "3f2a1c9e-7b4d-4e61-9a0f-2c5d8e7b1a10"
-
-    [[configuration]]
-    name = "patch-weu-web"        # letters, digits, '-', '_', '.'
-    subscription = "prod"         # an alias above (or a subscription id)
-    resource_group = "rg-patch-weu"
-    location = "westeurope"       # default "westeurope"
-    time_zone = "W. Europe Standard Time"   # Windows or IANA name
-    recur_every = "Week {weekday}"          # Azure's recurEvery; see "Relative starts"
-    duration = "03:00"            # "HH:mm", default "03:55"
-    start = "now+25m"             # "now±<duration>" or a wall time "YYYY-MM-DD hh:mm"
-    expiration = "now+90d"        # optional, same forms
-    tags = { owner = "ops" }      # optional, shown as configuration tags
-    history = 3                   # finished runs to synthesise before the live ones
-    outcomes = ["failed", "completed"]      # of those finished runs, newest first
-
-    [[configuration.machines]]
-    count = 40
-    prefix = "weu-web"            # machines are <prefix>-001, <prefix>-002, ...
-    kind = "vm"                   # vm | arc
-    os = "Windows"                # Windows | Linux
-    resource_group = "rg-web"     # default: the configuration's; also subscription, location
-
-    [configuration.behaviour]     # applies to every run that is not history
-    fail = 0.1                    # fraction of machines that fail (or fail_count = 3)
-    fail_message = "KB5034441 failed: 0x80070643"
-    platform_cancel = "T-30m"     # the platform cancels (and the pre-event is never delivered)
-    pre_event = "T-35m"           # when the pre-event is written, or "never"
-    cutoff = "T-10m"              # the pre-event's CancellationCutOffDateTime
-    duplicate = ["pre"]           # events delivered twice ("pre", "post")
-    malformed = true              # one undecodable message follows the pre-event
-    schema = "eventgrid"          # eventgrid | cloudevents | plain-json
-    failed_status = "Failed"      # post-event Status of a failed run (only Succeeded is documented)
-    finish = [0.05, 0.6]          # machines finish between these fractions of the window
-
-Durations are written like ``90s``, ``25m``, ``1h30m``, ``2d``. Outcomes: ``completed`` (the
-behaviour's failures apply), ``succeeded`` (no machine fails), ``failed`` (every machine
-fails), ``cancelled-user`` (cancelled at T-20 through the API), ``cancelled-platform``.
-
-Relative starts. ``start = "now+25m"`` means "this schedule has a run at engine start + 25 min
-(rounded up to the minute)". The engine writes a real ``startDateTime`` in the configuration's
-zone a few periods earlier, so that the past runs (history) are genuine occurrences, and checks
-that the schedule does produce a run at that instant. ``{weekday}`` (e.g. ``Tuesday``) and
-``{day}`` (e.g. ``day14``) in ``recur_every`` are replaced by that run's local weekday / day of
-month, so ``"Week {weekday}"`` and ``"Month {day}"`` follow the start. A negative start
-(``now-30m``) places a run that is already running (or finished, if the window is short).
+"""The scenario engine: plays a scenario (:mod:`services.standin.scenario_file`) into the
+World on the World's clock, and writes the runs' events.
 
 Lifecycle of one run starting at T (times on the World's clock, all planned when the run
 appears, so stepping late or twice gives the same result):
 
-* T-40: the schedule-level run row appears, Pending; the machines are frozen then;
+* T-40: the schedule-level run row appears, Pending; the machines are frozen then. Stance
+  (docs/azure.md): Azure creates the run when it freezes the machines, so no row exists
+  days ahead; a client sees only the schedule's expected runs until T-40;
 * platform cancel (if any): Cancelled with the platform message, no pre-event;
-* T-35 (``pre_event``): the pre-event, CancellationCutOffDateTime = ``cutoff``;
+* ``pre_event`` (default somewhere in T-40..T-30, drawn per run from the seed, as the docs
+  give a range and no fixed minute): the pre-event, CancellationCutOffDateTime = ``cutoff``
+  (a pre-event set earlier than T-40 creates the run at that moment);
 * T: the run and its machines go InProgress;
 * each machine finishes at its own time within the window (counts, reboot status, errors);
+  in an overrunning run (chance ``overrun``, default 0.2) about 10% of the machines finish
+  2-25 min after the window end, with ``maintenanceWindowExceeded``;
 * when the last machine is done: Completed (or Failed when every machine failed) and the
-  post-event (Status ``Succeeded`` or ``failed_status``).
+  post-event (Status ``Succeeded`` or ``failed_status``): its ``EndDateTime`` is the
+  scheduled window end, its event time the actual end (after the window for an overrun).
+
+A schedule edit (the configuration replaced in the World, e.g. by the stand-in's ARM PUT) is
+followed on the next step: runs not created yet come from the new schedule, counted from the
+edit; a run created already stays (the World cancels it when the edit came less than 40
+minutes before its start).
 
 A run cancelled by anyone (a user through the stand-in's API, the platform) stops there and
 gets no post-event. Events are written once each (except the deliberate duplicates); an event
@@ -76,12 +35,9 @@ import logging
 import random
 import re
 import threading
-import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
@@ -97,10 +53,16 @@ from services.domain.schedule import (
 )
 from services.standin.events_out import (
     MALFORMED_MESSAGE,
-    SCHEMAS,
     EventSink,
     build_event,
     encode_message,
+)
+from services.standin.scenario_file import (
+    ConfigurationSpec,
+    MachineGroup,
+    Scenario,
+    ScenarioError,
+    parse_relative,
 )
 from services.standin.world import (
     PLATFORM_CANCEL_MESSAGE,
@@ -110,343 +72,19 @@ from services.standin.world import (
     SimRun,
     World,
     configuration_object,
+    configuration_schedule,
 )
 
 log = logging.getLogger(__name__)
 
-DEMO_SCENARIO = "demo.toml"
+
 APPEARS_BEFORE = timedelta(minutes=40)  # the run row appears and machines freeze at T-40
 USER_CANCEL_BEFORE = timedelta(minutes=20)  # when a synthesised "cancelled-user" run was cancelled
-OUTCOMES = ("completed", "succeeded", "failed", "cancelled-user", "cancelled-platform")
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
-_DURATION_RE = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
-_RELATIVE_RE = re.compile(r"now\s*(?:([+-])\s*(\S+))?", re.IGNORECASE)
-_T_RE = re.compile(r"T\s*(?:([+-])\s*(\S+))?")
 _WALL_RE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}")
 _TICK = timedelta(microseconds=1)
 _NEVER = Occurrence(datetime.max.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
 _PERIOD_RE = re.compile(r"\s*(\d*)\s*(hour|day|week|month)s?\b", re.IGNORECASE)
 
-
-class ScenarioError(ValueError):
-    """A scenario that cannot be played; the message names the file, the place and the fault."""
-
-
-# --------------------------------------------------------------------------- the format
-
-
-@dataclass(frozen=True)
-class MachineGroup:
-    count: int
-    prefix: str
-    arc: bool = False
-    os: str = "Windows"
-    resource_group: str | None = None
-    subscription_id: str | None = None
-    location: str | None = None
-
-
-@dataclass(frozen=True)
-class Behaviour:
-    fail_fraction: float = 0.0
-    fail_count: int | None = None
-    fail_message: str = "Failed to install 1 update: 0x80070643 (ERROR_INSTALL_FAILURE)"
-    platform_cancel: timedelta | None = None  # how long before T the platform cancels
-    pre_event: timedelta | None = timedelta(minutes=35)  # before T; None: never delivered
-    cutoff: timedelta = timedelta(minutes=10)  # before T
-    duplicate: frozenset[str] = frozenset()
-    malformed: bool = False
-    schema: str = "eventgrid"
-    failed_status: str = "Failed"
-    finish: tuple[float, float] = (0.05, 0.6)
-
-
-@dataclass(frozen=True)
-class ConfigurationSpec:
-    name: str
-    subscription_id: str
-    resource_group: str
-    location: str
-    time_zone: str
-    recur_every: str
-    duration: str
-    start: str
-    expiration: str | None
-    tags: Mapping[str, str]
-    machines: tuple[MachineGroup, ...]
-    behaviour: Behaviour
-    history: int
-    outcomes: tuple[str, ...]
-
-    @property
-    def id(self) -> str:
-        return (
-            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
-            f"/providers/Microsoft.Maintenance/maintenanceConfigurations/{self.name}"
-        )
-
-
-@dataclass(frozen=True)
-class Scenario:
-    subscriptions: tuple[str, ...]
-    configurations: tuple[ConfigurationSpec, ...]
-    seed: int = 0
-    history_events: timedelta = timedelta(hours=3)
-    source: str = "<scenario>"
-
-
-def parse_duration(text: str, where: str) -> timedelta:
-    """``90s``, ``25m``, ``1h30m``, ``2d`` -> timedelta (non-negative)."""
-    match = _DURATION_RE.fullmatch(text.strip()) if isinstance(text, str) else None
-    if match is None or not any(match.groups()):
-        raise ScenarioError(f"{where}: {text!r} is not a duration like '25m', '1h30m' or '2d'")
-    d, h, m, s = (int(g) if g else 0 for g in match.groups())
-    return timedelta(days=d, hours=h, minutes=m, seconds=s)
-
-
-def parse_before_t(text: str, where: str) -> timedelta:
-    """``T-35m`` -> 35 minutes (how long before T). ``T+5m`` gives a negative value."""
-    match = _T_RE.fullmatch(text.strip()) if isinstance(text, str) else None
-    if match is None:
-        raise ScenarioError(f"{where}: {text!r} is not a time relative to the run like 'T-35m'")
-    if match.group(1) is None:
-        return timedelta(0)
-    delta = parse_duration(match.group(2), where)
-    return delta if match.group(1) == "-" else -delta
-
-
-def parse_relative(text: str, where: str) -> timedelta | None:
-    """``now+25m`` -> +25 min, ``now-2h`` -> -2 h; None when ``text`` is not relative."""
-    match = _RELATIVE_RE.fullmatch(text.strip())
-    if match is None:
-        return None
-    if match.group(1) is None:
-        return timedelta(0)
-    delta = parse_duration(match.group(2), where)
-    return delta if match.group(1) == "+" else -delta
-
-
-class _Table:
-    """A TOML table being read: typed getters with errors naming the place; unknown keys fail."""
-
-    def __init__(self, data: Any, where: str) -> None:
-        if not isinstance(data, dict):
-            raise ScenarioError(f"{where}: expected a table, got {type(data).__name__}")
-        self.data = data
-        self.where = where
-        self.used: set[str] = set()
-
-    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
-        self.used.add(key)
-        if key not in self.data:
-            if default is ...:
-                raise ScenarioError(f"{self.where}: missing required key '{key}'")
-            return default
-        value = self.data[key]
-        # bool is an int in Python; a count of `true` is a mistake, not 1.
-        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-            raise ScenarioError(f"{self.where}.{key}: expected {_kind_name(kind)}, got a boolean")
-        if not isinstance(value, kind):
-            raise ScenarioError(
-                f"{self.where}.{key}: expected {_kind_name(kind)}, got {type(value).__name__}"
-            )
-        return value
-
-    def done(self) -> None:
-        unknown = sorted(set(self.data) - self.used)
-        if unknown:
-            raise ScenarioError(f"{self.where}: unknown key(s) {', '.join(map(repr, unknown))}")
-
-
-def _kind_name(kind: type | tuple[type, ...]) -> str:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    names = {str: "text", int: "an integer", float: "a number", bool: "true/false",
-             list: "a list", dict: "a table"}
-    return " or ".join(names.get(k, k.__name__) for k in kinds)
-
-
-def _behaviour(data: Any, where: str) -> Behaviour:
-    t = _Table(data if data is not None else {}, where)
-    fail = float(t.get("fail", (int, float), 0.0))
-    if not 0.0 <= fail <= 1.0:
-        raise ScenarioError(f"{where}.fail: {fail} is not a fraction between 0 and 1")
-    fail_count = t.get("fail_count", int, None)
-    if fail_count is not None and fail_count < 0:
-        raise ScenarioError(f"{where}.fail_count: must not be negative")
-    platform = t.get("platform_cancel", (bool, str), False)
-    platform_cancel: timedelta | None
-    if platform is True:
-        platform_cancel = timedelta(minutes=30)
-    elif platform is False:
-        platform_cancel = None
-    else:
-        platform_cancel = parse_before_t(platform, f"{where}.platform_cancel")
-    pre = t.get("pre_event", (bool, str), "T-35m")
-    pre_event: timedelta | None
-    if pre is False or (isinstance(pre, str) and pre.strip().lower() == "never"):
-        pre_event = None
-    elif pre is True:
-        pre_event = timedelta(minutes=35)
-    else:
-        pre_event = parse_before_t(pre, f"{where}.pre_event")
-    if platform_cancel is not None:
-        pre_event = None  # Azure cancels by itself only when it could not deliver the pre-event
-    cutoff = parse_before_t(t.get("cutoff", str, "T-10m"), f"{where}.cutoff")
-    duplicate = t.get("duplicate", list, [])
-    bad = [d for d in duplicate if d not in ("pre", "post")]
-    if bad:
-        raise ScenarioError(f"{where}.duplicate: {bad!r}: only 'pre' and 'post' can be duplicated")
-    schema = t.get("schema", str, "eventgrid")
-    if schema not in SCHEMAS:
-        raise ScenarioError(f"{where}.schema: {schema!r} is not one of {', '.join(SCHEMAS)}")
-    finish = t.get("finish", list, [0.05, 0.6])
-    if (
-        len(finish) != 2
-        or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in finish)
-        or not 0.0 <= finish[0] <= finish[1] <= 1.0
-    ):
-        raise ScenarioError(f"{where}.finish: expected [low, high] with 0 <= low <= high <= 1")
-    behaviour = Behaviour(
-        fail_fraction=fail,
-        fail_count=fail_count,
-        fail_message=t.get("fail_message", str, Behaviour.fail_message),
-        platform_cancel=platform_cancel,
-        pre_event=pre_event,
-        cutoff=cutoff,
-        duplicate=frozenset(duplicate),
-        malformed=t.get("malformed", bool, False),
-        schema=schema,
-        failed_status=t.get("failed_status", str, "Failed"),
-        finish=(float(finish[0]), float(finish[1])),
-    )
-    t.done()
-    return behaviour
-
-
-def _machines(data: Any, where: str, aliases: Mapping[str, str]) -> tuple[MachineGroup, ...]:
-    if not isinstance(data, list):
-        raise ScenarioError(f"{where}: expected a list of [[...machines]] tables")
-    groups = []
-    for i, item in enumerate(data):
-        w = f"{where}[{i}]"
-        t = _Table(item, w)
-        count = t.get("count", int)
-        if not 0 <= count <= 3000:  # docs/azure.md: 3,000 machines per schedule
-            raise ScenarioError(f"{w}.count: {count} is not between 0 and 3000")
-        prefix = t.get("prefix", str)
-        if not _NAME_RE.fullmatch(prefix):
-            raise ScenarioError(f"{w}.prefix: {prefix!r} is not a valid machine name prefix")
-        kind = t.get("kind", str, "vm").lower()
-        if kind not in ("vm", "arc"):
-            raise ScenarioError(f"{w}.kind: {kind!r} is not 'vm' or 'arc'")
-        os_name = t.get("os", str, "Windows")
-        if os_name.lower() not in ("windows", "linux"):
-            raise ScenarioError(f"{w}.os: {os_name!r} is not 'Windows' or 'Linux'")
-        sub = t.get("subscription", str, None)
-        groups.append(MachineGroup(
-            count=count, prefix=prefix, arc=kind == "arc", os=os_name.capitalize(),
-            resource_group=t.get("resource_group", str, None),
-            subscription_id=aliases.get(sub, sub) if sub else None,
-            location=t.get("location", str, None),
-        ))
-        t.done()
-    return tuple(groups)
-
-
-def parse_scenario(data: Mapping[str, Any], source: str = "<scenario>") -> Scenario:
-    """Validate a scenario given as parsed TOML. Raises :class:`ScenarioError`."""
-    top = _Table(dict(data), source)
-    aliases_raw = top.get("subscriptions", dict)
-    aliases: dict[str, str] = {}
-    for alias, sub_id in aliases_raw.items():
-        if not isinstance(sub_id, str) or not sub_id.strip():
-            raise ScenarioError(f"{source}.subscriptions.{alias}: expected a subscription id")
-        aliases[alias] = sub_id.strip()
-    if not aliases:
-        raise ScenarioError(f"{source}.subscriptions: at least one subscription is needed")
-    configs: list[ConfigurationSpec] = []
-    seen: set[str] = set()
-    for i, item in enumerate(top.get("configuration", list, [])):
-        w = f"{source}.configuration[{i}]"
-        t = _Table(item, w)
-        name = t.get("name", str)
-        w = f"{source}.configuration[{i}] ({name})"
-        t.where = w
-        if not _NAME_RE.fullmatch(name):
-            raise ScenarioError(
-                f"{w}.name: {name!r} is not a valid Azure resource name "
-                "(letters, digits, '-', '_', '.')")
-        sub = t.get("subscription", str)
-        sub_id = aliases.get(sub, sub)
-        if sub_id not in aliases.values():
-            raise ScenarioError(f"{w}.subscription: {sub!r} is not listed in [subscriptions]")
-        rg = t.get("resource_group", str)
-        if not _NAME_RE.fullmatch(rg):
-            raise ScenarioError(f"{w}.resource_group: {rg!r} is not a valid resource group name")
-        history = t.get("history", int, 0)
-        if not 0 <= history <= 200:
-            raise ScenarioError(f"{w}.history: {history} is not between 0 and 200")
-        outcomes = tuple(t.get("outcomes", list, []))
-        bad = [o for o in outcomes if o not in OUTCOMES]
-        if bad:
-            raise ScenarioError(f"{w}.outcomes: {bad!r}: each must be one of {', '.join(OUTCOMES)}")
-        tags = t.get("tags", dict, {})
-        if not all(isinstance(v, str) for v in tags.values()):
-            raise ScenarioError(f"{w}.tags: tag values must be text")
-        spec = ConfigurationSpec(
-            name=name,
-            subscription_id=sub_id,
-            resource_group=rg,
-            location=t.get("location", str, "westeurope"),
-            time_zone=t.get("time_zone", str, "UTC"),
-            recur_every=t.get("recur_every", str),
-            duration=t.get("duration", str, "03:55"),
-            start=t.get("start", str),
-            expiration=t.get("expiration", str, None),
-            tags=dict(tags),
-            machines=_machines(t.get("machines", list, []), f"{w}.machines", aliases),
-            behaviour=_behaviour(t.get("behaviour", dict, None), f"{w}.behaviour"),
-            history=history,
-            outcomes=outcomes,
-        )
-        t.done()
-        if spec.id.lower() in seen:
-            raise ScenarioError(f"{w}: a configuration with this name already exists in {rg}")
-        seen.add(spec.id.lower())
-        configs.append(spec)
-    history_events = parse_duration(top.get("history_events", str, "3h"),
-                                    f"{source}.history_events")
-    scenario = Scenario(
-        subscriptions=tuple(dict.fromkeys(aliases.values())),
-        configurations=tuple(configs),
-        seed=top.get("seed", int, 0),
-        history_events=history_events,
-        source=source,
-    )
-    top.done()
-    return scenario
-
-
-def load_scenario(path: str | Path | None = None) -> Scenario:
-    """Read a scenario file; ``None`` is the packaged demo scenario."""
-    if path is None:
-        package = resources.files("services.standin.scenarios")
-        text = package.joinpath(DEMO_SCENARIO).read_text("utf-8")
-        source = DEMO_SCENARIO
-    else:
-        source = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ScenarioError(f"cannot read scenario {source}: {exc.strerror or exc}") from exc
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"{source}: not valid TOML: {exc}") from exc
-    return parse_scenario(data, source)
-
-
-# --------------------------------------------------------------------------- the engine
 
 
 @dataclass
@@ -493,6 +131,12 @@ class _Config:
     cursor: datetime  # occurrences starting after this are not materialised yet
     known: set[str] = field(default_factory=set)
     upcoming: Occurrence | None = None  # the next occurrence after the cursor, once known
+
+
+def _lead(spec: ConfigurationSpec) -> timedelta:
+    """How long before its start a run of ``spec`` is planned: T-40, or its earliest
+    pre-event if that comes earlier."""
+    return max(APPEARS_BEFORE, spec.behaviour.pre_event or timedelta(0))
 
 
 def _ceil_minute(value: datetime) -> datetime:
@@ -628,7 +272,7 @@ class ScenarioEngine:
         spec = cfg.spec
         picked = []
         finished = 0
-        before = t0 + APPEARS_BEFORE + _TICK
+        before = t0 + _lead(spec) + _TICK
         while True:
             occ = cfg.schedule.previous(before)
             if occ is None:
@@ -660,7 +304,8 @@ class ScenarioEngine:
             fate = "cancelled-platform" if b.platform_cancel is not None else "completed"
         plan = _RunPlan(spec, cid, start, end, fate)
         acts = plan.actions
-        acts.append(_Action(start - APPEARS_BEFORE, "appear"))
+        appear = _Action(start - APPEARS_BEFORE, "appear")
+        acts.append(appear)
         if fate == "cancelled-platform":
             before = b.platform_cancel if b.platform_cancel is not None else timedelta(minutes=30)
             acts.append(_Action(start - before, "cancel-platform"))
@@ -668,6 +313,14 @@ class ScenarioEngine:
             acts.append(_Action(start - USER_CANCEL_BEFORE, "cancel-user"))
         if b.pre_event is not None and fate != "cancelled-platform":
             pre_at = start - b.pre_event
+            if b.pre_event_spread > timedelta(0):
+                # Each run's pre-event comes at its own moment in the range, from the seed.
+                rng = random.Random(f"{self.scenario.seed}:{cid.lower()}:pre")
+                pre_at += timedelta(seconds=int(
+                    rng.uniform(0, b.pre_event_spread.total_seconds())))
+            # A pre-event earlier than T-40 (an older doc revision says T-43) needs the run:
+            # it then exists from the pre-event on.
+            appear.at = min(appear.at, pre_at)
             acts.append(_Action(pre_at, "pre"))
             if "pre" in b.duplicate:
                 acts.append(_Action(pre_at + timedelta(minutes=1), "pre-dup"))
@@ -690,6 +343,12 @@ class ScenarioEngine:
         else:
             n_fail = b.fail_count if b.fail_count is not None else round(b.fail_fraction * n)
         failing = set(rng.sample(range(n), min(n_fail, n)))
+        # An overrunning run: a few machines (about 10%, at least one) finish 2-25 min after
+        # the window end; their patch rows say maintenanceWindowExceeded.
+        over_rng = random.Random(f"{self.scenario.seed}:{plan.correlation_id.lower()}:overrun")
+        overrunning: set[int] = set()
+        if n and over_rng.random() < b.overrun:
+            overrunning = set(over_rng.sample(range(n), max(1, round(n * 0.1))))
         window = plan.end - plan.start
         lo, hi = b.finish
         last = plan.start + timedelta(minutes=1)
@@ -697,6 +356,8 @@ class ScenarioEngine:
             finish = plan.start + timedelta(
                 seconds=int(window.total_seconds() * rng.uniform(lo, hi)) + 30)
             finish = min(finish, plan.end)
+            if i in overrunning:
+                finish = plan.end + timedelta(seconds=over_rng.randint(120, 1500))
             last = max(last, finish)
             windows = m.os_type == "Windows"
             if i in failing:
@@ -715,6 +376,7 @@ class ScenarioEngine:
                                    else "NotNeeded"))
             result.started = plan.start
             result.ended = finish
+            result.window_exceeded = i in overrunning
             plan.actions.append(_Action(finish, "machine", _MachinePlan(m.id, finish, result)))
         all_failed = n > 0 and len(failing) >= n
         plan.final_status = "Failed" if all_failed else "Completed"
@@ -733,17 +395,48 @@ class ScenarioEngine:
             now = now if now is not None else self.world.clock.now()
             applied = 0
             for cfg in self._configs:
+                self._follow_edit(cfg, now)
                 self._materialise(cfg, now)
-            with self.world.mutate():
+            with self.world.lock:
+                changed = 0
                 for plan in sorted(self._plans.values(), key=lambda p: p.start):
                     if not plan.finished:
-                        applied += self._advance(plan, now)
-            applied += self._flush()
-            return applied
+                        changed += self._advance(plan, now)
+                if changed:
+                    # Only a real change bumps the version: readers (Resource Graph) reload
+                    # and compare the World's rows on each new version.
+                    self.world.version += 1
+            return changed + applied + self._flush()
+
+    def _follow_edit(self, cfg: _Config, now: datetime) -> None:
+        """Follow a configuration replaced in the World (an ARM PUT): runs not created yet
+        come from the new schedule. A run already created (from T-40) stays as it is: the
+        World cancelled it if the edit came less than 40 minutes before its start. Stance: an
+        occurrence of the new schedule that starts within 40 minutes of the edit does not run
+        (its machines could not be frozen at T-40)."""
+        current = self.world.get_configuration(cfg.spec.id)
+        if current is None or current is cfg.arm:
+            return
+        cfg.arm = current
+        try:
+            schedule = configuration_schedule(current)
+        except (ScheduleError, ValueError) as exc:
+            self.last_error = f"configuration {cfg.spec.name}: new schedule ignored: {exc}"
+            log.warning("scenario: %s", self.last_error)
+            return
+        cfg.schedule = schedule
+        for key, plan in list(self._plans.items()):
+            if plan.spec is cfg.spec and plan.run is None:
+                del self._plans[key]
+                cfg.known.discard(key)
+        created = [p.start for p in self._plans.values() if p.spec is cfg.spec]
+        edited = self.world.configuration_changed_at(cfg.spec.id) or now
+        cfg.cursor = max([edited + APPEARS_BEFORE, *created])
+        cfg.upcoming = None
 
     def _materialise(self, cfg: _Config, now: datetime) -> None:
         """Plan the occurrences whose T-40 has come (new runs while the engine runs)."""
-        horizon = now + APPEARS_BEFORE
+        horizon = now + _lead(cfg.spec)
         while True:
             if cfg.upcoming is None:
                 # The first occurrence after the cursor (found once, not on every step).

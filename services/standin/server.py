@@ -9,9 +9,11 @@ Routes (paths and names case-insensitive, as ARM's are):
 * ``GET /subscriptions/{s}/providers/Microsoft.Maintenance/maintenanceConfigurations``
 * ``GET /subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Maintenance/``
   ``maintenanceConfigurations``
-* ``GET .../maintenanceConfigurations/{name}``
+* ``GET|PUT .../maintenanceConfigurations/{name}`` (PUT creates or replaces it: a schedule
+  edit, which cancels a run starting less than 40 minutes later, see :mod:`.world`)
 * ``GET|PUT .../maintenanceConfigurations/{mc}/providers/Microsoft.Maintenance/applyUpdates/{run}``
-  (PUT ``{"properties":{"status":"Cancel"}}`` cancels, through :meth:`World.cancel`)
+  (PUT ``{"properties":{"status":"Cancel"}}`` cancels, through :meth:`World.cancel`; as a
+  create-or-update, on an unknown run id it answers 201 and creates a phantom run)
 * ``POST /providers/Microsoft.ResourceGraph/resources`` (KQL through :mod:`services.standin.graph`)
 * admin, same token, never faulted: ``GET|POST|DELETE /_sim/faults``, ``GET|POST /_sim/clock``
 
@@ -49,8 +51,10 @@ from types import TracebackType
 from typing import Any
 
 from services.domain.clock import iso_z
+from services.domain.schedule import ScheduleError
 from services.standin.faults import Fault, Faults
-from services.standin.world import World, arm_error
+from services.standin.lag import ArgLag
+from services.standin.world import World, arm_error, configuration_schedule
 
 #: api-versions of Microsoft.Maintenance the stand-in accepts; the cancel-capable subset.
 MAINTENANCE_API_VERSIONS: frozenset[str] = frozenset({
@@ -124,6 +128,12 @@ class StandInServer:
     ``quota_limit``/``quota_window`` set the Resource Graph quota (real ARG: 15 per 5 s);
     tests that are not about the quota raise the limit. ``arm_page_size`` pages maintenance
     lists with ``nextLink`` (off by default, see the module docstring).
+
+    ``arg_lag``: how long a change takes to show in Resource Graph (:mod:`services.standin.lag`):
+    None (the default) draws 5-90 s per change, as the real index lags; a number is a fixed lag
+    in seconds (0: every change visible at once); or an :class:`ArgLag`. ARM reads are always
+    current. What the World holds when the server starts is visible at once; call
+    :meth:`settle` to make later additions visible at once too (e.g. a test's setup).
     """
 
     def __init__(
@@ -138,6 +148,7 @@ class StandInServer:
         quota_limit: int = DEFAULT_QUOTA_LIMIT,
         quota_window: float = DEFAULT_QUOTA_WINDOW,
         arm_page_size: int | None = None,
+        arg_lag: float | ArgLag | None = None,
     ) -> None:
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError(f"the stand-in listens on loopback only, not {host!r}")
@@ -150,6 +161,7 @@ class StandInServer:
         self.faults = faults or Faults()
         self.quota = Quota(quota_limit, quota_window)
         self.arm_page_size = arm_page_size
+        self.arg_lag = ArgLag.of(arg_lag)
         self._own_state_dir = state_dir is None
         self.state_dir = (Path(state_dir) if state_dir
                           else Path(tempfile.mkdtemp(prefix="aumwatch-sim-")))
@@ -168,6 +180,11 @@ class StandInServer:
         """How often the Resource Graph tables were loaded from the World (cache check)."""
         return self._graph.loads if self._graph is not None else 0
 
+    def settle(self) -> None:
+        """Make every change so far visible to Resource Graph at once (no lag for them)."""
+        if self._graph is not None:
+            self._graph.settle()
+
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         """Start serving; returns once the server accepts connections (raises if it cannot)."""
@@ -178,7 +195,7 @@ class StandInServer:
 
         tls = certs.generate(self.state_dir)
         self.ca_file = str(tls.ca_file)
-        self._graph = GraphEngine(self.world, scratch_dir=str(self.state_dir))
+        self._graph = GraphEngine(self.world, scratch_dir=str(self.state_dir), lag=self.arg_lag)
         self._thread = threading.Thread(target=self._serve, args=(tls.ssl_context,),
                                         name="aumwatch-standin", daemon=True)
         self._thread.start()
@@ -483,6 +500,8 @@ class StandInServer:
             configs = self.world.configurations(sub, rg)
             return self._page(request, configs, reads)
         if route == "get_cfg":
+            if method == "PUT":
+                return await self._put_configuration(request, path, match)
             if method != "GET":
                 return _method_not_allowed(method)
             cfg = self.world.get_configuration(path)
@@ -505,6 +524,36 @@ class StandInServer:
         if method == "PUT":
             return await self._cancel(request, path, version or "")
         return _method_not_allowed(method)
+
+    async def _put_configuration(self, request: Any, path: str,
+                                 match: re.Match[str]) -> _Answer:
+        """Create or replace a configuration (the schedule edit). Its maintenanceWindow must
+        parse as a schedule; an edit less than 40 minutes before a run cancels that run."""
+        body, bad = await _json_body(request)
+        if bad is not None:
+            return bad
+        if not isinstance(body, dict) or not isinstance(body.get("properties"), dict):
+            return _Answer(400, arm_error(
+                "InvalidParameter", "The maintenance configuration needs its properties."), {})
+        props = body["properties"]
+        try:
+            configuration_schedule(body)
+        except (ScheduleError, ValueError) as exc:
+            return _Answer(400, arm_error("InvalidParameter",
+                                          f"The maintenance window is not valid: {exc}"), {})
+        existing = self.world.get_configuration(path)
+        # Keep the id's casing as first created; a new one takes the request's casing.
+        rid = existing["id"] if existing else request.path.rstrip("/")
+        name = existing["name"] if existing else rid.rsplit("/", 1)[-1]
+        stored = {
+            "id": rid, "name": name, "type": "Microsoft.Maintenance/maintenanceConfigurations",
+            "location": body.get("location") or (existing or {}).get("location", "westeurope"),
+            "tags": dict(body.get("tags") or {}),
+            "properties": props,
+        }
+        self.world.edit_configuration(stored)
+        writes = {"x-ms-ratelimit-remaining-subscription-writes": "1199"}
+        return _Answer(200 if existing else 201, stored, writes)
 
     async def _cancel(self, request: Any, path: str, version: str) -> _Answer:
         writes = {"x-ms-ratelimit-remaining-subscription-writes": "1199"}

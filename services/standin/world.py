@@ -9,11 +9,32 @@ Run-level statuses follow ARM's ApplyUpdate ``status`` values: Pending (from T-4
 InProgress, Completed, Failed (every machine failed), Cancelled. Machine-level results follow
 ``patchinstallationresources``: NotStarted, InProgress, Failed, Succeeded,
 CompletedWithWarnings.
+
+Stances on how Azure behaves (docs/azure.md lists the facts behind them):
+
+* Resource Graph rows (:meth:`World.tables`) carry ids as Resource Graph returns them: the
+  ``id`` of every ``maintenanceresources`` row is lower-case; a patch row's id is
+  ``<machine id, lower-case>/patchInstallationResults/<guid>`` (mixed casing, so a client
+  must lower-case before splitting or joining). ``azure_ids=False`` keeps the ids as stored
+  (for tests that compare ids literally).
+* A machine-level ``microsoft.maintenance/applyupdates`` row carries the *schedule's* start
+  and end; the machine's own finish is its patch row's ``lastModifiedDateTime``, set once the
+  machine's status is terminal and null while it runs.
+* The cancel PUT answers in the shape recorded from the real service: 200 with ``name`` the
+  configuration's name, the id all lower-case, ``lastUpdateTime`` the zero date.
+* The applyUpdates PUT is a create-or-update: on a run id the World does not know (under an
+  existing configuration) it answers 201 and creates a *phantom* run, already Cancelled, that
+  an ARM GET returns but Resource Graph never lists; the run the schedule really produces
+  (same id or not) goes ahead and replaces it. Only the client's own guard (cancel only a run
+  Azure has shown) keeps an operator from trusting such a 201.
+* Editing a configuration (:meth:`World.edit_configuration`, the ARM PUT) less than 40
+  minutes before a run's start cancels that run, with the platform's error text.
 """
 
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,10 +42,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.domain.clock import Clock, iso_z
+from services.domain.schedule import Schedule, ScheduleError, parse_schedule
+from services.standin.lag import STAMP
 
 TENANT_ID = "72f988bf-0000-4000-8000-000000000000"
 USER_CANCEL_MESSAGE = "Maintenance cancelled using cancellation API at {at}"
 PLATFORM_CANCEL_MESSAGE = "Maintenance cancelled due to internal platform failure at {at}"
+#: ``lastUpdateTime`` of the recorded real cancel answer (docs/azure.md "Cancel API").
+ZERO_TIME = "0001-01-01T00:00:00"
+#: An edit this close to a run's start (or closer) cancels that run.
+EDIT_FREEZE = timedelta(minutes=40)
+_RUN_SEGMENT = "/providers/microsoft.maintenance/applyupdates/"
 
 RUN_TYPE = "microsoft.maintenance/maintenanceconfigurations/applyupdates"
 MACHINE_RUN_TYPE = "microsoft.maintenance/applyupdates"
@@ -34,6 +62,33 @@ CONFIG_TYPE = "microsoft.maintenance/maintenanceconfigurations"
 
 def run_name_for(start: datetime) -> str:
     return start.astimezone(UTC).strftime("%Y%m%d%H%M%S")
+
+
+def start_from_run_name(name: str) -> datetime | None:
+    """The UTC start encoded in a run name ``yyyyMMddHHmmss``; None when it is not one."""
+    try:
+        return datetime.strptime(name, "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def patch_result_guid(correlation_id: str, machine_id: str) -> str:
+    """The (stable) guid of a machine's patchInstallationResults row for one run."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{correlation_id.lower()}|{machine_id.lower()}"))
+
+
+def configuration_schedule(arm_object: dict[str, Any]) -> Schedule:
+    """The schedule of a configuration's ARM object (its ``properties.maintenanceWindow``);
+    ScheduleError when the window is missing or does not parse."""
+    props = arm_object.get("properties")
+    window = props.get("maintenanceWindow") if isinstance(props, dict) else None
+    if not isinstance(window, dict):
+        raise ScheduleError("the configuration has no properties.maintenanceWindow")
+    return parse_schedule(str(window.get("startDateTime") or ""),
+                          str(window.get("timeZone") or ""),
+                          str(window.get("recurEvery") or ""),
+                          str(window.get("duration") or ""),
+                          window.get("expirationDateTime"))
 
 
 def parse_resource_id(resource_id: str) -> dict[str, str]:
@@ -120,6 +175,7 @@ class SimRun:
     machine_ids: list[str] = field(default_factory=list)
     results: dict[str, MachineResult] = field(default_factory=dict)
     updated: datetime | None = None
+    phantom: bool = False  # created by a PUT on an unknown id: ARM sees it, Resource Graph not
 
     @property
     def name(self) -> str:
@@ -152,8 +208,10 @@ class World:
         cancel_opens_before: timedelta = timedelta(minutes=40),
         cancel_closes_before: timedelta = timedelta(minutes=10),
         tenant_id: str = TENANT_ID,
+        azure_ids: bool = True,
     ) -> None:
         self.clock = clock
+        self.azure_ids = azure_ids
         self.cancel_opens_before = cancel_opens_before
         self.cancel_closes_before = cancel_closes_before
         self.tenant_id = tenant_id
@@ -164,6 +222,9 @@ class World:
         self._machines: dict[str, SimMachine] = {}
         self._assignments: dict[str, list[str]] = {}  # config id (lower) -> machine ids
         self._runs: dict[str, SimRun] = {}
+        # When each configuration, machine and assignment last changed (Resource Graph lag
+        # counts from there; a run's own stamp is its ``updated``).
+        self._stamps: dict[str, datetime] = {}
 
     # -- changes -------------------------------------------------------------------------
     @contextmanager
@@ -182,16 +243,41 @@ class World:
         """Add or replace a configuration given as its ARM JSON object (``id`` required)."""
         with self.mutate():
             self._configs[arm_object["id"].lower()] = arm_object
+            self._stamps[arm_object["id"].lower()] = self.clock.now()
+
+    def edit_configuration(self, arm_object: dict[str, Any]) -> list[SimRun]:
+        """Replace a configuration as an ARM PUT does, and apply Azure's rule for edits: a run
+        of it that starts within :data:`EDIT_FREEZE` from now (and has not started) is
+        cancelled with the platform's message. Returns the runs it cancelled. The scenario
+        engine notices the new object and follows the new schedule from then on."""
+        with self.mutate():
+            now = self.clock.now()
+            cfg_id = arm_object["id"].lower()
+            self._configs[cfg_id] = arm_object
+            self._stamps[cfg_id] = now
+            cancelled = []
+            for run in self._runs.values():
+                if (run.configuration_id.lower() == cfg_id and not run.finished
+                        and run.status == "Pending" and now < run.start
+                        and run.start - now < EDIT_FREEZE):
+                    run.status, run.cancelled_by = "Cancelled", "platform"
+                    run.error_message = PLATFORM_CANCEL_MESSAGE.format(at=iso_z(now))
+                    run.updated = now
+                    cancelled.append(run)
+            return cancelled
 
     def add_machine(self, machine: SimMachine) -> None:
         with self.mutate():
             self._machines[machine.id.lower()] = machine
+            self._stamps[machine.id.lower()] = self.clock.now()
 
     def assign(self, machine_id: str, configuration_id: str) -> None:
         with self.mutate():
             ids = self._assignments.setdefault(configuration_id.lower(), [])
             if machine_id not in ids:
                 ids.append(machine_id)
+                self._stamps[f"{machine_id.lower()}|{configuration_id.lower()}"] = \
+                    self.clock.now()
 
     def upsert_run(self, run: SimRun) -> None:
         with self.mutate():
@@ -219,6 +305,11 @@ class World:
         with self.lock:
             return self._configs.get(configuration_id.lower())
 
+    def configuration_changed_at(self, configuration_id: str) -> datetime | None:
+        """When the configuration was last added or replaced (the World's clock)."""
+        with self.lock:
+            return self._stamps.get(configuration_id.lower())
+
     def machines_of(self, configuration_id: str) -> list[SimMachine]:
         with self.lock:
             ids = self._assignments.get(configuration_id.lower(), [])
@@ -239,18 +330,19 @@ class World:
             now = self.clock.now()
             run = self._runs.get(correlation_id.lower())
             if run is None:
-                cfg_id = correlation_id.lower().split(
-                    "/providers/microsoft.maintenance/applyupdates/")[0]
-                if cfg_id not in self._configs:
+                cfg_id = correlation_id.lower().split(_RUN_SEGMENT)[0]
+                cfg = self._configs.get(cfg_id)
+                if cfg is None:
                     return CancelOutcome(404, arm_error(
                         "ResourceNotFound",
                         f"The maintenance configuration for '{correlation_id}' was not found."))
-                return CancelOutcome(404, arm_error(
-                    "ApplyUpdateNotFound",
-                    f"No maintenance run '{correlation_id.rsplit('/', 1)[-1]}' exists for this "
-                    "configuration (it is not scheduled yet or has expired)."))
+                # A create-or-update: an unknown id is created, and the answer is a success.
+                phantom = self._phantom(cfg, correlation_id, now)
+                self._runs[phantom.correlation_id.lower()] = phantom
+                self.version += 1
+                return CancelOutcome(201, self.cancel_answer(phantom))
             if run.status == "Cancelled":
-                return CancelOutcome(200, self.apply_update_object(run))
+                return CancelOutcome(200, self.cancel_answer(run))
             if run.finished or now >= run.start:
                 return CancelOutcome(409, arm_error(
                     "MaintenanceAlreadyStarted",
@@ -268,7 +360,36 @@ class World:
             run.error_message = USER_CANCEL_MESSAGE.format(at=iso_z(now))
             run.updated = now
             self.version += 1
-            return CancelOutcome(200, self.apply_update_object(run))
+            return CancelOutcome(200, self.cancel_answer(run))
+
+    def _phantom(self, cfg: dict[str, Any], correlation_id: str, now: datetime) -> SimRun:
+        name = correlation_id.rsplit("/", 1)[-1]
+        start = start_from_run_name(name) or now
+        duration = timedelta(0)
+        window = cfg.get("properties", {}).get("maintenanceWindow", {})
+        hours, _, minutes = str(window.get("duration") or "").partition(":")
+        if hours.isdigit() and minutes.isdigit():
+            duration = timedelta(hours=int(hours), minutes=int(minutes))
+        return SimRun(correlation_id=f"{cfg['id']}/providers/Microsoft.Maintenance/"
+                                     f"applyUpdates/{name}",
+                      configuration_id=cfg["id"], start=start, end=start + duration,
+                      status="Cancelled", cancelled_by="user",
+                      error_message=USER_CANCEL_MESSAGE.format(at=iso_z(now)),
+                      updated=now, phantom=True)
+
+    def cancel_answer(self, run: SimRun) -> dict[str, Any]:
+        """The body of a successful cancel PUT, in the shape recorded from the real service
+        (docs/azure.md "Cancel API"): the configuration's name, the run id lower-case, the
+        zero ``lastUpdateTime``."""
+        cfg = self._configs.get(run.configuration_id.lower())
+        cfg_name = cfg["name"] if cfg else run.configuration_id.rsplit("/", 1)[-1]
+        return {
+            "properties": {"status": run.status, "resourceId": run.configuration_id,
+                           "lastUpdateTime": ZERO_TIME},
+            "id": run.correlation_id.lower(),
+            "name": cfg_name,
+            "type": "Microsoft.Maintenance/applyUpdates",
+        }
 
     def apply_update_object(self, run: SimRun) -> dict[str, Any]:
         """The ARM object for a run, as ``GET .../applyUpdates/{name}`` returns it."""
@@ -288,22 +409,39 @@ class World:
 
     # -- Resource Graph tables -----------------------------------------------------------
     def tables(self) -> dict[str, list[dict[str, Any]]]:
-        """Rows of ``resources``, ``maintenanceresources`` and ``patchinstallationresources``.
+        """Rows of ``resources``, ``maintenanceresources`` and ``patchinstallationresources``,
+        as they are now (Resource Graph's lag is applied by the server, see
+        :mod:`services.standin.lag`).
 
         Each row has ARG's common columns (id, name, type, tenantId, location, resourceGroup,
         subscriptionId, properties, tags); ``properties`` and ``tags`` are JSON objects.
         """
+        return self._tables(stamped=False)
+
+    def stamped_tables(self) -> dict[str, list[dict[str, Any]]]:
+        """:meth:`tables` with each row's last change time under ``lag.STAMP`` (a datetime,
+        or None when unknown)."""
+        return self._tables(stamped=True)
+
+    def _tables(self, *, stamped: bool) -> dict[str, list[dict[str, Any]]]:
+        def stamp(row: dict[str, Any], at: datetime | None) -> dict[str, Any]:
+            if stamped:
+                row[STAMP] = at
+            return row
+
         with self.lock:
             resources: list[dict[str, Any]] = []
             maint: list[dict[str, Any]] = []
             patches: list[dict[str, Any]] = []
             for cfg in self._configs.values():
-                resources.append(self._row(cfg["id"], CONFIG_TYPE, cfg.get("location", ""),
-                                           cfg.get("properties", {}), cfg.get("tags", {}),
-                                           name=cfg.get("name")))
+                resources.append(stamp(self._row(
+                    cfg["id"], CONFIG_TYPE, cfg.get("location", ""), cfg.get("properties", {}),
+                    cfg.get("tags", {}), name=cfg.get("name")),
+                    self._stamps.get(cfg["id"].lower())))
             for m in self._machines.values():
-                resources.append(self._row(m.id, m.type, m.location,
-                                           {"osType": m.os_type}, {}, name=m.name))
+                resources.append(stamp(self._row(m.id, m.type, m.location,
+                                                 {"osType": m.os_type}, {}, name=m.name),
+                                       self._stamps.get(m.id.lower())))
             for cfg_id, machine_ids in self._assignments.items():
                 assigned_cfg = self._configs.get(cfg_id)
                 if assigned_cfg is None:
@@ -314,17 +452,24 @@ class World:
                         continue
                     aid = (f"{assigned.id}/providers/Microsoft.Maintenance/"
                            f"configurationAssignments/{assigned_cfg['name']}")
-                    maint.append(self._row(aid, ASSIGNMENT_TYPE, assigned.location, {
+                    maint.append(stamp(self._row(aid, ASSIGNMENT_TYPE, assigned.location, {
                         "maintenanceConfigurationId": assigned_cfg["id"],
-                        "resourceId": assigned.id}, {}))
+                        "resourceId": assigned.id}, {}),
+                        self._stamps.get(f"{mid.lower()}|{cfg_id}")))
             for run in self._runs.values():
-                maint.append(self._run_row(run))
+                if run.phantom:
+                    continue
+                maint.append(stamp(self._run_row(run), run.updated))
                 for mid in run.machine_ids:
                     target = self._machines.get(mid.lower())
                     res = run.results.get(mid) or MachineResult()
-                    maint.append(self._machine_run_row(run, mid, target, res))
+                    maint.append(stamp(self._machine_run_row(run, mid, target, res),
+                                       run.updated))
                     if target is not None and res.status != "NotStarted":
-                        patches.append(self._patch_row(run, target, res))
+                        patches.append(stamp(self._patch_row(run, target, res), run.updated))
+            if self.azure_ids:
+                for row in maint:
+                    row["id"] = row["id"].lower()
             return {
                 "resources": resources,
                 "maintenanceresources": maint,
@@ -381,13 +526,17 @@ class World:
             "maintenanceConfigurationId": run.configuration_id,
             "resourceId": mid,
             "status": status,
-            "startDateTime": iso_z(res.started or run.start),
-            "endDateTime": iso_z(res.ended),
+            # The schedule's times, not the machine's (docs/azure.md "Resource Graph").
+            "startDateTime": iso_z(run.start),
+            "endDateTime": iso_z(run.end),
         }
         return self._row(rid, MACHINE_RUN_TYPE, m.location if m else "", props, {}, name=run.name)
 
     def _patch_row(self, run: SimRun, m: SimMachine, res: MachineResult) -> dict[str, Any]:
-        rid = f"{m.id}/patchInstallationResults/{run.name}"
+        guid = patch_result_guid(run.correlation_id, m.id)
+        machine_part = m.id.lower() if self.azure_ids else m.id
+        rid = f"{machine_part}/patchInstallationResults/{guid}"
+        terminal = res.status in ("Succeeded", "Failed", "CompletedWithWarnings")
         props: dict[str, Any] = {
             "status": res.status,
             "startedBy": "Platform",
@@ -400,10 +549,11 @@ class World:
             "rebootStatus": res.reboot_status,
             "osType": m.os_type,
             "startDateTime": iso_z(res.started),
-            "lastModifiedDateTime": iso_z(res.ended or res.started),
+            # The machine's own finish once it is done; null while it runs.
+            "lastModifiedDateTime": iso_z(res.ended) if terminal else None,
         }
         if res.error_message:
             props["errorDetails"] = {"code": res.error_code or "PatchFailed",
                                      "message": res.error_message, "details": []}
         return self._row(rid, f"{m.type}/patchinstallationresults", m.location, props, {},
-                         name=run.name)
+                         name=guid)

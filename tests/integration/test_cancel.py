@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -246,6 +247,8 @@ def test_cli_cancel_asks_for_the_configuration_name(
     code, _, err = cli(capsys, "cancel", run.correlation_id, "--config", str(cfg))
     assert code == 1
     assert "Type the configuration's name" in err and "not confirmed" in err
+    # How long the window stays open, in words (exact to the second).
+    assert re.search(r"cancellable until \S+ \S+ \(now \S+ \S+: \d+ minutes?[\w ,]* left\)", err)
     assert standin_world.get_run(run.correlation_id).status == "Pending"
     monkeypatch.setattr("sys.stdin", io.StringIO("nightly\n"))
     code, out, err = cli(capsys, "cancel", run.correlation_id, "--config", str(cfg))
@@ -288,3 +291,172 @@ def test_cli_cancel_of_a_bad_id_is_one_line(
 ) -> None:
     code, _, err = cli(capsys, "cancel", "/subscriptions/x/nope", "--config", str(cfg))
     assert code == 1 and err.startswith("aumwatch: not a run id") and err.count("\n") == 1
+
+
+# -- a run Azure has not shown us; Azure's answer; the runs list right after (issue 14) -------
+
+
+class CancelSpy:
+    """Counts the cancels that reach the stand-in's World (the PUT handler calls it)."""
+
+    def __init__(self, world: World, after: Any = None) -> None:
+        self.calls: list[str] = []
+        self._cancel = world.cancel
+        self._after = after
+
+    def __call__(self, correlation_id: str) -> Any:
+        self.calls.append(correlation_id)
+        outcome = self._cancel(correlation_id)
+        if self._after is not None:
+            self._after()
+        return outcome
+
+
+def daily_config_at(minutes: int) -> dict[str, Any]:
+    """A daily configuration whose next run starts ``minutes`` after the stand-in's now."""
+    start = NOW + timedelta(minutes=minutes)
+    config = config_object("nightly")
+    config["properties"]["maintenanceWindow"].update(
+        {"recurEvery": "Day", "timeZone": "UTC",
+         "startDateTime": start.strftime("2026-01-01 %H:%M")})
+    return config
+
+
+def test_cli_cancel_of_a_run_only_computed_from_the_schedule_sends_nothing(
+    standin_world: World, cfg: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = daily_config_at(30)  # inside the window: only the missing sighting stops it
+    standin_world.add_configuration(config)
+    run_id = (f"{config['id']}/providers/microsoft.maintenance/applyupdates/"
+              f"{(NOW + timedelta(minutes=30)).strftime('%Y%m%d%H%M%S')}")
+    spy = CancelSpy(standin_world)
+    monkeypatch.setattr(standin_world, "cancel", spy)
+    code, out, err = cli(capsys, "cancel", run_id, "--yes", "--config", str(cfg))
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and "not seen in Azure yet" in err
+    assert "nothing was sent" in err
+    assert spy.calls == [] and standin_world.runs() == []
+    with Journal(tmp_path / "data" / "journal.sqlite3") as journal:
+        [row] = journal.cancel_audit()
+    assert (row.outcome, row.computed_id) == ("refused", True)
+
+
+def test_cli_cancel_of_a_run_named_by_a_journaled_pre_event_is_sent(
+    standin_world: World, cfg: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from services.domain.clock import iso_z
+    from services.domain.events import decode_message
+
+    config = daily_config_at(30)
+    standin_world.add_configuration(config)
+    start = NOW + timedelta(minutes=30)
+    run_id = (f"{config['id']}/providers/microsoft.maintenance/applyupdates/"
+              f"{start.strftime('%Y%m%d%H%M%S')}")
+    pre = {"id": run_id, "eventType": "Microsoft.Maintenance.PreMaintenanceEvent",
+           "subject": "nightly", "topic": config["id"], "eventTime": iso_z(NOW),
+           "dataVersion": "1.0", "metadataVersion": "1",
+           "data": {"CorrelationId": run_id, "MaintenanceConfigurationId": config["id"],
+                    "StartDateTime": iso_z(start),
+                    "EndDateTime": iso_z(start + timedelta(hours=3)),
+                    "CancellationCutOffDateTime": iso_z(start - timedelta(minutes=10)),
+                    "ResourceSubscriptionIds": [SUB]}}
+    raw = json.dumps(pre)
+    with Journal(tmp_path / "data" / "journal.sqlite3") as journal:
+        journal.record_event(decode_message(raw)[0], raw, received_at=NOW)
+    spy = CancelSpy(standin_world)
+    monkeypatch.setattr(standin_world, "cancel", spy)
+    cli(capsys, "cancel", run_id, "--yes", "--json", "--config", str(cfg))
+    # Whatever the stand-in answers for a run it has no row for, the request went out.
+    assert len(spy.calls) == 1
+    with Journal(tmp_path / "data" / "journal.sqlite3") as journal:
+        [row] = journal.cancel_audit()
+    assert row.computed_id is False and row.outcome != "refused"
+
+
+def test_cli_runs_right_after_a_verified_cancel_shows_it_cancelled_while_graph_lags(
+    run: SimRun, standin_world: World, cfg: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Resource Graph lags behind the cancel: its tables keep the run as it was before.
+    # (ARM reads stay current, as in Azure.)
+    tables = standin_world.tables
+    stale_key = run.correlation_id.lower()
+
+    def lagging() -> dict[str, list[dict[str, Any]]]:
+        out = tables()
+        for row in out["maintenanceresources"]:
+            props = row["properties"]
+            if str(props.get("correlationId", "")).lower() == stale_key:
+                props["status"] = "Pending"
+                props.pop("error", None)
+        return out
+
+    monkeypatch.setattr(standin_world, "tables", lagging)
+    code, _, err = cli(capsys, "cancel", run.correlation_id, "--yes", "--config", str(cfg))
+    assert code == 0, err
+    code, out, err = cli(capsys, "runs", "--json", "--config", str(cfg))
+    assert code == 0, err
+    by_key = {r["correlation_id"].lower(): r for r in json.loads(out)}
+    shown = by_key[stale_key]
+    assert (shown["status"], shown["cancelled_by"], shown["expected"]) == (
+        "Cancelled", "user", False)
+
+
+def test_cli_cancel_accepted_by_azure_but_not_read_back_exits_3(
+    standin: StandInServer, run: SimRun, standin_world: World, cfg: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Azure answers the PUT with the recorded real shape (lower-case id, the configuration's
+    # name, a zero lastUpdateTime); after it, every read of the run fails.
+    from services.standin.world import CancelOutcome
+
+    def real_shape(correlation_id: str) -> CancelOutcome:
+        outcome = World.cancel(standin_world, correlation_id)
+        standin.faults.set("error503", scope="arm")
+        body = {"id": correlation_id.lower(), "name": "nightly",
+                "type": "Microsoft.Maintenance/applyUpdates",
+                "properties": {"status": outcome.body["properties"]["status"],
+                               "resourceId": run.configuration_id.lower(),
+                               "lastUpdateTime": "0001-01-01T00:00:00"}}
+        return CancelOutcome(outcome.status, body)
+
+    monkeypatch.setattr(standin_world, "cancel", real_shape)
+    monkeypatch.setattr("tui.cli.cancelcmd.READ_ATTEMPTS", 2)
+    monkeypatch.setattr("tui.cli.cancelcmd.READ_INTERVAL", timedelta(0))
+    code, out, err = cli(capsys, "cancel", run.correlation_id, "--yes", "--config", str(cfg))
+    assert code == 3, err
+    assert out == "" and err.count("\n") == 1
+    assert err.startswith("aumwatch: accepted by Azure, not yet confirmed")
+    with Journal(tmp_path / "data" / "journal.sqlite3") as journal:
+        [row] = journal.cancel_audit()
+    assert (row.outcome, row.http_status) == ("accepted-unconfirmed", 200)
+
+
+def test_cli_cancel_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    from tui.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["cancel", "--help"])
+    text = capsys.readouterr().out
+    assert "exit status:" in text and "accepted by Azure, not yet confirmed" in text
+    assert "not seen in Azure yet" in text
+
+
+async def test_the_canceller_sends_nothing_for_a_computed_id(
+    aio_maintenance_client: Any, standin_world: World, standin_clock: ManualClock,
+    journal: Journal, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = daily_config_at(30)
+    standin_world.add_configuration(config)
+    start = NOW + timedelta(minutes=30)
+    run_id = (f"{config['id']}/providers/microsoft.maintenance/applyupdates/"
+              f"{start.strftime('%Y%m%d%H%M%S')}")
+    spy = CancelSpy(standin_world)
+    monkeypatch.setattr(standin_world, "cancel", spy)
+    result = await canceller(aio_maintenance_client, journal, standin_clock).cancel(
+        CancelTarget(run_id, "nightly", start, computed_id=True))
+    assert result.outcome is Outcome.REFUSED and "not seen in Azure yet" in result.message
+    assert spy.calls == [] and standin_world.runs() == []
+    assert [(r.outcome, r.computed_id) for r in journal.cancel_audit()] == [("refused", True)]

@@ -14,7 +14,8 @@ from services.domain.events import EventDecodeError, EventKind, decode_message
 from services.standin.azurite import Azurite
 from services.standin.events_out import QueueSink
 from services.standin.runner import SimEnvironment
-from services.standin.scenario import ScenarioEngine, parse_scenario
+from services.standin.scenario import ScenarioEngine
+from services.standin.scenario_file import parse_scenario
 from services.standin.world import World
 
 pytestmark = pytest.mark.integration
@@ -47,7 +48,9 @@ def test_pre_and_post_events_arrive_in_azurite_and_decode(azurite: Azurite) -> N
     world = World(clock)
     sink = QueueSink(azurite.connection_string, "scenario-events")
     sink.ensure_queue()
-    engine = ScenarioEngine(world, parse_scenario(scenario(duplicate=["pre"], malformed=True)),
+    # A fixed pre-event moment (the default spreads it over T-40..T-30).
+    engine = ScenarioEngine(world, parse_scenario(scenario(duplicate=["pre"], malformed=True,
+                                                           pre_event="T-35m")),
                             sink)
     clock.set(T - timedelta(minutes=35))
     engine.step()
@@ -88,7 +91,7 @@ def test_events_written_while_azurite_was_down_arrive_after_its_restart(
 
 
 def test_the_environment_plays_the_scenario_on_its_own_clock(tmp_path: Any) -> None:
-    data = scenario()
+    data = scenario(pre_event="T-35m")  # a fixed moment (the default spreads it)
     with SimEnvironment(parse_scenario(data), step_interval=0.05,
                         config_path=tmp_path / "aumwatch.toml") as env:
         info = env.info()
@@ -116,3 +119,42 @@ def wait_for(read: Any, done: Any, timeout: float = 10.0) -> Any:
         if done(value) or time.monotonic() > deadline:
             return value
         time.sleep(0.05)
+
+
+def test_with_the_default_lag_the_installed_world_is_visible_at_once_and_a_cancel_lags(
+        tmp_path: Any) -> None:
+    from azure.core.rest import HttpRequest
+    from azure.mgmt.maintenance import MaintenanceManagementClient
+    from azure.mgmt.resourcegraph import ResourceGraphClient
+    from azure.mgmt.resourcegraph.models import QueryRequest
+
+    from tests.standin import StaticTokenCredential, sdk_kwargs
+
+    data = scenario()
+    data["configuration"][0]["start"] = "now+30m"  # a Pending run, cancellable at once
+    with SimEnvironment(parse_scenario(data), step_interval=0.05,
+                        config_path=tmp_path / "aumwatch.toml") as env:
+        server = env.server
+        credential = StaticTokenCredential(server.token)
+        graph = ResourceGraphClient(credential, **sdk_kwargs(server))
+        arm = MaintenanceManagementClient(credential, SUB, **sdk_kwargs(server))
+        query = ('maintenanceresources | where type =~ '
+                 '"microsoft.maintenance/maintenanceconfigurations/applyupdates"'
+                 ' | where properties.status == "Pending" | project id')
+
+        def pending() -> list[str]:
+            return [r["id"] for r in graph.resources(
+                QueryRequest(query=query, subscriptions=[SUB])).data]
+
+        with graph, arm:
+            [run_id] = pending()  # old news: visible without waiting
+            put = arm._send_request(HttpRequest(
+                "PUT", run_id, params={"api-version": "2023-09-01-preview"},
+                json={"properties": {"status": "Cancel"}}))
+            assert put.status_code == 200
+            got = arm._send_request(HttpRequest(
+                "GET", run_id, params={"api-version": "2023-09-01-preview"})).json()
+            assert got["properties"]["status"] == "Cancelled"
+            assert pending() == [run_id]  # Resource Graph lags behind ARM
+            env.clock.shift(timedelta(seconds=91))
+            assert pending() == []

@@ -202,3 +202,19 @@ def test_demo_opens_the_dashboard_on_the_stand_in_and_leaves_nothing_running(
     assert seen["config"]["azure"]["cloud"] == "standin"
     assert seen["azurite"] and all_gone(seen["azurite"])
     assert not seen["path"].exists()  # the temporary config went with the stand-in
+
+
+def test_a_bad_arg_lag_is_a_usage_error_before_anything_starts() -> None:
+    proc = aumwatch("sim", "--arg-lag", "-5")
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2 and out == ""
+    assert "--arg-lag: must be between 0 and 86400 seconds" in err
+
+
+def test_arg_lag_is_an_option_of_sim_and_demo() -> None:
+    from tui.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["sim", "--arg-lag", "0"]).arg_lag == 0.0
+    assert parser.parse_args(["demo", "--arg-lag", "12.5"]).arg_lag == 12.5
+    assert parser.parse_args(["sim"]).arg_lag is None  # the realistic default

@@ -231,3 +231,74 @@ async def test_a_pre_event_adds_its_cutoff_to_the_observed_run(
     merged = {r.key: r for r in merge_runs(observed, [], events)}
     run = merged[pending.correlation_id.lower()]
     assert run.source == "arg" and run.cutoff == pending.start - timedelta(minutes=12)
+
+
+# -- rows as Resource Graph really returns them (docs/azure.md, "Resource Graph") -------------
+# The stand-in is being taught these shapes on another branch; until then each test reshapes
+# the World's table rows itself, so the query still runs through the stand-in's real KQL.
+
+
+def realistic_rows(world: World, monkeypatch: pytest.MonkeyPatch, *,
+                   drop_start_of: str | None = None) -> None:
+    """Make ``world.tables()`` answer as Azure does: machine-level rows carry the schedule's
+    start and end, patch row ids are lower-case with the ``patchInstallationResults`` segment
+    in another casing, and (optionally) one run row has no ``startDateTime``."""
+    tables = world.tables
+
+    def reshaped() -> dict[str, list[dict[str, Any]]]:
+        out = tables()
+        runs = {r.correlation_id.lower(): r for r in world.runs()}
+        for row in out["maintenanceresources"]:
+            props = row["properties"]
+            run = runs.get(str(props.get("correlationId", "")).lower())
+            if row["type"] == "microsoft.maintenance/applyupdates" and run is not None:
+                props["startDateTime"] = iso_z(run.start)
+                props["endDateTime"] = iso_z(run.end)
+            if (drop_start_of is not None and row["type"].endswith("/applyupdates")
+                    and str(props.get("correlationId", "")).lower() == drop_start_of.lower()):
+                props.pop("startDateTime", None)
+        for row in out["patchinstallationresources"]:
+            machine, _, guid = row["id"].partition("/patchInstallationResults/")
+            row["id"] = f"{machine.lower()}/PATCHINSTALLATIONRESULTS/{guid}"
+        return out
+
+    monkeypatch.setattr(world, "tables", reshaped)
+
+
+async def test_a_machines_end_is_its_own_finish_not_the_schedules(
+        standin_world: World, runner: QueryRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    start = NOW - timedelta(hours=1)
+    run = add_run(standin_world, config_object("patch-now"), start, status="InProgress",
+                  machines=2)
+    done_at, started_at = start + timedelta(minutes=20), start + timedelta(minutes=5)
+    run.results[run.machine_ids[0]] = MachineResult("Succeeded", installed=3,
+                                                    started=started_at, ended=done_at)
+    run.results[run.machine_ids[1]] = MachineResult("InProgress", started=started_at)
+    standin_world.upsert_run(run)
+    realistic_rows(standin_world, monkeypatch)
+    fetched = await MachineSource(runner).fetch(run.correlation_id)
+    by_name = {m.name: m for m in fetched.items}
+    done, busy = by_name["patch-now-vm000"], by_name["patch-now-vm001"]
+    assert (done.status, done.installed) == ("Succeeded", 3)  # the patch row was joined
+    assert done.end == done_at and done.start == started_at
+    assert busy.status == "InProgress" and busy.end is None
+
+
+async def test_patch_rows_join_whatever_the_casing_of_their_ids(
+        standin_world: World, runner: QueryRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    world = populate(standin_world)
+    realistic_rows(standin_world, monkeypatch)
+    fetched = await MachineSource(runner).fetch(world["done"].correlation_id)
+    assert {m.status for m in fetched.items} == {"Succeeded", "Failed"}
+    assert [m.failed for m in fetched.items if m.status == "Failed"] == [2]
+
+
+async def test_a_run_row_without_a_start_is_kept_and_dated_by_its_name(
+        standin_world: World, runner: QueryRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    world = populate(standin_world)
+    done = world["done"]
+    realistic_rows(standin_world, monkeypatch, drop_start_of=done.correlation_id)
+    fetched = await RunSource(runner).fetch_observed()
+    by_key = {r.key: r for r in fetched.items}
+    assert done.correlation_id.lower() in by_key
+    assert by_key[done.correlation_id.lower()].start == done.start

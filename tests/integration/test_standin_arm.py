@@ -269,13 +269,31 @@ def test_cancel_a_running_run_is_409(standin_world: World, maintenance_client: A
     assert standin_world.get_run(run.correlation_id).status == "InProgress"
 
 
-def test_cancel_an_unknown_run_is_404(standin_world: World, maintenance_client: Any) -> None:
+def test_cancel_an_unknown_run_answers_201_and_creates_a_phantom(
+        standin_world: World, maintenance_client: Any, graph_client: Any) -> None:
+    # Issue 14: the PUT is a create-or-update, so an id Azure never showed "succeeds".
     cfg = config_object("weekly")
     standin_world.add_configuration(cfg)
     path = f"{cfg['id']}/providers/Microsoft.Maintenance/applyUpdates/20260310123000"
     response = send(maintenance_client, "PUT", path, body=CANCEL_BODY)
+    assert response.status_code == 201
+    assert response.json()["properties"]["status"] == "Cancelled"
+    phantom = standin_world.get_run(path)
+    assert phantom is not None and phantom.phantom and phantom.status == "Cancelled"
+    assert send(maintenance_client, "GET", path).json()["properties"]["status"] == "Cancelled"
+    # Resource Graph never lists it: only ARM knows the phantom.
+    rows = graph_client.resources(QueryRequest(
+        query="maintenanceresources | project id", subscriptions=[SUB])).data
+    assert rows == []
+
+
+def test_cancel_of_an_unknown_configuration_is_still_404(
+        standin_world: World, maintenance_client: Any) -> None:
+    cfg = config_object("nowhere")
+    path = f"{cfg['id']}/providers/Microsoft.Maintenance/applyUpdates/20260310123000"
+    response = send(maintenance_client, "PUT", path, body=CANCEL_BODY)
     assert response.status_code == 404
-    assert response.json()["error"]["code"] == "ApplyUpdateNotFound"
+    assert standin_world.get_run(path) is None
 
 
 def test_cancel_needs_a_cancel_capable_api_version_and_body(

@@ -252,10 +252,10 @@ async def test_read_back_stops_early_when_the_run_has_started() -> None:
 async def test_audit_records_identity_computed_id_and_api_version(journal: Journal) -> None:
     arm = FakeArm()
     clock = ManualClock(T - timedelta(minutes=30))
-    await make(arm, clock, journal, identity="ops@contoso.com").cancel(target(computed=True))
+    await make(arm, clock, journal, identity="ops@contoso.com").cancel(target())
     [row] = journal.cancel_audit()
     assert row.identity == "ops@contoso.com"
-    assert row.computed_id is True
+    assert row.computed_id is False
     assert (row.api_version, row.http_status, row.run_status) == (
         "2023-09-01-preview", 200, "Cancelled")
     assert row.attempted_at == clock.now()
@@ -330,3 +330,101 @@ def test_token_identity_reads_claims_without_verifying(claims: dict, expected: s
 @pytest.mark.parametrize("token", ["opaque-static-token", "a.!!!.c", "a." + "W10" + ".c"])
 def test_token_identity_of_a_non_jwt_is_none(token: str) -> None:
     assert token_identity(token) is None
+
+
+# -- a run Azure has not shown us, and Azure's own answer to the PUT (issue 14, 4 and 9) -------
+
+
+async def test_a_run_only_computed_from_the_schedule_is_refused_and_nothing_is_sent(
+    journal: Journal,
+) -> None:
+    arm = FakeArm()
+    clock = ManualClock(T - timedelta(minutes=30))  # inside the window: only the id is wrong
+    result = await make(arm, clock, journal).cancel(target(computed=True))
+    assert result.outcome is Outcome.REFUSED and "not seen in Azure yet" in result.message
+    assert arm.puts == [] and arm.gets == 0
+    [row] = journal.cancel_audit()
+    assert (row.outcome, row.computed_id, row.http_status) == ("refused", True, None)
+    assert "not seen in Azure yet" in (row.reason or "")
+
+
+def real_answer(status: int, *, run_id: str = RUN_ID, capitalised: bool = False) -> ArmReply:
+    """The recorded real answer to a cancel: lower-case id, the configuration's name, a zero
+    lastUpdateTime (docs/azure.md, "Cancel API")."""
+    props = {"status": "Cancelled", "resourceId": CONFIG_ID.lower(),
+             "lastUpdateTime": "0001-01-01T00:00:00"}
+    body = {"id": run_id.lower(), "name": "nightly", "type": "Microsoft.Maintenance/applyUpdates"}
+    body["Properties" if capitalised else "properties"] = (
+        {"Status": "Cancelled"} if capitalised else props)
+    return ArmReply(status, body)
+
+
+@pytest.mark.parametrize("status", [200, 201])
+async def test_an_answer_of_cancelled_is_accepted_when_the_read_back_is_unavailable(
+    journal: Journal, status: int,
+) -> None:
+    arm = FakeArm()
+    arm.put_reply = real_answer(status)
+    arm.get_raises = ServiceRequestError("connection refused")
+    result = await make(arm, ManualClock(T - timedelta(minutes=30)), journal,
+                        read_attempts=2).cancel(target())
+    assert result.outcome is Outcome.ACCEPTED, result.message
+    assert result.message.startswith("accepted by Azure, not yet confirmed")
+    assert (result.http_status, result.run_status) == (status, "Cancelled")
+    assert not result.verified
+    [row] = journal.cancel_audit()
+    assert (row.outcome, row.http_status) == ("accepted-unconfirmed", status)
+
+
+async def test_property_names_of_the_answer_are_read_in_any_casing() -> None:
+    arm = FakeArm()
+    arm.put_reply = real_answer(200, capitalised=True)
+    arm.get_raises = ServiceRequestError("connection refused")
+    result = await make(arm, ManualClock(T - timedelta(minutes=30)), read_attempts=1).cancel(
+        target())
+    assert result.outcome is Outcome.ACCEPTED
+
+
+@pytest.mark.parametrize("status", [200, 201])
+async def test_an_answer_of_cancelled_is_confirmed_by_the_read_back(status: int) -> None:
+    arm = FakeArm()
+    arm.put_reply = real_answer(status)
+    arm.status = "Cancelled"
+    result = await make(arm, ManualClock(T - timedelta(minutes=30))).cancel(target())
+    assert result.outcome is Outcome.VERIFIED and result.http_status == status
+
+
+@pytest.mark.parametrize("status", [200, 201])
+async def test_an_answer_contradicted_by_the_read_back_is_not_a_success(status: int) -> None:
+    # A create-or-update may answer 201 for an object it just made while the real run (read
+    # back) still shows Pending: checked exactly like a 200.
+    arm = FakeArm()
+    arm.put_reply = real_answer(status)
+    result = await make(arm, ManualClock(T - timedelta(minutes=30)), read_attempts=2).cancel(
+        target())
+    assert result.outcome is Outcome.UNKNOWN and result.run_status == "Pending"
+    assert "reads back as Pending" in result.message
+
+
+async def test_an_answer_naming_another_run_is_no_evidence() -> None:
+    arm = FakeArm()
+    other = RUN_ID.replace("20260301120000", "20260302120000")
+    arm.put_reply = real_answer(201, run_id=other)
+    arm.get_raises = ServiceRequestError("connection refused")
+    result = await make(arm, ManualClock(T - timedelta(minutes=30)), read_attempts=1).cancel(
+        target())
+    assert result.outcome is Outcome.UNKNOWN
+
+
+async def test_a_run_that_reads_back_as_missing_after_a_201_is_not_cancelled() -> None:
+    arm = FakeArm()
+    arm.put_reply = real_answer(201)
+
+    async def missing(path: str, api_version: str) -> ArmReply:
+        return ArmReply(404, {"error": {"code": "NotFound", "message": "no such run"}})
+
+    arm.read_back = missing  # type: ignore[method-assign]
+    c = Canceller(arm.send, missing, None, ManualClock(T - timedelta(minutes=30)),
+                  sleep=FakeSleep(ManualClock(T)))
+    result = await c.cancel(target())
+    assert result.outcome is Outcome.UNKNOWN and result.run_status == "not found"

@@ -50,3 +50,22 @@ def test_iso_z_is_utc_to_the_second_unless_fractions_are_asked_for() -> None:
     assert iso_z(value, fraction=True) == "2026-03-10T12:00:05.371747Z"
     assert iso_z(T, fraction=True) == "2026-03-10T12:00:00Z"
     assert iso_z(None) is None
+
+
+def test_one_skew_threshold_warns_from_five_seconds_either_way() -> None:
+    from services.domain.clock import SKEW_WARNING, skew_is_large
+
+    assert SKEW_WARNING == timedelta(seconds=5)
+    assert skew_is_large(timedelta(seconds=5)) and skew_is_large(timedelta(seconds=-5))
+    assert not skew_is_large(timedelta(seconds=4.9)) and not skew_is_large(timedelta(0))
+
+
+def test_the_doctor_judges_the_skew_by_the_same_threshold() -> None:
+    from services.azure.doctor import check_skew
+
+    assert check_skew(timedelta(seconds=5)).status == "warn"
+    assert check_skew(timedelta(seconds=4.9)).status == "ok"
+    assert check_skew(timedelta(seconds=-90)).status == "fail"
+    assert check_skew(timedelta(seconds=-90)).detail == \
+        "local clock is 1 minute and 30 seconds ahead of the server"
+    assert check_skew(timedelta(seconds=1)).detail == "within 5 seconds of the server"

@@ -4,12 +4,12 @@ behaviour against Azurite is in tests/integration/test_eventsource.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from services.azure.eventsource import DEPTH_EVERY, PEEK_LIMIT, EventSource
+from services.azure.eventsource import DEDUPE_HORIZON, DEPTH_EVERY, PEEK_LIMIT, EventSource
 from services.domain.clock import ManualClock
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -90,3 +90,92 @@ async def test_a_failed_poll_reads_the_depth_again_on_the_next() -> None:
 def test_depth_every_must_be_positive() -> None:
     with pytest.raises(ValueError, match="depth_every"):
         EventSource(FakeQueue(), clock=ManualClock(NOW), depth_every=0)
+
+
+# -- the dedupe memory is bounded by age (figure 8 stays flat over a long tail) -------------
+
+RUN = ("/subscriptions/00000000-0000-4000-8000-000000000001/resourceGroups/rg/providers/"
+       "Microsoft.Maintenance/maintenanceConfigurations/cfg/providers/"
+       "microsoft.maintenance/applyupdates/20260310130000")
+
+
+def _pre_event_text() -> str:
+    from services.standin.events_out import build_event, encode_message
+
+    start = NOW + timedelta(hours=1)
+    cfg = RUN.split("/providers/microsoft.maintenance/applyupdates/")[0]
+    return encode_message(build_event(
+        kind="pre", correlation_id=RUN, configuration_id=cfg, configuration_name="cfg",
+        start=start, end=start + timedelta(hours=2), event_time=NOW,
+        subscription_ids=["00000000-0000-4000-8000-000000000001"],
+        cutoff=start - timedelta(minutes=10)))
+
+
+def test_the_dedupe_horizon_outlasts_event_grid_retries() -> None:
+    # 10 s + 30 s + 1 min + 5 min + 10 min + 30 min + 1 h: Event Grid's retries up to its
+    # hourly step, each counted from the previous attempt (docs/azure.md).
+    retries = timedelta(seconds=10 + 30 + 60 + 300 + 600 + 1800 + 3600)
+    assert DEDUPE_HORIZON > retries
+
+
+async def test_a_duplicate_inside_the_horizon_is_flagged_not_shown() -> None:
+    clock = ManualClock(NOW)
+    queue = FakeQueue()
+    source = EventSource(queue, clock=clock)
+    queue.messages = [Message("m1", _pre_event_text())]
+    assert len((await source.poll()).events) == 1
+    queue.messages = []  # its owner consumed it
+    clock.advance(DEDUPE_HORIZON - timedelta(minutes=1))
+    queue.messages = [Message("m2", _pre_event_text())]  # Event Grid delivered it again
+    batch = await source.poll()
+    assert batch.events == () and len(batch.duplicates) == 1
+
+
+async def test_the_dedupe_forgets_what_it_has_not_seen_for_the_horizon() -> None:
+    clock = ManualClock(NOW)
+    queue = FakeQueue()
+    source = EventSource(queue, clock=clock)
+    queue.messages = [Message("m1", _pre_event_text())]
+    await source.poll()
+    queue.messages = []
+    clock.advance(DEDUPE_HORIZON + timedelta(seconds=1))
+    await source.poll()
+    assert source.remembered == (0, 0)
+    queue.messages = [Message("m2", _pre_event_text())]
+    batch = await source.poll()  # past the horizon: shown as an event again
+    assert len(batch.events) == 1 and batch.duplicates == ()
+
+
+async def test_a_message_still_in_the_queue_is_never_forgotten() -> None:
+    # Peeked every poll, it stays remembered however long the queue keeps it (any TTL).
+    clock = ManualClock(NOW)
+    queue = FakeQueue()
+    source = EventSource(queue, clock=clock)
+    queue.messages = [Message("m1", _pre_event_text())]
+    assert len((await source.poll()).events) == 1
+    for _ in range(5):
+        clock.advance(DEDUPE_HORIZON / 2)
+        batch = await source.poll()
+        assert batch.events == () and batch.duplicates == ()
+    # ... and so do its events: a second delivery beside it is still a duplicate.
+    queue.messages.append(Message("m2", _pre_event_text()))
+    batch = await source.poll()
+    assert batch.events == () and len(batch.duplicates) == 1
+
+
+async def test_a_steady_tail_keeps_the_dedupe_memory_flat() -> None:
+    clock = ManualClock(NOW)
+    queue = FakeQueue()
+    source = EventSource(queue, clock=clock, dedupe_horizon=timedelta(minutes=10))
+    sizes = []
+    for n in range(600):  # one undecodable message a minute for 10 hours, a 10-min horizon
+        queue.messages = [Message(f"m{n}")]
+        await source.poll()
+        sizes.append(source.remembered[0])
+        clock.advance(timedelta(minutes=1))
+    assert max(sizes[20:]) <= 11  # the last ten minutes' messages, never more
+
+
+def test_the_dedupe_horizon_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="dedupe_horizon"):
+        EventSource(FakeQueue(), clock=ManualClock(NOW), dedupe_horizon=timedelta(0))

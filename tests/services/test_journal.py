@@ -242,3 +242,25 @@ def test_events_limit_returns_the_latest_oldest_first(journal: Journal) -> None:
     kinds = [e.seq for e in journal.events(limit=2)]
     assert kinds == [r.seq for r in journal.events()][-2:]
     assert journal.events(limit=0) == []
+
+
+def test_verified_cancels_are_read_back_by_run_key_with_when_they_were_verified(
+        journal: Journal) -> None:
+    run_id = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Maintenance/" \
+        "maintenanceConfigurations/mc/providers/microsoft.maintenance/applyupdates/20260301124000"
+    other = run_id.replace("20260301124000", "20260302124000")
+    outcomes = [(run_id, AuditOutcome.FAILED, 1), (run_id, AuditOutcome.VERIFIED, 2),
+                (run_id, AuditOutcome.VERIFIED, 5), (other, AuditOutcome.UNKNOWN, 3),
+                (other, AuditOutcome.ACCEPTED, 4)]
+    for rid, outcome, minutes in outcomes:
+        seq = journal.begin_cancel(attempted_at=T0, run_id=rid, configuration="mc",
+                                   computed_id=False, identity=None, api_version=None)
+        journal.finish_cancel(seq, finished_at=T0 + timedelta(minutes=minutes), outcome=outcome)
+    journal.begin_cancel(attempted_at=T0, run_id=other, configuration=None, computed_id=True,
+                         identity=None, api_version=None, outcome=AuditOutcome.REFUSED)
+    # Only a cancel read back as Cancelled counts; the latest verification wins.
+    assert journal.verified_cancels() == {run_id.lower(): T0 + timedelta(minutes=5)}
+
+
+def test_no_verified_cancels_in_a_new_journal(journal: Journal) -> None:
+    assert journal.verified_cancels() == {}

@@ -137,3 +137,65 @@ def test_a_verified_cancel_applies_to_a_run_known_only_from_the_schedule() -> No
     expected = Run(cid, "c", "mc", "20260310150000", start, status="Scheduled", expected=True)
     (merged,) = merge_runs([], [expected], cancelled={cid: start})
     assert merged.status == "Cancelled" and not merged.expected
+
+
+def test_a_post_event_ends_the_run_when_it_was_raised_not_at_the_window_end() -> None:
+    from pathlib import Path
+
+    from services.domain.events import decode_message
+    from services.domain.runs import run_from_event
+
+    text = (Path(__file__).parents[1] / "data" / "events" / "post-eventgrid.json").read_bytes()
+    [event] = decode_message(text)
+    # The sample: raised at 15:55, EndDateTime (the scheduled end) 18:55.
+    ended = run_from_event(event)
+    assert ended is not None and ended.status == "Succeeded"
+    assert ended.end == event.event_time != event.end
+    observed = Run(event.correlation_id, event.configuration_id or "", "c", "20230509150000",
+                   event.start or T, end=event.end, status="InProgress")
+    (merged,) = merge_runs([observed], [], [ended])
+    assert merged.status == "Succeeded" and merged.end == event.event_time
+
+
+def test_a_pre_event_keeps_the_scheduled_end_as_the_expected_end() -> None:
+    from pathlib import Path
+
+    from services.domain.events import decode_message
+    from services.domain.runs import run_from_event
+
+    text = (Path(__file__).parents[1] / "data" / "events" / "pre-eventgrid.json").read_bytes()
+    [event] = decode_message(text)
+    pre = run_from_event(event)
+    assert pre is not None and pre.end == event.end and pre.status == "Pending"
+
+
+def test_runs_take_their_configurations_name_and_scope() -> None:
+    from services.domain.configs import configuration_from_row
+    from services.domain.runs import runs_in_view, with_configurations
+
+    host_cfg = CFG.replace("/cfg", "/hosts")
+    rows = [{"id": CFG, "properties": {"maintenanceScope": "InGuestPatch"}},
+            {"id": host_cfg, "properties": {"maintenanceScope": "Host"}}]
+    configs = [c for row in rows if (c := configuration_from_row(row, T))]
+    guest = run(configuration_name="")
+    host = run(cid=CID.replace("/cfg/", "/hosts/"), configuration_id=host_cfg)
+    orphan = run(cid=CID.replace("/cfg/", "/gone/"), configuration_id=CFG.replace("/cfg",
+                                                                                  "/gone"))
+    filled = with_configurations([guest, host, orphan], configs)
+    assert [(r.configuration_name, r.scope) for r in filled] == [
+        ("cfg", "InGuestPatch"), ("cfg", "Host"), ("cfg", "")]
+    # Guest patching by default; a run whose scope is unknown is not hidden.
+    assert [r.scope for r in runs_in_view(filled)] == ["InGuestPatch", ""]
+    assert len(runs_in_view(filled, include_other_scopes=True)) == 3
+
+
+def test_a_run_row_carries_its_scope_when_resource_graph_gives_one() -> None:
+    parsed = run_from_row({"id": CID, "properties": {"maintenanceScope": "InGuestPatch"}})
+    assert parsed is not None and parsed.scope == "InGuestPatch"
+    assert parsed.to_json()["scope"] == "InGuestPatch"
+
+
+def test_the_run_query_keeps_rows_without_a_start() -> None:
+    from services.domain.runs import runs_query
+
+    assert "isnull(todatetime(properties.startDateTime))" in runs_query()

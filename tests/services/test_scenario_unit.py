@@ -13,12 +13,8 @@ import pytest
 from services.domain.clock import ManualClock
 from services.domain.events import EventDecodeError, EventKind, decode_message
 from services.standin.events_out import MemorySink
-from services.standin.scenario import (
-    ScenarioEngine,
-    ScenarioError,
-    load_scenario,
-    parse_scenario,
-)
+from services.standin.scenario import ScenarioEngine
+from services.standin.scenario_file import ScenarioError, load_scenario, parse_scenario
 from services.standin.world import SimMachine, SimRun, World
 
 T0 = datetime(2026, 3, 10, 9, 0, 0, tzinfo=UTC)
@@ -96,7 +92,8 @@ def test_run_row_appears_at_t_minus_40_with_machines_frozen_then() -> None:
 
 
 def test_pre_event_at_t_minus_35_as_event_grid_writes_it() -> None:
-    clock, world, engine, sink = make(scenario())
+    # A fixed moment (the default spreads it over T-40..T-30, tested below).
+    clock, world, engine, sink = make(scenario(behaviour={"pre_event": "T-35m"}))
     at(clock, engine, T - timedelta(minutes=35, seconds=1))
     assert "pre" not in kinds(engine)
     at(clock, engine, T - timedelta(minutes=35))
@@ -116,7 +113,8 @@ def test_pre_event_at_t_minus_35_as_event_grid_writes_it() -> None:
 
 
 def test_run_and_machines_go_in_progress_at_t_and_finish_staggered() -> None:
-    clock, world, engine, sink = make(scenario())
+    # No overrun here (overrunning runs are tested below): every machine ends in the window.
+    clock, world, engine, sink = make(scenario(behaviour={"overrun": 0}))
     at(clock, engine, T - timedelta(seconds=1))
     assert the_run(world).status == "Pending"
     at(clock, engine, T)
@@ -319,3 +317,82 @@ def test_demo_scenario_shows_every_phase_at_start() -> None:
     machines = {m.id for c in world.configurations() for m in world.machines_of(c["id"])}
     assert len(machines) >= 200
     assert 0 < len(sink.messages) <= 32  # a peek sees the whole queue
+
+
+# -- issue 14: pre-event spread, overrunning runs, schedule edits ---------------------------
+def many(count: int, behaviour: dict[str, Any] | None = None) -> dict[str, Any]:
+    data = scenario(behaviour)
+    base = data["configuration"][0]
+    data["configuration"] = [{**base, "name": f"cfg-{i}"} for i in range(count)]
+    return data
+
+
+def pre_times(data: dict[str, Any]) -> list[datetime]:
+    clock, _, engine, sink = make(data)
+    at(clock, engine, T - timedelta(minutes=25))
+    events = [decode_message(text)[0] for text in sink.messages]
+    assert len(events) == len(data["configuration"])
+    return [e.event_time for e in events if e.event_time is not None]
+
+
+def test_pre_events_spread_over_t_minus_40_to_t_minus_30_by_default() -> None:
+    times = pre_times(many(12))
+    assert len(times) == 12
+    assert all(T - timedelta(minutes=40) <= t <= T - timedelta(minutes=29, seconds=59)
+               for t in times)
+    assert len({t.replace(microsecond=0) for t in times}) > 6  # spread, not one moment
+    assert pre_times(many(12)) == times  # the same seed gives the same moments
+
+
+def test_a_pre_event_range_can_be_given() -> None:
+    times = pre_times(many(6, {"pre_event": "T-43m..T-38m"}))
+    assert all(T - timedelta(minutes=43) <= t <= T - timedelta(minutes=37, seconds=59)
+               for t in times)
+
+
+def test_a_backwards_pre_event_range_is_an_error() -> None:
+    with pytest.raises(ScenarioError, match="range must go forward"):
+        parse_scenario(scenario({"pre_event": "T-30m..T-40m"}))
+
+
+def test_an_overrunning_run_finishes_machines_after_the_window_and_posts_late() -> None:
+    clock, world, engine, sink = make(scenario(behaviour={"overrun": 1.0}))
+    at(clock, engine, T + timedelta(hours=2, minutes=30))
+    run = the_run(world)
+    late = [r for r in run.results.values() if r.ended is not None and r.ended > run.end]
+    assert late and all(r.window_exceeded for r in late)
+    assert all(not r.window_exceeded for r in run.results.values() if r not in late)
+    assert run.status == "Completed"
+    [post] = decode_message(sink.messages[-1])
+    assert post.kind == EventKind.POST
+    assert post.end == run.end  # EndDateTime: the scheduled window end
+    assert post.event_time is not None and post.event_time > max(r.ended for r in late
+                                                                  if r.ended is not None)
+
+
+def test_no_overrun_keeps_every_machine_inside_the_window() -> None:
+    clock, world, engine, _ = make(many(5, {"overrun": 0}))
+    at(clock, engine, T + timedelta(hours=2, minutes=30))
+    for run in world.runs():
+        if run.start == T:
+            assert all(r.ended is not None and r.ended <= run.end and not r.window_exceeded
+                       for r in run.results.values())
+
+
+def test_an_overrun_outside_zero_to_one_is_an_error() -> None:
+    with pytest.raises(ScenarioError, match="overrun"):
+        parse_scenario(scenario({"overrun": 1.5}))
+
+
+def test_an_edit_through_the_world_moves_the_runs_not_created_yet() -> None:
+    clock, world, engine, _ = make(scenario(recur_every="Day"))
+    cfg = world.configurations()[0]
+    window = dict(cfg["properties"]["maintenanceWindow"])
+    start = datetime.strptime(window["startDateTime"], "%Y-%m-%d %H:%M")
+    window["startDateTime"] = (start + timedelta(hours=5)).strftime("%Y-%m-%d %H:%M")
+    # T is 60 min away: its row does not exist yet, so nothing is cancelled; it just moves.
+    assert world.edit_configuration({**cfg, "properties": {**cfg["properties"],
+                                                           "maintenanceWindow": window}}) == []
+    at(clock, engine, T + timedelta(hours=6))
+    starts = sorted(r.start for r in world.runs() if r.start >= T)
+    assert starts == [T + timedelta(hours=5)]

@@ -206,3 +206,61 @@ def test_durations(text: str | int, unit: str, expected: timedelta) -> None:
 def test_bad_durations(text: object) -> None:
     with pytest.raises(SettingsError):
         parse_duration(text, what="--since")
+
+
+# -- issue 14 (arrival range, scopes) and issue 10 (the keymap) --------------------------------
+
+
+def test_the_pre_event_arrival_range_is_a_setting(tmp_path: Path) -> None:
+    from services.domain.arrivals import ArrivalRules
+
+    defaults = load_settings(env={})
+    assert defaults.arrival_rules == ArrivalRules(timedelta(minutes=40), timedelta(minutes=30))
+    path = write(tmp_path / "c.toml", "[events]\npre_event_earliest = 43\n"
+                 "pre_event_latest = \"38m\"\n")
+    settings = load_settings(config_path=path, env={"AUMWATCH_PRE_EVENT_LATEST": "35"})
+    assert settings.arrival_rules == ArrivalRules(timedelta(minutes=43), timedelta(minutes=35))
+    assert (settings.sources["pre_event_earliest"], settings.sources["pre_event_latest"]) == (
+        "file", "env")
+    shown = {name: (value, source) for name, value, source in settings.display_items()}
+    assert shown["pre_event_earliest"] == ("43m", "file")
+
+
+def test_an_arrival_range_that_ends_before_it_starts_is_refused() -> None:
+    with pytest.raises(SettingsError, match="events: pre_event_earliest"):
+        load_settings(env={"AUMWATCH_PRE_EVENT_EARLIEST": "20",
+                           "AUMWATCH_PRE_EVENT_LATEST": "30"})
+
+
+def test_other_maintenance_scopes_are_off_by_default() -> None:
+    assert load_settings(env={}).include_other_scopes is False
+    on = load_settings({"include_other_scopes": True}, env={})
+    assert on.include_other_scopes is True and on.sources["include_other_scopes"] == "flag"
+
+
+def test_the_keys_table_becomes_the_keymap_with_its_source(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.toml", '[keys]\ncancel = "ctrl+k"\n"panel.events" = "5"\n')
+    settings = load_settings(config_path=path, env={})
+    assert dict(settings.keymap) == {"cancel": "ctrl+k", "panel.events": "5"}
+    assert settings.sources["keymap"] == "file" and settings.warnings == ()
+    shown = {name: (value, source) for name, value, source in settings.display_items()}
+    assert shown["keymap"] == ("cancel=ctrl+k, panel.events=5", "file")
+    as_json = {item["name"]: item for item in settings.to_json()}
+    assert as_json["keymap"]["value"] == {"cancel": "ctrl+k", "panel.events": "5"}
+
+
+def test_no_keys_table_means_the_default_keymap() -> None:
+    settings = load_settings(env={})
+    assert dict(settings.keymap) == {} and settings.sources["keymap"] == "default"
+
+
+def test_an_unknown_binding_id_is_a_warning_naming_the_valid_ids(tmp_path: Path) -> None:
+    from services.settings import KEY_BINDING_IDS
+
+    path = write(tmp_path / "c.toml", '[keys]\ncancle = "ctrl+k"\nquit = ""\nhelp = "f1"\n')
+    settings = load_settings(config_path=path, env={})
+    assert dict(settings.keymap) == {"help": "f1"}
+    unknown = next(w for w in settings.warnings if "cancle" in w)
+    assert "unknown key binding id" in unknown
+    assert all(binding_id in unknown for binding_id in KEY_BINDING_IDS)
+    assert any("[keys] quit" in w for w in settings.warnings)

@@ -118,7 +118,9 @@ def test_window_human_text(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "window", "--start", T, "--at", "2026-01-01T14:30:00Z")
     assert code == 0 and err == ""
     assert "phase        cancellable" in out
-    assert "next         cancel closes at 2026-01-01T14:50:00Z (in 20m 0s)" in out
+    # Durations in words, still exact to the second (humanize).
+    assert "next         cancel closes at 2026-01-01T14:50:00Z (in 20 minutes)" in out
+    assert "starts at    2026-01-01T15:00:00Z (in 30 minutes)" in out
 
 
 def test_window_human_text_says_when_the_window_never_opens(

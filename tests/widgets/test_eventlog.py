@@ -223,3 +223,22 @@ async def test_clicking_a_row_selects_it() -> None:
         await pilot.pause()
         await pilot.click(EventLog, offset=(5, 3))  # header is line 0, so the third row
         assert log.selected_row is not None and log.selected_row.key == "k2"
+
+
+async def test_the_arrival_label_replaces_the_delay_and_is_marked_when_flagged() -> None:
+    app = LogApp()
+    on_time = EventRow(time=T, kind="pre", run="r1", delay=timedelta(minutes=-5),
+                       arrival="T-35m")
+    early = EventRow(time=T, kind="pre", run="r2", arrival="T-45m", arrival_flagged=True)
+    legacy = EventRow(time=T, kind="post", run="r3", delay=timedelta(seconds=45))
+    async with app.run_test(size=(120, 24)) as pilot:
+        log = app.query_one(EventLog)
+        log.add_rows([on_time, early, legacy])
+        await pilot.pause()
+        first, second, third = (log.row_text(i) for i in range(3))
+        assert "T-35m" in first and "-5m00s" not in first and "!" not in first
+        assert "!T-45m" in second
+        assert "+45s" in third  # callers that still give a delay are unchanged
+        strip = log.render_line(2)
+        marked = [s for s in strip if "T-45m" in s.text]
+        assert marked and marked[0].style is not None and marked[0].style.bold

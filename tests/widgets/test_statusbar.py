@@ -25,7 +25,8 @@ FULL = StatusData(
 )
 
 
-@pytest.mark.parametrize(("age", "text"), [(None, "–"), (12 * S, "12s"), (125 * S, "2m"),
+@pytest.mark.parametrize(("age", "text"), [(None, "–"), (0 * S, "<10s"), (9.9 * S, "<10s"),
+                                           (12 * S, "10s"), (59 * S, "50s"), (125 * S, "2m"),
                                            (7300 * S, "2h"), (3 * 86400 * S, "3d")])
 def test_format_age(age: timedelta | None, text: str) -> None:
     assert format_age(age) == text
@@ -33,7 +34,7 @@ def test_format_age(age: timedelta | None, text: str) -> None:
 
 def test_everything_shows_when_there_is_room() -> None:
     line, error = (text.plain for text in status_lines(FULL, 200))
-    for part in ("‖ PAUSED", "■ read-only", "configs 12s", "runs 3s", "events 1s", "quota 14",
+    for part in ("‖ PAUSED", "■ read-only", "configs 10s", "runs <10s", "events <10s", "quota 14",
                  "peek 32+", "skew +2.1s"):
         assert part in line
     assert error.startswith("✗ ARG 503 [bold red]boom[/] \\x1b[31m")
@@ -103,11 +104,32 @@ async def test_an_age_change_below_the_shown_grain_stores_without_redrawing() ->
         original = bar.refresh
         bar.refresh = lambda *a, **k: refreshes.append(1) or original(*a, **k)  # type: ignore[method-assign]
         configs, runs, events = FULL.sources
-        finer = replace(FULL, sources=(replace(configs, age=12.7 * S), runs, events))
-        assert bar.update_status(finer) is False  # 12.7 s still reads "12s"
+        finer = replace(FULL, sources=(replace(configs, age=19.9 * S), runs, events))
+        assert bar.update_status(finer) is False  # 19.9 s still reads "10s"
         assert bar.data is finer and refreshes == []
-        later = replace(FULL, sources=(replace(configs, age=13 * S), runs, events))
+        later = replace(FULL, sources=(replace(configs, age=20 * S), runs, events))
         assert bar.update_status(later) is True
         assert refreshes == [1]
         await pilot.pause()
-        assert "configs 13s" in bar.render_line(0).text
+        assert "configs 20s" in bar.render_line(0).text
+
+
+def test_the_skew_is_highlighted_by_the_callers_verdict_not_by_its_size() -> None:
+    # The threshold lives in services.domain.clock; the bar only shows the verdict it is given.
+    quiet = StatusData(clock_skew=30 * S, skew_warning=False)
+    loud = StatusData(clock_skew=30 * S, skew_warning=True)
+    [plain] = status_lines(quiet, 200)
+    [warned] = status_lines(loud, 200)
+    assert plain.plain == warned.plain == "skew +30.0s"
+    assert any("yellow" in str(span.style) for span in warned.spans)
+    assert not any("yellow" in str(span.style) for span in plain.spans)
+    # A warned skew outranks the queue when space is short; a quiet one goes first.
+    both = StatusData(clock_skew=30 * S, skew_warning=True, queue_mode="peek", queue_depth=3)
+    assert "skew" in status_lines(both, 14)[0].plain
+    assert "skew" not in status_lines(replace(both, skew_warning=False), 14)[0].plain
+
+
+def test_a_deep_queue_reads_with_thousands_separators() -> None:
+    [line] = status_lines(StatusData(queue_mode="peek", queue_depth=12345,
+                                     queue_depth_capped=True), 200)
+    assert line.plain == "peek 12,345+"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from collections.abc import Callable, Sequence
 
@@ -25,9 +26,45 @@ COMMAND_MODULES = (
     "tui.cli.schedule",  # schedule next
     "tui.cli.window",  # window
     "tui.cli.standin",  # sim, demo
+    "tui.cli.capture",  # capture
 )
 
 Handler = Callable[[argparse.Namespace], int]
+
+#: The loggers of the Azure SDKs (azure-core, azure-identity, the management clients...).
+SDK_LOGGER = "azure"
+
+
+class _QuietHandler(logging.NullHandler):
+    """Marks the handler aumwatch put on the SDK logger (so a second call replaces it)."""
+
+
+class _DebugHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The stderr handler aumwatch puts on the SDK logger under ``--debug``."""
+
+
+def quiet_sdk_logs(debug: bool = False) -> None:
+    """Keep the Azure SDKs' log records off the terminal unless ``debug``.
+
+    Without a handler anywhere, Python prints WARNING records to stderr by itself: without
+    ``az login``, azure-identity's warning is a 15-line list of every credential it tried,
+    printed before aumwatch's own one-line error that already says what to do. So the SDK
+    logger gets a handler that drops everything and does not pass records up. With ``debug``
+    the records (from DEBUG up) go to stderr instead.
+    """
+    logger = logging.getLogger(SDK_LOGGER)
+    for handler in list(logger.handlers):
+        if isinstance(handler, _QuietHandler | _DebugHandler):
+            logger.removeHandler(handler)
+    if debug:
+        handler = _DebugHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(name)s %(levelname)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+    else:
+        logger.addHandler(_QuietHandler())
+        logger.setLevel(logging.WARNING)
+    logger.propagate = False
 
 
 class CliError(Exception):
@@ -73,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``aumwatch`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    quiet_sdk_logs(bool(getattr(args, "debug", False)))
     func: Handler | None = getattr(args, "func", None)
     if func is None:
         # No subcommand: the dashboard.

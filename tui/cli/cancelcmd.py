@@ -1,14 +1,17 @@
 """``aumwatch cancel RUN_ID [--yes]``: cancel one maintenance run, verified.
 
-The run is looked up first (ARM GET of the run: its start and status), the pre-event's
-cancellation cutoff is taken from the local journal when one was seen, and the operator
-confirms by typing the configuration's name (unless ``--yes``). The cancel itself is
-:class:`services.azure.cancel.Canceller`: refused locally outside the window, in read-only mode or
-while another cancel of the run is in flight; verified by reading the run back; audited.
+The run is looked up first: ARM GET of the run (its start and status), whether Azure has
+shown it (its Resource Graph row, or one of its events in the local journal), and the
+pre-event's cancellation cutoff from the journal. A run Azure has not shown is never sent: its
+id is only computed from the schedule, and the cancel PUT is a create-or-update that could
+create a run and "succeed" while the real one goes ahead (docs/azure.md, "Cancel API"). The
+operator confirms by typing the configuration's name (unless ``--yes``). The cancel itself is
+:class:`services.azure.cancel.Canceller`: refused locally for an unseen run, outside the
+window, in read-only mode or while another cancel of the run is in flight; verified by reading
+the run back; audited.
 
-Exit 0 only when the run is verified Cancelled; 1 otherwise (refused, failed, unknown), with
-one line saying why. ``--json`` prints ``[{"run_id", "configuration_name", "outcome",
-"message", "http_status", "run_status", "computed_id"}]``.
+Exit codes are :data:`EXIT_CODES` (also in ``--help``). ``--json`` prints ``[{"run_id",
+"configuration_name", "outcome", "message", "http_status", "run_status", "computed_id"}]``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,23 @@ from tui.cli import CliError, add_common
 
 #: A skew smaller than this is noise (the ``Date`` header has whole seconds).
 _SKEW_NOISE = timedelta(seconds=2)
+#: Exit status when Azure answered the PUT with the run Cancelled but reading it back failed:
+#: not a failure, not yet a confirmation (look again with ``aumwatch runs``).
+EXIT_ACCEPTED = 3
+#: How often and how far apart the run is read back after the PUT.
+READ_ATTEMPTS = 5
+READ_INTERVAL = timedelta(seconds=2)
+
+EXIT_CODES = f"""exit status:
+  0  the run is cancelled, verified by reading it back (or it already was)
+  1  nothing was cancelled, or whether it was is unknown: refused before sending (the run
+     not seen in Azure yet, outside its cancel window, read-only, no audit journal, not
+     confirmed), refused by Azure, or sent and not seen Cancelled; one line on stderr says
+     which
+  2  wrong usage
+  {EXIT_ACCEPTED}  accepted by Azure, not yet confirmed: Azure answered the cancel with the run
+     Cancelled but reading it back failed; check with `aumwatch runs` before acting again
+"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -33,7 +53,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "cancel",
         help="cancel one run (inside its cancel window), verified",
         description="Cancel one maintenance run by its correlation id. Asks you to type the "
-        "configuration's name unless --yes. Exit 0 only when the run is verified Cancelled.",
+        "configuration's name unless --yes. Only a run Azure has shown (its Resource Graph "
+        "row, or a pre-event in the journal) is ever sent; a run only computed from the "
+        "schedule is refused. Exit 0 only when the run is verified Cancelled.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_common(parser)
     add_settings_flags(parser)
@@ -82,6 +106,25 @@ def run_cancel(args: argparse.Namespace) -> int:
 
 
 async def _cancel(args: argparse.Namespace, settings: Any, run_id: Any) -> int:
+    from services.azure.resourcegraph import QueryRunner
+
+    credential = _credential(settings)
+    try:
+        async with QueryRunner.from_settings(settings, credential=credential,
+                                             correct_clock=False) as runner:
+            return await _cancel_with(args, settings, run_id, credential, runner)
+    finally:
+        await credential.close()
+
+
+def _credential(settings: Any) -> Any:
+    from services.azure.clients import make_async_credential
+
+    return make_async_credential(settings)
+
+
+async def _cancel_with(args: argparse.Namespace, settings: Any, run_id: Any, credential: Any,
+                       runner: Any) -> int:
     from services.azure.cancel import (
         Canceller,
         CancelTarget,
@@ -92,7 +135,6 @@ async def _cancel(args: argparse.Namespace, settings: Any, run_id: Any) -> int:
         CANCEL_CLIENT_OPTIONS,
         async_maintenance_client,
         cloud_for,
-        make_async_credential,
     )
     from services.azure.journal import Journal, JournalError
     from services.domain.clock import SystemClock
@@ -102,14 +144,16 @@ async def _cancel(args: argparse.Namespace, settings: Any, run_id: Any) -> int:
     except JournalError as exc:
         # Every cancel is audited: with no journal there is no cancel.
         raise CliError(f"refused: {exc}; a cancel is only sent when it can be audited") from exc
-    credential = make_async_credential(settings)
     try:
         client = async_maintenance_client(settings, credential, run_id.subscription_id,
                                           **CANCEL_CLIENT_OPTIONS)
         async with client:
             send, read_back = maintenance_client_calls(client)
-            lookup = await _look_up(read_back, run_id, settings, journal)
-            if lookup.status is not None and lookup.status.lower() in ("cancelled", "canceled"):
+            lookup = await _look_up(read_back, run_id, settings, journal, runner)
+            # "Already cancelled" only for a run Azure has shown: an unseen id that reads back
+            # Cancelled is no news about the real run, and is refused below like any other.
+            if (lookup.status is not None and not lookup.computed_id
+                    and lookup.status.lower() in ("cancelled", "canceled")):
                 return _report(args, run_id, "verified", "the run is already cancelled",
                                None, lookup.status, lookup.computed_id)
             clock = SystemClock(skew=lookup.skew or timedelta(0))
@@ -121,15 +165,15 @@ async def _cancel(args: argparse.Namespace, settings: Any, run_id: Any) -> int:
             # Only ask when a cancel could be sent: otherwise let the Canceller refuse (and
             # audit the refusal) without making the operator type anything.
             if (not args.yes and window.is_cancellable(clock.now())
-                    and not settings.read_only):
+                    and not settings.read_only and not lookup.computed_id):
                 _confirm(run_id, window, clock.now(), lookup.computed_id)
             identity = await credential_identity(credential, cloud_for(settings).token_scope)
             canceller = Canceller(send, read_back, journal, clock, settings.window_rules,
                                   settings.read_only, settings.cancel_api_version,
-                                  identity=identity)
+                                  identity=identity, read_attempts=READ_ATTEMPTS,
+                                  read_interval=READ_INTERVAL)
             result = await canceller.cancel(target)
     finally:
-        await credential.close()
         journal.close()
     if result.journal_error:
         print(f"aumwatch: warning: the audit journal could not be written: "
@@ -138,8 +182,11 @@ async def _cancel(args: argparse.Namespace, settings: Any, run_id: Any) -> int:
                    result.run_status, lookup.computed_id)
 
 
-async def _look_up(read_back: Any, run_id: Any, settings: Any, journal: Any) -> _Lookup:
-    """The run's start (ARM, else its name), the pre-event's cutoff (journal) and status."""
+async def _look_up(read_back: Any, run_id: Any, settings: Any, journal: Any,
+                   runner: Any) -> _Lookup:
+    """The run's start (ARM, else its name), the pre-event's cutoff (journal), its status, and
+    whether Azure has shown it: a Resource Graph row or a journaled event carrying its id. An
+    ARM GET is no such proof: a run is only seen once Azure itself has named it."""
     from services.azure.journal import JournalError
     from services.domain.clock import SystemClock
     from services.domain.runs import parse_time
@@ -152,9 +199,8 @@ async def _look_up(read_back: Any, run_id: Any, settings: Any, journal: Any) -> 
         skew = measured if abs(measured) >= _SKEW_NOISE else None
     start: datetime = run_id.start
     status: str | None = None
-    known = False
+    known = await _in_resource_graph(runner, run_id)
     if reply.ok:
-        known = True
         status = reply.run_status
         props = reply.body.get("properties", {}) if isinstance(reply.body, dict) else {}
         start = parse_time(props.get("startDateTime")) or start
@@ -174,14 +220,26 @@ async def _look_up(read_back: Any, run_id: Any, settings: Any, journal: Any) -> 
     return _Lookup(start, cutoff, not known, status, skew)
 
 
+async def _in_resource_graph(runner: Any, run_id: Any) -> bool:
+    """Whether Resource Graph holds a row for the run (a failed query is a one-line error)."""
+    from services.domain.runs import run_from_row, run_query
+
+    result = await runner.query(run_query(run_id.correlation_id), what="run lookup")
+    return any((run := run_from_row(row)) is not None and run.key == run_id.key
+               for row in result.rows)
+
+
 def _confirm(run_id: Any, window: Any, now: datetime, computed: bool) -> None:
+    import humanize
+
     from tui.cli.data import clean
 
     name = run_id.configuration_name
+    left = humanize.precisedelta(max(window.closes_at - now, timedelta(0)))
     lines = [
         f"Cancel run {clean(run_id.run_name)} of configuration {clean(name)!r}?",
         f"  starts {_hms(window.start)}; cancellable until {_hms(window.closes_at)} "
-        f"(now {_hms(now)})",
+        f"(now {_hms(now)}: {left} left)",
     ]
     if computed:
         lines.append("  the run id is COMPUTED from the schedule: no pre-event or Azure record "
@@ -213,10 +271,15 @@ def _report(args: argparse.Namespace, run_id: Any, outcome: str, message: str,
             print(f"cancelled: run {clean(run_id.run_name)} of {clean(run_id.configuration_name)}"
                   f" ({clean(message)})")
         return 0
-    if args.json:
-        print(f"aumwatch: {clean(message)}", file=sys.stderr)
-        return 1
     text = clean(message)
+    if outcome == "accepted":
+        print(f"aumwatch: {text}", file=sys.stderr)
+        return EXIT_ACCEPTED
+    if outcome == "refused":
+        text += "; nothing was sent"
+    if args.json:
+        print(f"aumwatch: {text}", file=sys.stderr)
+        return 1
     raise CliError(text if text.startswith(outcome) else f"{outcome}: {text}")
 
 

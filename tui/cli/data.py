@@ -124,8 +124,12 @@ def _clock() -> Any:
 # --- configs ---------------------------------------------------------------------------------
 
 
+def _scope_flags(args: argparse.Namespace) -> dict[str, Any]:
+    return {"include_other_scopes": True if getattr(args, "all_scopes", False) else None}
+
+
 def run_configs(args: argparse.Namespace) -> int:
-    settings = settings_from_args(args)
+    settings = settings_from_args(args, **_scope_flags(args))
     clock = _clock()
 
     async def fetch() -> Any:
@@ -136,13 +140,14 @@ def run_configs(args: argparse.Namespace) -> int:
             return await ConfigSource(runner).fetch()
 
     fetched = _run(fetch)
-    from services.domain.configs import next_run_phase
+    from services.domain.configs import configurations_in_view, next_run_phase
     from services.domain.schedule import ScheduleError, resolve_zone
 
     now = clock.now()
     rules = settings.window_rules
+    shown = configurations_in_view(fetched.items, settings.include_other_scopes)
     items = []
-    for config in fetched.items:
+    for config in shown:
         next_phase = next_run_phase(config, now, rules)
         items.append((config, str(next_phase) if next_phase else None))
     if args.json:
@@ -163,7 +168,7 @@ def run_configs(args: argparse.Namespace) -> int:
                      phase_text or ("schedule error" if config.schedule_error else "-")))
     print_table(("NAME", "RESOURCE GROUP", "SUBSCRIPTION", "SCOPE", "RECURRENCE", "ZONE",
                  "NEXT START (UTC)", "NEXT START (ZONE)", "PHASE"), rows)
-    for config in fetched.items:
+    for config in shown:
         if config.schedule_error:
             print(f"aumwatch: {clean(config.name)}: {clean(config.schedule_error)}",
                   file=sys.stderr)
@@ -173,6 +178,38 @@ def run_configs(args: argparse.Namespace) -> int:
 # --- runs ------------------------------------------------------------------------------------
 
 
+def verified_cancels(settings: Any) -> dict[str, Any]:
+    """The runs whose cancel this machine verified (the audit journal): run key -> when.
+
+    Resource Graph lags behind a cancel by seconds to minutes; without these, ``aumwatch
+    runs`` right after ``aumwatch cancel`` would show the run as it was. A journal that does
+    not exist yet is no error; one that cannot be read is a warning, not a failure.
+    """
+    from services.azure.journal import Journal, JournalError
+
+    path = settings.journal_path
+    if not path.exists():
+        return {}
+    try:
+        with Journal(path) as journal:
+            return journal.verified_cancels()
+    except JournalError as exc:
+        print(f"aumwatch: warning: verified cancels not applied: {clean(exc)}", file=sys.stderr)
+        return {}
+
+
+def merged_runs(configs: Sequence[Any], observed: Sequence[Any], cancelled: dict[str, Any], *,
+                include_other_scopes: bool = False) -> tuple[Any, ...]:
+    """What ``runs`` lists: Resource Graph's runs, the schedules' expected runs and the
+    verified cancels merged by the one merge rule
+    (:func:`services.domain.runs.merge_runs`), with each configuration's name and scope, in
+    the maintenance scopes asked for."""
+    from services.domain.runs import expected_runs, merge_runs, runs_in_view, with_configurations
+
+    merged = merge_runs(observed, expected_runs(configs), (), cancelled=cancelled)
+    return runs_in_view(with_configurations(merged, configs), include_other_scopes)
+
+
 def run_runs(args: argparse.Namespace) -> int:
     from services.settings import SettingsError, parse_duration
 
@@ -180,24 +217,20 @@ def run_runs(args: argparse.Namespace) -> int:
         since = parse_duration(args.since, default_unit="d", what="--since")
     except SettingsError as exc:
         raise CliError(str(exc)) from exc
-    settings = settings_from_args(args)
+    settings = settings_from_args(args, **_scope_flags(args))
     clock = _clock()
 
     async def fetch() -> Any:
         from services.azure.resourcegraph import QueryRunner
         from services.azure.sources import ConfigSource, RunSource
-        from services.domain.model import Fetched
-        from services.domain.runs import expected_runs, merge_runs
 
         async with QueryRunner.from_settings(settings, clock=clock) as runner:
             configs = (await ConfigSource(runner).fetch()).items
-            observed = await RunSource(runner).fetch_observed(since)
-            merged = merge_runs(observed.items, expected_runs(configs))
-            return configs, Fetched(merged, observed.fetched_at, observed.skew,
-                                    observed.requests)
+            return configs, await RunSource(runner).fetch_observed(since)
 
-    configs, fetched = _run(fetch)
-    runs = list(fetched.items)
+    configs, observed = _run(fetch)
+    runs = list(merged_runs(configs, observed.items, verified_cancels(settings),
+                            include_other_scopes=settings.include_other_scopes))
     if args.configuration:
         from services.domain.configs import find_configurations
 
@@ -304,6 +337,13 @@ def run_doctor_command(args: argparse.Namespace) -> int:
 # --- registration ----------------------------------------------------------------------------
 
 
+def _add_scope_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--all-scopes", action="store_true",
+                        help="also list other maintenance scopes (Host, OSImage, Extension, "
+                        "...); default: guest patching (InGuestPatch) only, or the "
+                        "include_other_scopes setting")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     configs = subparsers.add_parser("configs", help="list maintenance configurations",
                                     description="Maintenance configurations in scope, with "
@@ -311,6 +351,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                                     "the phase of the next run.")
     add_common(configs)
     add_settings_flags(configs)
+    _add_scope_flag(configs)
     configs.set_defaults(func=run_configs)
 
     runs = subparsers.add_parser("runs", help="list recent and upcoming runs",
@@ -321,6 +362,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     runs.add_argument("--configuration", metavar="NAME", help="only this configuration")
     runs.add_argument("--since", default="7d", metavar="AGE",
                       help="runs that started within AGE (e.g. 12h, 7d; at most 30d)")
+    _add_scope_flag(runs)
     runs.set_defaults(func=run_runs)
 
     machines = subparsers.add_parser("machines", help="machines of one run",

@@ -3,6 +3,8 @@
 ``sim`` starts the stand-in (HTTPS Resource Manager + Resource Graph), Azurite and the scenario,
 writes an aumwatch config file pointing at them, prints exactly one JSON line on stdout when
 everything is ready, and runs until SIGINT or SIGTERM (exit 0), stopping Azurite with it.
+``--arg-lag SECONDS`` sets Resource Graph's lag (default: 5-90 s a change, as Azure's index lags;
+what the scenario holds at start is visible at once).
 
 ``demo`` does the same and opens the dashboard on it; quitting the dashboard stops everything.
 """
@@ -34,6 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     _scenario_options(sim)
     sim.add_argument("--write-config", metavar="PATH",
                      help="write the aumwatch config file here (default: a temporary file)")
+    sim.add_argument("--replay", metavar="DIR",
+                     help="serve a capture (`aumwatch capture --out DIR`) as the world instead "
+                     "of a scenario; time moves forward from the capture's moment")
     sim.set_defaults(func=run_sim)
 
     demo = subparsers.add_parser(
@@ -53,6 +58,19 @@ def _scenario_options(parser: argparse.ArgumentParser) -> None:
                         help="scenario TOML file (default: the built-in demo scenario)")
     parser.add_argument("--speed", type=_speed, default=1.0, metavar="X",
                         help="run the scenario clock X times faster than real time (default 1)")
+    parser.add_argument("--arg-lag", type=_arg_lag, default=None, metavar="SECONDS",
+                        help="a change shows in Resource Graph SECONDS later (scenario clock; "
+                        "0 for none); default: 5-90 s a change, as Azure's index lags")
+
+
+def _arg_lag(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value <= 86_400:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 86400 seconds, not {text}")
+    return value
 
 
 def _speed(text: str) -> float:
@@ -68,10 +86,18 @@ def _speed(text: str) -> float:
 def _environment(args: argparse.Namespace, config_path: str | None) -> SimEnvironment:
     from services.standin.azurite import AzuriteError
     from services.standin.runner import SimEnvironment
-    from services.standin.scenario import ScenarioError
+    from services.standin.scenario_file import ScenarioError
 
     try:
-        env = SimEnvironment(args.scenario, speed=args.speed, config_path=config_path)
+        if getattr(args, "replay", None):  # a capture is the world (services/standin/replay.py)
+            from services.standin.replay import ReplayEnvironment
+
+            env: SimEnvironment = ReplayEnvironment(args.replay, speed=args.speed,
+                                                    config_path=config_path,
+                                                    arg_lag=args.arg_lag)
+        else:
+            env = SimEnvironment(args.scenario, speed=args.speed, config_path=config_path,
+                                 arg_lag=args.arg_lag)
     except ScenarioError as exc:
         raise CliError(str(exc)) from None
     try:

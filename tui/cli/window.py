@@ -62,17 +62,10 @@ def parse_cli_time(text: str, option: str) -> datetime:
 
 
 def _duration(seconds: int) -> str:
-    sign = "-" if seconds < 0 else ""
-    rest = abs(seconds)
-    days, rest = divmod(rest, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{days}d"] if days else []
-    if days or hours:
-        parts.append(f"{hours}h")
-    parts.append(f"{minutes}m")
-    parts.append(f"{secs}s")
-    return sign + " ".join(parts)
+    """Exact to the second, in words: "20 minutes", "1 hour, 5 minutes and 3 seconds"."""
+    import humanize  # lazily: light, but only the text output needs it
+
+    return humanize.precisedelta(timedelta(seconds=abs(seconds)))
 
 
 def run_window_command(args: argparse.Namespace) -> int:

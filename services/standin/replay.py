@@ -1,0 +1,365 @@
+"""Replaying a capture (``aumwatch capture``) as the stand-in's world: ``aumwatch sim --replay``.
+
+:func:`load_capture` reads and checks a capture directory; :func:`build_world` fills a
+:class:`~services.standin.world.World` from it through the World's public methods only:
+
+* each configuration from its ARM object (or, when the GET was not captured, from its
+  Resource Graph row in ARM's shape);
+* each machine seen in a run's machine rows, assigned to that run's configuration;
+* each run from its Resource Graph row (status, start, end, error, last update), with its
+  machines' results rebuilt from the machine rows and their patch rows.
+
+The World then answers the same queries with the same rows (in the World's own row shape),
+so ``aumwatch configs|runs|machines`` show what they showed on the tenant, modulo the
+pseudonyms.
+
+:class:`ReplayEnvironment` is a :class:`~services.standin.runner.SimEnvironment` whose
+clock starts at the capture's moment and whose scenario is made from the captured
+schedules: the scenario engine moves time forward from there (a Pending run starts at its
+start, its machines finish, new runs appear at T-40 with the captured machines). The
+captured queue messages are written into Azurite, in the order they were inserted.
+
+The stand-in imports only the pure rules (services.domain), never the client it stands in for.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from services.domain.configs import folded, text_of
+from services.domain.runid import RunIdError, parse_configuration_id, parse_run_id
+from services.domain.runs import _count, cancelled_by_from_error, error_text, parse_time
+from services.domain.schedule import ScheduleError, parse_schedule
+from services.standin.runner import SimEnvironment
+from services.standin.scenario_file import Behaviour, ConfigurationSpec, Scenario, ScenarioError
+from services.standin.world import (
+    MachineResult,
+    SimMachine,
+    SimRun,
+    World,
+    parse_resource_id,
+)
+
+CAPTURE_FORMAT = "aumwatch-capture"
+SUPPORTED_VERSIONS = frozenset({1})
+_FILES = ("configs", "runs", "machines", "arm", "queue")
+_TERMINAL = frozenset({"succeeded", "failed", "completedwithwarnings", "cancelled", "canceled"})
+# A machine-level run row's status, as the patch status it stands for (no patch row yet).
+_MACHINE_STATUS = {"pending": "NotStarted", "notstarted": "NotStarted",
+                   "cancelled": "NotStarted", "canceled": "NotStarted",
+                   "inprogress": "InProgress", "completed": "Succeeded",
+                   "succeeded": "Succeeded", "failed": "Failed",
+                   "completedwithwarnings": "CompletedWithWarnings"}
+_WALL_LENGTH = len("YYYY-MM-DD hh:mm")
+
+
+class ReplayError(ScenarioError):
+    """A capture that cannot be replayed; the message names the file and the fault."""
+
+
+@dataclass(frozen=True)
+class Capture:
+    """A capture as read from its directory."""
+
+    directory: Path
+    manifest: dict[str, Any]
+    captured_at: datetime
+    configs: list[dict[str, Any]]
+    runs: list[dict[str, Any]]
+    machines: list[dict[str, Any]]  # {"run": correlation id, "rows": [...]}
+    arm: list[dict[str, Any]]
+    queue: list[dict[str, Any]]  # {"id", "inserted_on", "content", ...}
+
+
+def load_capture(directory: str | Path) -> Capture:
+    """Read a capture directory; :class:`ReplayError` says what is missing or malformed."""
+    root = Path(directory)
+    manifest = _read_json(root / "manifest.json", dict)
+    if manifest.get("format") != CAPTURE_FORMAT:
+        raise ReplayError(f"{root / 'manifest.json'}: not an aumwatch capture "
+                          f"(format {manifest.get('format')!r})")
+    if manifest.get("format_version") not in SUPPORTED_VERSIONS:
+        raise ReplayError(f"{root / 'manifest.json'}: capture format version "
+                          f"{manifest.get('format_version')!r} is not supported by this "
+                          "aumwatch (it reads version 1)")
+    captured_at = parse_time(manifest.get("captured_at"))
+    if captured_at is None:
+        raise ReplayError(f"{root / 'manifest.json'}: captured_at is missing or not a time")
+    files = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
+    parts: dict[str, list[dict[str, Any]]] = {}
+    for key in _FILES:
+        name = files.get(key) or f"{key}.json"
+        if not isinstance(name, str) or "/" in name or "\\" in name or name.startswith("."):
+            raise ReplayError(f"{root / 'manifest.json'}: file name for {key} is not a plain "
+                              "file name")
+        items = _read_json(root / name, list)
+        bad = next((i for i, item in enumerate(items) if not isinstance(item, dict)), None)
+        if bad is not None:
+            raise ReplayError(f"{root / name}: item {bad} is not a JSON object")
+        parts[key] = items
+    return Capture(directory=root, manifest=manifest, captured_at=captured_at, **parts)
+
+
+def _read_json(path: Path, kind: type) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ReplayError(f"{path}: missing (is this an aumwatch capture directory?)") from None
+    except OSError as exc:
+        raise ReplayError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise ReplayError(f"{path}: not valid JSON: {exc}") from None
+    if not isinstance(value, kind):
+        raise ReplayError(f"{path}: expected a JSON {'object' if kind is dict else 'array'}")
+    return value
+
+
+# -- the World -------------------------------------------------------------------------------
+
+
+def _config_objects(capture: Capture) -> list[dict[str, Any]]:
+    """ARM objects of the configurations: the captured GET, else the row in ARM's shape."""
+    by_id: dict[str, dict[str, Any]] = {}
+    for row in capture.configs:
+        top = folded(row)
+        config_id = text_of(top.get("id"))
+        if not config_id:
+            continue
+        by_id[config_id.lower()] = {
+            "id": config_id,
+            "name": text_of(top.get("name")) or config_id.rsplit("/", 1)[-1],
+            "type": "Microsoft.Maintenance/maintenanceConfigurations",
+            "location": text_of(top.get("location")),
+            "tags": top.get("tags") if isinstance(top.get("tags"), dict) else {},
+            "properties": top.get("properties") if isinstance(top.get("properties"), dict)
+            else {},
+        }
+    for arm in capture.arm:
+        config_id = text_of(arm.get("id"))
+        if config_id:
+            by_id[config_id.lower()] = dict(arm)
+    return list(by_id.values())
+
+
+def _machine(resource_id: str, patch: Mapping[str, Any], location: str) -> SimMachine:
+    parts = parse_resource_id(resource_id)
+    arc = "hybridcompute" in resource_id.lower()
+    return SimMachine(
+        id=resource_id, name=resource_id.rstrip("/").rsplit("/", 1)[-1],
+        subscription_id=parts.get("subscriptions", ""),
+        resource_group=parts.get("resourcegroups", ""), location=location,
+        os_type=text_of(patch.get("ostype")) or "Windows", arc=arc)
+
+
+def _result(props: Mapping[str, Any], patch: Mapping[str, Any], run_end: datetime
+            ) -> MachineResult:
+    """A machine's result from its machine-level run row and its patch row (if any)."""
+    status = text_of(patch.get("status")) or _MACHINE_STATUS.get(
+        text_of(props.get("status")).lower(), "NotStarted")
+    details = folded(patch.get("errordetails"))
+    # The machine row's start is the schedule's; only a patch row knows the machine's own.
+    started = parse_time(patch.get("startdatetime"))
+    ended = parse_time(props.get("enddatetime"))
+    if ended is not None and ended == run_end:
+        # The schedule's end, not the machine's (docs/azure.md, "Resource Graph"): the
+        # machine's own finish is its patch row's last change once that is terminal.
+        ended = None
+    if ended is None and status.lower() in _TERMINAL:
+        ended = parse_time(patch.get("lastmodifieddatetime"))
+    window_exceeded = patch.get("maintenancewindowexceeded")
+    return MachineResult(
+        status=status,
+        installed=_count(patch.get("installedpatchcount")) or 0,
+        failed=_count(patch.get("failedpatchcount")) or 0,
+        pending=_count(patch.get("pendingpatchcount")) or 0,
+        excluded=_count(patch.get("excludedpatchcount")) or 0,
+        reboot_status=text_of(patch.get("rebootstatus")) or "NotNeeded",
+        window_exceeded=window_exceeded is True or str(window_exceeded).lower() == "true",
+        error_code=text_of(details.get("code")) or None,
+        error_message=error_text(patch) or error_text(props),
+        started=started,
+        ended=ended,
+    )
+
+
+def _runs(capture: Capture, durations: Mapping[str, timedelta]
+          ) -> tuple[list[SimRun], dict[str, SimMachine]]:
+    machine_rows: dict[str, list[dict[str, Any]]] = {}
+    for item in capture.machines:
+        of_run = text_of(item.get("run"))
+        rows = item.get("rows")
+        if of_run and isinstance(rows, list):
+            machine_rows[of_run.lower()] = [r for r in rows if isinstance(r, dict)]
+    machines: dict[str, SimMachine] = {}
+    runs: list[SimRun] = []
+    for row in capture.runs:
+        top = folded(row)
+        props = folded(top.get("properties"))
+        cid = (text_of(props.get("correlationid")) or text_of(top.get("id"))).strip()
+        try:
+            run_id = parse_run_id(cid)
+        except RunIdError:
+            continue  # the World keys runs by a run id; aumwatch drops such rows too
+        config_id = text_of(props.get("maintenanceconfigurationid")) or run_id.configuration_id
+        start = parse_time(props.get("startdatetime")) or run_id.start
+        if start is None:
+            continue
+        end = parse_time(props.get("enddatetime")) or start + durations.get(
+            config_id.lower(), timedelta(hours=3, minutes=55))
+        error = error_text(props)
+        run = SimRun(correlation_id=cid, configuration_id=config_id, start=start, end=end,
+                     status=text_of(props.get("status")) or "Pending", error_message=error,
+                     cancelled_by=cancelled_by_from_error(error))
+        for machine_row in machine_rows.get(cid.lower(), []):
+            mtop = folded(machine_row)
+            mprops = folded(mtop.get("properties"))
+            patch = folded(mtop.get("patch"))
+            resource_id = text_of(mprops.get("resourceid")) or text_of(mtop.get("machineid"))
+            if not resource_id or any(m.lower() == resource_id.lower()
+                                      for m in run.machine_ids):
+                continue
+            known = machines.get(resource_id.lower())
+            if known is None:
+                known = _machine(resource_id, patch, text_of(mtop.get("location")))
+                machines[resource_id.lower()] = known
+            run.machine_ids.append(known.id)
+            run.results[known.id] = _result(mprops, patch, end)
+        run.updated = parse_time(props.get("lastupdatetime"))
+        runs.append(run)
+    return runs, machines
+
+
+def _duration(config: Mapping[str, Any]) -> timedelta | None:
+    window = folded(folded(config.get("properties")).get("maintenancewindow"))
+    text = text_of(window.get("duration"))
+    try:
+        hours, minutes = (int(p) for p in text.split(":")[:2])
+    except ValueError:
+        return None
+    return timedelta(hours=hours, minutes=minutes)
+
+
+def build_world(capture: Capture, world: World) -> None:
+    """Fill ``world`` from ``capture`` (public World methods only). Idempotent: a run the
+    World already holds (the scenario engine's) takes the captured state in place, so the
+    engine goes on moving that same run forward."""
+    configs = _config_objects(capture)
+    durations = {c["id"].lower(): d for c in configs if (d := _duration(c)) is not None}
+    runs, machines = _runs(capture, durations)
+    subscriptions: list[str] = []
+    for config in configs:
+        subscriptions.append(parse_resource_id(config["id"]).get("subscriptions", ""))
+    subscriptions.extend(m.subscription_id for m in machines.values())
+    for sub in dict.fromkeys(s for s in subscriptions if s):
+        world.add_subscription(sub)
+    for config in configs:
+        world.add_configuration(config)
+    for machine in machines.values():
+        world.add_machine(machine)
+    for run in runs:
+        for machine_id in run.machine_ids:
+            world.assign(machine_id, run.configuration_id)
+    for run in runs:
+        updated = run.updated  # the captured row's last change
+        existing = world.get_run(run.correlation_id)
+        if existing is None:
+            world.upsert_run(run)  # stamps the World's now: put the captured time back
+            existing = run
+        with world.mutate():
+            existing.configuration_id = run.configuration_id
+            existing.start, existing.end = run.start, run.end
+            existing.status, existing.error_message = run.status, run.error_message
+            existing.cancelled_by = run.cancelled_by
+            existing.machine_ids = list(run.machine_ids)
+            existing.results = dict(run.results)
+            existing.updated = updated or existing.updated
+
+
+def replay_world(capture: Capture, clock: Any) -> World:
+    """A new World on ``clock`` holding the capture."""
+    world = World(clock)
+    build_world(capture, world)
+    return world
+
+
+# -- the scenario engine ---------------------------------------------------------------------
+
+
+def replay_scenario(capture: Capture) -> Scenario:
+    """A scenario the engine can play on the replayed world: one configuration per captured
+    in-guest patching schedule that parses, no machines of its own (the engine uses the
+    captured ones assigned in the World), no history (the capture is the history), and no
+    events written for the past (the captured queue is the past)."""
+    specs: list[ConfigurationSpec] = []
+    subscriptions: list[str] = []
+    for config in _config_objects(capture):
+        try:
+            sub, rg, name = parse_configuration_id(config["id"])
+        except RunIdError:
+            continue
+        subscriptions.append(sub)
+        props = folded(config.get("properties"))
+        scope = text_of(props.get("maintenancescope"))
+        if scope and scope.lower() != "inguestpatch":
+            continue  # the engine plays patch runs only
+        window = folded(props.get("maintenancewindow"))
+        start = text_of(window.get("startdatetime"))[:_WALL_LENGTH]
+        zone = text_of(window.get("timezone")) or "UTC"
+        recur = text_of(window.get("recurevery"))
+        duration = text_of(window.get("duration")) or "03:55"
+        expiration = text_of(window.get("expirationdatetime")) or None
+        try:
+            parse_schedule(start, zone, recur, duration, expiration)
+        except ScheduleError:
+            continue  # shown with its error by aumwatch; nothing to play
+        specs.append(ConfigurationSpec(
+            name=name, subscription_id=sub, resource_group=rg,
+            location=text_of(config.get("location")) or "westeurope", time_zone=zone,
+            recur_every=recur, duration=duration, start=start, expiration=expiration,
+            tags={}, machines=(), behaviour=Behaviour(), history=0, outcomes=()))
+    return Scenario(subscriptions=tuple(dict.fromkeys(subscriptions)),
+                    configurations=tuple(specs), seed=0, history_events=timedelta(0),
+                    source=str(capture.directory))
+
+
+class ReplayEnvironment(SimEnvironment):
+    """The stand-in serving a capture: its clock starts at the capture's moment, the
+    scenario engine moves time forward, and the captured queue messages are in Azurite."""
+
+    def __init__(self, directory: str | Path, **kwargs: Any) -> None:
+        self.capture = load_capture(directory)
+        super().__init__(replay_scenario(self.capture), **kwargs)
+        self.clock.set(self.capture.captured_at)
+        # Before the engine starts, so that it plans new runs with the captured machines.
+        build_world(self.capture, self.world)
+
+    def start(self) -> ReplayEnvironment:
+        """Start everything, put the captured state back over what the engine installed,
+        and write the captured queue messages."""
+        if self._started:
+            return self
+        super().start()
+        try:
+            build_world(self.capture, self.world)
+            # The capture is the world as it was: on a stand-in whose Resource Graph lags,
+            # it must not look like a change made just now (the server settles what exists).
+            settle = getattr(self.server, "settle", None)
+            if callable(settle):
+                settle()
+            assert self.sink is not None
+            for message in sorted(self.capture.queue,
+                                  key=lambda m: str(m.get("inserted_on") or "")):
+                content = message.get("content")
+                if isinstance(content, str):
+                    self.sink.send(content)
+        except BaseException:
+            self.stop()
+            raise
+        return self

@@ -1,0 +1,60 @@
+"""The Azure SDKs' log records stay off the terminal unless --debug (issue 14, point 10)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tui.cli import SDK_LOGGER, quiet_sdk_logs
+
+DUMP = ("DefaultAzureCredential failed to retrieve a token from the included credentials.\n"
+        "Attempted credentials:\n\tEnvironmentCredential: unavailable")
+
+
+@pytest.fixture(autouse=True)
+def restore_sdk_logger() -> Iterator[None]:
+    logger = logging.getLogger(SDK_LOGGER)
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    yield
+    logger.handlers[:] = saved[0]
+    logger.setLevel(saved[1])
+    logger.propagate = saved[2]
+
+
+def test_a_credential_warning_prints_nothing_by_default(
+        capfd: pytest.CaptureFixture[str]) -> None:
+    quiet_sdk_logs(debug=False)
+    logging.getLogger("azure.identity.aio._credentials.default").warning(DUMP)
+    quiet_sdk_logs(debug=False)  # twice is the same as once
+    logging.getLogger("azure.core.pipeline").error("a transport error")
+    assert capfd.readouterr().err == ""
+
+
+def test_debug_shows_the_sdk_records(capfd: pytest.CaptureFixture[str]) -> None:
+    quiet_sdk_logs(debug=True)
+    logging.getLogger("azure.identity.aio._credentials.default").warning(DUMP)
+    logging.getLogger("azure.core.pipeline").debug("request details")
+    err = capfd.readouterr().err
+    assert "DefaultAzureCredential failed" in err and "request details" in err
+
+
+def test_without_az_login_the_error_is_one_line(tmp_path: Path) -> None:
+    # A real DefaultAzureCredential with nothing to sign in with: no environment, no Azure
+    # CLI, an empty home directory.
+    env = {"PATH": os.path.dirname(sys.executable), "HOME": str(tmp_path),
+           "AUMWATCH_DATA_DIR": str(tmp_path / "data")}
+    code = "import sys; from tui.cli import main; sys.exit(main(sys.argv[1:]))"
+    done = subprocess.run(
+        [sys.executable, "-c", code, "configs", "--subscription",
+         "00000000-0000-0000-0000-000000000001"],
+        env=env, cwd=Path(__file__).resolve().parents[3], capture_output=True, text=True,
+        timeout=120, check=False)
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("aumwatch: ") and "Attempted credentials:\n" not in done.stderr
