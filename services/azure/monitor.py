@@ -233,14 +233,13 @@ class Monitor:
         path = self.settings.journal_path
         if self._journal is None and not Path(path).exists():
             return {}  # reading must not create a journal
-        from services.azure.journal import AuditOutcome, JournalError
+        from services.azure.journal import JournalError
 
         try:
-            rows = self._open_journal().cancel_audit()
+            cancels: dict[str, datetime] = self._open_journal().verified_cancels()
         except (JournalError, OSError):
             return {}
-        return {row.run_id.lower(): row.finished_at or row.attempted_at for row in rows
-                if row.outcome == AuditOutcome.VERIFIED}
+        return cancels
 
     def _open_journal(self) -> Any:
         if self._journal is None:
