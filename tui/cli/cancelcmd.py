@@ -235,7 +235,10 @@ def _confirm(run_id: Any, window: Any, now: datetime, computed: bool) -> None:
     from tui.cli.data import clean
 
     name = run_id.configuration_name
-    left = humanize.precisedelta(max(window.closes_at - now, timedelta(0)))
+    # Whole seconds: ``now`` carries the measured clock skew, fractions of a second would
+    # read as "19 minutes and 59.62 seconds".
+    remaining = max(window.closes_at - now, timedelta(0))
+    left = humanize.precisedelta(timedelta(seconds=int(remaining.total_seconds())))
     lines = [
         f"Cancel run {clean(run_id.run_name)} of configuration {clean(name)!r}?",
         f"  starts {_hms(window.start)}; cancellable until {_hms(window.closes_at)} "
