@@ -53,7 +53,6 @@ class EventMemory:
         self.max_runs = max_runs
         self._runs: dict[str, Run] = {}
         self._arrivals: dict[str, EventArrival] = {}
-        self._last_batch: Any = None
         self._next_age_prune: datetime | None = None
 
     def __len__(self) -> int:
@@ -78,13 +77,7 @@ class EventMemory:
     def remember(self, batch: Any, now: datetime) -> list[str]:
         """Take a batch's events (an :class:`~services.azure.eventsource.EventBatch`, or anything
         with ``events`` of received events); returns the keys of the runs they named.
-
-        Remembering the same batch object again does nothing (the monitor and the dashboard
-        may both hand it over) and returns the same keys.
-        """
-        if batch is self._last_batch:
-            return self._keys_of(batch)
-        self._last_batch = batch
+        Only the dashboard's state hands batches over, each once."""
         keys: list[str] = []
         for received in getattr(batch, "events", ()):
             key = self.add(received.event, received.arrived_at)
@@ -132,12 +125,3 @@ class EventMemory:
         for key in keys:
             self._runs.pop(key, None)
             self._arrivals.pop(key, None)
-
-    @staticmethod
-    def _keys_of(batch: Any) -> list[str]:
-        keys = []
-        for received in getattr(batch, "events", ()):
-            run = run_from_event(received.event)
-            if run is not None:
-                keys.append(run.key)
-        return keys
