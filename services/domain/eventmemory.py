@@ -3,8 +3,9 @@ first arrived. Bounded, so a dashboard left open for days does not grow.
 
 The runs an event names show up before Resource Graph catches up (it can lag by minutes) and
 carry what Resource Graph never has (a pre-event's cancellation cut-off). The first arrival of
-each kind per run feeds the timeline and the watchdog. One :class:`EventMemory` is shared by
-the monitor (which merges its runs into every runs poll) and the dashboard.
+each kind per run feeds the timeline and the watchdog. The dashboard's state owns the one
+:class:`EventMemory` and is the only code that records events in it (it merges the memory's
+runs with the others by ``merge_runs``).
 
 Forgetting (we define it; the design is silent): a run is forgotten once it started more than
 ``max_age`` ago (the runs query's history, 7 days), and, when more than ``max_runs`` runs are
