@@ -8,7 +8,6 @@ Everything the operator looks at is the :class:`~tui.screens.dashboard.Dashboard
 from __future__ import annotations
 
 import contextlib
-import tomllib
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import timedelta
@@ -31,20 +30,6 @@ from tui.hangup import HangupGuard
 from tui.screens.dashboard import DashboardScreen, Scheduler
 
 HIGH_CONTRAST_THEME = "aumwatch-high-contrast"
-
-
-def read_keymap(path: Path | None) -> dict[str, str]:
-    """The ``[keys]`` table of the config file: binding id -> keys (``"ctrl+x"``)."""
-    if path is None:
-        return {}
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
-        return {}  # the settings loader already reported a broken file
-    keys = data.get("keys")
-    if not isinstance(keys, dict):
-        return {}
-    return {str(k): str(v) for k, v in keys.items() if isinstance(v, str) and v.strip()}
 
 
 class AumwatchApp(App[int]):
@@ -94,7 +79,8 @@ class AumwatchApp(App[int]):
         self.monitor: Monitor | None = monitor if monitor is not None else (
             Monitor(settings, self.clock) if poll else None)
         self._theme_name = theme
-        self._keymap = read_keymap(settings.config_path)
+        # The [keys] table, already validated against KEY_BINDING_IDS by the settings loader.
+        self._keymap = dict(settings.keymap)
         self.hangup = HangupGuard(lambda: self.exit(0))
         # Events have their own, much shorter interval: a peek is one cheap Storage call with
         # no Resource Graph quota behind it (settings.DEFAULT_EVENTS_POLL_INTERVAL).

@@ -50,8 +50,10 @@ async def send(monitor: Monitor | None, target: CancelTarget) -> CancelResult:
 def outcome_toast(result: CancelResult) -> tuple[str, SeverityLevel]:
     """The one line and severity that tell the operator how a cancel ended."""
     outcome = result.outcome.value
+    # Accepted is not a failure: Azure said Cancelled and the read-back is still to come.
     severity: SeverityLevel = ("information" if outcome == "verified"
-                               else "warning" if outcome == "refused" else "error")
+                               else "warning" if outcome in ("refused", "accepted")
+                               else "error")
     text = f"cancel {outcome}: {result.message}"
     if result.journal_error:
         text += f" (audit not written: {result.journal_error})"

@@ -38,8 +38,8 @@ def export_view(state: DashboardState, events: Iterable[EventRow], folder: Path)
             for r in (state.runs_of(selected) if selected else [])]
     rows: list[dict[str, Any]] = [
         {"time": row.time.isoformat(), "kind": row.kind, "configuration": row.configuration,
-         "run": row.run, "delay_s": row.delay.total_seconds() if row.delay else None,
-         "flag": row.flag} for row in events]
+         "run": row.run, "arrival": row.arrival or None,
+         "arrival_flagged": row.arrival_flagged, "flag": row.flag} for row in events]
     json_path = stem.with_suffix(".json")
     json_path.write_text(json.dumps({"exported_at": now.isoformat(), "configurations": configs,
                                      "runs": runs, "events": rows}, indent=2),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from services.azure.monitor import Monitor
-from services.domain.clock import SystemClock
+from services.domain.clock import SystemClock, skew_is_large
 from services.domain.dashboard import DashboardState
 from widgets.statusbar import SourceAge, StatusData
 
@@ -40,4 +40,5 @@ def status_data(state: DashboardState, monitor: Monitor | None, *, queue_configu
         quota_remaining=quota, throttled_for=throttled,
         queue_mode=state.queue_mode, queue_depth=state.queue_depth,
         queue_depth_capped=state.queue_capped, clock_skew=skew,
+        skew_warning=skew is not None and skew_is_large(skew),
         read_only=state.read_only, paused=paused, last_error=state.last_error)

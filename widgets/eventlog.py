@@ -43,7 +43,9 @@ FLAG_LOOKS: dict[str, tuple[str, str]] = {
 TIME_WIDTH = 8
 DELAY_WIDTH = 7
 FLAG_WIDTH = 13
-HEADERS = ("time", "type", "configuration", "run", "delay", "flag")
+# The fifth column shows ``arrival`` when the row has one (the dashboard's rows), else
+# ``delay``; its header names what the dashboard shows.
+HEADERS = ("time", "type", "configuration", "run", "arrival", "flag")
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,11 @@ class ArrivalRules:
             raise ValueError(f"pre_event_earliest ({self.pre_event_earliest}) must be at least "
                              f"pre_event_latest ({self.pre_event_latest})")
 
+    def pre_event_range(self, start: datetime) -> tuple[datetime, datetime]:
+        """When the pre-event of a run starting at ``start`` may arrive: (earliest, latest).
+        The one rule for the event tail's flag and the timeline's expected slot."""
+        return start - self.pre_event_earliest, start - self.pre_event_latest
+
 
 def _minutes_text(seconds: float) -> str:
     """``35m``, ``1h05m``, ``2d`` for a non-negative number of seconds (nearest minute)."""
@@ -76,8 +81,7 @@ def arrival(event: Any, arrived_at: datetime, run_end: datetime | None = None,
     if kind == "pre" and start is not None:
         ahead = (start - arrived_at).total_seconds()
         label = f"T-{_minutes_text(ahead)}" if ahead >= 0 else f"T+{_minutes_text(-ahead)}"
-        early = start - rules.pre_event_earliest
-        late = start - rules.pre_event_latest
+        early, late = rules.pre_event_range(start)
         return label, not early <= arrived_at <= late
     if kind == "post":
         end = run_end if run_end is not None else getattr(event, "end", None)

@@ -22,15 +22,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from services.domain.arrivals import ArrivalRules, arrival
 from services.domain.clock import Clock
+from services.domain.configs import in_patch_view
 from services.domain.eventmemory import EventArrival, EventMemory
-from services.domain.eventtail import (
-    EventLine,
-    arrival_delay,
-    event_payload,
-    finding_line,
-    short_type,
-)
+from services.domain.eventtail import EventLine, event_payload, finding_line, short_type
 from services.domain.model import Configuration, Fetched, Run
 from services.domain.runindex import RunIndex
 from services.domain.runs import cancel_refusal, expected_runs, merge_runs
@@ -45,6 +41,12 @@ MAX_BACKOFF = timedelta(minutes=5)
 FIRST_BACKOFF = timedelta(seconds=5)
 #: The shortest delay before a retry.
 MIN_BACKOFF = timedelta(seconds=2)
+#: How long a cancel Azure accepted without a confirming read-back holds Cancel back, unless a
+#: poll shows the run's status first (docs/azure.md: Resource Graph lags by minutes).
+ACCEPTED_HOLD = timedelta(minutes=10)
+#: Why Cancel is not offered while an accepted cancel awaits its confirmation.
+ACCEPTED_REASON = ("a cancel of this run was accepted by Azure and is not yet confirmed: "
+                   "wait for the next poll")
 _FAR = datetime.max.replace(tzinfo=UTC)
 
 
@@ -73,7 +75,12 @@ class Change:
 
 
 class CancelOutcome(Protocol):
-    """What the state needs of a cancel's result (:class:`services.azure.cancel.CancelResult`)."""
+    """What the state needs of a cancel's result (:class:`services.azure.cancel.CancelResult`).
+    ``outcome``: ``"verified"``, ``"accepted"`` (Azure answered Cancelled, the read-back was
+    unavailable), ``"refused"``, ``"failed"`` or ``"unknown"``."""
+
+    @property
+    def outcome(self) -> str: ...
 
     @property
     def run_id(self) -> str: ...
@@ -92,14 +99,20 @@ def row_sort_key(config: Configuration, run: Run | None) -> tuple[datetime, str,
 
 class DashboardState:
     """See the module. ``watch_events``: a queue is configured (the watchdog judges only
-    then: without a queue every run would miss its events)."""
+    then: without a queue every run would miss its events). ``arrival_rules``: the pre-event's
+    documented arrival range (settings). ``include_other_scopes``: show configurations and
+    runs of every maintenance scope, not only guest patching."""
 
     def __init__(self, rules: WindowRules, clock: Clock, *, watch_events: bool = False,
                  queue_mode: str | None = None, read_only: bool = False,
                  poll_interval: timedelta = timedelta(seconds=60),
                  events_poll_interval: timedelta = timedelta(seconds=5),
-                 memory: EventMemory | None = None) -> None:
+                 memory: EventMemory | None = None,
+                 arrival_rules: ArrivalRules | None = None,
+                 include_other_scopes: bool = False) -> None:
         self.rules = rules
+        self.arrival_rules = arrival_rules if arrival_rules is not None else ArrivalRules()
+        self.include_other_scopes = include_other_scopes
         self.clock = clock
         self.watch_events = watch_events
         self.read_only = read_only
@@ -115,6 +128,10 @@ class DashboardState:
         self.filter_text = ""
         self.cancel_in_flight: set[str] = set()
         self.cancelled: dict[str, datetime] = {}  # run key -> when its cancel was verified
+        # run key -> (when Azure accepted its cancel, the run's status then): Cancel stays
+        # held back until a poll shows another status or ACCEPTED_HOLD passed.
+        self.cancel_accepted: dict[str, tuple[datetime, str]] = {}
+        self._hidden_configs: set[str] = set()  # keys of configurations of other scopes
         self.queue_mode = queue_mode
         self.queue_depth: int | None = None
         self.queue_capped = False
@@ -144,12 +161,14 @@ class DashboardState:
         return self.index.next_run(config_key, now or self.clock.now())
 
     def matches(self, config: Configuration) -> bool:
-        """Whether ``config`` passes the filter (name, group, subscription, zone, schedule)."""
+        """Whether ``config`` passes the filter (name, group, subscription, zone, schedule,
+        maintenance scope)."""
         needle = self.filter_text.strip().lower()
         if not needle:
             return True
         haystack = " ".join((config.name, config.resource_group, config.subscription_id,
-                             config.time_zone, config.schedule_description or "")).lower()
+                             config.time_zone, config.schedule_description or "",
+                             config.scope)).lower()
         return needle in haystack
 
     def sort_key(self, key: str, now: datetime) -> tuple[datetime, str, str]:
@@ -182,7 +201,15 @@ class DashboardState:
             return "read-only mode: cancelling is disabled"
         if run.key in self.cancel_in_flight:
             return "a cancel of this run is in flight"
+        if self.cancel_unconfirmed(run.key, now):
+            return ACCEPTED_REASON
         return cancel_refusal(run, now or self.clock.now(), self.rules)
+
+    def cancel_unconfirmed(self, key: str, now: datetime | None = None) -> bool:
+        """Whether Azure accepted a cancel of run ``key`` that no poll has confirmed yet (nor
+        contradicted) within :data:`ACCEPTED_HOLD`: it counts as in flight."""
+        accepted = self.cancel_accepted.get(key)
+        return accepted is not None and (now or self.clock.now()) < accepted[0] + ACCEPTED_HOLD
 
     # -- errors and back-off ---------------------------------------------------------------
     @property
@@ -248,14 +275,27 @@ class DashboardState:
 
     # -- applying fetches -----------------------------------------------------------------
     def apply_configs(self, fetched: Fetched[Configuration]) -> Change:
-        """Take a configurations snapshot: the configurations and their schedules' runs."""
-        new = {c.id.lower(): c for c in fetched.items}
+        """Take a configurations snapshot: the configurations and their schedules' runs.
+        Those of other maintenance scopes are hidden unless ``include_other_scopes``."""
+        new: dict[str, Configuration] = {}
+        hidden: set[str] = set()
+        for item in fetched.items:
+            if in_patch_view(item.scope, self.include_other_scopes):
+                new[item.id.lower()] = item
+            else:
+                hidden.add(item.id.lower())
         old = self.configs
         changed = {k for k, c in new.items() if (o := old.get(k)) is not c and o != c}
         removed = old.keys() - new.keys()
         self.configs = new
         touched = set(changed | removed)
         rekey: set[str] = set()
+        if hidden != self._hidden_configs:
+            # Runs Resource Graph showed of a configuration that came or went out of view.
+            flipped = hidden ^ self._hidden_configs
+            self._hidden_configs = hidden
+            rekey |= {k for k, r in self._observed.items()
+                      if r.configuration_id.lower() in flipped}
         for key in removed:
             rekey |= {r.key for r in self._expected.pop(key, ())}
         for key in changed:
@@ -305,12 +345,14 @@ class DashboardState:
         for received in batch.events:
             event = received.event
             arrived = received.arrived_at
+            # A post-event is measured against the scheduled end its EndDateTime carries, not
+            # the merged run's end (which the post-event itself moved to its arrival).
+            label, flagged = arrival(event, arrived, rules=self.arrival_rules)
             lines.append(EventLine(
                 time=arrived, kind=short_type(event.type),
                 configuration=event.configuration_name or "",
                 run=event.run_name or event.correlation_id.rsplit("/", 1)[-1],
-                delay=arrival_delay(str(getattr(event, "kind", "")), event.start, event.end,
-                                    arrived),
+                arrival=label, arrival_flagged=flagged,
                 payload=event_payload(received), key=event.id))
         keys = set(self.memory.remember(batch, now))
         # Runs only the events knew, which the memory has now forgotten, go back to what the
@@ -349,8 +391,15 @@ class DashboardState:
         Graph rows, and the run panel stays on that run until the operator moves."""
         key = result.run_id.lower()
         self.cancel_in_flight.discard(key)
+        if str(result.outcome) == "accepted":
+            # Azure said Cancelled but the read-back was unavailable: not verified, and not
+            # to be sent again while a poll may still confirm it (ACCEPTED_HOLD).
+            run = self.index.get(key)
+            self.cancel_accepted[key] = (self.clock.now(), run.status if run else "")
+            return Change(selection=True, configs=self._configs_of([key]), status=True)
         if not result.verified:
             return Change(selection=True, configs=self._configs_of([key]), status=True)
+        self.cancel_accepted.pop(key, None)
         showing = self.current_run
         self.cancelled[key] = self.clock.now()
         if showing is not None and showing.key == key:
@@ -369,17 +418,23 @@ class DashboardState:
                       selection=self._selection_touched(touched))
 
     def tick(self, now: datetime) -> Change:
-        """Time moved to ``now``: the watchdog judges the deadlines that passed."""
+        """Time moved to ``now``: accepted cancels past :data:`ACCEPTED_HOLD` stop holding
+        Cancel back, and the watchdog judges the deadlines that passed."""
+        # check_due reports each finding once already (Watchdog.check marks them).
+        expired = [k for k, (at, _) in self.cancel_accepted.items() if now >= at + ACCEPTED_HOLD]
+        for key in expired:
+            del self.cancel_accepted[key]
+        held = Change(selection=True, configs=self._configs_of(expired)) if expired else Change()
         if not self.watch_events or self.queue_capped or self.queue_depth is None:
             # A capped peek cannot see every event: judging missing ones would cry wolf.
-            return Change()
-        # check_due reports each finding once already (Watchdog.check marks them).
+            return held
         findings = self.watchdog.check_due(self.index.runs, self.arrivals, now)
         self.findings.extend(findings)
         if not findings:
-            return Change()
+            return held
         return Change(events=tuple(finding_line(f, now) for f in findings),
-                      findings=tuple(findings))
+                      findings=tuple(findings), selection=held.selection,
+                      configs=held.configs)
 
     # -- inside ----------------------------------------------------------------------------
     def _expected_by_key(self) -> dict[str, Run]:
@@ -400,7 +455,8 @@ class DashboardState:
         merged = merge_runs(() if observed is None else (observed,),
                             () if expected is None else (expected,),
                             () if told is None else (told,), cancelled=cancelled)
-        return self._named(merged[0])
+        run = self._named(merged[0])
+        return run if self._in_view(run) else None
 
     def _remerge(self, keys: Collection[str]) -> tuple[set[str], list[Run]]:
         """Merge these runs again and put them in the index; (configs touched, runs changed).
@@ -411,9 +467,10 @@ class DashboardState:
         if len(keys) * 4 > len(self.index) + len(self._observed):
             merged = merge_runs(self._observed.values(), self._expected_by_key().values(),
                                 self.memory.runs(), cancelled=self.cancelled, ordered=False)
-            touched, changed = self.index.replace(
-                {r.key: r if r.configuration_name else self._named(r) for r in merged})
+            named = (self._named(r) for r in merged)
+            touched, changed = self.index.replace({r.key: r for r in named if self._in_view(r)})
             self._track(changed)
+            self._confirm_accepted(changed)
             return touched, changed
         touched = set()
         changed = []
@@ -427,14 +484,41 @@ class DashboardState:
                 touched |= hit
                 changed.append(run)
         self._track(changed)
+        self._confirm_accepted(changed)
         return touched, changed
 
     def _named(self, run: Run) -> Run:
-        """A run whose source did not name its configuration takes the configuration's name."""
-        if run.configuration_name:
+        """A run whose source did not name its configuration takes the configuration's name;
+        with other scopes shown, its scope too (runs rows seldom carry one; hiding needs none:
+        see :meth:`_in_view`)."""
+        if run.configuration_name and (run.scope or not self.include_other_scopes):
             return run
         config = self.configs.get(run.configuration_id.lower())
-        return replace(run, configuration_name=config.name) if config is not None else run
+        if config is None:
+            return run
+        changes: dict[str, Any] = {}
+        if not run.configuration_name:
+            changes["configuration_name"] = config.name
+        if self.include_other_scopes and not run.scope and config.scope:
+            changes["scope"] = config.scope
+        return replace(run, **changes) if changes else run
+
+    def _in_view(self, run: Run) -> bool:
+        """Whether ``run`` is shown: its scope (or its configuration's) is in view."""
+        if run.configuration_id.lower() in self._hidden_configs:
+            return False
+        return in_patch_view(run.scope, self.include_other_scopes)
+
+    def _confirm_accepted(self, runs: Sequence[Run]) -> None:
+        # An accepted cancel is settled once a poll shows its run in another status than it
+        # had when Azure accepted (Cancelled: confirmed; anything else: the cancel did not
+        # take, and Cancel may be offered again if the window is still open).
+        if not self.cancel_accepted:
+            return
+        for run in runs:
+            accepted = self.cancel_accepted.get(run.key)
+            if accepted is not None and run.status != accepted[1]:
+                del self.cancel_accepted[run.key]
 
     def _track(self, runs: Sequence[Run]) -> None:
         # Only with a queue: without one nothing is ever judged, and the queue would only grow.

@@ -3,8 +3,9 @@ first arrived. Bounded, so a dashboard left open for days does not grow.
 
 The runs an event names show up before Resource Graph catches up (it can lag by minutes) and
 carry what Resource Graph never has (a pre-event's cancellation cut-off). The first arrival of
-each kind per run feeds the timeline and the watchdog. One :class:`EventMemory` is shared by
-the monitor (which merges its runs into every runs poll) and the dashboard.
+each kind per run feeds the timeline and the watchdog. The dashboard's state owns the one
+:class:`EventMemory` and is the only code that records events in it (it merges the memory's
+runs with the others by ``merge_runs``).
 
 Forgetting (we define it; the design is silent): a run is forgotten once it started more than
 ``max_age`` ago (the runs query's history, 7 days), and, when more than ``max_runs`` runs are
@@ -53,7 +54,6 @@ class EventMemory:
         self.max_runs = max_runs
         self._runs: dict[str, Run] = {}
         self._arrivals: dict[str, EventArrival] = {}
-        self._last_batch: Any = None
         self._next_age_prune: datetime | None = None
 
     def __len__(self) -> int:
@@ -78,13 +78,7 @@ class EventMemory:
     def remember(self, batch: Any, now: datetime) -> list[str]:
         """Take a batch's events (an :class:`~services.azure.eventsource.EventBatch`, or anything
         with ``events`` of received events); returns the keys of the runs they named.
-
-        Remembering the same batch object again does nothing (the monitor and the dashboard
-        may both hand it over) and returns the same keys.
-        """
-        if batch is self._last_batch:
-            return self._keys_of(batch)
-        self._last_batch = batch
+        Only the dashboard's state hands batches over, each once."""
         keys: list[str] = []
         for received in getattr(batch, "events", ()):
             key = self.add(received.event, received.arrived_at)
@@ -132,12 +126,3 @@ class EventMemory:
         for key in keys:
             self._runs.pop(key, None)
             self._arrivals.pop(key, None)
-
-    @staticmethod
-    def _keys_of(batch: Any) -> list[str]:
-        keys = []
-        for received in getattr(batch, "events", ()):
-            run = run_from_event(received.event)
-            if run is not None:
-                keys.append(run.key)
-        return keys

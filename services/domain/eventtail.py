@@ -1,5 +1,7 @@
-"""The event tail as plain data: one line per event, undecodable message or watchdog finding,
-and when a pre- or post-event is expected to arrive.
+"""The event tail as plain data: one line per event, undecodable message or watchdog finding.
+
+When an event arrived relative to its run, and whether that is unusual, is
+:mod:`services.domain.arrivals`' rule (the state words each line's ``arrival`` with it).
 
 Pure: no Textual, no Azure SDK; a batch's events are read by duck typing.
 """
@@ -9,37 +11,18 @@ from __future__ import annotations
 import contextlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from services.domain.watchdog import Finding
-
-#: When the pre-event is expected, before the run's start: docs/azure.md says at least
-#: 30 minutes ahead; the timeline marks the five minutes before that as its expected slot.
-PRE_EVENT_EARLIEST = timedelta(minutes=35)
-PRE_EVENT_LATEST = timedelta(minutes=30)
-
-
-def pre_event_expected(start: datetime) -> tuple[datetime, datetime]:
-    """When a run starting at ``start`` should see its pre-event: (earliest, latest)."""
-    return start - PRE_EVENT_EARLIEST, start - PRE_EVENT_LATEST
-
-
-def arrival_delay(kind: str, start: datetime | None, end: datetime | None,
-                  arrived: datetime) -> timedelta | None:
-    """How late an event arrived (negative: early): a pre-event against the latest moment
-    it is expected (:func:`pre_event_expected`), a post-event against the run's end."""
-    if kind == "pre" and start is not None:
-        return arrived - pre_event_expected(start)[1]
-    if kind == "post" and end is not None:
-        return arrived - end
-    return None
 
 
 @dataclass(frozen=True)
 class EventLine:
     """One line of the event tail as plain data (the view turns it into a row).
 
+    ``arrival``: when a pre/post event arrived relative to its run (``T-35m``, ``+4m``),
+    ``arrival_flagged``: outside the documented range (:func:`services.domain.arrivals.arrival`).
     Every string is untrusted (it came from a queue): the view never renders it as markup.
     """
 
@@ -47,7 +30,8 @@ class EventLine:
     kind: str
     configuration: str = ""
     run: str = ""
-    delay: timedelta | None = None
+    arrival: str = ""
+    arrival_flagged: bool = False
     flag: str | None = None
     payload: str = ""
     key: str = ""

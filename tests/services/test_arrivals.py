@@ -52,6 +52,15 @@ def test_the_range_is_a_rule_the_caller_gives() -> None:
     assert arrival(pre, pre.start - timedelta(minutes=35), None, old_docs) == ("T-35m", True)
 
 
+def test_the_timelines_expected_slot_is_the_same_range() -> None:
+    start = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)
+    assert ArrivalRules().pre_event_range(start) == (start - timedelta(minutes=40),
+                                                     start - timedelta(minutes=30))
+    narrow = ArrivalRules(timedelta(minutes=38), timedelta(minutes=36))
+    assert narrow.pre_event_range(start) == (start - timedelta(minutes=38),
+                                             start - timedelta(minutes=36))
+
+
 def test_a_range_that_ends_before_it_starts_is_refused() -> None:
     with pytest.raises(ValueError, match="pre_event_earliest"):
         ArrivalRules(pre_event_earliest=timedelta(minutes=20),

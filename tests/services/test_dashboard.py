@@ -3,14 +3,20 @@ findings once, errors per source, back-off, selection, verified cancels, tick bo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from services.azure.eventsource import EventBatch, ReceivedEvent
+from services.domain.arrivals import ArrivalRules
 from services.domain.clock import ManualClock
-from services.domain.dashboard import MAX_BACKOFF, DashboardState
+from services.domain.dashboard import (
+    ACCEPTED_HOLD,
+    ACCEPTED_REASON,
+    MAX_BACKOFF,
+    Change,
+    DashboardState,
+)
 from services.domain.events import decode_message
-from services.domain.eventtail import arrival_delay, pre_event_expected
 from services.domain.model import Configuration, Fetched, Run
 from services.domain.runs import UNSEEN_RUN_REASON
 from services.domain.window import WindowRules
@@ -64,6 +70,7 @@ class Result:
     run_id: str
     verified: bool
     run_status: str | None = "Cancelled"
+    outcome: str = ""
 
 
 def make_state(clock: ManualClock, **kwargs: object) -> DashboardState:
@@ -111,8 +118,8 @@ def test_events_are_remembered_once_and_fill_what_resource_graph_lacks() -> None
     assert [line.kind for line in change.events] == ["pre"]
     assert state.runs[key].source == "event" and state.runs[key].cutoff is not None
     assert state.arrivals[key].pre == NOW
-    # The same batch handed over again adds nothing (today's double write is gone).
-    again = state.apply_events(one)
+    # The same event read again (a peek sees it until it is deleted) adds no second run.
+    again = state.apply_events(batch(pre))
     assert not again.runs and len(state.memory) == 1
     # Resource Graph catches up: its row wins, the event's cut-off stays.
     state.apply_runs(Fetched((observed("web", start),), NOW))
@@ -231,6 +238,68 @@ def test_a_failed_cancel_changes_no_run() -> None:
     assert not change.runs and state.runs[key].status == "Pending" and not state.cancelled
 
 
+def test_an_accepted_cancel_holds_cancel_back_until_a_poll_settles_it() -> None:
+    clock = ManualClock(NOW)
+    state = make_state(clock)
+    start = NOW + timedelta(minutes=30)
+    state.apply_runs(Fetched((observed("web", start),), NOW))
+    key = run_id("web", start).lower()
+    state.begin_cancel(key)
+    change = state.apply_cancel(Result(run_id("web", start), False, None, "accepted"))
+    assert change.selection and not state.cancel_in_flight and not state.cancelled
+    assert state.cancel_unconfirmed(key)
+    assert state.refusal(state.runs[key]) == ACCEPTED_REASON
+    # Resource Graph lags: a poll still saying Pending confirms nothing, Cancel stays held.
+    clock.advance(timedelta(minutes=2))
+    state.apply_runs(Fetched((observed("web", start, last_update=NOW),), NOW))
+    assert state.refusal(state.runs[key]) == ACCEPTED_REASON
+    # The poll that shows it Cancelled settles it (and Cancel stays refused: it is over).
+    state.apply_runs(Fetched((observed("web", start, "Cancelled"),), NOW))
+    assert not state.cancel_unconfirmed(key) and state.runs[key].status == "Cancelled"
+    assert state.refusal(state.runs[key]) not in (None, ACCEPTED_REASON)
+
+
+def test_an_accepted_cancel_no_poll_confirms_is_offered_again_after_the_hold() -> None:
+    clock = ManualClock(NOW)
+    state = make_state(clock)
+    start = NOW + timedelta(minutes=30)
+    state.apply_runs(Fetched((observed("web", start),), NOW))
+    key = run_id("web", start).lower()
+    state.apply_cancel(Result(run_id("web", start), False, None, "accepted"))
+    clock.advance(ACCEPTED_HOLD - timedelta(seconds=1))
+    assert state.tick(clock.now()) == Change()
+    assert state.refusal(state.runs[key]) == ACCEPTED_REASON
+    clock.advance(timedelta(seconds=1))
+    change = state.tick(clock.now())
+    assert change.selection and change.configs == {config_id("web").lower()}
+    assert key not in state.cancel_accepted and state.refusal(state.runs[key]) is None
+
+
+def test_other_maintenance_scopes_are_hidden_unless_included() -> None:
+    clock = ManualClock(NOW)
+    start = NOW + timedelta(minutes=30)
+    host = replace(config("hosts", start), scope="Host")
+    guest = replace(config("web", start), scope="InGuestPatch")
+    rows = (observed("hosts", start), observed("web", start))
+    state = make_state(clock)
+    state.apply_configs(Fetched((host, guest), NOW))
+    state.apply_runs(Fetched(rows, NOW))
+    assert state.config_order() == [config_id("web").lower()]
+    assert set(state.runs) == {run_id("web", start).lower()}
+    both = make_state(clock, include_other_scopes=True)
+    both.apply_configs(Fetched((host, guest), NOW))
+    both.apply_runs(Fetched(rows, NOW))
+    assert set(both.config_order()) == {config_id("web").lower(), config_id("hosts").lower()}
+    # The run row carries no scope: it takes its configuration's, for the run panel.
+    assert both.runs[run_id("hosts", start).lower()].scope == "Host"
+    # The filter matches the scope.
+    both.set_filter("host")
+    assert both.config_order() == [config_id("hosts").lower()]
+    # A configuration moved to another scope takes its Resource Graph runs out of view.
+    state.apply_configs(Fetched((host, replace(guest, scope="Extension")), NOW))
+    assert state.config_order() == [] and dict(state.runs) == {}
+
+
 def test_cancels_learned_from_the_journal_show_cancelled_after_a_restart() -> None:
     clock = ManualClock(NOW)
     state = make_state(clock)
@@ -251,14 +320,37 @@ def test_a_run_known_only_from_the_schedule_is_refused_with_the_reason() -> None
     assert make_state(clock, read_only=True).refusal(run) is not None
 
 
-def test_pre_event_timing_is_one_domain_rule() -> None:
-    start = NOW + timedelta(minutes=30)
-    assert pre_event_expected(start) == (start - timedelta(minutes=35),
-                                         start - timedelta(minutes=30))
-    assert arrival_delay("pre", start, None, NOW) == timedelta(0)
-    assert arrival_delay("post", start, start + timedelta(hours=1),
-                         start + timedelta(hours=1, minutes=4)) == timedelta(minutes=4)
-    assert arrival_delay("other", start, None, NOW) is None
+def test_event_lines_carry_the_arrival_label_and_flag_of_the_settings_rule() -> None:
+    clock = ManualClock(NOW)
+    state = make_state(clock)
+    start = NOW + timedelta(minutes=35)
+    end = start + timedelta(hours=1)
+    change = state.apply_events(batch(
+        received("pre", "web", start, NOW),  # T-35: inside T-40..T-30, not flagged
+        received("pre", "db", start, start - timedelta(minutes=45)),  # too early
+        received("post", "web", start, end + timedelta(minutes=4)),
+        # A run that finished early: before its scheduled end is normal, not flagged.
+        received("post", "db", start, end - timedelta(minutes=50))))
+    got = [(line.kind, line.configuration, line.arrival, line.arrival_flagged)
+           for line in change.events]
+    assert got == [("pre", "web", "T-35m", False), ("pre", "db", "T-45m", True),
+                   ("post", "web", "+4m", False), ("post", "db", "-50m", False)]
+    # The range is a setting: T-38..T-36 flags the same T-35 arrival.
+    narrow = make_state(clock, arrival_rules=ArrivalRules(timedelta(minutes=38),
+                                                          timedelta(minutes=36)))
+    line = narrow.apply_events(batch(received("pre", "web", start, NOW))).events[0]
+    assert (line.arrival, line.arrival_flagged) == ("T-35m", True)
+
+
+def test_the_post_event_is_measured_against_the_scheduled_end_not_the_merged_end() -> None:
+    # The post-event moves the merged run's end to its arrival (the actual end); measured
+    # against that, every post-event would read +0m.
+    clock = ManualClock(NOW)
+    state = make_state(clock)
+    start = NOW - timedelta(hours=2)
+    arrived = start + timedelta(minutes=20)
+    line = state.apply_events(batch(received("post", "web", start, arrived))).events[0]
+    assert line.arrival == "-40m" and not line.arrival_flagged
 
 
 def test_a_poll_that_changed_few_runs_merges_like_a_whole_merge() -> None:

@@ -47,15 +47,6 @@ def test_pre_and_post_merge_into_one_run_with_first_arrivals() -> None:
     assert len(memory) == 1
 
 
-def test_the_same_batch_twice_is_taken_once() -> None:
-    memory = EventMemory()
-    shared = batch((event("pre", T), T - timedelta(minutes=35)))
-    first = memory.remember(shared, T)
-    memory._runs.clear()  # if the second call re-read the batch, the run would come back
-    assert memory.remember(shared, T) == first
-    assert len(memory) == 0
-
-
 def test_a_real_event_batch_is_accepted() -> None:
     memory = EventMemory()
     assert memory.remember(EventBatch(mode="peek", fetched_at=T), T) == []

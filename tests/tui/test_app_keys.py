@@ -7,13 +7,15 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+from textual.binding import Binding
 from textual.widgets import Static
 
 from services.domain.clock import ManualClock
 from services.domain.model import Fetched
-from services.settings import load_settings
+from services.settings import KEY_BINDING_IDS, load_settings
 from tests.tui.test_app_snapshots import CONFIGS, runs
-from tui.app import AumwatchApp, read_keymap
+from tui.app import AumwatchApp
+from tui.screens.dashboard import DashboardScreen
 from widgets.statusbar import StatusBar
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -27,11 +29,21 @@ def app_with(tmp_path: Path, config_text: str = "") -> AumwatchApp:
     return AumwatchApp(settings, clock=ManualClock(NOW), poll=False)
 
 
-def test_keys_table_is_read_from_the_config_file(tmp_path: Path) -> None:
-    path = tmp_path / "c.toml"
-    path.write_text('[keys]\npause = "P"\nzone = "t"\n', encoding="utf-8")
-    assert read_keymap(path) == {"pause": "P", "zone": "t"}
-    assert read_keymap(None) == {}
+def test_keys_table_reaches_the_app_through_the_settings(tmp_path: Path) -> None:
+    app = app_with(tmp_path, '[keys]\npause = "P"\nzone = "t"\n')
+    assert dict(app.settings.keymap) == {"pause": "P", "zone": "t"}
+    assert app._keymap == {"pause": "P", "zone": "t"}
+    assert app_with(tmp_path)._keymap == {}
+
+
+def test_the_remappable_ids_are_exactly_the_dashboards_binding_ids() -> None:
+    # The settings validate [keys] against KEY_BINDING_IDS: a binding added, renamed or
+    # removed on either side must fail here rather than be silently unmappable.
+    ids = [b.id for b in (*AumwatchApp.BINDINGS, *DashboardScreen.BINDINGS)
+           if isinstance(b, Binding)]
+    assert None not in ids
+    assert set(ids) == set(KEY_BINDING_IDS)
+    assert len(KEY_BINDING_IDS) == len(set(KEY_BINDING_IDS))
 
 
 async def test_remapped_pause_key_pauses_and_the_status_bar_says_so(tmp_path: Path) -> None:

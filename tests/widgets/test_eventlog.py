@@ -242,3 +242,5 @@ async def test_the_arrival_label_replaces_the_delay_and_is_marked_when_flagged()
         strip = log.render_line(2)
         marked = [s for s in strip if "T-45m" in s.text]
         assert marked and marked[0].style is not None and marked[0].style.bold
+        header = "".join(s.text for s in log.render_line(0))
+        assert "arrival" in header and "delay" not in header

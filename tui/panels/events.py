@@ -19,8 +19,8 @@ from widgets.eventlog import EventLog, EventRow
 def event_row(line: EventLine) -> EventRow:
     """The log's row for one line of the state."""
     return EventRow(time=line.time, kind=line.kind, configuration=line.configuration,
-                    run=line.run, delay=line.delay, flag=line.flag, payload=line.payload,
-                    key=line.key)
+                    run=line.run, flag=line.flag, payload=line.payload, key=line.key,
+                    arrival=line.arrival, arrival_flagged=line.arrival_flagged)
 
 
 class EventsPanel(Vertical):

@@ -17,7 +17,6 @@ from textual.widgets import Button, Static
 
 from services.domain.dashboard import DashboardState
 from services.domain.eventmemory import EventArrival
-from services.domain.eventtail import pre_event_expected
 from services.domain.model import Configuration, Run
 from services.domain.runs import run_phase
 from services.domain.window import Phase, RunWindow, run_window
@@ -85,6 +84,9 @@ class RunPanel(Horizontal):
             text.append(f"  run {sanitize(run.run_name, 40)}")
             if run.expected:
                 text.append("  (computed from the schedule)", style="dim")
+            if self.state.include_other_scopes and run.scope:
+                # Only then can it be anything but guest patching: worth naming.
+                text.append(f"  scope {sanitize(run.scope, 20)}", style="dim")
             text.append(f"  start {format_time(run.start, self.zone_of(config))}")
             show(title, text)
             timeline.update_data(self.timeline_data(run))
@@ -102,7 +104,7 @@ class RunPanel(Horizontal):
                 start=start, end=end, opens_at=min(window.opens_at, window.closes_at),
                 closes_at=window.closes_at, now=self.state.clock.now(),
                 pre_event_at=arrival.pre, post_event_at=arrival.post,
-                pre_expected=pre_event_expected(start))
+                pre_expected=self.state.arrival_rules.pre_event_range(start))
         except ValueError:
             return None
 
@@ -145,6 +147,8 @@ class RunPanel(Horizontal):
         zone = self.zone_of(None)
         if run.key in self.state.cancel_in_flight:
             line.append("  cancel in flight…", style="bold")
+        elif self.state.cancel_unconfirmed(run.key):
+            line.append("  cancel accepted by Azure, confirming…", style="bold yellow")
         elif phase is Phase.CANCELLABLE and refusal is not None and not self.state.read_only:
             # Inside the window and still not offered (a run Azure has not shown us): say why.
             line.append(f"  cancel not offered: {refusal}", style="yellow")

@@ -89,6 +89,8 @@ class RunsPanel(Vertical):
         cancelled = run.cancelled_by or ""
         if run.key in self.state.cancel_in_flight:
             status = "cancel in flight…"
+        elif self.state.cancel_unconfirmed(run.key, now):
+            status = "cancel accepted, confirming…"
         failed_style = "bold red" if (run.machines_failed or 0) else ""
         zone = self.zone_of(config)
         return (

@@ -25,13 +25,12 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from services.azure.cancel import CancelTarget
+from services.azure.cancel import CancelTarget, Outcome
 from services.azure.eventsource import EventBatch
 from services.azure.monitor import Monitor
 from services.domain.clock import Clock
 from services.domain.dashboard import Change, DashboardState
 from services.domain.model import Configuration, Fetched, Run
-from services.domain.runs import cancel_refusal
 from services.domain.zones import TIME_MODES, next_mode, zone_for
 from services.settings import Settings
 from tui.cancel import cancel_lines, outcome_toast, send, target_of
@@ -108,7 +107,8 @@ class DashboardScreen(Screen[None]):
             settings.window_rules, clock, watch_events=settings.queue_configured,
             queue_mode=settings.queue_mode if settings.queue_configured else None,
             read_only=settings.read_only, poll_interval=poll_interval,
-            events_poll_interval=events_poll_interval)
+            events_poll_interval=events_poll_interval, arrival_rules=settings.arrival_rules,
+            include_other_scopes=settings.include_other_scopes)
         self.set_reactive(DashboardScreen.time_mode, settings.time_display
                           if settings.time_display in TIME_MODES else "config")
         self._panel = "configs"
@@ -401,7 +401,7 @@ class DashboardScreen(Screen[None]):
         self.notify(f"times: {self.time_mode}", timeout=2)
 
     def action_filter(self) -> None:
-        """Filter configurations by name, resource group, subscription or zone."""
+        """Filter configurations by name, resource group, subscription, zone or scope."""
         self.query_one(FilterBox).open()
 
     def action_clear_filter(self) -> None:
@@ -445,7 +445,9 @@ class DashboardScreen(Screen[None]):
         if run is None:
             self.notify("the run is no longer listed: nothing sent", severity="error")
             return
-        refusal = cancel_refusal(run, self.clock.now(), self.state.rules)
+        # Everything that holds Cancel back, checked again: the window, read-only, a cancel in
+        # flight or accepted and unconfirmed (never twice at once).
+        refusal = self.state.refusal(run, self.clock.now())
         if refusal is not None:
             message = f"refused: {refusal} (checked again after you confirmed)"
             self.show_change(self.state.set_error("cancel", message))
@@ -464,12 +466,14 @@ class DashboardScreen(Screen[None]):
         result = message.result
         text, severity = outcome_toast(result)
         self.notify(text, title="Cancel", severity=severity, markup=False, timeout=10)
+        accepted = result.outcome is Outcome.ACCEPTED
         if result.verified:
             self.app.sub_title = f"cancelled {result.run_id.rsplit('/', 1)[-1]}"
-        else:
+        elif not accepted:
             self.state.set_error("cancel", text)
         self.show_change(self.state.apply_cancel(result))
-        if result.verified and self._poll and self.monitor is not None:
+        if (result.verified or accepted) and self._poll and self.monitor is not None:
+            # The next poll is what confirms an accepted cancel: ask for it now.
             self.poll_configs()
 
     def action_export(self) -> None:
