@@ -38,6 +38,7 @@ FLAG_LOOKS: dict[str, tuple[str, str]] = {
     "undecodable": ("✗ undecodable", "bold red"),
     "duplicate": ("≡ duplicate", "yellow"),
     "watchdog": ("! watchdog", "bold yellow"),
+    "off-range": ("! off-range", "bold yellow"),
 }
 
 TIME_WIDTH = 8
@@ -63,8 +64,9 @@ class EventRow:
         arrival: when the event arrived relative to its run, already worded by the caller
             (``T-35m`` for a pre-event, ``+4m`` after the end for a post-event); shown in the
             delay column instead of ``delay``.
-        arrival_flagged: the arrival is outside the documented range: drawn marked ("!"
-            and a warning style, so the meaning survives without colour).
+        arrival_flagged: the arrival is outside the documented range: the label is drawn in
+            a warning style and the flag column says "! off-range" (unless the row has a
+            flag of its own), so the meaning survives without colour.
         payload: the full event text (JSON or raw) for the app's detail view; never drawn.
         key: the app's identifier for the event, returned with `selected_row`.
     """
@@ -321,8 +323,9 @@ class EventLog(ScrollView, can_focus=True):
             self._seq += 1
             seq = self._seq
         flag_text, flag_style = "", ""
-        if row.flag:
-            flag_text, flag_style = FLAG_LOOKS.get(row.flag, (row.flag, "bold"))
+        flag = row.flag or ("off-range" if row.arrival and row.arrival_flagged else None)
+        if flag:
+            flag_text, flag_style = FLAG_LOOKS.get(flag, (flag, "bold"))
         try:
             time_text = self._time_format(row.time)
         except (ValueError, TypeError, OverflowError):
@@ -331,7 +334,9 @@ class EventLog(ScrollView, can_focus=True):
         if row.arrival:
             delay_text = sanitize(row.arrival, CELL_MAX_LEN)
             if row.arrival_flagged:
-                delay_text, delay_style = f"!{delay_text}", "bold yellow"
+                # Said in words in the flag column too, not by colour alone; the label itself
+                # stays whole ("T-1h05m" fills the column).
+                delay_style = "bold yellow"
         cells = (
             sanitize(str(time_text), CELL_MAX_LEN),
             sanitize(row.kind, CELL_MAX_LEN),
