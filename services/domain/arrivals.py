@@ -23,6 +23,10 @@ from services.domain.runid import RunIdError, parse_run_id
 _MINUTE = 60
 
 
+#: How long after the latest documented arrival a missing pre-event is reported.
+PRE_EVENT_GRACE = timedelta(minutes=5)
+
+
 @dataclass(frozen=True)
 class ArrivalRules:
     """The documented range of a pre-event's arrival, as offsets before the run's start."""
@@ -37,6 +41,12 @@ class ArrivalRules:
         if self.pre_event_earliest < self.pre_event_latest:
             raise ValueError(f"pre_event_earliest ({self.pre_event_earliest}) must be at least "
                              f"pre_event_latest ({self.pre_event_latest})")
+
+    @property
+    def missing_after(self) -> timedelta:
+        """How long before the start a pre-event that has not arrived is reported missing:
+        five minutes after the latest documented arrival (T-25 by default)."""
+        return max(timedelta(0), self.pre_event_latest - PRE_EVENT_GRACE)
 
     def pre_event_range(self, start: datetime) -> tuple[datetime, datetime]:
         """When the pre-event of a run starting at ``start`` may arrive: (earliest, latest).

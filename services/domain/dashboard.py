@@ -121,7 +121,7 @@ class DashboardState:
         self.configs: dict[str, Configuration] = {}
         self.index = RunIndex(rules)
         self.memory = memory if memory is not None else EventMemory()
-        self.watchdog = Watchdog(clock.now())
+        self.watchdog = Watchdog(clock.now(), pre_before=self.arrival_rules.missing_after)
         self.findings: deque[Finding] = deque(maxlen=MAX_FINDINGS)
         self.selected_config: str | None = None
         self.selected_run: str | None = None  # chosen, or pinned by a cancel; else the next

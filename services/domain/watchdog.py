@@ -31,7 +31,8 @@ from typing import Literal, Protocol
 
 from services.domain.model import Run
 
-#: The pre-event must have arrived by T minus this.
+#: The pre-event must have arrived by T minus this (by default: five minutes after the latest
+#: documented arrival, T-30; the dashboard derives it from its arrival range setting).
 PRE_EVENT_DEADLINE = timedelta(minutes=25)
 #: The post-event must have arrived by the end plus this.
 POST_EVENT_GRACE = timedelta(minutes=15)
@@ -66,14 +67,18 @@ class Finding:
     message: str
 
 
-def pre_deadline(run: Run) -> datetime:
-    """When the run's pre-event must have arrived."""
-    return run.start - PRE_EVENT_DEADLINE
+def pre_deadline(run: Run, before: timedelta = PRE_EVENT_DEADLINE) -> datetime:
+    """When the run's pre-event must have arrived (``before`` the start)."""
+    return run.start - before
 
 
 def post_deadline(run: Run) -> datetime | None:
     """When the run's post-event must have arrived (None: its end is not known)."""
     return None if run.end is None else run.end + POST_EVENT_GRACE
+
+
+def _minutes(value: timedelta) -> int:
+    return int(value.total_seconds() // 60)
 
 
 def _hm(value: datetime) -> str:
@@ -87,6 +92,7 @@ def check_runs(
     *,
     watching_since: datetime,
     lookback: timedelta = DEFAULT_LOOKBACK,
+    pre_before: timedelta = PRE_EVENT_DEADLINE,
 ) -> list[Finding]:
     """Missing pre- and post-events among ``runs`` at ``now``.
 
@@ -97,14 +103,15 @@ def check_runs(
     for run in runs:
         seen = arrivals.get(run.key)
         name = run.configuration_name or run.run_name
-        pre_due = pre_deadline(run)
+        pre_due = pre_deadline(run, pre_before)
         user_cancelled = run.cancelled_by == "user"
         if (horizon <= pre_due <= now and not user_cancelled
                 and (seen is None or seen.pre is None or seen.pre > pre_due)
                 and (run.end is None or now < run.end)):
             out.append(Finding(
                 "missing-pre", f"missing-pre:{run.key}", run.correlation_id, name, pre_due,
-                f"{name}: no pre-maintenance event by T-25 ({_hm(pre_due)}) for the run at "
+                f"{name}: no pre-maintenance event by T-{_minutes(pre_before)} ({_hm(pre_due)}) "
+                f"for the run at "
                 f"{_hm(run.start)}"))
         post_due = post_deadline(run)
         if post_due is None and run.finished and run.last_update is not None:
@@ -134,9 +141,11 @@ class Watchdog:
     """Reports each finding once per session."""
 
     def __init__(self, watching_since: datetime, *, lookback: timedelta = DEFAULT_LOOKBACK,
-                 max_reported: int = DEFAULT_MAX_REPORTED) -> None:
+                 max_reported: int = DEFAULT_MAX_REPORTED,
+                 pre_before: timedelta = PRE_EVENT_DEADLINE) -> None:
         self.watching_since = watching_since
         self.lookback = lookback
+        self.pre_before = pre_before
         self.max_reported = max_reported
         self._reported: dict[str, None] = {}  # insertion-ordered: the oldest go first
         self._due: list[tuple[datetime, str]] = []  # heap of (deadline, run key)
@@ -157,13 +166,13 @@ class Watchdog:
               ) -> list[Finding]:
         """New missing-event findings at ``now`` among every run given."""
         return self.new(check_runs(runs, arrivals, now, watching_since=self.watching_since,
-                                   lookback=self.lookback))
+                                   lookback=self.lookback, pre_before=self.pre_before))
 
     def track(self, runs: Iterable[Run]) -> None:
         """Queue the deadlines of new or changed runs for :meth:`check_due`."""
         horizon = self.watching_since - self.lookback
         for run in runs:
-            for deadline in run_deadlines(run):
+            for deadline in run_deadlines(run, self.pre_before):
                 entry = (deadline, run.key)
                 if deadline >= horizon and entry not in self._queued:
                     self._queued.add(entry)
@@ -196,9 +205,9 @@ class Watchdog:
         return frozenset(self._reported)
 
 
-def run_deadlines(run: Run) -> list[datetime]:
+def run_deadlines(run: Run, pre_before: timedelta = PRE_EVENT_DEADLINE) -> list[datetime]:
     """The moments a run's events are judged: pre-event deadline, post-event deadline."""
-    out = [pre_deadline(run)]
+    out = [pre_deadline(run, pre_before)]
     post = post_deadline(run)
     if post is None and run.finished and run.last_update is not None:
         post = run.last_update + POST_EVENT_GRACE

@@ -73,3 +73,21 @@ def test_watchdog_reports_each_finding_once() -> None:
     assert dog.new([duplicate_finding("id-1", "microsoft.maintenance.premaintenanceevent",
                                       CID, "web")]) == []
     assert "PreMaintenanceEvent" in dup.message and "ID-1" in dup.message
+
+
+def test_the_missing_pre_event_deadline_follows_the_arrival_range() -> None:
+    from services.domain.arrivals import ArrivalRules
+
+    start = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)
+    run = Run("/subscriptions/s/resourcegroups/rg/providers/microsoft.maintenance/"
+              "maintenanceconfigurations/mc/providers/microsoft.maintenance/applyupdates/"
+              "20260310150000", "c", "mc", "20260310150000", start, status="Pending")
+    late_range = ArrivalRules(pre_event_earliest=timedelta(minutes=30),
+                              pre_event_latest=timedelta(minutes=15))
+    assert late_range.missing_after == timedelta(minutes=10)
+    watchdog = Watchdog(start - timedelta(hours=2), pre_before=late_range.missing_after)
+    # T-20: inside the configured range, nothing is missing yet.
+    assert watchdog.check([run], {}, start - timedelta(minutes=20)) == []
+    (finding,) = watchdog.check([run], {}, start - timedelta(minutes=9))
+    assert finding.kind == "missing-pre" and "T-10" in finding.message
+    assert ArrivalRules().missing_after == timedelta(minutes=25)  # the documented default
