@@ -3,6 +3,10 @@
 A cell is a :class:`rich.text.Text` (drawn literally, never as markup); a row is redrawn only
 in the cells whose text, style, spans or sort key changed. Repainting a cell is the costly
 part of a DataTable update, and a poll usually changes few cells of few rows.
+
+:class:`CellTable` is the DataTable the app's tables use: writing one cell repaints that
+cell's region only. Textual's own ``update_cell`` repaints the whole widget, so a countdown
+cell ticking once a second re-sent every visible row of the table to the terminal.
 """
 
 from __future__ import annotations
@@ -12,13 +16,91 @@ from typing import Any
 
 from rich.text import Text
 from textual.coordinate import Coordinate
+from textual.geometry import Region
+from textual.render import measure
 from textual.widgets import DataTable
+from textual.widgets._data_table import (
+    CellDoesNotExist,
+    CellType,
+    ColumnKey,
+    RowKey,
+    default_cell_formatter,
+)
 
 
 class SortText(Text):
     """A table cell that also carries the value the table sorts on."""
 
     sort_key: Any = None
+
+
+class CellTable(DataTable[CellType]):
+    """A DataTable whose ``update_cell`` repaints only the cell it wrote.
+
+    The cell-only path applies whenever the write cannot change the column's width: always
+    without ``update_width`` (the table keeps the width, as DataTable does), and with it when
+    the new content is exactly as wide as the column. Any other width-changing write takes
+    DataTable's own path (column widths re-measured on idle, the table laid out again).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # While every row is one line high, a row's y is its index (no O(rows) sum).
+        self._single_line_rows = True
+
+    def add_row(self, *cells: CellType, height: int | None = 1, key: str | None = None,
+                label: Any = None) -> RowKey:
+        """Add a row at the bottom (as DataTable.add_row); notes rows taller than a line."""
+        if height != 1:
+            self._single_line_rows = False
+        return super().add_row(*cells, height=height, key=key, label=label)
+
+    def update_cell(self, row_key: RowKey | str, column_key: ColumnKey | str,
+                    value: CellType, *, update_width: bool = False) -> None:
+        """Write one cell; repaint only its region unless the column's width changes.
+
+        Raises:
+            CellDoesNotExist: No cell has these keys.
+        """
+        row_key = RowKey(row_key) if isinstance(row_key, str) else row_key
+        column_key = ColumnKey(column_key) if isinstance(column_key, str) else column_key
+        if row_key not in self._row_locations or column_key not in self._column_locations:
+            raise CellDoesNotExist(
+                f"No cell exists for row_key={row_key!r}, column_key={column_key!r}.")
+        if update_width and not self._same_width(row_key, column_key, value):
+            super().update_cell(row_key, column_key, value, update_width=True)
+            return
+        # The region is taken before the update count moves: the row order DataTable
+        # caches per update count stays valid, so a write does not rebuild it.
+        region = self._cell_region(row_key, column_key)
+        self._data[row_key][column_key] = value
+        # Every render cache of DataTable is keyed by this count: bumping it is what makes
+        # the repainted lines show the new value.
+        self._update_count += 1
+        self._refresh_region(region)
+
+    def _same_width(self, row_key: RowKey, column_key: ColumnKey, value: CellType) -> bool:
+        """Whether ``value`` is exactly as wide as its (auto-width) column's content."""
+        column = self.columns[column_key]
+        if not column.auto_width:
+            return True  # a fixed width never follows the content
+        height = self.rows[row_key].height
+        width = measure(self.app.console,
+                        default_cell_formatter(value, wrap=height != 1, height=height), 1)
+        return bool(width == column.content_width)
+
+    def _cell_region(self, row_key: RowKey, column_key: ColumnKey) -> Region:
+        """The cell's region in the table's virtual (scrollable) space."""
+        row_index = self._row_locations.get(row_key)
+        column_index = self._column_locations.get(column_key)
+        assert row_index is not None and column_index is not None
+        if not self._single_line_rows:
+            return self._get_cell_region(Coordinate(row_index, column_index))
+        columns = self.ordered_columns
+        x = self._row_label_column_width + sum(
+            column.get_render_width(self) for column in columns[:column_index])
+        y = row_index + (self.header_height if self.show_header else 0)
+        return Region(x, y, columns[column_index].get_render_width(self), 1)
 
 
 def sort_text(text: str, sort_key: Any, style: str = "") -> SortText:

@@ -1,0 +1,145 @@
+"""CellTable: writing a cell repaints that cell's region only, unless the column's width moves."""
+
+from __future__ import annotations
+
+import pytest
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.coordinate import Coordinate
+from textual.geometry import Region
+from textual.widgets._data_table import CellDoesNotExist
+
+from widgets.table import CellTable
+
+COLUMNS = ("name", "when", "phase")
+
+
+class TableApp(App[None]):
+    def __init__(self, rows: int = 5, height: int = 1) -> None:
+        super().__init__()
+        self.rows = rows
+        self.height = height
+
+    def compose(self) -> ComposeResult:
+        table: CellTable[Text] = CellTable(id="t", cursor_type="row")
+        for key in COLUMNS:
+            table.add_column(key.title(), key=key)
+        for i in range(self.rows):
+            table.add_row(Text(f"config-{i:03d}"), Text("12:34"), Text("scheduled"),
+                          key=f"r{i}", height=self.height)
+        yield table
+
+
+def repainted(table: CellTable[Text]) -> set[Region]:
+    """The regions the table asked to repaint since the last frame (and clear them)."""
+    return set(table._exchange_repaint_regions())
+
+
+def line_text(table: CellTable[Text], y: int) -> str:
+    return "".join(segment.text for segment in table.render_line(y))
+
+
+async def test_one_cell_write_repaints_that_cell_only_and_shows_it() -> None:
+    app = TableApp()
+    async with app.run_test(size=(80, 12)) as pilot:
+        table = app.query_one(CellTable)
+        await pilot.pause()
+        repainted(table)
+        table.update_cell("r2", "when", Text("12:33"))
+        # Row 2 is line 3 (under the header); "when" starts after "name"'s column.
+        name_width = table.columns[next(iter(table.columns))].get_render_width(table)
+        assert repainted(table) == {Region(name_width, 3, 2 + len("12:34"), 1)}
+        assert not table._layout_required
+        await pilot.pause()
+        assert "12:33" in line_text(table, 3)
+        assert table.get_cell("r2", "when").plain == "12:33"
+
+
+async def test_the_fast_region_is_the_one_datatable_computes() -> None:
+    app = TableApp()
+    async with app.run_test(size=(80, 12)) as pilot:
+        table = app.query_one(CellTable)
+        await pilot.pause()
+        for row, row_key in enumerate(table.rows):
+            for column, column_key in enumerate(table.columns):
+                assert table._cell_region(row_key, column_key) \
+                    == table._get_cell_region(Coordinate(row, column))
+
+
+async def test_scrolled_table_repaints_the_cell_where_it_is_on_screen() -> None:
+    app = TableApp(rows=40)
+    async with app.run_test(size=(80, 12)) as pilot:
+        table = app.query_one(CellTable)
+        await pilot.pause()
+        table.scroll_to(y=20, animate=False)
+        await pilot.pause()
+        assert table.scroll_y == 20
+        repainted(table)
+        table.update_cell("r0", "phase", Text("running"))  # above the window
+        assert repainted(table) == set()
+        table.update_cell("r22", "phase", Text("running"))
+        (region,) = repainted(table)
+        assert region.y == 22 + 1 - 20  # its index + header - scroll
+        await pilot.pause()
+        assert "running" in line_text(table, 3)
+
+
+async def test_tall_rows_use_datatable_geometry() -> None:
+    app = TableApp(rows=3, height=2)
+    async with app.run_test(size=(80, 12)) as pilot:
+        table = app.query_one(CellTable)
+        await pilot.pause()
+        repainted(table)
+        table.update_cell("r2", "phase", Text("running"))
+        (region,) = repainted(table)
+        assert (region.y, region.height) == (1 + 2 * 2, 2)
+
+
+async def test_a_wider_value_with_update_width_lays_the_table_out_again() -> None:
+    app = TableApp()
+    async with app.run_test(size=(80, 12)) as pilot:
+        table = app.query_one(CellTable)
+        await pilot.pause()
+        when = next(k for k in table.columns if k.value == "when")
+        assert table.columns[when].content_width == len("12:34")
+        repainted(table)
+        table.update_cell("r1", "when", Text("ends 1:02:03"), update_width=True)
+        # DataTable's own path: the whole table is dirty, widths are measured on idle.
+        assert repainted(table) == {Region(0, 0, *table.outer_size)}
+        await pilot.pause()
+        assert table.columns[when].content_width == len("ends 1:02:03")
+        assert "ends 1:02:03" in line_text(table, 2)
+
+
+async def test_same_width_with_update_width_is_still_one_cell() -> None:
+    app = TableApp()
+    async with app.run_test(size=(80, 12)) as pilot:
+        table = app.query_one(CellTable)
+        await pilot.pause()
+        repainted(table)
+        table.update_cell("r1", "when", Text("09:59"), update_width=True)
+        (region,) = repainted(table)
+        assert (region.y, region.height) == (2, 1)
+
+
+async def test_without_update_width_the_column_keeps_its_width() -> None:
+    """As DataTable: a longer value is cut to the column, which does not move."""
+    app = TableApp()
+    async with app.run_test(size=(80, 12)) as pilot:
+        table = app.query_one(CellTable)
+        await pilot.pause()
+        when = next(k for k in table.columns if k.value == "when")
+        table.update_cell("r1", "when", Text("ends 1:02:03"))
+        await pilot.pause()
+        assert table.columns[when].content_width == len("12:34")
+
+
+async def test_unknown_cell_raises() -> None:
+    app = TableApp()
+    async with app.run_test(size=(80, 12)) as pilot:
+        table = app.query_one(CellTable)
+        await pilot.pause()
+        with pytest.raises(CellDoesNotExist):
+            table.update_cell("nope", "when", Text("x"))
+        with pytest.raises(CellDoesNotExist):
+            table.update_cell("r1", "nope", Text("x"))
