@@ -64,7 +64,9 @@ class CellTable(DataTable[CellType]):
         """
         row_key = RowKey(row_key) if isinstance(row_key, str) else row_key
         column_key = ColumnKey(column_key) if isinstance(column_key, str) else column_key
-        if row_key not in self._row_locations or column_key not in self._column_locations:
+        row_index = self._row_locations.get(row_key)
+        column_index = self._column_locations.get(column_key)
+        if row_index is None or column_index is None:
             raise CellDoesNotExist(
                 f"No cell exists for row_key={row_key!r}, column_key={column_key!r}.")
         if update_width and not self._same_width(row_key, column_key, value):
@@ -72,12 +74,13 @@ class CellTable(DataTable[CellType]):
             return
         # The region is taken before the update count moves: the row order DataTable
         # caches per update count stays valid, so a write does not rebuild it.
-        region = self._cell_region(row_key, column_key)
+        region = self._cell_region(row_index, column_index)
         self._data[row_key][column_key] = value
         # Every render cache of DataTable is keyed by this count: bumping it is what makes
-        # the repainted lines show the new value.
+        # the repainted lines show the new value (and a row scrolled in later, too).
         self._update_count += 1
-        self._refresh_region(region)
+        if region is not None:
+            self._refresh_region(region)
 
     def _same_width(self, row_key: RowKey, column_key: ColumnKey, value: CellType) -> bool:
         """Whether ``value`` is exactly as wide as its (auto-width) column's content."""
@@ -89,18 +92,19 @@ class CellTable(DataTable[CellType]):
                         default_cell_formatter(value, wrap=height != 1, height=height), 1)
         return bool(width == column.content_width)
 
-    def _cell_region(self, row_key: RowKey, column_key: ColumnKey) -> Region:
-        """The cell's region in the table's virtual (scrollable) space."""
-        row_index = self._row_locations.get(row_key)
-        column_index = self._column_locations.get(column_key)
-        assert row_index is not None and column_index is not None
+    def _cell_region(self, row_index: int, column_index: int) -> Region | None:
+        """The cell's region in the table's virtual (scrollable) space; None when its row
+        is off screen (the common case of a bulk write, so that is checked first)."""
         if not self._single_line_rows:
             return self._get_cell_region(Coordinate(row_index, column_index))
+        header = self.header_height if self.show_header else 0
+        window = self.window_region  # what DataTable's own region refresh tests against
+        if not window.y <= row_index + header < window.bottom:
+            return None
         columns = self.ordered_columns
         x = self._row_label_column_width + sum(
             column.get_render_width(self) for column in columns[:column_index])
-        y = row_index + (self.header_height if self.show_header else 0)
-        return Region(x, y, columns[column_index].get_render_width(self), 1)
+        return Region(x, row_index + header, columns[column_index].get_render_width(self), 1)
 
 
 def sort_text(text: str, sort_key: Any, style: str = "") -> SortText:

@@ -60,9 +60,9 @@ async def test_the_fast_region_is_the_one_datatable_computes() -> None:
     async with app.run_test(size=(80, 12)) as pilot:
         table = app.query_one(CellTable)
         await pilot.pause()
-        for row, row_key in enumerate(table.rows):
-            for column, column_key in enumerate(table.columns):
-                assert table._cell_region(row_key, column_key) \
+        for row in range(len(table.rows)):
+            for column in range(len(table.columns)):
+                assert table._cell_region(row, column) \
                     == table._get_cell_region(Coordinate(row, column))
 
 
@@ -82,6 +82,10 @@ async def test_scrolled_table_repaints_the_cell_where_it_is_on_screen() -> None:
         assert region.y == 22 + 1 - 20  # its index + header - scroll
         await pilot.pause()
         assert "running" in line_text(table, 3)
+        # The row written while off screen shows its new value once scrolled to.
+        table.scroll_to(y=0, animate=False)
+        await pilot.pause()
+        assert "running" in line_text(table, 1)
 
 
 async def test_tall_rows_use_datatable_geometry() -> None:
