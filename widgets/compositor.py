@@ -20,7 +20,7 @@ from textual._compositor import ChopsUpdate, Compositor
 from textual.strip import Strip
 
 
-def _one_cell_per_character(strip: Strip) -> bool:
+def one_cell_per_character(strip: Strip) -> bool:
     """Whether every character of ``strip`` is one cell wide (cell offset == text offset)."""
     if any(segment.control for segment in strip):
         return False
@@ -40,7 +40,7 @@ class TrimmedChopsUpdate(ChopsUpdate):
             for end, (x, strip) in zip(self.chop_ends[y], self.chops[y].items(), strict=False):
                 if strip is None or x >= x2 or end <= x1:
                     continue
-                start = x1 if x < x1 and _one_cell_per_character(strip) else x
+                start = x1 if x < x1 and one_cell_per_character(strip) else x
                 stop = min(end, x2)
                 if (start, stop) != (x, end):
                     strip = strip.crop(start - x, stop - x)
