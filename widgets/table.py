@@ -14,7 +14,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from rich.style import Style
 from rich.text import Text
+from textual._types import SegmentLines
+from textual.cache import LRUCache
 from textual.coordinate import Coordinate
 from textual.geometry import Region
 from textual.render import measure
@@ -41,12 +44,58 @@ class CellTable(DataTable[CellType]):
     without ``update_width`` (the table keeps the width, as DataTable does), and with it when
     the new content is exactly as wide as the column. Any other width-changing write takes
     DataTable's own path (column widths re-measured on idle, the table laid out again).
+
+    Repainting a row after a write: DataTable keys every render cache by a counter that
+    any write moves, so the row's other cells would all be drawn again. Drawn cells are
+    also kept here keyed by the cell's value (the object itself) and everything else the
+    drawing depends on, so only the written cell is drawn anew.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Before DataTable's __init__: its watchers already clear the caches.
+        self._drawn_cells: LRUCache[tuple[Any, ...], tuple[Any, SegmentLines]] = \
+            LRUCache(4096)
         super().__init__(*args, **kwargs)
         # While every row is one line high, a row's y is its index (no O(rows) sum).
         self._single_line_rows = True
+
+    def _render_cell(self, row_index: int, column_index: int, base_style: Style,
+                     width: int, cursor: bool = False, hover: bool = False) -> SegmentLines:
+        """DataTable's cell drawing, reused while the cell's value and looks are the same."""
+        if row_index < 0 or column_index < 0:  # header and row labels: DataTable's caches
+            return super()._render_cell(row_index, column_index, base_style, width,
+                                        cursor, hover)
+        row_key = self._row_locations.get_key(row_index)
+        column_key = self._column_locations.get_key(column_index)
+        row = self.rows.get(row_key) if row_key is not None else None
+        value = self._data[row_key].get(column_key) if row is not None \
+            and row_key is not None and column_key is not None else None
+        if row is None or row.auto_height:  # auto: its height is measured while drawing
+            return super()._render_cell(row_index, column_index, base_style, width,
+                                        cursor, hover)
+        # Every input of DataTable._render_cell but the update counter: the position (the
+        # drawing carries it as mouse metadata), size, styles, cursor and hover state.
+        key = (row_index, column_index, row_key, column_key, id(value), base_style, width,
+               row.height, cursor, hover, self.show_cursor, self._show_hover_cursor,
+               self._pseudo_class_state, self.fixed_rows, self.fixed_columns,
+               self.cell_padding, self.cursor_foreground_priority,
+               self.cursor_background_priority)
+        drawn = self._drawn_cells.get(key)
+        if drawn is not None and drawn[0] is value:
+            return drawn[1]
+        lines = super()._render_cell(row_index, column_index, base_style, width, cursor,
+                                     hover)
+        self._drawn_cells[key] = (value, lines)  # the value is held: its id stays unique
+        return lines
+
+    def _clear_caches(self) -> None:
+        super()._clear_caches()
+        self._drawn_cells.clear()
+
+    def notify_style_update(self) -> None:
+        """Styles changed (theme, CSS): nothing drawn before can be reused."""
+        self._drawn_cells.clear()
+        super().notify_style_update()
 
     def add_row(self, *cells: CellType, height: int | None = 1, key: str | None = None,
                 label: Any = None) -> RowKey:

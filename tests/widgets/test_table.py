@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.coordinate import Coordinate
 from textual.geometry import Region
+from textual.strip import Strip
+from textual.widgets import DataTable
 from textual.widgets._data_table import CellDoesNotExist
 
 from widgets.table import CellTable
@@ -147,3 +151,78 @@ async def test_unknown_cell_raises() -> None:
             table.update_cell("nope", "when", Text("x"))
         with pytest.raises(CellDoesNotExist):
             table.update_cell("r1", "nope", Text("x"))
+
+
+class EitherTableApp(App[None]):
+    """One table, DataTable or CellTable, with 30 rows: to compare their drawings."""
+
+    def __init__(self, cls: type[DataTable[Text]]) -> None:
+        super().__init__()
+        self.cls = cls
+
+    def compose(self) -> ComposeResult:
+        table = self.cls(id="t", cursor_type="row", zebra_stripes=True)
+        for key in COLUMNS:
+            table.add_column(key.title(), key=key)
+        for i in range(30):
+            table.add_row(Text(f"config-{i:03d}", style="bold"), Text(f"{i:02d}:00"),
+                          Text("scheduled"), key=f"r{i}")
+        yield table
+
+
+async def drawings(cls: type[DataTable[Text]]) -> list[list[Strip]]:
+    """The table's lines after each step of one sequence of writes, moves and scrolls."""
+    app = EitherTableApp(cls)
+    frames: list[list[Strip]] = []
+    async with app.run_test(size=(60, 12)) as pilot:
+        table = app.query_one(DataTable)
+
+        async def frame() -> None:
+            await pilot.pause()
+            frames.append([table.render_line(y) for y in range(table.size.height)])
+
+        await frame()
+        table.update_cell("r2", "when", Text("01:59"))
+        await frame()
+        table.move_cursor(row=2, animate=False)
+        await frame()
+        table.update_cell("r2", "phase", Text("running", style="green"))
+        table.update_cell("r3", "when", Text("02:59"))
+        await frame()
+        table.sort("when", key=lambda cell: cell.plain, reverse=True)
+        await frame()
+        table.scroll_to(y=15, animate=False)
+        table.update_cell("r5", "when", Text("04:59"))
+        await frame()
+        await pilot.press("down")
+        await frame()
+    return frames
+
+
+async def test_celltable_draws_exactly_what_datatable_draws() -> None:
+    ours, theirs = await drawings(CellTable), await drawings(DataTable)
+    assert len(ours) == len(theirs) == 7
+    for step, (mine, reference) in enumerate(zip(ours, theirs, strict=True)):
+        assert mine == reference, f"step {step} differs"
+
+
+async def test_a_write_draws_only_the_written_cell_of_its_row_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn: list[tuple[int, int]] = []
+    original = DataTable._render_cell
+
+    def counting(self: DataTable[Text], row: int, column: int, *args: Any,
+                 **kwargs: Any) -> Any:
+        drawn.append((row, column))
+        return original(self, row, column, *args, **kwargs)
+
+    monkeypatch.setattr(DataTable, "_render_cell", counting)
+    app = TableApp()
+    async with app.run_test(size=(80, 12)) as pilot:
+        table = app.query_one(CellTable)
+        await pilot.pause()
+        drawn.clear()
+        table.update_cell("r2", "when", Text("12:33"))
+        await pilot.pause()
+        assert [cell for cell in drawn if cell[0] >= 0] == [(2, 1)]
+        assert "12:33" in line_text(table, 3)
