@@ -113,6 +113,8 @@ class Countdown(Static):
         self._shown_shape: tuple[object, ...] | None = None
         self._reached_posted = False
         self._timer: Timer | None = None
+        # Whether set_target was called since the own timer last fired (see _own_tick).
+        self._driven = False
         # What render() shows, and the lines it was last drawn as (size and base style
         # they were drawn at): the previous frame to diff a digits-only change against.
         self._drawing: VisualType = Text("")
@@ -168,7 +170,19 @@ class Countdown(Static):
         return Visual.to_strips(self, visual, size.width, size.height, self.visual_style)
 
     def on_mount(self) -> None:
-        self._timer = self.set_interval(1.0, self.tick)
+        self._timer = self.set_interval(1.0, self._own_tick)
+        self.tick()
+
+    def _own_tick(self) -> None:
+        """The widget's own once-a-second tick, standing in for a parent that stopped.
+
+        A parent that sets the target every second (the run panel's tick does) already
+        ticks the widget; a second timer at another phase of the second would repaint it in
+        a frame of its own. So the own timer skips a second in which set_target was called.
+        """
+        if self._driven:
+            self._driven = False
+            return
         self.tick()
 
     def set_target(self, label: str, deadline: datetime | None) -> None:
@@ -184,6 +198,7 @@ class Countdown(Static):
         self._deadline = deadline
         if changed:
             self._reached_posted = False
+        self._driven = True
         self.tick()
 
     def current_text(self) -> str:

@@ -216,3 +216,19 @@ async def test_a_new_shape_repaints_the_whole_widget() -> None:
             Region(0, 0, *countdown.outer_size)}
         await pilot.pause()
         assert screen_text(countdown) == ["starts in 1:02:00"]
+
+
+async def test_own_timer_stands_aside_while_a_parent_sets_the_target_each_second() -> None:
+    clock = FakeClock(T - timedelta(minutes=6, seconds=12))
+    app = CountdownApp(clock)
+    async with app.run_test(size=(80, 24)):
+        countdown = app.query_one(Countdown)
+        countdown.set_target("cancel closes in", T)  # the parent's tick
+        clock.advance(seconds=1)
+        countdown._own_tick()  # same second as the parent's tick: left to the parent
+        assert countdown.text == "cancel closes in 06:12"
+        countdown._own_tick()  # no set_target since: the parent stopped, the timer ticks
+        assert countdown.text == "cancel closes in 06:11"
+        clock.advance(seconds=1)
+        countdown._own_tick()
+        assert countdown.text == "cancel closes in 06:10"
