@@ -7,13 +7,19 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from rich.console import Group, RenderableType
+from rich.style import Style
 from rich.text import Text
+from textual.app import RenderResult
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.renderables.digits import DIGITS as BIG_DIGIT_CHARS
 from textual.renderables.digits import Digits as BigDigits
+from textual.strip import Strip
 from textual.timer import Timer
+from textual.visual import Visual, VisualType, visualize
 from textual.widgets import Static
 
+from widgets.compositor import one_cell_per_character
 from widgets.sanitize import sanitize
 
 LABEL_MAX_LEN = 60
@@ -46,8 +52,10 @@ class Countdown(Static):
     """Shows "<label> <time left>", e.g. "cancel closes in 06:12".
 
     The deadline is stored; the text is recomputed from `now()` once a second (and on
-    `tick()`), and the widget is refreshed only when the text changes. With `large=True`
-    the time is drawn with 3-line digits under the label (4 lines in all) for the run panel.
+    `tick()`), and the widget is refreshed only when the text changes, and then only in the
+    cells whose drawing changed (a tick from 06:12 to 06:11 repaints the last big digit, not
+    the label and the other digits). With `large=True` the time is drawn with 3-line digits
+    under the label (4 lines in all) for the run panel.
     """
 
     DEFAULT_CSS = """
@@ -105,6 +113,12 @@ class Countdown(Static):
         self._shown_shape: tuple[object, ...] | None = None
         self._reached_posted = False
         self._timer: Timer | None = None
+        # Whether set_target was called since the own timer last fired (see _own_tick).
+        self._driven = False
+        # What render() shows, and the lines it was last drawn as (size and base style
+        # they were drawn at): the previous frame to diff a digits-only change against.
+        self._drawing: VisualType = Text("")
+        self._drawn: tuple[Size, Style, list[Strip]] | None = None
         self.set_target(label, deadline)
 
     @property
@@ -122,8 +136,53 @@ class Countdown(Static):
         """The plain text currently shown, e.g. "cancel closes in 06:12"."""
         return self._shown or ""
 
+    def render(self) -> RenderResult:
+        """The countdown as last set by :meth:`update`."""
+        return self._drawing
+
+    def update(self, content: VisualType = "", *, layout: bool = True) -> None:
+        """Show ``content`` (as :meth:`Static.update`).
+
+        Without ``layout`` (the caller knows the size does not change) only the cells whose
+        drawing differs from the current one are repainted; otherwise the whole widget.
+        """
+        previous, self._drawing = self._drawing, content
+        size = self.size
+        if layout or not self.is_mounted or not size.area:
+            self._drawn = None
+            self.refresh(layout=layout)
+            return
+        style = self.visual_style.rich_style
+        drawn = self._drawn
+        # The previous content at this size and style is what the screen shows (a resize or
+        # a style change repaints the whole widget anyway).
+        before = drawn[2] if drawn is not None and drawn[:2] == (size, style) \
+            else self._lines(previous, size)
+        after = self._lines(content, size)
+        self._drawn = (size, style, after)
+        regions = changed_cells(before, after, size.width)
+        if regions:
+            self.refresh(*regions)
+
+    def _lines(self, content: VisualType, size: Size) -> list[Strip]:
+        """``content`` drawn as this widget draws it (as Widget._render_content does)."""
+        visual = visualize(self, content, markup=False)
+        return Visual.to_strips(self, visual, size.width, size.height, self.visual_style)
+
     def on_mount(self) -> None:
-        self._timer = self.set_interval(1.0, self.tick)
+        self._timer = self.set_interval(1.0, self._own_tick)
+        self.tick()
+
+    def _own_tick(self) -> None:
+        """The widget's own once-a-second tick, standing in for a parent that stopped.
+
+        A parent that sets the target every second (the run panel's tick does) already
+        ticks the widget; a second timer at another phase of the second would repaint it in
+        a frame of its own. So the own timer skips a second in which set_target was called.
+        """
+        if self._driven:
+            self._driven = False
+            return
         self.tick()
 
     def set_target(self, label: str, deadline: datetime | None) -> None:
@@ -139,6 +198,7 @@ class Countdown(Static):
         self._deadline = deadline
         if changed:
             self._reached_posted = False
+        self._driven = True
         self.tick()
 
     def current_text(self) -> str:
@@ -197,3 +257,34 @@ class Countdown(Static):
             # "2d 4h" has letters the big-digit font cannot draw.
             time_part = Text(remaining, style="bold", no_wrap=True)
         return Group(Text(self._label, style="bold", no_wrap=True), time_part)
+
+
+def changed_cells(before: list[Strip], after: list[Strip], width: int) -> list[Region]:
+    """The cells (one region per line) where ``after`` draws differently from ``before``.
+
+    A line holding a character that is not one cell wide is compared as a whole line.
+    """
+    regions: list[Region] = []
+    for y in range(max(len(before), len(after))):
+        old = before[y] if y < len(before) else Strip([])
+        new = after[y] if y < len(after) else Strip([])
+        if old == new:
+            continue
+        old_cells, new_cells = _cells(old), _cells(new)
+        if old_cells is None or new_cells is None:
+            regions.append(Region(0, y, width, 1))
+            continue
+        length = max(len(old_cells), len(new_cells))
+        old_cells += [None] * (length - len(old_cells))
+        new_cells += [None] * (length - len(new_cells))
+        diff = [x for x in range(length) if old_cells[x] != new_cells[x]]
+        if diff:
+            regions.append(Region(diff[0], y, diff[-1] - diff[0] + 1, 1))
+    return regions
+
+
+def _cells(strip: Strip) -> list[tuple[str, Style | None] | None] | None:
+    """Each cell of ``strip`` as (character, style); None when a character is not one cell."""
+    if not one_cell_per_character(strip):
+        return None
+    return [(character, segment.style) for segment in strip for character in segment.text]

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from rich.console import Console
 from textual import on
 from textual.app import App, ComposeResult
 from textual.geometry import Region
+from textual.renderables.digits import Digits as BigDigits
 
 from widgets.countdown import Countdown
 
@@ -40,6 +42,11 @@ class CountdownApp(App[None]):
     @on(Countdown.Reached)
     def _reached(self, message: Countdown.Reached) -> None:
         self.reached.append(message.label)
+
+
+def big_digit_lines(text: str) -> list[str]:
+    lines = Console(width=40).render_lines(BigDigits(text, style="bold"), pad=False)
+    return ["".join(segment.text for segment in line).rstrip() for line in lines]
 
 
 def screen_text(widget: Countdown) -> list[str]:
@@ -157,3 +164,71 @@ async def test_a_digit_tick_repaints_without_layout_and_a_new_shape_relayouts() 
         assert layouts == [False, True, True]
         await pilot.pause()
         assert screen_text(countdown)[0] == "starts in"
+
+
+async def test_a_digit_tick_repaints_only_the_cells_of_the_changed_digit() -> None:
+    clock = FakeClock(T - timedelta(minutes=6, seconds=12))
+    app = CountdownApp(clock, large=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        countdown = app.query_one(Countdown)
+        await pilot.pause()
+        before = screen_text(countdown)
+        countdown._exchange_repaint_regions()
+        clock.advance(seconds=1)
+        countdown.tick()  # 06:12 -> 06:11: only the last big digit (3 cells wide) changes
+        regions = set(countdown._exchange_repaint_regions())
+        assert regions, "the changed digit must be repainted"
+        assert all(region.y in (1, 2, 3) and region.height == 1 for region in regions)
+        last_digit = BigDigits.get_width("06:1")
+        assert all(region.x >= last_digit and region.right <= last_digit + 3
+                   for region in regions)
+        await pilot.pause()
+        after = screen_text(countdown)
+        assert after[0] == before[0] == "cancel closes in"
+        assert after != before
+        assert after == ["cancel closes in", *big_digit_lines("06:11")]
+
+
+async def test_a_one_line_tick_repaints_the_changed_characters_only() -> None:
+    clock = FakeClock(T - timedelta(minutes=6, seconds=12))
+    app = CountdownApp(clock)
+    async with app.run_test(size=(80, 24)) as pilot:
+        countdown = app.query_one(Countdown)
+        await pilot.pause()
+        countdown._exchange_repaint_regions()
+        clock.advance(seconds=3)
+        countdown.tick()  # "06:12" -> "06:09": the last two characters
+        assert set(countdown._exchange_repaint_regions()) == {
+            Region(len("cancel closes in 06:"), 0, 2, 1)}
+        await pilot.pause()
+        assert screen_text(countdown) == ["cancel closes in 06:09"]
+
+
+async def test_a_new_shape_repaints_the_whole_widget() -> None:
+    clock = FakeClock(T - timedelta(minutes=6, seconds=12))
+    app = CountdownApp(clock)
+    async with app.run_test(size=(80, 24)) as pilot:
+        countdown = app.query_one(Countdown)
+        await pilot.pause()
+        countdown._exchange_repaint_regions()
+        countdown.set_target("starts in", clock.now + timedelta(hours=1, minutes=2))
+        assert set(countdown._exchange_repaint_regions()) == {
+            Region(0, 0, *countdown.outer_size)}
+        await pilot.pause()
+        assert screen_text(countdown) == ["starts in 1:02:00"]
+
+
+async def test_own_timer_stands_aside_while_a_parent_sets_the_target_each_second() -> None:
+    clock = FakeClock(T - timedelta(minutes=6, seconds=12))
+    app = CountdownApp(clock)
+    async with app.run_test(size=(80, 24)):
+        countdown = app.query_one(Countdown)
+        countdown.set_target("cancel closes in", T)  # the parent's tick
+        clock.advance(seconds=1)
+        countdown._own_tick()  # same second as the parent's tick: left to the parent
+        assert countdown.text == "cancel closes in 06:12"
+        countdown._own_tick()  # no set_target since: the parent stopped, the timer ticks
+        assert countdown.text == "cancel closes in 06:11"
+        clock.advance(seconds=1)
+        countdown._own_tick()
+        assert countdown.text == "cancel closes in 06:10"

@@ -27,7 +27,7 @@ from tui.display import countdown_text, format_time
 from tui.messages import ConfigChosen
 from widgets.phase import phase_label
 from widgets.sanitize import sanitize
-from widgets.table import column_key, restore_cursor, sort_text, update_row
+from widgets.table import CellTable, column_key, restore_cursor, sort_text, update_row
 
 # The columns an operator acts on come first, so they stay visible at 80 columns.
 CONFIG_COLUMNS = (("name", "Configuration"), ("next", "Next start"), ("countdown", "In"),
@@ -58,7 +58,7 @@ class ConfigsPanel(Vertical):
         self._sort_keys: dict[str, tuple[datetime, str, str]] = {}
         self._boundaries: list[tuple[datetime, str]] = []
         self._boundary_of: dict[str, datetime] = {}
-        self.table: DataTable[Text] = DataTable(id="configs", cursor_type="row")
+        self.table: DataTable[Text] = CellTable(id="configs", cursor_type="row")
         for key, label in CONFIG_COLUMNS:
             self.table.add_column(label, key=key)
 

@@ -22,7 +22,14 @@ from tui.display import format_time
 from tui.messages import RunChosen, RunOpened
 from widgets.phase import phase_label
 from widgets.sanitize import sanitize
-from widgets.table import ordered_keys, restore_cursor, same_cell, sort_text, update_row
+from widgets.table import (
+    CellTable,
+    ordered_keys,
+    restore_cursor,
+    same_cell,
+    sort_text,
+    update_row,
+)
 
 RUN_COLUMNS = (("phase", "Phase"), ("config", "Configuration"), ("status", "Status"),
                ("start", "Start"), ("end", "End"), ("machines", "OK/Fail/Total"),
@@ -39,7 +46,7 @@ class RunsPanel(Vertical):
         super().__init__(id="runs-panel", classes="panel")
         self.state = state
         self.zone_of = zone_of
-        self.table: DataTable[Text] = DataTable(id="runs", cursor_type="row")
+        self.table: DataTable[Text] = CellTable(id="runs", cursor_type="row")
         for key, label in RUN_COLUMNS:
             self.table.add_column(label, key=key)
 

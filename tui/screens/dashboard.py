@@ -53,6 +53,7 @@ from tui.panels.run import RunPanel
 from tui.panels.runs import RunsPanel
 from tui.poller import Poller, Scheduler
 from tui.status import status_data
+from widgets.compositor import TrimmedCompositor
 from widgets.confirm import ConfirmCancel
 from widgets.eventlog import EventLog
 from widgets.sanitize import sanitize
@@ -95,6 +96,9 @@ class DashboardScreen(Screen[None]):
                  poll: bool = True, scheduler: Scheduler | None = None,
                  check_terminal: Callable[[], None] | None = None) -> None:
         super().__init__()
+        # Partial updates written from the first changed cell: a ticking countdown cell
+        # otherwise re-sends its whole row prefix every second (widgets/compositor.py).
+        self._compositor = TrimmedCompositor()
         self.settings = settings
         self.clock = clock
         self.monitor = monitor
