@@ -295,7 +295,8 @@ class DashboardScreen(Screen[None]):
         self.app.push_screen(MachinesScreen(
             run.correlation_id,
             f"Machines of {run.configuration_name} run {run.run_name} "
-            f"({self.format_time(run.start, config)})", fetch))
+            f"({self.format_time(run.start, config)})", fetch,
+            format_time=lambda when: self.format_time(when, config)))
 
     @on(EventLog.Selected)
     def _event_selected(self, event: EventLog.Selected) -> None:

@@ -1,8 +1,10 @@
-"""The machines of one run: per-machine status, patch counts, reboot, first error."""
+"""The machines of one run: per-machine status, patch counts, reboot, its own finish, first
+error."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import ClassVar
 
 from rich.text import Text
@@ -21,7 +23,8 @@ from widgets.table import update_row
 FetchMachines = Callable[[str], Awaitable[Fetched[Machine]]]
 
 COLUMNS = (("machine", "Machine"), ("status", "Status"), ("installed", "Inst"),
-           ("failed", "Fail"), ("pending", "Pend"), ("reboot", "Reboot"), ("error", "First error"))
+           ("failed", "Fail"), ("pending", "Pend"), ("reboot", "Reboot"),
+           ("finished", "Finished"), ("error", "First error"))
 
 COLUMN_KEYS = tuple(key for key, _ in COLUMNS)
 
@@ -33,8 +36,18 @@ def _count(value: int | None) -> Text:
     return Text("–" if value is None else str(value), justify="right")
 
 
-def machine_cells(machine: Machine) -> tuple[Text, ...]:
-    """One table row for ``machine`` (untrusted strings drawn literally)."""
+#: Formats a machine's finish for the table (the dashboard passes its display zone's).
+FormatTime = Callable[[datetime], str]
+
+
+def _utc(when: datetime) -> str:
+    return when.strftime("%a %d %H:%M UTC")
+
+
+def machine_cells(machine: Machine, format_time: FormatTime = _utc) -> tuple[Text, ...]:
+    """One table row for ``machine`` (untrusted strings drawn literally). Its finish is its
+    own (the patch row's last change once terminal), blank while it runs: the machine-level
+    run row only carries the schedule's times (docs/azure.md, "Resource Graph")."""
     status = sanitize(machine.status, 30)
     failed = _count(machine.failed)
     if machine.failed:
@@ -46,6 +59,7 @@ def machine_cells(machine: Machine) -> tuple[Text, ...]:
         failed,
         _count(machine.pending),
         Text(sanitize(machine.reboot or "", 20)),
+        Text("" if machine.end is None else format_time(machine.end)),
         Text(sanitize(machine.error or "", 200), style="red" if machine.error else ""),
     )
 
@@ -67,8 +81,9 @@ class MachinesScreen(Screen[None]):
     """
 
     def __init__(self, correlation_id: str, title: str,
-                 fetch: FetchMachines | None = None) -> None:
+                 fetch: FetchMachines | None = None, format_time: FormatTime = _utc) -> None:
         super().__init__()
+        self._format_time = format_time
         self.correlation_id = correlation_id
         self._fetch_machines = fetch
         self._title = title
@@ -128,7 +143,7 @@ class MachinesScreen(Screen[None]):
                         if k.value is not None and k.value not in wanted]:
                 table.remove_row(key)
             for key, machine in wanted.items():
-                update_row(table, key, COLUMN_KEYS, machine_cells(machine))
+                update_row(table, key, COLUMN_KEYS, machine_cells(machine, self._format_time))
         ok = sum(1 for m in machines if m.status.lower() in ("succeeded", "completed"))
         failed = sum(1 for m in machines if m.status.lower() == "failed")
         self.query_one("#machines-summary", Static).update(
