@@ -18,6 +18,7 @@ screen is drawn by xterm.js in the page). What this module adds to it:
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import hmac
 import html
 import ipaddress
@@ -95,6 +96,16 @@ def is_loopback(host: str) -> bool:
         return False  # a name: it may resolve to anything
 
 
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _end_with_server() -> None:  # runs in the child between fork and exec
+    # Even a server killed with SIGKILL leaves no dashboard behind: the kernel sends the
+    # child SIGTERM, which the dashboard turns into a clean exit (tui/hangup.py).
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
 def dashboard_argv(config: str | None, *, allow_cancel: bool) -> list[str]:
     """The command each viewer's dashboard runs: `aumwatch dashboard` as the serving user."""
     argv = [sys.executable, "-m", "tui", "dashboard"]
@@ -131,6 +142,7 @@ class ViewerProcess(AppService):
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env=self._build_environment(width=width, height=height),
+            preexec_fn=_end_with_server if sys.platform == "linux" else None,
         )
         assert process.stdin is not None
         self._stdin = process.stdin

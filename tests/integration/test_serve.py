@@ -74,6 +74,7 @@ class Served:
         self.url = url
         self.port = port
         self.token = url.split("token=", 1)[1]
+        self.seen: set[int] = set()  # every viewer pid ever seen (the teardown ends them)
 
     def viewers(self) -> list[psutil.Process]:
         """The dashboards it spawned (its live child processes)."""
@@ -81,7 +82,9 @@ class Served:
             children = psutil.Process(self.proc.pid).children(recursive=True)
         except psutil.NoSuchProcess:
             return []
-        return [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+        alive = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+        self.seen.update(c.pid for c in alive)
+        return alive
 
     def wait_viewers(self, count: int, timeout: float = 20.0) -> list[psutil.Process]:
         deadline = time.monotonic() + timeout
@@ -123,7 +126,7 @@ def config_file(standin_world: World, standin: StandInServer, tmp_path: Path) ->
 
 @pytest.fixture
 def serve(config_file: Path, tmp_path: Path) -> Iterator[Callable[..., Served]]:
-    started: list[subprocess.Popen[str]] = []
+    started: list[Served] = []
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data"),
            "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
     env.pop(SERVED_ENV, None)
@@ -134,7 +137,6 @@ def serve(config_file: Path, tmp_path: Path) -> Iterator[Callable[..., Served]]:
             [sys.executable, "-m", "tui", "serve", "--config", str(config_file),
              "--port", str(port), *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        started.append(proc)
         assert proc.stdout is not None
         with selectors.DefaultSelector() as sel:
             sel.register(proc.stdout, selectors.EVENT_READ)
@@ -144,13 +146,16 @@ def serve(config_file: Path, tmp_path: Path) -> Iterator[Callable[..., Served]]:
         if "open http" not in line:
             proc.kill()
             pytest.fail(f"unexpected first line {line!r}: {proc.communicate(timeout=10)}")
-        return Served(proc, line.split("open ", 1)[1].strip(), port)
+        served = Served(proc, line.split("open ", 1)[1].strip(), port)
+        started.append(served)
+        return served
 
     yield start
-    for proc in started:
-        family = []
+    for served in started:
+        proc = served.proc
+        family = set(served.seen)
         try:
-            family = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+            family.update(c.pid for c in psutil.Process(proc.pid).children(recursive=True))
         except psutil.NoSuchProcess:
             pass
         if proc.poll() is None:
@@ -162,8 +167,10 @@ def serve(config_file: Path, tmp_path: Path) -> Iterator[Callable[..., Served]]:
                 proc.wait(10)
         for pid in family:  # never leave a dashboard behind, even when a test failed
             try:
-                psutil.Process(pid).kill()
-            except psutil.NoSuchProcess:
+                child = psutil.Process(pid)
+                if "dashboard" in child.cmdline():  # not a pid reused since
+                    child.kill()
+            except psutil.Error:
                 pass
 
 
@@ -347,6 +354,20 @@ def test_sigterm_ends_every_viewer(serve: Callable[..., Served], browser: Any) -
     finally:
         for page in pages:
             page.close()
+
+
+def test_a_killed_server_leaves_no_viewer_behind(serve: Callable[..., Served],
+                                                browser: Any) -> None:
+    served = serve()
+    page = open_page(browser, served.url)
+    try:
+        wait_text(page, "patch-daily")
+        pids = [p.pid for p in served.wait_viewers(1)]
+        served.proc.kill()  # no chance to clean up: the kernel tells the dashboards
+        served.proc.wait(10)
+        assert gone(pids), "a viewer's dashboard outlived a killed server"
+    finally:
+        page.close()
 
 
 # -- the audit identity of a served dashboard (no browser needed) ------------------------
