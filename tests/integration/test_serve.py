@@ -15,10 +15,12 @@ import os
 import selectors
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ from services.azure.cancel import SERVED_ENV, audit_identity, credential_identit
 from services.standin.runner import render_config, write_private_file
 from services.standin.server import StandInServer
 from services.standin.world import World
-from tests.standin import SUB, config_object
+from tests.standin import NOW, SUB, add_run, config_object
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -366,6 +368,40 @@ def test_a_killed_server_leaves_no_viewer_behind(serve: Callable[..., Served],
         served.proc.kill()  # no chance to clean up: the kernel tells the dashboards
         served.proc.wait(10)
         assert gone(pids), "a viewer's dashboard outlived a killed server"
+    finally:
+        page.close()
+
+
+def test_a_cancel_from_the_browser_is_confirmed_and_journaled_via_browser(
+        serve: Callable[..., Served], browser: Any, standin_world: World,
+        tmp_path: Path) -> None:
+    daily = config_object("patch-daily")  # the fixture's: add_run only needs its id and name
+    # A run Azure knows (not one only computed), 30 min away: inside its cancel window.
+    add_run(standin_world, daily, NOW + timedelta(minutes=30), status="Pending", machines=1)
+    served = serve("--allow-cancel")
+    page = open_page(browser, served.url)
+    try:
+        wait_text(page, "patch-daily", "CANCELLABLE")
+        focus(page)
+        wait_text(page, "Cancel run")
+        press(page, "Control+x")
+        wait_text(page, "Cancel this maintenance run?")
+        page.screenshot(path=str(tmp_path / "confirm.png"))
+        page.keyboard.press("ArrowRight")  # focus starts on No
+        page.keyboard.press("Enter")
+        journal = tmp_path / "data" / "aumwatch" / "journal.sqlite3"
+        deadline = time.monotonic() + 30
+        rows: list[Any] = []
+        while time.monotonic() < deadline and not rows:
+            if journal.exists():
+                with sqlite3.connect(journal) as db:
+                    rows = db.execute("SELECT identity, run_id FROM cancel_audit").fetchall()
+            time.sleep(0.25)
+        page.screenshot(path=str(tmp_path / "cancelled.png"))
+        assert len(rows) == 1, rows
+        identity, run_id = rows[0]
+        assert identity.endswith(" via browser")
+        assert run_id.lower().startswith(daily["id"].lower())
     finally:
         page.close()
 
