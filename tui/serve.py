@@ -157,8 +157,13 @@ class ViewerProcess(AppService):
             except Exception:  # a timeout or anything else: it is ended below
                 log.warning("a viewer's dashboard did not quit when asked; terminating it")
                 self._task = None
-        if process is None or process.returncode is not None:
+        if process is None:
             return
+        try:  # its output has ended; give its own exit the same grace
+            await asyncio.wait_for(process.wait(), QUIT_GRACE)
+            return
+        except TimeoutError:
+            pass
         for end in (process.terminate, process.kill):
             try:
                 end()
