@@ -228,6 +228,17 @@ def focus(page: Any) -> None:
     page.mouse.click(700, 5)
 
 
+def click_line(page: Any, text: str) -> None:
+    """Click the middle of the first terminal row showing ``text`` (mouse reaches the app)."""
+    rows = screen_text(page).split("\n")
+    row = next(i for i, line in enumerate(rows) if text in line)
+    column = rows[row].index(text)
+    box = page.locator(".xterm-screen").bounding_box()
+    cols = page.evaluate("() => window.__aumwatchTerm.cols")
+    page.mouse.click(box["x"] + (column + 1.5) * box["width"] / cols,
+                     box["y"] + (row + 0.5) * box["height"] / len(rows))
+
+
 def press(page: Any, key: str) -> None:
     focus(page)
     page.keyboard.press(key)
@@ -372,7 +383,7 @@ def test_a_killed_server_leaves_no_viewer_behind(serve: Callable[..., Served],
         page.close()
 
 
-def test_a_cancel_from_the_browser_is_confirmed_and_journaled_via_browser(
+def test_a_cancel_from_the_browser_is_journaled_via_browser_then_its_machines_open(
         serve: Callable[..., Served], browser: Any, standin_world: World,
         tmp_path: Path) -> None:
     daily = config_object("patch-daily")  # the fixture's: add_run only needs its id and name
@@ -402,6 +413,13 @@ def test_a_cancel_from_the_browser_is_confirmed_and_journaled_via_browser(
         identity, run_id = rows[0]
         assert identity.endswith(" via browser")
         assert run_id.lower().startswith(daily["id"].lower())
+        # Select that run in the runs table with the mouse, then open its machines.
+        click_line(page, "Cancelled")
+        page.keyboard.press("Enter")
+        wait_text(page, "patch-daily-vm000")
+        page.screenshot(path=str(tmp_path / "machines.png"))
+        page.keyboard.press("Escape")
+        wait_text(page, "patch-daily-vm000", absent=True)
     finally:
         page.close()
 
