@@ -110,7 +110,9 @@ class AumwatchApp(App[int]):
         self._register_theme()
         if self._keymap:
             self.set_keymap(self._keymap)
-        self.hangup.headless = self.is_headless
+        # Headless (tests) or served to a browser (`aumwatch serve`: stdin is textual-serve's
+        # pipe, never a terminal): there is no terminal to lose; SIGTERM still ends it.
+        self.hangup.headless = self.is_headless or self.is_web
         self.hangup.install()
 
     def _register_theme(self) -> None:

@@ -30,8 +30,9 @@ import base64
 import binascii
 import inspect
 import json
+import os
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -188,15 +189,36 @@ def token_identity(token: str) -> str | None:
     return text or None
 
 
+#: Set to "browser" by `aumwatch serve` in the environment of each dashboard it serves: the
+#: audit identity of that dashboard's cancels then says they came through a browser.
+SERVED_ENV = "AUMWATCH_SERVED"
+
+
+def audit_identity(identity: str | None, environ: Mapping[str, str] | None = None) -> str | None:
+    """``identity`` as the journal records it: `` via browser`` appended in a served dashboard.
+
+    A served dashboard acts with the serving user's credentials for whoever holds the page,
+    so its audit line must not read like the user's own terminal.
+    """
+    env = os.environ if environ is None else environ
+    if env.get(SERVED_ENV) != "browser":
+        return identity
+    return f"{identity or 'unknown'} via browser"
+
+
 async def credential_identity(credential: Any, scope: str) -> str | None:
-    """The audit identity for a (sync or async) azure-identity credential; None if unknown."""
+    """The audit identity for a (sync or async) azure-identity credential; None if unknown.
+
+    In a dashboard served by `aumwatch serve` it ends with " via browser" (:func:`audit_identity`).
+    """
     try:
         token = credential.get_token(scope)
         if inspect.isawaitable(token):
             token = await token
-        return token_identity(token.token)
+        identity = token_identity(token.token)
     except Exception:  # the identity is best-effort; the cancel itself will report auth errors
-        return None
+        identity = None
+    return audit_identity(identity)
 
 
 def maintenance_client_calls(client: Any) -> tuple[ArmCall, ArmCall]:

@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "tui.cli.window",  # window
     "tui.cli.standin",  # sim, demo
     "tui.cli.capture",  # capture
+    "tui.cli.serve",  # serve
 )
 
 Handler = Callable[[argparse.Namespace], int]
