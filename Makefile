@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 
-.PHONY: demo test test-slow test-fast lint bench install clean
+.PHONY: demo test test-slow test-fast lint bench install browser clean
 
 $(STAMP): pyproject.toml requirements/lock.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,13 +19,21 @@ $(NPM_STAMP): package.json package-lock.json
 
 install: $(STAMP) $(NPM_STAMP)
 
+## Debian's Chromium for the browser tests of `aumwatch serve` (Playwright drives it; it never
+## downloads a browser). Installed when missing and we may (root with apt-get); else the
+## browser tests are skipped with that reason (outside CI).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && apt-get update -qq && apt-get install -y -qq chromium; } \
+	  || echo "chromium is not installed: the aumwatch serve browser tests will be skipped"
+
 ## Open the dashboard on the local Azure stand-in (no Azure account needed).
 demo: install
 	$(BIN)/aumwatch demo
 
 ## The whole test suite except the long runs: unit, integration (stand-in + Azurite, started
 ## by the tests), app, the CI-sized reliability suite.
-test: install lint
+test: install browser lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
 
 ## The long runs only (fuzzing at scale, 200 kill -9s, 6 simulated hours of soak).

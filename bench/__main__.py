@@ -29,6 +29,7 @@ FIGURES: dict[int, str] = {
     7: "bench.fig_cancel",
     8: "bench.fig_soak",
     9: "bench.fig_demo",
+    10: "bench.fig_serve",
 }
 #: Figures that can measure another source tree's dashboard (``--tree``).
 TREE_FIGURES = frozenset({9})

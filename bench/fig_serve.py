@@ -5,15 +5,14 @@ are websocket clients speaking textual-serve's protocol (what the page's script 
 resize, then it only reads), so no browser's CPU is in the figure. Once every viewer's
 dashboard has drawn and settled, the figure counts Resource Graph requests at the stand-in
 and the CPU time (user + system, psutil) of the server and of its dashboards over the
-interval. Run alone: ``python -m bench.fig_serve [--quick]`` (not in ``python -m bench``'s
-list yet).
+interval. ``python -m bench --only 10`` (or ``python -m bench.fig_serve [--quick]``).
 
 Measured on the 2-core development machine (2026-12-01, 60 s each): 1 viewer 4 Resource Graph
 requests/min, 5 viewers 20/min (exactly 5x: each dashboard polls on its own); the dashboards
 used 0.5 % and 1.8 % of one core, the server under 0.1 %. Resource Graph allows about 15
-requests per 5 s per user (docs/azure.md "Quota"), 180/min, shared by every viewer since they
-all use the serving user's credentials: 5 viewers take about 11 % of it, so served dashboards
-keep their own pollers.
+requests per 5 s per user (docs/azure.md, "Resource Graph"), 180/min, shared by every viewer
+since they all use the serving user's credentials: 5 viewers take about 11 % of it, so served
+dashboards keep their own pollers.
 """
 
 from __future__ import annotations
