@@ -109,6 +109,20 @@ def gone(pids: list[int], timeout: float = 15.0) -> bool:
     return False
 
 
+#: Where the page screenshots are kept after the run (git-ignored): one folder per test.
+ARTIFACTS = Path(os.environ.get("AUMWATCH_TEST_ARTIFACTS")
+                 or Path(__file__).resolve().parents[2] / "test-artifacts") / "serve"
+
+
+def _artifact(tmp_path: Path, name: str) -> Path:
+    """A screenshot's path: kept under ARTIFACTS/<test>/ (the test's tmp folder is removed
+    after a few runs)."""
+    folder = ARTIFACTS / tmp_path.name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
+
+
+
 @pytest.fixture
 def config_file(standin_world: World, standin: StandInServer, tmp_path: Path) -> Path:
     """The stand-in with three configurations, two named to attack the page; its config."""
@@ -255,7 +269,7 @@ def test_read_only_dashboard_in_the_browser_takes_keys_and_shows_names_literally
         wait_text(page, "patch-daily")
         focus(page)
         shown = wait_text(page, "patch-daily", HOSTILE_HTML, HOSTILE_MARKUP, "Help")
-        page.screenshot(path=str(tmp_path / "dashboard.png"))
+        page.screenshot(path=str(_artifact(tmp_path, "dashboard.png")))
         # Read-only by default: the banner says so, Cancel is absent, the child was told.
         assert "read-only" in shown
         assert "Cancel run" not in shown
@@ -268,7 +282,7 @@ def test_read_only_dashboard_in_the_browser_takes_keys_and_shows_names_literally
         # Keys typed in the page reach the dashboard: help, then the filter.
         press(page, "?")
         wait_text(page, "Clear filter")
-        page.screenshot(path=str(tmp_path / "help.png"))
+        page.screenshot(path=str(_artifact(tmp_path, "help.png")))
         press(page, "?")
         wait_text(page, "Clear filter", absent=True)
         press(page, "/")
@@ -278,7 +292,7 @@ def test_read_only_dashboard_in_the_browser_takes_keys_and_shows_names_literally
         page.keyboard.press("Enter")
         shown = wait_text(page, "patch-daily")
         wait_text(page, HOSTILE_HTML, HOSTILE_MARKUP, absent=True)
-        page.screenshot(path=str(tmp_path / "filtered.png"))
+        page.screenshot(path=str(_artifact(tmp_path, "filtered.png")))
     finally:
         page.close()
 
@@ -290,7 +304,7 @@ def test_allow_cancel_offers_cancel_and_a_closed_tab_ends_its_process(
     wait_text(page, "patch-daily")
     focus(page)
     shown = wait_text(page, "patch-daily", "Cancel run", "Help")
-    page.screenshot(path=str(tmp_path / "allow-cancel.png"))
+    page.screenshot(path=str(_artifact(tmp_path, "allow-cancel.png")))
     assert "read-only" not in shown
     (viewer,) = served.wait_viewers(1)
     assert "--read-only" not in viewer.cmdline()
@@ -299,7 +313,7 @@ def test_allow_cancel_offers_cancel_and_a_closed_tab_ends_its_process(
     response = second.goto(served.url)
     assert response is not None and response.status == 503
     assert "viewer limit 1 reached" in second.content()
-    second.screenshot(path=str(tmp_path / "limit.png"))
+    second.screenshot(path=str(_artifact(tmp_path, "limit.png")))
     second.close()
     assert off_loop(websocket_status(served, served.token)) == 503
     assert [p.pid for p in served.wait_viewers(1)] == [viewer.pid]
@@ -336,7 +350,7 @@ def test_wrong_token_gets_403_and_spawns_nothing(
         response = page.goto(url)
         assert response is not None and response.status == 403, url
         assert "access token" in page.content()
-    page.screenshot(path=str(tmp_path / "forbidden.png"))
+    page.screenshot(path=str(_artifact(tmp_path, "forbidden.png")))
     page.close()
     for token in ("x", served.token[:-1], served.token + "A"):
         assert off_loop(websocket_status(served, token)) == 403, token
@@ -397,7 +411,7 @@ def test_a_cancel_from_the_browser_is_journaled_via_browser_then_its_machines_op
         wait_text(page, "Cancel run")
         press(page, "Control+x")
         wait_text(page, "Cancel this maintenance run?")
-        page.screenshot(path=str(tmp_path / "confirm.png"))
+        page.screenshot(path=str(_artifact(tmp_path, "confirm.png")))
         page.keyboard.press("ArrowRight")  # focus starts on No
         page.keyboard.press("Enter")
         journal = tmp_path / "data" / "aumwatch" / "journal.sqlite3"
@@ -408,7 +422,7 @@ def test_a_cancel_from_the_browser_is_journaled_via_browser_then_its_machines_op
                 with sqlite3.connect(journal) as db:
                     rows = db.execute("SELECT identity, run_id FROM cancel_audit").fetchall()
             time.sleep(0.25)
-        page.screenshot(path=str(tmp_path / "cancelled.png"))
+        page.screenshot(path=str(_artifact(tmp_path, "cancelled.png")))
         assert len(rows) == 1, rows
         identity, run_id = rows[0]
         assert identity.endswith(" via browser")
@@ -417,7 +431,7 @@ def test_a_cancel_from_the_browser_is_journaled_via_browser_then_its_machines_op
         click_line(page, "Cancelled")
         page.keyboard.press("Enter")
         wait_text(page, "patch-daily-vm000")
-        page.screenshot(path=str(tmp_path / "machines.png"))
+        page.screenshot(path=str(_artifact(tmp_path, "machines.png")))
         page.keyboard.press("Escape")
         wait_text(page, "patch-daily-vm000", absent=True)
     finally:
