@@ -32,6 +32,7 @@ from services.azure.cancel import SERVED_ENV, audit_identity, credential_identit
 from services.standin.runner import render_config, write_private_file
 from services.standin.server import StandInServer
 from services.standin.world import World
+from tests.processes import all_gone
 from tests.standin import NOW, SUB, add_run, config_object
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -99,14 +100,7 @@ class Served:
 
 
 def gone(pids: list[int], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        alive = [p for p in pids if psutil.pid_exists(p)
-                 and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
-        if not alive:
-            return True
-        time.sleep(0.1)
-    return False
+    return all_gone(pids, timeout, interval=0.1)
 
 
 #: Where the page screenshots are kept after the run (git-ignored): one folder per test.

@@ -10,7 +10,6 @@ import ssl
 import stat
 import subprocess
 import sys
-import time
 import tomllib
 import urllib.request
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from azure.storage.queue import QueueClient
 
 from services.domain.events import EventDecodeError, decode_message
 from services.standin.azurite import repo_root
+from tests.processes import all_gone
 
 pytestmark = pytest.mark.integration
 
@@ -53,16 +53,6 @@ def read_line(proc: subprocess.Popen[str], timeout: float = 60.0) -> str:
 def family(proc: subprocess.Popen[str]) -> list[int]:
     return [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
 
-
-def all_gone(pids: list[int], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        alive = [p for p in pids if psutil.pid_exists(p)
-                 and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
-        if not alive:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 @pytest.fixture
