@@ -91,7 +91,11 @@ def test_events_written_while_azurite_was_down_arrive_after_its_restart(
 
 
 def test_the_environment_plays_the_scenario_on_its_own_clock(tmp_path: Any) -> None:
-    data = scenario(pre_event="T-35m")  # a fixed moment (the default spreads it)
+    # A fixed pre-event moment (the default spreads it over T-40..T-30) and no overrun (by
+    # default a run may overrun its window by up to 25 min, drawn per run id, which holds the
+    # wall-clock start: the post-event's moment would change from one run of the test to the
+    # next).
+    data = scenario(pre_event="T-35m", overrun=0)
     with SimEnvironment(parse_scenario(data), step_interval=0.05,
                         config_path=tmp_path / "aumwatch.toml") as env:
         info = env.info()
@@ -99,8 +103,10 @@ def test_the_environment_plays_the_scenario_on_its_own_clock(tmp_path: Any) -> N
         env.clock.shift(timedelta(minutes=16))  # T-34: the background step writes the pre-event
         texts = wait_for(lambda: peek_env(env), lambda t: len(t) >= 1)
         assert decode_message(texts[0])[0].kind == EventKind.PRE
-        env.clock.shift(timedelta(hours=2))
+        # T+96: past the window end (T+90), by which every machine has finished.
+        env.clock.shift(timedelta(hours=2, minutes=10))
         texts = wait_for(lambda: peek_env(env), lambda t: len(t) >= 2)
+        assert len(texts) >= 2, texts
         assert decode_message(texts[1])[0].kind == EventKind.POST
         assert info["queue_name"] == "aum-events"
 
