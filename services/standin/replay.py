@@ -31,10 +31,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from services.domain.configs import folded, text_of
+from services.domain.configs import folded, in_patch_view, text_of
 from services.domain.runid import RunIdError, parse_configuration_id, parse_run_id
-from services.domain.runs import _count, cancelled_by_from_error, error_text, parse_time
-from services.domain.schedule import ScheduleError, parse_schedule
+from services.domain.runs import _count, error_text, parse_time, run_from_row
+from services.domain.schedule import ScheduleError, parse_schedule, parse_window
 from services.standin.runner import SimEnvironment
 from services.standin.scenario_file import Behaviour, ConfigurationSpec, Scenario, ScenarioError
 from services.standin.world import (
@@ -200,23 +200,22 @@ def _runs(capture: Capture, durations: Mapping[str, timedelta]
     machines: dict[str, SimMachine] = {}
     runs: list[SimRun] = []
     for row in capture.runs:
-        top = folded(row)
-        props = folded(top.get("properties"))
-        cid = (text_of(props.get("correlationid")) or text_of(top.get("id"))).strip()
-        try:
-            run_id = parse_run_id(cid)
-        except RunIdError:
-            continue  # the World keys runs by a run id; aumwatch drops such rows too
-        config_id = text_of(props.get("maintenanceconfigurationid")) or run_id.configuration_id
-        start = parse_time(props.get("startdatetime")) or run_id.start
-        if start is None:
+        # Read as aumwatch reads it (services.domain.runs.run_from_row), so a replay holds
+        # exactly the runs the client would have seen.
+        parsed = run_from_row(row)
+        if parsed is None:
             continue
-        end = parse_time(props.get("enddatetime")) or start + durations.get(
+        try:
+            parse_run_id(parsed.correlation_id)
+        except RunIdError:
+            continue  # the World keys runs by a run id
+        props = folded(folded(row).get("properties"))
+        cid, config_id, start = parsed.correlation_id, parsed.configuration_id, parsed.start
+        end = parsed.end or start + durations.get(
             config_id.lower(), timedelta(hours=3, minutes=55))
-        error = error_text(props)
         run = SimRun(correlation_id=cid, configuration_id=config_id, start=start, end=end,
-                     status=text_of(props.get("status")) or "Pending", error_message=error,
-                     cancelled_by=cancelled_by_from_error(error))
+                     status=text_of(props.get("status")) or "Pending",
+                     error_message=parsed.error, cancelled_by=parsed.cancelled_by)
         for machine_row in machine_rows.get(cid.lower(), []):
             mtop = folded(machine_row)
             mprops = folded(mtop.get("properties"))
@@ -237,13 +236,12 @@ def _runs(capture: Capture, durations: Mapping[str, timedelta]
 
 
 def _duration(config: Mapping[str, Any]) -> timedelta | None:
-    window = folded(folded(config.get("properties")).get("maintenancewindow"))
-    text = text_of(window.get("duration"))
+    """The configuration's window length, read by the schedule rules (None when they refuse
+    its window)."""
     try:
-        hours, minutes = (int(p) for p in text.split(":")[:2])
-    except ValueError:
+        return parse_window(folded(config.get("properties"))).duration
+    except ScheduleError:
         return None
-    return timedelta(hours=hours, minutes=minutes)
 
 
 def build_world(capture: Capture, world: World) -> None:
@@ -307,7 +305,7 @@ def replay_scenario(capture: Capture) -> Scenario:
         subscriptions.append(sub)
         props = folded(config.get("properties"))
         scope = text_of(props.get("maintenancescope"))
-        if scope and scope.lower() != "inguestpatch":
+        if not in_patch_view(scope):
             continue  # the engine plays patch runs only
         window = folded(props.get("maintenancewindow"))
         start = text_of(window.get("startdatetime"))[:_WALL_LENGTH]
