@@ -30,7 +30,7 @@ from typing import Any
 
 from services.domain.events import MaintenanceEvent
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 JOURNAL_FILE_NAME = "journal.sqlite3"
 
 # One entry per schema version: the statements that take a file from version N-1 to N.
@@ -73,6 +73,44 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             api_version TEXT,
             http_status INTEGER,
             run_status TEXT
+        )""",
+    ),
+    (
+        # Issue 12: who started a cancel when it was not a person at the keyboard
+        # ("task precheck (exit 3)"); NULL for a manual cancel.
+        "ALTER TABLE cancel_audit ADD COLUMN initiator TEXT",
+        # Issue 12: one row per (run, event kind, task), written before the task starts so a
+        # crash leaves "running" behind, which a restart turns into "interrupted" and never
+        # re-runs. The UNIQUE key is what makes a task run exactly once per event.
+        """CREATE TABLE task_runs (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id TEXT NOT NULL,
+            event_kind TEXT NOT NULL,
+            task TEXT NOT NULL,
+            configuration TEXT,
+            state TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            ended_at TEXT,
+            exit_code INTEGER,
+            output TEXT,
+            cancelled_run INTEGER NOT NULL DEFAULT 0,
+            detail TEXT,
+            pid INTEGER,
+            UNIQUE (run_id, event_kind, task)
+        )""",
+        "CREATE INDEX task_runs_run ON task_runs (run_id)",
+        # Issue 11: changes aumwatch makes to Azure other than a cancel (the Event Grid set-up),
+        # written before the change is sent and finished with its outcome, like cancel_audit.
+        """CREATE TABLE change_audit (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            attempted_at TEXT NOT NULL,
+            finished_at TEXT,
+            identity TEXT,
+            action TEXT NOT NULL,
+            target TEXT NOT NULL,
+            detail TEXT,
+            outcome TEXT NOT NULL,
+            reason TEXT
         )""",
     ),
 )

@@ -147,6 +147,31 @@ def test_reopening_keeps_rows_and_schema(tmp_path: Path) -> None:
         assert len(second.events()) == 1
 
 
+def test_a_version_1_file_is_upgraded_in_place_and_keeps_its_rows(tmp_path: Path) -> None:
+    from services.azure import journal as journal_module
+
+    path = tmp_path / "j.sqlite3"
+    conn = sqlite3.connect(path)
+    for statement in journal_module._MIGRATIONS[0]:
+        conn.execute(statement)
+    conn.execute(
+        "INSERT INTO cancel_audit (attempted_at, run_id, computed_id, outcome)"
+        " VALUES ('2026-03-01T12:00:00+00:00', 'run-1', 0, 'verified')"
+    )
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    with Journal(path) as upgraded:
+        assert upgraded.schema_version == SCHEMA_VERSION == 2
+        assert [r.run_id for r in upgraded.cancel_audit()] == ["run-1"]
+    conn = sqlite3.connect(path)
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(cancel_audit)")}
+    conn.close()
+    assert {"task_runs", "change_audit"} <= tables
+    assert "initiator" in columns
+
+
 def test_a_newer_schema_is_refused_with_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite3"
     conn = sqlite3.connect(path)
