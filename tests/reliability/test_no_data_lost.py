@@ -125,7 +125,10 @@ async def test_a_full_disk_is_reported_and_the_messages_stay(
         # A big raw text per event fills the capped journal after a few rows.
         for _ in range(20):
             await client.send_message(event_message(str(uuid.uuid4())))
-        with Journal(tmp_path / "full.sqlite3", max_pages=12) as journal:
+        with Journal(tmp_path / "empty.sqlite3") as empty:
+            schema_pages = int(empty._connection().execute("PRAGMA page_count").fetchone()[0])
+        # Five pages beyond the empty schema: a few rows fit, then the "disk" is full.
+        with Journal(tmp_path / "full.sqlite3", max_pages=schema_pages + 5) as journal:
             source = EventSource(client, clock=ManualClock(SystemClock().now()), journal=journal,
                                  mode="consume", visibility_timeout=1)
             batch = await source.poll()

@@ -181,9 +181,16 @@ def test_a_newer_schema_is_refused_with_a_clear_error(tmp_path: Path) -> None:
         Journal(path)
 
 
+def _schema_pages(tmp_path: Path) -> int:
+    """How many SQLite pages an empty journal of the current schema takes."""
+    with Journal(tmp_path / "empty.sqlite3") as empty:
+        return int(empty._connection().execute("PRAGMA page_count").fetchone()[0])
+
+
 def test_full_disk_is_reported_as_a_journal_error(tmp_path: Path) -> None:
     raw, event = _sample("pre-eventgrid.json")
-    with Journal(tmp_path / "j.sqlite3", max_pages=8) as journal:
+    # One page beyond what the empty schema takes.
+    with Journal(tmp_path / "j.sqlite3", max_pages=_schema_pages(tmp_path) + 1) as journal:
         big = raw + " " * 200_000  # far beyond 8 pages
         with pytest.raises(JournalError, match="disk is full"):
             journal.record_event(event, big, received_at=T0, message_id="m1")
