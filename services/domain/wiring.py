@@ -1,0 +1,534 @@
+"""The Event Grid wiring of a maintenance configuration, and its verdict (pure).
+
+A configuration's pre/post events reach a queue only through an Event Grid *system topic*
+whose source is the configuration, and an *event subscription* on that topic naming the event
+types, a schema and an endpoint (docs/azure.md, "Event Grid wiring"). This module turns the
+REST shapes of those resources (camelCase JSON, as ARM, Resource Graph and the SDK models'
+``serialize()`` give them) and the topic's Azure Monitor metrics into plain dataclasses, and
+judges each configuration with one of six fixed verdicts (:class:`Verdict`).
+
+Secrets: a webhook URL may carry a key in its query string. Only its host is ever kept; the
+full URL never leaves :func:`parse_subscription`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit
+
+from services.domain.clock import iso_z
+from services.domain.events import POST_EVENT_TYPE, PRE_EVENT_TYPE, parse_event_time
+
+#: ``properties.topicType`` of a maintenance configuration's system topic.
+MAINTENANCE_TOPIC_TYPE = "Microsoft.Maintenance.MaintenanceConfigurations"
+#: Resource type of a system topic (Resource Graph writes it lower-case).
+SYSTEM_TOPIC_TYPE = "Microsoft.EventGrid/systemTopics"
+
+#: The Azure Monitor metrics of a system topic that the health reads (docs/azure.md).
+HEALTH_METRICS = (
+    "PublishSuccessCount",
+    "MatchedEventCount",
+    "DeliverySuccessCount",
+    "DeliveryAttemptFailCount",
+    "DroppedEventCount",
+    "DeadLetteredCount",
+)
+
+
+class Verdict(StrEnum):
+    """The fixed verdicts of ``aumwatch subscriptions --json`` (issue 11's contract)."""
+
+    OK = "ok"                          # pre and post delivered to the watched queue
+    MISSING = "missing"                # no system topic or no event subscription
+    PARTIAL = "partial"                # only pre or only post reaches the watched queue
+    OTHER_ENDPOINT = "other-endpoint"  # subscribed, but not to the watched queue
+    DISABLED = "disabled"              # no subscription is Succeeded and unexpired
+    FAILING = "failing"                # failed or dropped deliveries in the last 24 h
+
+
+#: A symbol per verdict, so a verdict never depends on colour alone.
+VERDICT_SYMBOLS: Mapping[Verdict, str] = {
+    Verdict.OK: "✓",
+    Verdict.MISSING: "✗",
+    Verdict.PARTIAL: "◐",
+    Verdict.OTHER_ENDPOINT: "↪",
+    Verdict.DISABLED: "⊘",
+    Verdict.FAILING: "!",
+}
+
+_EVENT_KINDS = {PRE_EVENT_TYPE.lower(): "pre", POST_EVENT_TYPE.lower(): "post"}
+_SCHEMAS = {"eventgridschema": "eventgrid", "cloudeventschemav1_0": "cloudevents",
+            "custominputschema": "custom"}
+_ENDPOINT_TYPES = {"storagequeue": "storagequeue", "webhook": "webhook",
+                   "azurefunction": "azurefunction"}
+
+
+@dataclass(frozen=True)
+class QueueTarget:
+    """The queue aumwatch watches: its storage account's name and the queue's name.
+
+    Event Grid names a queue by the account's resource id; aumwatch knows the account by its
+    URL or connection string. Account names are globally unique, so the name is enough to match.
+    """
+
+    account_name: str
+    queue_name: str
+
+    def matches(self, account_resource_id: str | None, queue_name: str | None) -> bool:
+        """Whether a Storage Queue destination is this queue (names compare case-insensitively)."""
+        if not account_resource_id or not queue_name:
+            return False
+        account = account_resource_id.rstrip("/").rsplit("/", 1)[-1]
+        return (account.lower() == self.account_name.lower()
+                and queue_name.lower() == self.queue_name.lower())
+
+
+@dataclass(frozen=True)
+class SystemTopic:
+    """An Event Grid system topic whose source is a maintenance configuration."""
+
+    id: str
+    name: str
+    resource_group: str
+    subscription_id: str
+    source: str
+    location: str = ""
+    provisioning_state: str = ""
+    principal_id: str | None = None  # its system-assigned identity, when it has one
+
+    @property
+    def source_key(self) -> str:
+        """The configuration id it belongs to, for case-insensitive lookups."""
+        return self.source.strip().rstrip("/").lower()
+
+
+@dataclass(frozen=True)
+class EventSubscription:
+    """One event subscription on a system topic. ``endpoint`` never holds a secret."""
+
+    name: str
+    id: str = ""
+    event_types: tuple[str, ...] = ("pre", "post")  # "pre" / "post", or an unknown type as is
+    schema: str = "eventgrid"          # eventgrid | cloudevents | custom | other as written
+    endpoint_type: str = "other"       # storagequeue | webhook | azurefunction | other
+    endpoint: str = ""                 # queue: <account id>/queues/<name>; webhook: host only
+    queue_account_id: str | None = None
+    queue_name: str | None = None
+    state: str = ""                    # provisioningState as Azure writes it
+    expiration: datetime | None = None
+    dead_letter: str | None = None     # the dead-letter container, or None
+    retry: str | None = None           # "30 attempts, 1440 min", or None
+    filters: str | None = None         # advanced filters and subject filters, summarised
+    with_identity: bool = False        # delivered with the topic's managed identity
+
+    def active(self, now: datetime) -> bool:
+        """Succeeded and not expired: Event Grid delivers through it."""
+        if self.state.lower() != "succeeded":
+            return False
+        return self.expiration is None or self.expiration > now
+
+    def reaches(self, watched: QueueTarget | None) -> bool:
+        """Whether it delivers to the watched queue (any Storage Queue when none is known)."""
+        if self.endpoint_type != "storagequeue":
+            return False
+        if watched is None:
+            return True
+        return watched.matches(self.queue_account_id, self.queue_name)
+
+    def to_json(self) -> dict[str, Any]:
+        """The object of the contract's ``subscriptions`` array, plus documented extras."""
+        return {
+            "name": self.name,
+            "event_types": list(self.event_types),
+            "schema": self.schema,
+            "endpoint_type": self.endpoint_type,
+            "endpoint": self.endpoint,
+            "state": self.state,
+            # extras
+            "expiration": iso_z(self.expiration),
+            "dead_letter": self.dead_letter,
+            "retry": self.retry,
+            "filters": self.filters,
+            "with_identity": self.with_identity,
+        }
+
+
+@dataclass(frozen=True)
+class DeliveryHealth:
+    """Delivery counts of a system topic over a period (Azure Monitor metrics, totals)."""
+
+    published: int = 0
+    matched: int = 0
+    delivered: int = 0
+    failed: int = 0          # failed delivery attempts (a retried event counts each time)
+    dropped: int = 0
+    dead_lettered: int = 0
+    since: datetime | None = None
+    until: datetime | None = None
+
+    @property
+    def failing(self) -> bool:
+        """Events were lost or had to be retried."""
+        return self.failed > 0 or self.dropped > 0 or self.dead_lettered > 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The contract's ``health`` object, plus documented extras."""
+        return {
+            "delivered": self.delivered,
+            "failed": self.failed,
+            "dropped": self.dropped,
+            "dead_lettered": self.dead_lettered,
+            # extras
+            "published": self.published,
+            "matched": self.matched,
+            "since": iso_z(self.since),
+            "until": iso_z(self.until),
+        }
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """What aumwatch knows about one configuration's wiring, and the verdict on it."""
+
+    configuration_id: str
+    configuration_name: str
+    verdict: Verdict
+    reason: str
+    topic: SystemTopic | None = None
+    subscriptions: tuple[EventSubscription, ...] = ()
+    health: DeliveryHealth | None = None
+    # A part that could not be read (subscriptions or metrics): the verdict is then made
+    # from what was read, and this says what is missing from it.
+    error: str | None = None
+    checked_at: datetime | None = None
+
+    @property
+    def symbol(self) -> str:
+        """The verdict's symbol (words and a symbol, never colour alone)."""
+        return VERDICT_SYMBOLS[self.verdict]
+
+    def covers(self, kind: str, watched: QueueTarget | None, now: datetime) -> bool:
+        """Whether an active subscription delivers ``kind`` ("pre"/"post") to the watched queue."""
+        return any(s.active(now) and s.reaches(watched) and kind in s.event_types
+                   for s in self.subscriptions)
+
+    def to_json(self) -> dict[str, Any]:
+        """One element of ``aumwatch subscriptions --json`` (fixed keys, then extras)."""
+        return {
+            "configuration_id": self.configuration_id,
+            "configuration_name": self.configuration_name,
+            "verdict": str(self.verdict),
+            "system_topic": self.topic.id if self.topic else None,
+            "subscriptions": [s.to_json() for s in self.subscriptions],
+            "health": self.health.to_json() if self.health else None,
+            # extras
+            "reason": self.reason,
+            "error": self.error,
+            "checked_at": iso_z(self.checked_at),
+        }
+
+
+# -- parsing the REST shapes ------------------------------------------------------------------
+def _get(mapping: Any, *path: str) -> Any:
+    """``mapping[path[0]][path[1]]...`` with keys matched case-insensitively; None if absent."""
+    current = mapping
+    for key in path:
+        if not isinstance(current, Mapping):
+            return None
+        if key in current:
+            current = current[key]
+            continue
+        lowered = key.lower()
+        current = next((v for k, v in current.items() if str(k).lower() == lowered), None)
+    return current
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ("" if value is None else str(value))
+
+
+def _segment(resource_id: str, name: str) -> str:
+    parts = resource_id.strip("/").split("/")
+    for i, part in enumerate(parts[:-1]):
+        if part.lower() == name.lower():
+            return parts[i + 1]
+    return ""
+
+
+def parse_topic(row: Mapping[str, Any]) -> SystemTopic | None:
+    """A system topic from a Resource Graph row or an ARM object; None if it is not one of a
+    maintenance configuration (another topic type, or no source)."""
+    properties = _get(row, "properties") or {}
+    topic_type = _text(_get(properties, "topicType"))
+    source = _text(_get(properties, "source"))
+    if topic_type.lower() != MAINTENANCE_TOPIC_TYPE.lower() or not source:
+        return None
+    topic_id = _text(_get(row, "id"))
+    identity = _get(row, "identity")
+    principal = _get(identity, "principalId") if isinstance(identity, Mapping) else None
+    return SystemTopic(
+        id=topic_id,
+        name=_text(_get(row, "name")) or topic_id.rstrip("/").rsplit("/", 1)[-1],
+        resource_group=_text(_get(row, "resourceGroup")) or _segment(topic_id, "resourceGroups"),
+        subscription_id=(_text(_get(row, "subscriptionId"))
+                         or _segment(topic_id, "subscriptions")),
+        source=source,
+        location=_text(_get(row, "location")),
+        provisioning_state=_text(_get(properties, "provisioningState")),
+        principal_id=_text(principal) or None,
+    )
+
+
+def webhook_host(url: str | None) -> str:
+    """Only the host (and port) of a webhook URL: its path and query may hold a key."""
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return ""
+    return f"{host}:{port}" if host and port else host
+
+
+def _event_types(included: Any) -> tuple[str, ...]:
+    # No includedEventTypes filter means every event type of the topic: both.
+    if not included:
+        return ("pre", "post")
+    out: list[str] = []
+    for value in included if isinstance(included, list) else [included]:
+        kind = _EVENT_KINDS.get(_text(value).lower(), _text(value))
+        if kind not in out:
+            out.append(kind)
+    return tuple(out)
+
+
+def _retry(policy: Any) -> str | None:
+    if not isinstance(policy, Mapping):
+        return None
+    attempts = _get(policy, "maxDeliveryAttempts")
+    ttl = _get(policy, "eventTimeToLiveInMinutes")
+    parts = []
+    if attempts is not None:
+        parts.append(f"{attempts} attempts")
+    if ttl is not None:
+        parts.append(f"{ttl} min")
+    return ", ".join(parts) or None
+
+
+def _dead_letter(destination: Any) -> str | None:
+    if not isinstance(destination, Mapping):
+        return None
+    props = _get(destination, "properties") or destination
+    account = _text(_get(props, "resourceId"))
+    container = _text(_get(props, "blobContainerName"))
+    if not account and not container:
+        return _text(_get(destination, "endpointType")) or None
+    return f"{account}/blobServices/default/containers/{container}" if container else account
+
+
+def _filters(flt: Any) -> str | None:
+    if not isinstance(flt, Mapping):
+        return None
+    parts = []
+    begins = _text(_get(flt, "subjectBeginsWith"))
+    ends = _text(_get(flt, "subjectEndsWith"))
+    if begins:
+        parts.append(f"subject begins with {begins!r}")
+    if ends:
+        parts.append(f"subject ends with {ends!r}")
+    advanced = _get(flt, "advancedFilters")
+    if isinstance(advanced, list) and advanced:
+        parts.append(f"{len(advanced)} advanced filter{'s' if len(advanced) != 1 else ''}")
+    return "; ".join(parts) or None
+
+
+def _time_or_none(value: Any) -> datetime | None:
+    text = _text(value)
+    if not text:
+        return None
+    try:
+        return parse_event_time(text)
+    except ValueError:
+        return None
+
+
+def parse_subscription(obj: Mapping[str, Any]) -> EventSubscription:
+    """An event subscription from its REST JSON (ARM GET or the SDK model's ``serialize()``).
+
+    The destination may sit at ``properties.destination`` or, for delivery with the topic's
+    managed identity, at ``properties.deliveryWithResourceIdentity.destination``.
+    """
+    properties = _get(obj, "properties") or {}
+    with_identity = False
+    destination = _get(properties, "destination")
+    if not isinstance(destination, Mapping):
+        destination = _get(properties, "deliveryWithResourceIdentity", "destination")
+        with_identity = isinstance(destination, Mapping)
+    destination = destination if isinstance(destination, Mapping) else {}
+    dest_props = _get(destination, "properties") or {}
+    raw_type = _text(_get(destination, "endpointType"))
+    endpoint_type = _ENDPOINT_TYPES.get(raw_type.lower(), "other")
+    account_id: str | None = None
+    queue: str | None = None
+    if endpoint_type == "storagequeue":
+        account_id = _text(_get(dest_props, "resourceId")) or None
+        queue = _text(_get(dest_props, "queueName")) or None
+        endpoint = f"{account_id or '?'}/queues/{queue or '?'}"
+    elif endpoint_type == "webhook":
+        # GET returns endpointBaseUrl; a create body (or an old API) may hold endpointUrl.
+        endpoint = webhook_host(_text(_get(dest_props, "endpointBaseUrl"))
+                                or _text(_get(dest_props, "endpointUrl")))
+    else:
+        endpoint = _text(_get(dest_props, "resourceId"))
+        if not endpoint and raw_type:
+            endpoint = raw_type
+    raw_schema = _text(_get(properties, "eventDeliverySchema"))
+    schema = _SCHEMAS.get(raw_schema.lower(), raw_schema.lower()) if raw_schema else "eventgrid"
+    sub_id = _text(_get(obj, "id"))
+    return EventSubscription(
+        name=_text(_get(obj, "name")) or sub_id.rstrip("/").rsplit("/", 1)[-1],
+        id=sub_id,
+        event_types=_event_types(_get(properties, "filter", "includedEventTypes")),
+        schema=schema,
+        endpoint_type=endpoint_type,
+        endpoint=endpoint,
+        queue_account_id=account_id,
+        queue_name=queue,
+        state=_text(_get(properties, "provisioningState")),
+        expiration=_time_or_none(_get(properties, "expirationTimeUtc")),
+        dead_letter=_dead_letter(_get(properties, "deadLetterDestination")
+                                 or _get(properties, "deadLetterWithResourceIdentity",
+                                         "deadLetterDestination")),
+        retry=_retry(_get(properties, "retryPolicy")),
+        filters=_filters(_get(properties, "filter")),
+        with_identity=with_identity,
+    )
+
+
+def parse_metrics(body: Mapping[str, Any], *, since: datetime | None = None,
+                  until: datetime | None = None) -> DeliveryHealth:
+    """Totals of a metrics response (``GET {topic}/providers/Microsoft.Insights/metrics``).
+
+    Each metric's ``timeseries[].data[].total`` values are summed; a missing metric counts 0.
+    """
+    totals: dict[str, int] = {}
+    for metric in _get(body, "value") or []:
+        name = _text(_get(metric, "name", "value"))
+        total = 0.0
+        for series in _get(metric, "timeseries") or []:
+            for point in _get(series, "data") or []:
+                value = _get(point, "total")
+                if isinstance(value, int | float):
+                    total += value
+        totals[name.lower()] = totals.get(name.lower(), 0) + round(total)
+    count = lambda name: totals.get(name.lower(), 0)  # noqa: E731
+    return DeliveryHealth(
+        published=count("PublishSuccessCount"),
+        matched=count("MatchedEventCount"),
+        delivered=count("DeliverySuccessCount"),
+        failed=count("DeliveryAttemptFailCount"),
+        dropped=count("DroppedEventCount"),
+        dead_lettered=count("DeadLetteredCount"),
+        since=since,
+        until=until,
+    )
+
+
+# -- the verdict ------------------------------------------------------------------------------
+def judge(
+    *,
+    topic: SystemTopic | None,
+    subscriptions: Sequence[EventSubscription],
+    health: DeliveryHealth | None,
+    watched: QueueTarget | None,
+    now: datetime,
+) -> tuple[Verdict, str]:
+    """The verdict on one configuration's wiring, with a sentence saying why.
+
+    Order: ``missing`` (no topic or no subscription), ``disabled`` (none active),
+    ``other-endpoint`` (active ones, none to the watched queue), ``partial`` (the watched queue
+    gets only pre or only post), ``failing`` (wired, but the topic failed, dropped or
+    dead-lettered deliveries in the period), else ``ok``. The structural verdicts come first:
+    they mean the watched queue cannot get an event at all, whatever the metrics say.
+    """
+    if topic is None:
+        return Verdict.MISSING, "no Event Grid system topic for this configuration"
+    if not subscriptions:
+        return Verdict.MISSING, f"system topic {topic.name} has no event subscription"
+    active = [s for s in subscriptions if s.active(now)]
+    if not active:
+        states = sorted({_inactive_state(s, now) for s in subscriptions})
+        return Verdict.DISABLED, f"no subscription is delivering ({', '.join(states)})"
+    ours = [s for s in active if s.reaches(watched)]
+    if not ours:
+        where = (f"queue {watched.queue_name} of {watched.account_name}" if watched
+                 else "a Storage Queue")
+        targets = ", ".join(sorted({s.endpoint or s.endpoint_type for s in active}))
+        return Verdict.OTHER_ENDPOINT, f"events go to {targets}, not to {where}"
+    kinds = {k for s in ours for k in s.event_types}
+    if "pre" not in kinds or "post" not in kinds:
+        missing = "pre" if "pre" not in kinds else "post"
+        return Verdict.PARTIAL, f"no {missing}-event subscription to the watched queue"
+    if health is not None and health.failing:
+        return Verdict.FAILING, (
+            f"{health.failed} failed, {health.dropped} dropped, "
+            f"{health.dead_lettered} dead-lettered deliveries in the last 24 h")
+    return Verdict.OK, "pre and post events are delivered to the watched queue"
+
+
+def _inactive_state(sub: EventSubscription, now: datetime) -> str:
+    if sub.state.lower() == "succeeded" and sub.expiration is not None and sub.expiration <= now:
+        return "expired"
+    return sub.state or "unknown state"
+
+
+def wire(
+    *,
+    configuration_id: str,
+    configuration_name: str,
+    topic: SystemTopic | None,
+    subscriptions: Iterable[EventSubscription] = (),
+    health: DeliveryHealth | None = None,
+    watched: QueueTarget | None,
+    now: datetime,
+    error: str | None = None,
+) -> Wiring:
+    """Build a :class:`Wiring` with its verdict."""
+    subs = tuple(sorted(subscriptions, key=lambda s: s.name.lower()))
+    verdict, reason = judge(topic=topic, subscriptions=subs, health=health, watched=watched,
+                            now=now)
+    if error:
+        reason = f"{reason} ({error})"
+    return Wiring(configuration_id=configuration_id, configuration_name=configuration_name,
+                  verdict=verdict, reason=reason, topic=topic, subscriptions=subs,
+                  health=health, error=error, checked_at=now)
+
+
+def missing_pre_explanation(wiring: Wiring | None, watched: QueueTarget | None,
+                            now: datetime) -> str | None:
+    """Why a pre-event cannot arrive, from the wiring, or None when the wiring allows it.
+
+    The watchdog adds this to a missing pre-event ("no pre-event subscription") so the
+    operator sees the cause, not only the lateness.
+    """
+    if wiring is None:
+        return None
+    if wiring.covers("pre", watched, now):
+        return None
+    if wiring.verdict in (Verdict.MISSING, Verdict.DISABLED, Verdict.OTHER_ENDPOINT):
+        return wiring.reason
+    return "no pre-event subscription to the watched queue"
+
+
+__all__ = [
+    "HEALTH_METRICS", "MAINTENANCE_TOPIC_TYPE", "SYSTEM_TOPIC_TYPE", "VERDICT_SYMBOLS",
+    "DeliveryHealth", "EventSubscription", "QueueTarget", "SystemTopic", "Verdict", "Wiring",
+    "judge", "missing_pre_explanation", "parse_metrics", "parse_subscription", "parse_topic",
+    "webhook_host", "wire",
+]

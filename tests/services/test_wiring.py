@@ -1,0 +1,209 @@
+"""The Event Grid wiring model: parsing the REST shapes and the six verdicts."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from services.domain.wiring import (
+    DeliveryHealth,
+    QueueTarget,
+    Verdict,
+    missing_pre_explanation,
+    parse_metrics,
+    parse_subscription,
+    parse_topic,
+    webhook_host,
+    wire,
+)
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+SUB = "00000000-0000-0000-0000-000000000001"
+RG = f"/subscriptions/{SUB}/resourceGroups/rg-ops/providers"
+CFG = f"{RG}/Microsoft.Maintenance/maintenanceConfigurations/mc-web"
+ACCOUNT = f"{RG}/Microsoft.Storage/storageAccounts/opsqueue"
+TOPIC_ID = f"{RG}/Microsoft.EventGrid/systemTopics/mc-web-topic"
+TOPIC_TYPE = "Microsoft.Maintenance.MaintenanceConfigurations"
+WATCHED = QueueTarget(account_name="OpsQueue", queue_name="aum-events")
+PRE = "Microsoft.Maintenance.PreMaintenanceEvent"
+POST = "Microsoft.Maintenance.PostMaintenanceEvent"
+
+
+def topic_row(**overrides: Any) -> dict[str, Any]:
+    row = {
+        "id": TOPIC_ID, "name": "mc-web-topic", "type": "microsoft.eventgrid/systemtopics",
+        "resourceGroup": "rg-ops", "subscriptionId": SUB, "location": "westeurope",
+        "identity": {"type": "SystemAssigned", "principalId": "p-1"},
+        "properties": {"source": CFG, "topicType": TOPIC_TYPE,
+                       "provisioningState": "Succeeded"},
+    }
+    row.update(overrides)
+    return row
+
+
+def queue_sub(name: str = "to-queue", types: list[str] | None = None, *, queue: str = "aum-events",
+              account: str = ACCOUNT, state: str = "Succeeded", schema: str = "EventGridSchema",
+              **props: Any) -> dict[str, Any]:
+    return {
+        "id": f"{TOPIC_ID}/eventSubscriptions/{name}", "name": name,
+        "properties": {
+            "destination": {"endpointType": "StorageQueue",
+                            "properties": {"resourceId": account, "queueName": queue,
+                                           "queueMessageTimeToLiveInSeconds": 604800}},
+            "filter": {"includedEventTypes": types if types is not None else [PRE, POST]},
+            "eventDeliverySchema": schema, "provisioningState": state, **props,
+        },
+    }
+
+
+def verdict_of(subs: list[dict[str, Any]], health: DeliveryHealth | None = None,
+               topic: dict[str, Any] | None = None) -> Verdict:
+    parsed_topic = parse_topic(topic or topic_row())
+    return wire(configuration_id=CFG, configuration_name="mc-web", topic=parsed_topic,
+                subscriptions=[parse_subscription(s) for s in subs], health=health,
+                watched=WATCHED, now=NOW).verdict
+
+
+def test_a_topic_row_of_a_maintenance_configuration_is_read() -> None:
+    topic = parse_topic(topic_row())
+    assert topic is not None
+    assert (topic.name, topic.resource_group) == ("mc-web-topic", "rg-ops")
+    assert topic.subscription_id == SUB
+    assert topic.source_key == CFG.lower()
+    assert topic.principal_id == "p-1"
+
+
+def test_a_topic_of_another_type_is_not_a_configurations_topic() -> None:
+    row = topic_row(properties={"source": ACCOUNT,
+                                "topicType": "Microsoft.Storage.StorageAccounts"})
+    assert parse_topic(row) is None
+
+
+def test_every_verdict() -> None:
+    assert verdict_of([queue_sub()]) is Verdict.OK
+    assert verdict_of([]) is Verdict.MISSING
+    assert wire(configuration_id=CFG, configuration_name="mc-web", topic=None, watched=WATCHED,
+                now=NOW).verdict is Verdict.MISSING
+    assert verdict_of([queue_sub(types=[PRE])]) is Verdict.PARTIAL
+    assert verdict_of([queue_sub(types=[POST])]) is Verdict.PARTIAL
+    assert verdict_of([queue_sub(queue="someone-elses")]) is Verdict.OTHER_ENDPOINT
+    assert verdict_of([queue_sub(state="Failed")]) is Verdict.DISABLED
+    expired = (NOW - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.0000000Z")
+    assert verdict_of([queue_sub(expirationTimeUtc=expired)]) is Verdict.DISABLED
+    assert verdict_of([queue_sub()], DeliveryHealth(delivered=3, failed=2)) is Verdict.FAILING
+    assert verdict_of([queue_sub()], DeliveryHealth(delivered=3, dropped=1)) is Verdict.FAILING
+    assert verdict_of([queue_sub()], DeliveryHealth(delivered=3)) is Verdict.OK
+
+
+def test_pre_and_post_from_two_subscriptions_is_ok() -> None:
+    assert verdict_of([queue_sub("pre", [PRE]), queue_sub("post", [POST])]) is Verdict.OK
+
+
+def test_no_type_filter_means_both_types() -> None:
+    sub = queue_sub()
+    del sub["properties"]["filter"]
+    assert parse_subscription(sub).event_types == ("pre", "post")
+    assert verdict_of([sub]) is Verdict.OK
+
+
+def test_the_watched_queue_matches_by_account_name_and_queue_case_insensitively() -> None:
+    assert verdict_of([queue_sub(queue="AUM-Events", account=ACCOUNT.upper())]) is Verdict.OK
+    other_account = ACCOUNT.replace("opsqueue", "opsqueue2")
+    assert verdict_of([queue_sub(account=other_account)]) is Verdict.OTHER_ENDPOINT
+
+
+def test_structural_verdicts_come_before_failing() -> None:
+    bad = DeliveryHealth(failed=10)
+    assert verdict_of([queue_sub(types=[PRE])], bad) is Verdict.PARTIAL
+    assert verdict_of([queue_sub(queue="x")], bad) is Verdict.OTHER_ENDPOINT
+
+
+def test_a_webhook_keeps_only_its_host() -> None:
+    secret = "code=SuperSecretKey123"
+    sub = {
+        "name": "hook",
+        "properties": {"destination": {"endpointType": "WebHook", "properties": {
+            "endpointUrl": f"https://func.example.net:8443/api/hook?{secret}",
+            "endpointBaseUrl": "https://func.example.net:8443/api/hook"}},
+            "provisioningState": "Succeeded"},
+    }
+    parsed = parse_subscription(sub)
+    assert parsed.endpoint_type == "webhook"
+    assert parsed.endpoint == "func.example.net:8443"
+    assert "SuperSecret" not in json.dumps(parsed.to_json())
+    assert "/api/hook" not in json.dumps(parsed.to_json())
+    assert webhook_host("not a url") == ""
+    assert webhook_host("https://user:pw@h.example/x?k=1") == "h.example"
+
+
+def test_delivery_with_the_topics_identity_is_read() -> None:
+    sub = queue_sub()
+    dest = sub["properties"].pop("destination")
+    sub["properties"]["deliveryWithResourceIdentity"] = {"identity": {"type": "SystemAssigned"},
+                                                         "destination": dest}
+    parsed = parse_subscription(sub)
+    assert parsed.with_identity and parsed.endpoint == f"{ACCOUNT}/queues/aum-events"
+    assert verdict_of([sub]) is Verdict.OK
+
+
+def test_schema_endpoint_types_and_details() -> None:
+    sub = queue_sub(schema="CloudEventSchemaV1_0",
+                    retryPolicy={"maxDeliveryAttempts": 30, "eventTimeToLiveInMinutes": 1440},
+                    deadLetterDestination={"endpointType": "StorageBlob", "properties": {
+                        "resourceId": ACCOUNT, "blobContainerName": "dead"}})
+    parsed = parse_subscription(sub)
+    assert parsed.schema == "cloudevents"
+    assert parsed.retry == "30 attempts, 1440 min"
+    assert parsed.dead_letter == f"{ACCOUNT}/blobServices/default/containers/dead"
+    fn = parse_subscription({"name": "fn", "properties": {"destination": {
+        "endpointType": "AzureFunction", "properties": {"resourceId": "/x/functions/f"}}}})
+    assert (fn.endpoint_type, fn.endpoint) == ("azurefunction", "/x/functions/f")
+    hub = parse_subscription({"name": "hub", "properties": {"destination": {
+        "endpointType": "EventHub", "properties": {"resourceId": "/x/eventhubs/h"}}}})
+    assert (hub.endpoint_type, hub.endpoint) == ("other", "/x/eventhubs/h")
+
+
+def test_metrics_totals() -> None:
+    body = {"value": [
+        {"name": {"value": "DeliverySuccessCount"}, "timeseries": [
+            {"data": [{"timeStamp": "2026-12-01T10:00:00Z", "total": 3.0},
+                      {"timeStamp": "2026-12-01T11:00:00Z"}]}]},
+        {"name": {"value": "DeliveryAttemptFailCount"}, "timeseries": [
+            {"data": [{"total": 2.0}, {"total": 1.0}]}]},
+        {"name": {"value": "DeadLetteredCount"}, "timeseries": []},
+    ]}
+    health = parse_metrics(body)
+    assert (health.delivered, health.failed, health.dropped, health.dead_lettered) == (3, 3, 0, 0)
+    assert health.failing
+
+
+def test_the_contract_keys() -> None:
+    w = wire(configuration_id=CFG, configuration_name="mc-web", topic=parse_topic(topic_row()),
+             subscriptions=[parse_subscription(queue_sub())], health=DeliveryHealth(delivered=1),
+             watched=WATCHED, now=NOW)
+    out = w.to_json()
+    assert list(out)[:6] == ["configuration_id", "configuration_name", "verdict", "system_topic",
+                             "subscriptions", "health"]
+    assert out["verdict"] == "ok" and out["system_topic"] == TOPIC_ID
+    assert {"name", "event_types", "schema", "endpoint_type", "endpoint", "state"} <= set(
+        out["subscriptions"][0])
+    assert out["subscriptions"][0]["event_types"] == ["pre", "post"]
+    assert {"delivered", "failed", "dropped", "dead_lettered"} <= set(out["health"])
+
+
+@pytest.mark.parametrize(("subs", "expected"), [
+    ([], "has no event subscription"),
+    ([queue_sub(types=[POST])], "no pre-event subscription to the watched queue"),
+    ([queue_sub(types=[PRE])], None),
+])
+def test_the_watchdog_explanation(subs: list[dict[str, Any]], expected: str | None) -> None:
+    w = wire(configuration_id=CFG, configuration_name="mc-web", topic=parse_topic(topic_row()),
+             subscriptions=[parse_subscription(s) for s in subs], watched=WATCHED, now=NOW)
+    explanation = missing_pre_explanation(w, WATCHED, NOW)
+    if expected is None:
+        assert explanation is None
+    else:
+        assert explanation is not None and expected in explanation
