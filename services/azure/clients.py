@@ -199,6 +199,23 @@ def async_maintenance_client(settings: Settings, credential: Any, subscription_i
     return MaintenanceManagementClient(credential, subscription_id, **_arm_kwargs(settings, extra))
 
 
+def eventgrid_client(settings: Settings, credential: Any, subscription_id: str,
+                     **extra: Any) -> Any:
+    """A sync ``EventGridManagementClient`` for one subscription (system topics, event
+    subscriptions; its pipeline also reads the topics' Azure Monitor metrics)."""
+    from azure.mgmt.eventgrid import EventGridManagementClient
+
+    return EventGridManagementClient(credential, subscription_id, **_arm_kwargs(settings, extra))
+
+
+def async_eventgrid_client(settings: Settings, credential: Any, subscription_id: str,
+                           **extra: Any) -> Any:
+    """An async ``EventGridManagementClient`` for one subscription (use ``async with``)."""
+    from azure.mgmt.eventgrid.aio import EventGridManagementClient
+
+    return EventGridManagementClient(credential, subscription_id, **_arm_kwargs(settings, extra))
+
+
 #: Pipeline options for the client that sends a cancel. azure-core retries a timed-out
 #: request three times, so a stalled service would hold an operator's cancel for minutes
 #: (found by the reliability suite). The canceller reads the run back after a lost answer
