@@ -11,6 +11,7 @@ from __future__ import annotations
 from textual.message import Message
 
 from services.azure.cancel import CancelResult
+from services.azure.eventgrid import WiringSnapshot
 from services.azure.eventsource import EventBatch
 from services.domain.model import Configuration, Fetched, Machine, Run
 
@@ -37,6 +38,15 @@ class EventsFetched(Message):
     def __init__(self, batch: EventBatch) -> None:
         super().__init__()
         self.batch = batch
+
+
+class WiringFetched(Message):
+    """A read of the Event Grid wiring finished (a
+    :class:`~services.azure.eventgrid.WiringSnapshot`; its ``error`` says whether it failed)."""
+
+    def __init__(self, snapshot: WiringSnapshot) -> None:
+        super().__init__()
+        self.snapshot = snapshot
 
 
 class MachinesFetched(Message):

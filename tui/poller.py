@@ -5,12 +5,14 @@ to a node). Each worker (``@work(exclusive=True, exit_on_error=False, group=...)
 posts a message with immutable data, which bubbles to the screen. A poll never overlaps
 itself: the screen arms the next one (:meth:`Poller.arm_next`) when the last one was applied,
 with the delay the state's back-off chose. While paused, a due poll waits a second and asks
-again (countdowns keep ticking; only the data stands still).
+again (countdowns keep ticking; only the data stands still). The Event Grid wiring has a
+loop of its own on a slow cadence (``[events] wiring_refresh``), started by the screen once
+the configurations are known.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from textual import work
@@ -19,7 +21,8 @@ from textual.widget import Widget
 
 from services.azure.monitor import Monitor
 from services.domain.errors import ServiceError
-from tui.messages import ConfigsFetched, EventsFetched, PollFailed, RunsFetched
+from services.domain.model import Configuration
+from tui.messages import ConfigsFetched, EventsFetched, PollFailed, RunsFetched, WiringFetched
 
 #: Arms a named one-shot poll: (name, delay, callback). The default is a Textual timer.
 Scheduler = Callable[[str, timedelta, Callable[[], object]], None]
@@ -32,19 +35,23 @@ def _throttled(exc: BaseException) -> bool:
 
 
 class Poller(Widget):
-    """Polls ``monitor``: configurations then runs (one loop), events (another).
+    """Polls ``monitor``: configurations then runs (one loop), events (another), the Event
+    Grid wiring (a third, slow one).
 
     ``paused`` says whether to hold the next poll; ``scheduler`` replaces the timers that
-    arm each next poll (tests record the delays instead of waiting for them).
+    arm each next poll (tests record the delays instead of waiting for them);
+    ``configurations`` gives the configurations whose wiring is read.
     """
 
     DEFAULT_CSS = "Poller { display: none; }"
 
     def __init__(self, monitor: Monitor | None, *, paused: Callable[[], bool],
-                 scheduler: Scheduler | None = None) -> None:
+                 scheduler: Scheduler | None = None,
+                 configurations: Callable[[], Sequence[Configuration]] = tuple) -> None:
         super().__init__(id="poller")
         self.monitor = monitor
         self._paused = paused
+        self._configurations = configurations
         self._scheduler = scheduler
         self._poll_timers: dict[str, Timer] = {}
 
@@ -60,9 +67,12 @@ class Poller(Widget):
                                             name=name)
 
     def arm_next(self, source: str, delay: timedelta) -> None:
-        """Arm the loop that polls ``source`` (events, or configs/runs) after ``delay``."""
+        """Arm the loop that polls ``source`` (events, wiring, or configs/runs) after
+        ``delay``."""
         if source == "events":
             self.arm("events", delay, self._next_events)
+        elif source == "wiring":
+            self.arm("wiring", delay, self._next_wiring)
         else:
             self.arm("configs", delay, self._next_configs)
 
@@ -77,6 +87,12 @@ class Poller(Widget):
             self.arm("events", PAUSED_RETRY, self._next_events)
         else:
             self.poll_events()
+
+    def _next_wiring(self) -> None:
+        if self._paused():
+            self.arm("wiring", PAUSED_RETRY, self._next_wiring)
+        else:
+            self.poll_wiring()
 
     @work(exclusive=True, exit_on_error=False, group="configs")
     async def poll_configs(self) -> None:
@@ -110,3 +126,17 @@ class Poller(Widget):
             return
         if batch is not None:
             self.post_message(EventsFetched(batch))
+
+    @work(exclusive=True, exit_on_error=False, group="wiring")
+    async def poll_wiring(self, force: bool = False) -> None:
+        """Read the Event Grid wiring of the known configurations (the monitor's cache
+        answers unless its refresh is due, or ``force``)."""
+        monitor = self.monitor
+        if monitor is None:
+            return
+        try:
+            snapshot = await monitor.poll_wiring(tuple(self._configurations()), force=force)
+        except Exception as exc:
+            self.post_message(PollFailed("wiring", str(exc), throttled=_throttled(exc)))
+            return
+        self.post_message(WiringFetched(snapshot))

@@ -15,7 +15,10 @@ that in a message. The monitor:
   alone). The runner is the one owner of the correction: it measures against the already
   corrected clock and sets the total; the monitor only reads it (it used to add the total
   again, doubling the skew on every poll);
-* records when each source last answered (``ages``).
+* records when each source last answered (``ages``);
+* reads the Event Grid wiring through a cached
+  :class:`~services.azure.eventgrid.WiringSource` (its own slow cadence, sharing the
+  Resource Graph runner and the credential).
 
 It keeps no dashboard state: runs come back as Resource Graph returned them (observed only)
 and events as the queue gave them; :class:`services.domain.dashboard.DashboardState` merges
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,6 +43,7 @@ from services.azure.resourcegraph import Governor, GovernorState
 from services.domain.clock import Clock, SystemClock
 from services.domain.errors import ServiceError, service_error
 from services.domain.model import Configuration, Fetched, Machine, Run
+from services.domain.wiring import QueueTarget
 from services.settings import Settings
 
 #: Source names, in the order the status bar lists them.
@@ -54,8 +59,8 @@ SDK_MODULES = (
 )
 
 
-def _import_sdks() -> None:
-    for name in SDK_MODULES:
+def _import_sdks(modules: Sequence[str] = SDK_MODULES) -> None:
+    for name in modules:
         try:
             importlib.import_module(name)
         except ImportError:  # reported where the client is built, with a clear message
@@ -86,6 +91,7 @@ class Monitor:
         self._journal: Any = None
         self._canceller: Any = None
         self._maintenance: Any = None
+        self._wiring: Any = None
         self.fetched_at: dict[str, datetime | None] = dict.fromkeys(SOURCES)
         self.measured_skew: timedelta | None = None
         self.closed = False
@@ -181,6 +187,38 @@ class Monitor:
             return await self._machines.fetch(correlation_id)
         except Exception as exc:
             raise service_error(exc, what="machines query") from exc
+        finally:
+            self._note_skew()
+
+    @property
+    def watched_queue(self) -> QueueTarget | None:
+        """The watched queue as Event Grid names it (None: none configured, or unknown)."""
+        from services.azure.eventgrid import watched_queue
+
+        return watched_queue(self.settings)
+
+    async def poll_wiring(self, configurations: Sequence[Configuration], *,
+                          force: bool = False) -> Any:
+        """The Event Grid wiring of ``configurations`` (a
+        :class:`~services.azure.eventgrid.WiringSnapshot`): Azure is read once per
+        ``[events] wiring_refresh`` (or now, with ``force``), the cache answers otherwise.
+        A failed read comes back as the snapshot's ``error``; raises only when the
+        clients cannot be built."""
+        await self._ensure_graph()
+        if self._wiring is None:
+            # azure-mgmt-eventgrid takes a while to import: not on the UI thread.
+            await asyncio.to_thread(_import_sdks, ("azure.mgmt.eventgrid.aio",))
+            from services.azure.eventgrid import WiringSource
+
+            try:
+                self._wiring = WiringSource.from_settings(self.settings, self._runner,
+                                                          self._credential, clock=self.clock)
+            except Exception as exc:
+                raise service_error(exc, what="building the Event Grid client") from exc
+        try:
+            return await self._wiring.fetch(configurations, force=force)
+        except Exception as exc:  # fetch maps Azure's answers itself; this is a bug's net
+            raise service_error(exc, what="Event Grid wiring") from exc
         finally:
             self._note_skew()
 

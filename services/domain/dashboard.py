@@ -3,7 +3,8 @@
 One :class:`DashboardState` owns the configurations, the run index, the one event memory,
 the watchdog and its findings, the selection and the filter, the cancels in flight and the
 verified ones, what the events queue said about itself, the last error of each source and
-the poll back-off. Each ``apply_*`` method and :meth:`DashboardState.tick` takes a fetch (or
+the poll back-off, and the Event Grid wiring of each configuration with what it says of the
+pre-events. Each ``apply_*`` method and :meth:`DashboardState.tick` takes a fetch (or
 the time) and returns a :class:`Change` naming what moved, so the screen redraws only those
 panels (docs/architecture.md, "Data flow").
 
@@ -29,9 +30,10 @@ from services.domain.eventmemory import EventArrival, EventMemory
 from services.domain.eventtail import EventLine, event_payload, finding_line, short_type
 from services.domain.model import Configuration, Fetched, Run
 from services.domain.runindex import RunIndex
-from services.domain.runs import cancel_refusal, expected_runs, merge_runs
+from services.domain.runs import cancel_refusal, expected_runs, merge_runs, run_phase
 from services.domain.watchdog import Finding, Watchdog, duplicate_finding
-from services.domain.window import WindowRules
+from services.domain.window import Phase, WindowRules
+from services.domain.wiring import QueueTarget, Wiring, missing_pre_explanation
 
 #: Watchdog findings kept for the session's record (each is also an event line).
 MAX_FINDINGS = 1_000
@@ -47,6 +49,13 @@ ACCEPTED_HOLD = timedelta(minutes=10)
 #: Why Cancel is not offered while an accepted cancel awaits its confirmation.
 ACCEPTED_REASON = ("a cancel of this run was accepted by Azure and is not yet confirmed: "
                    "wait for the next poll")
+#: How often the Event Grid wiring is read by default (settings: ``[events] wiring_refresh``).
+WIRING_INTERVAL = timedelta(minutes=5)
+#: After a failed wiring read, the next one waits this long (at most the interval): the
+#: wiring source itself does not ask Azure again sooner after a failure.
+WIRING_RETRY = timedelta(minutes=1)
+#: The run panel's flag when a run's wiring cannot deliver its pre-event.
+NO_PRE_EVENT = "no pre-event will come"
 _FAR = datetime.max.replace(tzinfo=UTC)
 
 
@@ -58,7 +67,9 @@ class Change:
     new or changed; ``events``: new lines for the event tail (findings included);
     ``findings``: the new watchdog findings (also toasts); ``selection``: the selected
     configuration or run moved, or what the run panel shows changed; ``status``: the status
-    bar's data changed; ``warning``: a one-line warning for a toast.
+    bar's data changed; ``warning``: a one-line warning for a toast; ``wiring``: keys of the
+    configurations whose Event Grid wiring changed in anything shown (a wiring view redraws;
+    the rows whose verdict changed are also in ``configs``).
     """
 
     configs: frozenset[str] = frozenset()
@@ -68,10 +79,11 @@ class Change:
     selection: bool = False
     status: bool = False
     warning: str | None = None
+    wiring: frozenset[str] = frozenset()
 
     def __bool__(self) -> bool:
         return bool(self.configs or self.runs or self.events or self.findings
-                    or self.selection or self.status or self.warning)
+                    or self.selection or self.status or self.warning or self.wiring)
 
 
 class CancelOutcome(Protocol):
@@ -92,6 +104,21 @@ class CancelOutcome(Protocol):
     def run_status(self) -> str | None: ...
 
 
+class WiringSnapshotLike(Protocol):
+    """What the state needs of a wiring read
+    (:class:`services.azure.eventgrid.WiringSnapshot`): the wiring per configuration id
+    (lower case), when it was read (None: never), and the read's error, if it failed."""
+
+    @property
+    def wirings(self) -> Mapping[str, Wiring]: ...
+
+    @property
+    def fetched_at(self) -> datetime | None: ...
+
+    @property
+    def error(self) -> str | None: ...
+
+
 def row_sort_key(config: Configuration, run: Run | None) -> tuple[datetime, str, str]:
     """Configurations sort by next start, then name, then id (a total order)."""
     return (run.start if run is not None else _FAR, config.name.lower(), config.id.lower())
@@ -101,7 +128,9 @@ class DashboardState:
     """See the module. ``watch_events``: a queue is configured (the watchdog judges only
     then: without a queue every run would miss its events). ``arrival_rules``: the pre-event's
     documented arrival range (settings). ``include_other_scopes``: show configurations and
-    runs of every maintenance scope, not only guest patching."""
+    runs of every maintenance scope, not only guest patching. ``watched_queue``: the queue
+    aumwatch watches, as Event Grid names it (a pre-event subscription to another queue does
+    not count); ``wiring_interval``: how often the wiring is read again."""
 
     def __init__(self, rules: WindowRules, clock: Clock, *, watch_events: bool = False,
                  queue_mode: str | None = None, read_only: bool = False,
@@ -109,7 +138,9 @@ class DashboardState:
                  events_poll_interval: timedelta = timedelta(seconds=5),
                  memory: EventMemory | None = None,
                  arrival_rules: ArrivalRules | None = None,
-                 include_other_scopes: bool = False) -> None:
+                 include_other_scopes: bool = False,
+                 watched_queue: QueueTarget | None = None,
+                 wiring_interval: timedelta = WIRING_INTERVAL) -> None:
         self.rules = rules
         self.arrival_rules = arrival_rules if arrival_rules is not None else ArrivalRules()
         self.include_other_scopes = include_other_scopes
@@ -140,6 +171,14 @@ class DashboardState:
         self._observed: dict[str, Run] = {}
         self._expected: dict[str, list[Run]] = {}  # config key -> its schedule's runs
         self._expected_keyed: dict[str, Run] | None = None
+        # The Event Grid wiring (docs/architecture.md, "Data flow"): per configuration key,
+        # when it was last read (None: not yet), and, per configuration key, why its
+        # wiring cannot deliver a pre-event (the watchdog's and the run panel's explanation).
+        self.watched_queue = watched_queue
+        self.wiring_interval = wiring_interval
+        self.wirings: dict[str, Wiring] = {}
+        self.wiring_fetched_at: datetime | None = None
+        self._pre_explanations: dict[str, str] = {}
 
     # -- reading -------------------------------------------------------------------------------
     @property
@@ -211,6 +250,39 @@ class DashboardState:
         accepted = self.cancel_accepted.get(key)
         return accepted is not None and (now or self.clock.now()) < accepted[0] + ACCEPTED_HOLD
 
+    def wiring_of(self, config_key: str) -> Wiring | None:
+        """The last wiring read of a configuration (None: not read, or not yet known)."""
+        return self.wirings.get(config_key.lower())
+
+    @property
+    def wiring_error(self) -> str | None:
+        """Why the last wiring read failed as a whole, or None."""
+        return self._errors.get("wiring")
+
+    def pre_event_explanation(self, config_key: str) -> str | None:
+        """Why ``config_key``'s wiring cannot deliver a pre-event to the watched queue, or None
+        (it can, or the wiring is not known)."""
+        return self._pre_explanations.get(config_key.lower())
+
+    def pre_event_warning(self, run: Run | None, now: datetime | None = None) -> str | None:
+        """The run panel's flag for a run that has not started and whose wiring cannot deliver
+        its pre-event (e.g. "no pre-event will come: no pre-event subscription to the watched
+        queue"), shown at once rather than at the watchdog's deadline; None otherwise (no
+        such wiring, a pre-event already arrived, the run started or was cancelled)."""
+        if run is None or run.cancelled_by or run.status.lower() == "cancelled":
+            return None
+        why = self._pre_explanations.get(run.configuration_id.lower())
+        if why is None:
+            return None
+        arrival = self.memory.arrivals.get(run.key)
+        if arrival is not None and arrival.pre is not None:
+            return None  # it came after all (the wiring changed since it was read)
+        phase = run_phase(run, now or self.clock.now(), self.rules)
+        if phase not in (Phase.UPCOMING, Phase.CANCELLABLE, Phase.LOCKED):
+            return None
+        # The conclusion first: a narrow run panel cuts the end of the line.
+        return f"{NO_PRE_EVENT}: {why}"
+
     # -- errors and back-off ---------------------------------------------------------------
     @property
     def errors(self) -> Mapping[str, str]:
@@ -236,6 +308,10 @@ class DashboardState:
         """How long until ``source`` is polled again after a success or a failure: the
         poll interval, or a back-off doubling with each failure in a row (twice as long
         when throttled), between :data:`MIN_BACKOFF` and :data:`MAX_BACKOFF`."""
+        if source == "wiring":
+            # Its own slow cadence; a failed read is retried after WIRING_RETRY.
+            self._failures[source] = 0 if ok else self._failures.get(source, 0) + 1
+            return self.wiring_interval if ok else min(self.wiring_interval, WIRING_RETRY)
         if ok:
             self._failures[source] = 0
             return self.events_poll_interval if source == "events" else self.poll_interval
@@ -381,6 +457,49 @@ class DashboardState:
                       selection=bool(batch.events) or self._selection_touched(touched),
                       status=True, warning=batch.warning)
 
+    def apply_wiring(self, snapshot: WiringSnapshotLike) -> Change:
+        """Take a read of the Event Grid wiring (:class:`WiringSnapshotLike`).
+
+        A read that failed as a whole keeps the wiring known so far and records the error
+        (status line); parts that failed are inside each :class:`Wiring`. Rows are redrawn
+        only where the verdict changed, wiring views only where anything shown changed
+        (``checked_at`` and the metrics period move at every read and are not counted).
+        """
+        before = self.wiring_error
+        if snapshot.error:
+            status = self.set_error("wiring", snapshot.error).status
+        else:
+            status = self.clear_error("wiring").status
+        # The read's error is shown in every wiring view, and in each row not read yet.
+        failed = frozenset(self.configs) if self.wiring_error != before else frozenset()
+        unread = frozenset(k for k in failed if k not in self.wirings)
+        if snapshot.fetched_at is None:
+            return Change(configs=unread, wiring=failed, status=status)
+        new = {k.lower(): w for k, w in snapshot.wirings.items()}
+        old = self.wirings
+        first = self.wiring_fetched_at is None
+        self.wiring_fetched_at = snapshot.fetched_at
+        changed = {k for k in new.keys() | old.keys()
+                   if _wiring_facts(old.get(k)) != _wiring_facts(new.get(k))}
+        verdicts = {k for k in changed
+                    if _verdict_of(old.get(k)) != _verdict_of(new.get(k))}
+        if first:
+            verdicts |= set(self.configs)  # every row leaves "…"
+        self.wirings = new
+        now = self.clock.now()
+        explanations = {}
+        for key, wiring in new.items():
+            why = missing_pre_explanation(wiring, self.watched_queue, now)
+            if why:
+                explanations[key] = why
+        explained = {k for k in explanations.keys() | self._pre_explanations.keys()
+                     if explanations.get(k) != self._pre_explanations.get(k)}
+        self._pre_explanations = explanations
+        selection = self.selected_config is not None and (
+            self.selected_config in explained or self.selected_config in changed)
+        return Change(configs=frozenset(k for k in verdicts | unread if k in self.configs),
+                      wiring=frozenset(changed) | failed, selection=selection, status=status)
+
     def begin_cancel(self, key: str) -> Change:
         """A confirmed cancel of run ``key`` is being sent."""
         self.cancel_in_flight.add(key)
@@ -428,7 +547,8 @@ class DashboardState:
         if not self.watch_events or self.queue_capped or self.queue_depth is None:
             # A capped peek cannot see every event: judging missing ones would cry wolf.
             return held
-        findings = self.watchdog.check_due(self.index.runs, self.arrivals, now)
+        findings = self.watchdog.check_due(self.index.runs, self.arrivals, now,
+                                           self._pre_explanations)
         self.findings.extend(findings)
         if not findings:
             return held
@@ -540,3 +660,18 @@ class DashboardState:
 
     def _selection_touched(self, touched: set[str]) -> bool:
         return self.selected_config is not None and self.selected_config in touched
+
+
+def _verdict_of(wiring: Wiring | None) -> str | None:
+    return None if wiring is None else str(wiring.verdict)
+
+
+def _wiring_facts(wiring: Wiring | None) -> Wiring | None:
+    """``wiring`` without what moves at every read (when it was checked, the metrics'
+    period), so two reads of an unchanged wiring compare equal."""
+    if wiring is None:
+        return None
+    health = wiring.health
+    if health is not None:
+        health = replace(health, since=None, until=None)
+    return replace(wiring, checked_at=None, health=health)

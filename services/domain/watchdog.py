@@ -14,6 +14,11 @@ Rules we define where the design is silent:
 * A cancelled run (by the user or the platform) sends no post-event: none is expected.
   A platform cancel is still judged for its missing pre-event, which is what caused it.
 * A run whose end is unknown is judged for its post-event only once its status says it ended.
+* A missing pre-event is explained by its configuration's Event Grid wiring when that wiring
+  cannot deliver one (``explanations``: configuration id, lower case -> why, from
+  :func:`services.domain.wiring.missing_pre_explanation`): the report then says why
+  ("no pre-event subscription ..."), not only that the event is late. The explanations are
+  data passed in, so the watchdog stays pure and knows nothing of Event Grid.
 
 Pure: no I/O, no clock; ``now`` is passed in. :class:`Watchdog` remembers which findings it
 has reported (the most recent ``max_reported``) and, for :meth:`Watchdog.check_due`, a queue
@@ -65,6 +70,8 @@ class Finding:
     configuration_name: str
     deadline: datetime | None
     message: str
+    #: Why the event cannot come, from the configuration's wiring (missing-pre only), or None.
+    cause: str | None = None
 
 
 def pre_deadline(run: Run, before: timedelta = PRE_EVENT_DEADLINE) -> datetime:
@@ -93,10 +100,13 @@ def check_runs(
     watching_since: datetime,
     lookback: timedelta = DEFAULT_LOOKBACK,
     pre_before: timedelta = PRE_EVENT_DEADLINE,
+    explanations: Mapping[str, str] | None = None,
 ) -> list[Finding]:
     """Missing pre- and post-events among ``runs`` at ``now``.
 
-    ``arrivals`` maps a run's key (correlation id, lower case) to its arrivals.
+    ``arrivals`` maps a run's key (correlation id, lower case) to its arrivals;
+    ``explanations`` maps a configuration id (lower case) to why its wiring cannot deliver a
+    pre-event (see the module).
     """
     horizon = watching_since - lookback
     out: list[Finding] = []
@@ -108,11 +118,14 @@ def check_runs(
         if (horizon <= pre_due <= now and not user_cancelled
                 and (seen is None or seen.pre is None or seen.pre > pre_due)
                 and (run.end is None or now < run.end)):
+            cause = (explanations or {}).get(run.configuration_id.lower())
+            message = (f"{name}: no pre-maintenance event by T-{_minutes(pre_before)} "
+                       f"({_hm(pre_due)}) for the run at {_hm(run.start)}")
+            if cause:
+                message += f": {cause}"
             out.append(Finding(
                 "missing-pre", f"missing-pre:{run.key}", run.correlation_id, name, pre_due,
-                f"{name}: no pre-maintenance event by T-{_minutes(pre_before)} ({_hm(pre_due)}) "
-                f"for the run at "
-                f"{_hm(run.start)}"))
+                message, cause or None))
         post_due = post_deadline(run)
         if post_due is None and run.finished and run.last_update is not None:
             post_due = run.last_update + POST_EVENT_GRACE
@@ -162,11 +175,13 @@ class Watchdog:
             del self._reported[next(iter(self._reported))]
         return out
 
-    def check(self, runs: Iterable[Run], arrivals: Mapping[str, Arrivals], now: datetime
-              ) -> list[Finding]:
-        """New missing-event findings at ``now`` among every run given."""
+    def check(self, runs: Iterable[Run], arrivals: Mapping[str, Arrivals], now: datetime,
+              explanations: Mapping[str, str] | None = None) -> list[Finding]:
+        """New missing-event findings at ``now`` among every run given (``explanations``:
+        see :func:`check_runs`)."""
         return self.new(check_runs(runs, arrivals, now, watching_since=self.watching_since,
-                                   lookback=self.lookback, pre_before=self.pre_before))
+                                   lookback=self.lookback, pre_before=self.pre_before,
+                                   explanations=explanations))
 
     def track(self, runs: Iterable[Run]) -> None:
         """Queue the deadlines of new or changed runs for :meth:`check_due`."""
@@ -179,7 +194,8 @@ class Watchdog:
                     heapq.heappush(self._due, entry)
 
     def check_due(self, runs: Mapping[str, Run], arrivals: Mapping[str, Arrivals],
-                  now: datetime) -> list[Finding]:
+                  now: datetime, explanations: Mapping[str, str] | None = None
+                  ) -> list[Finding]:
         """New findings among the tracked runs whose deadline passed by ``now``.
 
         ``runs`` maps run keys to the current version of each run (a run no longer listed
@@ -192,7 +208,7 @@ class Watchdog:
             keys.add(entry[1])
         if not keys:
             return []
-        return self.check([runs[k] for k in keys if k in runs], arrivals, now)
+        return self.check([runs[k] for k in keys if k in runs], arrivals, now, explanations)
 
     @property
     def pending(self) -> int:

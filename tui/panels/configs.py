@@ -4,6 +4,9 @@ Rows are diffed in place (only changed cells are written, the table re-sorted on
 order changed). Each row's next-run and phase cells change at known moments (the boundaries
 of its next run's window): a heap of those moments lets the one-second tick redraw only the
 rows whose moment passed, and the countdown cells only of the rows on screen.
+
+The Wiring column shows each configuration's Event Grid verdict as a symbol and a word (never
+colour alone): "…" until the wiring is first read, "?" when it could not be read.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from services.domain.dashboard import DashboardState, row_sort_key
 from services.domain.model import Configuration, Run
 from services.domain.runs import run_phase
 from services.domain.window import run_window
+from services.domain.wiring import VERDICT_SYMBOLS, Verdict, Wiring
 from tui.display import countdown_text, format_time
 from tui.messages import ConfigChosen
 from widgets.phase import phase_label
@@ -31,10 +35,37 @@ from widgets.table import CellTable, column_key, restore_cursor, sort_text, upda
 
 # The columns an operator acts on come first, so they stay visible at 80 columns.
 CONFIG_COLUMNS = (("name", "Configuration"), ("next", "Next start"), ("countdown", "In"),
-                  ("phase", "Next run"), ("recurrence", "Recurrence"), ("zone", "Zone"),
-                  ("scope", "RG / subscription"))
+                  ("phase", "Next run"), ("wiring", "Wiring"), ("recurrence", "Recurrence"),
+                  ("zone", "Zone"), ("scope", "RG / subscription"))
 COLUMN_KEYS = tuple(key for key, _ in CONFIG_COLUMNS)
 COUNTDOWN = COLUMN_KEYS.index("countdown")
+WIRING = COLUMN_KEYS.index("wiring")
+#: Below this terminal width the Wiring column uses short words, so that the columns before
+#: it and the verdict itself fit in 80 columns ("↪ other-endpoint" would be cut).
+NARROW_WIDTH = 100
+WIRING_SHORT = {Verdict.OTHER_ENDPOINT: "other"}
+#: The Wiring column's fixed width (its cells change after the rows are drawn, and an auto
+#: width would keep the width of the first "…"): the longest cell, wide and narrow.
+WIRING_WIDTH = max(len(f"{s} {v}") for v, s in VERDICT_SYMBOLS.items())
+WIRING_NARROW_WIDTH = max(len(f"{s} {WIRING_SHORT.get(v, str(v))}")
+                          for v, s in VERDICT_SYMBOLS.items())
+#: Colour only adds to the symbol and the word.
+WIRING_STYLES = {Verdict.OK: "green", Verdict.MISSING: "bold red", Verdict.PARTIAL: "yellow",
+                 Verdict.OTHER_ENDPOINT: "yellow", Verdict.DISABLED: "red",
+                 Verdict.FAILING: "bold red"}
+#: Shown while the wiring has not been read yet, and when it could not be read.
+WIRING_PENDING = "…"
+WIRING_UNKNOWN = "?"
+
+
+def wiring_text(wiring: Wiring | None, *, failed: bool = False, narrow: bool = False) -> Text:
+    """The Wiring cell: the verdict's symbol and word (``narrow``: a shorter word where one
+    is long), or :data:`WIRING_PENDING` / :data:`WIRING_UNKNOWN` (``failed``) without one."""
+    if wiring is None:
+        return Text(WIRING_UNKNOWN if failed else WIRING_PENDING, style="dim")
+    verdict = wiring.verdict
+    word = WIRING_SHORT.get(verdict, str(verdict)) if narrow else str(verdict)
+    return Text(f"{wiring.symbol} {word}", style=WIRING_STYLES.get(verdict, ""))
 #: Removing more rows than this at once: rebuild the table (each remove_row is O(rows)).
 REBUILD_ABOVE = 64
 NEXT_LABELS = {"config": "Next start", "utc": "Next (UTC)", "local": "Next (local)"}
@@ -58,9 +89,18 @@ class ConfigsPanel(Vertical):
         self._sort_keys: dict[str, tuple[datetime, str, str]] = {}
         self._boundaries: list[tuple[datetime, str]] = []
         self._boundary_of: dict[str, datetime] = {}
+        self._narrow = False
+        self._next_label = NEXT_LABELS["config"]
         self.table: DataTable[Text] = CellTable(id="configs", cursor_type="row")
+        self._add_columns()
+
+    def _add_columns(self) -> None:
         for key, label in CONFIG_COLUMNS:
-            self.table.add_column(label, key=key)
+            if key == "wiring":
+                self.table.add_column(label, key=key, width=WIRING_NARROW_WIDTH if self._narrow
+                                      else WIRING_WIDTH)
+            else:
+                self.table.add_column(self._next_label if key == "next" else label, key=key)
 
     def compose(self) -> ComposeResult:
         yield self.table
@@ -68,6 +108,34 @@ class ConfigsPanel(Vertical):
     def on_mount(self) -> None:
         # Countdowns are written for the rows on screen only: scrolling shows fresh ones.
         self.watch(self.table, "scroll_y", self._scrolled, init=False)
+        self.on_resize()
+
+    def on_resize(self) -> None:
+        narrow = self.app.size.width < NARROW_WIDTH
+        if narrow != self._narrow:
+            self._narrow = narrow
+            with contextlib.suppress(Exception):  # a handler must not take the app down
+                self._rebuild()
+
+    def _rebuild(self) -> None:
+        """Columns and rows again (same order and cells; the Wiring column's width and
+        words follow the terminal's width)."""
+        table = self.table
+        with self.app.batch_update():
+            table.clear(columns=True)
+            self._add_columns()
+            for key in self._order:
+                cells = self._cells[key]
+                cells = (*cells[:WIRING], self.wiring_cell(key), *cells[WIRING + 1:])
+                self._cells[key] = cells
+                table.add_row(*cells, key=key)
+            restore_cursor(table, self.state.selected_config)
+
+    def wiring_cell(self, key: str) -> Text:
+        """The Wiring cell of configuration ``key`` as the state knows it now."""
+        state = self.state
+        return wiring_text(state.wiring_of(key), failed=state.wiring_error is not None,
+                           narrow=self._narrow)
 
     @property
     def order(self) -> list[str]:
@@ -106,7 +174,8 @@ class ConfigsPanel(Vertical):
                     continue
                 run = state.next_run(key, now)
                 if not (everything or redraw) and self._drawn.get(key) is config \
-                        and key in self._shown_next and _same_run(self._shown_next[key], run):
+                        and key in self._shown_next and _same_run(self._shown_next[key], run) \
+                        and self._cells[key][WIRING] == self.wiring_cell(key):
                     continue  # e.g. a past run of it changed: nothing this row shows did
                 cells = self.cells_for(config, now, run)
                 sort_key = row_sort_key(config, run)
@@ -159,6 +228,7 @@ class ConfigsPanel(Vertical):
             next_text,
             countdown,
             phase,
+            self.wiring_cell(config.id.lower()),
             recurrence,
             Text(sanitize(config.time_zone, 24)),
             Text(sanitize(scope, 48)),
@@ -168,8 +238,9 @@ class ConfigsPanel(Vertical):
         """Name the zone the next-start column is shown in."""
         table = self.table
         column = table.columns.get(column_key(table, "next"))
+        self._next_label = NEXT_LABELS.get(mode, NEXT_LABELS["config"])
         if column is not None:
-            column.label = Text(NEXT_LABELS.get(mode, NEXT_LABELS["config"]))
+            column.label = Text(self._next_label)
             table.refresh()
 
     # -- the tick ------------------------------------------------------------------------------

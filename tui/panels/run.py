@@ -1,5 +1,7 @@
 """The run panel: the current run's title, timeline, countdown to its next boundary, a status
-line (phase, the cancel window, why Cancel is not offered) and the Cancel button.
+line (phase, the cancel window, why Cancel is not offered), a warning line when the
+configuration's Event Grid wiring cannot deliver the run's pre-event (at once, not at the
+watchdog's deadline) and the Cancel button.
 
 The button posts :class:`CancelRequested`; the screen asks for confirmation and sends.
 """
@@ -42,6 +44,7 @@ class RunPanel(Horizontal):
         self.title = Static(Text("no run selected"), id="run-title", markup=False)
         self.timeline = Timeline(id="timeline")
         self.status = Static(Text(""), id="run-status", markup=False)
+        self.wiring = Static(Text(""), id="run-wiring", markup=False)
         self.big = Countdown(now, large=True, id="big-countdown", idle_text="no deadline")
         self.small = Countdown(now, id="small-countdown", idle_text="no deadline")
         self.button = Button("Cancel run", id="cancel-button", variant="error", disabled=True)
@@ -51,6 +54,7 @@ class RunPanel(Horizontal):
             yield self.title
             yield self.timeline
             yield self.status
+            yield self.wiring
         with Vertical(id="run-right"):
             yield self.big
             yield self.small
@@ -117,6 +121,7 @@ class RunPanel(Horizontal):
         big = self.big
         small = self.small
         allowed = False
+        show(self.wiring, self._wiring_line(run, now))
         if run is None:
             big.set_target("", None)
             small.set_target("", None)
@@ -140,6 +145,14 @@ class RunPanel(Horizontal):
         if button.disabled == allowed:
             button.disabled = not allowed
         return allowed
+
+    def _wiring_line(self, run: Run | None, now: datetime) -> Text:
+        warning = self.state.pre_event_warning(run, now)
+        if warning is None:
+            return Text("")
+        # One line: cut with an ellipsis rather than wrapped out of sight.
+        return Text(f"⚠ {sanitize(warning, 200)}", style="bold red", no_wrap=True,
+                    overflow="ellipsis")
 
     def _status_line(self, run: Run, phase: Phase, window: RunWindow,
                      refusal: str | None) -> Text:

@@ -7,7 +7,9 @@ immutable data; each handler here applies the message to the
 :class:`~services.domain.dashboard.Change` names, inside ``batch_update``. A poll never
 overlaps itself: the next one is armed as a one-shot timer when the last one finished. One
 one-second timer moves every countdown, phase and the Cancel button from stored deadlines;
-it never raises.
+it never raises. The Event Grid wiring is read on its own slow loop, started once the
+configurations are known (``ctrl+r`` forces a read); ``w`` opens the selected
+configuration's wiring view.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual import events, on, work
@@ -26,10 +28,11 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from services.azure.cancel import CancelTarget, Outcome
+from services.azure.eventgrid import watched_queue
 from services.azure.eventsource import EventBatch
 from services.azure.monitor import Monitor
 from services.domain.clock import Clock
-from services.domain.dashboard import Change, DashboardState
+from services.domain.dashboard import Change, DashboardState, WiringSnapshotLike
 from services.domain.model import Configuration, Fetched, Run
 from services.domain.zones import TIME_MODES, next_mode, zone_for
 from services.settings import Settings
@@ -45,6 +48,7 @@ from tui.messages import (
     RunChosen,
     RunOpened,
     RunsFetched,
+    WiringFetched,
 )
 from tui.panels.configs import ConfigsPanel
 from tui.panels.events import EventsPanel
@@ -58,6 +62,9 @@ from widgets.confirm import ConfirmCancel
 from widgets.eventlog import EventLog
 from widgets.sanitize import sanitize
 from widgets.statusbar import StatusBar, StatusData
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tui.screens.wiring import WiringInfo
 
 #: Below this height the three tables share one slot (switch with 1, 3, 4).
 COMPACT_HEIGHT = 32
@@ -81,6 +88,8 @@ class DashboardScreen(Screen[None]):
         Binding("slash", "filter", "Filter", id="filter"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="clear_filter"),
         Binding("ctrl+s", "export", "Export", id="export"),
+        Binding("w", "show_wiring", "Wiring", id="wiring",
+                tooltip="The selected configuration's Event Grid wiring, health and fix"),
         Binding("1", "panel('configs')", "Configs", show=False, id="panel.configs"),
         Binding("2", "panel('run')", "Run", show=False, id="panel.run"),
         Binding("3", "panel('runs')", "Runs", show=False, id="panel.runs"),
@@ -106,13 +115,16 @@ class DashboardScreen(Screen[None]):
         self._poll = poll
         self._rearm = poll or scheduler is not None
         self._check_terminal = check_terminal  # the tick's backstop for a lost terminal
-        self.poller = Poller(monitor, paused=lambda: self.paused, scheduler=scheduler)
+        self.poller = Poller(monitor, paused=lambda: self.paused, scheduler=scheduler,
+                             configurations=lambda: tuple(self.state.configs.values()))
+        self._wiring_started = False
         self.state = DashboardState(
             settings.window_rules, clock, watch_events=settings.queue_configured,
             queue_mode=settings.queue_mode if settings.queue_configured else None,
             read_only=settings.read_only, poll_interval=poll_interval,
             events_poll_interval=events_poll_interval, arrival_rules=settings.arrival_rules,
-            include_other_scopes=settings.include_other_scopes)
+            include_other_scopes=settings.include_other_scopes,
+            watched_queue=watched_queue(settings), wiring_interval=settings.wiring_refresh)
         self.set_reactive(DashboardScreen.time_mode, settings.time_display
                           if settings.time_display in TIME_MODES else "config")
         self._panel = "configs"
@@ -199,9 +211,29 @@ class DashboardScreen(Screen[None]):
         """Read the events queue now."""
         self.poller.poll_events()
 
+    def poll_wiring(self, *, force: bool = False) -> None:
+        """Read the Event Grid wiring now (``force``: even when the cache is fresh)."""
+        self.poller.poll_wiring(force)
+
     @on(ConfigsFetched)
     def _configs_fetched(self, message: ConfigsFetched) -> None:
         self.apply_configs(message.fetched)
+        if not self._wiring_started and self._rearm and self.monitor is not None:
+            # The wiring is read for the configurations, so only once they are known; its
+            # loop then re-arms itself every [events] wiring_refresh.
+            self._wiring_started = True
+            if self._poll:
+                self.poll_wiring()
+            else:
+                self.poller.arm_next("wiring", timedelta(0))
+
+    @on(WiringFetched)
+    def _wiring_fetched(self, message: WiringFetched) -> None:
+        snapshot = message.snapshot
+        self.apply_wiring(snapshot)
+        if self._rearm:
+            self.poller.arm_next("wiring", self.state.next_delay("wiring",
+                                                                 snapshot.error is None))
 
     @on(RunsFetched)
     def _runs_fetched(self, message: RunsFetched) -> None:
@@ -236,6 +268,10 @@ class DashboardScreen(Screen[None]):
         """Take one read of the events queue and redraw what it changed."""
         self.show_change(self.state.apply_events(batch))
 
+    def apply_wiring(self, snapshot: WiringSnapshotLike) -> None:
+        """Take a read of the Event Grid wiring and redraw what it changed."""
+        self.show_change(self.state.apply_wiring(snapshot))
+
     def show_change(self, change: Change) -> None:
         """Redraw only the panels ``change`` names."""
         if not change:
@@ -249,6 +285,8 @@ class DashboardScreen(Screen[None]):
                 self.refresh_run_views()
             if change.status:
                 self.update_status()
+            if change.wiring:
+                self._refresh_wiring_view(change.wiring)
         if change.warning:
             self.notify(change.warning, severity="warning", markup=False)
         for finding in change.findings:
@@ -305,6 +343,39 @@ class DashboardScreen(Screen[None]):
         row = event.row
         self.app.push_screen(EventDetail(f"{row.kind} {row.configuration} {row.run}",
                                          row.payload or "(no payload)"))
+
+    # -- the wiring view ------------------------------------------------------------------------
+    def action_show_wiring(self) -> None:
+        """Open the selected configuration's Event Grid wiring (verdict, topic, subscriptions,
+        health, read error, fix)."""
+        from tui.screens.wiring import WiringView
+
+        key = self.state.selected_config
+        if key is None or key not in self.state.configs:
+            self.notify("no configuration selected", severity="information")
+            return
+        config = self.state.configs[key]
+        self.app.push_screen(WiringView(key, self.wiring_info(key), self.clock.now,
+                                        lambda when: self.format_time(when, config)))
+
+    def wiring_info(self, key: str) -> WiringInfo:
+        """What the wiring view shows of configuration ``key`` now."""
+        from tui.screens.wiring import WiringInfo
+
+        state = self.state
+        config = state.configs.get(key)
+        wiring = state.wiring_of(key)
+        name = config.name if config is not None else (
+            wiring.configuration_name if wiring is not None else key)
+        return WiringInfo(name, wiring, state.wiring_fetched_at, state.wiring_error,
+                          state.watched_queue)
+
+    def _refresh_wiring_view(self, keys: frozenset[str]) -> None:
+        from tui.screens.wiring import WiringView
+
+        for screen in self.app.screen_stack:
+            if isinstance(screen, WiringView) and screen.key in keys:
+                screen.show(self.wiring_info(screen.key))
 
     # -- the one-second tick -------------------------------------------------------------------
     def tick(self) -> None:
@@ -398,6 +469,8 @@ class DashboardScreen(Screen[None]):
         self.poll_configs()
         if self.settings.queue_configured:
             self.poll_events()
+        if self._wiring_started:
+            self.poll_wiring(force=True)
         self.notify("refreshing…", timeout=2)
 
     def action_cycle_zone(self) -> None:
