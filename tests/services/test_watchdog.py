@@ -91,3 +91,26 @@ def test_the_missing_pre_event_deadline_follows_the_arrival_range() -> None:
     (finding,) = watchdog.check([run], {}, start - timedelta(minutes=9))
     assert finding.kind == "missing-pre" and "T-10" in finding.message
     assert ArrivalRules().missing_after == timedelta(minutes=25)  # the documented default
+
+
+def test_a_missing_pre_event_is_explained_by_the_wiring_passed_in() -> None:
+    config_key = CID.split("/providers/microsoft.maint")[0].lower()
+    why = {config_key: "no pre-event subscription to the watched queue"}
+    now = T - timedelta(minutes=25)
+    (finding,) = check_runs([run()], {}, now, watching_since=T - timedelta(hours=2),
+                            explanations=why)
+    assert finding.cause == "no pre-event subscription to the watched queue"
+    assert finding.message.endswith(": no pre-event subscription to the watched queue")
+    assert "by T-25" in finding.message
+    (plain,) = check_runs([run()], {}, now, watching_since=T - timedelta(hours=2))
+    assert plain.cause is None and "subscription" not in plain.message
+    # The explanation is only for a missing pre-event: a missing post-event has none.
+    post = check_runs([run(start=T, end=T + timedelta(hours=1))], {},
+                      T + timedelta(hours=1, minutes=15), watching_since=T - timedelta(hours=2),
+                      explanations=why)
+    assert [f.kind for f in post] == ["missing-post"] and post[0].cause is None
+    # check_due passes it through too.
+    dog = Watchdog(T - timedelta(hours=2))
+    dog.track([run()])
+    (due,) = dog.check_due({CID.lower(): run()}, {}, now, why)
+    assert due.cause == why[config_key]

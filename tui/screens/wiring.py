@@ -50,7 +50,7 @@ class WiringInfo:
 def _field(text: Text, label: str, value: str | None, *, indent: int = 2,
            style: str = "") -> None:
     """One ``label  value`` line; ``value`` is untrusted and appended as plain text."""
-    text.append(" " * indent + f"{label:<13}", style="dim")
+    text.append(" " * indent + f"{label:<15}", style="dim")
     text.append(sanitize(value, MAX_FIELD) if value else "–", style=style)
     text.append("\n")
 
@@ -74,7 +74,7 @@ def _subscription(text: Text, sub: EventSubscription, info: WiringInfo, now: dat
     reaches = sub.endpoint_type == "storagequeue" and sub.reaches(info.watched)
     _field(text, "endpoint", endpoint, indent=4)
     if sub.endpoint_type == "storagequeue":
-        text.append(" " * 17)
+        text.append(" " * 19)
         if info.watched is None:
             text.append("(no queue is configured to compare with)", style="dim")
         elif reaches:
