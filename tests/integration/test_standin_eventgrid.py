@@ -131,6 +131,14 @@ async def test_system_topic_create_read_list_delete_through_the_sdk_pollers(
     assert [t.name async for t in eg.system_topics.list_by_resource_group(RG)] == ["cfg-a-events"]
     assert [t.name async for t in eg.system_topics.list_by_subscription()] == ["cfg-a-events"]
     assert [t.name async for t in eg.system_topics.list_by_resource_group("rg-other")] == []
+    again = await make_topic(eg, identity=True)  # create-or-update of the same topic: 200
+    assert again.identity.principal_id == created.identity.principal_id
+    from azure.mgmt.eventgrid.models import SystemTopicUpdateParameters
+
+    poller = await eg.system_topics.begin_update(
+        RG, "cfg-a-events", SystemTopicUpdateParameters(tags={"owner": "ops"}),
+        polling_interval=0)
+    assert (await poller.result()).tags == {"owner": "ops"}
     poller = await eg.system_topics.begin_delete(RG, "cfg-a-events", polling_interval=0)
     await poller.result()
     with pytest.raises(ResourceNotFoundError):
@@ -192,6 +200,23 @@ async def test_event_subscription_crud_with_its_fields(wired_world: World, eg: A
     names = [s.name async for s in
              eg.system_topic_event_subscriptions.list_by_system_topic(RG, "cfg-a-events")]
     assert names == ["to-queue"]
+    # Create-or-update again (an idempotent set-up), then an update of its filter only.
+    again = await make_subscription(eg, "cfg-a-events", "to-queue",
+                                    queue_subscription("aum-events", [PRE_EVENT_TYPE]))
+    assert again.provisioning_state == "Succeeded"
+    assert again.event_delivery_schema == "EventGridSchema"
+    from azure.mgmt.eventgrid.models import (
+        EventSubscriptionFilter,
+        EventSubscriptionUpdateParameters,
+    )
+
+    update = EventSubscriptionUpdateParameters(filter=EventSubscriptionFilter(
+        included_event_types=[PRE_EVENT_TYPE, POST_EVENT_TYPE]))
+    poller = await eg.system_topic_event_subscriptions.begin_update(
+        RG, "cfg-a-events", "to-queue", update, polling_interval=0)
+    updated = await poller.result()
+    assert updated.filter.included_event_types == [PRE_EVENT_TYPE, POST_EVENT_TYPE]
+    assert updated.destination.queue_name == "aum-events"
     poller = await eg.system_topic_event_subscriptions.begin_delete(
         RG, "cfg-a-events", "to-queue", polling_interval=0)
     await poller.result()
