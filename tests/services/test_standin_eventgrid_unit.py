@@ -9,9 +9,9 @@ import pytest
 
 from services.domain.clock import ManualClock
 from services.domain.events import decode_message
-from services.standin.eventgrid import base_url
+from services.standin.eventgrid import OTHER_QUEUE, base_url
 from services.standin.events_out import POST_EVENT_TYPE, PRE_EVENT_TYPE, MemorySink
-from services.standin.scenario import OTHER_QUEUE, ScenarioEngine
+from services.standin.scenario import ScenarioEngine
 from services.standin.scenario_file import ScenarioError, load_scenario, parse_scenario
 from services.standin.world import World
 
