@@ -160,8 +160,7 @@ async def test_the_view_shows_the_selected_configurations_wiring(tmp_path: Path)
         await pilot.pause()
         view = app.screen
         assert isinstance(view, WiringView)
-        body = view.query_one("#wiring-body", Static).content
-        text = getattr(body, "plain", str(body))
+        text = view.text
         for expected in (
             f"Event Grid wiring of {name}", f"↪ other-endpoint  {wiring.reason}",
             "watched queue  aum-events of storage account devstoreaccount1",
@@ -177,7 +176,10 @@ async def test_the_view_shows_the_selected_configurations_wiring(tmp_path: Path)
             assert expected in text, expected
         shown = screen_text(app)
         # Markup in names is drawn, not obeyed; the escape sequence is shown, not sent.
-        assert "\x1b]52" not in shown and "[bold red]sub[/]" in shown
+        for on_screen in ("↪ other-endpoint", "[bold red]sub[/] \\x1b]52;c;ZXZpbA==\\x07",
+                          "webhook  hooks.example.com", "dead-lettered 1", "5 attempts"):
+            assert on_screen in shown, on_screen
+        assert "\x1b]52" not in shown
         # The webhook's key (path and query) is never on screen.
         assert SECRET not in shown and SECRET not in text and "/api/" not in text
         await pilot.press("escape")
@@ -194,12 +196,12 @@ async def test_the_view_before_any_read_and_an_ok_wiring(tmp_path: Path) -> None
         await pilot.pause()
         view = app.screen
         assert isinstance(view, WiringView)
-        assert "the wiring has not been read yet" in view.body.content.plain  # type: ignore[union-attr]
+        assert "the wiring has not been read yet" in view.text
         # A read while the view is open redraws it.
         app.dashboard.apply_wiring(Snapshot({config_id("web").lower():
                                              sample_wiring("web", Verdict.OK)}, NOW))
         await pilot.pause()
-        text = view.body.content.plain  # type: ignore[union-attr]
+        text = view.text
         assert "✓ ok" in text and "nothing to fix" in text and "◀ the queue aumwatch watches" \
             in text
 
@@ -249,3 +251,23 @@ def _empty_batch() -> Any:
     from services.azure.eventsource import EventBatch
 
     return EventBatch(mode="peek", fetched_at=NOW, depth=0)
+
+
+async def test_at_80x24_the_flag_takes_the_status_lines_place(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.dashboard.apply_configs(Fetched((config("web", NOW + timedelta(minutes=35)),),
+                                            NOW))
+        app.dashboard.apply_wiring(Snapshot({config_id("web").lower():
+                                             sample_wiring("web", Verdict.MISSING)}, NOW))
+        app.dashboard.tick()
+        await pilot.pause()
+        status = app.query_one("#run-status", Static).content.plain  # type: ignore[union-attr]
+        assert status.startswith("● CANCELLABLE  ⚠ no pre-event will come: no Event Grid")
+        assert "⚠ no pre-event will come" in screen_text(app)
+        app.dashboard.apply_wiring(Snapshot({config_id("web").lower():
+                                             sample_wiring("web", Verdict.OK)}, NOW))
+        app.dashboard.tick()
+        await pilot.pause()
+        status = app.query_one("#run-status", Static).content.plain  # type: ignore[union-attr]
+        assert "no pre-event will come" not in status and "cancel not offered" in status

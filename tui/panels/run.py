@@ -121,7 +121,11 @@ class RunPanel(Horizontal):
         big = self.big
         small = self.small
         allowed = False
-        show(self.wiring, self._wiring_line(run, now))
+        warning = state.pre_event_warning(run, now)
+        # A compact screen has no line to spare: the warning takes the status line's place
+        # after the phase (the countdown beside it still says when the window opens).
+        compact = self.screen.has_class("-compact") if self.is_attached else False
+        show(self.wiring, Text("") if compact else self._wiring_line(warning))
         if run is None:
             big.set_target("", None)
             small.set_target("", None)
@@ -140,14 +144,15 @@ class RunPanel(Horizontal):
             refusal = state.refusal(run, now)
             allowed = refusal is None
             show(self.status,
-                 self._status_line(run, phase, window, refusal))
+                 self._status_line(run, phase, window, refusal,
+                                   warning if compact else None))
         button = self.button
         if button.disabled == allowed:
             button.disabled = not allowed
         return allowed
 
-    def _wiring_line(self, run: Run | None, now: datetime) -> Text:
-        warning = self.state.pre_event_warning(run, now)
+    @staticmethod
+    def _wiring_line(warning: str | None) -> Text:
         if warning is None:
             return Text("")
         # One line: cut with an ellipsis rather than wrapped out of sight.
@@ -155,9 +160,17 @@ class RunPanel(Horizontal):
                     overflow="ellipsis")
 
     def _status_line(self, run: Run, phase: Phase, window: RunWindow,
-                     refusal: str | None) -> Text:
+                     refusal: str | None, warning: str | None = None) -> Text:
         line = phase_label(phase.value)
         zone = self.zone_of(None)
+        busy = (run.key in self.state.cancel_in_flight
+                or self.state.cancel_unconfirmed(run.key))
+        if warning is not None and not busy:
+            line.append("  ")
+            line.append_text(self._wiring_line(warning))
+            line.no_wrap = True
+            line.overflow = "ellipsis"
+            return line
         if run.key in self.state.cancel_in_flight:
             line.append("  cancel in flight…", style="bold")
         elif self.state.cancel_unconfirmed(run.key):

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
+from rich.console import Group, RenderableType
+from rich.padding import Padding
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -47,130 +50,151 @@ class WiringInfo:
     watched: QueueTarget | None
 
 
-def _field(text: Text, label: str, value: str | None, *, indent: int = 2,
-           style: str = "") -> None:
-    """One ``label  value`` line; ``value`` is untrusted and appended as plain text."""
-    text.append(" " * indent + f"{label:<15}", style="dim")
-    text.append(sanitize(value, MAX_FIELD) if value else "–", style=style)
-    text.append("\n")
+class Doc:
+    """The view's lines: free lines and ``label  value`` fields, each indented. Rendered as
+    rows whose wrapped continuation keeps its indent (a long resource id wraps inside its
+    value column); :attr:`plain` is the same text, one string (tests, search)."""
+
+    def __init__(self) -> None:
+        self._lines: list[tuple[int, str | None, Text]] = []
+
+    def line(self, *parts: str | tuple[str, str], indent: int = 0) -> None:
+        """A free line of ``parts`` (a part is a literal string, or (string, style))."""
+        text = Text()
+        for part in parts:
+            if isinstance(part, tuple):
+                text.append(part[0], style=part[1])
+            else:
+                text.append(part)
+        self._lines.append((indent, None, text))
+
+    def field(self, label: str, value: str | None, *, indent: int = 2, style: str = "") -> None:
+        """One ``label  value`` line; ``value`` is untrusted and kept as plain text."""
+        self._lines.append((indent, label, Text(sanitize(value, MAX_FIELD) if value else "–",
+                                                style=style)))
+
+    def heading(self, title: str) -> None:
+        self.line()
+        self.line((title, "bold"))
+
+    @property
+    def plain(self) -> str:
+        """The text of every line, a field as ``label`` padded to its column, then its value."""
+        out = []
+        for indent, label, text in self._lines:
+            head = "" if label is None else f"{label:<{LABEL_WIDTH}}"
+            out.append(" " * indent + head + text.plain)
+        return "\n".join(out)
+
+    def renderable(self) -> RenderableType:
+        """Rows for a Static: a field is a two-column grid (label, folded value)."""
+        rows: list[RenderableType] = []
+        for indent, label, text in self._lines:
+            if label is None:
+                rows.append(Padding(text, (0, 0, 0, indent)))
+                continue
+            grid = Table.grid()
+            grid.add_column(width=indent + LABEL_WIDTH, no_wrap=True)
+            grid.add_column(overflow="fold")
+            grid.add_row(Text(" " * indent + label, style="dim"), text)
+            rows.append(grid)
+        return Group(*rows)
 
 
-def _heading(text: Text, title: str) -> None:
-    text.append("\n")
-    text.append(title, style="bold")
-    text.append("\n")
+#: The label column of a field.
+LABEL_WIDTH = 15
 
 
-def _subscription(text: Text, sub: EventSubscription, info: WiringInfo, now: datetime,
+def _subscription(doc: Doc, sub: EventSubscription, info: WiringInfo, now: datetime,
                   format_time: FormatTime) -> None:
-    text.append("  ")
-    text.append(sanitize(sub.name, MAX_FIELD), style="bold")
-    if not sub.active(now):
-        text.append("  (not delivering)", style="yellow")
-    text.append("\n")
-    _field(text, "event types", ", ".join(sub.event_types) or "none", indent=4)
-    _field(text, "schema", sub.schema, indent=4)
+    doc.line((sanitize(sub.name, MAX_FIELD), "bold"),
+             *((("  (not delivering)", "yellow"),) if not sub.active(now) else ()), indent=2)
+    doc.field("event types", ", ".join(sub.event_types) or "none", indent=4)
+    doc.field("schema", sub.schema, indent=4)
     endpoint = f"{sub.endpoint_type}  {sub.endpoint}" if sub.endpoint else sub.endpoint_type
-    reaches = sub.endpoint_type == "storagequeue" and sub.reaches(info.watched)
-    _field(text, "endpoint", endpoint, indent=4)
+    doc.field("endpoint", endpoint, indent=4)
     if sub.endpoint_type == "storagequeue":
-        text.append(" " * 19)
         if info.watched is None:
-            text.append("(no queue is configured to compare with)", style="dim")
-        elif reaches:
-            text.append("◀ the queue aumwatch watches", style="green")
+            doc.field("", "(no queue is configured to compare with)", indent=4, style="dim")
+        elif sub.reaches(info.watched):
+            doc.field("", "◀ the queue aumwatch watches", indent=4, style="green")
         else:
-            text.append("not the queue aumwatch watches", style="yellow")
-        text.append("\n")
-    _field(text, "state", sub.state or "unknown", indent=4,
-           style="" if sub.state.lower() == "succeeded" else "yellow")
+            doc.field("", "not the queue aumwatch watches", indent=4, style="yellow")
+    doc.field("state", sub.state or "unknown", indent=4,
+              style="" if sub.state.lower() == "succeeded" else "yellow")
     expiration = "never" if sub.expiration is None else format_time(sub.expiration)
     if sub.expiration is not None and sub.expiration <= now:
         expiration += "  (expired)"
-    _field(text, "expiration", expiration, indent=4)
-    _field(text, "dead-letter", sub.dead_letter or "none", indent=4)
-    _field(text, "retry", sub.retry or "Event Grid's default", indent=4)
-    _field(text, "filters", sub.filters or "none", indent=4)
-    _field(text, "identity", "the system topic's managed identity" if sub.with_identity
-           else "none (Event Grid's own credentials)", indent=4)
+    doc.field("expiration", expiration, indent=4)
+    doc.field("dead-letter", sub.dead_letter or "none", indent=4)
+    doc.field("retry", sub.retry or "Event Grid's default", indent=4)
+    doc.field("filters", sub.filters or "none", indent=4)
+    doc.field("identity", "the system topic's managed identity" if sub.with_identity
+              else "none (Event Grid's own credentials)", indent=4)
 
 
-def wiring_text(info: WiringInfo, now: datetime, format_time: FormatTime) -> Text:
-    """The whole view as one :class:`Text` (plain data in, literal text out)."""
-    text = Text(end="")
+def wiring_doc(info: WiringInfo, now: datetime, format_time: FormatTime) -> Doc:
+    """The whole view (plain data in, literal text out)."""
+    doc = Doc()
     wiring = info.wiring
-    text.append("Event Grid wiring of ", style="bold")
-    text.append(sanitize(info.configuration_name, 200), style="bold")
-    text.append("\n")
+    doc.line(("Event Grid wiring of ", "bold"),
+             (sanitize(info.configuration_name, 200), "bold"))
     if wiring is None:
-        if info.error:
-            text.append("? the wiring could not be read", style="bold yellow")
-        else:
-            text.append("… the wiring has not been read yet", style="dim")
-        text.append("\n")
+        doc.line(("? the wiring could not be read", "bold yellow") if info.error
+                 else ("… the wiring has not been read yet", "dim"))
     else:
-        text.append(f"{wiring.symbol} {wiring.verdict}",
-                    style=WIRING_STYLES.get(wiring.verdict, "bold"))
-        text.append("  ")
-        text.append(sanitize(wiring.reason, MAX_FIELD))
-        text.append("\n")
+        doc.line((f"{wiring.symbol} {wiring.verdict}",
+                  WIRING_STYLES.get(wiring.verdict, "bold")),
+                 "  ", sanitize(wiring.reason, MAX_FIELD))
     watched = info.watched
-    _field(text, "watched queue", f"{watched.queue_name} of storage account "
-           f"{watched.account_name}" if watched else "none configured ([queue] in the config)",
-           indent=0)
-    _field(text, "read", format_time(info.read_at) if info.read_at else "not yet", indent=0)
+    doc.field("watched queue", f"{watched.queue_name} of storage account "
+              f"{watched.account_name}" if watched else "none configured ([queue] in the "
+              "config)", indent=0)
+    doc.field("read", format_time(info.read_at) if info.read_at else "not yet", indent=0)
     if wiring is not None:
-        _heading(text, "System topic")
+        doc.heading("System topic")
         topic = wiring.topic
         if topic is None:
-            text.append("  none: no Event Grid system topic has this configuration as its "
-                        "source\n", style="yellow")
+            doc.line(("none: no Event Grid system topic has this configuration as its source",
+                      "yellow"), indent=2)
         else:
-            _field(text, "name", topic.name)
-            _field(text, "location", topic.location or "unknown")
-            _field(text, "state", topic.provisioning_state or "unknown")
-            _field(text, "id", topic.id)
+            doc.field("name", topic.name)
+            doc.field("location", topic.location or "unknown")
+            doc.field("state", topic.provisioning_state or "unknown")
+            doc.field("id", topic.id)
         subs = wiring.subscriptions
-        _heading(text, f"Event subscriptions ({len(subs)})")
+        doc.heading(f"Event subscriptions ({len(subs)})")
         if not subs:
-            text.append("  none\n", style="yellow")
+            doc.line(("none", "yellow"), indent=2)
         for sub in subs:
-            _subscription(text, sub, info, now, format_time)
-        _heading(text, "Delivery health, last 24 h")
+            _subscription(doc, sub, info, now, format_time)
+        doc.heading("Delivery health, last 24 h")
         health = wiring.health
         if health is None:
-            text.append("  unknown (no metrics read)\n", style="dim")
+            doc.line(("unknown (no metrics read)", "dim"), indent=2)
         else:
             counts = (("published", health.published), ("matched", health.matched),
                       ("delivered", health.delivered), ("failed", health.failed),
                       ("dropped", health.dropped), ("dead-lettered", health.dead_lettered))
-            text.append("  ")
+            parts: list[str | tuple[str, str]] = []
             for i, (label, count) in enumerate(counts):
-                if i:
-                    text.append("  ")
                 bad = label in ("failed", "dropped", "dead-lettered") and count > 0
-                text.append(f"{label} ")
-                text.append(str(count), style="bold red" if bad else "bold")
-            text.append("\n")
+                parts += ["  " if i else "", f"{label} ",
+                          (str(count), "bold red" if bad else "bold")]
+            doc.line(*parts, indent=2)
     error = (wiring.error if wiring is not None else None) or info.error
     if error:
-        _heading(text, "Read error")
-        text.append("  ")
-        text.append(sanitize(error, 2 * MAX_FIELD), style="yellow")
-        text.append("\n")
-    _heading(text, "Fix")
-    text.append("  ")
+        doc.heading("Read error")
+        doc.line((sanitize(error, 2 * MAX_FIELD), "yellow"), indent=2)
+    doc.heading("Fix")
     if wiring is None:
-        text.append("read the wiring again (ctrl+r) or run `aumwatch subscriptions "
-                    "--configuration ")
-        text.append(sanitize(info.configuration_name, 200))
-        text.append("`")
+        doc.line("read the wiring again (ctrl+r) or run `aumwatch subscriptions "
+                 "--configuration ", sanitize(info.configuration_name, 200), "`", indent=2)
     elif wiring.verdict is Verdict.OK:
-        text.append("nothing to fix", style="green")
+        doc.line(("nothing to fix", "green"), indent=2)
     else:
-        text.append(sanitize(wiring_fix(wiring, watched), 2 * MAX_FIELD))
-    text.append("\n")
-    return text
+        doc.line(sanitize(wiring_fix(wiring, watched), 2 * MAX_FIELD), indent=2)
+    return doc
 
 
 class WiringView(ModalScreen[None]):
@@ -195,10 +219,16 @@ class WiringView(ModalScreen[None]):
         self.info = info
         self._now = now
         self._format_time = format_time
-        self.body = Static(self._text(), id="wiring-body", markup=False)
+        self.doc = self._doc()
+        self.body = Static(self.doc.renderable(), id="wiring-body", markup=False)
 
-    def _text(self) -> Text:
-        return wiring_text(self.info, self._now(), self._format_time)
+    def _doc(self) -> Doc:
+        return wiring_doc(self.info, self._now(), self._format_time)
+
+    @property
+    def text(self) -> str:
+        """What the view shows, as plain text."""
+        return self.doc.plain
 
     def compose(self) -> ComposeResult:
         with Vertical(id="wiring-box"):
@@ -211,7 +241,8 @@ class WiringView(ModalScreen[None]):
     def show(self, info: WiringInfo) -> None:
         """Draw ``info`` (a later read of the same configuration's wiring)."""
         self.info = info
-        self.body.update(self._text())
+        self.doc = self._doc()
+        self.body.update(self.doc.renderable())
 
     def action_close(self) -> None:
         """Close the view."""
