@@ -273,14 +273,22 @@ class BoundedOutput:
 def bound_output(data: bytes, limit: int = OUTPUT_LIMIT) -> BoundedOutput:
     """Decode ``data`` (invalid UTF-8 shown as escapes) keeping at most ``limit`` bytes: the
     first and last halves, with a line saying how much was cut between them."""
-    total = len(data)
-    if total <= limit:
-        return BoundedOutput(data.decode("utf-8", "backslashreplace"), total)
     half = limit // 2
-    head = data[:half].decode("utf-8", "backslashreplace")
-    tail = data[total - half:].decode("utf-8", "backslashreplace")
-    cut = total - 2 * half
-    return BoundedOutput(f"{head}\n[... {cut} bytes of output cut ...]\n{tail}", total, cut)
+    if len(data) <= limit:
+        return join_output(data, b"", len(data))
+    return join_output(data[:half], data[len(data) - half:], len(data))
+
+
+def join_output(head: bytes, tail: bytes, total: int) -> BoundedOutput:
+    """The output of a task whose first bytes are ``head`` and last bytes ``tail`` out of
+    ``total`` (a reader that kept only both ends); the middle, when cut, is said to be."""
+    cut = total - len(head) - len(tail)
+    head_text = head.decode("utf-8", "backslashreplace")
+    tail_text = tail.decode("utf-8", "backslashreplace")
+    if cut <= 0:
+        return BoundedOutput(head_text + tail_text, total)
+    return BoundedOutput(f"{head_text}\n[... {cut} bytes of output cut ...]\n{tail_text}",
+                         total, cut)
 
 
 @dataclass(frozen=True)
