@@ -447,7 +447,9 @@ def _http_error(status: int, body: Any, text: str, headers: Mapping[str, str],
     from services.azure.resourcegraph import parse_retry_after
 
     detail = ""
-    error = body.get("error") if isinstance(body, Mapping) else None
+    # ARM writes ``{"error": {"code", "message"}}``; Azure Monitor's metrics API a flat
+    # ``{"code", "message"}``.
+    error = body.get("error", body) if isinstance(body, Mapping) else None
     if isinstance(error, Mapping):
         code, message = error.get("code"), error.get("message")
         detail = f"{code}: {message}" if code and message else str(message or code or "")

@@ -242,6 +242,17 @@ async def test_failing_metrics_keep_the_structural_verdict_with_an_error() -> No
     assert "HTTP 500" in wiring.error and "metrics backend down" in wiring.error
 
 
+async def test_metrics_error_in_azure_monitors_flat_shape() -> None:
+    world = FakeWorld({"mc-a-topic": [queue_sub("q")]})
+    world.metrics_response = FakeResponse(403, {"code": "AuthorizationFailed",
+                                                "message": "no metrics read"})
+    source, _ = make_source(["mc-a"], world)
+    wiring = (await source.fetch([config("mc-a")])).wirings[config("mc-a").id.lower()]
+    assert wiring.verdict is Verdict.OK
+    assert wiring.error is not None
+    assert "HTTP 403" in wiring.error and "AuthorizationFailed: no metrics read" in wiring.error
+
+
 async def test_metrics_failures_make_failing() -> None:
     world = FakeWorld({"mc-a-topic": [queue_sub("q")]})
     world.metrics_response = FakeResponse(200, metrics_body(DeliveryAttemptFailCount=3,
