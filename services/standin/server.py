@@ -531,12 +531,13 @@ class StandInServer:
 
     # -- Resource Manager ------------------------------------------------------------------
     async def _arm(self, request: Any, path: str) -> _Answer:
-        if "/providers/microsoft.eventgrid/" in path:
-            return await self._eventgrid(request)
-        if "/providers/microsoft.authorization/roleassignments" in path:
-            return await self._role_assignments(request)
+        # The metrics and role assignments of a resource first: their paths hold its id.
         if path.endswith("/providers/microsoft.insights/metrics"):
             return await self._metrics(request)
+        if "/providers/microsoft.authorization/roleassignments" in path:
+            return await self._role_assignments(request)
+        if "/providers/microsoft.eventgrid/" in path:
+            return await self._eventgrid(request)
         route, match = _route(path)
         if route is None or match is None:
             return _Answer(404, arm_error(
