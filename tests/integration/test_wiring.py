@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import threading
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -241,6 +242,63 @@ async def test_a_throttled_subscription_list_is_a_part_error(
     errors = {w.configuration_name: w.error for w in snapshot.wirings.values() if w.topic}
     assert errors and all(e and ("HTTP 429" in e or "throttled" in e) for e in errors.values())
     assert snapshot.wirings[wired["missing"].lower()].verdict is Verdict.MISSING
+
+
+# --- every wiring of the scenario engine (what `aumwatch sim` plays) ----------------------
+
+#: The scenario file's ``wiring`` values (services/standin/scenario_file.py) and the verdict
+#: each must get once the engine has delivered a run's events through it.
+SCENARIO_VERDICTS = {
+    "ok": Verdict.OK, "no-topic": Verdict.MISSING, "missing": Verdict.MISSING,
+    "pre-only": Verdict.PARTIAL, "post-only": Verdict.PARTIAL,
+    "other-queue": Verdict.OTHER_ENDPOINT, "webhook": Verdict.OTHER_ENDPOINT,
+    "function": Verdict.OTHER_ENDPOINT, "disabled": Verdict.DISABLED,
+    "awaiting": Verdict.DISABLED, "expired": Verdict.DISABLED, "failing": Verdict.FAILING,
+    "dropping": Verdict.FAILING, "identity": Verdict.OK, "identity-no-role": Verdict.FAILING,
+}
+
+
+async def test_every_scenario_wiring_gets_its_verdict(
+        standin: StandInServer, standin_world: World, standin_clock: ManualClock,
+        azurite: Any) -> None:
+    from services.standin.events_out import QueueSink
+    from services.standin.scenario import ScenarioEngine
+    from services.standin.scenario_file import WIRINGS, parse_scenario
+
+    assert set(SCENARIO_VERDICTS) == set(WIRINGS)
+    queue = f"q{uuid.uuid4().hex[:10]}"
+    configs = [{"name": f"w-{wiring}", "subscription": "main", "resource_group": RG,
+                "time_zone": "UTC", "recur_every": "Day", "duration": "01:00",
+                "start": "now+50m", "wiring": wiring,
+                "behaviour": {"pre_event": "T-35m", "overrun": 0}}
+               for wiring in SCENARIO_VERDICTS]
+    sink = QueueSink(azurite.connection_string, queue)
+    sink.ensure_queue()
+    try:
+        engine = ScenarioEngine(standin_world, parse_scenario(
+            {"seed": 3, "subscriptions": {"main": SUB},
+             "storage_account": {"resource_group": "rg-aumwatch"},
+             "configuration": configs}), sink)
+        standin_clock.advance(timedelta(minutes=16))  # every pre-event is due
+        engine.step()
+        standin_clock.advance(timedelta(hours=2))  # every post-event is due
+        engine.step()
+        standin_clock.advance(timedelta(minutes=1))
+    finally:
+        sink.close()
+    source = source_for(standin, standin_clock)
+    source.watched = QueueTarget("devstoreaccount1", queue)
+    async with source.runner:
+        snapshot = await source.fetch(await configurations(source))
+    assert snapshot.error is None
+    got = {w.configuration_name[2:]: w.verdict for w in snapshot.wirings.values()
+           if w.configuration_name.startswith("w-")}
+    assert got == SCENARIO_VERDICTS
+    assert all(w.error is None for w in snapshot.wirings.values())
+    failing = next(w for w in snapshot.wirings.values() if w.configuration_name == "w-failing")
+    assert failing.health is not None and failing.health.dead_lettered == 2
+    ok = next(w for w in snapshot.wirings.values() if w.configuration_name == "w-ok")
+    assert ok.health is not None and ok.health.delivered >= 1 and not ok.health.failing
 
 
 # --- the command ---------------------------------------------------------------------------
