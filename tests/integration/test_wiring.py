@@ -433,3 +433,18 @@ def test_doctor_warns_with_the_fix(wired: dict[str, str], cfg: Path, standin_wor
     assert "next run 2026-03-14 01:00Z" in checks["event wiring missing"]["detail"]
     _, out, _ = run_cli(capsys, "doctor", "--config", str(cfg))
     assert "[WARN] event wiring partial" in out and "fix: run `aumwatch setup events" in out
+
+
+def test_without_a_watched_queue_any_storage_queue_counts_and_it_says_so(
+        wired: dict[str, str], standin: StandInServer, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "no-queue.toml"
+    text = render_config({"arm_endpoint": standin.endpoint, "ca_file": str(standin.ca_file),
+                          "token": standin.token, "subscriptions": [SUB],
+                          "queue_connection_string": "", "queue_name": ""})
+    write_private_file(path, text.split("[queue]")[0])
+    code, out, err = run_cli(capsys, "subscriptions", "--config", str(path), "--json",
+                             "--configuration", "ok")
+    assert code == 0
+    assert [i["verdict"] for i in json.loads(out)] == ["ok"]
+    assert "no watched queue known" in err
