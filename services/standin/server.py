@@ -15,7 +15,16 @@ Routes (paths and names case-insensitive, as ARM's are):
   (PUT ``{"properties":{"status":"Cancel"}}`` cancels, through :meth:`World.cancel`; as a
   create-or-update, on an unknown run id it answers 201 and creates a phantom run)
 * ``POST /providers/Microsoft.ResourceGraph/resources`` (KQL through :mod:`services.standin.graph`)
-* admin, same token, never faulted: ``GET|POST|DELETE /_sim/faults``, ``GET|POST /_sim/clock``
+* Event Grid (:mod:`services.standin.eventgrid`): ``GET .../providers/Microsoft.EventGrid/``
+  ``systemTopics`` (by subscription or resource group), ``GET|PUT|DELETE .../systemTopics/{t}``,
+  ``GET .../systemTopics/{t}/eventSubscriptions``, ``GET|PUT|DELETE .../eventSubscriptions/{n}``,
+  ``POST .../eventSubscriptions/{n}/getFullUrl``, ``GET /subscriptions/{s}/providers/``
+  ``Microsoft.EventGrid/locations/{l}/operationsStatus/{id}`` (the long-running operations)
+* ``GET {scope}/providers/Microsoft.Authorization/roleAssignments[?$filter=principalId eq '..']``,
+  ``GET|PUT|DELETE {scope}/providers/Microsoft.Authorization/roleAssignments/{guid}``
+* ``GET {system topic id}/providers/Microsoft.Insights/metrics`` (Azure Monitor metrics)
+* admin, same token, never faulted: ``GET|POST|DELETE /_sim/faults``, ``GET|POST /_sim/clock``,
+  ``GET|POST|DELETE /_sim/broken-endpoints`` (an event subscription whose endpoint fails)
 
 Every answer carries ``Date`` from the World's clock (clients measure skew from it) and
 ``x-ms-request-id``. Resource Graph answers carry ``x-ms-user-quota-remaining`` and

@@ -24,9 +24,15 @@ from azure.storage.queue import QueueClient
 
 from services.domain.clock import ManualClock, iso_z
 from services.standin.azurite import Azurite
-from services.standin.eventgrid import ROLE_QUEUE_SENDER, TOPIC_TYPE
+from services.standin.eventgrid import (
+    OTHER_QUEUE,
+    ROLE_QUEUE_SENDER,
+    TOPIC_TYPE,
+    WEBHOOK_URL,
+    WIRINGS,
+)
 from services.standin.events_out import POST_EVENT_TYPE, PRE_EVENT_TYPE, QueueSink
-from services.standin.scenario import OTHER_QUEUE, WEBHOOK_URL, ScenarioEngine
+from services.standin.scenario import ScenarioEngine
 from services.standin.scenario_file import parse_scenario
 from services.standin.server import StandInServer
 from services.standin.world import World
@@ -131,6 +137,14 @@ async def test_system_topic_create_read_list_delete_through_the_sdk_pollers(
     assert [t.name async for t in eg.system_topics.list_by_resource_group(RG)] == ["cfg-a-events"]
     assert [t.name async for t in eg.system_topics.list_by_subscription()] == ["cfg-a-events"]
     assert [t.name async for t in eg.system_topics.list_by_resource_group("rg-other")] == []
+    again = await make_topic(eg, identity=True)  # create-or-update of the same topic: 200
+    assert again.identity.principal_id == created.identity.principal_id
+    from azure.mgmt.eventgrid.models import SystemTopicUpdateParameters
+
+    poller = await eg.system_topics.begin_update(
+        RG, "cfg-a-events", SystemTopicUpdateParameters(tags={"owner": "ops"}),
+        polling_interval=0)
+    assert (await poller.result()).tags == {"owner": "ops"}
     poller = await eg.system_topics.begin_delete(RG, "cfg-a-events", polling_interval=0)
     await poller.result()
     with pytest.raises(ResourceNotFoundError):
@@ -192,6 +206,23 @@ async def test_event_subscription_crud_with_its_fields(wired_world: World, eg: A
     names = [s.name async for s in
              eg.system_topic_event_subscriptions.list_by_system_topic(RG, "cfg-a-events")]
     assert names == ["to-queue"]
+    # Create-or-update again (an idempotent set-up), then an update of its filter only.
+    again = await make_subscription(eg, "cfg-a-events", "to-queue",
+                                    queue_subscription("aum-events", [PRE_EVENT_TYPE]))
+    assert again.provisioning_state == "Succeeded"
+    assert again.event_delivery_schema == "EventGridSchema"
+    from azure.mgmt.eventgrid.models import (
+        EventSubscriptionFilter,
+        EventSubscriptionUpdateParameters,
+    )
+
+    update = EventSubscriptionUpdateParameters(filter=EventSubscriptionFilter(
+        included_event_types=[PRE_EVENT_TYPE, POST_EVENT_TYPE]))
+    poller = await eg.system_topic_event_subscriptions.begin_update(
+        RG, "cfg-a-events", "to-queue", update, polling_interval=0)
+    updated = await poller.result()
+    assert updated.filter.included_event_types == [PRE_EVENT_TYPE, POST_EVENT_TYPE]
+    assert updated.destination.queue_name == "aum-events"
     poller = await eg.system_topic_event_subscriptions.begin_delete(
         RG, "cfg-a-events", "to-queue", polling_interval=0)
     await poller.result()
@@ -507,3 +538,43 @@ async def test_delivery_with_the_topic_identity_needs_the_queue_sender_role(
         assert by_config(peek(azurite, queue)) == {"c-id": ["pre", "post"], "c-norole": ["post"]}
     finally:
         sink.close()
+
+
+# -- ready-made wirings, read back through the SDK ----------------------------------------------
+@pytest.mark.parametrize("wiring", WIRINGS)
+async def test_every_ready_made_wiring_reads_back_through_the_sdk(
+        wired_world: World, eg: Any, wiring: str) -> None:
+    config = config_object("cfg-a", RG)
+    topic, sub = wired_world.eventgrid.wire(config["id"], wiring, queue="aum-events",
+                                            account_id=ACCOUNT)
+    topics = [t async for t in eg.system_topics.list_by_subscription()]
+    if wiring == "no-topic":
+        assert topics == [] and topic is None and sub is None
+        return
+    assert [t.id for t in topics] == [topic] and topics[0].source == config["id"]
+    subs = [s async for s in
+            eg.system_topic_event_subscriptions.list_by_system_topic(RG, "cfg-a-events")]
+    if wiring == "missing":
+        assert subs == [] and sub is None
+        return
+    [got] = subs
+    assert got.id == sub and got.name == "aumwatch-events"
+    expected_state = {"disabled": "Failed", "awaiting": "AwaitingManualAction"}.get(
+        wiring, "Succeeded")
+    assert got.provisioning_state == expected_state
+    types = {"pre-only": [PRE_EVENT_TYPE], "post-only": [POST_EVENT_TYPE]}.get(
+        wiring, [PRE_EVENT_TYPE, POST_EVENT_TYPE])
+    assert got.filter.included_event_types == types
+    dest = (got.delivery_with_resource_identity.destination if wiring.startswith("identity")
+            else got.destination)
+    kind = {"webhook": "WebHook", "function": "AzureFunction"}.get(wiring, "StorageQueue")
+    assert dest.endpoint_type == kind
+    if kind == "StorageQueue":
+        assert dest.resource_id == ACCOUNT
+        assert dest.queue_name == (OTHER_QUEUE if wiring == "other-queue" else "aum-events")
+    if kind == "WebHook":
+        assert dest.endpoint_url is None and "code=" not in dest.endpoint_base_url
+    assert (got.dead_letter_destination is not None) == (wiring == "failing")
+    assert (got.expiration_time_utc is not None) == (wiring == "expired")
+    broken = wired_world.eventgrid.broken()
+    assert broken == ([sub] if wiring in ("failing", "dropping") else [])
