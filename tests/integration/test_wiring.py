@@ -448,3 +448,44 @@ def test_without_a_watched_queue_any_storage_queue_counts_and_it_says_so(
     assert code == 0
     assert [i["verdict"] for i in json.loads(out)] == ["ok"]
     assert "no watched queue known" in err
+
+
+# --- the demo world (`aumwatch sim` / `aumwatch demo`) ------------------------------------
+
+DEMO_VERDICTS = {
+    "patch-weu-web": "ok", "patch-dev-notopic": "missing", "patch-dev-nosub": "missing",
+    "patch-dev-preonly": "partial", "patch-dev-otherq": "other-endpoint",
+    "patch-dev-hook": "other-endpoint", "patch-dev-disabled": "disabled",
+    "patch-prod-failing": "failing",
+}
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[Any]:
+    from services.standin.azurite import AzuriteError
+    from services.standin.runner import SimEnvironment
+
+    env = SimEnvironment(step_interval=0.2)
+    try:
+        env.start()
+    except AzuriteError as exc:  # pragma: no cover - depends on the machine
+        pytest.skip(f"Azurite unavailable: {exc}")
+    yield env
+    env.stop()
+
+
+def test_the_demo_world_shows_every_verdict(demo: Any,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = str(demo.config_path)
+    code, out, err = run_cli(capsys, "subscriptions", "--config", cfg, "--json")
+    assert code == 0, err
+    got = {i["configuration_name"]: i["verdict"] for i in json.loads(out)}
+    assert {name: got.get(name) for name in DEMO_VERDICTS} == DEMO_VERDICTS
+    assert set(got.values()) == {str(v) for v in Verdict}
+    assert "?code=" not in out
+    # Each of them has a run in the next 24 h: doctor warns about every one that is not ok.
+    _, out, _ = run_cli(capsys, "doctor", "--config", cfg, "--json")
+    warned = {c["check"].removeprefix("event wiring ") for c in json.loads(out)
+              if c["check"].startswith("event wiring") and c["status"] == "warn"}
+    assert warned >= {n for n, v in DEMO_VERDICTS.items() if v != "ok"}
+    assert "patch-weu-web" not in warned
