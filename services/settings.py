@@ -39,6 +39,7 @@ The config file (default ``<user config dir>/aumwatch/config.toml``, or ``--conf
     [events]
     pre_event_earliest = "40m"       # a pre-event arriving earlier than T-40 is flagged
     pre_event_latest = "30m"         # ... and one arriving later than T-30 (bare number: min)
+    wiring_refresh = "5m"            # how often the Event Grid wiring is read again (>= 1m)
 
     [cancel]
     api_version = "2023-09-01-preview"
@@ -246,6 +247,21 @@ def _minutes(value: Any, what: str) -> timedelta:
     return parse_duration(value, default_unit="m", what=what)
 
 
+#: How often the Event Grid wiring (system topics, subscriptions, delivery metrics) is read
+#: again: it changes when someone sets it up, not from one poll to the next.
+DEFAULT_WIRING_REFRESH = timedelta(minutes=5)
+#: Reading it more often costs a Resource Graph query and ARM reads per topic for nothing.
+MIN_WIRING_REFRESH = timedelta(minutes=1)
+
+
+def _wiring_refresh(value: Any, what: str) -> timedelta:
+    refresh = parse_duration(value, default_unit="m", what=what)
+    if refresh < MIN_WIRING_REFRESH:
+        raise SettingsError(f"{what}: at least {_format_duration(MIN_WIRING_REFRESH)}, "
+                            f"got {value!r}")
+    return refresh
+
+
 @dataclass(frozen=True)
 class _Spec:
     """How one setting is found: its file location, environment name, parser, default."""
@@ -291,6 +307,8 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("cancel_api_version", "cancel", "api_version", _as_str,
           lambda: DEFAULT_CANCEL_API_VERSION),
     _Spec("data_dir", "paths", "data_dir", _as_path, _default_data_dir),
+    _Spec("wiring_refresh", "events", "wiring_refresh", _wiring_refresh,
+          lambda: DEFAULT_WIRING_REFRESH),
 )
 SETTING_NAMES = tuple(s.name for s in _SPECS)
 
@@ -322,6 +340,7 @@ class Settings:
     pre_event_latest: timedelta = DEFAULT_PRE_EVENT_LATEST
     cancel_api_version: str = DEFAULT_CANCEL_API_VERSION
     data_dir: Path = field(default_factory=_default_data_dir)
+    wiring_refresh: timedelta = DEFAULT_WIRING_REFRESH
     #: The dashboard's keymap from the ``[keys]`` table: binding id -> keys (``"ctrl+k"``),
     #: only ids of :data:`KEY_BINDING_IDS`.
     keymap: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))

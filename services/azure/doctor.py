@@ -2,9 +2,11 @@
 
 Checks, in order: settings (config file, permissions), credentials (a token for the ARM
 scope), Resource Graph access, configurations visible, clock skew against the server, the
-events queue (reachable, permission, depth, mode advice; peek only, never a receive), and a
+events queue (reachable, permission, depth, mode advice; peek only, never a receive), a
 lint of every configuration's schedule (unparseable, in-guest limits, expiration passed,
-unknown zone). Each check is a :class:`Check` with a status and, when not ok, a fix.
+unknown zone), and the Event Grid wiring of each configuration with a run in the next 24 h
+(a warning with the exact fix for every verdict that is not ``ok``). Each check is a
+:class:`Check` with a status and, when not ok, a fix.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, Literal
 from services.domain.clock import SKEW_WARNING, Clock, SystemClock, skew_is_large
 from services.domain.errors import ServiceError, service_error
 from services.domain.model import Configuration
+from services.domain.wiring import HEALTH_METRICS, QueueTarget, Verdict, Wiring
 from services.settings import Settings
 
 Status = Literal["ok", "warn", "fail", "skip"]
@@ -25,6 +28,8 @@ Status = Literal["ok", "warn", "fail", "skip"]
 SKEW_FAIL = timedelta(seconds=60)
 #: What one peek can see (docs/azure.md, "Event Grid -> Storage Queue").
 PEEK_LIMIT = 32
+#: The wiring is checked for configurations with a run starting (or going on) this soon.
+WIRING_HORIZON = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -169,6 +174,76 @@ async def check_queue(settings: Settings, credential: Any) -> list[Check]:
     return checks
 
 
+def runs_soon(configs: Sequence[Configuration], now: datetime,
+              horizon: timedelta = WIRING_HORIZON) -> list[tuple[Configuration, datetime]]:
+    """Configurations with a run going on or starting within ``horizon``, with that start."""
+    out = []
+    for config in configs:
+        soon = next((start for start, end in config.next_occurrences
+                     if end > now and start <= now + horizon), None)
+        if soon is not None:
+            out.append((config, soon))
+    return out
+
+
+def wiring_fix(wiring: Wiring, watched: QueueTarget | None) -> str:
+    """The exact fix for a wiring that is not ``ok`` (commands to run, or what to check)."""
+    import shlex
+
+    setup = f"aumwatch setup events --configuration {shlex.quote(wiring.configuration_name)}"
+    topic = wiring.topic.name if wiring.topic else "the system topic"
+    if wiring.verdict is Verdict.MISSING:
+        return f"run `{setup}` (creates the system topic and the subscription to the queue)"
+    if wiring.verdict is Verdict.PARTIAL:
+        return f"run `{setup} --types pre,post` (adds the missing event type)"
+    if wiring.verdict is Verdict.OTHER_ENDPOINT:
+        queue = f" --queue {shlex.quote(watched.queue_name)}" if watched else ""
+        return (f"run `{setup}{queue}` to subscribe the queue aumwatch watches, or point "
+                "[queue] at the queue the events go to")
+    if wiring.verdict is Verdict.DISABLED:
+        return (f"the subscription is not Succeeded or has expired: delete it (az eventgrid "
+                f"system-topic event-subscription delete --system-topic-name "
+                f"{shlex.quote(topic)} ...) and run `{setup}`")
+    if wiring.verdict is Verdict.FAILING:
+        return (f"check that {topic}'s managed identity has Storage Queue Data Message Sender "
+                "on the storage account and that the queue (endpoint) exists; see the "
+                f"topic's metrics {', '.join(HEALTH_METRICS[2:])} in Azure Monitor")
+    return f"run `{setup}`"
+
+
+def check_wiring(soon: Sequence[tuple[Configuration, datetime]], wirings: Any,
+                 watched: QueueTarget | None) -> list[Check]:
+    """A warning per configuration running soon whose wiring is not ``ok``.
+
+    ``wirings`` is a :class:`services.azure.eventgrid.WiringSnapshot`."""
+    if not soon:
+        return [Check("event wiring", "skip", "no configuration runs in the next 24 h")]
+    if wirings.error:
+        return [Check("event wiring", "warn", wirings.error,
+                      "the identity needs Reader on the subscriptions holding the system "
+                      "topics; retry with `aumwatch subscriptions`")]
+    checks: list[Check] = []
+    where = (f"queue {watched.queue_name} of {watched.account_name}" if watched
+             else "a Storage Queue (no [queue] configured)")
+    for config, start in soon:
+        wiring = wirings.get(config.id)
+        if wiring is None:
+            continue
+        when = start.strftime("%Y-%m-%d %H:%MZ")
+        if wiring.verdict is not Verdict.OK:
+            checks.append(Check(f"event wiring {config.name}", "warn",
+                                f"{wiring.symbol} {wiring.verdict}: {wiring.reason}; next run "
+                                f"{when}", wiring_fix(wiring, watched)))
+        elif wiring.error:
+            checks.append(Check(f"event wiring {config.name}", "warn",
+                                f"ok from what could be read, but {wiring.error}",
+                                "check the identity's Reader role on the system topic"))
+    if not checks:
+        checks.append(Check("event wiring", "ok", f"{len(soon)} configuration(s) running in "
+                            f"the next 24 h deliver pre and post events to {where}"))
+    return checks
+
+
 async def run_doctor(settings: Settings, *, clock: Clock | None = None) -> list[Check]:
     """Run every check; never raises for a failed check (it becomes a ``fail`` finding)."""
     from services.azure.clients import make_async_credential
@@ -187,6 +262,7 @@ async def run_doctor(settings: Settings, *, clock: Clock | None = None) -> list[
         checks.append(credential_check)
         configs: Sequence[Configuration] = ()
         skew: timedelta | None = None
+        wiring_checks: list[Check] = []
         if credential_check.status == "ok":
             runner = QueryRunner.from_settings(settings, clock=clock, credential=credential)
             try:
@@ -210,6 +286,8 @@ async def run_doctor(settings: Settings, *, clock: Clock | None = None) -> list[
                     checks.append(Check("configurations", "warn",
                                         "no maintenance configurations visible",
                                         "check the scope (subscriptions) and the Reader role"))
+                wiring_checks = await _wiring_checks(settings, runner, credential, configs,
+                                                     clock)
             finally:
                 await runner.close()
             checks.append(check_skew(skew))
@@ -217,8 +295,25 @@ async def run_doctor(settings: Settings, *, clock: Clock | None = None) -> list[
         now = clock.now()
         for config in configs:
             checks.extend(lint_configuration(config, now))
+        checks.extend(wiring_checks)
     finally:
         close = getattr(credential, "close", None)
         if close is not None:
             await close()
     return checks
+
+
+async def _wiring_checks(settings: Settings, runner: Any, credential: Any,
+                         configs: Sequence[Configuration], clock: Clock) -> list[Check]:
+    """Read the wiring of the configurations running in the next 24 h (none: no request)."""
+    from services.azure.eventgrid import WiringSource, watched_queue
+    from services.domain.configs import configurations_in_view
+
+    soon = runs_soon(configurations_in_view(configs, settings.include_other_scopes),
+                     clock.now())
+    watched = watched_queue(settings)
+    if not soon:
+        return check_wiring(soon, None, watched)
+    source = WiringSource.from_settings(settings, runner, credential, clock=clock)
+    snapshot = await source.fetch([config for config, _ in soon])
+    return check_wiring(soon, snapshot, watched)

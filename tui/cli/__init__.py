@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "tui.cli.capture",  # capture
     "tui.cli.serve",  # serve
     "tui.cli.tasks",  # tasks (issue 12)
+    "tui.cli.subscriptions",  # subscriptions (Event Grid wiring)
 )
 
 Handler = Callable[[argparse.Namespace], int]
