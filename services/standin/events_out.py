@@ -31,6 +31,8 @@ from services.domain.clock import iso_z
 PRE_EVENT_TYPE = "Microsoft.Maintenance.PreMaintenanceEvent"
 POST_EVENT_TYPE = "Microsoft.Maintenance.PostMaintenanceEvent"
 SCHEMAS = ("eventgrid", "cloudevents", "plain-json")
+#: The queue the stand-in writes events to unless told otherwise (the "watched" queue).
+DEFAULT_QUEUE_NAME = "aum-events"
 # A queue message that is not an event at all (a test of "keep and show raw, never drop"),
 # with markup-like text in it: a reader must not render it as markup.
 MALFORMED_MESSAGE = '{"eventType": "Microsoft.Maintenance.PreMaintenanceEvent", "data": [bold]'
@@ -103,17 +105,30 @@ def encode_message(event: dict[str, Any], schema: str = "eventgrid") -> str:
     return base64.b64encode(text.encode("utf-8")).decode("ascii")
 
 
+class QueueMissing(LookupError):
+    """The queue a delivery names does not exist (Event Grid counts a failed delivery)."""
+
+
 class EventSink(Protocol):
-    """Where the scenario engine writes queue message texts. ``send`` raises on failure."""
+    """Where the scenario engine writes queue message texts. ``send`` (to the sink's own
+    queue) raises on failure; ``send_to`` writes to another queue of the same account and
+    raises :class:`QueueMissing` when that queue does not exist."""
 
     def send(self, text: str) -> None: ...
 
+    def send_to(self, queue_name: str, text: str) -> None: ...
+
+    def create_queue(self, queue_name: str) -> None: ...
+
 
 class MemorySink:
-    """Collects message texts in a list (unit tests); ``fail`` makes sends raise."""
+    """Collects message texts in a list (unit tests); ``fail`` makes sends raise. Messages
+    for other queues go to ``other[queue name]`` (a queue exists once created or written)."""
 
-    def __init__(self) -> None:
+    def __init__(self, queue_name: str = DEFAULT_QUEUE_NAME) -> None:
+        self.queue_name = queue_name
         self.messages: list[str] = []
+        self.other: dict[str, list[str]] = {}
         self.fail = False
         self._lock = threading.Lock()
 
@@ -122,6 +137,22 @@ class MemorySink:
             raise ConnectionError("memory sink set to fail")
         with self._lock:
             self.messages.append(text)
+
+    def send_to(self, queue_name: str, text: str) -> None:
+        if queue_name == self.queue_name:
+            self.send(text)
+            return
+        if self.fail:
+            raise ConnectionError("memory sink set to fail")
+        with self._lock:
+            if queue_name not in self.other:
+                raise QueueMissing(queue_name)
+            self.other[queue_name].append(text)
+
+    def create_queue(self, queue_name: str) -> None:
+        with self._lock:
+            if queue_name != self.queue_name:
+                self.other.setdefault(queue_name, [])
 
     def decoded(self) -> list[Any]:
         """Messages decoded back to JSON (base64 or plain); undecodable ones as raw text."""
@@ -149,13 +180,50 @@ class QueueSink:
     """
 
     def __init__(self, connection_string: str, queue_name: str) -> None:
+        self.queue_name = queue_name
+        self._connection_string = connection_string
+        self._client = self._make_client(queue_name)
+        self._others: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def _make_client(self, queue_name: str) -> Any:
         from azure.storage.queue import QueueClient
 
-        self.queue_name = queue_name
-        self._client = QueueClient.from_connection_string(
-            connection_string, queue_name, retry_total=0, connection_timeout=5, read_timeout=10
-        )
-        self._lock = threading.Lock()
+        return QueueClient.from_connection_string(
+            self._connection_string, queue_name, retry_total=0, connection_timeout=5,
+            read_timeout=10)
+
+    def _other(self, queue_name: str) -> Any:
+        with self._lock:
+            client = self._others.get(queue_name)
+            if client is None:
+                client = self._others[queue_name] = self._make_client(queue_name)
+            return client
+
+    def send_to(self, queue_name: str, text: str) -> None:
+        """Write to another queue of the account; never creates it (Event Grid does not):
+        a missing queue raises :class:`QueueMissing`."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        if queue_name == self.queue_name:
+            self.send(text)
+            return
+        try:
+            self._other(queue_name).send_message(text)
+        except ResourceNotFoundError as exc:
+            raise QueueMissing(queue_name) from exc
+
+    def create_queue(self, queue_name: str) -> None:
+        """Create another queue of the account (if it does not exist)."""
+        from azure.core.exceptions import ResourceExistsError
+
+        if queue_name == self.queue_name:
+            self.ensure_queue()
+            return
+        try:
+            self._other(queue_name).create_queue()
+        except ResourceExistsError:
+            pass
 
     def ensure_queue(self) -> None:
         """Create the queue if it does not exist."""
@@ -178,3 +246,5 @@ class QueueSink:
 
     def close(self) -> None:
         self._client.close()
+        for client in self._others.values():
+            client.close()

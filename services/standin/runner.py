@@ -27,13 +27,12 @@ from typing import Any
 
 from services.domain.clock import ScaledClock
 from services.standin.azurite import Azurite
-from services.standin.events_out import QueueSink
+from services.standin.events_out import DEFAULT_QUEUE_NAME, QueueSink
 from services.standin.lag import ArgLag
 from services.standin.scenario import ScenarioEngine
 from services.standin.scenario_file import Scenario, load_scenario
 from services.standin.world import World
 
-DEFAULT_QUEUE_NAME = "aum-events"
 CONFIG_FILE_NAME = "aumwatch.toml"
 
 

@@ -51,13 +51,24 @@ from services.domain.schedule import (
     parse_schedule,
     resolve_zone,
 )
+from services.standin.eventgrid import (
+    ROLE_QUEUE_SENDER,
+    TOPIC_TYPE,
+    Route,
+    queue_destination,
+)
 from services.standin.events_out import (
+    DEFAULT_QUEUE_NAME,
     MALFORMED_MESSAGE,
+    POST_EVENT_TYPE,
+    PRE_EVENT_TYPE,
     EventSink,
+    QueueMissing,
     build_event,
     encode_message,
 )
 from services.standin.scenario_file import (
+    DEFAULT_STORAGE_GROUP,
     ConfigurationSpec,
     MachineGroup,
     Scenario,
@@ -84,6 +95,12 @@ _WALL_RE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}")
 _TICK = timedelta(microseconds=1)
 _NEVER = Occurrence(datetime.max.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
 _PERIOD_RE = re.compile(r"\s*(\d*)\s*(hour|day|week|month)s?\b", re.IGNORECASE)
+#: Names the default wiring uses (scenario_file.py, "Wiring").
+SUBSCRIPTION_NAME = "aumwatch-events"
+OTHER_QUEUE = "aum-events-other"
+DEAD_LETTER_CONTAINER = "aum-deadletters"
+#: A webhook whose query string holds a key (it must never reach any output).
+WEBHOOK_URL = "https://hooks.example.invalid/api/maintenance-events?code=standin-secret-key-42"
 
 
 
@@ -118,9 +135,12 @@ class _RunPlan:
 
 @dataclass
 class _Outgoing:
-    key: tuple[str, str]
+    key: tuple[str, str, str]  # (kind, correlation id, event subscription id)
     at: datetime
     text: str
+    queue: str
+    route: Route | None = None
+    counted: bool = True  # counts in the topic's metrics (not a redelivery or a stray)
 
 
 @dataclass
@@ -156,15 +176,19 @@ class ScenarioEngine:
     advances everything to the clock's now; :meth:`start` runs it on a background thread.
     """
 
-    def __init__(self, world: World, scenario: Scenario, sink: EventSink | None = None) -> None:
+    def __init__(self, world: World, scenario: Scenario, sink: EventSink | None = None,
+                 *, queue_name: str | None = None) -> None:
         self.world = world
         self.scenario = scenario
         self.sink = sink
+        #: The queue the default wiring delivers to (the sink's own queue).
+        self.queue_name = queue_name or getattr(sink, "queue_name", None) or DEFAULT_QUEUE_NAME
+        self.storage_account_id = ""
         self.started_at = world.clock.now()
         self._configs: list[_Config] = []
         self._plans: dict[str, _RunPlan] = {}
         self._outbox: list[_Outgoing] = []
-        self._written: set[tuple[str, str]] = set()
+        self._written: set[tuple[str, str, str]] = set()
         self._written_log: list[tuple[str, str]] = []
         self._step_lock = threading.Lock()
         self._stop = threading.Event()
@@ -178,6 +202,13 @@ class ScenarioEngine:
         t0 = self.started_at
         for sub in self.scenario.subscriptions:
             self.world.add_subscription(sub)
+        storage = self.scenario.storage_account
+        if storage is not None:
+            self.storage_account_id = self.world.add_storage_account(
+                storage.subscription_id, storage.resource_group, location=storage.location)
+        elif self.scenario.subscriptions:
+            self.storage_account_id = self.world.add_storage_account(
+                self.scenario.subscriptions[0], DEFAULT_STORAGE_GROUP)
         for spec in self.scenario.configurations:
             where = f"{self.scenario.source}: configuration {spec.name}"
             schedule, window = self._schedule_for(spec, t0, where)
@@ -188,6 +219,7 @@ class ScenarioEngine:
                     machine = self._machine(spec, group, n)
                     self.world.add_machine(machine)
                     self.world.assign(machine.id, spec.id)
+            self._wire(spec, t0)
             self._configs.append(_Config(spec, schedule, arm, cursor=t0))
             self._seed_history(self._configs[-1], t0)
 
@@ -248,6 +280,68 @@ class ScenarioEngine:
             "recurEvery": recur,
         }
         return schedule, window
+
+    def _wire(self, spec: ConfigurationSpec, t0: datetime) -> None:
+        """Create the configuration's Event Grid wiring as ``spec.wiring`` says
+        (scenario_file.py, "Wiring"), through the same checks as the ARM API."""
+        wiring = spec.wiring
+        if wiring == "no-topic":
+            return
+        eg = self.world.eventgrid
+        where = f"{self.scenario.source}: configuration {spec.name}: wiring {wiring}"
+        topic_id = (f"/subscriptions/{spec.subscription_id}/resourceGroups/"
+                    f"{spec.resource_group}/providers/Microsoft.EventGrid/systemTopics/"
+                    f"{spec.name}-events")
+        body: dict[str, Any] = {"location": spec.location,
+                                "properties": {"source": spec.id, "topicType": TOPIC_TYPE}}
+        if wiring.startswith("identity"):
+            body["identity"] = {"type": "SystemAssigned"}
+        status, answer, _ = eg.put_topic(topic_id, body)
+        if status >= 400:
+            raise ScenarioError(f"{where}: {answer}")
+        if wiring == "missing":
+            return
+        account = self.storage_account_id
+        types = {"pre-only": [PRE_EVENT_TYPE], "post-only": [POST_EVENT_TYPE]}.get(
+            wiring, [PRE_EVENT_TYPE, POST_EVENT_TYPE])
+        dest = queue_destination(account, OTHER_QUEUE if wiring == "other-queue"
+                                 else self.queue_name)
+        if wiring == "other-queue" and self.sink is not None:
+            self.sink.create_queue(OTHER_QUEUE)
+        if wiring == "webhook":
+            dest = {"endpointType": "WebHook", "properties": {"endpointUrl": WEBHOOK_URL}}
+        elif wiring == "function":
+            dest = {"endpointType": "AzureFunction", "properties": {"resourceId": (
+                f"/subscriptions/{spec.subscription_id}/resourceGroups/{spec.resource_group}"
+                "/providers/Microsoft.Web/sites/aum-hooks/functions/OnMaintenanceEvent")}}
+        props: dict[str, Any] = {
+            "filter": {"includedEventTypes": types},
+            "eventDeliverySchema": ("CloudEventSchemaV1_0" if spec.behaviour.schema ==
+                                    "cloudevents" else "EventGridSchema"),
+            "destination": dest,
+        }
+        if wiring.startswith("identity"):
+            props["deliveryWithResourceIdentity"] = {"identity": {"type": "SystemAssigned"},
+                                                     "destination": props.pop("destination")}
+        if wiring == "expired":
+            props["expirationTimeUtc"] = iso_z(t0 - timedelta(hours=1))
+        if wiring == "failing":
+            props["deadLetterDestination"] = {
+                "endpointType": "StorageBlob",
+                "properties": {"resourceId": account, "blobContainerName": DEAD_LETTER_CONTAINER}}
+        state = {"disabled": "Failed", "awaiting": "AwaitingManualAction"}.get(wiring,
+                                                                              "Succeeded")
+        sub_id = f"{topic_id}/eventSubscriptions/{SUBSCRIPTION_NAME}"
+        status, answer, _ = eg.put_subscription(sub_id, {"properties": props},
+                                                provisioning_state=state)
+        if status >= 400:
+            raise ScenarioError(f"{where}: {answer}")
+        if wiring in ("failing", "dropping"):
+            eg.set_broken(sub_id)
+        if wiring == "identity":
+            topic = eg.get_topic(topic_id)
+            assert topic is not None and topic.principal_id is not None
+            eg.add_role_assignment(account, ROLE_QUEUE_SENDER, topic.principal_id)
 
     @staticmethod
     def _arm_object(spec: ConfigurationSpec, window: dict[str, str | None]) -> dict[str, Any]:
@@ -489,7 +583,13 @@ class ScenarioEngine:
             # A redelivery is the same event again, eventTime included.
             self._emit(plan, "pre", at, plan.sent_at.setdefault("pre", at), copy=action.kind)
         elif action.kind == "malformed":
-            self._queue(("malformed", plan.correlation_id.lower()), at, MALFORMED_MESSAGE)
+            # A stray message that is no event: it lands where the pre-event's queue routes go.
+            for route in self.world.eventgrid.routes(plan.spec.id, PRE_EVENT_TYPE, at,
+                                                     count=False):
+                if route.queue is not None:
+                    self._queue(("malformed", plan.correlation_id.lower(),
+                                 route.subscription_id.lower()), at, MALFORMED_MESSAGE,
+                                route.queue, route, counted=False)
         elif action.kind == "start":
             run.status = "InProgress"
             for result in run.results.values():
@@ -514,24 +614,38 @@ class ScenarioEngine:
         run = plan.run
         assert run is not None
         subs = sorted({self._sub_of(mid) for mid in run.machine_ids} or {spec.subscription_id})
-        event = build_event(
-            kind=kind, correlation_id=plan.correlation_id, configuration_id=spec.id,
-            configuration_name=spec.name, start=plan.start, end=plan.end,
-            subscription_ids=subs, event_time=event_time + timedelta(milliseconds=371),
-            cutoff=plan.start - b.cutoff, status=status, schema=b.schema)
-        self._queue((copy, plan.correlation_id.lower()), at, encode_message(event, b.schema))
+        first = not copy.endswith("-dup")  # a redelivery is not published again
+        event_type = PRE_EVENT_TYPE if kind == "pre" else POST_EVENT_TYPE
+        # Event Grid delivers the event only through the topic's enabled subscriptions that
+        # include its type, each in its own schema to its own queue (eventgrid.py).
+        for route in self.world.eventgrid.routes(spec.id, event_type, at, count=first):
+            if route.queue is None:
+                continue  # a failed delivery, counted by routes()
+            schema = route.schema
+            if schema == "eventgrid" and b.schema == "plain-json":
+                schema = "plain-json"  # the older plain-text encoding of the same schema
+            event = build_event(
+                kind=kind, correlation_id=plan.correlation_id, configuration_id=spec.id,
+                configuration_name=spec.name, start=plan.start, end=plan.end,
+                subscription_ids=subs, event_time=event_time + timedelta(milliseconds=371),
+                cutoff=plan.start - b.cutoff, status=status, schema=schema)
+            self._queue((copy, plan.correlation_id.lower(), route.subscription_id.lower()), at,
+                        encode_message(event, schema), route.queue, route, counted=first)
 
     @staticmethod
     def _sub_of(machine_id: str) -> str:
         return machine_id.split("/")[2]
 
-    def _queue(self, key: tuple[str, str], at: datetime, text: str) -> None:
+    def _queue(self, key: tuple[str, str, str], at: datetime, text: str, queue: str,
+               route: Route | None = None, *, counted: bool = True) -> None:
         if key in self._written or any(o.key == key for o in self._outbox):
             return
         if at < self.started_at - self.scenario.history_events:
             self._written.add(key)  # long past: as if consumed before we looked
+            if route is not None and counted:
+                self.world.eventgrid.record(route.topic_id, "DeliverySuccessCount", at)
             return
-        self._outbox.append(_Outgoing(key, at, text))
+        self._outbox.append(_Outgoing(key, at, text, queue, route, counted))
 
     def _flush(self) -> int:
         """Send queued events in time order; stop at the first failure (retried next step)."""
@@ -539,16 +653,30 @@ class ScenarioEngine:
         self._outbox.sort(key=lambda o: o.at)
         while self._outbox:
             item = self._outbox[0]
+            eg = self.world.eventgrid
             if self.sink is not None:
                 try:
-                    self.sink.send(item.text)
+                    if item.queue == self.queue_name:
+                        self.sink.send(item.text)
+                    else:
+                        self.sink.send_to(item.queue, item.text)
+                except QueueMissing:
+                    # Event Grid cannot deliver to a queue that does not exist: a failed
+                    # delivery (dead-lettered or dropped), never retried by the engine.
+                    self._outbox.pop(0)
+                    self._written.add(item.key)
+                    if item.route is not None and item.counted:
+                        eg.record_failure(item.route, item.at)
+                    continue
                 except Exception as exc:  # the sink is I/O (Azurite may be down): retry later
                     self.last_error = f"event write failed: {exc}"
                     log.warning("scenario: %s", self.last_error)
                     break
             self._outbox.pop(0)
             self._written.add(item.key)
-            self._written_log.append(item.key)
+            self._written_log.append((item.key[0], item.key[1]))
+            if item.route is not None and item.counted:
+                eg.record(item.route.topic_id, "DeliverySuccessCount", item.at)
             sent += 1
         return sent
 

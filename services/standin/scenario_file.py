@@ -13,6 +13,11 @@ is also described in ``services/standin/scenarios/README.md``)::
     [subscriptions]               # alias = subscription id
     prod = "3f2a1c9e-7b4d-4e61-9a0f-2c5d8e7b1a10"
 
+    [storage_account]             # where Azurite's account devstoreaccount1 "is" (optional)
+    subscription = "prod"         # default: the first subscription
+    resource_group = "rg-aumwatch"                # default "rg-aumwatch"
+    location = "westeurope"       # default "westeurope"
+
     [[configuration]]
     name = "patch-weu-web"        # letters, digits, '-', '_', '.'
     subscription = "prod"         # an alias above (or a subscription id)
@@ -26,6 +31,7 @@ is also described in ``services/standin/scenarios/README.md``)::
     tags = { owner = "ops" }      # optional, shown as configuration tags
     history = 3                   # finished runs to synthesise before the live ones
     outcomes = ["failed", "completed"]      # of those finished runs, newest first
+    wiring = "ok"                 # its Event Grid wiring, see "Wiring" below
 
     [[configuration.machines]]
     count = 40
@@ -53,6 +59,28 @@ Durations are written like ``90s``, ``25m``, ``1h30m``, ``2d``. Outcomes: ``comp
 behaviour's failures apply), ``succeeded`` (no machine fails), ``failed`` (every machine
 fails), ``cancelled-user`` (cancelled at T-20 through the API), ``cancelled-platform``.
 
+Wiring. Events reach a queue only through an Event Grid system topic of the configuration and
+an event subscription on it (services/standin/eventgrid.py). The engine creates them when it
+installs the scenario (topic ``<configuration>-events`` in the configuration's resource group
+and location; subscription ``aumwatch-events``; the watched queue is the one the engine writes
+to, ``aum-events`` in ``aumwatch sim``), as ``wiring`` says:
+
+* ``ok`` (default): pre and post, the behaviour's schema, to the watched queue;
+* ``no-topic``: no system topic (no events at all); ``missing``: a topic, no subscription;
+* ``pre-only`` / ``post-only``: the subscription includes one event type;
+* ``other-queue``: to the queue ``aum-events-other`` (created) on the same account;
+* ``webhook``: a webhook whose URL holds a key (``?code=...``); ``function``: an Azure
+  Function; neither can be reached locally, so each delivery fails (and is dropped);
+* ``disabled``: the subscription's provisioning state is ``Failed``; ``awaiting``:
+  ``AwaitingManualAction``; ``expired``: its ``expirationTimeUtc`` passed an hour before the
+  engine started (events before that were delivered);
+* ``failing``: the watched queue, but its endpoint is broken: every delivery fails and is
+  dead-lettered (a dead-letter destination is set); ``dropping``: the same without a
+  dead-letter destination (dropped);
+* ``identity``: the topic has a system-assigned identity, the subscription delivers with it,
+  and the identity holds "Storage Queue Data Message Sender" on the account;
+  ``identity-no-role``: the same without the role assignment (every delivery fails).
+
 Relative starts. ``start = "now+25m"`` means "this schedule has a run at engine start + 25 min
 (rounded up to the minute)". The engine writes a real ``startDateTime`` in the configuration's
 zone a few periods earlier, so that the past runs (history) are genuine occurrences, and checks
@@ -77,6 +105,11 @@ from services.standin.events_out import SCHEMAS
 
 DEMO_SCENARIO = "demo.toml"
 OUTCOMES = ("completed", "succeeded", "failed", "cancelled-user", "cancelled-platform")
+#: A configuration's Event Grid wiring (see "Wiring" in the module docstring).
+WIRINGS = ("ok", "no-topic", "missing", "pre-only", "post-only", "other-queue", "webhook",
+           "function", "disabled", "awaiting", "expired", "failing", "dropping", "identity",
+           "identity-no-role")
+DEFAULT_STORAGE_GROUP = "rg-aumwatch"
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _DURATION_RE = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 _RELATIVE_RE = re.compile(r"now\s*(?:([+-])\s*(\S+))?", re.IGNORECASE)
@@ -134,6 +167,7 @@ class ConfigurationSpec:
     behaviour: Behaviour
     history: int
     outcomes: tuple[str, ...]
+    wiring: str = "ok"
 
     @property
     def id(self) -> str:
@@ -144,12 +178,22 @@ class ConfigurationSpec:
 
 
 @dataclass(frozen=True)
+class StorageAccountSpec:
+    """Where the Azurite account (devstoreaccount1) is in the stand-in's ARM world."""
+
+    subscription_id: str
+    resource_group: str = DEFAULT_STORAGE_GROUP
+    location: str = "westeurope"
+
+
+@dataclass(frozen=True)
 class Scenario:
     subscriptions: tuple[str, ...]
     configurations: tuple[ConfigurationSpec, ...]
     seed: int = 0
     history_events: timedelta = timedelta(hours=3)
     source: str = "<scenario>"
+    storage_account: StorageAccountSpec | None = None  # None: the first subscription's
 
 
 def parse_duration(text: str, where: str) -> timedelta:
@@ -324,6 +368,21 @@ def _machines(data: Any, where: str, aliases: Mapping[str, str]) -> tuple[Machin
     return tuple(groups)
 
 
+def _storage_account(data: Any, where: str, aliases: Mapping[str, str]) -> StorageAccountSpec:
+    t = _Table(data, where)
+    sub = t.get("subscription", str, None)
+    sub_id = aliases.get(sub, sub) if sub else next(iter(aliases.values()))
+    if sub_id not in aliases.values():
+        raise ScenarioError(f"{where}.subscription: {sub!r} is not listed in [subscriptions]")
+    group = t.get("resource_group", str, DEFAULT_STORAGE_GROUP)
+    if not _NAME_RE.fullmatch(group):
+        raise ScenarioError(f"{where}.resource_group: {group!r} is not a valid resource group "
+                            "name")
+    spec = StorageAccountSpec(sub_id, group, t.get("location", str, "westeurope"))
+    t.done()
+    return spec
+
+
 def parse_scenario(data: Mapping[str, Any], source: str = "<scenario>") -> Scenario:
     """Validate a scenario given as parsed TOML. Raises :class:`ScenarioError`."""
     top = _Table(dict(data), source)
@@ -364,6 +423,9 @@ def parse_scenario(data: Mapping[str, Any], source: str = "<scenario>") -> Scena
         tags = t.get("tags", dict, {})
         if not all(isinstance(v, str) for v in tags.values()):
             raise ScenarioError(f"{w}.tags: tag values must be text")
+        wiring = t.get("wiring", str, "ok")
+        if wiring not in WIRINGS:
+            raise ScenarioError(f"{w}.wiring: {wiring!r} is not one of {', '.join(WIRINGS)}")
         spec = ConfigurationSpec(
             name=name,
             subscription_id=sub_id,
@@ -379,6 +441,7 @@ def parse_scenario(data: Mapping[str, Any], source: str = "<scenario>") -> Scena
             behaviour=_behaviour(t.get("behaviour", dict, None), f"{w}.behaviour"),
             history=history,
             outcomes=outcomes,
+            wiring=wiring,
         )
         t.done()
         if spec.id.lower() in seen:
@@ -387,12 +450,15 @@ def parse_scenario(data: Mapping[str, Any], source: str = "<scenario>") -> Scena
         configs.append(spec)
     history_events = parse_duration(top.get("history_events", str, "3h"),
                                     f"{source}.history_events")
+    storage = _storage_account(top.get("storage_account", dict, {}),
+                               f"{source}.storage_account", aliases)
     scenario = Scenario(
         subscriptions=tuple(dict.fromkeys(aliases.values())),
         configurations=tuple(configs),
         seed=top.get("seed", int, 0),
         history_events=history_events,
         source=source,
+        storage_account=storage,
     )
     top.done()
     return scenario

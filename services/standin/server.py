@@ -52,6 +52,11 @@ from typing import Any
 
 from services.domain.clock import iso_z
 from services.domain.schedule import ScheduleError
+from services.standin.eventgrid import (
+    AUTHORIZATION_API_VERSIONS,
+    EVENTGRID_API_VERSIONS,
+    METRICS_API_VERSIONS,
+)
 from services.standin.faults import Fault, Faults
 from services.standin.lag import ArgLag
 from services.standin.world import World, arm_error, configuration_schedule
@@ -81,6 +86,26 @@ _ROUTES: list[tuple[str, re.Pattern[str]]] = [
         rf"^{_CFG}/(?P<name>[^/]+)/providers/microsoft\.maintenance/applyupdates/(?P<run>[^/]+)$")),
 ]
 _GRAPH_PATH = "/providers/microsoft.resourcegraph/resources"
+_SUB = r"/subscriptions/(?P<sub>[^/]+)"
+_RG = _SUB + r"/resourcegroups/(?P<rg>[^/]+)"
+_TOPIC = _RG + r"/providers/microsoft\.eventgrid/systemtopics/(?P<topic>[^/]+)"
+_EG_ROUTES: list[tuple[str, re.Pattern[str]]] = [
+    (name, re.compile(pattern, re.IGNORECASE)) for name, pattern in (
+        ("topics_sub", rf"^{_SUB}/providers/microsoft\.eventgrid/systemtopics$"),
+        ("topics_rg", rf"^{_RG}/providers/microsoft\.eventgrid/systemtopics$"),
+        ("topic", rf"^{_TOPIC}$"),
+        ("subs", rf"^{_TOPIC}/eventsubscriptions$"),
+        ("sub", rf"^{_TOPIC}/eventsubscriptions/(?P<name>[^/]+)$"),
+        ("full_url", rf"^{_TOPIC}/eventsubscriptions/(?P<name>[^/]+)/getfullurl$"),
+        ("operation", rf"^{_SUB}/providers/microsoft\.eventgrid/locations/(?P<loc>[^/]+)"
+                      r"/operationsstatus/(?P<op>[^/]+)$"),
+    )
+]
+_ROLE_ROUTE = re.compile(r"^(?P<scope>/subscriptions/[^/]+(?:/.*?)?)"
+                         r"/providers/microsoft\.authorization/roleassignments"
+                         r"(?:/(?P<name>[^/]+))?$", re.IGNORECASE)
+_METRICS_ROUTE = re.compile(r"^(?P<res>/subscriptions/.+)/providers/microsoft\.insights/metrics$",
+                            re.IGNORECASE)
 
 
 class Quota:
@@ -413,10 +438,39 @@ class StandInServer:
                 except ValueError as exc:
                     return _Answer(400, arm_error("InvalidClockChange", str(exc)), {})
                 return _Answer(200, {"now": iso_z(self.world.clock.now())}, {})
+        if path == "/_sim/broken-endpoints":
+            return await self._admin_broken(request)
         if path in ("/_sim/faults", "/_sim/clock"):
             return _Answer(405, arm_error("MethodNotAllowed",
                                           f"{request.method} is not allowed on {path}."), {})
         return _Answer(404, arm_error("NotFound", f"No admin endpoint {path}."), {})
+
+    async def _admin_broken(self, request: Any) -> _Answer:
+        """``GET`` lists the event subscriptions whose endpoint is broken; ``POST
+        {"event_subscription": "<id>", "broken": true|false}`` breaks (or mends) one;
+        ``DELETE`` mends them all."""
+        eg = self.world.eventgrid
+        if request.method == "GET":
+            return _Answer(200, {"broken": eg.broken()}, {})
+        if request.method == "DELETE":
+            eg.clear_broken()
+            return _Answer(200, {"broken": []}, {})
+        if request.method != "POST":
+            return _Answer(405, arm_error("MethodNotAllowed",
+                                          f"{request.method} is not allowed here."), {})
+        body, bad = await _json_body(request)
+        if bad is not None:
+            return bad
+        target = body.get("event_subscription") if isinstance(body, dict) else None
+        broken = body.get("broken", True) if isinstance(body, dict) else None
+        if not isinstance(target, str) or not isinstance(broken, bool):
+            return _Answer(400, arm_error(
+                "InvalidRequest", 'expected {"event_subscription": "<id>", "broken": true}'),
+                {})
+        if not eg.set_broken(target, broken):
+            return _Answer(404, arm_error("NotFound",
+                                          f"No event subscription {target}."), {})
+        return _Answer(200, {"broken": eg.broken()}, {})
 
     def _move_clock(self, body: Any) -> None:
         """``{"shift_seconds": n}`` moves the clock by n seconds; ``{"set": iso}`` sets it."""
@@ -477,6 +531,12 @@ class StandInServer:
 
     # -- Resource Manager ------------------------------------------------------------------
     async def _arm(self, request: Any, path: str) -> _Answer:
+        if "/providers/microsoft.eventgrid/" in path:
+            return await self._eventgrid(request)
+        if "/providers/microsoft.authorization/roleassignments" in path:
+            return await self._role_assignments(request)
+        if path.endswith("/providers/microsoft.insights/metrics"):
+            return await self._metrics(request)
         route, match = _route(path)
         if route is None or match is None:
             return _Answer(404, arm_error(
@@ -524,6 +584,96 @@ class StandInServer:
         if method == "PUT":
             return await self._cancel(request, path, version or "")
         return _method_not_allowed(method)
+
+    # -- Event Grid, role assignments, metrics (services/standin/eventgrid.py) -----------
+    async def _eventgrid(self, request: Any) -> _Answer:
+        original = request.path.rstrip("/")
+        route, match = None, None
+        for name, pattern in _EG_ROUTES:
+            match = pattern.match(original)
+            if match:
+                route = name
+                break
+        if route is None or match is None:
+            return _Answer(404, arm_error(
+                "InvalidResourceType",
+                f"The resource type could not be found for the path '{request.path}'."), {})
+        version = request.query.get("api-version")
+        bad_version = _check_api_version(version, EVENTGRID_API_VERSIONS, "Microsoft.EventGrid")
+        if bad_version is not None:
+            return bad_version
+        sub = match.group("sub")
+        if not self._subscription_known(sub):
+            return _Answer(404, arm_error("SubscriptionNotFound",
+                                          f"The subscription '{sub}' could not be found."), {})
+        eg = self.world.eventgrid
+        method = request.method
+        reads = {"x-ms-ratelimit-remaining-subscription-reads": "11999"}
+        writes = {"x-ms-ratelimit-remaining-subscription-writes": "1199"}
+        if route in ("topics_sub", "topics_rg", "subs", "operation") and method != "GET":
+            return _method_not_allowed(method)
+        if route == "topics_sub":
+            return _Answer(*eg.arm_list_topics(sub, None))
+        if route == "topics_rg":
+            return _Answer(*eg.arm_list_topics(sub, match.group("rg")))
+        if route == "operation":
+            return _Answer(*eg.arm_operation(match.group("op"), sub, match.group("loc")))
+        topic_id = re.split(r"/eventsubscriptions", original, flags=re.IGNORECASE)[0]
+        if route == "subs":
+            return _Answer(*eg.arm_list_subscriptions(topic_id))
+        body: Any = None
+        if method in ("PUT", "POST", "PATCH"):
+            body, bad = await _json_body(request)
+            if bad is not None:
+                return bad
+        if route == "full_url":
+            if method != "POST":
+                return _method_not_allowed(method)
+            return _Answer(*eg.arm_full_url(original.rsplit("/", 1)[0]))
+        if route == "topic":
+            status, answer, headers = eg.arm_topic(method, original, body, self.endpoint,
+                                                   version or "")
+        else:
+            status, answer, headers = eg.arm_subscription(method, original, body,
+                                                          self.endpoint, version or "")
+        extra = reads if method == "GET" else writes
+        return _Answer(status, answer, {**headers, **(extra if status < 400 else {})})
+
+    async def _role_assignments(self, request: Any) -> _Answer:
+        match = _ROLE_ROUTE.match(request.path.rstrip("/"))
+        if match is None:
+            return _Answer(404, arm_error(
+                "InvalidResourceType",
+                f"The resource type could not be found for the path '{request.path}'."), {})
+        version = request.query.get("api-version")
+        bad_version = _check_api_version(version, AUTHORIZATION_API_VERSIONS,
+                                         "Microsoft.Authorization")
+        if bad_version is not None:
+            return bad_version
+        scope = match.group("scope")
+        eg = self.world.eventgrid
+        name = match.group("name")
+        if name is None:
+            if request.method != "GET":
+                return _method_not_allowed(request.method)
+            return _Answer(*eg.arm_list_roles(scope, request.query.get("$filter")))
+        body: Any = None
+        if request.method == "PUT":
+            body, bad = await _json_body(request)
+            if bad is not None:
+                return bad
+        return _Answer(*eg.arm_role(request.method, scope, name, body))
+
+    async def _metrics(self, request: Any) -> _Answer:
+        match = _METRICS_ROUTE.match(request.path.rstrip("/"))
+        if match is None or request.method != "GET":
+            return _method_not_allowed(request.method)
+        version = request.query.get("api-version")
+        bad_version = _check_api_version(version, METRICS_API_VERSIONS, "Microsoft.Insights")
+        if bad_version is not None:
+            return bad_version
+        query = {key.lower(): value for key, value in request.query.items()}
+        return _Answer(*self.world.eventgrid.metrics(match.group("res"), query))
 
     async def _put_configuration(self, request: Any, path: str,
                                  match: re.Match[str]) -> _Answer:

@@ -43,6 +43,7 @@ from typing import Any
 
 from services.domain.clock import Clock, iso_z
 from services.domain.schedule import Schedule, ScheduleError, parse_schedule
+from services.standin.eventgrid import AZURITE_ACCOUNT, EventGrid, storage_account_id
 from services.standin.lag import STAMP
 
 TENANT_ID = "72f988bf-0000-4000-8000-000000000000"
@@ -58,6 +59,8 @@ RUN_TYPE = "microsoft.maintenance/maintenanceconfigurations/applyupdates"
 MACHINE_RUN_TYPE = "microsoft.maintenance/applyupdates"
 ASSIGNMENT_TYPE = "microsoft.maintenance/configurationassignments"
 CONFIG_TYPE = "microsoft.maintenance/maintenanceconfigurations"
+SYSTEM_TOPIC_TYPE = "microsoft.eventgrid/systemtopics"
+STORAGE_ACCOUNT_TYPE = "microsoft.storage/storageaccounts"
 
 
 def run_name_for(start: datetime) -> str:
@@ -225,6 +228,9 @@ class World:
         # When each configuration, machine and assignment last changed (Resource Graph lag
         # counts from there; a run's own stamp is its ``updated``).
         self._stamps: dict[str, datetime] = {}
+        self._storage: dict[str, tuple[str, str]] = {}  # account id (lower) -> (id, location)
+        #: Event Grid: system topics, event subscriptions, role assignments, metrics.
+        self.eventgrid = EventGrid(self)
 
     # -- changes -------------------------------------------------------------------------
     @contextmanager
@@ -265,6 +271,27 @@ class World:
                     run.updated = now
                     cancelled.append(run)
             return cancelled
+
+    def add_storage_account(self, subscription_id: str, resource_group: str,
+                            name: str = AZURITE_ACCOUNT, *, location: str = "westeurope",
+                            ) -> str:
+        """Add a storage account (Azurite's ``devstoreaccount1`` by default: the one the
+        stand-in delivers events to); returns its resource id."""
+        rid = storage_account_id(subscription_id, resource_group, name)
+        with self.mutate():
+            self._storage[rid.lower()] = (rid, location)
+            self._stamps[rid.lower()] = self.clock.now()
+        return rid
+
+    def get_storage_account(self, account_id: str) -> str | None:
+        """The stored id of a storage account (any casing of its id), or None."""
+        with self.lock:
+            found = self._storage.get(account_id.lower().rstrip("/"))
+            return found[0] if found else None
+
+    def storage_accounts(self) -> list[str]:
+        with self.lock:
+            return sorted(rid for rid, _ in self._storage.values())
 
     def add_machine(self, machine: SimMachine) -> None:
         with self.mutate():
@@ -438,6 +465,22 @@ class World:
                     cfg["id"], CONFIG_TYPE, cfg.get("location", ""), cfg.get("properties", {}),
                     cfg.get("tags", {}), name=cfg.get("name")),
                     self._stamps.get(cfg["id"].lower())))
+            for topic, props in self.eventgrid.graph_rows():
+                row = self._row(topic.id, SYSTEM_TOPIC_TYPE, topic.location, props,
+                                dict(topic.tags), name=topic.name)
+                row["identity"] = dict(topic.identity) if topic.identity else None
+                resources.append(stamp(row, topic.changed))
+            for rid, location in self._storage.values():
+                row = self._row(rid, STORAGE_ACCOUNT_TYPE, location, {
+                    "provisioningState": "Succeeded", "primaryLocation": location,
+                    "statusOfPrimary": "available", "minimumTlsVersion": "TLS1_2",
+                    "primaryEndpoints": {
+                        kind: f"https://{rid.rsplit('/', 1)[-1]}.{kind}.core.windows.net/"
+                        for kind in ("blob", "queue", "table", "file")},
+                }, {})
+                row["kind"] = "StorageV2"
+                row["sku"] = {"name": "Standard_LRS", "tier": "Standard"}
+                resources.append(stamp(row, self._stamps.get(rid.lower())))
             for m in self._machines.values():
                 resources.append(stamp(self._row(m.id, m.type, m.location,
                                                  {"osType": m.os_type}, {}, name=m.name),

@@ -1,0 +1,941 @@
+"""Event Grid in the stand-in: system topics, event subscriptions, role assignments, metrics.
+
+This is the wiring between a maintenance configuration and the queue aumwatch reads
+(docs/azure.md "Event Grid wiring"). The state lives in :class:`EventGrid`, held by the
+:class:`~services.standin.world.World` and guarded by the World's lock. The HTTP side (in
+:mod:`services.standin.server`) calls the ``arm_*`` methods here, which answer
+``(status, body, headers)`` in Azure's shapes; the scenario engine asks :meth:`EventGrid.routes`
+where an event goes and reports what became of each delivery (:meth:`EventGrid.record`), so
+that the metrics count what the stand-in really delivered or failed.
+
+Stances (the facts and the unconfirmed points are in docs/azure.md):
+
+* PUT and DELETE of a topic or a subscription are long-running as in ARM: 201/200 (PUT) or
+  202 (DELETE) with an ``Azure-AsyncOperation`` header and ``Retry-After: 1``; the operation
+  is already Succeeded when first polled, and the resource GET answers ``Succeeded`` at once.
+* A topic must name an existing configuration as its source; one source has one topic.
+* A webhook destination never shows its ``endpointUrl`` (only ``endpointBaseUrl``, the URL
+  without its query); ``getFullUrl`` is the one way to read it back.
+* Delivery: each event is published to the configuration's topic (if any); every subscription
+  whose provisioning state is Succeeded, that has not expired and whose ``includedEventTypes``
+  contain the type (null: every type) matches it. A match is delivered to a Storage Queue on
+  the Azurite account (``devstoreaccount1``) only; anything else (a webhook, a function, another
+  account, a missing queue, an endpoint made broken, a resource identity without a queue-send
+  role) fails once and is then dead-lettered (a dead-letter destination is set) or dropped. The
+  retry schedule is not played: a failure counts one failed attempt.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from services.domain.clock import iso_z
+from services.standin.events_out import POST_EVENT_TYPE, PRE_EVENT_TYPE
+
+if TYPE_CHECKING:
+    from services.standin.world import World
+
+TOPIC_TYPE = "Microsoft.Maintenance.MaintenanceConfigurations"
+TOPIC_RESOURCE_TYPE = "Microsoft.EventGrid/systemTopics"
+SUBSCRIPTION_RESOURCE_TYPE = "Microsoft.EventGrid/systemTopics/eventSubscriptions"
+#: The event types a maintenance configuration's topic publishes.
+EVENT_TYPES: tuple[str, ...] = (PRE_EVENT_TYPE, POST_EVENT_TYPE)
+#: Azurite's one storage account: the only one the stand-in can deliver to.
+AZURITE_ACCOUNT = "devstoreaccount1"
+STORAGE_TYPE = "Microsoft.Storage/storageAccounts"
+
+#: Published api-versions of Microsoft.EventGrid the stand-in accepts (the SDK's default:
+#: 2025-02-15).
+EVENTGRID_API_VERSIONS: frozenset[str] = frozenset({
+    "2020-04-01-preview", "2020-06-01", "2020-10-15-preview", "2021-06-01-preview",
+    "2021-10-15-preview", "2021-12-01", "2022-06-15", "2023-06-01-preview",
+    "2023-12-15-preview", "2024-06-01-preview", "2024-12-15-preview", "2025-02-15",
+})
+AUTHORIZATION_API_VERSIONS: frozenset[str] = frozenset({
+    "2015-07-01", "2018-01-01-preview", "2018-09-01-preview", "2020-04-01-preview",
+    "2020-10-01-preview", "2022-04-01",
+})
+METRICS_API_VERSIONS: frozenset[str] = frozenset({
+    "2018-01-01", "2019-07-01", "2021-05-01", "2023-10-01", "2024-02-01",
+})
+
+#: Built-in role definitions the stand-in knows (name -> GUID, from Azure's built-in roles
+#: list). Only the first two carry the data action that sends queue messages.
+ROLE_QUEUE_SENDER = "c6a89b2d-59bc-44d0-9896-0f6e12d7b80a"  # Storage Queue Data Message Sender
+ROLE_QUEUE_CONTRIBUTOR = "974c5e8b-45b9-4653-ba55-5f855dd0fb88"  # Storage Queue Data Contributor
+KNOWN_ROLES: dict[str, str] = {
+    ROLE_QUEUE_SENDER: "Storage Queue Data Message Sender",
+    ROLE_QUEUE_CONTRIBUTOR: "Storage Queue Data Contributor",
+    "19e7f393-937e-4f77-808e-94535e297925": "Storage Queue Data Reader",
+    "8a0f0c08-91a1-4084-bc3d-661d67233fed": "Storage Queue Data Message Processor",
+    "acdd72a7-3385-48ef-bd42-f606fba81ae7": "Reader",
+    "b24988ac-6180-42a0-ab88-20f7382dd24c": "Contributor",
+    "8e3af657-a8ff-443c-a75c-2fe8c4bcb635": "Owner",
+}
+QUEUE_SEND_ROLES = frozenset({ROLE_QUEUE_SENDER, ROLE_QUEUE_CONTRIBUTOR})
+
+#: Metrics of a system topic (name -> the name Azure Monitor shows).
+METRICS: dict[str, str] = {
+    "PublishSuccessCount": "Published Events",
+    "PublishFailCount": "Publish Failed Events",
+    "UnmatchedEventCount": "Unmatched Events",
+    "MatchedEventCount": "Matched Events",
+    "DeliverySuccessCount": "Delivered Events",
+    "DeliveryAttemptFailCount": "Delivery Failed Events",
+    "DroppedEventCount": "Dropped Events",
+    "DeadLetteredCount": "Dead Lettered Events",
+}
+_INTERVALS: dict[str, timedelta] = {
+    "PT1M": timedelta(minutes=1), "PT5M": timedelta(minutes=5),
+    "PT15M": timedelta(minutes=15), "PT30M": timedelta(minutes=30),
+    "PT1H": timedelta(hours=1), "PT6H": timedelta(hours=6), "PT12H": timedelta(hours=12),
+    "P1D": timedelta(days=1),
+}
+SCHEMAS = {"eventgridschema": "EventGridSchema", "cloudeventschemav1_0": "CloudEventSchemaV1_0"}
+_NAME_RE = re.compile(r"[A-Za-z0-9-]{3,64}")
+_TOPIC_NAME_RE = re.compile(r"[A-Za-z0-9-]{3,128}")
+_QUEUE_RE = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}")
+_GUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                      r"[0-9a-fA-F]{12}")
+
+Answer = tuple[int, Any, dict[str, str]]
+
+
+def arm_error(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def _bad(message: str, code: str = "InvalidRequest") -> Answer:
+    return 400, arm_error(code, message), {}
+
+
+def schema_word(delivery_schema: str) -> str:
+    """The events_out schema name for an ``eventDeliverySchema`` value."""
+    return "cloudevents" if delivery_schema == "CloudEventSchemaV1_0" else "eventgrid"
+
+
+@dataclass
+class SystemTopic:
+    id: str
+    name: str
+    location: str
+    source: str
+    topic_type: str
+    tags: dict[str, Any]
+    identity: dict[str, Any] | None
+    metric_resource_id: str
+    changed: datetime
+    provisioning_state: str = "Succeeded"
+
+    def arm(self) -> dict[str, Any]:
+        """The topic as ARM returns it."""
+        out: dict[str, Any] = {
+            "id": self.id, "name": self.name, "type": TOPIC_RESOURCE_TYPE,
+            "location": self.location, "tags": dict(self.tags),
+            "properties": self.properties(),
+        }
+        if self.identity is not None:
+            out["identity"] = dict(self.identity)
+        return out
+
+    def properties(self) -> dict[str, Any]:
+        return {"provisioningState": self.provisioning_state, "source": self.source,
+                "topicType": self.topic_type, "metricResourceId": self.metric_resource_id}
+
+    @property
+    def principal_id(self) -> str | None:
+        if self.identity and "SystemAssigned" in str(self.identity.get("type", "")):
+            return str(self.identity.get("principalId") or "") or None
+        return None
+
+
+@dataclass
+class EventSubscription:
+    id: str
+    topic_id: str
+    name: str
+    properties: dict[str, Any]  # as stored: the full webhook URL included
+    provisioning_state: str = "Succeeded"
+
+    def arm(self) -> dict[str, Any]:
+        """The subscription as ARM returns it: a webhook's ``endpointUrl`` is never shown."""
+        props = {key: _copy(value) for key, value in self.properties.items()}
+        props["topic"] = self.topic_id
+        props["provisioningState"] = self.provisioning_state
+        for holder in (props, props.get("deliveryWithResourceIdentity")):
+            if isinstance(holder, dict):
+                dest = holder.get("destination")
+                if isinstance(dest, dict) and dest.get("endpointType") == "WebHook":
+                    dest_props = dest.setdefault("properties", {})
+                    url = dest_props.pop("endpointUrl", None)
+                    if url:
+                        dest_props["endpointBaseUrl"] = base_url(str(url))
+        return {"id": self.id, "name": self.name, "type": SUBSCRIPTION_RESOURCE_TYPE,
+                "properties": props}
+
+    def destination(self) -> tuple[dict[str, Any], bool]:
+        """(destination, delivered with the topic's identity)."""
+        dwri = self.properties.get("deliveryWithResourceIdentity")
+        if isinstance(dwri, dict) and isinstance(dwri.get("destination"), dict):
+            return dwri["destination"], True
+        dest = self.properties.get("destination")
+        return (dest if isinstance(dest, dict) else {}), False
+
+    def has_dead_letter(self) -> bool:
+        return bool(self.properties.get("deadLetterDestination")
+                    or self.properties.get("deadLetterWithResourceIdentity"))
+
+    def expired(self, at: datetime) -> bool:
+        text = self.properties.get("expirationTimeUtc")
+        expiry = _parse_time(text) if isinstance(text, str) else None
+        return expiry is not None and at >= expiry
+
+    def schema(self) -> str:
+        return str(self.properties.get("eventDeliverySchema") or "EventGridSchema")
+
+
+@dataclass
+class RoleAssignment:
+    id: str
+    name: str
+    scope: str
+    role_definition_id: str
+    principal_id: str
+    principal_type: str
+    created: datetime
+
+    def arm(self) -> dict[str, Any]:
+        stamp = iso_z(self.created)
+        return {
+            "id": self.id, "name": self.name, "type": "Microsoft.Authorization/roleAssignments",
+            "properties": {
+                "roleDefinitionId": self.role_definition_id, "principalId": self.principal_id,
+                "principalType": self.principal_type, "scope": self.scope,
+                "condition": None, "conditionVersion": None, "description": None,
+                "createdOn": stamp, "updatedOn": stamp, "createdBy": None, "updatedBy": None,
+                "delegatedManagedIdentityResourceId": None,
+            },
+        }
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where one matched subscription sends an event: a queue, or a failure (with why)."""
+
+    subscription_id: str
+    subscription_name: str
+    topic_id: str
+    schema: str  # eventgrid | cloudevents
+    queue: str | None  # the Azurite queue; None: the delivery fails
+    failure: str | None
+    dead_letter: bool
+
+
+@dataclass
+class _Samples:
+    counts: dict[str, list[datetime]] = field(default_factory=dict)
+
+
+def base_url(url: str) -> str:
+    """A webhook URL without its query string and fragment (where a key may hide)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def _parse_time(text: str) -> datetime | None:
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _ancestor_or_self(scope: str, resource_id: str) -> bool:
+    scope, resource_id = scope.lower().rstrip("/"), resource_id.lower().rstrip("/")
+    return resource_id == scope or resource_id.startswith(scope + "/")
+
+
+class EventGrid:
+    """Topics, subscriptions, role assignments and delivery counts of one World."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self._topics: dict[str, SystemTopic] = {}  # id lower -> topic
+        self._subs: dict[str, EventSubscription] = {}  # id lower -> subscription
+        self._roles: dict[str, RoleAssignment] = {}  # id lower -> assignment
+        self._broken: set[str] = set()  # subscription ids (lower) whose endpoint fails
+        self._samples: dict[str, _Samples] = {}  # topic id lower -> metric samples
+        self._operations: dict[str, dict[str, Any]] = {}
+
+    # -- reads -----------------------------------------------------------------------
+    def topics(self, subscription_id: str | None = None,
+               resource_group: str | None = None) -> list[SystemTopic]:
+        with self.world.lock:
+            out = []
+            for topic in self._topics.values():
+                parts = topic.id.lower().split("/")
+                if subscription_id and parts[2] != subscription_id.lower():
+                    continue
+                if resource_group and parts[4] != resource_group.lower():
+                    continue
+                out.append(topic)
+            return sorted(out, key=lambda t: t.id.lower())
+
+    def get_topic(self, topic_id: str) -> SystemTopic | None:
+        with self.world.lock:
+            return self._topics.get(topic_id.lower().rstrip("/"))
+
+    def topic_for_source(self, source: str) -> SystemTopic | None:
+        with self.world.lock:
+            return next((t for t in self._topics.values()
+                         if t.source.lower() == source.lower()), None)
+
+    def subscriptions_of(self, topic_id: str) -> list[EventSubscription]:
+        with self.world.lock:
+            prefix = topic_id.lower().rstrip("/") + "/eventsubscriptions/"
+            return sorted((s for key, s in self._subs.items() if key.startswith(prefix)),
+                          key=lambda s: s.name.lower())
+
+    def get_subscription(self, subscription_id: str) -> EventSubscription | None:
+        with self.world.lock:
+            return self._subs.get(subscription_id.lower().rstrip("/"))
+
+    def role_assignments(self) -> list[RoleAssignment]:
+        with self.world.lock:
+            return list(self._roles.values())
+
+    # -- changes used by the scenario engine and tests ---------------------------------
+    def put_topic(self, topic_id: str, body: dict[str, Any]) -> Answer:
+        """Create or update a system topic from its ARM body (validated as ARM does)."""
+        with self.world.mutate():
+            return self._put_topic(topic_id, body)
+
+    def put_subscription(self, subscription_id: str, body: dict[str, Any], *,
+                         provisioning_state: str = "Succeeded") -> Answer:
+        """Create or update an event subscription from its ARM body."""
+        with self.world.mutate():
+            return self._put_subscription(subscription_id, body, provisioning_state)
+
+    def set_provisioning_state(self, subscription_id: str, state: str) -> None:
+        """Put a subscription in another provisioning state (Failed, AwaitingManualAction...)."""
+        with self.world.mutate():
+            sub = self._subs.get(subscription_id.lower())
+            if sub is None:
+                raise KeyError(subscription_id)
+            sub.provisioning_state = state
+
+    def set_broken(self, subscription_id: str, broken: bool = True) -> bool:
+        """Make a subscription's endpoint fail every delivery (or work again); False when
+        the subscription does not exist."""
+        with self.world.mutate():
+            key = subscription_id.lower().rstrip("/")
+            if key not in self._subs:
+                return False
+            if broken:
+                self._broken.add(key)
+            else:
+                self._broken.discard(key)
+            return True
+
+    def broken(self) -> list[str]:
+        with self.world.lock:
+            return sorted(self._subs[k].id for k in self._broken if k in self._subs)
+
+    def clear_broken(self) -> None:
+        with self.world.mutate():
+            self._broken.clear()
+
+    def add_role_assignment(self, scope: str, role_guid: str, principal_id: str,
+                            *, principal_type: str = "ServicePrincipal") -> RoleAssignment:
+        """Grant a built-in role (by GUID) to a principal at a scope."""
+        name = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{scope.lower()}|{role_guid}|{principal_id}"))
+        sub = scope.split("/")[2] if scope.lower().startswith("/subscriptions/") else ""
+        body = {"properties": {
+            "roleDefinitionId": f"/subscriptions/{sub}/providers/Microsoft.Authorization/"
+                                f"roleDefinitions/{role_guid}",
+            "principalId": principal_id, "principalType": principal_type}}
+        status, answer, _ = self.arm_put_role(scope, name, body)
+        if status >= 400:
+            raise ValueError(str(answer))
+        return self._roles[f"{scope.rstrip('/')}/providers/microsoft.authorization/"
+                           f"roleassignments/{name}".lower()]
+
+    # -- routing and metrics -------------------------------------------------------------
+    def routes(self, configuration_id: str, event_type: str, at: datetime,
+               *, count: bool = True) -> list[Route]:
+        """Where an event of ``event_type`` from a configuration goes at ``at``: one route per
+        matching subscription. With ``count``, the publish and the matches are counted and each
+        route that fails is counted as a failed attempt and a dead-letter or a drop."""
+        with self.world.lock:
+            topic = self.topic_for_source(configuration_id)
+            if topic is None or topic.provisioning_state != "Succeeded":
+                return []
+            out = []
+            for sub in self.subscriptions_of(topic.id):
+                if sub.provisioning_state != "Succeeded" or sub.expired(at):
+                    continue
+                types = (sub.properties.get("filter") or {}).get("includedEventTypes")
+                if types and event_type.lower() not in {str(t).lower() for t in types}:
+                    continue
+                out.append(self._route(topic, sub))
+            if count:
+                self.record(topic.id, "PublishSuccessCount", at)
+                self.record(topic.id, "MatchedEventCount", at, len(out))
+                if not out:
+                    self.record(topic.id, "UnmatchedEventCount", at)
+                for route in out:
+                    if route.queue is None:
+                        self.record_failure(route, at)
+            return out
+
+    def _route(self, topic: SystemTopic, sub: EventSubscription) -> Route:
+        dest, with_identity = sub.destination()
+        raw = dest.get("properties")
+        props: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        kind = str(dest.get("endpointType") or "")
+        failure: str | None = None
+        queue: str | None = None
+        if sub.id.lower() in self._broken:
+            failure = "the endpoint is broken (injected)"
+        elif kind != "StorageQueue":
+            failure = f"a {kind or 'missing'} endpoint cannot be reached from the stand-in"
+        else:
+            account = str(props.get("resourceId") or "")
+            if account.rstrip("/").rsplit("/", 1)[-1].lower() != AZURITE_ACCOUNT or \
+                    self.world.get_storage_account(account) is None:
+                failure = f"storage account {account!r} is not the Azurite account"
+            elif with_identity and not self._may_send(topic, account):
+                failure = ("the topic's identity has no role that sends queue messages on "
+                           f"{account}")
+            else:
+                queue = str(props.get("queueName") or "")
+        return Route(subscription_id=sub.id, subscription_name=sub.name, topic_id=topic.id,
+                     schema=schema_word(sub.schema()), queue=queue, failure=failure,
+                     dead_letter=sub.has_dead_letter())
+
+    def _may_send(self, topic: SystemTopic, account_id: str) -> bool:
+        principal = topic.principal_id
+        if principal is None:
+            return False
+        return any(r.principal_id.lower() == principal.lower()
+                   and r.role_definition_id.rsplit("/", 1)[-1].lower() in QUEUE_SEND_ROLES
+                   and _ancestor_or_self(r.scope, account_id)
+                   for r in self._roles.values())
+
+    def record(self, topic_id: str, metric: str, at: datetime, count: int = 1) -> None:
+        """Count ``count`` of ``metric`` for a topic at ``at`` (the stand-in's clock)."""
+        if count <= 0:
+            return
+        with self.world.lock:
+            samples = self._samples.setdefault(topic_id.lower(), _Samples())
+            samples.counts.setdefault(metric, []).extend([at] * count)
+
+    def record_failure(self, route: Route, at: datetime) -> None:
+        """A delivery that failed: one failed attempt, then a dead-letter or a drop."""
+        self.record(route.topic_id, "DeliveryAttemptFailCount", at)
+        self.record(route.topic_id,
+                    "DeadLetteredCount" if route.dead_letter else "DroppedEventCount", at)
+
+    def totals(self, topic_id: str, since: datetime | None = None) -> dict[str, int]:
+        """Each metric's total for a topic (since ``since``), for tests and the admin view."""
+        with self.world.lock:
+            samples = self._samples.get(topic_id.lower(), _Samples())
+            return {name: sum(1 for t in samples.counts.get(name, [])
+                              if since is None or t >= since) for name in METRICS}
+
+    # -- ARM: system topics ---------------------------------------------------------------
+    def _put_topic(self, topic_id: str, body: Any) -> Answer:
+        if not isinstance(body, dict):
+            return _bad("The request body must be a JSON object.", "InvalidRequestContent")
+        name = topic_id.rstrip("/").rsplit("/", 1)[-1]
+        if not _TOPIC_NAME_RE.fullmatch(name):
+            return _bad(f"System topic name '{name}' is invalid: use 3-128 letters, digits "
+                        "and '-'.", "InvalidResourceName")
+        props = body.get("properties")
+        if not isinstance(props, dict):
+            return _bad("The system topic needs its properties (source, topicType).")
+        location = body.get("location")
+        source = props.get("source")
+        topic_type = props.get("topicType")
+        if not isinstance(location, str) or not location:
+            return _bad("The system topic needs a location.", "LocationRequired")
+        if not isinstance(source, str) or not source:
+            return _bad("The system topic needs properties.source.")
+        if not isinstance(topic_type, str) or not topic_type:
+            return _bad("The system topic needs properties.topicType.")
+        existing = self._topics.get(topic_id.lower())
+        if existing is not None:
+            if existing.source.lower() != source.lower() or \
+                    existing.topic_type.lower() != topic_type.lower():
+                return _bad("The source and the topic type of a system topic cannot be changed.")
+        else:
+            config = self.world.get_configuration(source)
+            if config is None:
+                return _bad(f"The source resource '{source}' does not exist or is not "
+                            "accessible.", "InvalidRequest")
+            if topic_type.lower() != TOPIC_TYPE.lower():
+                return _bad(f"Topic type '{topic_type}' does not match the source resource; "
+                            f"use '{TOPIC_TYPE}'.")
+            other = self.topic_for_source(source)
+            if other is not None:
+                return _bad(f"Only one system topic is allowed per source. The source "
+                            f"'{source}' already has system topic '{other.id}'.")
+            allowed = {str(config.get("location") or "").lower(), "global"}
+            if location.lower().replace(" ", "") not in allowed:
+                return _bad(f"The system topic's location '{location}' must be the source's "
+                            f"location '{config.get('location')}' or 'global'.",
+                            "LocationNotAvailableForResourceType")
+        identity = body.get("identity")
+        stored_identity: dict[str, Any] | None = None
+        if isinstance(identity, dict) and str(identity.get("type") or "None") != "None":
+            stored_identity = dict(identity)
+            if "SystemAssigned" in str(identity.get("type")):
+                stored_identity["principalId"] = (
+                    existing.principal_id if existing and existing.principal_id
+                    else str(uuid.uuid5(uuid.NAMESPACE_URL, f"principal|{topic_id.lower()}")))
+                stored_identity["tenantId"] = self.world.tenant_id
+        elif identity is not None and not isinstance(identity, dict):
+            return _bad("identity must be an object.", "InvalidRequestContent")
+        rid = existing.id if existing else topic_id.rstrip("/")
+        topic = SystemTopic(
+            id=rid, name=rid.rsplit("/", 1)[-1], location=location, source=source,
+            topic_type=topic_type if existing is None else existing.topic_type,
+            tags=dict(body.get("tags") or {}), identity=stored_identity,
+            metric_resource_id=(existing.metric_resource_id if existing else
+                                str(uuid.uuid5(uuid.NAMESPACE_URL, f"metric|{rid.lower()}"))),
+            changed=self.world.clock.now())
+        self._topics[rid.lower()] = topic
+        return (200 if existing else 201), topic.arm(), {}
+
+    def arm_topic(self, method: str, topic_id: str, body: Any, endpoint: str,
+                  api_version: str) -> Answer:
+        """GET, PUT or DELETE of ``topic_id`` (already routed and api-version checked)."""
+        if method == "GET":
+            topic = self.get_topic(topic_id)
+            if topic is None:
+                return 404, _not_found("systemTopics", topic_id), {}
+            return 200, topic.arm(), {}
+        if method == "PUT":
+            with self.world.mutate():
+                status, answer, headers = self._put_topic(topic_id, body)
+                if status >= 400:
+                    return status, answer, headers
+                answer["properties"]["provisioningState"] = (
+                    "Creating" if status == 201 else "Updating")
+                return status, answer, self._operation(topic_id, endpoint, api_version,
+                                                       answer["location"])
+        if method == "DELETE":
+            with self.world.mutate():
+                topic = self._topics.pop(topic_id.lower().rstrip("/"), None)
+                if topic is None:
+                    return 204, None, {}
+                for sub in self.subscriptions_of(topic.id):
+                    self._subs.pop(sub.id.lower(), None)
+                    self._broken.discard(sub.id.lower())
+                return 202, None, self._operation(topic_id, endpoint, api_version,
+                                                  topic.location)
+        return _method_not_allowed(method)
+
+    def arm_list_topics(self, subscription_id: str, resource_group: str | None) -> Answer:
+        return 200, {"value": [t.arm() for t in self.topics(subscription_id, resource_group)]}, {}
+
+    # -- ARM: event subscriptions ----------------------------------------------------------
+    def _put_subscription(self, subscription_id: str, body: Any,
+                          provisioning_state: str) -> Answer:
+        pieces = re.split(r"/eventsubscriptions/", subscription_id.rstrip("/"),
+                          flags=re.IGNORECASE)
+        topic_id, name = pieces[0], pieces[-1] if len(pieces) == 2 else ""
+        topic = self._topics.get(topic_id.lower())
+        if topic is None:
+            return 404, _not_found("systemTopics", topic_id), {}
+        if not _NAME_RE.fullmatch(name):
+            return _bad(f"Event subscription name '{name}' is invalid: use 3-64 letters, "
+                        "digits and '-'.", "InvalidResourceName")
+        if not isinstance(body, dict) or not isinstance(body.get("properties"), dict):
+            return _bad("The event subscription needs its properties.", "InvalidRequestContent")
+        props = _copy(body["properties"])
+        for readonly in ("topic", "provisioningState"):
+            props.pop(readonly, None)
+        problem = self._check_subscription(topic, props)
+        if problem is not None:
+            return _bad(problem)
+        props.setdefault("eventDeliverySchema", "EventGridSchema")
+        props["eventDeliverySchema"] = SCHEMAS[str(props["eventDeliverySchema"]).lower()]
+        filt = props.setdefault("filter", {})
+        filt.setdefault("subjectBeginsWith", "")
+        filt.setdefault("subjectEndsWith", "")
+        filt.setdefault("isSubjectCaseSensitive", False)
+        filt.setdefault("enableAdvancedFilteringOnArrays", True)
+        props.setdefault("labels", [])
+        retry = props.setdefault("retryPolicy", {})
+        retry.setdefault("maxDeliveryAttempts", 30)
+        retry.setdefault("eventTimeToLiveInMinutes", 1440)
+        existing = self._subs.get(subscription_id.lower().rstrip("/"))
+        rid = existing.id if existing else f"{topic.id}/eventSubscriptions/{name}"
+        sub = EventSubscription(id=rid, topic_id=topic.id, name=rid.rsplit("/", 1)[-1],
+                                properties=props, provisioning_state=provisioning_state)
+        self._subs[rid.lower()] = sub
+        return (200 if existing else 201), sub.arm(), {}
+
+    def _check_subscription(self, topic: SystemTopic, props: dict[str, Any]) -> str | None:
+        schema = props.get("eventDeliverySchema", "EventGridSchema")
+        if not isinstance(schema, str) or schema.lower() not in SCHEMAS:
+            return (f"eventDeliverySchema '{schema}' is not supported for a system topic; use "
+                    "EventGridSchema or CloudEventSchemaV1_0.")
+        filt = props.get("filter")
+        if filt is not None and not isinstance(filt, dict):
+            return "filter must be an object."
+        types = (filt or {}).get("includedEventTypes")
+        if types is not None:
+            if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+                return "filter.includedEventTypes must be a list of event types."
+            known = {t.lower() for t in EVENT_TYPES}
+            unknown = [t for t in types if t.lower() not in known]
+            if unknown:
+                return (f"Event type(s) {', '.join(unknown)} are not supported by topic type "
+                        f"{topic.topic_type}; supported: {', '.join(EVENT_TYPES)}.")
+        retry = props.get("retryPolicy")
+        if retry is not None:
+            if not isinstance(retry, dict):
+                return "retryPolicy must be an object."
+            attempts = retry.get("maxDeliveryAttempts", 30)
+            ttl = retry.get("eventTimeToLiveInMinutes", 1440)
+            if not isinstance(attempts, int) or not 1 <= attempts <= 30:
+                return "retryPolicy.maxDeliveryAttempts must be between 1 and 30."
+            if not isinstance(ttl, int) or not 1 <= ttl <= 1440:
+                return "retryPolicy.eventTimeToLiveInMinutes must be between 1 and 1440."
+        expiry = props.get("expirationTimeUtc")
+        if expiry is not None and (not isinstance(expiry, str) or _parse_time(expiry) is None):
+            return "expirationTimeUtc must be an ISO 8601 time."
+        dwri = props.get("deliveryWithResourceIdentity")
+        dest = props.get("destination")
+        if dwri is not None:
+            if dest is not None:
+                return "Specify either destination or deliveryWithResourceIdentity, not both."
+            if not isinstance(dwri, dict) or not isinstance(dwri.get("destination"), dict):
+                return "deliveryWithResourceIdentity needs an identity and a destination."
+            identity = dwri.get("identity") or {}
+            if not isinstance(identity, dict) or identity.get("type") not in (
+                    "SystemAssigned", "UserAssigned"):
+                return "deliveryWithResourceIdentity.identity.type must be SystemAssigned or " \
+                       "UserAssigned."
+            if identity.get("type") == "SystemAssigned" and topic.principal_id is None:
+                return (f"The system topic '{topic.name}' has no system-assigned identity; "
+                        "enable it before delivering with it.")
+            dest = dwri["destination"]
+        if not isinstance(dest, dict):
+            return "The event subscription needs a destination."
+        return self._check_destination(dest)
+
+    def _check_destination(self, dest: dict[str, Any]) -> str | None:
+        kind = dest.get("endpointType")
+        props = dest.get("properties")
+        if not isinstance(props, dict):
+            return "destination.properties is required."
+        if kind == "StorageQueue":
+            account = props.get("resourceId")
+            queue = props.get("queueName")
+            if not isinstance(account, str) or self.world.get_storage_account(account) is None:
+                return f"The storage account '{account}' does not exist."
+            if not isinstance(queue, str) or not _QUEUE_RE.fullmatch(queue):
+                return f"Queue name '{queue}' is invalid."
+            ttl = props.get("queueMessageTimeToLiveInSeconds")
+            if ttl is not None and (not isinstance(ttl, int) or (ttl < 1 and ttl != -1)):
+                return "queueMessageTimeToLiveInSeconds must be positive or -1."
+            return None
+        if kind == "WebHook":
+            url = props.get("endpointUrl")
+            if not isinstance(url, str) or urlsplit(url).scheme != "https" or \
+                    not urlsplit(url).netloc:
+                return "A webhook destination needs an https endpointUrl."
+            return None
+        if kind == "AzureFunction":
+            fn = props.get("resourceId")
+            if not isinstance(fn, str) or "/providers/microsoft.web/sites/" not in fn.lower():
+                return "An Azure Function destination needs the function's resourceId."
+            return None
+        if kind in ("EventHub", "HybridConnection", "ServiceBusQueue", "ServiceBusTopic",
+                    "MonitorAlert", "NamespaceTopic", "PartnerDestination"):
+            if not props.get("resourceId"):
+                return f"A {kind} destination needs a resourceId."
+            return None
+        return f"Endpoint type '{kind}' is not valid."
+
+    def arm_subscription(self, method: str, subscription_id: str, body: Any, endpoint: str,
+                         api_version: str) -> Answer:
+        """GET, PUT or DELETE of an event subscription of a system topic."""
+        topic_id = subscription_id.rsplit("/", 2)[0]
+        topic = self.get_topic(topic_id)
+        if topic is None:
+            return 404, _not_found("systemTopics", topic_id), {}
+        if method == "GET":
+            sub = self.get_subscription(subscription_id)
+            if sub is None:
+                return 404, _not_found("eventSubscriptions", subscription_id), {}
+            return 200, sub.arm(), {}
+        if method == "PUT":
+            with self.world.mutate():
+                status, answer, headers = self._put_subscription(subscription_id, body,
+                                                                 "Succeeded")
+                if status >= 400:
+                    return status, answer, headers
+                answer["properties"]["provisioningState"] = (
+                    "Creating" if status == 201 else "Updating")
+                return status, answer, self._operation(subscription_id, endpoint, api_version,
+                                                       topic.location)
+        if method == "DELETE":
+            with self.world.mutate():
+                sub = self._subs.pop(subscription_id.lower().rstrip("/"), None)
+                if sub is None:
+                    return 204, None, {}
+                self._broken.discard(sub.id.lower())
+                return 202, None, self._operation(subscription_id, endpoint, api_version,
+                                                  topic.location)
+        return _method_not_allowed(method)
+
+    def arm_list_subscriptions(self, topic_id: str) -> Answer:
+        topic = self.get_topic(topic_id)
+        if topic is None:
+            return 404, _not_found("systemTopics", topic_id), {}
+        return 200, {"value": [s.arm() for s in self.subscriptions_of(topic.id)]}, {}
+
+    def arm_full_url(self, subscription_id: str) -> Answer:
+        """``POST .../getFullUrl``: the webhook URL with its query (the one place it shows)."""
+        sub = self.get_subscription(subscription_id)
+        if sub is None:
+            return 404, _not_found("eventSubscriptions", subscription_id), {}
+        dest, _ = sub.destination()
+        if dest.get("endpointType") != "WebHook":
+            return _bad("getFullUrl is supported only for webhook destinations.")
+        return 200, {"endpointUrl": (dest.get("properties") or {}).get("endpointUrl")}, {}
+
+    def _operation(self, resource_id: str, endpoint: str, api_version: str,
+                   location: str) -> dict[str, str]:
+        op = str(uuid.uuid4()).upper()
+        now = self.world.clock.now()
+        self._operations[op.lower()] = {"id": op, "name": op, "status": "Succeeded",
+                                        "startTime": iso_z(now), "endTime": iso_z(now)}
+        sub = resource_id.split("/")[2]
+        loc = location.lower().replace(" ", "") or "global"
+        url = (f"{endpoint}/subscriptions/{sub}/providers/Microsoft.EventGrid/locations/{loc}/"
+               f"operationsStatus/{op}?api-version={api_version}")
+        return {"Azure-AsyncOperation": url, "Retry-After": "1"}
+
+    def arm_operation(self, operation_id: str, subscription_id: str, location: str) -> Answer:
+        with self.world.lock:
+            op = self._operations.get(operation_id.lower())
+        if op is None:
+            return 404, arm_error("OperationNotFound",
+                                  f"The operation '{operation_id}' was not found."), {}
+        body = dict(op)
+        body["id"] = (f"/subscriptions/{subscription_id}/providers/Microsoft.EventGrid/"
+                      f"locations/{location}/operationsStatus/{op['id']}")
+        return 200, body, {}
+
+    # -- ARM: role assignments ---------------------------------------------------------------
+    def arm_list_roles(self, scope: str, filter_text: str | None) -> Answer:
+        """Role assignments that apply at ``scope``: at it, above it and (without
+        ``atScope()``) below it; ``principalId eq '...'`` narrows to one principal."""
+        principal: str | None = None
+        at_scope = False
+        if filter_text:
+            text = filter_text.strip()
+            match = re.fullmatch(r"principalId\s+eq\s+'([^']*)'", text, re.IGNORECASE)
+            if match:
+                principal = match.group(1)
+            elif text.replace(" ", "").lower() == "atscope()":
+                at_scope = True
+            else:
+                return 400, arm_error("UnsupportedQuery",
+                                      f"The filter '{filter_text}' is not supported."), {}
+        with self.world.lock:
+            out = []
+            for ra in self._roles.values():
+                if principal is not None and ra.principal_id.lower() != principal.lower():
+                    continue
+                above = _ancestor_or_self(ra.scope, scope)
+                below = _ancestor_or_self(scope, ra.scope)
+                if above or (below and not at_scope):
+                    out.append(ra.arm())
+            return 200, {"value": sorted(out, key=lambda r: r["id"].lower())}, {}
+
+    def arm_role(self, method: str, scope: str, name: str, body: Any) -> Answer:
+        rid = f"{scope.rstrip('/')}/providers/Microsoft.Authorization/roleAssignments/{name}"
+        if method == "GET":
+            with self.world.lock:
+                ra = self._roles.get(rid.lower())
+            if ra is None:
+                return 404, arm_error("RoleAssignmentNotFound",
+                                      f"The role assignment '{name}' is not found."), {}
+            return 200, ra.arm(), {}
+        if method == "PUT":
+            return self.arm_put_role(scope, name, body)
+        if method == "DELETE":
+            with self.world.mutate():
+                ra = self._roles.pop(rid.lower(), None)
+            return (200, ra.arm(), {}) if ra else (204, None, {})
+        return _method_not_allowed(method)
+
+    def arm_put_role(self, scope: str, name: str, body: Any) -> Answer:
+        if not _GUID_RE.fullmatch(name):
+            return _bad(f"The role assignment ID '{name}' is not valid. The role assignment "
+                        "ID must be a GUID.", "InvalidRoleAssignmentId")
+        props = body.get("properties") if isinstance(body, dict) else None
+        if not isinstance(props, dict):
+            return _bad("The role assignment needs its properties.", "InvalidRequestContent")
+        role_id = str(props.get("roleDefinitionId") or "")
+        principal = str(props.get("principalId") or "")
+        role_guid = role_id.rstrip("/").rsplit("/", 1)[-1].lower()
+        if "/providers/microsoft.authorization/roledefinitions/" not in role_id.lower() or \
+                role_guid not in KNOWN_ROLES:
+            return _bad(f"The specified role definition with ID '{role_guid}' does not exist.",
+                        "RoleDefinitionDoesNotExist")
+        if not _GUID_RE.fullmatch(principal):
+            return _bad(f"The principal ID '{principal}' is not valid.", "InvalidPrincipalId")
+        rid = f"{scope.rstrip('/')}/providers/Microsoft.Authorization/roleAssignments/{name}"
+        with self.world.mutate():
+            existing = self._roles.get(rid.lower())
+            if existing is not None:
+                same = (existing.role_definition_id.rsplit("/", 1)[-1].lower() == role_guid
+                        and existing.principal_id.lower() == principal.lower())
+                if not same:
+                    return _bad("Tenant ID, application ID, principal ID, and scope are not "
+                                "allowed to be updated.", "RoleAssignmentUpdateNotPermitted")
+                return 201, existing.arm(), {}
+            for ra in self._roles.values():
+                if (ra.scope.lower() == scope.lower().rstrip("/")
+                        and ra.principal_id.lower() == principal.lower()
+                        and ra.role_definition_id.rsplit("/", 1)[-1].lower() == role_guid):
+                    return 409, arm_error("RoleAssignmentExists",
+                                          "The role assignment already exists."), {}
+            ra = RoleAssignment(id=rid, name=name, scope=scope.rstrip("/"),
+                                role_definition_id=role_id, principal_id=principal,
+                                principal_type=str(props.get("principalType")
+                                                   or "ServicePrincipal"),
+                                created=self.world.clock.now())
+            self._roles[rid.lower()] = ra
+            return 201, ra.arm(), {}
+
+    # -- Azure Monitor metrics ---------------------------------------------------------------
+    def metrics(self, topic_id: str, query: dict[str, str]) -> Answer:
+        """``GET {topic}/providers/Microsoft.Insights/metrics``: Azure Monitor's answer,
+        counted from the deliveries the stand-in made, on its clock. Errors are Azure
+        Monitor's flat ``{"code", "message"}``."""
+        topic = self.get_topic(topic_id)
+        if topic is None:
+            return 404, {"code": "ResourceNotFound",
+                         "message": f"The resource '{topic_id}' was not found."}, {}
+        names = [n.strip() for n in (query.get("metricnames") or
+                                     "PublishSuccessCount").split(",") if n.strip()]
+        by_lower = {n.lower(): n for n in METRICS}
+        unknown = [n for n in names if n.lower() not in by_lower]
+        if unknown:
+            return 400, {"code": "BadRequest", "message": (
+                f"Failed to find metric configuration for provider: Microsoft.EventGrid, "
+                f"resource Type: systemTopics, metric: {unknown[0]}, Valid metrics: "
+                f"{','.join(METRICS)}")}, {}
+        interval_text = (query.get("interval") or "PT1M").upper()
+        interval = _INTERVALS.get(interval_text)
+        if interval is None:
+            return 400, {"code": "BadRequest",
+                         "message": f"Invalid interval '{query.get('interval')}'."}, {}
+        now = self.world.clock.now()
+        span = query.get("timespan")
+        if span:
+            first, _, last = span.partition("/")
+            start, end = _parse_time(first), _parse_time(last)
+            if start is None or end is None or end <= start:
+                return 400, {"code": "BadRequest",
+                             "message": f"Invalid timespan '{span}'."}, {}
+        else:
+            start, end = now - timedelta(hours=1), now
+        aggregations = {a.strip().lower() for a in
+                        (query.get("aggregation") or "Total").split(",") if a.strip()}
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
+        first_bucket = epoch + ((start - epoch) // interval) * interval
+        buckets = []
+        t = first_bucket
+        while t < end:
+            buckets.append(t)
+            t += interval
+        with self.world.lock:
+            samples = self._samples.get(topic.id.lower(), _Samples())
+            value = []
+            for wanted in names:
+                metric = by_lower[wanted.lower()]
+                times = [s for s in samples.counts.get(metric, []) if start <= s < end]
+                data = []
+                for bucket in buckets:
+                    n = sum(1 for s in times if bucket <= s < bucket + interval)
+                    point: dict[str, Any] = {"timeStamp": iso_z(bucket)}
+                    if "total" in aggregations:
+                        point["total"] = float(n)
+                    if "count" in aggregations:
+                        point["count"] = float(n)
+                    data.append(point)
+                value.append({
+                    "id": f"{topic.id}/providers/Microsoft.Insights/metrics/{metric}",
+                    "type": "Microsoft.Insights/metrics",
+                    "name": {"value": metric, "localizedValue": METRICS[metric]},
+                    "displayDescription": f"{METRICS[metric]} of the system topic.",
+                    "unit": "Count",
+                    "timeseries": [{"metadatavalues": [], "data": data}],
+                    "errorCode": "Success",
+                })
+        return 200, {
+            "cost": len(buckets) * len(names),
+            "timespan": f"{iso_z(start)}/{iso_z(end)}",
+            "interval": interval_text,
+            "value": value,
+            "namespace": TOPIC_RESOURCE_TYPE,
+            "resourceregion": topic.location,
+        }, {}
+
+    # -- Resource Graph rows -------------------------------------------------------------------
+    def graph_rows(self) -> list[tuple[SystemTopic, dict[str, Any]]]:
+        """(topic, its properties) for the ``resources`` table."""
+        with self.world.lock:
+            return [(t, t.properties()) for t in self._topics.values()]
+
+
+def _not_found(kind: str, resource_id: str) -> dict[str, Any]:
+    parts = resource_id.split("/")
+    group = parts[4] if len(parts) > 4 else ""
+    return arm_error("ResourceNotFound",
+                     f"The Resource 'Microsoft.EventGrid/{kind}/"
+                     f"{resource_id.rstrip('/').rsplit('/', 1)[-1]}' under resource group "
+                     f"'{group}' was not found. For more details please go to "
+                     "https://aka.ms/ARMResourceNotFoundFix")
+
+
+def _method_not_allowed(method: str) -> Answer:
+    return 405, arm_error("MethodNotAllowed",
+                          f"The stand-in does not support {method} on this resource."), {}
+
+
+def queue_destination(account_id: str, queue: str, *,
+                      ttl_seconds: int | None = 604800) -> dict[str, Any]:
+    """A Storage Queue destination object as ARM takes it."""
+    props: dict[str, Any] = {"resourceId": account_id, "queueName": queue}
+    if ttl_seconds is not None:
+        props["queueMessageTimeToLiveInSeconds"] = ttl_seconds
+    return {"endpointType": "StorageQueue", "properties": props}
+
+
+def storage_account_id(subscription_id: str, resource_group: str,
+                       name: str = AZURITE_ACCOUNT) -> str:
+    return (f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}/providers/"
+            f"{STORAGE_TYPE}/{name}")
