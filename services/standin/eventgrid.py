@@ -588,7 +588,8 @@ class EventGrid:
         sub = EventSubscription(id=rid, topic_id=topic.id, name=rid.rsplit("/", 1)[-1],
                                 properties=props, provisioning_state=provisioning_state)
         self._subs[rid.lower()] = sub
-        return (200 if existing else 201), sub.arm(), {}
+        # The REST spec (and so the SDK) answers 201 to a create and to an update alike.
+        return 201, sub.arm(), {}
 
     def _check_subscription(self, topic: SystemTopic, props: dict[str, Any]) -> str | None:
         schema = props.get("eventDeliverySchema", "EventGridSchema")
