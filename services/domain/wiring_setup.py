@@ -306,19 +306,22 @@ def topic_body(location: str, configuration_id: str) -> dict[str, Any]:
     }
 
 
-def subscription_body(request: SetupRequest, types: Sequence[str]) -> dict[str, Any]:
+def subscription_body(request: SetupRequest, types: Sequence[str], *,
+                      with_identity: bool = True) -> dict[str, Any]:
     """PUT body of the event subscription: the types, the schema, the queue, delivered with
-    the topic's system-assigned identity."""
+    the topic's system-assigned identity (or, ``with_identity=False``, with Event Grid's own
+    access, as a subscription being updated may already do)."""
+    destination = {
+        "endpointType": "StorageQueue",
+        "properties": {"resourceId": request.queue_account_id, "queueName": request.queue_name},
+    }
+    delivery: dict[str, Any] = (
+        {"deliveryWithResourceIdentity": {"identity": {"type": "SystemAssigned"},
+                                          "destination": destination}}
+        if with_identity else {"destination": destination})
     return {
         "properties": {
-            "deliveryWithResourceIdentity": {
-                "identity": {"type": "SystemAssigned"},
-                "destination": {
-                    "endpointType": "StorageQueue",
-                    "properties": {"resourceId": request.queue_account_id,
-                                   "queueName": request.queue_name},
-                },
-            },
+            **delivery,
             "filter": {"includedEventTypes": [EVENT_TYPE_NAMES[t] for t in types]},
             "eventDeliverySchema": SCHEMA_VALUES[request.schema],
         },
@@ -375,10 +378,13 @@ def plan_setup(request: SetupRequest, current: Current, now: datetime) -> Plan:
                                            if k in set(keep) | set(request.types))
             name = chosen.name
             why = _why_update(chosen, request, now)
+            # Keep how it delivers: one that works with Event Grid's own access needs no
+            # identity and no role, and the change stays the one the summary names.
             subscription_step = Step(
                 Action.UPDATE_SUBSCRIPTION, f"{topic_id}/eventSubscriptions/{name}",
                 f"update event subscription {name}: {why}",
-                subscription_body(request, types))
+                subscription_body(request, types, with_identity=chosen.with_identity))
+            uses_identity = chosen.with_identity
         else:
             taken = {s.name.lower() for s in current.subscriptions}
             name = next(n for n in (SUBSCRIPTION_NAME, *(f"{SUBSCRIPTION_NAME}{i}"
@@ -391,7 +397,7 @@ def plan_setup(request: SetupRequest, current: Current, now: datetime) -> Plan:
                 f"{request.schema} schema to queue {request.queue_name} of "
                 f"{watched.account_name}, delivered with the topic's identity",
                 subscription_body(request, types))
-        uses_identity = True
+            uses_identity = True
     else:
         names = sorted({s.name for s in current.subscriptions if right(s)})
         satisfied.append(f"event subscription {', '.join(names)} delivers "
@@ -431,7 +437,7 @@ def plan_setup(request: SetupRequest, current: Current, now: datetime) -> Plan:
             steps.append(Step(
                 Action.ASSIGN_ROLE, request.queue_account_id,
                 f"assign {QUEUE_SENDER_ROLE_NAME} on storage account {watched.account_name} to "
-                f"the topic's identity ({principal or 'created above'})",
+                f"the topic's identity ({principal or 'given above'})",
                 role_body(request, principal)))
             if current.role is None and current.role_note:
                 warnings.append(current.role_note)
@@ -571,18 +577,26 @@ def bicep(plan: Plan) -> str:
             "  parent: topic",
             f"  name: {s(plan.subscription_name)}",
             "  properties: {",
-            "    deliveryWithResourceIdentity: {",
-            "      identity: {",
-            "        type: 'SystemAssigned'",
-            "      }",
-            "      destination: {",
-            "        endpointType: 'StorageQueue'",
-            "        properties: {",
-            f"          resourceId: {s(req.queue_account_id)}",
-            f"          queueName: {s(req.queue_name)}",
-            "        }",
-            "      }",
-            "    }",
+        ]
+        queue = [
+            "destination: {",
+            "  endpointType: 'StorageQueue'",
+            "  properties: {",
+            f"    resourceId: {s(req.queue_account_id)}",
+            f"    queueName: {s(req.queue_name)}",
+            "  }",
+            "}",
+        ]
+        if "deliveryWithResourceIdentity" in props:
+            lines += ["    deliveryWithResourceIdentity: {",
+                      "      identity: {",
+                      "        type: 'SystemAssigned'",
+                      "      }",
+                      *(f"      {line}" for line in queue),
+                      "    }"]
+        else:
+            lines += [f"    {line}" for line in queue]
+        lines += [
             "    filter: {",
             f"      includedEventTypes: [{types}]",
             "    }",

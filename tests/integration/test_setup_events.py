@@ -186,7 +186,7 @@ def test_setup_creates_the_wiring_and_the_next_pre_event_reaches_the_queue(
 def test_partial_pre_only_wiring_is_completed(
         sim: Sim, capsys: pytest.CaptureFixture[str],
         tmp_path: Path) -> None:
-    env, cfg, _ = sim
+    env, cfg, recorder = sim
     cid = config_id(env, "cfg-pre")
     topic = env.world.eventgrid.topic_for_source(cid)
     assert topic is not None
@@ -195,12 +195,20 @@ def test_partial_pre_only_wiring_is_completed(
                          "--configuration", "cfg-pre", "--yes")
     assert code == 0, err
     assert f"update event subscription {before.name}: add post events" in out
+    # Only that: it delivers with Event Grid's own access, so no identity and no role.
+    assert [m for m, _ in recorder.writes] == ["PUT"]
     [after] = env.world.eventgrid.subscriptions_of(topic.id)  # updated in place
     assert after.name == before.name
     types = after.arm()["properties"]["filter"]["includedEventTypes"]
     assert {t.lower() for t in types} == {"microsoft.maintenance.premaintenanceevent",
                                           "microsoft.maintenance.postmaintenanceevent"}
-    assert "update-event-subscription" in [r["action"] for r in audit(tmp_path)]
+    assert [r["action"] for r in audit(tmp_path)] == ["update-event-subscription"]
+    # Its next run's pre- and post-events both reach the queue now (T+2h: the run is over).
+    env.clock.shift(timedelta(hours=7))
+    texts = wait_for(lambda: peek(env), lambda t: len(t) >= 2)
+    kinds = [e.kind for text in texts for e in decode_message(text)
+             if (e.configuration_id or "").lower() == cid.lower()]
+    assert kinds == [EventKind.PRE, EventKind.POST]
 
 
 def test_read_only_refuses_and_sends_nothing(

@@ -118,6 +118,20 @@ def test_pre_only_subscription_is_completed_in_place() -> None:
     assert "add post events" in step.summary
 
 
+def test_update_keeps_delivery_without_identity_and_needs_no_role() -> None:
+    current = Current(topic=topic(principal=None),
+                      subscriptions=(sub(name="prehook", types=("pre",), identity=False),))
+    plan = plan_setup(request(), current, NOW)
+    [step] = plan.steps
+    assert step.action is Action.UPDATE_SUBSCRIPTION
+    props = step.body["properties"]
+    assert "deliveryWithResourceIdentity" not in props
+    assert props["destination"]["properties"]["queueName"] == "aum-events"
+    text = bicep(plan)
+    assert "deliveryWithResourceIdentity" not in text and "    destination: {" in text
+    assert "queueSender" not in text
+
+
 def test_requesting_pre_only_is_satisfied_by_a_pre_only_subscription() -> None:
     current = Current(topic=topic(), subscriptions=(sub(types=("pre",)),), role=True)
     assert plan_setup(request(types=("pre",)), current, NOW).up_to_date
