@@ -127,6 +127,7 @@ class ApplyResult:
     subscription_state: str | None = None
     topic_location: str | None = None
     error: str | None = None
+    journal_error: str | None = None  # an outcome that could not be written to the audit
 
     @property
     def ok(self) -> bool:
@@ -261,7 +262,7 @@ class EventSetup:
                 result = StepResult(step, "failed", str(exc))
             except Exception as exc:  # an SDK error not mapped above: one line, audited
                 result = StepResult(step, "failed", str(service_error(exc, what=step.summary)))
-            self._finish(seq, result)
+            self._finish(seq, result, out)
             out.results.append(result)
             if result.outcome != "succeeded" and step.action is not Action.ASSIGN_ROLE:
                 out.error = result.message
@@ -278,11 +279,17 @@ class EventSetup:
             attempted_at=self.clock.now(), identity=self.identity, action=str(step.action),
             target=step.target, detail=step.detail()))
 
-    def _finish(self, seq: int | None, result: StepResult) -> None:
+    def _finish(self, seq: int | None, result: StepResult, out: ApplyResult) -> None:
         if self.journal is None or seq is None:
             return
-        self.journal.finish_change(seq, finished_at=self.clock.now(), outcome=result.outcome,
-                                   reason=result.message)
+        from services.azure.journal import JournalError
+
+        try:
+            self.journal.finish_change(seq, finished_at=self.clock.now(),
+                                       outcome=result.outcome, reason=result.message)
+        except JournalError as exc:
+            # The change was made: say the audit row is incomplete, do not hide the change.
+            out.journal_error = str(exc)
 
     async def _put_topic(self, plan: Plan, step: Step) -> tuple[StepResult, str | None,
                                                                  str | None]:

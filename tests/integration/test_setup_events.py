@@ -295,3 +295,35 @@ def test_hostile_configuration_name_is_quoted_and_printed_literally(
     words = shlex.split(create)
     assert words[words.index("--source") + 1] == other["id"]
     assert recorder.writes == []
+
+
+def test_a_forbidden_role_assignment_prints_the_command_and_the_rest_is_set_up(
+        sim: Sim, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    env, cfg, _ = sim
+    grid = env.world.eventgrid
+    real_arm_role = grid.arm_role
+
+    def forbidden(method: str, scope: str, name: str, body: Any) -> Any:
+        if method == "PUT":  # as ARM answers a caller without roleAssignments/write
+            return 403, {"error": {"code": "AuthorizationFailed", "message": "The client "
+                                   "does not have authorization to perform action "
+                                   "'Microsoft.Authorization/roleAssignments/write'."}}, {}
+        return real_arm_role(method, scope, name, body)
+
+    grid.arm_role = forbidden  # type: ignore[method-assign]
+    code, out, err = run(capsys, "setup", "events", "--config", str(cfg),
+                         "--configuration", "cfg-bare", "--yes")
+    assert code == 0, err  # the subscription reads back Succeeded: the contract's exit 0
+    assert "[FAILED] assign Storage Queue Data Message Sender" in out
+    topic = grid.topic_for_source(config_id(env, "cfg-bare"))
+    assert topic is not None and topic.principal_id
+    assert "events will fail to deliver until this role assignment exists" in err
+    [command] = [line.strip() for line in err.splitlines()
+                 if line.strip().startswith("az role assignment create")]
+    words = shlex.split(command)
+    assert words[words.index("--assignee-object-id") + 1] == topic.principal_id
+    assert words[words.index("--role") + 1] == "c6a89b2d-59bc-44d0-9896-0f6e12d7b80a"
+    assert words[words.index("--scope") + 1].endswith("/storageAccounts/devstoreaccount1")
+    outcomes = {r["action"]: r["outcome"] for r in audit(tmp_path)}
+    assert outcomes == {"create-system-topic": "succeeded", "assign-role": "failed",
+                        "create-event-subscription": "succeeded"}

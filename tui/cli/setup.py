@@ -35,11 +35,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     events = commands.add_parser(
         "events",
         help="wire a configuration's pre/post events to the watched queue",
-        description="Create what is missing so that a configuration's pre/post maintenance "
-        "events reach a Storage Queue: the Event Grid system topic (with a system-assigned "
-        "identity), an event subscription into the queue delivered with that identity, and "
-        "the identity's 'Storage Queue Data Message Sender' role on the storage account. "
-        "What exists and is right is left alone. Defaults: the watched queue (settings "
+        description="Create what is missing so that a configuration's pre/post maintenance\n"
+        "events reach a Storage Queue: the Event Grid system topic (with a system-assigned\n"
+        "identity), an event subscription into the queue delivered with that identity, and\n"
+        "the identity's 'Storage Queue Data Message Sender' role on the storage account.\n"
+        "What exists and is right is left alone. Defaults: the watched queue (settings\n"
         "[queue]), both event types, the Event Grid schema.",
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -188,6 +188,9 @@ async def _apply(args: argparse.Namespace, settings: Any, plan: Any, setup: Any,
     for item in result.results:
         mark = "done" if item.outcome == "succeeded" else item.outcome.upper()
         print(f"  [{mark}] {clean(item.step.summary)}: {clean(item.message)}")
+    if result.journal_error:
+        print(f"aumwatch: warning: the audit journal could not be written: "
+              f"{result.journal_error}", file=sys.stderr)
     if result.topic_location:
         print(f"system topic location (read back): {clean(result.topic_location)}")
     for item in result.results:
