@@ -327,3 +327,29 @@ def test_a_forbidden_role_assignment_prints_the_command_and_the_rest_is_set_up(
     outcomes = {r["action"]: r["outcome"] for r in audit(tmp_path)}
     assert outcomes == {"create-system-topic": "succeeded", "assign-role": "failed",
                         "create-event-subscription": "succeeded"}
+
+
+class _Terminal(io.StringIO):
+    """Typed answers on what claims to be a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_anything_but_yes_changes_nothing(
+        sim: Sim, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    _, cfg, recorder = sim
+    monkeypatch.setattr("sys.stdin", _Terminal("n\n"))
+    code, _, err = run(capsys, "setup", "events", "--config", str(cfg),
+                       "--configuration", "cfg-bare")
+    assert code == 1
+    assert "Apply these 3 change(s)? [y/N]" in err and "not confirmed" in err
+    assert recorder.writes == []
+    assert {r["reason"] for r in audit(tmp_path)} == {"not confirmed"}
+    monkeypatch.setattr("sys.stdin", _Terminal("yes\n"))
+    code, out, err = run(capsys, "setup", "events", "--config", str(cfg),
+                         "--configuration", "cfg-bare")
+    assert code == 0, err
+    assert "reads back Succeeded" in out
+    assert len(recorder.writes) == 3
