@@ -105,6 +105,18 @@ _GUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 
 Answer = tuple[int, Any, dict[str, str]]
 
+#: Ready-made wirings of a configuration (:meth:`EventGrid.wire`; the scenario file's
+#: ``wiring``, documented in services/standin/scenario_file.py).
+WIRINGS = ("ok", "no-topic", "missing", "pre-only", "post-only", "other-queue", "webhook",
+           "function", "disabled", "awaiting", "expired", "failing", "dropping", "identity",
+           "identity-no-role")
+#: Names the wirings use.
+SUBSCRIPTION_NAME = "aumwatch-events"
+OTHER_QUEUE = "aum-events-other"
+DEAD_LETTER_CONTAINER = "aum-deadletters"
+#: A webhook whose query string holds a key (it must never reach any output).
+WEBHOOK_URL = "https://hooks.example.invalid/api/maintenance-events?code=standin-secret-key-42"
+
 
 def arm_error(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
@@ -373,6 +385,77 @@ class EventGrid:
         return self._roles[f"{scope.rstrip('/')}/providers/microsoft.authorization/"
                            f"roleassignments/{name}".lower()]
 
+    def wire(self, configuration_id: str, wiring: str = "ok", *, queue: str, account_id: str,
+             schema: str = "eventgrid", now: datetime | None = None,
+             ) -> tuple[str | None, str | None]:
+        """Give a configuration one of the ready-made :data:`WIRINGS`: a system topic
+        ``<configuration>-events`` (its resource group and location) and an event
+        subscription ``aumwatch-events`` delivering to ``queue`` on ``account_id`` (a storage
+        account of the World), made through the same checks as the ARM API. ``schema`` is
+        the events_out schema (cloudevents gives CloudEventSchemaV1_0). Returns (topic id,
+        subscription id), None where the wiring has none. Raises ValueError when ARM would
+        refuse it (e.g. the configuration or the account does not exist). An ``other-queue``
+        wiring delivers to :data:`OTHER_QUEUE`, which the caller creates."""
+        if wiring not in WIRINGS:
+            raise ValueError(f"unknown wiring {wiring!r} (one of {', '.join(WIRINGS)})")
+        config = self.world.get_configuration(configuration_id)
+        if config is None:
+            raise ValueError(f"no configuration {configuration_id}")
+        if wiring == "no-topic":
+            return None, None
+        parts = config["id"].split("/")
+        topic_id = (f"/subscriptions/{parts[2]}/resourceGroups/{parts[4]}/providers/"
+                    f"Microsoft.EventGrid/systemTopics/{config['name']}-events")
+        body: dict[str, Any] = {"location": config.get("location") or "westeurope",
+                                "properties": {"source": config["id"], "topicType": TOPIC_TYPE}}
+        if wiring.startswith("identity"):
+            body["identity"] = {"type": "SystemAssigned"}
+        status, answer, _ = self.put_topic(topic_id, body)
+        if status >= 400:
+            raise ValueError(str(answer["error"]["message"]))
+        if wiring == "missing":
+            return topic_id, None
+        types = {"pre-only": [PRE_EVENT_TYPE], "post-only": [POST_EVENT_TYPE]}.get(
+            wiring, [PRE_EVENT_TYPE, POST_EVENT_TYPE])
+        dest = queue_destination(account_id, OTHER_QUEUE if wiring == "other-queue" else queue)
+        if wiring == "webhook":
+            dest = {"endpointType": "WebHook", "properties": {"endpointUrl": WEBHOOK_URL}}
+        elif wiring == "function":
+            dest = {"endpointType": "AzureFunction", "properties": {"resourceId": (
+                f"/subscriptions/{parts[2]}/resourceGroups/{parts[4]}/providers/Microsoft.Web"
+                "/sites/aum-hooks/functions/OnMaintenanceEvent")}}
+        props: dict[str, Any] = {
+            "filter": {"includedEventTypes": types},
+            "eventDeliverySchema": ("CloudEventSchemaV1_0" if schema == "cloudevents"
+                                    else "EventGridSchema"),
+            "destination": dest,
+        }
+        if wiring.startswith("identity"):
+            props["deliveryWithResourceIdentity"] = {"identity": {"type": "SystemAssigned"},
+                                                     "destination": props.pop("destination")}
+        if wiring == "expired":
+            at = now if now is not None else self.world.clock.now()
+            props["expirationTimeUtc"] = iso_z(at - timedelta(hours=1))
+        if wiring == "failing":
+            props["deadLetterDestination"] = {
+                "endpointType": "StorageBlob",
+                "properties": {"resourceId": account_id,
+                               "blobContainerName": DEAD_LETTER_CONTAINER}}
+        state = {"disabled": "Failed", "awaiting": "AwaitingManualAction"}.get(wiring,
+                                                                              "Succeeded")
+        sub_id = f"{topic_id}/eventSubscriptions/{SUBSCRIPTION_NAME}"
+        status, answer, _ = self.put_subscription(sub_id, {"properties": props},
+                                                  provisioning_state=state)
+        if status >= 400:
+            raise ValueError(str(answer["error"]["message"]))
+        if wiring in ("failing", "dropping"):
+            self.set_broken(sub_id)
+        if wiring == "identity":
+            topic = self.get_topic(topic_id)
+            assert topic is not None and topic.principal_id is not None
+            self.add_role_assignment(account_id, ROLE_QUEUE_SENDER, topic.principal_id)
+        return topic_id, sub_id
+
     # -- routing and metrics -------------------------------------------------------------
     def routes(self, configuration_id: str, event_type: str, at: datetime,
                *, count: bool = True) -> list[Route]:
@@ -537,6 +620,25 @@ class EventGrid:
                     "Creating" if status == 201 else "Updating")
                 return status, answer, self._operation(topic_id, endpoint, api_version,
                                                        answer["location"])
+        if method == "PATCH":
+            with self.world.mutate():
+                current = self._topics.get(topic_id.lower().rstrip("/"))
+                if current is None:
+                    return 404, _not_found("systemTopics", topic_id), {}
+                if not isinstance(body, dict):
+                    return _bad("The request body must be a JSON object.",
+                                "InvalidRequestContent")
+                merged = current.arm()
+                if body.get("tags") is not None:
+                    merged["tags"] = body["tags"]
+                if body.get("identity") is not None:
+                    merged["identity"] = body["identity"]
+                status, answer, headers = self._put_topic(current.id, merged)
+                if status >= 400:
+                    return status, answer, headers
+                answer["properties"]["provisioningState"] = "Updating"
+                return 200, answer, self._operation(topic_id, endpoint, api_version,
+                                                    answer["location"])
         if method == "DELETE":
             with self.world.mutate():
                 topic = self._topics.pop(topic_id.lower().rstrip("/"), None)
@@ -588,7 +690,7 @@ class EventGrid:
         sub = EventSubscription(id=rid, topic_id=topic.id, name=rid.rsplit("/", 1)[-1],
                                 properties=props, provisioning_state=provisioning_state)
         self._subs[rid.lower()] = sub
-        # The REST spec (and so the SDK) answers 201 to a create and to an update alike.
+        # 201 for a create and an update alike: the SDK accepts only 201 here.
         return 201, sub.arm(), {}
 
     def _check_subscription(self, topic: SystemTopic, props: dict[str, Any]) -> str | None:
@@ -689,12 +791,38 @@ class EventGrid:
             return 200, sub.arm(), {}
         if method == "PUT":
             with self.world.mutate():
+                existed = subscription_id.lower().rstrip("/") in self._subs
                 status, answer, headers = self._put_subscription(subscription_id, body,
                                                                  "Succeeded")
                 if status >= 400:
                     return status, answer, headers
-                answer["properties"]["provisioningState"] = (
-                    "Creating" if status == 201 else "Updating")
+                answer["properties"]["provisioningState"] = "Updating" if existed else "Creating"
+                return status, answer, self._operation(subscription_id, endpoint, api_version,
+                                                       topic.location)
+        if method == "PATCH":
+            with self.world.mutate():
+                current = self._subs.get(subscription_id.lower().rstrip("/"))
+                if current is None:
+                    return 404, _not_found("eventSubscriptions", subscription_id), {}
+                if not isinstance(body, dict):
+                    return _bad("The request body must be a JSON object.",
+                                "InvalidRequestContent")
+                props = _copy(current.properties)
+                for key in ("destination", "filter", "labels", "expirationTimeUtc",
+                            "eventDeliverySchema", "retryPolicy", "deadLetterDestination",
+                            "deliveryWithResourceIdentity", "deadLetterWithResourceIdentity"):
+                    if body.get(key) is not None:
+                        props[key] = _copy(body[key])
+                        # One destination: a new one replaces the other form.
+                        if key == "destination":
+                            props.pop("deliveryWithResourceIdentity", None)
+                        if key == "deliveryWithResourceIdentity":
+                            props.pop("destination", None)
+                status, answer, headers = self._put_subscription(
+                    current.id, {"properties": props}, current.provisioning_state)
+                if status >= 400:
+                    return status, answer, headers
+                answer["properties"]["provisioningState"] = "Updating"
                 return status, answer, self._operation(subscription_id, endpoint, api_version,
                                                        topic.location)
         if method == "DELETE":

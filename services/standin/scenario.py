@@ -51,12 +51,7 @@ from services.domain.schedule import (
     parse_schedule,
     resolve_zone,
 )
-from services.standin.eventgrid import (
-    ROLE_QUEUE_SENDER,
-    TOPIC_TYPE,
-    Route,
-    queue_destination,
-)
+from services.standin.eventgrid import OTHER_QUEUE, Route
 from services.standin.events_out import (
     DEFAULT_QUEUE_NAME,
     MALFORMED_MESSAGE,
@@ -95,12 +90,6 @@ _WALL_RE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}")
 _TICK = timedelta(microseconds=1)
 _NEVER = Occurrence(datetime.max.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
 _PERIOD_RE = re.compile(r"\s*(\d*)\s*(hour|day|week|month)s?\b", re.IGNORECASE)
-#: Names the default wiring uses (scenario_file.py, "Wiring").
-SUBSCRIPTION_NAME = "aumwatch-events"
-OTHER_QUEUE = "aum-events-other"
-DEAD_LETTER_CONTAINER = "aum-deadletters"
-#: A webhook whose query string holds a key (it must never reach any output).
-WEBHOOK_URL = "https://hooks.example.invalid/api/maintenance-events?code=standin-secret-key-42"
 
 
 
@@ -284,64 +273,15 @@ class ScenarioEngine:
     def _wire(self, spec: ConfigurationSpec, t0: datetime) -> None:
         """Create the configuration's Event Grid wiring as ``spec.wiring`` says
         (scenario_file.py, "Wiring"), through the same checks as the ARM API."""
-        wiring = spec.wiring
-        if wiring == "no-topic":
-            return
-        eg = self.world.eventgrid
-        where = f"{self.scenario.source}: configuration {spec.name}: wiring {wiring}"
-        topic_id = (f"/subscriptions/{spec.subscription_id}/resourceGroups/"
-                    f"{spec.resource_group}/providers/Microsoft.EventGrid/systemTopics/"
-                    f"{spec.name}-events")
-        body: dict[str, Any] = {"location": spec.location,
-                                "properties": {"source": spec.id, "topicType": TOPIC_TYPE}}
-        if wiring.startswith("identity"):
-            body["identity"] = {"type": "SystemAssigned"}
-        status, answer, _ = eg.put_topic(topic_id, body)
-        if status >= 400:
-            raise ScenarioError(f"{where}: {answer}")
-        if wiring == "missing":
-            return
-        account = self.storage_account_id
-        types = {"pre-only": [PRE_EVENT_TYPE], "post-only": [POST_EVENT_TYPE]}.get(
-            wiring, [PRE_EVENT_TYPE, POST_EVENT_TYPE])
-        dest = queue_destination(account, OTHER_QUEUE if wiring == "other-queue"
-                                 else self.queue_name)
-        if wiring == "other-queue" and self.sink is not None:
+        if spec.wiring == "other-queue" and self.sink is not None:
             self.sink.create_queue(OTHER_QUEUE)
-        if wiring == "webhook":
-            dest = {"endpointType": "WebHook", "properties": {"endpointUrl": WEBHOOK_URL}}
-        elif wiring == "function":
-            dest = {"endpointType": "AzureFunction", "properties": {"resourceId": (
-                f"/subscriptions/{spec.subscription_id}/resourceGroups/{spec.resource_group}"
-                "/providers/Microsoft.Web/sites/aum-hooks/functions/OnMaintenanceEvent")}}
-        props: dict[str, Any] = {
-            "filter": {"includedEventTypes": types},
-            "eventDeliverySchema": ("CloudEventSchemaV1_0" if spec.behaviour.schema ==
-                                    "cloudevents" else "EventGridSchema"),
-            "destination": dest,
-        }
-        if wiring.startswith("identity"):
-            props["deliveryWithResourceIdentity"] = {"identity": {"type": "SystemAssigned"},
-                                                     "destination": props.pop("destination")}
-        if wiring == "expired":
-            props["expirationTimeUtc"] = iso_z(t0 - timedelta(hours=1))
-        if wiring == "failing":
-            props["deadLetterDestination"] = {
-                "endpointType": "StorageBlob",
-                "properties": {"resourceId": account, "blobContainerName": DEAD_LETTER_CONTAINER}}
-        state = {"disabled": "Failed", "awaiting": "AwaitingManualAction"}.get(wiring,
-                                                                              "Succeeded")
-        sub_id = f"{topic_id}/eventSubscriptions/{SUBSCRIPTION_NAME}"
-        status, answer, _ = eg.put_subscription(sub_id, {"properties": props},
-                                                provisioning_state=state)
-        if status >= 400:
-            raise ScenarioError(f"{where}: {answer}")
-        if wiring in ("failing", "dropping"):
-            eg.set_broken(sub_id)
-        if wiring == "identity":
-            topic = eg.get_topic(topic_id)
-            assert topic is not None and topic.principal_id is not None
-            eg.add_role_assignment(account, ROLE_QUEUE_SENDER, topic.principal_id)
+        try:
+            self.world.eventgrid.wire(
+                spec.id, spec.wiring, queue=self.queue_name, account_id=self.storage_account_id,
+                schema=spec.behaviour.schema, now=t0)
+        except ValueError as exc:
+            raise ScenarioError(f"{self.scenario.source}: configuration {spec.name}: "
+                                f"wiring {spec.wiring}: {exc}") from exc
 
     @staticmethod
     def _arm_object(spec: ConfigurationSpec, window: dict[str, str | None]) -> dict[str, Any]:

@@ -101,14 +101,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from services.standin.eventgrid import WIRINGS
 from services.standin.events_out import SCHEMAS
 
 DEMO_SCENARIO = "demo.toml"
 OUTCOMES = ("completed", "succeeded", "failed", "cancelled-user", "cancelled-platform")
-#: A configuration's Event Grid wiring (see "Wiring" in the module docstring).
-WIRINGS = ("ok", "no-topic", "missing", "pre-only", "post-only", "other-queue", "webhook",
-           "function", "disabled", "awaiting", "expired", "failing", "dropping", "identity",
-           "identity-no-role")
 DEFAULT_STORAGE_GROUP = "rg-aumwatch"
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _DURATION_RE = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")

@@ -15,7 +15,16 @@ Routes (paths and names case-insensitive, as ARM's are):
   (PUT ``{"properties":{"status":"Cancel"}}`` cancels, through :meth:`World.cancel`; as a
   create-or-update, on an unknown run id it answers 201 and creates a phantom run)
 * ``POST /providers/Microsoft.ResourceGraph/resources`` (KQL through :mod:`services.standin.graph`)
-* admin, same token, never faulted: ``GET|POST|DELETE /_sim/faults``, ``GET|POST /_sim/clock``
+* Event Grid (:mod:`services.standin.eventgrid`): ``GET .../providers/Microsoft.EventGrid/``
+  ``systemTopics`` (by subscription or resource group), ``GET|PUT|DELETE .../systemTopics/{t}``,
+  ``GET .../systemTopics/{t}/eventSubscriptions``, ``GET|PUT|DELETE .../eventSubscriptions/{n}``,
+  ``POST .../eventSubscriptions/{n}/getFullUrl``, ``GET /subscriptions/{s}/providers/``
+  ``Microsoft.EventGrid/locations/{l}/operationsStatus/{id}`` (the long-running operations)
+* ``GET {scope}/providers/Microsoft.Authorization/roleAssignments[?$filter=principalId eq '..']``,
+  ``GET|PUT|DELETE {scope}/providers/Microsoft.Authorization/roleAssignments/{guid}``
+* ``GET {system topic id}/providers/Microsoft.Insights/metrics`` (Azure Monitor metrics)
+* admin, same token, never faulted: ``GET|POST|DELETE /_sim/faults``, ``GET|POST /_sim/clock``,
+  ``GET|POST|DELETE /_sim/broken-endpoints`` (an event subscription whose endpoint fails)
 
 Every answer carries ``Date`` from the World's clock (clients measure skew from it) and
 ``x-ms-request-id``. Resource Graph answers carry ``x-ms-user-quota-remaining`` and
@@ -531,12 +540,13 @@ class StandInServer:
 
     # -- Resource Manager ------------------------------------------------------------------
     async def _arm(self, request: Any, path: str) -> _Answer:
-        if "/providers/microsoft.eventgrid/" in path:
-            return await self._eventgrid(request)
-        if "/providers/microsoft.authorization/roleassignments" in path:
-            return await self._role_assignments(request)
+        # The metrics and role assignments of a resource first: their paths hold its id.
         if path.endswith("/providers/microsoft.insights/metrics"):
             return await self._metrics(request)
+        if "/providers/microsoft.authorization/roleassignments" in path:
+            return await self._role_assignments(request)
+        if "/providers/microsoft.eventgrid/" in path:
+            return await self._eventgrid(request)
         route, match = _route(path)
         if route is None or match is None:
             return _Answer(404, arm_error(
