@@ -168,8 +168,10 @@ class EventSetup:
         """The topic, its subscriptions, the role of its identity and the queue, as they are."""
         topic = await self._find_topic(request)
         subscriptions: tuple[EventSubscription, ...] = ()
+        bodies: dict[str, dict[str, Any]] = {}
         if topic is not None:
-            subscriptions = await self._subscriptions(topic)
+            bodies = await self._subscriptions(topic)
+            subscriptions = tuple(parse_subscription(b) for b in bodies.values())
         role: bool | None = None
         role_note: str | None = None
         if topic is not None and topic.principal_id:
@@ -180,7 +182,8 @@ class EventSetup:
             exists, queue_note = await self.queue_check(request.watched.account_name,
                                                         request.queue_name)
         return Current(topic=topic, subscriptions=subscriptions, role=role,
-                       role_note=role_note, queue_exists=exists, queue_note=queue_note)
+                       role_note=role_note, queue_exists=exists, queue_note=queue_note,
+                       bodies=bodies)
 
     async def _find_topic(self, request: SetupRequest) -> SystemTopic | None:
         key = request.configuration_id.strip().rstrip("/").lower()
@@ -205,11 +208,17 @@ class EventSetup:
             raise service_error(exc, what=f"reading system topic {name}") from exc
         return parse_topic(_rest(model))
 
-    async def _subscriptions(self, topic: SystemTopic) -> tuple[EventSubscription, ...]:
+    async def _subscriptions(self, topic: SystemTopic) -> dict[str, dict[str, Any]]:
+        """The topic's subscriptions as REST JSON, by lower-case name (kept whole so that an
+        update keeps what aumwatch does not manage; a webhook's full URL is never in it)."""
         try:
             pager = self.client.system_topic_event_subscriptions.list_by_system_topic(
                 topic.resource_group, topic.name)
-            return tuple([parse_subscription(_rest(m)) async for m in pager])
+            out: dict[str, dict[str, Any]] = {}
+            async for model in pager:
+                body = _rest(model)
+                out[str(body.get("name") or "").lower()] = body
+            return out
         except Exception as exc:
             raise service_error(exc, what=f"listing event subscriptions of {topic.name}") from exc
 
@@ -294,11 +303,16 @@ class EventSetup:
     async def _put_topic(self, plan: Plan, step: Step) -> tuple[StepResult, str | None,
                                                                  str | None]:
         from azure.mgmt.eventgrid.models import SystemTopic as TopicModel
+        from azure.mgmt.eventgrid.models import SystemTopicUpdateParameters
 
-        model = TopicModel.deserialize(dict(step.body))
         try:
-            poller = await self.client.system_topics.begin_create_or_update(
-                plan.resource_group, plan.topic_name, model)
+            if "properties" in step.body:  # create, or re-provision: the whole topic
+                poller = await self.client.system_topics.begin_create_or_update(
+                    plan.resource_group, plan.topic_name, TopicModel.deserialize(dict(step.body)))
+            else:  # add the identity: a PATCH keeps the rest (its tags)
+                poller = await self.client.system_topics.begin_update(
+                    plan.resource_group, plan.topic_name,
+                    SystemTopicUpdateParameters.deserialize(dict(step.body)))
             await poller.result()
         except Exception as exc:
             raise service_error(exc, what=f"creating system topic {plan.topic_name}") from exc

@@ -15,6 +15,7 @@ and that :func:`az_commands` and :func:`bicep` print. Nothing here does I/O.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import re
@@ -117,6 +118,9 @@ class Current:
     role_note: str | None = None
     queue_exists: bool | None = None
     queue_note: str | None = None
+    #: The REST JSON of each subscription (by lower-case name): an update keeps what aumwatch
+    #: does not manage (dead-letter, retry, labels, other filters, queue message TTL).
+    bodies: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -328,6 +332,37 @@ def subscription_body(request: SetupRequest, types: Sequence[str], *,
     }
 
 
+#: Properties a subscription's GET returns that a PUT does not take.
+_READ_ONLY_PROPERTIES = frozenset({"provisioningstate", "topic"})
+
+
+def updated_subscription_body(existing: Mapping[str, Any] | None, request: SetupRequest,
+                              types: Sequence[str], *, with_identity: bool,
+                              now: datetime) -> dict[str, Any]:
+    """PUT body updating an existing subscription: its own properties (REST JSON) with the
+    event types and the schema set, read-only properties dropped, and a past expiration
+    removed. Without its JSON, a body like :func:`subscription_body`'s."""
+    raw = existing.get("properties") if isinstance(existing, Mapping) else None
+    if not isinstance(raw, Mapping) or not raw:
+        return subscription_body(request, types, with_identity=with_identity)
+    props = {k: copy.deepcopy(v) for k, v in raw.items()
+             if k.lower() not in _READ_ONLY_PROPERTIES and v is not None}
+    found = props.get("filter")
+    old_filter: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    props["filter"] = {**old_filter,
+                       "includedEventTypes": [EVENT_TYPE_NAMES[t] for t in types]}
+    props["eventDeliverySchema"] = SCHEMA_VALUES[request.schema]
+    expiry = props.get("expirationTimeUtc")
+    if isinstance(expiry, str):
+        try:
+            when = datetime.fromisoformat(expiry.replace("Z", "+00:00"))
+        except ValueError:
+            when = None
+        if when is not None and when.tzinfo is not None and when <= now:
+            del props["expirationTimeUtc"]
+    return {"properties": props}
+
+
 def role_body(request: SetupRequest, principal_id: str | None) -> dict[str, Any]:
     """PUT body of the role assignment (``principalId`` empty until the identity exists)."""
     return {
@@ -378,12 +413,14 @@ def plan_setup(request: SetupRequest, current: Current, now: datetime) -> Plan:
                                            if k in set(keep) | set(request.types))
             name = chosen.name
             why = _why_update(chosen, request, now)
-            # Keep how it delivers: one that works with Event Grid's own access needs no
-            # identity and no role, and the change stays the one the summary names.
+            # Keep how it delivers (one that works with Event Grid's own access needs no
+            # identity and no role) and everything else it has: the change stays the one the
+            # summary names.
             subscription_step = Step(
                 Action.UPDATE_SUBSCRIPTION, f"{topic_id}/eventSubscriptions/{name}",
                 f"update event subscription {name}: {why}",
-                subscription_body(request, types, with_identity=chosen.with_identity))
+                updated_subscription_body(current.bodies.get(name.lower()), request, types,
+                                          with_identity=chosen.with_identity, now=now))
             uses_identity = chosen.with_identity
         else:
             taken = {s.name.lower() for s in current.subscriptions}
@@ -420,10 +457,14 @@ def plan_setup(request: SetupRequest, current: Current, now: datetime) -> Plan:
         if state and state != "succeeded":
             reasons.append(f"re-provision it (state {topic.provisioning_state})")
         if reasons:
+            if state and state != "succeeded":
+                # Re-provisioning is a PUT of the whole topic (its tags are not kept).
+                body = topic_body(topic.location or request.location, request.configuration_id)
+                reasons.append("its tags are not kept")
+            else:
+                body = {"identity": {"type": "SystemAssigned"}}  # a PATCH: the rest stays
             steps.append(Step(Action.UPDATE_TOPIC, topic_id,
-                              f"update system topic {topic.name}: {' and '.join(reasons)}",
-                              topic_body(topic.location or request.location,
-                                         request.configuration_id)))
+                              f"update system topic {topic.name}: {', '.join(reasons)}", body))
         else:
             satisfied.append(f"system topic {topic.name} exists"
                              + (" with a system-assigned identity" if topic.principal_id else ""))
@@ -487,7 +528,9 @@ def az_commands(plan: Plan) -> list[str]:
     topic_args = (f"--name {_q(plan.topic_name)} --resource-group {_q(plan.resource_group)} "
                   f"--subscription {_q(plan.topic_subscription_id)}")
     for step in plan.steps:
-        if step.action in (Action.CREATE_TOPIC, Action.UPDATE_TOPIC):
+        if step.action is Action.UPDATE_TOPIC and "properties" not in step.body:
+            out.append(f"az eventgrid system-topic update {topic_args} --mi-system-assigned")
+        elif step.action in (Action.CREATE_TOPIC, Action.UPDATE_TOPIC):
             location = str(step.body.get("location") or "")
             out.append(f"az eventgrid system-topic create {topic_args} "
                        f"--location {_q(location)} --topic-type {_q(MAINTENANCE_TOPIC_TYPE)} "
@@ -531,6 +574,32 @@ def _bicep_string(value: str) -> str:
     return "'" + "".join(out) + "'"
 
 
+_BICEP_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _bicep_value(value: Any, depth: int) -> str:
+    """A JSON value as a Bicep expression (objects and arrays over several lines)."""
+    pad = "  " * depth
+    if isinstance(value, Mapping):
+        if not value:
+            return "{}"
+        body = [f"{pad}  {k if _BICEP_KEY.match(str(k)) else _bicep_string(str(k))}: "
+                f"{_bicep_value(v, depth + 1)}" for k, v in value.items()]
+        return "{\n" + "\n".join(body) + f"\n{pad}}}"
+    if isinstance(value, list | tuple):
+        if not value:
+            return "[]"
+        return ("[\n" + "\n".join(f"{pad}  {_bicep_value(v, depth + 1)}" for v in value)
+                + f"\n{pad}]")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, int | float):
+        return str(value)
+    return _bicep_string(str(value))
+
+
 def bicep(plan: Plan) -> str:
     """A Bicep snippet (resource-group scope: the topic's group) for exactly the missing parts.
 
@@ -548,6 +617,10 @@ def bicep(plan: Plan) -> str:
     api = EVENTGRID_API_VERSION
     if topic_step is not None:
         location = str(topic_step.body.get("location") or "")
+        if topic_step.action is Action.UPDATE_TOPIC:
+            # Bicep declares the whole topic: copy its tags in, or deploying removes them.
+            lines.append("// An existing topic: add its tags here, or the deployment removes "
+                         "them.")
         lines += [
             f"resource topic 'Microsoft.EventGrid/systemTopics@{api}' = {{",
             f"  name: {s(plan.topic_name)}",
@@ -568,40 +641,13 @@ def bicep(plan: Plan) -> str:
             "}",
         ]
     if sub_step is not None:
-        props = sub_step.body["properties"]
-        types = ", ".join(s(t) for t in props["filter"]["includedEventTypes"])
         lines += [
             "",
             f"resource eventSubscription 'Microsoft.EventGrid/systemTopics/eventSubscriptions@"
             f"{api}' = {{",
             "  parent: topic",
             f"  name: {s(plan.subscription_name)}",
-            "  properties: {",
-        ]
-        queue = [
-            "destination: {",
-            "  endpointType: 'StorageQueue'",
-            "  properties: {",
-            f"    resourceId: {s(req.queue_account_id)}",
-            f"    queueName: {s(req.queue_name)}",
-            "  }",
-            "}",
-        ]
-        if "deliveryWithResourceIdentity" in props:
-            lines += ["    deliveryWithResourceIdentity: {",
-                      "      identity: {",
-                      "        type: 'SystemAssigned'",
-                      "      }",
-                      *(f"      {line}" for line in queue),
-                      "    }"]
-        else:
-            lines += [f"    {line}" for line in queue]
-        lines += [
-            "    filter: {",
-            f"      includedEventTypes: [{types}]",
-            "    }",
-            f"    eventDeliverySchema: {s(props['eventDeliverySchema'])}",
-            "  }",
+            f"  properties: {_bicep_value(sub_step.body['properties'], 1)}",
         ]
         if role_step is not None and _same_group(plan):
             # The first delivery needs the role: create it before the subscription.
@@ -637,7 +683,10 @@ def bicep(plan: Plan) -> str:
             f"resource queueSender 'Microsoft.Authorization/roleAssignments@"
             f"{ROLE_ASSIGNMENTS_API_VERSION}' = {{",
             "  scope: account",
-            f"  name: guid(account.id, {principal}, {s(QUEUE_SENDER_ROLE_ID)})",
+            # A resource's name must be known when the deployment starts: the topic's id
+            # is, its principal id is not.
+            f"  name: guid(account.id, {'topic.id' if same_group else principal}, "
+            f"{s(QUEUE_SENDER_ROLE_ID)})",
             "  properties: {",
             f"    roleDefinitionId: {role_def}",
             f"    principalId: {principal}",
@@ -671,5 +720,5 @@ __all__ = [
     "az_commands", "bicep", "check_account_id", "parse_schema", "parse_types", "plan_setup",
     "queue_resource_id", "role_allows_sending", "role_assignment_name", "role_body",
     "role_definition_id", "subscription_body", "topic_body", "topic_name_for",
-    "valid_account_name",
+    "updated_subscription_body", "valid_account_name",
 ]

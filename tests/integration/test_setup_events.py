@@ -353,3 +353,26 @@ def test_on_a_terminal_anything_but_yes_changes_nothing(
     assert code == 0, err
     assert "reads back Succeeded" in out
     assert len(recorder.writes) == 3
+
+
+def test_an_existing_topic_without_identity_gets_one_by_patch_and_keeps_its_subscription(
+        sim: Sim, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    env, cfg, recorder = sim
+    with QueueClient.from_connection_string(env.azurite.connection_string,
+                                            "second-queue") as client:
+        client.create_queue()
+    cid = config_id(env, "cfg-pre")
+    topic = env.world.eventgrid.topic_for_source(cid)
+    assert topic is not None and topic.principal_id is None
+    [existing] = env.world.eventgrid.subscriptions_of(topic.id)
+    code, out, err = run(capsys, "setup", "events", "--config", str(cfg),
+                         "--configuration", "cfg-pre", "--queue", "second-queue", "--yes")
+    assert code == 0, err
+    assert "update system topic cfg-pre-events: give it a system-assigned identity" in out
+    assert [m for m, _ in recorder.writes] == ["PATCH", "PUT", "PUT"]
+    after = env.world.eventgrid.get_topic(topic.id)
+    assert after is not None and after.principal_id
+    names = sorted(s.name for s in env.world.eventgrid.subscriptions_of(topic.id))
+    assert names == sorted(["aumwatch", existing.name])  # the other queue's one is left alone
+    assert [r["action"] for r in audit(tmp_path)] == [
+        "update-system-topic", "assign-role", "create-event-subscription"]

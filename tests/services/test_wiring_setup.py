@@ -171,6 +171,55 @@ def test_topic_without_identity_gets_one_and_the_role() -> None:
     assert [s.action for s in plan.steps] == [Action.UPDATE_TOPIC, Action.ASSIGN_ROLE,
                                                Action.CREATE_SUBSCRIPTION]
     assert "system-assigned identity" in plan.steps[0].summary
+    assert plan.steps[0].body == {"identity": {"type": "SystemAssigned"}}  # a PATCH
+    assert az_commands(plan)[0].startswith("az eventgrid system-topic update --name "
+                                           "mc-web-topic ")
+    assert az_commands(plan)[0].endswith(" --mi-system-assigned")
+
+
+def test_failed_topic_is_put_again() -> None:
+    plan = plan_setup(request(), Current(topic=topic(state="Failed"), subscriptions=(sub(),),
+                                         role=True), NOW)
+    [step] = plan.steps
+    assert step.action is Action.UPDATE_TOPIC and "state Failed" in step.summary
+    assert step.body["properties"]["source"] == CFG
+    assert az_commands(plan)[0].startswith("az eventgrid system-topic create ")
+
+
+def test_update_keeps_what_aumwatch_does_not_manage() -> None:
+    existing = {
+        "name": "prehook",
+        "properties": {
+            "topic": "/subscriptions/x/...", "provisioningState": "Succeeded",
+            "destination": {"endpointType": "StorageQueue", "properties": {
+                "resourceId": ACCOUNT, "queueName": "aum-events",
+                "queueMessageTimeToLiveInSeconds": -1}},
+            "filter": {"includedEventTypes": [PRE_EVENT_TYPE], "subjectBeginsWith": "mc-"},
+            "deadLetterDestination": {"endpointType": "StorageBlob", "properties": {
+                "resourceId": ACCOUNT, "blobContainerName": "dead"}},
+            "retryPolicy": {"maxDeliveryAttempts": 5, "eventTimeToLiveInMinutes": 60},
+            "labels": ["team-ops"],
+            "expirationTimeUtc": "2026-03-01T00:00:00Z",
+            "eventDeliverySchema": "EventGridSchema",
+        },
+    }
+    from services.domain.wiring import parse_subscription
+
+    current = Current(topic=topic(), subscriptions=(parse_subscription(existing),),
+                      role=True, bodies={"prehook": existing})
+    [step] = plan_setup(request(), current, NOW).steps
+    props = step.body["properties"]
+    assert "topic" not in props and "provisioningState" not in props
+    assert "expirationTimeUtc" not in props  # it had passed: the update revives it
+    assert props["filter"] == {"includedEventTypes": [PRE_EVENT_TYPE, POST_EVENT_TYPE],
+                               "subjectBeginsWith": "mc-"}
+    assert props["deadLetterDestination"] == existing["properties"]["deadLetterDestination"]
+    assert props["retryPolicy"] == {"maxDeliveryAttempts": 5, "eventTimeToLiveInMinutes": 60}
+    assert props["labels"] == ["team-ops"]
+    assert props["destination"]["properties"]["queueMessageTimeToLiveInSeconds"] == -1
+    text = bicep(plan_setup(request(), current, NOW))
+    assert "blobContainerName: 'dead'" in text and "queueMessageTimeToLiveInSeconds: -1" in text
+    assert "'team-ops'" in text
 
 
 def test_missing_role_alone_is_planned() -> None:
