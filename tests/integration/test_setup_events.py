@@ -71,6 +71,7 @@ def start_sim(tmp_path: Path, arg_lag: float | None) -> Iterator[Sim]:
             configuration("cfg-bare", "now+50m", "no-topic"),
             # Far away: its own events cannot mix with cfg-bare's during the test.
             configuration("cfg-pre", "now+5h", "pre-only"),
+            configuration("cfg-hook", "now+6h", "webhook"),
         ],
     }
     cfg = tmp_path / "aumwatch.toml"
@@ -376,3 +377,22 @@ def test_an_existing_topic_without_identity_gets_one_by_patch_and_keeps_its_subs
     assert names == sorted(["aumwatch", existing.name])  # the other queue's one is left alone
     assert [r["action"] for r in audit(tmp_path)] == [
         "update-system-topic", "assign-role", "create-event-subscription"]
+
+
+def test_a_webhook_key_never_reaches_output_or_journal(
+        sim: Sim, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from services.standin.eventgrid import WEBHOOK_URL
+
+    _, cfg, _ = sim
+    key = WEBHOOK_URL.split("code=", 1)[1]
+    outputs = []
+    for extra in (["--dry-run"], ["--yes"]):
+        code, out, err = run(capsys, "setup", "events", "--config", str(cfg),
+                             "--configuration", "cfg-hook", *extra)
+        assert code == 0, err
+        outputs.append(out + err)
+    assert "create event subscription aumwatch" in outputs[0]  # the webhook one is left alone
+    journal = (tmp_path / "data" / "journal.sqlite3").read_bytes()
+    for text in outputs:
+        assert key not in text and "maintenance-events" not in text
+    assert key.encode() not in journal
