@@ -685,3 +685,39 @@ class Journal:
             )
             for r in rows
         ]
+
+    # -- change audit (issue 11: Event Grid set-up) ------------------------------------------
+    def begin_change(self, *, attempted_at: datetime, identity: str | None, action: str,
+                     target: str, detail: str | None = None, outcome: str = "sent",
+                     reason: str | None = None) -> int:
+        """Write a change_audit row before the change is sent (like :meth:`begin_cancel`);
+        a refusal (``outcome="refused"``) is written whole. Returns the row number."""
+        finished = _iso(attempted_at) if outcome == "refused" else None
+        with self._write("record a change") as conn:
+            cursor = conn.execute(
+                "INSERT INTO change_audit (attempted_at, finished_at, identity, action, target,"
+                " detail, outcome, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (_iso(attempted_at), finished, identity, action, target, detail, outcome,
+                 reason),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def finish_change(self, seq: int, *, finished_at: datetime, outcome: str,
+                      reason: str | None = None) -> None:
+        """Record the outcome of the change written by :meth:`begin_change`."""
+        with self._write("record a change outcome") as conn:
+            cursor = conn.execute(
+                "UPDATE change_audit SET finished_at = ?, outcome = ?, reason = ? WHERE seq = ?",
+                (_iso(finished_at), outcome, reason, seq),
+            )
+            if cursor.rowcount != 1:
+                raise JournalError(f"journal {self.path}: no change #{seq} to finish")
+
+    def change_audit(self) -> list[dict[str, Any]]:
+        """Every audited change, oldest first, as dicts named like the table's columns."""
+        columns = ("seq", "attempted_at", "finished_at", "identity", "action", "target",
+                   "detail", "outcome", "reason")
+        with self._lock, self._errors("read"):
+            rows = self._connection().execute(
+                f"SELECT {', '.join(columns)} FROM change_audit ORDER BY seq").fetchall()
+        return [dict(zip(columns, row, strict=True)) for row in rows]

@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "tui.cli.serve",  # serve
     "tui.cli.tasks",  # tasks (issue 12)
     "tui.cli.subscriptions",  # subscriptions (Event Grid wiring)
+    "tui.cli.setup",  # setup events
 )
 
 Handler = Callable[[argparse.Namespace], int]
