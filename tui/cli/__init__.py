@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "tui.cli.standin",  # sim, demo
     "tui.cli.capture",  # capture
     "tui.cli.serve",  # serve
+    "tui.cli.report",  # report
 )
 
 Handler = Callable[[argparse.Namespace], int]
