@@ -42,6 +42,7 @@ from tui.messages import (
     EventsFetched,
     FilterSet,
     PollFailed,
+    ReportWritten,
     RunChosen,
     RunOpened,
     RunsFetched,
@@ -61,6 +62,8 @@ from widgets.statusbar import StatusBar, StatusData
 
 #: Below this height the three tables share one slot (switch with 1, 3, 4).
 COMPACT_HEIGHT = 32
+#: How long a passing notice ("report written to ...") stays in the status bar.
+NOTICE_FOR = timedelta(seconds=60)
 
 
 
@@ -85,6 +88,10 @@ class DashboardScreen(Screen[None]):
         Binding("2", "panel('run')", "Run", show=False, id="panel.run"),
         Binding("3", "panel('runs')", "Runs", show=False, id="panel.runs"),
         Binding("4", "panel('events')", "Events", show=False, id="panel.events"),
+        # Not in the footer (it is full at 80 columns); in the help panel and the palette.
+        Binding("r", "report", "Run report", show=False, id="report",
+                tooltip="Write the selected run's report (HTML and Markdown) into the data "
+                "directory's reports folder"),
     ]
 
     paused: reactive[bool] = reactive(False, bindings=True)
@@ -120,6 +127,7 @@ class DashboardScreen(Screen[None]):
         self.run_panel = RunPanel(self.state, self.zone_of)
         self.runs_panel = RunsPanel(self.state, self.zone_of)
         self.events_panel = EventsPanel(self._format_event_time)
+        self._notice: tuple[str, datetime] | None = None  # (text, shown until)
 
     # -- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -334,9 +342,18 @@ class DashboardScreen(Screen[None]):
             self.query_one(StatusBar).update_status(self._status_data())
 
     def _status_data(self) -> StatusData:
+        notice = None
+        if self._notice is not None and self.clock.now() < self._notice[1]:
+            notice = self._notice[0]
         return status_data(self.state, self.monitor,
                            queue_configured=self.settings.queue_configured,
-                           poll_interval=self.poll_interval, paused=self.paused)
+                           poll_interval=self.poll_interval, paused=self.paused,
+                           notice=notice)
+
+    def show_notice(self, text: str) -> None:
+        """Say ``text`` in the status bar for :data:`NOTICE_FOR`."""
+        self._notice = (text, self.clock.now() + NOTICE_FOR)
+        self.update_status()
 
     # -- time display ----------------------------------------------------------------------------
     def zone_of(self, config: Configuration | None) -> tzinfo | None:
@@ -495,3 +512,33 @@ class DashboardScreen(Screen[None]):
         self.state.clear_error("export")
         self.notify(f"exported to {path} (and .csv)", title="Export", markup=False, timeout=10)
 
+    def action_report(self) -> None:
+        """Write the selected run's report (HTML and Markdown) into ``<data dir>/reports``.
+
+        Reads only (Resource Graph, the journal): offered in read-only mode too."""
+        run = self.state.current_run
+        if run is None:
+            self.notify("no run selected: nothing to report", severity="warning")
+            return
+        config = self.state.configs.get(run.configuration_id.lower())
+        self.show_notice(f"writing the report of run {run.run_name}…")
+        self.write_report(run, config)
+
+    @work(exclusive=True, exit_on_error=False, group="report")
+    async def write_report(self, run: Run, config: Configuration | None) -> None:
+        """Gather and write one run's report; posts :class:`ReportWritten`."""
+        from tui.report import write_run_report
+
+        self.post_message(ReportWritten(await write_run_report(
+            self.settings, self.monitor, self.clock, run, config)))
+
+    @on(ReportWritten)
+    def _report_written(self, message: ReportWritten) -> None:
+        outcome = message.outcome
+        if outcome.ok:
+            self.state.clear_error("report")
+            self.show_notice(outcome.message)
+            self.notify(outcome.message, title="Report", markup=False, timeout=10)
+        else:
+            self.show_change(self.state.set_error("report", outcome.message))
+            self.notify(outcome.message, title="Report", severity="error", markup=False)
