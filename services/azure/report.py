@@ -41,6 +41,8 @@ from services.domain.runid import (
     parse_run_id,
 )
 from services.domain.runs import parse_time, run_from_row, run_query
+from services.domain.tasks import TaskSpec, tasks_for
+from services.domain.taskview import TaskViewRow, task_view
 from services.settings import Settings
 
 
@@ -271,3 +273,30 @@ def write_atomically(path: Path, text: str) -> Path:
             pass
         raise
     return path
+
+
+def read_task_view(path: Path, correlation_id: str,
+                   specs: Sequence[TaskSpec] = ()) -> tuple[TaskViewRow, ...]:
+    """One run's task view (:func:`services.domain.taskview.task_view`): the journal's task
+    runs, and the declared tasks (``specs``) due for the run's journaled events that have not
+    started yet, matched by the tasks' own rule (:func:`services.domain.tasks.tasks_for`).
+    Raises JournalError when the journal cannot be read; no journal file: no rows."""
+    if not Path(path).exists():
+        return ()
+    from services.azure.journal import Journal
+    from services.domain.events import EventDecodeError, decode_message
+
+    due: list[tuple[str, str]] = []
+    with Journal(path) as journal:
+        facts = [task_fact(r) for r in journal.task_runs(run_id=correlation_id)]
+        if specs:
+            for row in journal.events_for_run(correlation_id):
+                try:
+                    events = decode_message(row.raw_text)
+                except EventDecodeError:  # journaled because it decoded; kept safe anyway
+                    continue
+                for event in events:
+                    if not _same_run(event.correlation_id or "", correlation_id):
+                        continue
+                    due += [(task.name, str(event.kind)) for task in tasks_for(specs, event)]
+    return task_view(facts, due)

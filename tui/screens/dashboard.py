@@ -31,6 +31,7 @@ from services.azure.monitor import Monitor
 from services.domain.clock import Clock
 from services.domain.dashboard import Change, DashboardState
 from services.domain.model import Configuration, Fetched, Run
+from services.domain.taskview import TaskViewRow
 from services.domain.zones import TIME_MODES, next_mode, zone_for
 from services.settings import Settings
 from tui.cancel import cancel_lines, outcome_toast, send, target_of
@@ -92,6 +93,8 @@ class DashboardScreen(Screen[None]):
         Binding("r", "report", "Run report", show=False, id="report",
                 tooltip="Write the selected run's report (HTML and Markdown) into the data "
                 "directory's reports folder"),
+        Binding("t", "tasks", "Task runs", show=False, id="tasks",
+                tooltip="The selected run's pre/post task runs, with their output"),
     ]
 
     paused: reactive[bool] = reactive(False, bindings=True)
@@ -542,3 +545,27 @@ class DashboardScreen(Screen[None]):
         else:
             self.show_change(self.state.set_error("report", outcome.message))
             self.notify(outcome.message, title="Report", severity="error", markup=False)
+
+    def action_tasks(self) -> None:
+        """Show the selected run's task runs (from the journal); ``enter`` shows an output."""
+        run = self.state.current_run
+        if run is None:
+            self.notify("no run selected", severity="warning")
+            return
+        import asyncio
+
+        from services.azure.report import read_task_view
+        from tui.screens.tasks import TaskRunsScreen
+
+        settings = self.settings
+        config = self.state.configs.get(run.configuration_id.lower())
+
+        async def fetch(correlation_id: str) -> tuple[TaskViewRow, ...]:
+            return await asyncio.to_thread(read_task_view, settings.journal_path,
+                                           correlation_id, settings.tasks)
+
+        self.app.push_screen(TaskRunsScreen(
+            run.correlation_id,
+            f"Task runs of {run.configuration_name} run {run.run_name} "
+            f"({self.format_time(run.start, config)})", fetch,
+            format_time=lambda when: self.format_time(when, config)))
