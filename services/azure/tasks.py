@@ -437,3 +437,38 @@ def require_consume(mode: str) -> None:
             "runner handles each event once, and nothing is deleted once its tasks are "
             "recorded; set [queue] mode = \"consume\" (or AUMWATCH_QUEUE_MODE=consume) with a "
             "queue only aumwatch reads")
+
+
+# --- the queue loop ------------------------------------------------------------------------
+
+
+async def run_queue(
+    source: Any,
+    runner: TaskRunner,
+    *,
+    once: bool,
+    stop: asyncio.Event,
+    interval: float,
+    on_error: Callable[[str], None],
+) -> bool:
+    """Poll ``source`` (an EventSource in consume mode whose ``before_delete`` is
+    ``runner.handle``) until ``stop`` is set, or, with ``once``, until a poll finds the queue
+    empty. Failed polls go to ``on_error`` (the next poll tries again; with ``once`` the loop
+    ends). Returns False when a poll failed in ``once`` mode."""
+    while not stop.is_set():
+        batch = await source.poll()
+        if batch.error:
+            on_error(batch.error)
+        if runner.stopping or stop.is_set():
+            return True
+        if once and batch.error:
+            return False
+        busy = bool(batch.events or batch.duplicates or batch.undecodable
+                    or batch.redelivered)
+        if busy:
+            continue  # more may be waiting: read again at once
+        if once:
+            return True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+    return True

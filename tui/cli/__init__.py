@@ -28,7 +28,8 @@ COMMAND_MODULES = (
     "tui.cli.standin",  # sim, demo
     "tui.cli.capture",  # capture
     "tui.cli.serve",  # serve
-    "tui.cli.report",  # report
+    "tui.cli.tasks",  # tasks (issue 12)
+    "tui.cli.report",  # report (issue 12)
 )
 
 Handler = Callable[[argparse.Namespace], int]
