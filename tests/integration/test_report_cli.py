@@ -209,3 +209,56 @@ def test_the_short_form_is_refused_when_two_configurations_share_the_name(
                        "--config", str(cfg))
     assert code == 1
     assert "2 configurations are named 'patch-web'" in err and "correlation id" in err
+
+
+def test_a_post_task_writes_the_runs_report_without_a_shell(
+    standin: StandInServer, standin_world: World, azurite: Azurite, queue_name: str,
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The README's example: a post task ``aumwatch report --format json --out-dir DIR``
+    (no RUN: it is the task's run, from AUMWATCH_TASK_CORRELATION_ID), run by
+    ``aumwatch tasks --once`` for a post-event that came through the queue."""
+    import sys
+
+    from azure.storage.queue import QueueClient
+
+    done = add_run(standin_world, config_object("patch-web"), NOW - timedelta(hours=2),
+                   status="Completed", machines=2, machine_status="Succeeded")
+    reports = tmp_path / "reports"
+    cfg = write_config(standin, tmp_path, azurite, queue_name)
+    with cfg.open("a", encoding="utf-8") as handle:
+        handle.write("[[tasks]]\n"
+                     'name = "report"\n'
+                     'on = "post"\n'
+                     'configurations = ["patch-*"]\n'
+                     f'command = ["{sys.executable}", "-m", "tui", "report", "--config", '
+                     f'"{cfg}", "--format", "json", "--out-dir", "{reports}"]\n'
+                     'timeout = "60s"\n')
+    post = build_event(kind="post", correlation_id=done.correlation_id,
+                       configuration_id=done.configuration_id, configuration_name="patch-web",
+                       start=done.start, end=done.end, subscription_ids=[SUB],
+                       event_time=done.start + timedelta(minutes=50), status="Succeeded")
+    QueueClient.from_connection_string(azurite.connection_string, queue_name).send_message(
+        encode_message(post))
+    code, out, err = cli(capsys, "tasks", "--once", "--config", str(cfg))
+    assert code == 0, (out, err)
+    [line] = [json.loads(item) for item in out.splitlines() if item.strip()]
+    assert (line["task"], line["outcome"], line["exit_code"]) == ("report", "ok", 0), line
+    [written] = list(reports.glob("patch-web-*.json"))
+    assert written.name == f"patch-web-{done.start:%Y%m%d%H%M%S}.json"
+    data = json.loads(written.read_text(encoding="utf-8"))
+    assert data["run"]["correlation_id"].lower() == done.correlation_id.lower()
+    assert [e["kind"] for e in data["events"]] == ["post"]
+    assert len(data["machines"]) == 2
+    # The report was written while its own task ran: the journal says so.
+    assert [(t["task"], t["outcome"]) for t in data["tasks"]] == [("report", "running")]
+
+
+def test_report_without_run_outside_a_task_says_how_to_name_it(
+    standin: StandInServer, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("AUMWATCH_TASK_CORRELATION_ID", raising=False)
+    code, out, err = cli(capsys, "report", "--config", str(write_config(standin, tmp_path)))
+    assert (code, out) == (1, "")
+    assert "name the run" in err and "AUMWATCH_TASK_CORRELATION_ID" in err
