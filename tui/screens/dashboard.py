@@ -131,6 +131,7 @@ class DashboardScreen(Screen[None]):
         self.runs_panel = RunsPanel(self.state, self.zone_of)
         self.events_panel = EventsPanel(self._format_event_time)
         self._notice: tuple[str, datetime] | None = None  # (text, shown until)
+        self._tasks_told = False  # whether the tasks' fate here was said once
 
     # -- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -231,6 +232,7 @@ class DashboardScreen(Screen[None]):
     def _events_fetched(self, message: EventsFetched) -> None:
         batch = message.batch
         self.apply_events(batch)
+        self._tasks_news()
         if self._rearm:
             self.poller.arm_next("events", self.state.next_delay("events", batch.error is None))
 
@@ -569,3 +571,31 @@ class DashboardScreen(Screen[None]):
             f"Task runs of {run.configuration_name} run {run.run_name} "
             f"({self.format_time(run.start, config)})", fetch,
             format_time=lambda when: self.format_time(when, config)))
+
+    def _tasks_news(self) -> None:
+        """Say once whether this dashboard runs the declared tasks (and why not, in the
+        status line), and each task run's outcome as it comes."""
+        monitor = self.monitor
+        if monitor is None or not self.settings.tasks:
+            return
+        if not self._tasks_told:
+            if monitor.tasks_refusal:
+                self._tasks_told = True
+                self.show_change(self.state.set_error("tasks", monitor.tasks_refusal))
+                self.notify(monitor.tasks_refusal, title="Tasks", severity="warning",
+                            markup=False, timeout=15)
+            elif monitor.runs_tasks:
+                self._tasks_told = True
+                self.show_notice(f"this dashboard runs the {len(self.settings.tasks)} "
+                                 "declared task(s); t: a run's task runs")
+        for result in monitor.take_task_results():
+            text = f"task {result.task} ({result.event_kind}): {result.outcome}"
+            if result.exit_code is not None:
+                text += f", exit code {result.exit_code}"
+            if result.cancelled_run:
+                text += "; it cancelled the run"
+            elif result.reason:
+                text += f"; {result.reason}"
+            failed = str(result.outcome) in ("failed", "timeout", "interrupted")
+            self.notify(text, title="Tasks", severity="error" if failed else "information",
+                        markup=False, timeout=15 if failed else 6)
