@@ -49,8 +49,6 @@ PORTALS: Mapping[str, str] = {
 DEFAULT_RULES = WindowRules()
 #: The audit outcome of a cancel read back as Cancelled (services/azure/journal.py).
 VERIFIED_OUTCOME = "verified-cancelled"
-#: Task-run states that mean the task is over (the rest: queued, running).
-TASK_DONE_STATES = frozenset({"ok", "failed", "timeout", "interrupted", "skipped-duplicate"})
 
 
 class ReportError(ValueError):
