@@ -39,6 +39,7 @@ from services.domain.runid import (
     correlation_id_for,
     parse_configuration_id,
     parse_run_id,
+    same_run,
 )
 from services.domain.runs import parse_time, run_from_row, run_query
 from services.domain.tasks import TaskSpec, tasks_for
@@ -183,11 +184,10 @@ def resolve_run(text: str, configs: Sequence[Configuration], journal_path: Path)
 
 
 async def _run_row(runner: QueryRunner, correlation_id: str) -> Run | None:
-    key = parse_run_id(correlation_id).key
     result = await runner.query(run_query(correlation_id), what="run query")
     for row in result.rows:
         run = run_from_row(row)
-        if run is not None and parse_run_id(run.correlation_id).key == key:
+        if run is not None and same_run(run.correlation_id, correlation_id):
             return run
     return None
 
@@ -247,11 +247,14 @@ async def gather_report(settings: Settings, run_text: str, *, runner: QueryRunne
                      "30 days): the run is reported from the journal")
     if graph_error is None and not facts.any:
         notes.append("the journal holds nothing about this run (no event, cancel or task)")
-    return build_report(
-        correlation_id, run=run, configuration=configuration_of(correlation_id, configs),
-        events=facts.events, cancels=facts.cancels, tasks=facts.tasks, machines=machines,
-        rules=settings.window_rules, now=clock.now(), cloud=settings.cloud,
-        tenant=settings.tenant, notes=notes)
+    try:
+        return build_report(
+            correlation_id, run=run, configuration=configuration_of(correlation_id, configs),
+            events=facts.events, cancels=facts.cancels, tasks=facts.tasks, machines=machines,
+            rules=settings.window_rules, now=clock.now(), cloud=settings.cloud,
+            tenant=settings.tenant, notes=notes)
+    except ReportError as exc:
+        raise ServiceError("bad_request", str(exc)) from None
 
 
 def write_atomically(path: Path, text: str) -> Path:
