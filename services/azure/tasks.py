@@ -236,7 +236,12 @@ class TaskRunner:
             configuration=event.configuration_name, started_at=started, pid=os.getpid())
         if seq is None:
             return self._emit(self._skipped(task, event, started))
-        exit_code, timed_out, interrupted, output = await self._execute(task, event)
+        try:
+            exit_code, timed_out, interrupted, output = await self._execute(task, event)
+        except Exception as exc:  # the claim must still be finished, never left "running"
+            exit_code, timed_out, interrupted = None, False, False
+            output = self._scrub(f"aumwatch could not run the task: {type(exc).__name__}: "
+                                 f"{exc}")
         ended = ensure_utc(self._clock.now())
         outcome = (TaskOutcome.INTERRUPTED if interrupted
                    else outcome_of(exit_code, timed_out=timed_out))
