@@ -11,9 +11,10 @@ Graph's row, then what the journaled events said (a pre-event's cut-off, a post-
 and status), then a verified cancel from the audit journal. A run neither Resource Graph nor
 the journal knows is still reported from its id (its start is its name).
 
-``cancelled_by`` in the report names who cancelled the run: the initiator (a task) or the
-identity of the audited cancel that was verified; without one, what Resource Graph's error text
-says (``user`` / ``platform``); null when the run was not cancelled.
+``cancelled_by`` in the report names who cancelled the run through aumwatch: the initiator (a
+task) or the identity of the audited cancel that was verified; null otherwise. A run cancelled
+elsewhere (the portal, the platform) keeps null there, and the extra key
+``cancelled_by_azure`` says what Resource Graph's error text says (``user`` / ``platform``).
 
 Portal links: a configuration's page uses the portal's generic resource address
 (``<portal>/#@<tenant>/resource<id>``, the form the portal itself uses for any Resource
@@ -252,6 +253,7 @@ class RunReport:
                 "expected": run.expected,
                 "error": run.error,
                 "cutoff": iso_z(run.cutoff),
+                "cancelled_by_azure": run.cancelled_by,
             },
             "timeline": [
                 {"time": iso_z(e.time), "what": e.what, "time_local": local_iso(e.time),
@@ -359,13 +361,9 @@ def _merged_run(correlation_id: str, run: Run | None, events: Sequence[EventFact
     return result
 
 
-def _cancelled_by(run: Run, cancels: Sequence[CancelFact]) -> str | None:
+def _cancelled_by(cancels: Sequence[CancelFact]) -> str | None:
     verified = [c for c in cancels if c.verified]
-    if verified:
-        return verified[-1].who
-    if run.status.lower() in ("cancelled", "canceled"):
-        return run.cancelled_by
-    return None
+    return verified[-1].who if verified else None
 
 
 def _totals(machines: Sequence[Machine], tasks: Sequence[TaskFact],
@@ -497,7 +495,7 @@ def build_report(
     return RunReport(
         generated_at=ensure_utc(now),
         run=merged,
-        cancelled_by=_cancelled_by(merged, cancel_list),
+        cancelled_by=_cancelled_by(cancel_list),
         configuration=configuration,
         zone=zone,
         zone_name=zone_name,

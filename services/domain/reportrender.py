@@ -138,6 +138,8 @@ def _status(report: RunReport) -> str:
     text = run.status + (" (only computed from the schedule)" if run.expected else "")
     if report.cancelled_by:
         text += f"; cancelled by {report.cancelled_by}"
+    elif run.cancelled_by and run.status.lower() in ("cancelled", "canceled"):
+        text += f"; cancelled by {run.cancelled_by} (Azure's error text; not through aumwatch)"
     return text
 
 

@@ -218,11 +218,15 @@ def test_a_refused_cancel_does_not_make_anyone_the_canceller() -> None:
     assert report.cancels and report.cancelled_by is None
 
 
-def test_a_run_cancelled_outside_aumwatch_says_what_resource_graph_says() -> None:
+def test_a_run_cancelled_outside_aumwatch_names_no_canceller_but_says_what_azure_says() -> None:
     run = Run(correlation_id=RUN_ID, configuration_id=CONFIG_ID, configuration_name="patch-web",
               run_name="20260310123000", start=T, status="Cancelled", cancelled_by="platform")
-    assert build_report(RUN_ID, run=run, configuration=None, now=NOW).cancelled_by == \
-        "platform"
+    report = build_report(RUN_ID, run=run, configuration=None, now=NOW)
+    assert report.cancelled_by is None
+    data = report.to_json()["run"]
+    assert (data["cancelled_by"], data["cancelled_by_azure"]) == (None, "platform")
+    assert "- **Status:** Cancelled; cancelled by platform (Azure's error text; not through " \
+        "aumwatch)" in render(report, "md")
 
 
 def test_a_run_only_the_journal_knows_is_reported_from_its_events() -> None:
