@@ -42,6 +42,9 @@ from services.domain.errors import ServiceError, service_error
 from services.domain.model import Configuration, Fetched, Machine, Run
 from services.settings import Settings
 
+#: How long closing waits for running tasks to stop and be recorded (they get SIGTERM, then
+#: SIGKILL after services/azure/tasks.py's grace).
+TASK_STOP_WAIT = timedelta(seconds=6)
 #: Source names, in the order the status bar lists them.
 SOURCES = ("configs", "runs", "events")
 __all__ = ["SOURCES", "Monitor"]
@@ -93,6 +96,7 @@ class Monitor:
         self._runner_lock: Any = None
         self.tasks_refusal: str | None = None
         self._task_results: list[Any] = []
+        self._events_poll: asyncio.Future[EventBatch] | None = None
         self.fetched_at: dict[str, datetime | None] = dict.fromkeys(SOURCES)
         self.measured_skew: timedelta | None = None
         self.closed = False
@@ -295,7 +299,16 @@ class Monitor:
         now = self.clock.now()
         if source is None:
             return EventBatch(mode="peek", fetched_at=now, error=self._events_error)
-        batch: EventBatch = await source.poll()
+        batch: EventBatch
+        if self._task_runner is not None:
+            # A poll that runs tasks must not be cut short: a refresh restarts the poll
+            # worker, and cancelling it would abandon a task mid-run with its claim left
+            # "running". The poll runs on by itself; the next caller awaits the same one.
+            if self._events_poll is None or self._events_poll.done():
+                self._events_poll = asyncio.ensure_future(source.poll())
+            batch = await asyncio.shield(self._events_poll)
+        else:
+            batch = await source.poll()
         if batch.error is None:
             self.fetched_at["events"] = batch.fetched_at
         return batch
@@ -374,10 +387,14 @@ class Monitor:
             return
         self.closed = True
         if self._task_runner is not None:
-            # End running tasks' process groups; a row left running is recorded interrupted
-            # by the next runner's start.
+            # End running tasks' process groups and let the poll record them interrupted
+            # (a row still left running is recorded so by the next runner's start).
             with contextlib.suppress(Exception):
                 self._task_runner.request_stop()
+            if self._events_poll is not None and not self._events_poll.done():
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(asyncio.shield(self._events_poll),
+                                           TASK_STOP_WAIT.total_seconds())
         if self._runner_lock is not None:
             self._runner_lock.release()
         for closer in (self._runner, self._maintenance,

@@ -54,9 +54,10 @@ def queue_name(azurite: Azurite) -> Iterator[str]:
 
 
 def settings_for(server: StandInServer, azurite: Azurite, queue_name: str, tmp_path: Path,
-                 *, mode: str = "consume", read_only: bool = False) -> Settings:
+                 *, mode: str = "consume", read_only: bool = False,
+                 script_text: str = PRECHECK, args: str = "") -> Settings:
     script = tmp_path / "precheck.py"
-    script.write_text(PRECHECK, encoding="utf-8")
+    script.write_text(script_text, encoding="utf-8")
     path = tmp_path / "aumwatch.toml"
     path.write_text(
         "[azure]\n"
@@ -76,7 +77,7 @@ def settings_for(server: StandInServer, azurite: Azurite, queue_name: str, tmp_p
         'name = "precheck"\n'
         'on = "pre"\n'
         'configurations = ["patch-*"]\n'
-        f'command = ["{sys.executable}", "{script}"]\n'
+        f'command = ["{sys.executable}", "{script}"{args}]\n'
         'timeout = "30s"\n'
         "cancel_on_failure = true\n",
         encoding="utf-8")
@@ -176,3 +177,34 @@ async def test_a_second_runner_on_the_queue_is_refused_naming_the_holder(
             assert error is not None and "another aumwatch tasks" in error
     assert messages_left(azurite, queue_name) == 1
     assert standin_world.get_run(run.correlation_id).status == "Pending"
+
+
+#: A pre-check that notes it ran (in argv[1]), takes two seconds, and passes.
+SLOW_CHECK = "import sys, time\nopen(sys.argv[1], 'a').write('ran\\n')\ntime.sleep(2)\n"
+
+
+async def test_a_refresh_while_a_task_runs_neither_abandons_nor_repeats_it(
+    run: SimRun, standin: StandInServer, standin_clock: ManualClock, standin_world: World,
+    azurite: Azurite, queue_name: str, tmp_path: Path,
+) -> None:
+    import asyncio
+    import time
+
+    marker = tmp_path / "ran.txt"
+    send_pre_event(azurite, queue_name, run)
+    settings = settings_for(standin, azurite, queue_name, tmp_path, script_text=SLOW_CHECK,
+                            args=f', "{marker}"')
+    app = make_app(settings, standin_clock)
+    async with app.run_test(size=SIZE) as pilot:
+        deadline = time.monotonic() + 20
+        while not marker.exists():  # the task process has started
+            assert time.monotonic() < deadline, "the task never started"
+            await asyncio.sleep(0.05)
+        await pilot.press("ctrl+r")  # restarts the events poll worker mid-task
+        await settle(pilot)
+        with Journal(tmp_path / "journal.sqlite3") as journal:
+            [task_run] = journal.task_runs(run.correlation_id)
+        assert (task_run.state, task_run.exit_code) == ("ok", 0)
+        assert marker.read_text(encoding="utf-8") == "ran\n"  # once
+        assert messages_left(azurite, queue_name) == 0
+        assert standin_world.get_run(run.correlation_id).status == "Pending"
