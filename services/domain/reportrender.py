@@ -342,6 +342,7 @@ dl.summary { display: grid; grid-template-columns: max-content auto; gap: 0.2em 
 dl.summary dt { font-weight: bold; } dl.summary dd { margin: 0; }
 pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; white-space: pre-wrap; }
 .note { color: #555; }
+td.time { white-space: nowrap; }
 """.strip()
 
 
@@ -351,10 +352,13 @@ def h(text: object) -> str:
 
 
 def _html_table(head: Sequence[str], rows: Sequence[Sequence[str]],
-                first_links: Sequence[str | None] = ()) -> list[str]:
+                first_links: Sequence[str | None] = (),
+                times: Sequence[int] = ()) -> list[str]:
+    """A table; ``times`` are the indexes of columns of times (kept on one line)."""
     out = ["<table>", "<tr>" + "".join(f"<th>{h(c)}</th>" for c in head) + "</tr>"]
     for index, row in enumerate(rows):
-        cells = [f"<td>{h(c)}</td>" for c in row]
+        cells = [f'<td class="time">{h(c)}</td>' if column in times else f"<td>{h(c)}</td>"
+                 for column, c in enumerate(row)]
         link = first_links[index] if index < len(first_links) else None
         if link:
             cells[0] = (f'<td><a href="{h(link)}" rel="noopener noreferrer">{h(row[0])}</a>'
@@ -393,15 +397,15 @@ def render_html(report: RunReport) -> str:
     zone_head = TIMELINE_HEAD[1].format(zone=report.zone_name)
     out.append("<h2>Timeline</h2>")
     out += _html_table((TIMELINE_HEAD[0], zone_head, *TIMELINE_HEAD[2:]),
-                       _timeline_rows(report))
+                       _timeline_rows(report), times=(0, 1, 2))
     out.append("<h2>Events</h2>")
-    out += (_html_table(EVENT_HEAD, _event_rows(report)) if report.events else
+    out += (_html_table(EVENT_HEAD, _event_rows(report), times=(1, 2, 3)) if report.events else
             ['<p class="note">No pre/post event of this run is in the journal.</p>'])
     out.append("<h2>Cancel attempts</h2>")
-    out += (_html_table(CANCEL_HEAD, _cancel_rows(report)) if report.cancels else
+    out += (_html_table(CANCEL_HEAD, _cancel_rows(report), times=(0, 1)) if report.cancels else
             ['<p class="note">No cancel attempt of this run is in the audit journal.</p>'])
     out.append("<h2>Tasks</h2>")
-    out += (_html_table(TASK_HEAD, _task_rows(report)) if report.tasks else
+    out += (_html_table(TASK_HEAD, _task_rows(report), times=(3, 4)) if report.tasks else
             ['<p class="note">No task ran for this run.</p>'])
     for task in report.tasks:
         if task.output:
