@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "tui.cli.tasks",  # tasks (issue 12)
     "tui.cli.subscriptions",  # subscriptions (Event Grid wiring)
     "tui.cli.setup",  # setup events
+    "tui.cli.report",  # report (issue 12)
 )
 
 Handler = Callable[[argparse.Namespace], int]
