@@ -49,6 +49,14 @@ The config file (default ``<user config dir>/aumwatch/config.toml``, or ``--conf
 
     [paths]
     data_dir = "/path/for/the/journal"
+
+    [[tasks]]                        # pre/post tasks run by `aumwatch tasks` (file only)
+    name = "precheck"                # unique
+    on = "pre"                       # pre | post
+    configurations = ["prod-*"]      # names or globs, case-insensitive
+    command = ["/usr/local/bin/precheck", "--strict"]   # an argument list, never a shell line
+    timeout = "5m"                   # 1s..2h
+    cancel_on_failure = true         # pre tasks only: cancel the run if this fails in time
 """
 
 from __future__ import annotations
@@ -65,6 +73,13 @@ from types import MappingProxyType
 from typing import Any
 
 from services.domain.arrivals import ArrivalRules
+from services.domain.tasks import (
+    DEFAULT_TASK_TIMEOUT,
+    MAX_TASK_TIMEOUT,
+    MIN_TASK_TIMEOUT,
+    TASK_EVENT_KINDS,
+    TaskSpec,
+)
 from services.domain.window import WindowRules
 
 ENV_PREFIX = "AUMWATCH_"
@@ -99,7 +114,7 @@ DEFAULT_PRE_EVENT_LATEST = ArrivalRules().pre_event_latest
 #: The dashboard's binding ids that the ``[keys]`` table may remap (``id = "keys"``).
 KEY_BINDING_IDS = ("quit", "help", "cancel", "pause", "refresh", "zone", "filter",
                    "clear_filter", "export", "panel.configs", "panel.run", "panel.runs",
-                   "panel.events", "wiring")
+                   "panel.events", "report", "tasks", "wiring")
 
 SECRET_NAMES = frozenset({"token", "queue_connection_string"})
 MASK = "********"
@@ -329,6 +344,8 @@ class Settings:
     #: The dashboard's keymap from the ``[keys]`` table: binding id -> keys (``"ctrl+k"``),
     #: only ids of :data:`KEY_BINDING_IDS`.
     keymap: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    #: The ``[[tasks]]`` of the config file (issue 12); never from the environment or flags.
+    tasks: tuple[TaskSpec, ...] = ()
     config_path: Path | None = None
     sources: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     warnings: tuple[str, ...] = ()
@@ -372,6 +389,8 @@ class Settings:
                                                                                 "default")))
         keys = ", ".join(f"{k}={v}" for k, v in sorted(self.keymap.items()))
         out.append(("keymap", keys or "(defaults)", self.sources.get("keymap", "default")))
+        out.append(("tasks", "; ".join(t.describe() for t in self.tasks) or "(none)",
+                    self.sources.get("tasks", "default")))
         return out
 
     def to_json(self) -> list[dict[str, Any]]:
@@ -381,6 +400,8 @@ class Settings:
             value = getattr(self, name)
             if name in SECRET_NAMES:
                 shown: Any = MASK if value else None
+            elif name == "tasks":
+                shown = [task_json(t) for t in value]
             elif isinstance(value, timedelta):
                 shown = value.total_seconds()
             elif isinstance(value, Path):
@@ -431,6 +452,9 @@ def read_config_file(path: Path) -> tuple[dict[str, Any], list[str]]:
     values: dict[str, Any] = {}
     warnings: list[str] = []
     for section, table in raw.items():
+        if section == "tasks":
+            values["tasks"] = table  # validated by parse_tasks, with the file's name
+            continue
         if not isinstance(table, dict):
             warnings.append(f"{path}: top-level key {section!r} ignored (expected a [section])")
             continue
@@ -556,12 +580,15 @@ def load_settings(
         raise SettingsError(f"events: {exc}") from None
     keymap = file_values.get("keys") or {}
     sources["keymap"] = "file" if keymap else "default"
+    tasks = parse_tasks(file_values["tasks"], path) if "tasks" in file_values else ()
+    sources["tasks"] = "file" if tasks else "default"
     if values["cloud"] == "standin" and not values["arm_endpoint"]:
         raise SettingsError("cloud 'standin' needs arm_endpoint (written by `aumwatch sim`)")
 
     return Settings(
         **values,
         keymap=MappingProxyType(dict(keymap)),
+        tasks=tasks,
         config_path=path,
         sources=MappingProxyType(sources),
         warnings=tuple(warnings),
@@ -571,3 +598,90 @@ def load_settings(
 def settings_fields() -> tuple[str, ...]:
     """Names of all Settings fields (for tests and ``config show``)."""
     return tuple(f.name for f in fields(Settings))
+
+
+# --- [[tasks]] (issue 12) --------------------------------------------------------------------
+
+_TASK_KEYS = ("name", "on", "configurations", "command", "timeout", "cancel_on_failure")
+
+
+def task_json(task: TaskSpec) -> dict[str, Any]:
+    """One task as ``config show --json`` prints it."""
+    return {"name": task.name, "on": task.on, "configurations": list(task.configurations),
+            "command": list(task.command), "timeout": task.timeout.total_seconds(),
+            "cancel_on_failure": task.cancel_on_failure}
+
+
+def parse_tasks(raw: Any, path: Path | None) -> tuple[TaskSpec, ...]:
+    """Validate the config file's ``[[tasks]]`` array of tables into task specs.
+
+    Every error names the file, the task (by name, else by position) and the key. The
+    command must be an argument list: a string would need a shell to split it, and a shell
+    is exactly what event data must never reach.
+    """
+    where = f"{path}: " if path is not None else ""
+    if not isinstance(raw, list):
+        raise SettingsError(f"{where}tasks must be an array of tables ([[tasks]]), "
+                            f"got {type(raw).__name__}")
+    out: list[TaskSpec] = []
+    seen: set[str] = set()
+    for index, table in enumerate(raw, start=1):
+        label = f"{where}[[tasks]] #{index}"
+        if not isinstance(table, dict):
+            raise SettingsError(f"{label}: expected a table with {', '.join(_TASK_KEYS)}")
+        name = table.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise SettingsError(f"{label}: name: expected a non-empty string, got {name!r}")
+        name = name.strip()
+        if not all(c.isprintable() for c in name):
+            raise SettingsError(f"{label}: name: control characters are not allowed")
+        label = f"{where}task {name!r}"
+        if name.casefold() in seen:
+            raise SettingsError(f"{label}: name: declared twice (task names must be unique)")
+        seen.add(name.casefold())
+        unknown = sorted(set(table) - set(_TASK_KEYS))
+        if unknown:
+            raise SettingsError(f"{label}: unknown key(s) {', '.join(unknown)}; known: "
+                                f"{', '.join(_TASK_KEYS)}")
+        on = table.get("on")
+        if not isinstance(on, str) or on.strip().lower() not in TASK_EVENT_KINDS:
+            raise SettingsError(f"{label}: on: expected pre or post, got {on!r}")
+        on = on.strip().lower()
+        configurations = table.get("configurations")
+        if isinstance(configurations, str):
+            configurations = [configurations]
+        if (not isinstance(configurations, list) or not configurations
+                or not all(isinstance(c, str) and c.strip() for c in configurations)):
+            raise SettingsError(f"{label}: configurations: expected a non-empty list of "
+                                f"configuration names or globs, got {configurations!r}")
+        command = table.get("command")
+        if isinstance(command, str):
+            raise SettingsError(f"{label}: command: expected an argument list such as "
+                                f"[\"/usr/bin/precheck\", \"--strict\"], got the string "
+                                f"{command!r}; aumwatch never runs a command through a shell")
+        if (not isinstance(command, list) or not command
+                or not all(isinstance(a, str) for a in command) or not command[0].strip()):
+            raise SettingsError(f"{label}: command: expected a non-empty list of strings, "
+                                f"got {command!r}")
+        if any("\x00" in a for a in command):
+            raise SettingsError(f"{label}: command: an argument holds a NUL character")
+        timeout = DEFAULT_TASK_TIMEOUT
+        if "timeout" in table:
+            timeout = parse_duration(table["timeout"], default_unit="s",
+                                     what=f"{label}: timeout")
+            if not MIN_TASK_TIMEOUT <= timeout <= MAX_TASK_TIMEOUT:
+                raise SettingsError(
+                    f"{label}: timeout: between {_format_duration(MIN_TASK_TIMEOUT)} and "
+                    f"{_format_duration(MAX_TASK_TIMEOUT)}, got {table['timeout']!r}")
+        cancel = table.get("cancel_on_failure", False)
+        if not isinstance(cancel, bool):
+            raise SettingsError(f"{label}: cancel_on_failure: expected true or false, "
+                                f"got {cancel!r}")
+        if cancel and on != "pre":
+            raise SettingsError(f"{label}: cancel_on_failure: only a pre task can cancel the "
+                                "run (after the post event there is nothing left to cancel)")
+        out.append(TaskSpec(name=name, on=on,
+                            configurations=tuple(c.strip() for c in configurations),
+                            command=tuple(command), timeout=timeout,
+                            cancel_on_failure=cancel))
+    return tuple(out)

@@ -14,6 +14,7 @@ from services.azure.cancel import CancelResult
 from services.azure.eventgrid import WiringSnapshot
 from services.azure.eventsource import EventBatch
 from services.domain.model import Configuration, Fetched, Machine, Run
+from tui.report import ReportOutcome
 
 
 class ConfigsFetched(Message):
@@ -113,3 +114,11 @@ class FilterSet(Message):
         super().__init__()
         self.text = text
         self.done = done
+
+
+class ReportWritten(Message):
+    """The report key's work finished (``outcome.path`` None: not written, and why)."""
+
+    def __init__(self, outcome: ReportOutcome) -> None:
+        super().__init__()
+        self.outcome = outcome

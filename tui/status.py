@@ -15,8 +15,9 @@ EVENTS_STALE = timedelta(seconds=60)
 
 
 def status_data(state: DashboardState, monitor: Monitor | None, *, queue_configured: bool,
-                poll_interval: timedelta, paused: bool) -> StatusData:
-    """The status bar's data now (``state.clock``)."""
+                poll_interval: timedelta, paused: bool,
+                notice: str | None = None) -> StatusData:
+    """The status bar's data now (``state.clock``); ``notice`` is a passing message."""
     now = state.clock.now()
     ages: dict[str, timedelta | None] = monitor.ages(now) if monitor else {}
     stale = max(poll_interval * 3, timedelta(seconds=60))
@@ -41,4 +42,4 @@ def status_data(state: DashboardState, monitor: Monitor | None, *, queue_configu
         queue_mode=state.queue_mode, queue_depth=state.queue_depth,
         queue_depth_capped=state.queue_capped, clock_skew=skew,
         skew_warning=skew is not None and skew_is_large(skew),
-        read_only=state.read_only, paused=paused, last_error=state.last_error)
+        read_only=state.read_only, paused=paused, last_error=state.last_error, notice=notice)

@@ -61,6 +61,8 @@ class StatusData:
         read_only: cancelling is disabled (flag, config or lock).
         paused: refresh paused by the operator.
         last_error: the last error, one line (untrusted text, sanitized here).
+        notice: a passing message ("report written to ..."), one line, shown on the second
+            line when there is no error (sanitized here too).
     """
 
     sources: tuple[SourceAge, ...] = field(default_factory=tuple)
@@ -74,6 +76,7 @@ class StatusData:
     read_only: bool = False
     paused: bool = False
     last_error: str | None = None
+    notice: str | None = None
 
 
 def format_age(age: timedelta | None) -> str:
@@ -163,7 +166,7 @@ def _drawn(data: StatusData) -> tuple[object, ...]:
     styles) and the error. Two data with the same value here draw the same lines."""
     items = tuple((item.priority, item.text.plain, str(item.text.style),
                    tuple(item.text.spans)) for item in _items(data))
-    return items, data.last_error
+    return items, data.last_error, data.notice
 
 
 def _join(items: list[_Item]) -> Text:
@@ -176,7 +179,8 @@ def _join(items: list[_Item]) -> Text:
 
 
 def status_lines(data: StatusData, width: int) -> list[Text]:
-    """Lay out `data` in `width` cells: one line of items, plus one for the last error.
+    """Lay out `data` in `width` cells: one line of items, plus one for the last error (or,
+    without one, the notice).
 
     Items are dropped least-important first until the line fits; the error line is cut to
     the width with an ellipsis. No returned line is wider than `width`.
@@ -194,6 +198,11 @@ def status_lines(data: StatusData, width: int) -> list[Text]:
         error.append(sanitize(data.last_error, ERROR_MAX_LEN), style=STYLE_ALERT)
         error.truncate(width, overflow="ellipsis")
         lines.append(error)
+    elif data.notice:
+        notice = Text("✓ ", style=STYLE_DIM, no_wrap=True, end="")
+        notice.append(sanitize(data.notice, ERROR_MAX_LEN))
+        notice.truncate(width, overflow="ellipsis")
+        lines.append(notice)
     return lines
 
 

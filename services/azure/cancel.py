@@ -139,6 +139,9 @@ class CancelTarget:
     start: datetime
     cutoff: datetime | None = None
     computed_id: bool = False
+    #: Who asked for the cancel when it was not a person ("task precheck (exit 3)"); the
+    #: audit records it. None for a cancel confirmed at the keyboard.
+    initiator: str | None = None
 
 
 @dataclass(frozen=True)
@@ -440,7 +443,7 @@ class Canceller:
                     attempted_at=ensure_utc(self._clock.now()), run_id=target.correlation_id,
                     configuration=target.configuration_name, computed_id=target.computed_id,
                     identity=self.identity, api_version=self.api_version,
-                    outcome=AuditOutcome.REFUSED, reason=reason)
+                    outcome=AuditOutcome.REFUSED, reason=reason, initiator=target.initiator)
             except JournalError as exc:
                 journal_error = str(exc)
         return CancelResult(Outcome.REFUSED, f"refused: {reason}", target.correlation_id,
@@ -455,7 +458,8 @@ class Canceller:
             seq = self._journal.begin_cancel(
                 attempted_at=now, run_id=target.correlation_id,
                 configuration=target.configuration_name, computed_id=target.computed_id,
-                identity=self.identity, api_version=self.api_version)
+                identity=self.identity, api_version=self.api_version,
+                initiator=target.initiator)
         except JournalError as exc:
             return None, str(exc)
         return seq, None

@@ -434,7 +434,9 @@ async def send_metrics_request(client: Any, topic_id: str, since: datetime,
     except ValueError:
         body = None
     if status >= 400:
-        raise _http_error(status, body, text, response.headers, "reading the delivery metrics")
+        # ``until`` is the reader's "now" (a Retry-After may be an HTTP date).
+        raise _http_error(status, body, text, response.headers, "reading the delivery metrics",
+                          now=until)
     if not isinstance(body, Mapping):
         raise ServiceError("server", "reading the delivery metrics: the answer is not a JSON "
                            "object", status=status)
@@ -442,12 +444,14 @@ async def send_metrics_request(client: Any, topic_id: str, since: datetime,
 
 
 def _http_error(status: int, body: Any, text: str, headers: Mapping[str, str],
-                what: str) -> ServiceError:
+                what: str, *, now: datetime) -> ServiceError:
     """A ServiceError for an error status of a raw pipeline call (ARM error envelope)."""
     from services.azure.resourcegraph import parse_retry_after
 
     detail = ""
-    error = body.get("error") if isinstance(body, Mapping) else None
+    # ARM writes ``{"error": {"code", "message"}}``; Azure Monitor's metrics API a flat
+    # ``{"code", "message"}``.
+    error = body.get("error", body) if isinstance(body, Mapping) else None
     if isinstance(error, Mapping):
         code, message = error.get("code"), error.get("message")
         detail = f"{code}: {message}" if code and message else str(message or code or "")
@@ -457,7 +461,7 @@ def _http_error(status: int, body: Any, text: str, headers: Mapping[str, str],
     kind = kind_for_status(status)
     retry_after = None
     if kind == "throttled":
-        retry_after = parse_retry_after(headers.get("Retry-After"), SystemClock().now())
+        retry_after = parse_retry_after(headers.get("Retry-After"), now)
     hints = {"forbidden": "the identity needs Reader (or Monitoring Reader) on the topic",
              "throttled": "Azure Resource Manager is throttling; read again later"}
     hint = hints.get(kind)

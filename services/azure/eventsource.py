@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 import os
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -40,6 +40,9 @@ from services.domain.errors import service_error
 from services.domain.events import EventDecodeError, MaintenanceEvent, decode_message
 
 Mode = Literal["peek", "consume"]
+#: Awaited in consume mode with one message's decoded events (all of them, also those already
+#: journaled by an earlier delivery) before the message is deleted; False keeps the message.
+BeforeDelete = Callable[[tuple[MaintenanceEvent, ...]], Awaitable[bool]]
 MODES: tuple[Mode, ...] = ("peek", "consume")
 
 #: The most messages one peek (or one receive) can return (Storage Queue service limit).
@@ -285,6 +288,8 @@ class EventSource:
         seen_limit: int = 10_000,
         dedupe_horizon: timedelta = DEDUPE_HORIZON,
         depth_every: int = DEPTH_EVERY,
+        before_delete: BeforeDelete | None = None,
+        max_messages: int = PEEK_LIMIT,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"queue mode must be peek or consume, not {mode!r}")
@@ -297,6 +302,12 @@ class EventSource:
             raise ValueError(f"depth_every must be at least 1 poll, got {depth_every}")
         if dedupe_horizon <= timedelta(0):
             raise ValueError(f"dedupe_horizon must be positive, got {dedupe_horizon}")
+        if before_delete is not None and mode != "consume":
+            raise ValueError("before_delete is for consume mode only (peek deletes nothing)")
+        if not 1 <= max_messages <= PEEK_LIMIT:
+            raise ValueError(f"max_messages must be 1..{PEEK_LIMIT}, got {max_messages}")
+        self._before_delete = before_delete
+        self._max_messages = max_messages
         self.queue = queue
         self.mode: Mode = mode
         self._clock = clock
@@ -341,12 +352,15 @@ class EventSource:
                     self._take(message, collector)
             else:
                 pager = self.queue.receive_messages(
-                    messages_per_page=PEEK_LIMIT, max_messages=PEEK_LIMIT,
+                    messages_per_page=self._max_messages, max_messages=self._max_messages,
                     visibility_timeout=self._visibility)
                 async for message in pager:
                     read += 1
+                    collector.last_events = ()
                     if not self._take(message, collector):
                         # Journal failed: leave this and the rest to reappear later.
+                        break
+                    if not await self._before_deleting(collector):
                         break
                     await self._delete(message, collector)
             if depth is None and read >= PEEK_LIMIT:
@@ -393,6 +407,7 @@ class EventSource:
             events = decode_message(raw)
         except EventDecodeError as exc:
             return self._undecodable(raw, str(exc), message_id, inserted_at, out)
+        out.last_events = tuple(events)
         shown: list[ReceivedEvent] = []
         dups: list[ReceivedEvent] = []
         seen_before = True
@@ -451,6 +466,20 @@ class EventSource:
                                                   message_id, inserted_at))
         return True
 
+    async def _before_deleting(self, out: _Collector) -> bool:
+        """Await the ``before_delete`` hook with the message's events; False keeps the
+        message in the queue (the hook failed or said its work is not recorded)."""
+        if self._before_delete is None or not out.last_events:
+            return True
+        try:
+            done = await self._before_delete(out.last_events)
+        except Exception as exc:  # the hook's failure keeps the message, never the caller down
+            out.fail(service_error(exc, what="recording the message's task runs").message)
+            return False
+        if not done:
+            out.fail("the message's task runs could not be recorded: it stays in the queue")
+        return bool(done)
+
     async def _delete(self, message: Any, out: _Collector) -> None:
         try:
             await self.queue.delete_message(message)
@@ -469,6 +498,8 @@ class _Collector:
         self.undecodable: list[UndecodableMessage] = []
         self.redelivered = 0
         self.error: str | None = None
+        #: The decoded events of the message being handled (for the before_delete hook).
+        self.last_events: tuple[MaintenanceEvent, ...] = ()
 
     def fail(self, message: str) -> None:
         # The first failure is the one that explains the rest.

@@ -20,7 +20,7 @@ import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -185,6 +185,27 @@ class CancelAuditRow:
     api_version: str | None
     http_status: int | None
     run_status: str | None
+    #: Who started the cancel when it was not a person: "task precheck (exit 3)".
+    initiator: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskRunRow:
+    """One row of the task_runs table: one task for one (run, event kind)."""
+
+    seq: int
+    run_id: str
+    event_kind: str
+    task: str
+    configuration: str | None
+    state: str  # running | ok | failed | timeout | interrupted (services.domain.tasks)
+    started_at: datetime
+    ended_at: datetime | None
+    exit_code: int | None
+    output: str | None
+    cancelled_run: bool
+    detail: str | None
+    pid: int | None
 
 
 def default_journal_path() -> Path:
@@ -487,21 +508,23 @@ class Journal:
         api_version: str | None,
         outcome: AuditOutcome = AuditOutcome.SENT,
         reason: str | None = None,
+        initiator: str | None = None,
     ) -> int:
         """Write an audit row for a cancel attempt and commit; return its row number.
 
         Written *before* the request goes out (outcome ``sent``) so that even a crash
         mid-request leaves a trace; :meth:`finish_cancel` records the outcome. A refusal is
-        written whole, with ``outcome=REFUSED`` and its reason.
+        written whole, with ``outcome=REFUSED`` and its reason. ``initiator`` names who
+        started it when it was not a person ("task precheck (exit 3)").
         """
         finished = _iso(attempted_at) if outcome is AuditOutcome.REFUSED else None
         with self._write("record a cancel attempt") as conn:
             cursor = conn.execute(
                 "INSERT INTO cancel_audit (attempted_at, finished_at, identity, run_id,"
-                " configuration, computed_id, outcome, reason, api_version)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " configuration, computed_id, outcome, reason, api_version, initiator)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (_iso(attempted_at), finished, identity, run_id, configuration,
-                 int(computed_id), str(outcome), reason, api_version),
+                 int(computed_id), str(outcome), reason, api_version, initiator),
             )
             return int(cursor.lastrowid or 0)
 
@@ -550,15 +573,151 @@ class Journal:
         with self._lock, self._errors("read"):
             rows = self._connection().execute(
                 "SELECT seq, attempted_at, finished_at, identity, run_id, configuration,"
-                " computed_id, outcome, reason, api_version, http_status, run_status"
-                " FROM cancel_audit ORDER BY seq"
+                " computed_id, outcome, reason, api_version, http_status, run_status,"
+                " initiator FROM cancel_audit ORDER BY seq"
             ).fetchall()
         return [
             CancelAuditRow(
                 seq=r[0], attempted_at=_parse_iso(r[1]),
                 finished_at=_parse_iso(r[2]) if r[2] else None, identity=r[3], run_id=r[4],
                 configuration=r[5], computed_id=bool(r[6]), outcome=r[7], reason=r[8],
-                api_version=r[9], http_status=r[10], run_status=r[11],
+                api_version=r[9], http_status=r[10], run_status=r[11], initiator=r[12],
             )
             for r in rows
         ]
+
+    # -- task runs (issue 12) ----------------------------------------------------------------
+    def claim_task_run(
+        self,
+        *,
+        run_id: str,
+        event_kind: str,
+        task: str,
+        configuration: str | None,
+        started_at: datetime,
+        pid: int | None = None,
+    ) -> int | None:
+        """Claim one task for one (run, event kind) before it starts: insert a ``running``
+        row and commit; return its row number, or None when the key is already journaled
+        (a duplicate delivery, or a run interrupted earlier): the task must not run.
+
+        ``pid`` is the process that runs the task, so a later runner can tell a row left
+        ``running`` by a dead process (:meth:`mark_interrupted_task_runs`). Run ids compare
+        case-insensitively, as everywhere (docs/architecture.md "Run identity").
+        """
+        key = run_id.strip().rstrip("/").lower()
+        with self._write("record a task run") as conn:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO task_runs (run_id, event_kind, task, configuration,"
+                " state, started_at, pid) VALUES (?, ?, ?, ?, 'running', ?, ?)",
+                (key, event_kind.lower(), task, configuration, _iso(started_at), pid),
+            )
+            if cursor.rowcount != 1:
+                return None
+            return int(cursor.lastrowid or 0)
+
+    def finish_task_run(
+        self,
+        seq: int,
+        *,
+        state: str,
+        ended_at: datetime,
+        exit_code: int | None = None,
+        output: str | None = None,
+        detail: str | None = None,
+        cancelled_run: bool = False,
+    ) -> None:
+        """Record how the task run claimed as ``seq`` ended (``output`` already bounded and
+        scrubbed of secrets by the caller; ``cancelled_run`` only for a verified cancel)."""
+        with self._write("record a task outcome") as conn:
+            cursor = conn.execute(
+                "UPDATE task_runs SET state = ?, ended_at = ?, exit_code = ?, output = ?,"
+                " detail = ?, cancelled_run = ? WHERE seq = ?",
+                (str(state), _iso(ended_at), exit_code, output, detail, int(cancelled_run),
+                 seq),
+            )
+            if cursor.rowcount != 1:
+                raise JournalError(f"journal {self.path}: no task run #{seq} to finish")
+
+    def mark_interrupted_task_runs(
+        self,
+        *,
+        ended_at: datetime,
+        is_alive: Callable[[int], bool],
+        detail: str = "its runner stopped while it ran (crash or kill); not re-run",
+    ) -> list[TaskRunRow]:
+        """Turn the rows left ``running`` by a process that is gone (``is_alive(pid)`` is
+        False, or no pid was recorded) into ``interrupted``; return them as they are now.
+
+        They are never run again: a task that may have done half its work is reported, not
+        repeated behind the operator's back.
+        """
+        with self._write("mark interrupted task runs") as conn:
+            rows = conn.execute(
+                "SELECT seq, pid FROM task_runs WHERE state = 'running'").fetchall()
+            dead = [seq for seq, pid in rows if pid is None or not is_alive(int(pid))]
+            for seq in dead:
+                conn.execute(
+                    "UPDATE task_runs SET state = 'interrupted', ended_at = ?, detail = ?"
+                    " WHERE seq = ? AND state = 'running'", (_iso(ended_at), detail, seq))
+        if not dead:
+            return []
+        wanted = set(dead)
+        return [row for row in self.task_runs() if row.seq in wanted]
+
+    def task_runs(self, run_id: str | None = None) -> list[TaskRunRow]:
+        """Journaled task runs, oldest first; only one run's when ``run_id`` is given (ids
+        compared case-insensitively)."""
+        sql = ("SELECT seq, run_id, event_kind, task, configuration, state, started_at,"
+               " ended_at, exit_code, output, cancelled_run, detail, pid FROM task_runs")
+        params: tuple[Any, ...] = ()
+        if run_id is not None:
+            sql += " WHERE run_id = ?"
+            params = (run_id.strip().rstrip("/").lower(),)
+        with self._lock, self._errors("read"):
+            rows = self._connection().execute(sql + " ORDER BY seq", params).fetchall()
+        return [
+            TaskRunRow(
+                seq=r[0], run_id=r[1], event_kind=r[2], task=r[3], configuration=r[4],
+                state=r[5], started_at=_parse_iso(r[6]),
+                ended_at=_parse_iso(r[7]) if r[7] else None, exit_code=r[8], output=r[9],
+                cancelled_run=bool(r[10]), detail=r[11], pid=r[12],
+            )
+            for r in rows
+        ]
+
+    # -- change audit (issue 11: Event Grid set-up) ------------------------------------------
+    def begin_change(self, *, attempted_at: datetime, identity: str | None, action: str,
+                     target: str, detail: str | None = None, outcome: str = "sent",
+                     reason: str | None = None) -> int:
+        """Write a change_audit row before the change is sent (like :meth:`begin_cancel`);
+        a refusal (``outcome="refused"``) is written whole. Returns the row number."""
+        finished = _iso(attempted_at) if outcome == "refused" else None
+        with self._write("record a change") as conn:
+            cursor = conn.execute(
+                "INSERT INTO change_audit (attempted_at, finished_at, identity, action, target,"
+                " detail, outcome, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (_iso(attempted_at), finished, identity, action, target, detail, outcome,
+                 reason),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def finish_change(self, seq: int, *, finished_at: datetime, outcome: str,
+                      reason: str | None = None) -> None:
+        """Record the outcome of the change written by :meth:`begin_change`."""
+        with self._write("record a change outcome") as conn:
+            cursor = conn.execute(
+                "UPDATE change_audit SET finished_at = ?, outcome = ?, reason = ? WHERE seq = ?",
+                (_iso(finished_at), outcome, reason, seq),
+            )
+            if cursor.rowcount != 1:
+                raise JournalError(f"journal {self.path}: no change #{seq} to finish")
+
+    def change_audit(self) -> list[dict[str, Any]]:
+        """Every audited change, oldest first, as dicts named like the table's columns."""
+        columns = ("seq", "attempted_at", "finished_at", "identity", "action", "target",
+                   "detail", "outcome", "reason")
+        with self._lock, self._errors("read"):
+            rows = self._connection().execute(
+                f"SELECT {', '.join(columns)} FROM change_audit ORDER BY seq").fetchall()
+        return [dict(zip(columns, row, strict=True)) for row in rows]

@@ -31,6 +31,7 @@ worker turns it into a status line); :meth:`poll_events` and :meth:`cancel` neve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -38,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from services.azure.cancel import CancelResult, CancelTarget, Outcome
-from services.azure.eventsource import EventBatch
+from services.azure.eventsource import EventBatch, Mode
 from services.azure.resourcegraph import Governor, GovernorState
 from services.domain.clock import Clock, SystemClock
 from services.domain.errors import ServiceError, service_error
@@ -46,6 +47,9 @@ from services.domain.model import Configuration, Fetched, Machine, Run
 from services.domain.wiring import QueueTarget
 from services.settings import Settings
 
+#: How long closing waits for running tasks to stop and be recorded (they get SIGTERM, then
+#: SIGKILL after services/azure/tasks.py's grace).
+TASK_STOP_WAIT = timedelta(seconds=6)
 #: Source names, in the order the status bar lists them.
 SOURCES = ("configs", "runs", "events")
 __all__ = ["SOURCES", "Monitor"]
@@ -92,6 +96,13 @@ class Monitor:
         self._canceller: Any = None
         self._maintenance: Any = None
         self._wiring: Any = None
+        # Issue 12: the declared [[tasks]], run by this dashboard when it may (see
+        # _start_tasks); otherwise why not, for the status line.
+        self._task_runner: Any = None
+        self._runner_lock: Any = None
+        self.tasks_refusal: str | None = None
+        self._task_results: list[Any] = []
+        self._events_poll: asyncio.Future[EventBatch] | None = None
         self.fetched_at: dict[str, datetime | None] = dict.fromkeys(SOURCES)
         self.measured_skew: timedelta | None = None
         self.closed = False
@@ -242,13 +253,81 @@ class Monitor:
                 account_url=(None if settings.queue_connection_string
                              else settings.queue_account_url),
                 credential=credential, **queue_service_kwargs(settings))
-            journal = self._open_journal() if settings.queue_mode == "consume" else None
-            self._events = EventSource(queue, clock=self.clock, journal=journal,
-                                       mode="consume" if settings.queue_mode == "consume"
-                                       else "peek")
+            mode: Mode = "consume" if settings.queue_mode == "consume" else "peek"
+            hooks: dict[str, Any] = {}
+            if settings.tasks:
+                runner = self._start_tasks(queue)
+                if runner is None:
+                    # Consuming without running the tasks would delete the messages their
+                    # runner needs: leave them in the queue.
+                    mode = "peek"
+                else:
+                    hooks = {"visibility_timeout": runner.visibility_timeout(),
+                             "before_delete": runner.handle, "max_messages": 1}
+            journal = self._open_journal() if mode == "consume" else None
+            self._events = EventSource(queue, clock=self.clock, journal=journal, mode=mode,
+                                       **hooks)
         except Exception as exc:
             self._events_error = f"events queue: {exc}"
         return self._events
+
+    def _start_tasks(self, queue: Any) -> Any:
+        """The task runner, when this dashboard may run the declared tasks: consume mode, not
+        read-only, and no other runner on the queue (services/azure/tasks.py's lock). Else
+        None, with the reason in :attr:`tasks_refusal`."""
+        import os
+
+        from services.azure.tasks import (
+            RunnerLock,
+            TaskRunner,
+            TasksRefused,
+            known_secrets,
+            require_consume,
+        )
+
+        settings = self.settings
+        try:
+            require_consume(settings.queue_mode)
+            if settings.read_only:
+                raise TasksRefused("read-only mode: this dashboard runs no tasks (a pre task "
+                                   "may cancel a run); events are peeked and left for "
+                                   "`aumwatch tasks`")
+            lock = RunnerLock(settings.data_dir, str(queue.url))
+            lock.acquire()
+        except TasksRefused as exc:
+            self.tasks_refusal = f"tasks not run here: {exc}"
+            return None
+        except OSError as exc:
+            self.tasks_refusal = f"tasks not run here: cannot take the runner lock: {exc}"
+            return None
+        environ = dict(os.environ)
+        if settings.config_path is not None:
+            # A post task calling `aumwatch report` reads the same config file.
+            environ["AUMWATCH_CONFIG"] = str(settings.config_path)
+        try:
+            runner = TaskRunner(
+                settings.tasks, self._open_journal(), self.clock, rules=settings.window_rules,
+                cancel=self.cancel,
+                secrets=known_secrets(settings.queue_connection_string, settings.token),
+                environ=environ, on_result=self._task_results.append)
+            runner.recover()
+        except Exception as exc:  # no journal: no task may run (each is recorded first)
+            lock.release()
+            self.tasks_refusal = f"tasks not run here: {exc}"
+            return None
+        self._runner_lock = lock
+        self._task_runner = runner
+        return runner
+
+    @property
+    def runs_tasks(self) -> bool:
+        """Whether this dashboard runs the declared tasks."""
+        return self._task_runner is not None
+
+    def take_task_results(self) -> list[Any]:
+        """The task results (services.domain.tasks.TaskResult) since the last call."""
+        results, self._task_results = self._task_results, []
+        return results
 
     async def poll_events(self) -> EventBatch | None:
         """One read of the events queue; None when no queue is configured. Never raises."""
@@ -258,7 +337,16 @@ class Monitor:
         now = self.clock.now()
         if source is None:
             return EventBatch(mode="peek", fetched_at=now, error=self._events_error)
-        batch: EventBatch = await source.poll()
+        batch: EventBatch
+        if self._task_runner is not None:
+            # A poll that runs tasks must not be cut short: a refresh restarts the poll
+            # worker, and cancelling it would abandon a task mid-run with its claim left
+            # "running". The poll runs on by itself; the next caller awaits the same one.
+            if self._events_poll is None or self._events_poll.done():
+                self._events_poll = asyncio.ensure_future(source.poll())
+            batch = await asyncio.shield(self._events_poll)
+        else:
+            batch = await source.poll()
         if batch.error is None:
             self.fetched_at["events"] = batch.fetched_at
         return batch
@@ -336,6 +424,17 @@ class Monitor:
         if self.closed:
             return
         self.closed = True
+        if self._task_runner is not None:
+            # End running tasks' process groups and let the poll record them interrupted
+            # (a row still left running is recorded so by the next runner's start).
+            with contextlib.suppress(Exception):
+                self._task_runner.request_stop()
+            if self._events_poll is not None and not self._events_poll.done():
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(asyncio.shield(self._events_poll),
+                                           TASK_STOP_WAIT.total_seconds())
+        if self._runner_lock is not None:
+            self._runner_lock.release()
         for closer in (self._runner, self._maintenance,
                        getattr(self._events, "queue", None), self._credential):
             if closer is None or not hasattr(closer, "close"):

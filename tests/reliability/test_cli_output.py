@@ -105,6 +105,8 @@ def commands(env: dict[str, Any]) -> list[list[str]]:
                 ["machines", done, *cfg, *json_flag], ["config", "show", *cfg, *json_flag],
                 ["doctor", *cfg, *json_flag], ["events", "tail", *cfg, *json_flag]]
     out.append(["cancel", pending, "--yes", "--json", *cfg])
+    # Issue 12: the run report, in its three formats.
+    out += [["report", done, "--format", fmt, *cfg] for fmt in ("md", "json", "html")]
     return out
 
 
@@ -124,7 +126,9 @@ def test_hostile_strings_are_literal_and_secrets_absent_in_every_command(
         assert b"Traceback" not in err, f"{what}: {err!r}"
         _clean_bytes(out, what + " (stdout)")
         _clean_bytes(err, what + " (stderr)")
-        if "--json" in argv and code == 0:
+        if argv[0] == "report":
+            assert code == 0, f"{what}: {err!r}"  # a report of a hostile run is written
+        if ("--json" in argv or argv[:1] + argv[3:4] == ["report", "json"]) and code == 0:
             text = out.decode()
             items = [json.loads(line) for line in text.splitlines()] if argv[0] == "events" \
                 else json.loads(text)

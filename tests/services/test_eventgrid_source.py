@@ -242,6 +242,17 @@ async def test_failing_metrics_keep_the_structural_verdict_with_an_error() -> No
     assert "HTTP 500" in wiring.error and "metrics backend down" in wiring.error
 
 
+async def test_metrics_error_in_azure_monitors_flat_shape() -> None:
+    world = FakeWorld({"mc-a-topic": [queue_sub("q")]})
+    world.metrics_response = FakeResponse(403, {"code": "AuthorizationFailed",
+                                                "message": "no metrics read"})
+    source, _ = make_source(["mc-a"], world)
+    wiring = (await source.fetch([config("mc-a")])).wirings[config("mc-a").id.lower()]
+    assert wiring.verdict is Verdict.OK
+    assert wiring.error is not None
+    assert "HTTP 403" in wiring.error and "AuthorizationFailed: no metrics read" in wiring.error
+
+
 async def test_metrics_failures_make_failing() -> None:
     world = FakeWorld({"mc-a-topic": [queue_sub("q")]})
     world.metrics_response = FakeResponse(200, metrics_body(DeliveryAttemptFailCount=3,
@@ -362,3 +373,33 @@ def test_watched_queue_prefers_the_connection_string() -> None:
         == QueueTarget("a", "q")
     assert watched_queue(Settings(queue_account_url="https://a.queue.x")) is None
     assert watched_queue(Settings(queue_name="q")) is None
+
+
+async def test_a_part_that_hangs_times_out_as_a_part_error() -> None:
+    import asyncio
+
+    world = FakeWorld({"mc-a-topic": [queue_sub("q")], "mc-b-topic": [queue_sub("q")]})
+
+    original = FakeSubscriptions.list_by_system_topic
+
+    def slow_list(self: FakeSubscriptions, resource_group: str,
+                  topic: str) -> AsyncIterator[FakeModel]:
+        if topic != "mc-a-topic":
+            return original(self, resource_group, topic)
+
+        async def pages() -> AsyncIterator[FakeModel]:
+            await asyncio.sleep(30)  # far beyond the part's timeout
+            yield FakeModel(queue_sub("never"))
+
+        return pages()
+
+    FakeSubscriptions.list_by_system_topic = slow_list  # type: ignore[method-assign]
+    try:
+        source, _ = make_source(["mc-a", "mc-b"], world)
+        source.part_timeout = timedelta(seconds=0.05)
+        snapshot = await source.fetch([config("mc-a"), config("mc-b")])
+    finally:
+        FakeSubscriptions.list_by_system_topic = original  # type: ignore[method-assign]
+    hung = snapshot.wirings[config("mc-a").id.lower()]
+    assert hung.error == "reading the event subscriptions of system topic mc-a-topic timed out"
+    assert snapshot.wirings[config("mc-b").id.lower()].verdict is Verdict.OK

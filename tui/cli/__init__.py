@@ -28,7 +28,10 @@ COMMAND_MODULES = (
     "tui.cli.standin",  # sim, demo
     "tui.cli.capture",  # capture
     "tui.cli.serve",  # serve
+    "tui.cli.tasks",  # tasks (issue 12)
     "tui.cli.subscriptions",  # subscriptions (Event Grid wiring)
+    "tui.cli.setup",  # setup events
+    "tui.cli.report",  # report (issue 12)
 )
 
 Handler = Callable[[argparse.Namespace], int]

@@ -91,6 +91,12 @@ def run_subscriptions(args: argparse.Namespace) -> int:
     chosen, snapshot = _run(fetch)
     if snapshot.error:
         raise CliError(snapshot.error)
+    from services.azure.eventgrid import watched_queue
+
+    if watched_queue(settings) is None:
+        print("aumwatch: warning: no watched queue known ([queue] name and account_url or "
+              "connection string): a subscription to any Storage Queue counts as ok",
+              file=sys.stderr)
     wirings = [snapshot.wirings[c.id.lower()] for c in chosen if c.id.lower() in snapshot.wirings]
     if args.json:
         print_json([w.to_json() for w in wirings])

@@ -34,6 +34,7 @@ from services.azure.monitor import Monitor
 from services.domain.clock import Clock
 from services.domain.dashboard import Change, DashboardState, WiringSnapshotLike
 from services.domain.model import Configuration, Fetched, Run
+from services.domain.taskview import TaskViewRow
 from services.domain.zones import TIME_MODES, next_mode, zone_for
 from services.settings import Settings
 from tui.cancel import cancel_lines, outcome_toast, send, target_of
@@ -45,6 +46,7 @@ from tui.messages import (
     EventsFetched,
     FilterSet,
     PollFailed,
+    ReportWritten,
     RunChosen,
     RunOpened,
     RunsFetched,
@@ -68,6 +70,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Below this height the three tables share one slot (switch with 1, 3, 4).
 COMPACT_HEIGHT = 32
+#: How long a passing notice ("report written to ...") stays in the status bar.
+NOTICE_FOR = timedelta(seconds=60)
 
 
 
@@ -94,6 +98,12 @@ class DashboardScreen(Screen[None]):
         Binding("2", "panel('run')", "Run", show=False, id="panel.run"),
         Binding("3", "panel('runs')", "Runs", show=False, id="panel.runs"),
         Binding("4", "panel('events')", "Events", show=False, id="panel.events"),
+        # Not in the footer (it is full at 80 columns); in the help panel and the palette.
+        Binding("r", "report", "Run report", show=False, id="report",
+                tooltip="Write the selected run's report (HTML and Markdown) into the data "
+                "directory's reports folder"),
+        Binding("t", "tasks", "Task runs", show=False, id="tasks",
+                tooltip="The selected run's pre/post task runs, with their output"),
     ]
 
     paused: reactive[bool] = reactive(False, bindings=True)
@@ -132,6 +142,8 @@ class DashboardScreen(Screen[None]):
         self.run_panel = RunPanel(self.state, self.zone_of)
         self.runs_panel = RunsPanel(self.state, self.zone_of)
         self.events_panel = EventsPanel(self._format_event_time)
+        self._notice: tuple[str, datetime] | None = None  # (text, shown until)
+        self._tasks_told = False  # whether the tasks' fate here was said once
 
     # -- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -252,6 +264,7 @@ class DashboardScreen(Screen[None]):
     def _events_fetched(self, message: EventsFetched) -> None:
         batch = message.batch
         self.apply_events(batch)
+        self._tasks_news()
         if self._rearm:
             self.poller.arm_next("events", self.state.next_delay("events", batch.error is None))
 
@@ -405,9 +418,18 @@ class DashboardScreen(Screen[None]):
             self.query_one(StatusBar).update_status(self._status_data())
 
     def _status_data(self) -> StatusData:
+        notice = None
+        if self._notice is not None and self.clock.now() < self._notice[1]:
+            notice = self._notice[0]
         return status_data(self.state, self.monitor,
                            queue_configured=self.settings.queue_configured,
-                           poll_interval=self.poll_interval, paused=self.paused)
+                           poll_interval=self.poll_interval, paused=self.paused,
+                           notice=notice)
+
+    def show_notice(self, text: str) -> None:
+        """Say ``text`` in the status bar for :data:`NOTICE_FOR`."""
+        self._notice = (text, self.clock.now() + NOTICE_FOR)
+        self.update_status()
 
     # -- time display ----------------------------------------------------------------------------
     def zone_of(self, config: Configuration | None) -> tzinfo | None:
@@ -568,3 +590,85 @@ class DashboardScreen(Screen[None]):
         self.state.clear_error("export")
         self.notify(f"exported to {path} (and .csv)", title="Export", markup=False, timeout=10)
 
+    def action_report(self) -> None:
+        """Write the selected run's report (HTML and Markdown) into ``<data dir>/reports``.
+
+        Reads only (Resource Graph, the journal): offered in read-only mode too."""
+        run = self.state.current_run
+        if run is None:
+            self.notify("no run selected: nothing to report", severity="warning")
+            return
+        config = self.state.configs.get(run.configuration_id.lower())
+        self.show_notice(f"writing the report of run {run.run_name}…")
+        self.write_report(run, config)
+
+    @work(exclusive=True, exit_on_error=False, group="report")
+    async def write_report(self, run: Run, config: Configuration | None) -> None:
+        """Gather and write one run's report; posts :class:`ReportWritten`."""
+        from tui.report import write_run_report
+
+        self.post_message(ReportWritten(await write_run_report(
+            self.settings, self.monitor, self.clock, run, config)))
+
+    @on(ReportWritten)
+    def _report_written(self, message: ReportWritten) -> None:
+        outcome = message.outcome
+        if outcome.ok:
+            self.state.clear_error("report")
+            self.show_notice(outcome.message)
+            self.notify(outcome.message, title="Report", markup=False, timeout=10)
+        else:
+            self.show_change(self.state.set_error("report", outcome.message))
+            self.notify(outcome.message, title="Report", severity="error", markup=False)
+
+    def action_tasks(self) -> None:
+        """Show the selected run's task runs (from the journal); ``enter`` shows an output."""
+        run = self.state.current_run
+        if run is None:
+            self.notify("no run selected", severity="warning")
+            return
+        import asyncio
+
+        from services.azure.report import read_task_view
+        from tui.screens.tasks import TaskRunsScreen
+
+        settings = self.settings
+        config = self.state.configs.get(run.configuration_id.lower())
+
+        async def fetch(correlation_id: str) -> tuple[TaskViewRow, ...]:
+            return await asyncio.to_thread(read_task_view, settings.journal_path,
+                                           correlation_id, settings.tasks)
+
+        self.app.push_screen(TaskRunsScreen(
+            run.correlation_id,
+            f"Task runs of {run.configuration_name} run {run.run_name} "
+            f"({self.format_time(run.start, config)})", fetch,
+            format_time=lambda when: self.format_time(when, config)))
+
+    def _tasks_news(self) -> None:
+        """Say once whether this dashboard runs the declared tasks (and why not, in the
+        status line), and each task run's outcome as it comes."""
+        monitor = self.monitor
+        if monitor is None or not self.settings.tasks:
+            return
+        if not self._tasks_told:
+            if monitor.tasks_refusal:
+                self._tasks_told = True
+                self.show_change(self.state.set_error("tasks", monitor.tasks_refusal))
+                self.notify(monitor.tasks_refusal, title="Tasks", severity="warning",
+                            markup=False, timeout=15)
+            elif monitor.runs_tasks:
+                self._tasks_told = True
+                self.show_notice(f"this dashboard runs the {len(self.settings.tasks)} "
+                                 "declared task(s); t: a run's task runs")
+        for result in monitor.take_task_results():
+            text = f"task {result.task} ({result.event_kind}): {result.outcome}"
+            if result.exit_code is not None:
+                text += f", exit code {result.exit_code}"
+            if result.cancelled_run:
+                text += "; it cancelled the run"
+            elif result.reason:
+                text += f"; {result.reason}"
+            failed = str(result.outcome) in ("failed", "timeout", "interrupted")
+            self.notify(text, title="Tasks", severity="error" if failed else "information",
+                        markup=False, timeout=15 if failed else 6)

@@ -1,0 +1,479 @@
+"""Running the operator's pre and post tasks for maintenance events (docs/architecture.md
+"Tasks").
+
+A :class:`TaskRunner` is handed each consumed message's decoded events (it is the event
+source's ``before_delete`` hook, so the message is deleted only once its task runs are
+recorded). For every task the config file declares for an event:
+
+* the task is **claimed** in the journal first, keyed by (run, event kind, task): a key
+  already there (a duplicate delivery, a run left interrupted) means the task does not run
+  and the result is ``skipped-duplicate``;
+* it runs with ``asyncio.create_subprocess_exec`` from its argument list (no shell), in its
+  own process group (a timeout or a stop kills the whole group), with the event's JSON on
+  stdin and in a private file, and a minimal environment (services/domain/tasks.py says
+  which variables it keeps; no secret of aumwatch's own reaches it);
+* its stdout and stderr are captured together, bounded (head and tail, the cut said), and
+  scrubbed of secrets before they reach the journal or anything printed;
+* a failed or timed-out ``pre`` task with ``cancel_on_failure`` cancels the run while its
+  window is open, through the :class:`services.azure.cancel.Canceller` only (which re-checks
+  the window at send time, verifies and audits, here with the task as initiator); the run is
+  recorded as cancelled only when the cancel is verified.
+
+At start (:meth:`TaskRunner.recover`) rows left ``running`` by a runner that died are
+recorded ``interrupted`` and are not run again. :class:`RunnerLock` keeps one runner per
+queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+from services.azure.cancel import CancelResult, CancelTarget
+from services.azure.journal import Journal, TaskRunRow
+from services.domain.clock import Clock, ensure_utc
+from services.domain.events import MaintenanceEvent
+from services.domain.tasks import (
+    OUTPUT_LIMIT,
+    TaskOutcome,
+    TaskResult,
+    TaskSpec,
+    cancel_decision,
+    join_output,
+    outcome_of,
+    scrub_output,
+    task_environment,
+    tasks_for,
+)
+from services.domain.window import WindowRules
+
+#: Sends one cancel (a :meth:`services.azure.cancel.Canceller.cancel`, possibly chosen per
+#: subscription).
+CancelFn = Callable[[CancelTarget], Awaitable[CancelResult]]
+ResultSink = Callable[[TaskResult], None]
+
+#: How long a stopped task's group gets between SIGTERM and SIGKILL.
+STOP_GRACE = timedelta(seconds=3)
+#: How long the output readers may outlive the task (a child left holding the pipe).
+READER_GRACE = 2.0
+#: Environment variables whose values are secrets wherever they appear in a task's output.
+SECRET_ENV = ("AUMWATCH_QUEUE_CONNECTION_STRING", "AUMWATCH_TOKEN", "AZURE_CLIENT_SECRET",
+              "AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_KEY",
+              "AZURE_CLIENT_CERTIFICATE_PASSWORD")
+
+
+class TasksRefused(Exception):
+    """Tasks cannot run in this set-up; the message says why and what to do."""
+
+
+def known_secrets(*values: str | None, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Literal secret values to scrub from task output: ``values`` (the settings' connection
+    string and token), the parts of a connection string that are keys, and the secret
+    environment variables of :data:`SECRET_ENV`."""
+    env = os.environ if environ is None else environ
+    out: list[str] = []
+    for value in (*values, *(env.get(name) for name in SECRET_ENV)):
+        if not value:
+            continue
+        out.append(value)
+        for part in value.split(";"):
+            key, _, item = part.partition("=")
+            if item and key.strip().lower() in ("accountkey", "sharedaccesssignature",
+                                               "sharedaccesskey"):
+                out.append(item.strip())
+    return out
+
+
+def event_document(event: MaintenanceEvent) -> str:
+    """The JSON a task gets on stdin and in its event file: the decoded event (the CLI's
+    contract fields) plus its raw ``data`` object."""
+    doc: dict[str, Any] = dict(event.to_json())
+    doc["data"] = dict(event.data)
+    return json.dumps(doc, indent=2, sort_keys=True, default=str, ensure_ascii=False)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive, and not ours to judge
+    return True
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec (Linux): be killed when the runner dies, even by SIGKILL,
+    so a crashed runner leaves no task running unrecorded behind it."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(Exception):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+class _Capture:
+    """Reads a stream keeping only its first and last ``limit // 2`` bytes."""
+
+    def __init__(self, limit: int = OUTPUT_LIMIT) -> None:
+        self._half = limit // 2
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+
+    async def read(self, stream: asyncio.StreamReader) -> None:
+        while True:
+            chunk = await stream.read(65536)
+            if not chunk:
+                return
+            self.total += len(chunk)
+            room = self._half - len(self.head)
+            if room > 0:
+                self.head += chunk[:room]
+                chunk = chunk[room:]
+            if chunk:
+                self.tail += chunk
+                if len(self.tail) > self._half:
+                    del self.tail[:len(self.tail) - self._half]
+
+
+class TaskRunner:
+    """Runs the declared tasks for decoded events (see the module docstring).
+
+    ``cancel`` sends a cancel through a Canceller (None: no cancel is possible, a
+    cancel_on_failure task's failure is only reported). ``on_result`` is called with every
+    handled task's :class:`TaskResult`, in order. ``environ`` is aumwatch's own environment,
+    from which a task keeps only the safe variables.
+    """
+
+    def __init__(
+        self,
+        tasks: Sequence[TaskSpec],
+        journal: Journal,
+        clock: Clock,
+        *,
+        rules: WindowRules | None = None,
+        cancel: CancelFn | None = None,
+        secrets: Sequence[str] = (),
+        environ: Mapping[str, str] | None = None,
+        on_result: ResultSink | None = None,
+        output_limit: int = OUTPUT_LIMIT,
+    ) -> None:
+        self.tasks = tuple(tasks)
+        self._journal = journal
+        self._clock = clock
+        self._rules = rules if rules is not None else WindowRules()
+        self._cancel = cancel
+        self._secrets = tuple(secrets)
+        self._environ = dict(os.environ if environ is None else environ)
+        self._on_result = on_result
+        self._limit = output_limit
+        self._stopping = False
+        self._running: dict[int, asyncio.subprocess.Process] = {}
+        self.results: list[TaskResult] = []
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def visibility_timeout(self) -> int:
+        """Seconds a received message stays hidden: long enough for every task to run to
+        its timeout, and a margin, so it does not reappear while its tasks still run."""
+        total = sum(t.timeout.total_seconds() for t in self.tasks) + 120
+        return int(min(total, 7 * 24 * 3600))
+
+    # -- start and stop ------------------------------------------------------------------------
+    def recover(self) -> list[TaskResult]:
+        """Record as ``interrupted`` the task runs a dead runner left ``running``; they are
+        not run again. Returns their results (also passed to ``on_result``)."""
+        rows = self._journal.mark_interrupted_task_runs(
+            ended_at=ensure_utc(self._clock.now()), is_alive=_pid_alive)
+        return [self._emit(_result_of_row(row, TaskOutcome.INTERRUPTED)) for row in rows]
+
+    def request_stop(self) -> None:
+        """Stop: start no further task, and end the running ones' process groups (SIGTERM,
+        then SIGKILL after :data:`STOP_GRACE`); they are recorded ``interrupted``."""
+        self._stopping = True
+        for proc in list(self._running.values()):
+            _signal_group(proc, signal.SIGTERM)
+        if self._running:
+            asyncio.get_running_loop().call_later(
+                STOP_GRACE.total_seconds(), self._kill_remaining)
+
+    def _kill_remaining(self) -> None:
+        for proc in list(self._running.values()):
+            _signal_group(proc, signal.SIGKILL)
+
+    # -- the before_delete hook ----------------------------------------------------------------
+    async def handle(self, events: tuple[MaintenanceEvent, ...]) -> bool:
+        """Run the tasks of one message's events; True when every task run is recorded
+        (finished, interrupted or skipped), so the message may be deleted. A journal
+        failure propagates: the message then stays in the queue."""
+        for event in events:
+            for task in tasks_for(self.tasks, event):
+                if self._stopping:
+                    return False  # the rest runs after a restart (their keys are unclaimed)
+                await self.run_one(task, event)
+        return True
+
+    async def run_one(self, task: TaskSpec, event: MaintenanceEvent) -> TaskResult:
+        """Claim, run and record one task for one event."""
+        started = ensure_utc(self._clock.now())
+        seq = self._journal.claim_task_run(
+            run_id=event.correlation_id, event_kind=str(event.kind), task=task.name,
+            configuration=event.configuration_name, started_at=started, pid=os.getpid())
+        if seq is None:
+            return self._emit(self._skipped(task, event, started))
+        try:
+            exit_code, timed_out, interrupted, output = await self._execute(task, event)
+        except Exception as exc:  # the claim must still be finished, never left "running"
+            exit_code, timed_out, interrupted = None, False, False
+            output = self._scrub(f"aumwatch could not run the task: {type(exc).__name__}: "
+                                 f"{exc}")
+        ended = ensure_utc(self._clock.now())
+        outcome = (TaskOutcome.INTERRUPTED if interrupted
+                   else outcome_of(exit_code, timed_out=timed_out))
+        reason: str | None = None
+        cancelled = False
+        if outcome is TaskOutcome.INTERRUPTED:
+            reason = "stopped while running (SIGTERM/SIGINT); not re-run"
+        else:
+            decision = cancel_decision(task, outcome, exit_code, event, ended, self._rules)
+            reason = decision.reason
+            if decision.cancel:
+                cancelled, reason = await self._cancel_run(event, decision.reason,
+                                                           decision.initiator)
+                ended = ensure_utc(self._clock.now())
+        self._journal.finish_task_run(
+            seq, state=str(outcome), ended_at=ended, exit_code=exit_code, output=output,
+            detail=reason, cancelled_run=cancelled)
+        return self._emit(TaskResult(
+            task=task.name, correlation_id=event.correlation_id, event_kind=str(event.kind),
+            outcome=outcome, exit_code=exit_code, cancelled_run=cancelled, started=started,
+            ended=ended, configuration=event.configuration_name, reason=reason,
+            output=output))
+
+    # -- internals -----------------------------------------------------------------------------
+    def _skipped(self, task: TaskSpec, event: MaintenanceEvent, now: Any) -> TaskResult:
+        earlier = [r for r in self._journal.task_runs(event.correlation_id)
+                   if r.task == task.name and r.event_kind == str(event.kind)]
+        if earlier:
+            row = earlier[0]
+            why = (f"already handled for this run and event kind ({row.state}, started "
+                   f"{row.started_at.isoformat().replace('+00:00', 'Z')}); not run again")
+        else:
+            why = "already handled for this run and event kind; not run again"
+        return TaskResult(task=task.name, correlation_id=event.correlation_id,
+                          event_kind=str(event.kind), outcome=TaskOutcome.SKIPPED_DUPLICATE,
+                          started=now, ended=now, configuration=event.configuration_name,
+                          reason=why)
+
+    async def _execute(self, task: TaskSpec,
+                       event: MaintenanceEvent) -> tuple[int | None, bool, bool, str]:
+        """Run the task: (exit code, timed out, interrupted, scrubbed bounded output)."""
+        document = event_document(event).encode("utf-8")
+        with tempfile.TemporaryDirectory(prefix="aumwatch-task-") as private:
+            # The directory is 0700 (mkdtemp): only this user reads the event file.
+            event_file = Path(private) / "event.json"
+            fd = os.open(event_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(document)
+            env = task_environment(task, event, str(event_file), self._environ)
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *task.command, stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+                    env=env, start_new_session=True, preexec_fn=_die_with_parent)
+            except OSError as exc:
+                message = f"cannot start {task.command[0]!r}: {exc.strerror or exc}"
+                return None, False, False, self._scrub(message)
+            self._running[proc.pid] = proc
+            capture = _Capture(self._limit)
+            assert proc.stdout is not None
+            reader = asyncio.ensure_future(capture.read(proc.stdout))
+            writer = asyncio.ensure_future(_feed(proc, document))
+            timed_out = False
+            try:
+                try:
+                    await asyncio.wait_for(proc.wait(), task.timeout.total_seconds())
+                except TimeoutError:
+                    timed_out = True
+                    _signal_group(proc, signal.SIGKILL)
+                    await proc.wait()
+                # A grandchild may still hold the pipe open: read a little longer, then stop.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(reader), READER_GRACE)
+            finally:
+                self._running.pop(proc.pid, None)
+                for pending in (reader, writer):
+                    if not pending.done():
+                        pending.cancel()
+                        with contextlib.suppress(BaseException):
+                            await pending
+            interrupted = self._stopping and not timed_out and proc.returncode != 0
+            bounded = join_output(bytes(capture.head), bytes(capture.tail), capture.total)
+            exit_code = proc.returncode
+            if exit_code is not None and exit_code < 0:
+                # Killed by a signal: say which, keep the negative code (asyncio's convention).
+                bounded_text = bounded.text + f"\n[killed by signal {-exit_code}]"
+            else:
+                bounded_text = bounded.text
+            if timed_out:
+                bounded_text += f"\n[timed out after {task.timeout.total_seconds():g}s: " \
+                    "its process group was killed]"
+            return exit_code, timed_out, interrupted, self._scrub(bounded_text)
+
+    def _scrub(self, text: str) -> str:
+        return scrub_output(text, self._secrets)
+
+    async def _cancel_run(self, event: MaintenanceEvent, why: str,
+                          initiator: str | None) -> tuple[bool, str]:
+        """Cancel the event's run through the Canceller; (verified, reason)."""
+        if self._cancel is None:
+            return False, f"{why}; but no cancel is possible here (no Canceller)"
+        assert event.start is not None  # the decision is never to cancel without a start
+        target = CancelTarget(event.correlation_id, event.configuration_name or "",
+                              event.start, cutoff=event.cancellation_cutoff,
+                              computed_id=False, initiator=initiator)
+        try:
+            result = await self._cancel(target)
+        except Exception as exc:  # a failed cancel is reported, never the runner's end
+            return False, self._scrub(f"{why}; the cancel failed: {exc}")
+        verdict = "cancelled (verified)" if result.verified else f"not cancelled ({result.outcome})"
+        return result.verified, self._scrub(f"{why}: {verdict}: {result.message}")
+
+    def _emit(self, result: TaskResult) -> TaskResult:
+        self.results.append(result)
+        if self._on_result is not None:
+            self._on_result(result)
+        return result
+
+
+async def _feed(proc: asyncio.subprocess.Process, document: bytes) -> None:
+    """Write the event to the task's stdin and close it; a task that does not read its
+    stdin (or exits first) is fine."""
+    assert proc.stdin is not None
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        proc.stdin.write(document)
+        await proc.stdin.drain()
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError, RuntimeError):
+        proc.stdin.close()
+
+
+def _signal_group(proc: asyncio.subprocess.Process, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+def _result_of_row(row: TaskRunRow, outcome: TaskOutcome) -> TaskResult:
+    return TaskResult(task=row.task, correlation_id=row.run_id, event_kind=row.event_kind,
+                      outcome=outcome, exit_code=row.exit_code, cancelled_run=row.cancelled_run,
+                      started=row.started_at, ended=row.ended_at, configuration=row.configuration,
+                      reason=row.detail)
+
+
+# --- one runner per queue --------------------------------------------------------------------
+
+
+class RunnerLock:
+    """An exclusive lock file in the data directory, keyed by the queue: one ``aumwatch
+    tasks`` per queue. The holder's pid is written in it, to name it in the refusal."""
+
+    def __init__(self, data_dir: Path, queue_url: str) -> None:
+        digest = hashlib.sha256(queue_url.split("?")[0].lower().encode()).hexdigest()[:16]
+        self.path = Path(data_dir) / f"tasks-{digest}.lock"
+        self.queue_url = queue_url.split("?")[0]
+        self._file: TextIO | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise :class:`TasksRefused` naming the pid that holds it."""
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Held open until release: the flock lives as long as the file stays open.
+        handle = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            handle.close()
+            raise TasksRefused(
+                f"another aumwatch tasks (pid {holder}) already runs the tasks of queue "
+                f"{self.queue_url} (lock {self.path}); one runner per queue, so that each "
+                "task runs once") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._file = handle
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing drops the flock
+            self._file = None
+
+    def __enter__(self) -> RunnerLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def require_consume(mode: str) -> None:
+    """Tasks need consume mode: refuse peek, saying why."""
+    if mode != "consume":
+        raise TasksRefused(
+            "tasks need queue.mode = \"consume\" on a queue dedicated to aumwatch: in peek "
+            "mode messages stay in the queue for every reader, so nothing guarantees one "
+            "runner handles each event once, and nothing is deleted once its tasks are "
+            "recorded; set [queue] mode = \"consume\" (or AUMWATCH_QUEUE_MODE=consume) with a "
+            "queue only aumwatch reads")
+
+
+# --- the queue loop ------------------------------------------------------------------------
+
+
+async def run_queue(
+    source: Any,
+    runner: TaskRunner,
+    *,
+    once: bool,
+    stop: asyncio.Event,
+    interval: float,
+    on_error: Callable[[str], None],
+) -> bool:
+    """Poll ``source`` (an EventSource in consume mode whose ``before_delete`` is
+    ``runner.handle``) until ``stop`` is set, or, with ``once``, until a poll finds the queue
+    empty. Failed polls go to ``on_error`` (the next poll tries again; with ``once`` the loop
+    ends). Returns False when a poll failed in ``once`` mode."""
+    while not stop.is_set():
+        batch = await source.poll()
+        if batch.error:
+            on_error(batch.error)
+        if runner.stopping or stop.is_set():
+            return True
+        if once and batch.error:
+            return False
+        busy = bool(batch.events or batch.duplicates or batch.undecodable
+                    or batch.redelivered)
+        if busy:
+            continue  # more may be waiting: read again at once
+        if once:
+            return True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+    return True

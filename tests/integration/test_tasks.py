@@ -1,0 +1,381 @@
+"""Pre/post tasks against the stand-in and Azurite (issue 12): the runner, the queue hook,
+the Canceller, and ``aumwatch tasks`` as a real process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.azure.cancel import Canceller, maintenance_client_calls
+from services.azure.eventsource import EventSource
+from services.azure.journal import Journal
+from services.azure.tasks import TaskRunner, run_queue
+from services.domain.clock import ManualClock
+from services.domain.tasks import TaskResult, TaskSpec
+from services.domain.window import WindowRules
+from services.standin.events_out import build_event, encode_message
+from services.standin.world import SimRun, World
+from tests.processes import all_gone
+from tests.standin import NOW, SUB, add_run, config_object
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+HOSTILE = "$(touch x);rm -rf / [bold]`id`\"'<b>"
+
+#: A task: records its environment, stdin and event file as JSON lines in argv[1], then
+#: sleeps argv[3] seconds and exits with argv[2].
+RECORDER = r'''
+import json, os, sys, time
+out, code = sys.argv[1], int(sys.argv[2])
+pause = float(sys.argv[3]) if len(sys.argv) > 3 else 0
+stdin = sys.stdin.read()
+with open(os.environ["AUMWATCH_TASK_EVENT_FILE"], encoding="utf-8") as f:
+    event_file = f.read()
+with open(out, "a", encoding="utf-8") as f:
+    f.write(json.dumps({"env": dict(os.environ), "stdin": stdin, "event_file": event_file,
+                        "pid": os.getpid()}) + "\n")
+print("checked; AccountKey=c2VjcmV0a2V5 and sig=abc123 and secret-token-value")
+time.sleep(pause)
+sys.exit(code)
+'''
+
+
+@pytest.fixture
+def recorder(tmp_path: Path) -> Path:
+    path = tmp_path / "recorder.py"
+    path.write_text(RECORDER, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    with Journal(tmp_path / "journal.sqlite3") as j:
+        yield j
+
+
+@pytest.fixture
+def run(standin_world: World) -> SimRun:
+    """A run starting 30 minutes after the stand-in's now: its cancel window is open."""
+    return add_run(standin_world, config_object("nightly"), NOW + timedelta(minutes=30),
+                   machines=1)
+
+
+def pre_message(run: SimRun, name: str = "nightly", **kw: Any) -> str:
+    event = build_event(kind="pre", correlation_id=run.correlation_id,
+                        configuration_id=run.configuration_id, configuration_name=name,
+                        start=run.start, end=run.end, subscription_ids=[SUB],
+                        event_time=run.start - timedelta(minutes=35),
+                        cutoff=run.start - timedelta(minutes=10), **kw)
+    return encode_message(event)
+
+
+def task(recorder: Path, out: Path, code: int = 0, **kw: Any) -> TaskSpec:
+    kw.setdefault("name", "precheck")
+    kw.setdefault("on", "pre")
+    kw.setdefault("configurations", ("night*",))
+    return TaskSpec(command=(sys.executable, str(recorder), str(out), str(code)), **kw)
+
+
+async def _no_wait(seconds: float) -> None:
+    return None
+
+
+async def drain(queue: Any, journal: Journal, clock: ManualClock, tasks: list[TaskSpec],
+                client: Any = None) -> tuple[list[TaskResult], list[str]]:
+    """Run the tasks for everything in the queue now, in process, on the manual clock."""
+    cancel = None
+    if client is not None:
+        send, read_back = maintenance_client_calls(client)
+        cancel = Canceller(send, read_back, journal, clock, WindowRules(),
+                           sleep=_no_wait).cancel
+    runner = TaskRunner(tasks, journal, clock, cancel=cancel,
+                        secrets=["secret-token-value"], environ=os.environ)
+    source = EventSource(queue, clock=clock, journal=journal, mode="consume",
+                         visibility_timeout=runner.visibility_timeout(),
+                         before_delete=runner.handle, max_messages=1)
+    errors: list[str] = []
+    ok = await run_queue(source, runner, once=True, stop=asyncio.Event(), interval=0.1,
+                         on_error=errors.append)
+    assert ok, errors
+    return runner.results, errors
+
+
+def records(out: Path) -> list[dict[str, Any]]:
+    if not out.exists():
+        return []
+    return [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+
+
+async def queue_is_empty(queue: Any) -> bool:
+    return not await queue.peek_messages(max_messages=32)
+
+
+async def test_a_passing_pre_check_lets_the_run_proceed(
+    queue: Any, journal: Journal, standin_clock: ManualClock, standin_world: World,
+    aio_maintenance_client: Any, run: SimRun, recorder: Path, tmp_path: Path,
+) -> None:
+    out = tmp_path / "out.jsonl"
+    await queue.send_message(pre_message(run))
+    results, errors = await drain(queue, journal, standin_clock,
+                                  [task(recorder, out, 0, cancel_on_failure=True)],
+                                  aio_maintenance_client)
+    assert errors == []
+    [result] = results
+    assert (result.outcome, result.exit_code, result.cancelled_run) == ("ok", 0, False)
+    assert standin_world.get_run(run.correlation_id).status == "Pending"
+    assert journal.cancel_audit() == []
+    [row] = journal.task_runs(run.correlation_id)
+    assert (row.state, row.exit_code, row.event_kind, row.task) == ("ok", 0, "pre", "precheck")
+    # Output is kept, scrubbed of secrets (a known value, a connection-string key, a SAS sig).
+    assert row.output is not None and "checked;" in row.output
+    assert "c2VjcmV0a2V5" not in row.output and "abc123" not in row.output
+    assert "secret-token-value" not in row.output
+    assert await queue_is_empty(queue)  # deleted once its task run was recorded
+
+
+async def test_a_failing_pre_check_inside_the_window_cancels_the_run_verified_and_audited(
+    queue: Any, journal: Journal, standin_clock: ManualClock, standin_world: World,
+    aio_maintenance_client: Any, run: SimRun, recorder: Path, tmp_path: Path,
+) -> None:
+    out = tmp_path / "out.jsonl"
+    await queue.send_message(pre_message(run))
+    results, _ = await drain(queue, journal, standin_clock,
+                             [task(recorder, out, 3, cancel_on_failure=True)],
+                             aio_maintenance_client)
+    [result] = results
+    assert (result.outcome, result.exit_code, result.cancelled_run) == ("failed", 3, True)
+    assert result.reason is not None and "T-30m" in result.reason
+    assert standin_world.get_run(run.correlation_id).status == "Cancelled"
+    [audit] = journal.cancel_audit()
+    assert audit.outcome == "verified-cancelled"
+    assert audit.initiator == "task precheck (exit 3)"
+    assert audit.run_id == run.correlation_id and not audit.computed_id
+    [row] = journal.task_runs(run.correlation_id)
+    assert (row.state, row.cancelled_run) == ("failed", True)
+
+
+async def test_a_pre_check_failing_after_t_minus_10_does_not_cancel_and_says_so(
+    queue: Any, journal: Journal, standin_clock: ManualClock, standin_world: World,
+    aio_maintenance_client: Any, run: SimRun, recorder: Path, tmp_path: Path,
+) -> None:
+    await queue.send_message(pre_message(run))
+    standin_clock.set(run.start - timedelta(minutes=8))
+    results, _ = await drain(queue, journal, standin_clock,
+                             [task(recorder, tmp_path / "o", 1, cancel_on_failure=True)],
+                             aio_maintenance_client)
+    [result] = results
+    assert (result.outcome, result.cancelled_run) == ("failed", False)
+    assert result.reason == "pre-check precheck failed at T-8m: too late to cancel"
+    assert standin_world.get_run(run.correlation_id).status == "Pending"
+    assert journal.cancel_audit() == []  # nothing was even attempted
+    [row] = journal.task_runs(run.correlation_id)
+    assert row.detail == result.reason and not row.cancelled_run
+
+
+async def test_a_duplicate_event_runs_nothing_twice(
+    queue: Any, journal: Journal, standin_clock: ManualClock, run: SimRun, recorder: Path,
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out.jsonl"
+    message = pre_message(run)
+    await queue.send_message(message)
+    await queue.send_message(message)  # Event Grid delivers at least once
+    results, _ = await drain(queue, journal, standin_clock, [task(recorder, out, 0)])
+    assert [r.outcome for r in results] == ["ok", "skipped-duplicate"]
+    assert len(records(out)) == 1
+    assert len(journal.task_runs()) == 1
+    assert await queue_is_empty(queue)
+
+
+async def test_a_hostile_configuration_name_reaches_the_task_only_as_data(
+    queue: Any, journal: Journal, standin_clock: ManualClock, run: SimRun, recorder: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out.jsonl"
+    # The name cannot live in a valid configuration id (it holds "/" and spaces): the event's
+    # subject carries it, as Azure's events name the configuration there too.
+    event = build_event(kind="post", correlation_id=run.correlation_id,
+                        configuration_id=f"/subscriptions/{SUB}/x/{HOSTILE}",
+                        configuration_name=HOSTILE, start=run.start, end=run.end,
+                        subscription_ids=[SUB], event_time=run.end, status="Succeeded")
+    await queue.send_message(encode_message(event))
+    results, _ = await drain(queue, journal, standin_clock,
+                             [task(recorder, out, 0, name="post", on="post",
+                                   configurations=("*",))])
+    [result] = results
+    assert result.outcome == "ok" and result.configuration == HOSTILE
+    [seen] = records(out)
+    assert seen["env"]["AUMWATCH_TASK_CONFIGURATION_NAME"] == HOSTILE
+    assert seen["env"]["AUMWATCH_TASK_CORRELATION_ID"] == run.correlation_id
+    assert seen["env"]["AUMWATCH_TASK_EVENT_KIND"] == "post"
+    assert json.loads(seen["stdin"])["configuration_name"] == HOSTILE
+    assert seen["stdin"] == seen["event_file"]
+    assert not (tmp_path / "x").exists()  # `$(touch x)` was never run by anything
+    # The task's environment holds none of aumwatch's secrets.
+    assert not {k for k in seen["env"] if k.startswith("AUMWATCH_")
+                and not k.startswith("AUMWATCH_TASK_") and k != "AUMWATCH_CONFIG"}
+
+
+# --- `aumwatch tasks` as a real process ----------------------------------------------------
+
+
+def write_config(tmp_path: Path, azurite: Any, queue_name: str, command: list[str], *,
+                 mode: str = "consume", on: str = "post", timeout: str = "60s") -> Path:
+    config = tmp_path / "config.toml"
+    config.write_text(f"""
+[azure]
+cloud = "standin"
+arm_endpoint = "https://127.0.0.1:9"
+token = "standin-token"
+
+[queue]
+name = "{queue_name}"
+connection_string = "{azurite.connection_string}"
+mode = "{mode}"
+
+[paths]
+data_dir = "{tmp_path / 'data'}"
+
+[[tasks]]
+name = "slow"
+on = "{on}"
+configurations = ["nightly"]
+command = {json.dumps(command)}
+timeout = "{timeout}"
+""", encoding="utf-8")
+    config.chmod(0o600)
+    return config
+
+
+def aumwatch(config: Path, *args: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUMWATCH_")}
+    return subprocess.Popen([sys.executable, "-m", "tui", "--config", str(config), "tasks",
+                             *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+
+
+def post_message(run: SimRun) -> str:
+    return encode_message(build_event(
+        kind="post", correlation_id=run.correlation_id, configuration_id=run.configuration_id,
+        configuration_name="nightly", start=run.start, end=run.end, subscription_ids=[SUB],
+        event_time=run.end, status="Succeeded"))
+
+
+def wait_for(predicate: Any, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+async def test_kill_9_during_a_task_then_restart_records_it_interrupted_and_not_rerun(
+    azurite: Any, queue: Any, run: SimRun, recorder: Path, tmp_path: Path,
+) -> None:
+    out = tmp_path / "out.jsonl"
+    config = write_config(tmp_path, azurite, queue.queue_name,
+                          [sys.executable, str(recorder), str(out), "0", "60"])
+    message = post_message(run)
+    await queue.send_message(message)
+    first = aumwatch(config)
+    try:
+        assert await asyncio.to_thread(wait_for, lambda: bool(records(out))), \
+            first.stderr.read() if first.poll() is not None else "task never started"
+        task_pid = records(out)[0]["pid"]
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    # The task died with its runner (it would otherwise run on, unrecorded).
+    assert await asyncio.to_thread(all_gone, [task_pid])
+    with Journal(tmp_path / "data" / "journal.sqlite3") as journal:
+        [row] = journal.task_runs(run.correlation_id)
+        assert row.state == "running"
+    # Event Grid delivers the event again; the restarted runner must not run it again.
+    await queue.send_message(message)
+    second = aumwatch(config, "--once")
+    stdout, stderr = await asyncio.to_thread(second.communicate, timeout=60)
+    lines = [json.loads(line) for line in stdout.splitlines()]
+    assert [(x["task"], x["outcome"]) for x in lines] == [
+        ("slow", "interrupted"), ("slow", "skipped-duplicate")], stderr
+    assert lines[0]["correlation_id"].lower() == run.correlation_id.lower()
+    assert {"task", "correlation_id", "event_kind", "outcome", "exit_code", "cancelled_run",
+            "started", "ended"} <= set(lines[0])
+    assert second.returncode == 0, stderr
+    assert len(records(out)) == 1  # run once, never again
+    with Journal(tmp_path / "data" / "journal.sqlite3") as journal:
+        [row] = journal.task_runs(run.correlation_id)
+        assert row.state == "interrupted"
+
+
+async def test_sigterm_stops_the_runner_records_the_running_task_interrupted_and_exits_0(
+    azurite: Any, queue: Any, run: SimRun, recorder: Path, tmp_path: Path,
+) -> None:
+    out = tmp_path / "out.jsonl"
+    config = write_config(tmp_path, azurite, queue.queue_name,
+                          [sys.executable, str(recorder), str(out), "0", "60"])
+    await queue.send_message(post_message(run))
+    proc = aumwatch(config)
+    try:
+        assert await asyncio.to_thread(wait_for, lambda: bool(records(out)))
+        task_pid = records(out)[0]["pid"]
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = await asyncio.to_thread(proc.communicate, timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stderr
+    [line] = [json.loads(x) for x in stdout.splitlines()]
+    assert (line["outcome"], line["task"]) == ("interrupted", "slow")
+    assert await asyncio.to_thread(all_gone, [task_pid])
+    assert await queue_is_empty(queue)  # its task run is recorded: the message is done
+
+
+async def test_tasks_refuse_peek_mode_saying_why(
+    azurite: Any, queue: Any, recorder: Path, tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path, azurite, queue.queue_name,
+                          [sys.executable, str(recorder), str(tmp_path / "o"), "0"],
+                          mode="peek")
+    proc = aumwatch(config, "--once")
+    stdout, stderr = await asyncio.to_thread(proc.communicate, timeout=60)
+    assert proc.returncode == 1
+    assert stdout == ""
+    assert "consume" in stderr and "dedicated to aumwatch" in stderr
+
+
+async def test_a_second_runner_on_the_same_queue_is_refused_naming_the_holder(
+    azurite: Any, queue: Any, recorder: Path, tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path, azurite, queue.queue_name,
+                          [sys.executable, str(recorder), str(tmp_path / "o"), "0"])
+    first = aumwatch(config)
+    try:
+        lock_dir = tmp_path / "data"
+        assert await asyncio.to_thread(
+            wait_for, lambda: any(p.read_text().strip() == str(first.pid)
+                                  for p in lock_dir.glob("tasks-*.lock")))
+        second = aumwatch(config, "--once")
+        _, stderr = await asyncio.to_thread(second.communicate, timeout=60)
+        assert second.returncode == 1
+        assert f"pid {first.pid}" in stderr and "one runner per queue" in stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=30)

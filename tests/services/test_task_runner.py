@@ -1,0 +1,134 @@
+"""The task runner with real subprocesses and a real journal, without Azure."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from services.azure.journal import Journal
+from services.azure.tasks import RunnerLock, TaskRunner, TasksRefused, known_secrets
+from services.domain.clock import ManualClock
+from services.domain.events import EventKind, MaintenanceEvent
+from services.domain.tasks import TaskSpec
+from tests.processes import all_gone
+
+START = datetime(2026, 3, 10, 13, 0, tzinfo=UTC)
+CONFIG_ID = ("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Maintenance/"
+             "maintenanceConfigurations/web")
+RUN_ID = CONFIG_ID + "/providers/microsoft.maintenance/applyupdates/20260310130000"
+EVENT = MaintenanceEvent(
+    id="e1", type="Microsoft.Maintenance.PostMaintenanceEvent", kind=EventKind.POST,
+    schema="eventgrid", correlation_id=RUN_ID, configuration_id=CONFIG_ID,
+    configuration_name="web", run_name="20260310130000", start=START,
+    end=START + timedelta(hours=1), cancellation_cutoff=None, status="Succeeded",
+    subscription_ids=("s",), event_time=None)
+
+
+def script(tmp_path: Path, body: str, **kw: object) -> TaskSpec:
+    path = tmp_path / "task.py"
+    path.write_text(body, encoding="utf-8")
+    values: dict[str, object] = {"name": "t", "on": "post", "configurations": ("*",),
+                                 "command": (sys.executable, str(path))}
+    values.update(kw)
+    return TaskSpec(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Journal:
+    return Journal(tmp_path / "j.sqlite3")
+
+
+def runner(journal: Journal, task: TaskSpec, **kw: object) -> TaskRunner:
+    return TaskRunner([task], journal, ManualClock(START), environ=os.environ,
+                      **kw)  # type: ignore[arg-type]
+
+
+async def test_a_timeout_kills_the_whole_process_group(tmp_path: Path, journal: Journal) -> None:
+    pids = tmp_path / "pids"
+    task = script(tmp_path, f"""
+import subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+open({str(pids)!r}, "w").write(str(child.pid))
+print("started", flush=True)
+time.sleep(60)
+""", timeout=timedelta(seconds=1.5))
+    result = await runner(journal, task).run_one(task, EVENT)
+    assert result.outcome == "timeout"
+    grandchild = int(pids.read_text())
+    assert all_gone([grandchild], timeout=5)
+    [row] = journal.task_runs()
+    assert row.state == "timeout" and row.output is not None
+    assert "started" in row.output and "timed out after 1.5s" in row.output
+
+
+async def test_output_is_bounded_head_and_tail(tmp_path: Path, journal: Journal) -> None:
+    task = script(tmp_path, "import sys\nsys.stdout.write('H' * 100 + 'M' * 50000 + 'T' * 100)"
+                  "\nsys.exit(5)")
+    result = await runner(journal, task, output_limit=200).run_one(task, EVENT)
+    assert (result.outcome, result.exit_code) == ("failed", 5)
+    [row] = journal.task_runs()
+    assert row.output is not None
+    assert row.output.startswith("H" * 100) and row.output.endswith("T" * 100)
+    assert "[... 50000 bytes of output cut ...]" in row.output
+
+
+async def test_a_command_that_cannot_start_is_a_failure_recorded(tmp_path: Path,
+                                                                 journal: Journal) -> None:
+    task = TaskSpec(name="t", on="post", configurations=("*",),
+                    command=(str(tmp_path / "missing"),))
+    result = await runner(journal, task).run_one(task, EVENT)
+    assert (result.outcome, result.exit_code) == ("failed", None)
+    [row] = journal.task_runs()
+    assert row.state == "failed" and "cannot start" in (row.output or "")
+
+
+async def test_the_event_reaches_stdin_and_the_private_file(tmp_path: Path,
+                                                            journal: Journal) -> None:
+    out = tmp_path / "seen"
+    task = script(tmp_path, f"""
+import os, stat, sys
+path = os.environ["AUMWATCH_TASK_EVENT_FILE"]
+mode = stat.S_IMODE(os.stat(path).st_mode)
+same = open(path).read() == sys.stdin.read()
+open({str(out)!r}, "w").write(f"{{mode:o}} {{same}} {{os.path.dirname(path)}}")
+""")
+    result = await runner(journal, task).run_one(task, EVENT)
+    assert result.outcome == "ok"
+    mode, same, directory = out.read_text().split(" ")
+    assert (mode, same) == ("600", "True")
+    assert not Path(directory).exists()  # removed once the task ended
+
+
+async def test_rows_left_running_by_a_dead_runner_are_interrupted_not_rerun(
+        tmp_path: Path, journal: Journal) -> None:
+    task = script(tmp_path, "raise SystemExit(0)")
+    dead_pid = 2 ** 22 + 12345  # beyond pid_max: no such process
+    journal.claim_task_run(run_id=RUN_ID, event_kind="post", task="t", configuration="web",
+                           started_at=START, pid=dead_pid)
+    seen = []
+    r = runner(journal, task, on_result=seen.append)
+    [recovered] = r.recover()
+    assert recovered.outcome == "interrupted" and seen == [recovered]
+    again = await r.run_one(task, EVENT)
+    assert again.outcome == "skipped-duplicate" and "interrupted" in (again.reason or "")
+
+
+def test_one_runner_per_queue(tmp_path: Path) -> None:
+    url = "https://acct.queue.core.windows.net/q?sv=x&sig=secret"
+    with RunnerLock(tmp_path, url):
+        with pytest.raises(TasksRefused) as info, RunnerLock(tmp_path, url.upper()):
+            pass
+        assert f"pid {os.getpid()}" in str(info.value)
+        assert "secret" not in str(info.value)
+    with RunnerLock(tmp_path, url):  # released: free again
+        pass
+
+
+def test_known_secrets_include_the_connection_string_keys() -> None:
+    conn = "DefaultEndpointsProtocol=http;AccountName=a;AccountKey=S2V5S2V5;QueueEndpoint=x"
+    found = known_secrets(conn, None, environ={"AZURE_CLIENT_SECRET": "cs-123456"})
+    assert {conn, "S2V5S2V5", "cs-123456"} <= set(found)

@@ -1,0 +1,236 @@
+"""``aumwatch tasks [--once]``: run the config file's pre/post tasks for the queue's events.
+
+Headless and fit for systemd: one JSON line per handled task on stdout (``task``,
+``correlation_id``, ``event_kind``, ``outcome`` = ok | failed | timeout | skipped-duplicate |
+interrupted, ``exit_code``, ``cancelled_run``, ``started``, ``ended``, plus ``configuration``
+and ``reason``); diagnostics, one line each, on stderr. ``--once`` handles what is in the
+queue now and exits 0, or 1 when a task failed or timed out (or a poll failed); without it,
+the queue is polled until SIGTERM or SIGINT, which stop taking messages, end the running
+tasks' process groups, record them interrupted, and exit 0.
+
+Tasks need consume mode on a queue dedicated to aumwatch and one runner per queue (a lock
+file in the data directory); the command refuses otherwise, saying why. The runner itself is
+services/azure/tasks.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from tui.cli import CliError, add_common
+
+MIN_INTERVAL = 0.5
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``aumwatch tasks``."""
+    from tui.cli.data import add_settings_flags
+
+    parser = subparsers.add_parser(
+        "tasks",
+        help="run the configured pre/post tasks for queue events (headless)",
+        description="Run the [[tasks]] of the config file for each pre/post maintenance event "
+        "read from the queue, each task once per run and event kind, and cancel a run whose "
+        "cancel_on_failure pre task fails inside its cancel window. Needs consume mode on a "
+        "queue dedicated to aumwatch. Prints one JSON line per handled task.",
+    )
+    add_common(parser, json_flag=False)
+    add_settings_flags(parser)
+    parser.add_argument("--once", action="store_true",
+                        help="handle what is in the queue now, then exit (1 if a task failed)")
+    parser.add_argument("--interval", type=float, default=None, metavar="SECONDS",
+                        help="seconds between polls of an empty queue (default: the "
+                        "queue.poll_interval setting)")
+    parser.add_argument("--read-only", action="store_true",
+                        help="run the tasks but never send a cancel")
+    parser.set_defaults(func=run_tasks)
+
+
+def run_tasks(args: argparse.Namespace) -> int:
+    """Handler of ``aumwatch tasks``."""
+    import asyncio
+
+    from services.azure.journal import Journal, JournalError
+    from services.azure.tasks import TasksRefused, require_consume
+    from tui.cli.data import settings_from_args
+
+    if args.interval is not None and args.interval < MIN_INTERVAL:
+        raise CliError(f"--interval must be at least {MIN_INTERVAL:g} seconds")
+    settings = settings_from_args(args)
+    if not settings.tasks:
+        where = settings.config_path or "the config file"
+        raise CliError(f"no tasks declared: add [[tasks]] tables to {where} (tasks come from "
+                       "the config file only)")
+    try:
+        require_consume(settings.queue_mode)
+    except TasksRefused as exc:
+        raise CliError(f"refused: {exc}") from None
+    if not settings.queue_configured:
+        raise CliError("no events queue configured: set queue.name and queue.account_url in "
+                       "the config file (or a connection string in "
+                       "AUMWATCH_QUEUE_CONNECTION_STRING or the file)")
+    try:
+        journal = Journal(settings.journal_path)
+    except JournalError as exc:
+        raise CliError(f"{exc} (tasks are recorded in the journal before they run)") from None
+    try:
+        return asyncio.run(_serve(args, settings, journal))
+    except TasksRefused as exc:
+        raise CliError(f"refused: {exc}") from None
+    finally:
+        journal.close()
+
+
+async def _serve(args: argparse.Namespace, settings: Any, journal: Any) -> int:
+    import asyncio
+    import os
+    import signal
+
+    from services.azure.clients import make_async_credential, queue_service_kwargs
+    from services.azure.eventsource import EventSource, make_queue_client
+    from services.azure.tasks import RunnerLock, TaskRunner, known_secrets, run_queue
+    from services.domain.clock import SystemClock
+    from services.domain.errors import ServiceError
+
+    clock = SystemClock()
+    credential = None
+    try:
+        credential = make_async_credential(settings)
+    except ServiceError as exc:
+        if not settings.queue_connection_string:
+            raise CliError(str(exc)) from None
+    cancels = _Cancels(settings, credential, journal, clock)
+    environ = dict(os.environ)
+    if settings.config_path is not None:
+        # A post task calling `aumwatch report` reads the same config file.
+        environ["AUMWATCH_CONFIG"] = str(settings.config_path)
+    failed: list[Any] = []
+
+    def emit(result: Any) -> None:
+        from tui.cli.data import clean, safe_json
+
+        print(safe_json(result.to_json()), flush=True)
+        if result.outcome in ("failed", "timeout"):
+            failed.append(result)
+        if result.outcome != "ok":
+            print(f"aumwatch: task {clean(result.task)} {result.outcome} for run "
+                  f"{clean(result.correlation_id)}: {clean(result.reason)}", file=sys.stderr,
+                  flush=True)
+
+    runner = TaskRunner(
+        settings.tasks, journal, clock, rules=settings.window_rules, cancel=cancels.cancel,
+        secrets=known_secrets(settings.queue_connection_string, settings.token),
+        environ=environ, on_result=emit)
+    try:
+        try:
+            queue = make_queue_client(
+                settings.queue_name, connection_string=settings.queue_connection_string,
+                account_url=None if settings.queue_connection_string
+                else settings.queue_account_url,
+                credential=credential, **queue_service_kwargs(settings))
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+        async with queue:
+            with RunnerLock(settings.data_dir, str(queue.url)):
+                runner.recover()
+                source = EventSource(queue, clock=clock, journal=journal, mode="consume",
+                                     visibility_timeout=runner.visibility_timeout(),
+                                     before_delete=runner.handle, max_messages=1)
+                stop = asyncio.Event()
+                loop = asyncio.get_running_loop()
+
+                def on_signal() -> None:
+                    if not stop.is_set():
+                        print("aumwatch: stopping: no further messages; ending running tasks",
+                              file=sys.stderr, flush=True)
+                    stop.set()
+                    runner.request_stop()
+
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(sig, on_signal)
+                interval = (args.interval if args.interval is not None
+                            else settings.events_poll_interval.total_seconds())
+                ok = await run_queue(
+                    source, runner, once=args.once, stop=stop, interval=interval,
+                    on_error=lambda text: print(f"aumwatch: {_clean(text)}", file=sys.stderr,
+                                                flush=True))
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+                if stop.is_set():
+                    return 0
+    finally:
+        await cancels.close()
+        if credential is not None:
+            await credential.close()
+    if args.once and (failed or not ok):
+        return 1
+    return 0
+
+
+def _clean(text: str) -> str:
+    from tui.cli.data import clean
+
+    return clean(text)
+
+
+class _Cancels:
+    """One Canceller per subscription, made on first need (a run's id names its
+    subscription); every cancel goes through it."""
+
+    def __init__(self, settings: Any, credential: Any, journal: Any, clock: Any) -> None:
+        self._settings = settings
+        self._credential = credential
+        self._journal = journal
+        self._clock = clock
+        self._clients: dict[str, Any] = {}
+        self._cancellers: dict[str, Any] = {}
+        self._identity: str | None = None
+
+    async def cancel(self, target: Any) -> Any:
+        from services.azure.cancel import (
+            Canceller,
+            CancelResult,
+            Outcome,
+            credential_identity,
+            maintenance_client_calls,
+        )
+        from services.azure.clients import (
+            CANCEL_CLIENT_OPTIONS,
+            async_maintenance_client,
+            cloud_for,
+        )
+        from services.domain.runid import RunIdError, parse_run_id
+
+        try:
+            subscription = parse_run_id(target.correlation_id).subscription_id
+        except RunIdError as exc:
+            return CancelResult(Outcome.REFUSED, f"refused: {exc}", target.correlation_id)
+        if self._credential is None:
+            return CancelResult(Outcome.REFUSED, "refused: no Azure credential to cancel with",
+                                target.correlation_id)
+        key = subscription.lower()
+        canceller = self._cancellers.get(key)
+        if canceller is None:
+            client = async_maintenance_client(self._settings, self._credential, subscription,
+                                              **CANCEL_CLIENT_OPTIONS)
+            await client.__aenter__()
+            self._clients[key] = client
+            if self._identity is None:
+                self._identity = await credential_identity(
+                    self._credential, cloud_for(self._settings).token_scope)
+            send, read_back = maintenance_client_calls(client)
+            canceller = Canceller(send, read_back, self._journal, self._clock,
+                                  self._settings.window_rules, self._settings.read_only,
+                                  self._settings.cancel_api_version, identity=self._identity)
+            self._cancellers[key] = canceller
+        return await canceller.cancel(target)
+
+    async def close(self) -> None:
+        for client in self._clients.values():
+            try:
+                await client.__aexit__(None, None, None)
+            except Exception:  # closing must not mask the command's own outcome
+                pass
+        self._clients.clear()
