@@ -263,8 +263,8 @@ async def test_at_80x24_the_flag_takes_the_status_lines_place(tmp_path: Path) ->
         app.dashboard.tick()
         await pilot.pause()
         status = app.query_one("#run-status", Static).content.plain  # type: ignore[union-attr]
-        assert status.startswith("● CANCELLABLE  ⚠ no pre-event will come: no Event Grid")
-        assert "⚠ no pre-event will come" in screen_text(app)
+        assert status == "● CANCELLABLE  ⚠ no pre-event will come, w: why"
+        assert "⚠ no pre-event will come, w: why" in screen_text(app)
         app.dashboard.apply_wiring(Snapshot({config_id("web").lower():
                                              sample_wiring("web", Verdict.OK)}, NOW))
         app.dashboard.tick()

@@ -17,7 +17,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Static
 
-from services.domain.dashboard import DashboardState
+from services.domain.dashboard import NO_PRE_EVENT, DashboardState
 from services.domain.eventmemory import EventArrival
 from services.domain.model import Configuration, Run
 from services.domain.runs import run_phase
@@ -166,10 +166,8 @@ class RunPanel(Horizontal):
         busy = (run.key in self.state.cancel_in_flight
                 or self.state.cancel_unconfirmed(run.key))
         if warning is not None and not busy:
-            line.append("  ")
-            line.append_text(self._wiring_line(warning))
-            line.no_wrap = True
-            line.overflow = "ellipsis"
+            # Too narrow for the cause: the conclusion, and where the cause is.
+            line.append(f"  ⚠ {NO_PRE_EVENT}, w: why", style="bold red")
             return line
         if run.key in self.state.cancel_in_flight:
             line.append("  cancel in flight…", style="bold")
