@@ -23,14 +23,12 @@ Only a failed topics query fails the snapshot as a whole (:attr:`WiringSnapshot.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from services.domain.clock import Clock, SystemClock
 from services.domain.errors import ServiceError, kind_for_status, service_error
@@ -46,6 +44,7 @@ from services.domain.wiring import (
     parse_metrics,
     parse_subscription,
     parse_topic,
+    queue_account_name,
     wire,
 )
 
@@ -79,51 +78,15 @@ EventGridFactory = Callable[[str], Any]
 def watched_queue(settings: Settings) -> QueueTarget | None:
     """The queue aumwatch watches, as Event Grid names it (account name + queue name).
 
-    The account name is ``AccountName=`` of the connection string (which the event source
-    prefers too), else the first label of ``[queue] account_url``'s host, or, for an IP or
-    ``localhost`` URL (Azurite's path-style URLs), the URL's first path segment. None when no
-    queue is configured or its account cannot be told.
+    The account comes from the ``[queue]`` settings by
+    :func:`services.domain.wiring.queue_account_name` (the same function ``setup events``
+    uses). None when no queue is configured or its account cannot be told.
     """
     name = (settings.queue_name or "").strip()
     if not name:
         return None
-    account = None
-    if settings.queue_connection_string:
-        account = connection_string_account(settings.queue_connection_string)
-    if not account and settings.queue_account_url:
-        account = account_from_url(settings.queue_account_url)
+    account = queue_account_name(settings.queue_connection_string, settings.queue_account_url)
     return QueueTarget(account, name) if account else None
-
-
-def connection_string_account(connection_string: str) -> str | None:
-    """``AccountName=`` of a Storage connection string (keys compare case-insensitively)."""
-    for part in connection_string.split(";"):
-        key, _, value = part.partition("=")
-        if key.strip().lower() == "accountname" and value.strip():
-            return value.strip()
-    return None
-
-
-def account_from_url(url: str) -> str | None:
-    """A storage account's name from its queue endpoint URL (see :func:`watched_queue`)."""
-    try:
-        parts = urlsplit(url.strip())
-        host = parts.hostname or ""
-    except ValueError:
-        return None
-    if not host:
-        return None
-    path_style = host == "localhost"
-    if not path_style:
-        try:
-            ipaddress.ip_address(host)
-            path_style = True
-        except ValueError:
-            path_style = False
-    if path_style:
-        first = parts.path.strip("/").split("/", 1)[0]
-        return first or None
-    return host.split(".", 1)[0] or None
 
 
 @dataclass(frozen=True)
@@ -488,6 +451,6 @@ def eventgrid_factory(settings: Settings, credential: Any) -> EventGridFactory:
 
 __all__ = [
     "DEFAULT_REFRESH", "HEALTH_PERIOD", "METRICS_API_VERSION", "TOPICS_QUERY",
-    "WiringSnapshot", "WiringSource", "account_from_url", "connection_string_account",
+    "WiringSnapshot", "WiringSource",
     "eventgrid_factory", "metrics_params", "send_metrics_request", "watched_queue",
 ]

@@ -412,14 +412,9 @@ def role_command(plan: Plan, principal: str | None) -> str:
 def settings_queue_check(settings: Any, credential: Any) -> QueueCheck:
     """A queue check using the settings' queue credentials: it only answers for the account
     the settings name (another account's queue is not checked, and says so)."""
-    from services.domain.wiring_setup import (
-        account_name_from_connection_string,
-        account_name_from_url,
-    )
+    from services.domain.wiring import queue_account_name
 
-    own = (account_name_from_connection_string(settings.queue_connection_string)
-           if settings.queue_connection_string
-           else account_name_from_url(settings.queue_account_url))
+    own = queue_account_name(settings.queue_connection_string, settings.queue_account_url)
 
     async def check(account_name: str, queue_name: str) -> tuple[bool | None, str | None]:
         if not own or own.lower() != account_name.lower():

@@ -13,6 +13,7 @@ full URL never leaves :func:`parse_subscription`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -85,6 +86,59 @@ class QueueTarget:
         account = account_resource_id.rstrip("/").rsplit("/", 1)[-1]
         return (account.lower() == self.account_name.lower()
                 and queue_name.lower() == self.queue_name.lower())
+
+
+#: Storage account names: 3-24 lower-case letters and digits (so also safe in a query).
+_ACCOUNT_NAME = re.compile(r"^[a-z0-9]{3,24}$")
+
+
+def account_name_from_url(url: str | None) -> str | None:
+    """The storage account name of a queue endpoint URL (``https://NAME.queue.core...``, a
+    private-link or sovereign-cloud host too), or of an emulator URL whose path starts with it
+    (Azurite's ``http://127.0.0.1:10001/NAME``). None when neither gives a valid name."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url.strip())
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        return None
+    label = host.split(".", 1)[0]
+    if ".queue." in f".{host}." and _ACCOUNT_NAME.match(label):
+        return label
+    first = parts.path.strip("/").split("/", 1)[0].lower()
+    return first if _ACCOUNT_NAME.match(first) else None
+
+
+def account_name_from_connection_string(text: str | None) -> str | None:
+    """``AccountName`` of a Storage connection string (else the name in its queue endpoint).
+
+    Only the name is read; nothing of the string is ever put in a message.
+    """
+    if not text:
+        return None
+    fields: dict[str, str] = {}
+    for part in text.split(";"):
+        key, sep, value = part.partition("=")
+        if sep:
+            fields[key.strip().lower()] = value.strip()
+    name = fields.get("accountname", "").lower()
+    if _ACCOUNT_NAME.match(name):
+        return name
+    return account_name_from_url(fields.get("queueendpoint"))
+
+
+def queue_account_name(connection_string: str | None, account_url: str | None) -> str | None:
+    """The storage account of the watched queue, from the ``[queue]`` settings: the connection
+    string's (which the event source prefers too), else the account URL's. The one place
+    the dashboard's verdicts, ``subscriptions``, ``doctor`` and ``setup events`` learn it."""
+    return (account_name_from_connection_string(connection_string)
+            or account_name_from_url(account_url))
+
+
+def valid_account_name(name: str) -> bool:
+    """Storage account names are 3-24 lower-case letters and digits (so safe in a query)."""
+    return bool(_ACCOUNT_NAME.match(name))
 
 
 @dataclass(frozen=True)
@@ -251,7 +305,8 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ("" if value is None else str(value))
 
 
-def _segment(resource_id: str, name: str) -> str:
+def id_segment(resource_id: str, name: str) -> str:
+    """The segment after ``name`` in a resource id (``resourceGroups`` -> the group), or ""."""
     parts = resource_id.strip("/").split("/")
     for i, part in enumerate(parts[:-1]):
         if part.lower() == name.lower():
@@ -273,9 +328,9 @@ def parse_topic(row: Mapping[str, Any]) -> SystemTopic | None:
     return SystemTopic(
         id=topic_id,
         name=_text(_get(row, "name")) or topic_id.rstrip("/").rsplit("/", 1)[-1],
-        resource_group=_text(_get(row, "resourceGroup")) or _segment(topic_id, "resourceGroups"),
+        resource_group=_text(_get(row, "resourceGroup")) or id_segment(topic_id, "resourceGroups"),
         subscription_id=(_text(_get(row, "subscriptionId"))
-                         or _segment(topic_id, "subscriptions")),
+                         or id_segment(topic_id, "subscriptions")),
         source=source,
         location=_text(_get(row, "location")),
         provisioning_state=_text(_get(properties, "provisioningState")),
@@ -529,6 +584,7 @@ def missing_pre_explanation(wiring: Wiring | None, watched: QueueTarget | None,
 __all__ = [
     "HEALTH_METRICS", "MAINTENANCE_TOPIC_TYPE", "SYSTEM_TOPIC_TYPE", "VERDICT_SYMBOLS",
     "DeliveryHealth", "EventSubscription", "QueueTarget", "SystemTopic", "Verdict", "Wiring",
-    "judge", "missing_pre_explanation", "parse_metrics", "parse_subscription", "parse_topic",
-    "webhook_host", "wire",
+    "account_name_from_connection_string", "account_name_from_url", "id_segment", "judge",
+    "missing_pre_explanation", "parse_metrics", "parse_subscription", "parse_topic",
+    "queue_account_name", "valid_account_name", "webhook_host", "wire",
 ]

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
-from urllib.parse import urlsplit
 
 from services.domain.events import POST_EVENT_TYPE, PRE_EVENT_TYPE
 from services.domain.wiring import (
@@ -34,6 +33,10 @@ from services.domain.wiring import (
     EventSubscription,
     QueueTarget,
     SystemTopic,
+    account_name_from_connection_string,
+    account_name_from_url,
+    id_segment,
+    valid_account_name,
 )
 
 #: Built-in role "Storage Queue Data Message Sender" (Azure built-in roles reference).
@@ -55,8 +58,6 @@ SCHEMA_VALUES: Mapping[str, str] = {"eventgrid": "EventGridSchema",
 #: The name of the event subscription aumwatch creates (alphanumerics only: the REST
 #: reference allows letters and digits, 3 to 100 of them).
 SUBSCRIPTION_NAME = "aumwatch"
-
-_ACCOUNT_NAME = re.compile(r"^[a-z0-9]{3,24}$")
 
 
 class SetupError(ValueError):
@@ -87,11 +88,11 @@ class SetupRequest:
 
     @property
     def subscription_id(self) -> str:
-        return _segment(self.configuration_id, "subscriptions")
+        return id_segment(self.configuration_id, "subscriptions")
 
     @property
     def resource_group(self) -> str:
-        return _segment(self.configuration_id, "resourceGroups")
+        return id_segment(self.configuration_id, "resourceGroups")
 
     @property
     def watched(self) -> QueueTarget:
@@ -158,11 +159,11 @@ class Plan:
 
     @property
     def resource_group(self) -> str:
-        return _segment(self.topic_id, "resourceGroups")
+        return id_segment(self.topic_id, "resourceGroups")
 
     @property
     def topic_subscription_id(self) -> str:
-        return _segment(self.topic_id, "subscriptions")
+        return id_segment(self.topic_id, "subscriptions")
 
     @property
     def subscription_resource_id(self) -> str:
@@ -191,46 +192,6 @@ def parse_schema(text: str | None) -> str:
     if value not in SCHEMA_VALUES:
         raise SetupError(f"--schema takes eventgrid or cloudevents (got {text!r})")
     return value
-
-
-def account_name_from_url(url: str | None) -> str | None:
-    """The storage account name of a queue endpoint URL (``https://NAME.queue.core...``), or
-    of an emulator URL whose path starts with it (``http://127.0.0.1:10001/NAME``)."""
-    if not url:
-        return None
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:
-        return None
-    host = (parts.hostname or "").lower()
-    label = host.split(".", 1)[0]
-    if ".queue." in f".{host}." and _ACCOUNT_NAME.match(label):
-        return label
-    first = parts.path.strip("/").split("/", 1)[0].lower()
-    return first if _ACCOUNT_NAME.match(first) else None
-
-
-def account_name_from_connection_string(text: str | None) -> str | None:
-    """``AccountName`` of a Storage connection string (else the name in its queue endpoint).
-
-    Only the name is read; nothing of the string is ever put in a message.
-    """
-    if not text:
-        return None
-    fields: dict[str, str] = {}
-    for part in text.split(";"):
-        key, sep, value = part.partition("=")
-        if sep:
-            fields[key.strip().lower()] = value.strip()
-    name = fields.get("accountname", "").lower()
-    if _ACCOUNT_NAME.match(name):
-        return name
-    return account_name_from_url(fields.get("queueendpoint"))
-
-
-def valid_account_name(name: str) -> bool:
-    """Storage account names are 3-24 lower-case letters and digits (so safe in a query)."""
-    return bool(_ACCOUNT_NAME.match(name))
 
 
 def account_name_of(account_id: str) -> str:
@@ -367,7 +328,7 @@ def role_body(request: SetupRequest, principal_id: str | None) -> dict[str, Any]
     """PUT body of the role assignment (``principalId`` empty until the identity exists)."""
     return {
         "properties": {
-            "roleDefinitionId": role_definition_id(_segment(request.queue_account_id,
+            "roleDefinitionId": role_definition_id(id_segment(request.queue_account_id,
                                                             "subscriptions")),
             "principalId": principal_id or "",
             "principalType": "ServicePrincipal",
@@ -654,8 +615,8 @@ def bicep(plan: Plan) -> str:
             lines.append("  dependsOn: [queueSender]")
         lines.append("}")
     if role_step is not None:
-        account_rg = _segment(req.queue_account_id, "resourceGroups")
-        account_sub = _segment(req.queue_account_id, "subscriptions")
+        account_rg = id_segment(req.queue_account_id, "resourceGroups")
+        account_sub = id_segment(req.queue_account_id, "subscriptions")
         account_name = account_name_of(req.queue_account_id)
         same_group = (account_rg.lower() == plan.resource_group.lower()
                       and account_sub.lower() == plan.topic_subscription_id.lower())
@@ -699,17 +660,9 @@ def bicep(plan: Plan) -> str:
 
 def _same_group(plan: Plan) -> bool:
     account = plan.request.queue_account_id
-    return (_segment(account, "resourceGroups").lower() == plan.resource_group.lower()
-            and _segment(account, "subscriptions").lower()
+    return (id_segment(account, "resourceGroups").lower() == plan.resource_group.lower()
+            and id_segment(account, "subscriptions").lower()
             == plan.topic_subscription_id.lower())
-
-
-def _segment(resource_id: str, name: str) -> str:
-    parts = resource_id.strip("/").split("/")
-    for i, part in enumerate(parts[:-1]):
-        if part.lower() == name.lower():
-            return parts[i + 1]
-    return ""
 
 
 __all__ = [

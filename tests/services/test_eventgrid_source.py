@@ -18,7 +18,6 @@ import pytest
 from services.azure.eventgrid import (
     TOPICS_QUERY,
     WiringSource,
-    account_from_url,
     metrics_params,
     watched_queue,
 )
@@ -26,7 +25,13 @@ from services.azure.resourcegraph import QueryResult
 from services.domain.clock import ManualClock
 from services.domain.errors import ServiceError
 from services.domain.model import Configuration
-from services.domain.wiring import HEALTH_METRICS, QueueTarget, Verdict
+from services.domain.wiring import (
+    HEALTH_METRICS,
+    QueueTarget,
+    Verdict,
+    account_name_from_url,
+    queue_account_name,
+)
 from services.settings import Settings
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -358,9 +363,21 @@ async def test_webhook_key_never_kept() -> None:
     ("http://[::1]:10001/devstoreaccount1", "devstoreaccount1"),
     ("http://127.0.0.1:10001", None),
     ("not a url", None),
+    # An emulator behind a host name (docker compose): the account is the path's first
+    # segment, as `setup events` reads it, not the host's first label ("azurite").
+    ("http://azurite:10001/devstoreaccount1", "devstoreaccount1"),
+    ("https://opsqueue.privatelink.queue.core.windows.net", "opsqueue"),
 ])
 def test_account_from_url(url: str, account: str | None) -> None:
-    assert account_from_url(url) == account
+    assert account_name_from_url(url) == account
+
+
+def test_watched_queue_and_setup_events_read_the_same_account() -> None:
+    # One function for both: a verdict must judge the queue `setup events` wires.
+    settings = Settings(queue_name="aum-events",
+                        queue_account_url="http://azurite:10001/devstoreaccount1")
+    assert watched_queue(settings) == QueueTarget("devstoreaccount1", "aum-events")
+    assert queue_account_name(None, settings.queue_account_url) == "devstoreaccount1"
 
 
 def test_watched_queue_prefers_the_connection_string() -> None:
@@ -369,8 +386,8 @@ def test_watched_queue_prefers_the_connection_string() -> None:
                         queue_connection_string="DefaultEndpointsProtocol=http;"
                         "accountname=devstoreaccount1;AccountKey=k;QueueEndpoint=http://x")
     assert watched_queue(settings) == QueueTarget("devstoreaccount1", "aum-events")
-    assert watched_queue(Settings(queue_name="q", queue_account_url="https://a.queue.x")) \
-        == QueueTarget("a", "q")
+    assert watched_queue(Settings(queue_name="q", queue_account_url="https://acct.queue.x")) \
+        == QueueTarget("acct", "q")
     assert watched_queue(Settings(queue_account_url="https://a.queue.x")) is None
     assert watched_queue(Settings(queue_name="q")) is None
 

@@ -116,13 +116,8 @@ async def _setup_with(args: argparse.Namespace, settings: Any, types: tuple[str,
         settings_queue_check,
     )
     from services.domain.clock import SystemClock
-    from services.domain.wiring_setup import (
-        SetupRequest,
-        account_name_from_connection_string,
-        account_name_from_url,
-        check_account_id,
-        plan_setup,
-    )
+    from services.domain.wiring import queue_account_name
+    from services.domain.wiring_setup import SetupRequest, check_account_id, plan_setup
 
     config = await resolve_configuration(runner, args.configuration)
     queue_name = args.queue or settings.queue_name
@@ -131,9 +126,8 @@ async def _setup_with(args: argparse.Namespace, settings: Any, types: tuple[str,
     if args.queue_account:
         account_id = check_account_id(args.queue_account)
     else:
-        account = (account_name_from_connection_string(settings.queue_connection_string)
-                   if settings.queue_connection_string
-                   else account_name_from_url(settings.queue_account_url))
+        account = queue_account_name(settings.queue_connection_string,
+                                     settings.queue_account_url)
         if not account:
             raise CliError("no storage account: pass --queue-account RESOURCE_ID or set "
                            "[queue] account_url (or a connection string)")
