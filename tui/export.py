@@ -1,5 +1,6 @@
-"""Export: the dashboard's view (configurations, the selected configuration's runs, the event
-tail) as JSON and CSV files under the data directory."""
+"""Export: the dashboard's view (configurations with their Event Grid wiring verdict, the
+selected configuration's runs, the event tail) as JSON and CSV files under the data
+directory."""
 
 from __future__ import annotations
 
@@ -17,11 +18,21 @@ from services.domain.window import WindowRules
 from widgets.eventlog import EventRow
 
 CSV_COLUMNS = ("name", "resource_group", "subscription_id", "time_zone", "recur_every",
-               "next_start", "phase")
+               "next_start", "phase", "wiring")
 
 
 def _phase_or_none(run: Run | None, now: datetime, rules: WindowRules) -> str | None:
     return None if run is None else run_phase(run, now, rules).value
+
+
+def _wiring_or_none(state: DashboardState, key: str) -> dict[str, Any] | None:
+    """The Wiring column's verdict and why (the ``subscriptions --json`` words), or None
+    before the wiring was first read. Endpoints are never exported: only the verdict."""
+    wiring = state.wiring_of(key)
+    if wiring is None:
+        return None
+    return {"verdict": str(wiring.verdict), "reason": wiring.reason, "error": wiring.error,
+            "checked_at": wiring.to_json()["checked_at"]}
 
 
 def export_view(state: DashboardState, events: Iterable[EventRow], folder: Path) -> Path:
@@ -32,6 +43,7 @@ def export_view(state: DashboardState, events: Iterable[EventRow], folder: Path)
     rules = state.rules
     configs = [state.configs[k].to_json(phase=_phase_or_none(state.next_run(k, now), now,
                                                              rules))
+               | {"wiring": _wiring_or_none(state, k)}
                for k in state.config_order(now)]
     selected = state.selected_config
     runs = [r.to_json(phase=run_phase(r, now, rules).value)
@@ -48,5 +60,7 @@ def export_view(state: DashboardState, events: Iterable[EventRow], folder: Path)
         writer = csv.writer(handle)
         writer.writerow(CSV_COLUMNS)
         for item in configs:
-            writer.writerow([item[c] for c in CSV_COLUMNS])
+            wiring = item["wiring"]
+            writer.writerow([item[c] for c in CSV_COLUMNS[:-1]]
+                            + [wiring["verdict"] if wiring else ""])
     return json_path

@@ -201,9 +201,10 @@ def wiring_fix(wiring: Wiring, watched: QueueTarget | None) -> str:
         return (f"run `{setup}{queue}` to subscribe the queue aumwatch watches, or point "
                 "[queue] at the queue the events go to")
     if wiring.verdict is Verdict.DISABLED:
-        return (f"the subscription is not Succeeded or has expired: delete it (az eventgrid "
-                f"system-topic event-subscription delete --system-topic-name "
-                f"{shlex.quote(topic)} ...) and run `{setup}`")
+        # setup events re-provisions a failed or expired subscription to the watched queue
+        # in place (keeping its settings), or adds one: nothing needs deleting first.
+        return (f"run `{setup}` (re-provisions the failed or expired subscription to the "
+                "queue, or adds one)")
     if wiring.verdict is Verdict.FAILING:
         return (f"check that {topic}'s managed identity has Storage Queue Data Message Sender "
                 "on the storage account and that the queue (endpoint) exists; see the "

@@ -16,7 +16,7 @@ import asyncio
 import json
 import shlex
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -259,6 +259,12 @@ class EventSetup:
         out = ApplyResult()
         principal = plan.principal_id
         for step in plan.steps:
+            if step.action is Action.ASSIGN_ROLE and principal:
+                # The plan could not know the identity of a topic it creates: audit the
+                # body as sent, naming the principal that gets the role.
+                from services.domain.wiring_setup import role_body
+
+                step = replace(step, body=role_body(plan.request, principal))
             seq = self._begin(step)
             try:
                 if step.action in (Action.CREATE_TOPIC, Action.UPDATE_TOPIC):
@@ -399,7 +405,6 @@ class EventSetup:
 def role_command(plan: Plan, principal: str | None) -> str:
     """The ``az role assignment create`` line for the plan (the principal filled in when
     known)."""
-    from dataclasses import replace
 
     from services.domain.wiring_setup import az_commands
 

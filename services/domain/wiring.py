@@ -531,9 +531,14 @@ def judge(
         missing = "pre" if "pre" not in kinds else "post"
         return Verdict.PARTIAL, f"no {missing}-event subscription to the watched queue"
     if health is not None and health.failing:
+        # The metrics are the topic's: another subscription on it (a broken webhook) counts
+        # too, and the operator must know the failures may not be the watched queue's.
+        others = sorted(s.name for s in active if not s.reaches(watched))
+        shared = (f" (counted over the whole topic, with its other subscription"
+                  f"{'s' if len(others) != 1 else ''} {', '.join(others)})" if others else "")
         return Verdict.FAILING, (
             f"{health.failed} failed, {health.dropped} dropped, "
-            f"{health.dead_lettered} dead-lettered deliveries in the last 24 h")
+            f"{health.dead_lettered} dead-lettered deliveries in the last 24 h{shared}")
     return Verdict.OK, "pre and post events are delivered to the watched queue"
 
 

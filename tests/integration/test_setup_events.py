@@ -7,6 +7,7 @@ send to the queue, so "the next pre-event reaches the queue" proves the whole wi
 from __future__ import annotations
 
 import io
+import json
 import shlex
 import time
 from collections.abc import Callable, Iterator
@@ -155,6 +156,7 @@ def test_setup_creates_the_wiring_and_the_next_pre_event_reaches_the_queue(
                          "--configuration", "cfg-bare", "--yes")
     assert code == 0, err
     assert "reads back Succeeded" in out
+    assert "Resource Graph shows a new system topic after a lag" in out
     topic = env.world.eventgrid.topic_for_source(cid)
     assert topic is not None and topic.principal_id
     [sub] = env.world.eventgrid.subscriptions_of(topic.id)
@@ -165,6 +167,8 @@ def test_setup_creates_the_wiring_and_the_next_pre_event_reaches_the_queue(
                                            "create-event-subscription"]
     assert all(r["outcome"] == "succeeded" and r["finished_at"] for r in rows)
     assert rows[2]["target"].endswith("/eventSubscriptions/aumwatch")
+    # The audit names the identity that got the role (the plan could not know it).
+    assert json.loads(rows[1]["detail"])["properties"]["principalId"] == topic.principal_id
 
     # T-34: the stand-in publishes the pre-event at T-35, through the new subscription.
     env.clock.shift(timedelta(minutes=16))

@@ -60,6 +60,13 @@ def test_every_verdict_has_its_exact_fix(verdict: Verdict, expected: str) -> Non
     assert expected in fix
 
 
+def test_disabled_fix_is_setup_events_alone() -> None:
+    # setup events re-provisions a failed or expired subscription in place: the fix must
+    # not tell the operator to delete it first (and lose its settings).
+    fix = wiring_fix(wiring(config("mc"), Verdict.DISABLED), WATCHED)
+    assert "delete" not in fix and "re-provisions" in fix
+
+
 def test_failing_fix_names_the_metrics() -> None:
     fix = wiring_fix(wiring(config("mc"), Verdict.FAILING), WATCHED)
     for metric in ("DeliveryAttemptFailCount", "DroppedEventCount", "DeadLetteredCount"):

@@ -121,6 +121,25 @@ def test_structural_verdicts_come_before_failing() -> None:
     assert verdict_of([queue_sub(queue="x")], bad) is Verdict.OTHER_ENDPOINT
 
 
+def test_failing_says_when_the_topics_counts_include_other_subscriptions() -> None:
+    # The metrics are per topic: a broken webhook beside the queue's subscription makes the
+    # topic fail, and the reason must not let that pass for the watched queue's failures.
+    hook = {"name": "hook", "properties": {
+        "destination": {"endpointType": "WebHook",
+                        "properties": {"endpointBaseUrl": "https://h.example/x"}},
+        "provisioningState": "Succeeded"}}
+    wiring = wire(configuration_id=CFG, configuration_name="mc-web",
+                  topic=parse_topic(topic_row()),
+                  subscriptions=[parse_subscription(queue_sub()), parse_subscription(hook)],
+                  health=DeliveryHealth(failed=2), watched=WATCHED, now=NOW)
+    assert wiring.verdict is Verdict.FAILING
+    assert "other subscription hook" in wiring.reason
+    alone = wire(configuration_id=CFG, configuration_name="mc-web",
+                 topic=parse_topic(topic_row()), subscriptions=[parse_subscription(queue_sub())],
+                 health=DeliveryHealth(failed=2), watched=WATCHED, now=NOW)
+    assert "other subscription" not in alone.reason
+
+
 def test_a_webhook_keeps_only_its_host() -> None:
     secret = "code=SuperSecretKey123"
     sub = {

@@ -271,3 +271,30 @@ async def test_at_80x24_the_flag_takes_the_status_lines_place(tmp_path: Path) ->
         await pilot.pause()
         status = app.query_one("#run-status", Static).content.plain  # type: ignore[union-attr]
         assert "no pre-event will come" not in status and "cancel not offered" in status
+
+
+async def test_the_export_holds_each_configurations_wiring_verdict(tmp_path: Path) -> None:
+    import csv
+    import json
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        feed_configs(app, *NAMES.values(), "cfg-hook", "cfg-unread")
+        detailed = detailed_wiring("cfg-hook")
+        app.dashboard.apply_wiring(Snapshot(
+            {**every_verdict().wirings, config_id("cfg-hook").lower(): detailed}, NOW))
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        json_file = next((tmp_path / "exports").glob("*.json"))
+        exported = json.loads(json_file.read_text())
+        got = {c["name"]: c["wiring"] for c in exported["configurations"]}
+        for verdict, name in NAMES.items():
+            assert got[name] is not None and got[name]["verdict"] == str(verdict)
+        assert got["cfg-unread"] is None  # not read yet: no verdict invented
+        assert got["cfg-hook"]["verdict"] == "other-endpoint"
+        with json_file.with_suffix(".csv").open(encoding="utf-8") as handle:
+            rows = {r["name"]: r["wiring"] for r in csv.DictReader(handle)}
+        assert rows[NAMES[Verdict.PARTIAL]] == "partial" and rows["cfg-unread"] == ""
+        text = json_file.read_text() + json_file.with_suffix(".csv").read_text()
+        assert SECRET not in text and "/api/" not in text
