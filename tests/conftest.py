@@ -2,6 +2,7 @@
 (defined in tests/standin.py)."""
 
 from tests.standin import (  # noqa: F401  (fixtures, registered by being imported here)
+    aio_eventgrid_client,
     aio_graph_client,
     aio_maintenance_client,
     azurite,
@@ -10,6 +11,7 @@ from tests.standin import (  # noqa: F401  (fixtures, registered by being import
     queue,
     standin,
     standin_clock,
+    standin_demo,
     standin_factory,
     standin_realistic,
     standin_world,

@@ -216,6 +216,33 @@ async def aio_graph_client(standin: StandInServer) -> AsyncIterator[Any]:
         yield client
 
 
+@pytest.fixture
+async def aio_eventgrid_client(standin: StandInServer) -> AsyncIterator[Any]:
+    """azure-mgmt-eventgrid's async client on ``standin`` (subscription :data:`SUB`)."""
+    from azure.mgmt.eventgrid.aio import EventGridManagementClient
+
+    client = EventGridManagementClient(AsyncStaticTokenCredential(standin.token), SUB,
+                                       **sdk_kwargs(standin))
+    async with client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def standin_demo() -> Iterator[Any]:
+    """The demo world of `aumwatch sim` / `aumwatch demo` (stand-in + Azurite) for the module:
+    a :class:`services.standin.runner.SimEnvironment` with its ``config_path``."""
+    from services.standin.azurite import AzuriteError
+    from services.standin.runner import SimEnvironment
+
+    env = SimEnvironment(step_interval=0.2)
+    try:
+        env.start()
+    except AzuriteError as exc:  # pragma: no cover - depends on the machine
+        pytest.skip(f"Azurite unavailable: {exc}")
+    yield env
+    env.stop()
+
+
 @pytest.fixture(scope="module")
 def azurite() -> Iterator[Azurite]:
     """A running Azurite for the module; stopped (with its node process) afterwards."""

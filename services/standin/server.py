@@ -549,9 +549,7 @@ class StandInServer:
             return await self._eventgrid(request)
         route, match = _route(path)
         if route is None or match is None:
-            return _Answer(404, arm_error(
-                "InvalidResourceType",
-                f"The resource type could not be found for the path '{request.path}'."), {})
+            return _unknown_resource_type(request.path)
         version = request.query.get("api-version")
         bad_version = _check_api_version(version, MAINTENANCE_API_VERSIONS,
                                          "Microsoft.Maintenance")
@@ -605,9 +603,7 @@ class StandInServer:
                 route = name
                 break
         if route is None or match is None:
-            return _Answer(404, arm_error(
-                "InvalidResourceType",
-                f"The resource type could not be found for the path '{request.path}'."), {})
+            return _unknown_resource_type(request.path)
         version = request.query.get("api-version")
         bad_version = _check_api_version(version, EVENTGRID_API_VERSIONS, "Microsoft.EventGrid")
         if bad_version is not None:
@@ -652,9 +648,7 @@ class StandInServer:
     async def _role_assignments(self, request: Any) -> _Answer:
         match = _ROLE_ROUTE.match(request.path.rstrip("/"))
         if match is None:
-            return _Answer(404, arm_error(
-                "InvalidResourceType",
-                f"The resource type could not be found for the path '{request.path}'."), {})
+            return _unknown_resource_type(request.path)
         version = request.query.get("api-version")
         bad_version = _check_api_version(version, AUTHORIZATION_API_VERSIONS,
                                          "Microsoft.Authorization")
@@ -786,6 +780,13 @@ def _check_api_version(version: str | None, known: frozenset[str], what: str) ->
             f"The api-version '{version}' is invalid for {what}. The supported versions are "
             f"'{','.join(sorted(known))}'."), {})
     return None
+
+
+def _unknown_resource_type(path: str) -> _Answer:
+    """ARM's 404 for a path that names no resource type it knows."""
+    return _Answer(404, arm_error(
+        "InvalidResourceType", f"The resource type could not be found for the path '{path}'."),
+        {})
 
 
 def _method_not_allowed(method: str) -> _Answer:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -241,23 +240,9 @@ def test_doctor_reports_skew_missing_queue_and_schedule_lint(
 # --- the default demo scenario (stand-in + Azurite) ---------------------------------------
 
 
-@pytest.fixture(scope="module")
-def demo() -> Iterator[Any]:
-    from services.standin.azurite import AzuriteError
-    from services.standin.runner import SimEnvironment
-
-    env = SimEnvironment(step_interval=0.2)
-    try:
-        env.start()
-    except AzuriteError as exc:  # pragma: no cover - depends on the machine
-        pytest.skip(f"Azurite unavailable: {exc}")
-    yield env
-    env.stop()
-
-
-def test_demo_scenario_commands_and_doctor(demo: Any,
+def test_demo_scenario_commands_and_doctor(standin_demo: Any,
                                            capsys: pytest.CaptureFixture[str]) -> None:
-    cfg = str(demo.config_path)
+    cfg = str(standin_demo.config_path)
     code, out, _ = run_cli(capsys, "configs", "--config", cfg, "--json")
     assert code == 0
     configs = json.loads(out)

@@ -13,7 +13,8 @@ import json
 import ssl
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -36,7 +37,7 @@ from services.standin.scenario import ScenarioEngine
 from services.standin.scenario_file import parse_scenario
 from services.standin.server import StandInServer
 from services.standin.world import World
-from tests.standin import NOW, SUB, AsyncStaticTokenCredential, config_object, sdk_kwargs
+from tests.standin import NOW, SUB, config_object
 
 pytestmark = pytest.mark.integration
 
@@ -53,13 +54,9 @@ def topic_id(name: str, rg: str = RG) -> str:
 
 
 @pytest.fixture
-async def eg(standin: StandInServer) -> AsyncIterator[Any]:
-    from azure.mgmt.eventgrid.aio import EventGridManagementClient
-
-    client = EventGridManagementClient(AsyncStaticTokenCredential(standin.token), SUB,
-                                       **sdk_kwargs(standin))
-    async with client:
-        yield client
+def eg(aio_eventgrid_client: Any) -> Any:
+    """The Event Grid client (tests/standin.py's), by a short name."""
+    return aio_eventgrid_client
 
 
 @pytest.fixture
@@ -362,14 +359,20 @@ def configuration(name: str, wiring: str, **behaviour: Any) -> dict[str, Any]:
             "behaviour": {"pre_event": "T-35m", "overrun": 0, **behaviour}}
 
 
-def play(world: World, azurite: Azurite, queue: str, *configs: dict[str, Any]
-         ) -> tuple[ScenarioEngine, QueueSink]:
+@contextmanager
+def play(world: World, azurite: Azurite, *configs: dict[str, Any]
+         ) -> Iterator[tuple[ScenarioEngine, str]]:
+    """A scenario engine for ``configs`` writing to a new queue: (engine, queue name)."""
+    queue = f"q{uuid.uuid4().hex[:10]}"
     data = {"seed": 5, "subscriptions": {"main": SUB},
             "storage_account": {"resource_group": "rg-aumwatch"},
             "configuration": list(configs)}
     sink = QueueSink(azurite.connection_string, queue)
     sink.ensure_queue()
-    return ScenarioEngine(world, parse_scenario(data), sink), sink
+    try:
+        yield ScenarioEngine(world, parse_scenario(data), sink), queue
+    finally:
+        sink.close()
 
 
 def by_config(events: list[dict[str, Any]]) -> dict[str, list[str]]:
@@ -389,19 +392,17 @@ def finish(clock: ManualClock, engine: ScenarioEngine) -> None:
 
 async def test_events_go_only_through_enabled_subscriptions_of_their_type(
         standin_world: World, standin_clock: ManualClock, azurite: Azurite) -> None:
-    queue = f"q{uuid.uuid4().hex[:10]}"
-    engine, sink = play(standin_world, azurite, queue,
-                        configuration("c-ok", "ok"),
-                        configuration("c-ce", "ok", schema="cloudevents"),
-                        configuration("c-pre", "pre-only"), configuration("c-post", "post-only"),
-                        configuration("c-notopic", "no-topic"),
-                        configuration("c-nosub", "missing"),
-                        configuration("c-disabled", "disabled"),
-                        configuration("c-awaiting", "awaiting"),
-                        configuration("c-expired", "expired"),
-                        configuration("c-other", "other-queue"),
-                        configuration("c-hook", "webhook"))
-    try:
+    with play(standin_world, azurite,
+              configuration("c-ok", "ok"),
+              configuration("c-ce", "ok", schema="cloudevents"),
+              configuration("c-pre", "pre-only"), configuration("c-post", "post-only"),
+              configuration("c-notopic", "no-topic"),
+              configuration("c-nosub", "missing"),
+              configuration("c-disabled", "disabled"),
+              configuration("c-awaiting", "awaiting"),
+              configuration("c-expired", "expired"),
+              configuration("c-other", "other-queue"),
+              configuration("c-hook", "webhook")) as (engine, queue):
         finish(standin_clock, engine)
         events = peek(azurite, queue)
         assert by_config(events) == {"c-ok": ["pre", "post"], "c-ce": ["pre", "post"],
@@ -419,15 +420,11 @@ async def test_events_go_only_through_enabled_subscriptions_of_their_type(
         # The webhook's key never shows in what the topic's subscription reads back as.
         [sub] = eg.subscriptions_of(hook.id)
         assert WEBHOOK_URL not in json.dumps(sub.arm()) and "code=" not in json.dumps(sub.arm())
-    finally:
-        sink.close()
 
 
 async def test_deleting_the_subscription_stops_its_events(
         standin_world: World, standin_clock: ManualClock, azurite: Azurite, eg: Any) -> None:
-    queue = f"q{uuid.uuid4().hex[:10]}"
-    engine, sink = play(standin_world, azurite, queue, configuration("c-del", "ok"))
-    try:
+    with play(standin_world, azurite, configuration("c-del", "ok")) as (engine, queue):
         poller = await eg.system_topic_event_subscriptions.begin_delete(
             RG, "c-del-events", "aumwatch-events", polling_interval=0)
         await poller.result()
@@ -436,23 +433,17 @@ async def test_deleting_the_subscription_stops_its_events(
         totals = standin_world.eventgrid.totals(topic_id("c-del-events"))
         assert totals["PublishSuccessCount"] == 2 and totals["MatchedEventCount"] == 0
         assert totals["UnmatchedEventCount"] == 2
-    finally:
-        sink.close()
 
 
 async def test_a_subscription_made_through_the_sdk_delivers_the_next_event(
         standin_world: World, standin_clock: ManualClock, azurite: Azurite, eg: Any) -> None:
-    queue = f"q{uuid.uuid4().hex[:10]}"
-    engine, sink = play(standin_world, azurite, queue, configuration("c-new", "no-topic"))
-    try:
+    with play(standin_world, azurite, configuration("c-new", "no-topic")) as (engine, queue):
         source = next(c["id"] for c in standin_world.configurations())
         await make_topic(eg, "c-new-topic", source=source)
         await make_subscription(eg, "c-new-topic", "to-watched",
                                 queue_subscription(queue, [PRE_EVENT_TYPE]))
         finish(standin_clock, engine)
         assert by_config(peek(azurite, queue)) == {"c-new": ["pre"]}
-    finally:
-        sink.close()
 
 
 def admin(server: StandInServer, method: str, body: Any = None) -> Any:
@@ -469,10 +460,9 @@ def admin(server: StandInServer, method: str, body: Any = None) -> Any:
 async def test_a_broken_endpoint_shows_as_failed_and_dead_lettered_deliveries(
         standin_world: World, standin_clock: ManualClock, azurite: Azurite, eg: Any,
         standin: StandInServer) -> None:
-    queue = f"q{uuid.uuid4().hex[:10]}"
-    engine, sink = play(standin_world, azurite, queue, configuration("c-brk", "ok"),
-                        configuration("c-fail", "failing"), configuration("c-drop", "dropping"))
-    try:
+    with play(standin_world, azurite, configuration("c-brk", "ok"),
+              configuration("c-fail", "failing"),
+              configuration("c-drop", "dropping")) as (engine, queue):
         sub_id = f"{topic_id('c-brk-events')}/eventSubscriptions/aumwatch-events"
         assert admin(standin, "POST", {"event_subscription": sub_id, "broken": True}) == {
             "broken": sorted([sub_id, f"{topic_id('c-fail-events')}/eventSubscriptions/"
@@ -507,16 +497,12 @@ async def test_a_broken_endpoint_shows_as_failed_and_dead_lettered_deliveries(
         engine.step()
         finish(standin_clock, engine)
         assert sorted(by_config(peek(azurite, queue))) == ["c-brk", "c-drop", "c-fail"]
-    finally:
-        sink.close()
 
 
 async def test_delivery_with_the_topic_identity_needs_the_queue_sender_role(
         standin_world: World, standin_clock: ManualClock, azurite: Azurite, eg: Any) -> None:
-    queue = f"q{uuid.uuid4().hex[:10]}"
-    engine, sink = play(standin_world, azurite, queue, configuration("c-id", "identity"),
-                        configuration("c-norole", "identity-no-role"))
-    try:
+    with play(standin_world, azurite, configuration("c-id", "identity"),
+              configuration("c-norole", "identity-no-role")) as (engine, queue):
         standin_clock.advance(timedelta(minutes=16))
         engine.step()
         assert by_config(peek(azurite, queue)) == {"c-id": ["pre"]}
@@ -536,8 +522,6 @@ async def test_delivery_with_the_topic_identity_needs_the_queue_sender_role(
         standin_clock.advance(timedelta(hours=2))
         engine.step()
         assert by_config(peek(azurite, queue)) == {"c-id": ["pre", "post"], "c-norole": ["post"]}
-    finally:
-        sink.close()
 
 
 # -- ready-made wirings, read back through the SDK ----------------------------------------------

@@ -460,23 +460,9 @@ DEMO_VERDICTS = {
 }
 
 
-@pytest.fixture(scope="module")
-def demo() -> Iterator[Any]:
-    from services.standin.azurite import AzuriteError
-    from services.standin.runner import SimEnvironment
-
-    env = SimEnvironment(step_interval=0.2)
-    try:
-        env.start()
-    except AzuriteError as exc:  # pragma: no cover - depends on the machine
-        pytest.skip(f"Azurite unavailable: {exc}")
-    yield env
-    env.stop()
-
-
-def test_the_demo_world_shows_every_verdict(demo: Any,
+def test_the_demo_world_shows_every_verdict(standin_demo: Any,
                                             capsys: pytest.CaptureFixture[str]) -> None:
-    cfg = str(demo.config_path)
+    cfg = str(standin_demo.config_path)
     code, out, err = run_cli(capsys, "subscriptions", "--config", cfg, "--json")
     assert code == 0, err
     got = {i["configuration_name"]: i["verdict"] for i in json.loads(out)}
