@@ -177,6 +177,14 @@ def test_setup_creates_the_wiring_and_the_next_pre_event_reaches_the_queue(
     [event] = decode_message(texts[0])
     assert event.kind == EventKind.PRE
     assert event.configuration_id.lower() == cid.lower()
+    # Resource Graph has caught up by now (its lag runs on the stand-in's clock): the
+    # verdict of the configuration is ok.
+    code, out, err = run(capsys, "subscriptions", "--config", str(cfg),
+                         "--configuration", "cfg-bare", "--json")
+    assert code == 0, err
+    [wiring] = json.loads(out)
+    assert wiring["verdict"] == "ok", wiring
+    assert wiring["subscriptions"][0]["state"] == "Succeeded"
 
     # A second run: nothing to change, nothing sent.
     before = recorder.writes
