@@ -581,6 +581,10 @@ def missing_pre_explanation(wiring: Wiring | None, watched: QueueTarget | None,
         return None
     if wiring.covers("pre", watched, now):
         return None
+    if wiring.error and wiring.topic is not None and not wiring.subscriptions:
+        # The topic's subscriptions could not be read (403, 5xx, throttled): nothing is
+        # known of them, and "no pre-event will come" would be a claim about Azure.
+        return None
     if wiring.verdict in (Verdict.MISSING, Verdict.DISABLED, Verdict.OTHER_ENDPOINT):
         return wiring.reason
     return "no pre-event subscription to the watched queue"

@@ -226,3 +226,16 @@ def test_the_watchdog_explanation(subs: list[dict[str, Any]], expected: str | No
         assert explanation is None
     else:
         assert explanation is not None and expected in explanation
+
+
+def test_no_explanation_when_the_subscriptions_could_not_be_read() -> None:
+    # A 403 on the topic's subscriptions says nothing about them: the run panel and the
+    # watchdog must not claim "no pre-event will come".
+    unread = wire(configuration_id=CFG, configuration_name="mc-web",
+                  topic=parse_topic(topic_row()), subscriptions=[], watched=WATCHED, now=NOW,
+                  error="reading the event subscriptions of system topic t failed (HTTP 403)")
+    assert missing_pre_explanation(unread, WATCHED, NOW) is None
+    # Without a topic (read by the one query that did answer) the cause stays certain.
+    no_topic = wire(configuration_id=CFG, configuration_name="mc-web", topic=None,
+                    watched=WATCHED, now=NOW, error="something else")
+    assert missing_pre_explanation(no_topic, WATCHED, NOW) is not None
