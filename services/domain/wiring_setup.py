@@ -439,7 +439,8 @@ def plan_setup(request: SetupRequest, current: Current, now: datetime) -> Plan:
             steps.append(Step(
                 Action.ASSIGN_ROLE, request.queue_account_id,
                 f"assign {QUEUE_SENDER_ROLE_NAME} on storage account {watched.account_name} to "
-                f"the topic's identity ({principal or 'given above'})",
+                + (f"the topic's identity ({principal})" if principal
+                   else "the identity the topic is given above"),
                 role_body(request, principal)))
             if current.role is None and current.role_note:
                 warnings.append(current.role_note)

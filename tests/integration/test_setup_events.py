@@ -208,6 +208,7 @@ def test_partial_pre_only_wiring_is_completed(
                          "--configuration", "cfg-pre", "--yes")
     assert code == 0, err
     assert f"update event subscription {before.name}: add post events" in out
+    assert "Resource Graph shows a new system topic" not in out  # no topic was made
     # Only that: it delivers with Event Grid's own access, so no identity and no role.
     assert [m for m, _ in recorder.writes] == ["PUT"]
     [after] = env.world.eventgrid.subscriptions_of(topic.id)  # updated in place

@@ -199,9 +199,13 @@ async def _apply(args: argparse.Namespace, settings: Any, plan: Any, setup: Any,
               f"{clean(result.subscription_state)}")
         # Read back through Resource Manager; `subscriptions` and the dashboard find system
         # topics in Resource Graph, which lags behind it (docs/azure.md).
-        print("note: Resource Graph shows a new system topic after a lag (seconds to a few "
-              "minutes): until then `aumwatch subscriptions` may still say missing; a running "
-              "dashboard reads the wiring again every [events] wiring_refresh, or on ctrl+r")
+        from services.domain.wiring_setup import Action
+
+        if plan.step(Action.CREATE_TOPIC) is not None:
+            print("note: Resource Graph shows a new system topic after a lag (seconds to a "
+                  "few minutes): until then `aumwatch subscriptions` may still say missing")
+        print("a running dashboard shows the change at its next wiring read ([events] "
+              "wiring_refresh), or at once on ctrl+r")
         return 0
     reason = result.error or (f"event subscription {plan.subscription_name} reads back as "
                               f"{result.subscription_state or 'missing'}")
