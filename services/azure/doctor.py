@@ -206,9 +206,19 @@ def wiring_fix(wiring: Wiring, watched: QueueTarget | None) -> str:
         return (f"run `{setup}` (re-provisions the failed or expired subscription to the "
                 "queue, or adds one)")
     if wiring.verdict is Verdict.FAILING:
-        return (f"check that {topic}'s managed identity has Storage Queue Data Message Sender "
-                "on the storage account and that the queue (endpoint) exists; see the "
-                f"topic's metrics {', '.join(HEALTH_METRICS[2:])} in Azure Monitor")
+        metrics = (f"see the topic's metrics {', '.join(HEALTH_METRICS[2:])} in Azure Monitor "
+                   "(split by EventSubscriptionName)")
+        queue_fix = ("check that the queue exists and, for a subscription delivering with "
+                     f"{topic}'s managed identity, that the identity has Storage Queue Data "
+                     "Message Sender on the storage account")
+        # The counts are the topic's: a broken endpoint of another subscription fails it too.
+        others = sorted(s.name for s in wiring.subscriptions if not s.reaches(watched))
+        if others:
+            return (f"the counts include the topic's other subscription"
+                    f"{'s' if len(others) != 1 else ''} {', '.join(others)}: check "
+                    f"{'their endpoints' if len(others) != 1 else 'its endpoint'} first; "
+                    f"else {queue_fix}; {metrics}")
+        return f"{queue_fix}; {metrics}"
     return f"run `{setup}`"
 
 

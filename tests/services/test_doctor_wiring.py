@@ -67,6 +67,24 @@ def test_disabled_fix_is_setup_events_alone() -> None:
     assert "delete" not in fix and "re-provisions" in fix
 
 
+def test_failing_fix_points_at_another_subscription_on_the_topic_first() -> None:
+    from dataclasses import replace
+
+    from services.domain.wiring import EventSubscription
+
+    ours = EventSubscription("to-queue", endpoint_type="storagequeue",
+                             queue_account_id="/x/storageAccounts/opsqueue",
+                             queue_name="aum-events", state="Succeeded")
+    hook = EventSubscription("to-hook", endpoint_type="webhook", endpoint="h.example",
+                             state="Succeeded")
+    failing = replace(wiring(config("mc"), Verdict.FAILING), subscriptions=(ours, hook))
+    fix = wiring_fix(failing, WATCHED)
+    assert fix.startswith("the counts include the topic's other subscription to-hook")
+    assert "Storage Queue Data Message Sender" in fix  # the queue's own causes next
+    alone = wiring_fix(replace(failing, subscriptions=(ours,)), WATCHED)
+    assert "other subscription" not in alone
+
+
 def test_failing_fix_names_the_metrics() -> None:
     fix = wiring_fix(wiring(config("mc"), Verdict.FAILING), WATCHED)
     for metric in ("DeliveryAttemptFailCount", "DroppedEventCount", "DeadLetteredCount"):
