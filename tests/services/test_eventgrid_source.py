@@ -368,7 +368,7 @@ async def test_webhook_key_never_kept() -> None:
     ("http://azurite:10001/devstoreaccount1", "devstoreaccount1"),
     ("https://opsqueue.privatelink.queue.core.windows.net", "opsqueue"),
 ])
-def test_account_from_url(url: str, account: str | None) -> None:
+def test_account_name_from_url(url: str, account: str | None) -> None:
     assert account_name_from_url(url) == account
 
 

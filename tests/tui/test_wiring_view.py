@@ -298,3 +298,31 @@ async def test_the_export_holds_each_configurations_wiring_verdict(tmp_path: Pat
         assert rows[NAMES[Verdict.PARTIAL]] == "partial" and rows["cfg-unread"] == ""
         text = json_file.read_text() + json_file.with_suffix(".csv").read_text()
         assert SECRET not in text and "/api/" not in text
+
+
+async def test_w_opens_a_shown_configuration_after_the_filter_hid_the_selected_one(
+        tmp_path: Path) -> None:
+    from tui.messages import FilterSet
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        feed_configs(app, "web", "dev-notopic", "dev-nosub")
+        app.dashboard.apply_wiring(every_verdict())
+        await pilot.pause()
+        assert app.dashboard.state.selected_config == config_id("web").lower()
+        # The filter hides "web": the selection follows the cursor to a row on screen.
+        app.dashboard.post_message(FilterSet("dev", done=True))
+        await pilot.pause()
+        await pilot.pause()
+        shown = {config_id("dev-notopic").lower(), config_id("dev-nosub").lower()}
+        assert app.dashboard.state.selected_config in shown
+        await pilot.press("w")
+        await pilot.pause()
+        view = app.screen
+        assert isinstance(view, WiringView) and view.key in shown
+        await pilot.press("escape")
+        # A filter that matches nothing selects nothing: no view of a hidden row.
+        app.dashboard.post_message(FilterSet("zzz-none", done=True))
+        await pilot.pause()
+        await pilot.pause()
+        assert app.dashboard.state.selected_config is None

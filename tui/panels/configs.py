@@ -204,7 +204,23 @@ class ConfigsPanel(Vertical):
                     table.sort("next", key=lambda cell: cell.sort_key)
                     self._order = order
             restore_cursor(table, state.selected_config)
+            self._follow_hidden_selection()
             self.tick_countdowns(now)
+
+    def _follow_hidden_selection(self) -> None:
+        """When the selected configuration left the table (the filter hides it, or it is gone
+        from Azure), the selection moves to the row under the cursor (none when the table is
+        empty): ``w``, ``r``, ``t`` and Cancel must act on the row the operator sees, not on
+        one the filter hid."""
+        table = self.table
+        selected = self.state.selected_config
+        if selected is None or selected in table.rows:
+            return
+        key = None
+        if table.row_count:
+            row = min(max(table.cursor_row, 0), table.row_count - 1)
+            key = table.ordered_rows[row].key.value
+        self.post_message(ConfigChosen(key))
 
     def cells_for(self, config: Configuration, now: datetime,
                   run: Run | None = None) -> tuple[Text, ...]:
