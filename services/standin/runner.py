@@ -58,7 +58,21 @@ def render_config(info: dict[str, Any]) -> str:
         f"connection_string = {_toml_string(info['queue_connection_string'])}\n"
         f"name = {_toml_string(info['queue_name'])}\n"
         'mode = "peek"\n'
+        "\n"
+        "# The stand-in's journal, exports and reports stay apart from real Azure's: a demo's\n"
+        "# cancel audit and events must never mix with an operator's own.\n"
+        "[paths]\n"
+        f"data_dir = {_toml_string(str(info.get('data_dir') or standin_data_dir()))}\n"
     )
+
+
+def standin_data_dir() -> Path:
+    """Where the stand-in's sessions keep aumwatch's data (journal, exports, reports): a
+    ``standin`` folder inside aumwatch's usual data directory, so it persists after the demo
+    (a report written there can still be read) but never mixes with real Azure's."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("aumwatch", appauthor=False)) / "standin"
 
 
 def write_private_file(path: Path, text: str) -> None:

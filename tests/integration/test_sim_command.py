@@ -158,6 +158,12 @@ def test_the_config_file_is_what_the_settings_loader_reads(
     assert settings.token == info["token"]
     assert settings.queue_connection_string == info["queue_connection_string"]
     assert settings.queue_name == info["queue_name"] and settings.queue_mode == "peek"
+    # The stand-in's journal, exports and reports live apart from real Azure's.
+    from services.settings import Settings
+    from services.standin.runner import standin_data_dir
+
+    assert settings.data_dir == standin_data_dir()
+    assert settings.data_dir != Settings().data_dir
 
 
 def test_demo_opens_the_dashboard_on_the_stand_in_and_leaves_nothing_running(
