@@ -14,8 +14,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 # Order is the order shown in --help.
 COMMAND_MODULES = (
@@ -70,6 +72,31 @@ def quiet_sdk_logs(debug: bool = False) -> None:
         logger.addHandler(_QuietHandler())
         logger.setLevel(logging.WARNING)
     logger.propagate = False
+
+
+def debug_log_to_file(path: Path) -> Path | None:
+    """Under ``--debug``, send the SDK's records to ``path`` instead of stderr, and return it.
+
+    The dashboard owns the terminal: records written to stderr would draw over its screen.
+    Returns None (and changes nothing) when ``--debug`` is off, or when the file cannot be
+    opened (the records then stay on stderr, which is still better than losing them).
+    """
+    logger = logging.getLogger(SDK_LOGGER)
+    debug = [h for h in logger.handlers if isinstance(h, _DebugHandler)]
+    if not debug:
+        return None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        stream = os.fdopen(fd, "a", encoding="utf-8")
+    except OSError:
+        return None
+    for handler in debug:
+        logger.removeHandler(handler)
+    handler = _DebugHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+    logger.addHandler(handler)
+    return path
 
 
 class CliError(Exception):

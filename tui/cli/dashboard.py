@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from tui.cli import CliError, add_common
 
@@ -34,7 +35,11 @@ def run_dashboard(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         raise CliError(str(exc)) from None
     from tui.app import AumwatchApp
+    from tui.cli import debug_log_to_file
 
+    log = debug_log_to_file(settings.data_dir / "debug.log")
     app = AumwatchApp(settings, theme=getattr(args, "theme", None))
     app.run()
+    if log is not None:
+        print(f"aumwatch: --debug records were written to {log}", file=sys.stderr)
     return app.return_code or 0

@@ -137,8 +137,14 @@ def run_demo(args: argparse.Namespace) -> int:
         if "clock" in inspect.signature(AumwatchApp).parameters:
             # The scenario's clock (it may run faster than real time): phases follow it.
             kwargs["clock"] = env.clock
+        from services.standin.runner import standin_data_dir
+        from tui.cli import debug_log_to_file
+
+        log = debug_log_to_file(standin_data_dir() / "debug.log")
         app = AumwatchApp(**kwargs)  # type: ignore[arg-type]
         app.run()
+        if log is not None:
+            print(f"aumwatch: --debug records were written to {log}", file=sys.stderr)
         return app.return_code or 0
     finally:
         env.stop()

@@ -58,3 +58,27 @@ def test_without_az_login_the_error_is_one_line(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith("aumwatch: ") and "Attempted credentials:\n" not in done.stderr
+
+
+def test_under_the_dashboard_debug_records_go_to_a_private_file(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    # The dashboard owns the terminal: a record on stderr would draw over its screen.
+    from tui.cli import debug_log_to_file
+
+    quiet_sdk_logs(debug=True)
+    log = debug_log_to_file(tmp_path / "data" / "debug.log")
+    assert log == tmp_path / "data" / "debug.log"
+    logging.getLogger("azure.core.pipeline").debug("request details")
+    for handler in logging.getLogger(SDK_LOGGER).handlers:
+        handler.flush()
+    assert capfd.readouterr().err == ""
+    assert "request details" in log.read_text(encoding="utf-8")
+    assert log.stat().st_mode & 0o077 == 0
+
+
+def test_without_debug_no_file_is_written(tmp_path: Path) -> None:
+    from tui.cli import debug_log_to_file
+
+    quiet_sdk_logs(debug=False)
+    assert debug_log_to_file(tmp_path / "debug.log") is None
+    assert not (tmp_path / "debug.log").exists()
