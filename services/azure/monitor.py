@@ -101,6 +101,8 @@ class Monitor:
         self._task_runner: Any = None
         self._runner_lock: Any = None
         self.tasks_refusal: str | None = None
+        # Why a consume-mode dashboard with no [[tasks]] peeks instead (another consumer).
+        self.consume_refusal: str | None = None
         self._task_results: list[Any] = []
         self._events_poll: asyncio.Future[EventBatch] | None = None
         self.fetched_at: dict[str, datetime | None] = dict.fromkeys(SOURCES)
@@ -264,6 +266,10 @@ class Monitor:
                 else:
                     hooks = {"visibility_timeout": runner.visibility_timeout(),
                              "before_delete": runner.handle, "max_messages": 1}
+            elif mode == "consume" and not self._take_consume_lock(queue):
+                # Another process consumes this queue (`aumwatch tasks` above all): taking
+                # its messages would keep its tasks from ever running.
+                mode = "peek"
             journal = self._open_journal() if mode == "consume" else None
             self._events = EventSource(queue, clock=self.clock, journal=journal, mode=mode,
                                        **hooks)
@@ -292,7 +298,7 @@ class Monitor:
                 raise TasksRefused("read-only mode: this dashboard runs no tasks (a pre task "
                                    "may cancel a run); events are peeked and left for "
                                    "`aumwatch tasks`")
-            lock = RunnerLock(settings.data_dir, str(queue.url))
+            lock = RunnerLock(settings.data_dir, str(queue.url), holder="aumwatch dashboard")
             lock.acquire()
         except TasksRefused as exc:
             self.tasks_refusal = f"tasks not run here: {exc}"
@@ -318,6 +324,25 @@ class Monitor:
         self._runner_lock = lock
         self._task_runner = runner
         return runner
+
+    def _take_consume_lock(self, queue: Any) -> bool:
+        """Take the queue's one-consumer lock (services/azure/tasks.py's RunnerLock) for a
+        consume-mode dashboard that runs no tasks. False when another process holds it (or
+        it cannot be taken), with the reason in :attr:`consume_refusal`."""
+        from services.azure.tasks import RunnerLock, TasksRefused
+
+        lock = RunnerLock(self.settings.data_dir, str(queue.url), holder="aumwatch dashboard")
+        try:
+            lock.acquire()
+        except TasksRefused as exc:
+            self.consume_refusal = f"events peeked, not consumed: {exc}"
+            return False
+        except OSError as exc:
+            self.consume_refusal = ("events peeked, not consumed: cannot take the queue's "
+                                    f"consumer lock: {exc}")
+            return False
+        self._runner_lock = lock
+        return True
 
     @property
     def runs_tasks(self) -> bool:

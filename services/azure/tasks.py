@@ -388,17 +388,21 @@ def _result_of_row(row: TaskRunRow, outcome: TaskOutcome) -> TaskResult:
 
 
 class RunnerLock:
-    """An exclusive lock file in the data directory, keyed by the queue: one ``aumwatch
-    tasks`` per queue. The holder's pid is written in it, to name it in the refusal."""
+    """An exclusive lock file in the data directory, keyed by the queue: one consumer of a
+    queue at a time (``aumwatch tasks``, a dashboard in consume mode, ``aumwatch events tail
+    --mode consume``), so that no consumer deletes the messages whose tasks another one
+    runs. The holder's pid and name (``holder``) are written in it, to name it in the
+    refusal."""
 
-    def __init__(self, data_dir: Path, queue_url: str) -> None:
+    def __init__(self, data_dir: Path, queue_url: str, holder: str = "aumwatch tasks") -> None:
         digest = hashlib.sha256(queue_url.split("?")[0].lower().encode()).hexdigest()[:16]
         self.path = Path(data_dir) / f"tasks-{digest}.lock"
         self.queue_url = queue_url.split("?")[0]
+        self.holder = holder
         self._file: TextIO | None = None
 
     def acquire(self) -> None:
-        """Take the lock or raise :class:`TasksRefused` naming the pid that holds it."""
+        """Take the lock or raise :class:`TasksRefused` naming the process that holds it."""
         import fcntl
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -408,15 +412,15 @@ class RunnerLock:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             handle.seek(0)
-            holder = handle.read().strip() or "?"
+            pid, _, name = handle.read().strip().partition(" ")
             handle.close()
             raise TasksRefused(
-                f"another aumwatch tasks (pid {holder}) already runs the tasks of queue "
-                f"{self.queue_url} (lock {self.path}); one runner per queue, so that each "
-                "task runs once") from None
+                f"another {_clean_holder(name) or 'aumwatch tasks'} (pid {pid or '?'}) "
+                f"already consumes queue {self.queue_url} (lock {self.path}); one runner per "
+                "queue, so that each task runs once") from None
         handle.seek(0)
         handle.truncate()
-        handle.write(f"{os.getpid()}\n")
+        handle.write(f"{os.getpid()} {self.holder}\n")
         handle.flush()
         self._file = handle
 
@@ -431,6 +435,12 @@ class RunnerLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _clean_holder(name: str) -> str:
+    """The holder's name as read from the lock file: printable, short (the file is ours, but
+    it is text on disk)."""
+    return "".join(ch for ch in name if ch.isprintable())[:60].strip()
 
 
 def require_consume(mode: str) -> None:

@@ -55,7 +55,7 @@ def queue_name(azurite: Azurite) -> Iterator[str]:
 
 def settings_for(server: StandInServer, azurite: Azurite, queue_name: str, tmp_path: Path,
                  *, mode: str = "consume", read_only: bool = False,
-                 script_text: str = PRECHECK, args: str = "") -> Settings:
+                 script_text: str = PRECHECK, args: str = "", tasks: bool = True) -> Settings:
     script = tmp_path / "precheck.py"
     script.write_text(script_text, encoding="utf-8")
     path = tmp_path / "aumwatch.toml"
@@ -73,17 +73,17 @@ def settings_for(server: StandInServer, azurite: Azurite, queue_name: str, tmp_p
         f"read_only = {'true' if read_only else 'false'}\n"
         "[paths]\n"
         f'data_dir = "{tmp_path}"\n'
-        "[[tasks]]\n"
-        'name = "precheck"\n'
-        'on = "pre"\n'
-        'configurations = ["patch-*"]\n'
-        f'command = ["{sys.executable}", "{script}"{args}]\n'
-        'timeout = "30s"\n'
-        "cancel_on_failure = true\n",
+        + ("[[tasks]]\n"
+           'name = "precheck"\n'
+           'on = "pre"\n'
+           'configurations = ["patch-*"]\n'
+           f'command = ["{sys.executable}", "{script}"{args}]\n'
+           'timeout = "30s"\n'
+           "cancel_on_failure = true\n" if tasks else ""),
         encoding="utf-8")
     path.chmod(0o600)
     settings = load_settings({}, env={"AUMWATCH_TOKEN": server.token}, config_path=path)
-    assert settings.tasks and settings.queue_mode == mode
+    assert bool(settings.tasks) == tasks and settings.queue_mode == mode
     return settings
 
 
@@ -177,6 +177,47 @@ async def test_a_second_runner_on_the_queue_is_refused_naming_the_holder(
             assert error is not None and "another aumwatch tasks" in error
     assert messages_left(azurite, queue_name) == 1
     assert standin_world.get_run(run.correlation_id).status == "Pending"
+
+
+async def test_a_consume_dashboard_without_tasks_peeks_while_aumwatch_tasks_holds_the_queue(
+    run: SimRun, standin: StandInServer, standin_clock: ManualClock, standin_world: World,
+    azurite: Azurite, queue_name: str, tmp_path: Path,
+) -> None:
+    # A dashboard with no [[tasks]] in consume mode would delete the pre-event that the
+    # running `aumwatch tasks` needs: with the queue's lock held elsewhere it must peek.
+    send_pre_event(azurite, queue_name, run)
+    settings = settings_for(standin, azurite, queue_name, tmp_path, tasks=False)
+    url = make_queue_client(queue_name, connection_string=azurite.connection_string).url
+    with RunnerLock(tmp_path, str(url)):
+        app = make_app(settings, standin_clock)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            error = app.query_one(StatusBar).data.last_error
+            assert error is not None and error.startswith("events peeked, not consumed: "
+                                                          "another aumwatch tasks (pid "), error
+            assert app.query_one(StatusBar).data.queue_mode == "peek"
+            assert app.dashboard.monitor is not None
+            assert not app.dashboard.monitor.runs_tasks
+    assert messages_left(azurite, queue_name) == 1  # left for the tasks runner
+
+
+async def test_a_consume_dashboard_without_tasks_holds_the_queue_against_aumwatch_tasks(
+    run: SimRun, standin: StandInServer, standin_clock: ManualClock, standin_world: World,
+    azurite: Azurite, queue_name: str, tmp_path: Path,
+) -> None:
+    from services.azure.tasks import TasksRefused
+
+    settings = settings_for(standin, azurite, queue_name, tmp_path, tasks=False)
+    url = make_queue_client(queue_name, connection_string=azurite.connection_string).url
+    app = make_app(settings, standin_clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.query_one(StatusBar).data.queue_mode == "consume"
+        # It consumes: a tasks runner started now is refused, naming the dashboard.
+        with pytest.raises(TasksRefused, match="another aumwatch dashboard"):
+            RunnerLock(tmp_path, str(url)).acquire()
+    with RunnerLock(tmp_path, str(url)):  # released when the dashboard closes
+        pass
 
 
 #: A pre-check that notes it ran (in argv[1]), takes two seconds, and passes.
