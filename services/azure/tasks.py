@@ -61,6 +61,9 @@ from services.domain.window import WindowRules
 #: subscription).
 CancelFn = Callable[[CancelTarget], Awaitable[CancelResult]]
 ResultSink = Callable[[TaskResult], None]
+#: Brings the runner's clock to the server's time for one event's run (``aumwatch tasks``
+#: measures the skew from Resource Manager's ``Date`` header, as ``aumwatch cancel`` does).
+ClockSync = Callable[[MaintenanceEvent], Awaitable[None]]
 
 #: How long a stopped task's group gets between SIGTERM and SIGKILL.
 STOP_GRACE = timedelta(seconds=3)
@@ -155,7 +158,9 @@ class TaskRunner:
     ``cancel`` sends a cancel through a Canceller (None: no cancel is possible, a
     cancel_on_failure task's failure is only reported). ``on_result`` is called with every
     handled task's :class:`TaskResult`, in order. ``environ`` is aumwatch's own environment,
-    from which a task keeps only the safe variables.
+    from which a task keeps only the safe variables. ``sync_clock`` (optional) corrects the
+    clock against the server before a failed cancel_on_failure task's window is judged: a
+    local clock minutes off would otherwise call an open window closed (or the reverse).
     """
 
     def __init__(
@@ -170,6 +175,7 @@ class TaskRunner:
         environ: Mapping[str, str] | None = None,
         on_result: ResultSink | None = None,
         output_limit: int = OUTPUT_LIMIT,
+        sync_clock: ClockSync | None = None,
     ) -> None:
         self.tasks = tuple(tasks)
         self._journal = journal
@@ -180,6 +186,7 @@ class TaskRunner:
         self._environ = dict(os.environ if environ is None else environ)
         self._on_result = on_result
         self._limit = output_limit
+        self._sync_clock = sync_clock
         self._stopping = False
         self._running: dict[int, asyncio.subprocess.Process] = {}
         self.results: list[TaskResult] = []
@@ -230,6 +237,8 @@ class TaskRunner:
 
     async def run_one(self, task: TaskSpec, event: MaintenanceEvent) -> TaskResult:
         """Claim, run and record one task for one event."""
+        if task.cancel_on_failure:
+            await self._correct_clock(event)  # its times and window on the server's clock
         started = ensure_utc(self._clock.now())
         seq = self._journal.claim_task_run(
             run_id=event.correlation_id, event_kind=str(event.kind), task=task.name,
@@ -242,9 +251,11 @@ class TaskRunner:
             exit_code, timed_out, interrupted = None, False, False
             output = self._scrub(f"aumwatch could not run the task: {type(exc).__name__}: "
                                  f"{exc}")
-        ended = ensure_utc(self._clock.now())
         outcome = (TaskOutcome.INTERRUPTED if interrupted
                    else outcome_of(exit_code, timed_out=timed_out))
+        if task.cancel_on_failure and outcome in (TaskOutcome.FAILED, TaskOutcome.TIMEOUT):
+            await self._correct_clock(event)  # the window is judged on the server's time
+        ended = ensure_utc(self._clock.now())
         reason: str | None = None
         cancelled = False
         if outcome is TaskOutcome.INTERRUPTED:
@@ -334,6 +345,13 @@ class TaskRunner:
                 bounded_text += f"\n[timed out after {task.timeout.total_seconds():g}s: " \
                     "its process group was killed]"
             return exit_code, timed_out, interrupted, self._scrub(bounded_text)
+
+    async def _correct_clock(self, event: MaintenanceEvent) -> None:
+        # A failed measurement leaves the clock as it was (the Canceller re-checks the window
+        # at send time anyway).
+        if self._sync_clock is not None:
+            with contextlib.suppress(Exception):
+                await self._sync_clock(event)
 
     def _scrub(self, text: str) -> str:
         return scrub_output(text, self._secrets)

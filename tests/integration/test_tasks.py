@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -233,13 +234,17 @@ async def test_a_hostile_configuration_name_reaches_the_task_only_as_data(
 
 
 def write_config(tmp_path: Path, azurite: Any, queue_name: str, command: list[str], *,
-                 mode: str = "consume", on: str = "post", timeout: str = "60s") -> Path:
+                 mode: str = "consume", on: str = "post", timeout: str = "60s",
+                 server: Any = None) -> Path:
+    """``server``: the stand-in to cancel on (the task is then a cancel_on_failure one)."""
+    arm = (f'arm_endpoint = "{server.endpoint}"\nca_file = "{server.ca_file}"\n'
+           f'token = "{server.token}"' if server is not None
+           else 'arm_endpoint = "https://127.0.0.1:9"\ntoken = "standin-token"')
     config = tmp_path / "config.toml"
     config.write_text(f"""
 [azure]
 cloud = "standin"
-arm_endpoint = "https://127.0.0.1:9"
-token = "standin-token"
+{arm}
 
 [queue]
 name = "{queue_name}"
@@ -255,6 +260,7 @@ on = "{on}"
 configurations = ["nightly"]
 command = {json.dumps(command)}
 timeout = "{timeout}"
+cancel_on_failure = {'true' if server is not None else 'false'}
 """, encoding="utf-8")
     config.chmod(0o600)
     return config
@@ -348,6 +354,32 @@ async def test_sigterm_stops_the_runner_records_the_running_task_interrupted_and
     assert await queue_is_empty(queue)  # its task run is recorded: the message is done
 
 
+async def test_the_command_judges_the_window_on_the_servers_clock_and_cancels(
+    azurite: Any, queue: Any, standin: Any, standin_world: World, run: SimRun,
+    recorder: Path, tmp_path: Path,
+) -> None:
+    # The stand-in's clock is months away from this machine's: on the local clock the run
+    # would be long over ("too late to cancel"); on the server's, its window is open.
+    out = tmp_path / "out.jsonl"
+    config = write_config(tmp_path, azurite, queue.queue_name,
+                          [sys.executable, str(recorder), str(out), "3"], on="pre",
+                          server=standin)
+    await queue.send_message(pre_message(run))
+    proc = aumwatch(config, "--once")
+    stdout, stderr = await asyncio.to_thread(proc.communicate, timeout=60)
+    [line] = [json.loads(item) for item in stdout.splitlines()]
+    assert (line["outcome"], line["exit_code"], line["cancelled_run"]) == ("failed", 3, True), \
+        stderr
+    # (Date has whole seconds: T-30m measured may read a moment later.)
+    assert re.search(r"at T-(29|30)m: cancelling the run", line["reason"]), line["reason"]
+    # Its times are the server's too (the stand-in's clock stands still at NOW).
+    assert line["started"].startswith(NOW.strftime("%Y-%m-%dT%H:%M"))
+    assert standin_world.get_run(run.correlation_id).status == "Cancelled"
+    with Journal(tmp_path / "data" / "journal.sqlite3") as journal:
+        [audit] = journal.cancel_audit()
+    assert (audit.outcome, audit.initiator) == ("verified-cancelled", "task slow (exit 3)")
+
+
 async def test_tasks_refuse_peek_mode_saying_why(
     azurite: Any, queue: Any, recorder: Path, tmp_path: Path,
 ) -> None:
@@ -370,7 +402,7 @@ async def test_a_second_runner_on_the_same_queue_is_refused_naming_the_holder(
     try:
         lock_dir = tmp_path / "data"
         assert await asyncio.to_thread(
-            wait_for, lambda: any(p.read_text().strip() == str(first.pid)
+            wait_for, lambda: any(p.read_text().split()[:1] == [str(first.pid)]
                                   for p in lock_dir.glob("tasks-*.lock")))
         second = aumwatch(config, "--once")
         _, stderr = await asyncio.to_thread(second.communicate, timeout=60)
