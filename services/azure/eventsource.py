@@ -178,6 +178,11 @@ def make_queue_client(
 
     verify = kwargs.get("connection_verify")
     if isinstance(verify, str | os.PathLike) and "transport" not in kwargs:
+        if not os.path.isfile(verify):
+            # Found only when the first request builds the TLS context, as a bare
+            # FileNotFoundError: say here which file is missing.
+            raise ValueError(f"the CA bundle {os.fspath(verify)} (azure.ca_file) does not "
+                             "exist; an `aumwatch sim` config is valid only while it runs")
         del kwargs["connection_verify"]
         timeouts = {k: kwargs[k] for k in ("connection_timeout", "read_timeout") if k in kwargs}
         kwargs["transport"] = _one_context_transport()(os.fspath(verify), **timeouts)

@@ -380,6 +380,22 @@ async def test_the_command_judges_the_window_on_the_servers_clock_and_cancels(
     assert (audit.outcome, audit.initiator) == ("verified-cancelled", "task slow (exit 3)")
 
 
+async def test_a_missing_ca_file_is_one_line_naming_it_not_a_traceback(
+    azurite: Any, queue: Any, standin: Any, recorder: Path, tmp_path: Path,
+) -> None:
+    # An `aumwatch sim` config outlives its sim: the CA file it names is gone.
+    config = write_config(tmp_path, azurite, queue.queue_name,
+                          [sys.executable, str(recorder), str(tmp_path / "o"), "0"],
+                          on="pre", server=standin)
+    missing = tmp_path / "gone" / "ca.pem"
+    config.write_text(config.read_text().replace(str(standin.ca_file), str(missing)))
+    proc = aumwatch(config, "--once")
+    stdout, stderr = await asyncio.to_thread(proc.communicate, timeout=60)
+    assert proc.returncode == 1 and stdout == ""
+    assert "Traceback" not in stderr
+    assert f"the CA bundle {missing} (azure.ca_file) does not exist" in stderr
+
+
 async def test_tasks_refuse_peek_mode_saying_why(
     azurite: Any, queue: Any, recorder: Path, tmp_path: Path,
 ) -> None:
