@@ -50,6 +50,10 @@ from services.settings import Settings
 #: How long closing waits for running tasks to stop and be recorded (they get SIGTERM, then
 #: SIGKILL after services/azure/tasks.py's grace).
 TASK_STOP_WAIT = timedelta(seconds=6)
+#: Journaled events read back at the first poll of a dashboard peeking beside a consumer.
+JOURNAL_BACKLOG = 500
+#: Events remembered as shown (peeked or read back from the journal), so none shows twice.
+SHOWN_KEYS_LIMIT = 20_000
 #: Source names, in the order the status bar lists them.
 SOURCES = ("configs", "runs", "events")
 __all__ = ["SOURCES", "Monitor"]
@@ -105,6 +109,12 @@ class Monitor:
         self.consume_refusal: str | None = None
         self._task_results: list[Any] = []
         self._events_poll: asyncio.Future[EventBatch] | None = None
+        # Peeking while another process (`aumwatch tasks`) consumes the queue: the events it
+        # took are read back from the shared journal (seq: the last row read; keys: the
+        # events shown, from either side, so none is shown twice).
+        self._follows_journal = False
+        self._journal_seq: int | None = None
+        self._shown_keys: dict[tuple[str, str], None] = {}
         self.fetched_at: dict[str, datetime | None] = dict.fromkeys(SOURCES)
         self.measured_skew: timedelta | None = None
         self.closed = False
@@ -299,7 +309,11 @@ class Monitor:
                                    "may cancel a run); events are peeked and left for "
                                    "`aumwatch tasks`")
             lock = RunnerLock(settings.data_dir, str(queue.url), holder="aumwatch dashboard")
-            lock.acquire()
+            try:
+                lock.acquire()
+            except TasksRefused:
+                self._follows_journal = True  # another runner consumes: follow its journal
+                raise
         except TasksRefused as exc:
             self.tasks_refusal = f"tasks not run here: {exc}"
             return None
@@ -336,6 +350,7 @@ class Monitor:
             lock.acquire()
         except TasksRefused as exc:
             self.consume_refusal = f"events peeked, not consumed: {exc}"
+            self._follows_journal = True
             return False
         except OSError as exc:
             self.consume_refusal = ("events peeked, not consumed: cannot take the queue's "
@@ -372,9 +387,54 @@ class Monitor:
             batch = await asyncio.shield(self._events_poll)
         else:
             batch = await source.poll()
+        if self._follows_journal:
+            batch = self._with_journaled(batch)
         if batch.error is None:
             self.fetched_at["events"] = batch.fetched_at
         return batch
+
+    def _with_journaled(self, batch: EventBatch) -> EventBatch:
+        """``batch`` (a peek) plus the events the queue's consumer journaled since the last
+        read: it deletes them once handled, so a peek alone would rarely see a pre-event
+        and the watchdog would call it missing. The first read takes the latest
+        :data:`JOURNAL_BACKLOG` rows. An event is shown once, whichever side saw it first."""
+        import dataclasses
+
+        from services.azure.eventsource import ReceivedEvent
+        from services.azure.journal import JournalError, dedupe_key_text
+        from services.domain.events import EventDecodeError, decode_message
+
+        try:
+            journal = self._open_journal()
+            if self._journal_seq is None:
+                rows = journal.events(limit=JOURNAL_BACKLOG)
+            else:
+                rows = journal.events_after(self._journal_seq, JOURNAL_BACKLOG)
+        except (JournalError, OSError):
+            return batch  # the peek stands alone; the next poll tries again
+        if rows:
+            self._journal_seq = rows[-1].seq
+        elif self._journal_seq is None:
+            self._journal_seq = 0
+        fresh = [item for item in batch.events if self._first_sight(item.event.dedupe_key)]
+        for row in rows:
+            try:
+                events = decode_message(row.raw_text)
+            except (EventDecodeError, ValueError):
+                continue  # journaled, so it decoded once; a row that no longer does is skipped
+            for event in events:
+                if (dedupe_key_text(event.dedupe_key) == row.dedupe_key
+                        and self._first_sight(event.dedupe_key)):
+                    fresh.append(ReceivedEvent(event, row.received_at, row.message_id, None))
+        return dataclasses.replace(batch, events=tuple(fresh))
+
+    def _first_sight(self, key: tuple[str, str]) -> bool:
+        if key in self._shown_keys:
+            return False
+        self._shown_keys[key] = None
+        if len(self._shown_keys) > SHOWN_KEYS_LIMIT:  # bounded: drop the oldest
+            del self._shown_keys[next(iter(self._shown_keys))]
+        return True
 
     # -- cancel ------------------------------------------------------------------------------
     def verified_cancels(self) -> dict[str, datetime]:

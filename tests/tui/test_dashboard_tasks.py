@@ -201,6 +201,48 @@ async def test_a_consume_dashboard_without_tasks_peeks_while_aumwatch_tasks_hold
     assert messages_left(azurite, queue_name) == 1  # left for the tasks runner
 
 
+@pytest.mark.parametrize("tasks", [False, True])
+async def test_a_dashboard_peeking_beside_aumwatch_tasks_reads_the_events_it_consumed(
+    run: SimRun, standin: StandInServer, standin_clock: ManualClock, standin_world: World,
+    azurite: Azurite, queue_name: str, tmp_path: Path, tasks: bool,
+) -> None:
+    from services.domain.events import decode_message
+
+    # `aumwatch tasks` took the pre-event from the queue and journaled it: a peek alone never
+    # sees it, and the watchdog would call the run's pre-event missing.
+    raw = encode_message(build_event(
+        kind="pre", correlation_id=run.correlation_id, configuration_id=run.configuration_id,
+        configuration_name="patch-web", start=run.start, end=run.end, subscription_ids=[SUB],
+        event_time=run.start - timedelta(minutes=35), cutoff=run.start - timedelta(minutes=10)))
+    with Journal(tmp_path / "journal.sqlite3") as journal:
+        journal.record_event(decode_message(raw)[0], raw, received_at=NOW - timedelta(minutes=5))
+    settings = settings_for(standin, azurite, queue_name, tmp_path, tasks=tasks)
+    url = make_queue_client(queue_name, connection_string=azurite.connection_string).url
+    with RunnerLock(tmp_path, str(url)):
+        app = make_app(settings, standin_clock)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            assert app.query_one(StatusBar).data.queue_mode == "peek"
+            arrivals = app.dashboard.state.memory.arrivals
+            assert run.correlation_id.lower() in arrivals
+            assert arrivals[run.correlation_id.lower()].pre is not None
+            # Read once: the next polls add nothing, and a peek of the same event neither.
+            QueueClient.from_connection_string(azurite.connection_string,
+                                               queue_name).send_message(raw)
+            log = app.dashboard.events_panel.event_log
+
+            def pre_rows() -> list[Any]:
+                return [row for row in log.rows
+                        if row.configuration == "patch-web" and row.flag != "watchdog"]
+
+            assert len(pre_rows()) == 1
+            app.dashboard.action_refresh()
+            await settle(pilot)
+            assert len(pre_rows()) == 1
+            assert not [row for row in log.rows if row.flag == "watchdog"
+                        and row.configuration == "patch-web"]
+
+
 async def test_a_consume_dashboard_without_tasks_holds_the_queue_against_aumwatch_tasks(
     run: SimRun, standin: StandInServer, standin_clock: ManualClock, standin_world: World,
     azurite: Azurite, queue_name: str, tmp_path: Path,
