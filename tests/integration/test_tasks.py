@@ -28,7 +28,7 @@ from services.domain.window import WindowRules
 from services.standin.events_out import build_event, encode_message
 from services.standin.world import SimRun, World
 from tests.processes import all_gone
-from tests.standin import NOW, SUB, add_run, config_object
+from tests.standin import NOW, SUB, add_run, config_object, pre_event_for
 
 pytestmark = pytest.mark.integration
 
@@ -74,12 +74,7 @@ def run(standin_world: World) -> SimRun:
 
 
 def pre_message(run: SimRun, name: str = "nightly", **kw: Any) -> str:
-    event = build_event(kind="pre", correlation_id=run.correlation_id,
-                        configuration_id=run.configuration_id, configuration_name=name,
-                        start=run.start, end=run.end, subscription_ids=[SUB],
-                        event_time=run.start - timedelta(minutes=35),
-                        cutoff=run.start - timedelta(minutes=10), **kw)
-    return encode_message(event)
+    return encode_message(pre_event_for(run, name, **kw))
 
 
 def task(recorder: Path, out: Path, code: int = 0, **kw: Any) -> TaskSpec:

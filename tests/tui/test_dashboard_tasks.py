@@ -21,10 +21,10 @@ from services.azure.tasks import RunnerLock
 from services.domain.clock import ManualClock
 from services.settings import Settings, load_settings
 from services.standin.azurite import Azurite
-from services.standin.events_out import build_event, encode_message
+from services.standin.events_out import encode_message
 from services.standin.server import StandInServer
 from services.standin.world import SimRun, World
-from tests.standin import NOW, SUB, add_run
+from tests.standin import NOW, add_run, azure_toml, pre_event_for
 from tests.tui.test_report_key import daily, make_app, settle
 from tui.messages import RunChosen
 from tui.screens.tasks import TaskRunsScreen
@@ -60,12 +60,8 @@ def settings_for(server: StandInServer, azurite: Azurite, queue_name: str, tmp_p
     script.write_text(script_text, encoding="utf-8")
     path = tmp_path / "aumwatch.toml"
     path.write_text(
-        "[azure]\n"
-        'cloud = "standin"\n'
-        f'arm_endpoint = "{server.endpoint}"\n'
-        f'ca_file = "{server.ca_file}"\n'
-        f'subscriptions = ["{SUB}"]\n'
-        "[queue]\n"
+        azure_toml(server, token=False)
+        + "[queue]\n"
         f'name = "{queue_name}"\n'
         f'mode = "{mode}"\n'
         f'connection_string = "{azurite.connection_string}"\n'
@@ -88,13 +84,8 @@ def settings_for(server: StandInServer, azurite: Azurite, queue_name: str, tmp_p
 
 
 def send_pre_event(azurite: Azurite, queue_name: str, run: SimRun) -> None:
-    event = build_event(kind="pre", correlation_id=run.correlation_id,
-                        configuration_id=run.configuration_id, configuration_name="patch-web",
-                        start=run.start, end=run.end, subscription_ids=[SUB],
-                        event_time=run.start - timedelta(minutes=35),
-                        cutoff=run.start - timedelta(minutes=10))
     QueueClient.from_connection_string(azurite.connection_string, queue_name).send_message(
-        encode_message(event))
+        encode_message(pre_event_for(run, "patch-web")))
 
 
 def messages_left(azurite: Azurite, queue_name: str) -> int:
@@ -210,10 +201,7 @@ async def test_a_dashboard_peeking_beside_aumwatch_tasks_reads_the_events_it_con
 
     # `aumwatch tasks` took the pre-event from the queue and journaled it: a peek alone never
     # sees it, and the watchdog would call the run's pre-event missing.
-    raw = encode_message(build_event(
-        kind="pre", correlation_id=run.correlation_id, configuration_id=run.configuration_id,
-        configuration_name="patch-web", start=run.start, end=run.end, subscription_ids=[SUB],
-        event_time=run.start - timedelta(minutes=35), cutoff=run.start - timedelta(minutes=10)))
+    raw = encode_message(pre_event_for(run, "patch-web"))
     with Journal(tmp_path / "journal.sqlite3") as journal:
         journal.record_event(decode_message(raw)[0], raw, received_at=NOW - timedelta(minutes=5))
     settings = settings_for(standin, azurite, queue_name, tmp_path, tasks=tasks)
