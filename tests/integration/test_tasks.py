@@ -391,6 +391,20 @@ async def test_a_missing_ca_file_is_one_line_naming_it_not_a_traceback(
     assert f"the CA bundle {missing} (azure.ca_file) does not exist" in stderr
 
 
+async def test_without_a_credential_a_cancel_on_failure_task_is_warned_of_at_start(
+    azurite: Any, queue: Any, standin: Any, recorder: Path, tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path, azurite, queue.queue_name,
+                          [sys.executable, str(recorder), str(tmp_path / "o"), "0"],
+                          on="pre", server=standin)
+    config.write_text(config.read_text().replace(f'token = "{standin.token}"', ""))
+    proc = aumwatch(config, "--once")
+    _, stderr = await asyncio.to_thread(proc.communicate, timeout=60)
+    assert proc.returncode == 0, stderr
+    assert "warning: no Azure credential" in stderr
+    assert "a failed cancel_on_failure pre-check cannot cancel its run" in stderr
+
+
 async def test_tasks_refuse_peek_mode_saying_why(
     azurite: Any, queue: Any, recorder: Path, tmp_path: Path,
 ) -> None:

@@ -103,6 +103,11 @@ async def _serve(args: argparse.Namespace, settings: Any, journal: Any) -> int:
     except ServiceError as exc:
         if not settings.queue_connection_string:
             raise CliError(str(exc)) from None
+        if any(task.cancel_on_failure for task in settings.tasks):
+            # Said once at start, not first when a pre-check fails inside its window.
+            print(f"aumwatch: warning: no Azure credential ({_clean(str(exc))}): a failed "
+                  "cancel_on_failure pre-check cannot cancel its run", file=sys.stderr,
+                  flush=True)
     cancels = _Cancels(settings, credential, journal, clock)
     environ = dict(os.environ)
     if settings.config_path is not None:
