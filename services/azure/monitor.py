@@ -349,7 +349,8 @@ class Monitor:
         try:
             lock.acquire()
         except TasksRefused as exc:
-            self.consume_refusal = f"events peeked, not consumed: {exc}"
+            self.consume_refusal = (f"events peeked, not consumed: {exc}; the events it "
+                                    "consumed are read from the journal")
             self._follows_journal = True
             return False
         except OSError as exc:

@@ -186,6 +186,7 @@ async def test_a_consume_dashboard_without_tasks_peeks_while_aumwatch_tasks_hold
             error = app.query_one(StatusBar).data.last_error
             assert error is not None and error.startswith("events peeked, not consumed: "
                                                           "another aumwatch tasks (pid "), error
+            assert error.endswith("the events it consumed are read from the journal")
             assert app.query_one(StatusBar).data.queue_mode == "peek"
             assert app.dashboard.monitor is not None
             assert not app.dashboard.monitor.runs_tasks
