@@ -109,9 +109,9 @@ class Monitor:
         self.consume_refusal: str | None = None
         self._task_results: list[Any] = []
         self._events_poll: asyncio.Future[EventBatch] | None = None
-        # Peeking while another process (`aumwatch tasks`) consumes the queue: the events it
-        # took are read back from the shared journal (seq: the last row read; keys: the
-        # events shown, from either side, so none is shown twice).
+        # Peeking: the events a consumer of the queue (`aumwatch tasks` above all) took are
+        # read back from the shared journal (seq: the last row read; keys: the events
+        # shown, from either side, so none is shown twice).
         self._follows_journal = False
         self._journal_seq: int | None = None
         self._shown_keys: dict[tuple[str, str], None] = {}
@@ -281,6 +281,8 @@ class Monitor:
                 # its messages would keep its tasks from ever running.
                 mode = "peek"
             journal = self._open_journal() if mode == "consume" else None
+            # A peek sees only what no consumer has taken yet: the rest is in the journal.
+            self._follows_journal = mode == "peek"
             self._events = EventSource(queue, clock=self.clock, journal=journal, mode=mode,
                                        **hooks)
         except Exception as exc:
@@ -309,11 +311,7 @@ class Monitor:
                                    "may cancel a run); events are peeked and left for "
                                    "`aumwatch tasks`")
             lock = RunnerLock(settings.data_dir, str(queue.url), holder="aumwatch dashboard")
-            try:
-                lock.acquire()
-            except TasksRefused:
-                self._follows_journal = True  # another runner consumes: follow its journal
-                raise
+            lock.acquire()
         except TasksRefused as exc:
             self.tasks_refusal = f"tasks not run here: {exc}"
             return None
@@ -351,7 +349,6 @@ class Monitor:
         except TasksRefused as exc:
             self.consume_refusal = (f"events peeked, not consumed: {exc}; the events it "
                                     "consumed are read from the journal")
-            self._follows_journal = True
             return False
         except OSError as exc:
             self.consume_refusal = ("events peeked, not consumed: cannot take the queue's "
@@ -405,6 +402,8 @@ class Monitor:
         from services.azure.journal import JournalError, dedupe_key_text
         from services.domain.events import EventDecodeError, decode_message
 
+        if self._journal is None and not Path(self.settings.journal_path).exists():
+            return batch  # no consumer has journaled anything (and peeking creates no journal)
         try:
             journal = self._open_journal()
             if self._journal_seq is None:
@@ -418,7 +417,10 @@ class Monitor:
         elif self._journal_seq is None:
             self._journal_seq = 0
         fresh = [item for item in batch.events if self._first_sight(item.event.dedupe_key)]
+        queue_name = (self.settings.queue_name or "").lower()
         for row in rows:
+            if (row.source_queue or "").lower() != queue_name:
+                continue  # another queue's events, journaled in the same data directory
             try:
                 events = decode_message(row.raw_text)
             except (EventDecodeError, ValueError):

@@ -193,19 +193,35 @@ async def test_a_consume_dashboard_without_tasks_peeks_while_aumwatch_tasks_hold
     assert messages_left(azurite, queue_name) == 1  # left for the tasks runner
 
 
-@pytest.mark.parametrize("tasks", [False, True])
+@pytest.mark.parametrize(("mode", "read_only", "tasks"), [
+    ("consume", False, False),  # would consume, but the runner holds the queue
+    ("consume", False, True),  # would run the tasks, but the runner holds the queue
+    ("consume", True, True),  # read-only: never runs tasks
+    ("peek", False, False),  # the default mode
+])
 async def test_a_dashboard_peeking_beside_aumwatch_tasks_reads_the_events_it_consumed(
     run: SimRun, standin: StandInServer, standin_clock: ManualClock, standin_world: World,
-    azurite: Azurite, queue_name: str, tmp_path: Path, tasks: bool,
+    azurite: Azurite, queue_name: str, tmp_path: Path, mode: str, read_only: bool,
+    tasks: bool,
 ) -> None:
     from services.domain.events import decode_message
+    from services.standin.events_out import build_event
 
     # `aumwatch tasks` took the pre-event from the queue and journaled it: a peek alone never
     # sees it, and the watchdog would call the run's pre-event missing.
     raw = encode_message(pre_event_for(run, "patch-web"))
+    # A post-event journaled from another queue (same data directory) is not this queue's.
+    other = encode_message(build_event(
+        kind="post", correlation_id=run.correlation_id, configuration_id=run.configuration_id,
+        configuration_name="patch-web", start=run.start, end=run.end, subscription_ids=[],
+        event_time=run.end, status="Succeeded"))
     with Journal(tmp_path / "journal.sqlite3") as journal:
-        journal.record_event(decode_message(raw)[0], raw, received_at=NOW - timedelta(minutes=5))
-    settings = settings_for(standin, azurite, queue_name, tmp_path, tasks=tasks)
+        journal.record_event(decode_message(raw)[0], raw, received_at=NOW - timedelta(minutes=5),
+                             source_queue=queue_name)
+        journal.record_event(decode_message(other)[0], other, received_at=NOW,
+                             source_queue="another-queue")
+    settings = settings_for(standin, azurite, queue_name, tmp_path, tasks=tasks, mode=mode,
+                            read_only=read_only)
     url = make_queue_client(queue_name, connection_string=azurite.connection_string).url
     with RunnerLock(tmp_path, str(url)):
         app = make_app(settings, standin_clock)
@@ -215,6 +231,7 @@ async def test_a_dashboard_peeking_beside_aumwatch_tasks_reads_the_events_it_con
             arrivals = app.dashboard.state.memory.arrivals
             assert run.correlation_id.lower() in arrivals
             assert arrivals[run.correlation_id.lower()].pre is not None
+            assert arrivals[run.correlation_id.lower()].post is None
             # Read once: the next polls add nothing, and a peek of the same event neither.
             QueueClient.from_connection_string(azurite.connection_string,
                                                queue_name).send_message(raw)
