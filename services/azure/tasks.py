@@ -67,6 +67,8 @@ ClockSync = Callable[[MaintenanceEvent], Awaitable[None]]
 
 #: How long a stopped task's group gets between SIGTERM and SIGKILL.
 STOP_GRACE = timedelta(seconds=3)
+#: How long a clock correction (one Resource Manager GET) may take before a task goes on.
+CLOCK_SYNC_TIMEOUT = 10.0
 #: How long the output readers may outlive the task (a child left holding the pipe).
 READER_GRACE = 2.0
 #: Environment variables whose values are secrets wherever they appear in a task's output.
@@ -351,7 +353,8 @@ class TaskRunner:
         # at send time anyway).
         if self._sync_clock is not None:
             with contextlib.suppress(Exception):
-                await self._sync_clock(event)
+                # Bounded: an unreachable Resource Manager must not hold up a pre-check.
+                await asyncio.wait_for(self._sync_clock(event), CLOCK_SYNC_TIMEOUT)
 
     def _scrub(self, text: str) -> str:
         return scrub_output(text, self._secrets)

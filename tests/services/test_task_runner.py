@@ -155,3 +155,23 @@ async def test_a_failing_clock_sync_does_not_stop_the_task_or_its_record(
     assert result.reason == "pre-check t failed at T-60m: the cancel window is not open yet"
     [row] = journal.task_runs()
     assert row.state == "failed"
+
+
+async def test_a_hanging_clock_sync_is_cut_short(tmp_path: Path, journal: Journal,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    monkeypatch.setattr("services.azure.tasks.CLOCK_SYNC_TIMEOUT", 0.2)
+
+    async def hanging_sync(event: MaintenanceEvent) -> None:
+        await asyncio.sleep(60)
+
+    from dataclasses import replace
+
+    pre_task = script(tmp_path, "pass", name="p", on="pre", cancel_on_failure=True)
+    pre = replace(EVENT, kind=EventKind.PRE, type="Microsoft.Maintenance.PreMaintenanceEvent")
+    started = asyncio.get_running_loop().time()
+    result = await TaskRunner([pre_task], journal, ManualClock(START), environ=os.environ,
+                              sync_clock=hanging_sync).run_one(pre_task, pre)
+    assert result.outcome == "ok"
+    assert asyncio.get_running_loop().time() - started < 10
