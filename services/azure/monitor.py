@@ -250,8 +250,8 @@ class Monitor:
             return self._events
         self._events_tried = True
         await asyncio.to_thread(_import_sdks)
-        from services.azure.clients import make_async_credential, queue_service_kwargs
-        from services.azure.eventsource import EventSource, make_queue_client
+        from services.azure.clients import make_async_credential, settings_queue_client
+        from services.azure.eventsource import EventSource
 
         settings = self.settings
         try:
@@ -260,11 +260,7 @@ class Monitor:
                 if self._credential is None:
                     self._credential = make_async_credential(settings)
                 credential = self._credential
-            queue = make_queue_client(
-                settings.queue_name or "", connection_string=settings.queue_connection_string,
-                account_url=(None if settings.queue_connection_string
-                             else settings.queue_account_url),
-                credential=credential, **queue_service_kwargs(settings))
+            queue = settings_queue_client(settings, credential)
             mode: Mode = "consume" if settings.queue_mode == "consume" else "peek"
             hooks: dict[str, Any] = {}
             if settings.tasks:

@@ -83,8 +83,8 @@ def _open_journal(settings: Any) -> Any:
 async def _tail(args: argparse.Namespace, settings: Any, journal: Any) -> int:
     import asyncio
 
-    from services.azure.clients import make_async_credential, queue_service_kwargs
-    from services.azure.eventsource import EventSource, make_queue_client
+    from services.azure.clients import make_async_credential, settings_queue_client
+    from services.azure.eventsource import EventSource
     from services.domain.clock import SystemClock
     from services.domain.errors import ServiceError
 
@@ -97,12 +97,7 @@ async def _tail(args: argparse.Namespace, settings: Any, journal: Any) -> int:
     stack = contextlib.ExitStack()
     try:
         try:
-            queue = make_queue_client(
-                settings.queue_name,
-                connection_string=settings.queue_connection_string,
-                account_url=None if settings.queue_connection_string
-                else settings.queue_account_url,
-                credential=credential, **queue_service_kwargs(settings))
+            queue = settings_queue_client(settings, credential)
         except ValueError as exc:
             raise CliError(str(exc)) from None
         async with queue:

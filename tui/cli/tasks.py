@@ -90,8 +90,8 @@ async def _serve(args: argparse.Namespace, settings: Any, journal: Any) -> int:
     import os
     import signal
 
-    from services.azure.clients import make_async_credential, queue_service_kwargs
-    from services.azure.eventsource import EventSource, make_queue_client
+    from services.azure.clients import make_async_credential, settings_queue_client
+    from services.azure.eventsource import EventSource
     from services.azure.tasks import RunnerLock, TaskRunner, known_secrets, run_queue
     from services.domain.clock import SystemClock
     from services.domain.errors import ServiceError
@@ -132,11 +132,7 @@ async def _serve(args: argparse.Namespace, settings: Any, journal: Any) -> int:
         environ=environ, on_result=emit, sync_clock=cancels.sync_clock)
     try:
         try:
-            queue = make_queue_client(
-                settings.queue_name, connection_string=settings.queue_connection_string,
-                account_url=None if settings.queue_connection_string
-                else settings.queue_account_url,
-                credential=credential, **queue_service_kwargs(settings))
+            queue = settings_queue_client(settings, credential)
         except ValueError as exc:
             raise CliError(str(exc)) from None
         async with queue:
