@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from services.azure.cancel import CancelResult, CancelTarget
+from services.azure.eventsource import Postponed
 from services.azure.journal import Journal, TaskRunRow
 from services.domain.clock import Clock, ensure_utc
 from services.domain.events import MaintenanceEvent
@@ -228,12 +229,14 @@ class TaskRunner:
     # -- the before_delete hook ----------------------------------------------------------------
     async def handle(self, events: tuple[MaintenanceEvent, ...]) -> bool:
         """Run the tasks of one message's events; True when every task run is recorded
-        (finished, interrupted or skipped), so the message may be deleted. A journal
-        failure propagates: the message then stays in the queue."""
+        (finished, interrupted or skipped), so the message may be deleted. Stopping before
+        the last raises :class:`~services.azure.eventsource.Postponed`: the message goes
+        back to the queue at once and the rest runs after a restart (their keys are
+        unclaimed). A journal failure propagates: the message then stays in the queue."""
         for event in events:
             for task in tasks_for(self.tasks, event):
                 if self._stopping:
-                    return False  # the rest runs after a restart (their keys are unclaimed)
+                    raise Postponed("stopping before every task of the message ran")
                 await self.run_one(task, event)
         return True
 

@@ -4,6 +4,7 @@ the Canceller, and ``aumwatch tasks`` as a real process."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import re
@@ -347,6 +348,37 @@ async def test_sigterm_stops_the_runner_records_the_running_task_interrupted_and
     assert (line["outcome"], line["task"]) == ("interrupted", "slow")
     assert await asyncio.to_thread(all_gone, [task_pid])
     assert await queue_is_empty(queue)  # its task run is recorded: the message is done
+
+
+async def test_a_stop_between_two_tasks_returns_the_message_at_once_for_the_rest(
+    queue: Any, journal: Journal, standin_clock: ManualClock, run: SimRun, recorder: Path,
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out.jsonl"
+    quick = task(recorder, out, 0, name="slow", on="post", configurations=("nightly",))
+    slow = dataclasses.replace(quick, command=(*quick.command, "60"))  # sleeps 60 s
+    after = task(recorder, out, 0, name="after", on="post", configurations=("nightly",))
+    await queue.send_message(post_message(run))
+    runner = TaskRunner([slow, after], journal, standin_clock, environ=os.environ)
+    source = EventSource(queue, clock=standin_clock, journal=journal, mode="consume",
+                         visibility_timeout=runner.visibility_timeout(),
+                         before_delete=runner.handle, max_messages=1)
+    poll = asyncio.ensure_future(source.poll())
+    assert await asyncio.to_thread(wait_for, lambda: bool(records(out)))
+    runner.request_stop()  # SIGTERM while "slow" runs
+    batch = await asyncio.wait_for(poll, 30)
+    # A clean stop is no failure, and the message is back at once (not after the
+    # visibility timeout, minutes away) for the next runner to run "after".
+    assert batch.error is None
+    assert runner.visibility_timeout() > 60
+    assert len(await queue.peek_messages(max_messages=32)) == 1
+    assert [(r.task, r.state) for r in journal.task_runs(run.correlation_id)] == [
+        ("slow", "interrupted")]
+    results, errors = await drain(queue, journal, standin_clock, [slow, after])
+    assert errors == []
+    assert [(r.task, str(r.outcome)) for r in results] == [
+        ("slow", "skipped-duplicate"), ("after", "ok")]
+    assert await queue_is_empty(queue)
 
 
 async def test_the_command_judges_the_window_on_the_servers_clock_and_cancels(
