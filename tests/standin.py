@@ -129,6 +129,29 @@ def add_run(world: World, config: dict[str, Any], start: datetime, *, status: st
     return run
 
 
+def azure_toml(server: StandInServer, *, token: bool = True) -> str:
+    """The ``[azure]`` table of a config file pointing aumwatch at ``server``: its endpoint,
+    CA, :data:`SUB`, and its token (or none: then give it as ``AUMWATCH_TOKEN``)."""
+    return ("[azure]\n"
+            'cloud = "standin"\n'
+            f'arm_endpoint = "{server.endpoint}"\n'
+            f'ca_file = "{server.ca_file}"\n'
+            + (f'token = "{server.token}"\n' if token else "")
+            + f'subscriptions = ["{SUB}"]\n')
+
+
+def pre_event_for(run: SimRun, configuration_name: str, **kw: Any) -> dict[str, Any]:
+    """The pre-maintenance event of ``run`` as Azure sends it: at T-35m, cut-off at T-10m
+    (``kw``: more of :func:`services.standin.events_out.build_event`'s arguments)."""
+    from services.standin.events_out import build_event
+
+    return build_event(kind="pre", correlation_id=run.correlation_id,
+                       configuration_id=run.configuration_id,
+                       configuration_name=configuration_name, start=run.start, end=run.end,
+                       subscription_ids=[SUB], event_time=run.start - timedelta(minutes=35),
+                       cutoff=run.start - timedelta(minutes=10), **kw)
+
+
 def sdk_kwargs(server: StandInServer, **extra: Any) -> dict[str, Any]:
     """Keyword arguments that point an Azure SDK client at ``server``."""
     return {"base_url": server.endpoint, "connection_verify": server.ca_file, **extra}

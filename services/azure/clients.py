@@ -236,3 +236,16 @@ def queue_service_kwargs(settings: Settings) -> dict[str, Any]:
     if settings.ca_file:
         kwargs["connection_verify"] = str(settings.ca_file)
     return kwargs
+
+
+def settings_queue_client(settings: Settings, credential: Any = None) -> Any:
+    """The async client of the events queue the settings name: by its connection string when
+    there is one, else by account URL and ``credential`` (Entra ID), with
+    :func:`queue_service_kwargs`. Raises ValueError, saying what is missing, when the
+    settings do not name a usable queue."""
+    from services.azure.eventsource import make_queue_client
+
+    return make_queue_client(
+        settings.queue_name or "", connection_string=settings.queue_connection_string,
+        account_url=None if settings.queue_connection_string else settings.queue_account_url,
+        credential=credential, **queue_service_kwargs(settings))

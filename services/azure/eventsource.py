@@ -43,6 +43,13 @@ Mode = Literal["peek", "consume"]
 #: Awaited in consume mode with one message's decoded events (all of them, also those already
 #: journaled by an earlier delivery) before the message is deleted; False keeps the message.
 BeforeDelete = Callable[[tuple[MaintenanceEvent, ...]], Awaitable[bool]]
+
+
+class Postponed(Exception):
+    """Raised by a ``before_delete`` hook that stops before its work is done (its runner is
+    stopping): the message is made visible again at once, for the next runner to finish,
+    instead of staying hidden for its whole visibility timeout, and the poll reports no
+    failure."""
 MODES: tuple[Mode, ...] = ("peek", "consume")
 
 #: The most messages one peek (or one receive) can return (Storage Queue service limit).
@@ -178,6 +185,11 @@ def make_queue_client(
 
     verify = kwargs.get("connection_verify")
     if isinstance(verify, str | os.PathLike) and "transport" not in kwargs:
+        if not os.path.isfile(verify):
+            # Found only when the first request builds the TLS context, as a bare
+            # FileNotFoundError: say here which file is missing.
+            raise ValueError(f"the CA bundle {os.fspath(verify)} (azure.ca_file) does not "
+                             "exist; an `aumwatch sim` config is valid only while it runs")
         del kwargs["connection_verify"]
         timeouts = {k: kwargs[k] for k in ("connection_timeout", "read_timeout") if k in kwargs}
         kwargs["transport"] = _one_context_transport()(os.fspath(verify), **timeouts)
@@ -361,6 +373,8 @@ class EventSource:
                         # Journal failed: leave this and the rest to reappear later.
                         break
                     if not await self._before_deleting(collector):
+                        if collector.postponed:
+                            await self._release(message, collector)
                         break
                     await self._delete(message, collector)
             if depth is None and read >= PEEK_LIMIT:
@@ -473,12 +487,23 @@ class EventSource:
             return True
         try:
             done = await self._before_delete(out.last_events)
+        except Postponed:
+            out.postponed = True
+            return False
         except Exception as exc:  # the hook's failure keeps the message, never the caller down
             out.fail(service_error(exc, what="recording the message's task runs").message)
             return False
         if not done:
             out.fail("the message's task runs could not be recorded: it stays in the queue")
         return bool(done)
+
+    async def _release(self, message: Any, out: _Collector) -> None:
+        """Make a received message visible again now (its visibility timeout only)."""
+        try:
+            await self.queue.update_message(message.id, pop_receipt=message.pop_receipt,
+                                            visibility_timeout=0)
+        except Exception as exc:  # it reappears when its visibility timeout ends anyway
+            out.fail(service_error(exc, what="returning a message to the queue").message)
 
     async def _delete(self, message: Any, out: _Collector) -> None:
         try:
@@ -498,6 +523,8 @@ class _Collector:
         self.undecodable: list[UndecodableMessage] = []
         self.redelivered = 0
         self.error: str | None = None
+        #: The before_delete hook stopped short (:class:`Postponed`): the message goes back.
+        self.postponed = False
         #: The decoded events of the message being handled (for the before_delete hook).
         self.last_events: tuple[MaintenanceEvent, ...] = ()
 

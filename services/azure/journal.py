@@ -431,6 +431,12 @@ class Journal:
         rows = self._events(" ORDER BY seq DESC LIMIT ?", (limit,), ordered=True)
         return rows[::-1]
 
+    def events_after(self, seq: int, limit: int = 500) -> list[JournaledEvent]:
+        """Journaled events recorded after row ``seq``, oldest first, at most ``limit`` (a
+        dashboard following what another process consumed)."""
+        return self._events(" WHERE seq > ? ORDER BY seq LIMIT ?", (seq, max(limit, 0)),
+                            ordered=True)
+
     def events_for_run(self, correlation_id: str) -> list[JournaledEvent]:
         """Journaled events of one run (ids compared case-insensitively), oldest first."""
         return self._events(" WHERE lower(correlation_id) = lower(?)",

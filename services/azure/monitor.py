@@ -50,6 +50,10 @@ from services.settings import Settings
 #: How long closing waits for running tasks to stop and be recorded (they get SIGTERM, then
 #: SIGKILL after services/azure/tasks.py's grace).
 TASK_STOP_WAIT = timedelta(seconds=6)
+#: Journaled events read back at the first poll of a dashboard peeking beside a consumer.
+JOURNAL_BACKLOG = 500
+#: Events remembered as shown (peeked or read back from the journal), so none shows twice.
+SHOWN_KEYS_LIMIT = 20_000
 #: Source names, in the order the status bar lists them.
 SOURCES = ("configs", "runs", "events")
 __all__ = ["SOURCES", "Monitor"]
@@ -101,8 +105,16 @@ class Monitor:
         self._task_runner: Any = None
         self._runner_lock: Any = None
         self.tasks_refusal: str | None = None
+        # Why a consume-mode dashboard with no [[tasks]] peeks instead (another consumer).
+        self.consume_refusal: str | None = None
         self._task_results: list[Any] = []
         self._events_poll: asyncio.Future[EventBatch] | None = None
+        # Peeking: the events a consumer of the queue (`aumwatch tasks` above all) took are
+        # read back from the shared journal (seq: the last row read; keys: the events
+        # shown, from either side, so none is shown twice).
+        self._follows_journal = False
+        self._journal_seq: int | None = None
+        self._shown_keys: dict[tuple[str, str], None] = {}
         self.fetched_at: dict[str, datetime | None] = dict.fromkeys(SOURCES)
         self.measured_skew: timedelta | None = None
         self.closed = False
@@ -238,8 +250,8 @@ class Monitor:
             return self._events
         self._events_tried = True
         await asyncio.to_thread(_import_sdks)
-        from services.azure.clients import make_async_credential, queue_service_kwargs
-        from services.azure.eventsource import EventSource, make_queue_client
+        from services.azure.clients import make_async_credential, settings_queue_client
+        from services.azure.eventsource import EventSource
 
         settings = self.settings
         try:
@@ -248,11 +260,7 @@ class Monitor:
                 if self._credential is None:
                     self._credential = make_async_credential(settings)
                 credential = self._credential
-            queue = make_queue_client(
-                settings.queue_name or "", connection_string=settings.queue_connection_string,
-                account_url=(None if settings.queue_connection_string
-                             else settings.queue_account_url),
-                credential=credential, **queue_service_kwargs(settings))
+            queue = settings_queue_client(settings, credential)
             mode: Mode = "consume" if settings.queue_mode == "consume" else "peek"
             hooks: dict[str, Any] = {}
             if settings.tasks:
@@ -264,7 +272,13 @@ class Monitor:
                 else:
                     hooks = {"visibility_timeout": runner.visibility_timeout(),
                              "before_delete": runner.handle, "max_messages": 1}
+            elif mode == "consume" and not self._take_consume_lock(queue):
+                # Another process consumes this queue (`aumwatch tasks` above all): taking
+                # its messages would keep its tasks from ever running.
+                mode = "peek"
             journal = self._open_journal() if mode == "consume" else None
+            # A peek sees only what no consumer has taken yet: the rest is in the journal.
+            self._follows_journal = mode == "peek"
             self._events = EventSource(queue, clock=self.clock, journal=journal, mode=mode,
                                        **hooks)
         except Exception as exc:
@@ -292,7 +306,7 @@ class Monitor:
                 raise TasksRefused("read-only mode: this dashboard runs no tasks (a pre task "
                                    "may cancel a run); events are peeked and left for "
                                    "`aumwatch tasks`")
-            lock = RunnerLock(settings.data_dir, str(queue.url))
+            lock = RunnerLock(settings.data_dir, str(queue.url), holder="aumwatch dashboard")
             lock.acquire()
         except TasksRefused as exc:
             self.tasks_refusal = f"tasks not run here: {exc}"
@@ -318,6 +332,26 @@ class Monitor:
         self._runner_lock = lock
         self._task_runner = runner
         return runner
+
+    def _take_consume_lock(self, queue: Any) -> bool:
+        """Take the queue's one-consumer lock (services/azure/tasks.py's RunnerLock) for a
+        consume-mode dashboard that runs no tasks. False when another process holds it (or
+        it cannot be taken), with the reason in :attr:`consume_refusal`."""
+        from services.azure.tasks import RunnerLock, TasksRefused
+
+        lock = RunnerLock(self.settings.data_dir, str(queue.url), holder="aumwatch dashboard")
+        try:
+            lock.acquire()
+        except TasksRefused as exc:
+            self.consume_refusal = (f"events peeked, not consumed: {exc}; the events it "
+                                    "consumed are read from the journal")
+            return False
+        except OSError as exc:
+            self.consume_refusal = ("events peeked, not consumed: cannot take the queue's "
+                                    f"consumer lock: {exc}")
+            return False
+        self._runner_lock = lock
+        return True
 
     @property
     def runs_tasks(self) -> bool:
@@ -347,9 +381,59 @@ class Monitor:
             batch = await asyncio.shield(self._events_poll)
         else:
             batch = await source.poll()
+        if self._follows_journal:
+            batch = self._with_journaled(batch)
         if batch.error is None:
             self.fetched_at["events"] = batch.fetched_at
         return batch
+
+    def _with_journaled(self, batch: EventBatch) -> EventBatch:
+        """``batch`` (a peek) plus the events the queue's consumer journaled since the last
+        read: it deletes them once handled, so a peek alone would rarely see a pre-event
+        and the watchdog would call it missing. The first read takes the latest
+        :data:`JOURNAL_BACKLOG` rows. An event is shown once, whichever side saw it first."""
+        import dataclasses
+
+        from services.azure.eventsource import ReceivedEvent
+        from services.azure.journal import JournalError, dedupe_key_text
+        from services.domain.events import EventDecodeError, decode_message
+
+        if self._journal is None and not Path(self.settings.journal_path).exists():
+            return batch  # no consumer has journaled anything (and peeking creates no journal)
+        try:
+            journal = self._open_journal()
+            if self._journal_seq is None:
+                rows = journal.events(limit=JOURNAL_BACKLOG)
+            else:
+                rows = journal.events_after(self._journal_seq, JOURNAL_BACKLOG)
+        except (JournalError, OSError):
+            return batch  # the peek stands alone; the next poll tries again
+        if rows:
+            self._journal_seq = rows[-1].seq
+        elif self._journal_seq is None:
+            self._journal_seq = 0
+        fresh = [item for item in batch.events if self._first_sight(item.event.dedupe_key)]
+        queue_name = (self.settings.queue_name or "").lower()
+        for row in rows:
+            if (row.source_queue or "").lower() != queue_name:
+                continue  # another queue's events, journaled in the same data directory
+            try:
+                events = decode_message(row.raw_text)
+            except (EventDecodeError, ValueError):
+                continue  # journaled, so it decoded once; a row that no longer does is skipped
+            for event in events:
+                if (dedupe_key_text(event.dedupe_key) == row.dedupe_key
+                        and self._first_sight(event.dedupe_key)):
+                    fresh.append(ReceivedEvent(event, row.received_at, row.message_id, None))
+        return dataclasses.replace(batch, events=tuple(fresh))
+
+    def _first_sight(self, key: tuple[str, str]) -> bool:
+        if key in self._shown_keys:
+            return False
+        self._shown_keys[key] = None
+        if len(self._shown_keys) > SHOWN_KEYS_LIMIT:  # bounded: drop the oldest
+            del self._shown_keys[next(iter(self._shown_keys))]
+        return True
 
     # -- cancel ------------------------------------------------------------------------------
     def verified_cancels(self) -> dict[str, datetime]:

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from services.azure.cancel import CancelResult, CancelTarget
+from services.azure.eventsource import Postponed
 from services.azure.journal import Journal, TaskRunRow
 from services.domain.clock import Clock, ensure_utc
 from services.domain.events import MaintenanceEvent
@@ -61,9 +62,14 @@ from services.domain.window import WindowRules
 #: subscription).
 CancelFn = Callable[[CancelTarget], Awaitable[CancelResult]]
 ResultSink = Callable[[TaskResult], None]
+#: Brings the runner's clock to the server's time for one event's run (``aumwatch tasks``
+#: measures the skew from Resource Manager's ``Date`` header, as ``aumwatch cancel`` does).
+ClockSync = Callable[[MaintenanceEvent], Awaitable[None]]
 
 #: How long a stopped task's group gets between SIGTERM and SIGKILL.
 STOP_GRACE = timedelta(seconds=3)
+#: How long a clock correction (one Resource Manager GET) may take before a task goes on.
+CLOCK_SYNC_TIMEOUT = 10.0
 #: How long the output readers may outlive the task (a child left holding the pipe).
 READER_GRACE = 2.0
 #: Environment variables whose values are secrets wherever they appear in a task's output.
@@ -155,7 +161,9 @@ class TaskRunner:
     ``cancel`` sends a cancel through a Canceller (None: no cancel is possible, a
     cancel_on_failure task's failure is only reported). ``on_result`` is called with every
     handled task's :class:`TaskResult`, in order. ``environ`` is aumwatch's own environment,
-    from which a task keeps only the safe variables.
+    from which a task keeps only the safe variables. ``sync_clock`` (optional) corrects the
+    clock against the server before a failed cancel_on_failure task's window is judged: a
+    local clock minutes off would otherwise call an open window closed (or the reverse).
     """
 
     def __init__(
@@ -170,6 +178,7 @@ class TaskRunner:
         environ: Mapping[str, str] | None = None,
         on_result: ResultSink | None = None,
         output_limit: int = OUTPUT_LIMIT,
+        sync_clock: ClockSync | None = None,
     ) -> None:
         self.tasks = tuple(tasks)
         self._journal = journal
@@ -180,6 +189,7 @@ class TaskRunner:
         self._environ = dict(os.environ if environ is None else environ)
         self._on_result = on_result
         self._limit = output_limit
+        self._sync_clock = sync_clock
         self._stopping = False
         self._running: dict[int, asyncio.subprocess.Process] = {}
         self.results: list[TaskResult] = []
@@ -219,17 +229,21 @@ class TaskRunner:
     # -- the before_delete hook ----------------------------------------------------------------
     async def handle(self, events: tuple[MaintenanceEvent, ...]) -> bool:
         """Run the tasks of one message's events; True when every task run is recorded
-        (finished, interrupted or skipped), so the message may be deleted. A journal
-        failure propagates: the message then stays in the queue."""
+        (finished, interrupted or skipped), so the message may be deleted. Stopping before
+        the last raises :class:`~services.azure.eventsource.Postponed`: the message goes
+        back to the queue at once and the rest runs after a restart (their keys are
+        unclaimed). A journal failure propagates: the message then stays in the queue."""
         for event in events:
             for task in tasks_for(self.tasks, event):
                 if self._stopping:
-                    return False  # the rest runs after a restart (their keys are unclaimed)
+                    raise Postponed("stopping before every task of the message ran")
                 await self.run_one(task, event)
         return True
 
     async def run_one(self, task: TaskSpec, event: MaintenanceEvent) -> TaskResult:
         """Claim, run and record one task for one event."""
+        if task.cancel_on_failure:
+            await self._correct_clock(event)  # its times and window on the server's clock
         started = ensure_utc(self._clock.now())
         seq = self._journal.claim_task_run(
             run_id=event.correlation_id, event_kind=str(event.kind), task=task.name,
@@ -242,9 +256,11 @@ class TaskRunner:
             exit_code, timed_out, interrupted = None, False, False
             output = self._scrub(f"aumwatch could not run the task: {type(exc).__name__}: "
                                  f"{exc}")
-        ended = ensure_utc(self._clock.now())
         outcome = (TaskOutcome.INTERRUPTED if interrupted
                    else outcome_of(exit_code, timed_out=timed_out))
+        if task.cancel_on_failure and outcome in (TaskOutcome.FAILED, TaskOutcome.TIMEOUT):
+            await self._correct_clock(event)  # the window is judged on the server's time
+        ended = ensure_utc(self._clock.now())
         reason: str | None = None
         cancelled = False
         if outcome is TaskOutcome.INTERRUPTED:
@@ -335,6 +351,14 @@ class TaskRunner:
                     "its process group was killed]"
             return exit_code, timed_out, interrupted, self._scrub(bounded_text)
 
+    async def _correct_clock(self, event: MaintenanceEvent) -> None:
+        # A failed measurement leaves the clock as it was (the Canceller re-checks the window
+        # at send time anyway).
+        if self._sync_clock is not None:
+            with contextlib.suppress(Exception):
+                # Bounded: an unreachable Resource Manager must not hold up a pre-check.
+                await asyncio.wait_for(self._sync_clock(event), CLOCK_SYNC_TIMEOUT)
+
     def _scrub(self, text: str) -> str:
         return scrub_output(text, self._secrets)
 
@@ -388,17 +412,21 @@ def _result_of_row(row: TaskRunRow, outcome: TaskOutcome) -> TaskResult:
 
 
 class RunnerLock:
-    """An exclusive lock file in the data directory, keyed by the queue: one ``aumwatch
-    tasks`` per queue. The holder's pid is written in it, to name it in the refusal."""
+    """An exclusive lock file in the data directory, keyed by the queue: one consumer of a
+    queue at a time (``aumwatch tasks``, a dashboard in consume mode, ``aumwatch events tail
+    --mode consume``), so that no consumer deletes the messages whose tasks another one
+    runs. The holder's pid and name (``holder``) are written in it, to name it in the
+    refusal."""
 
-    def __init__(self, data_dir: Path, queue_url: str) -> None:
+    def __init__(self, data_dir: Path, queue_url: str, holder: str = "aumwatch tasks") -> None:
         digest = hashlib.sha256(queue_url.split("?")[0].lower().encode()).hexdigest()[:16]
         self.path = Path(data_dir) / f"tasks-{digest}.lock"
         self.queue_url = queue_url.split("?")[0]
+        self.holder = holder
         self._file: TextIO | None = None
 
     def acquire(self) -> None:
-        """Take the lock or raise :class:`TasksRefused` naming the pid that holds it."""
+        """Take the lock or raise :class:`TasksRefused` naming the process that holds it."""
         import fcntl
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -408,15 +436,15 @@ class RunnerLock:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             handle.seek(0)
-            holder = handle.read().strip() or "?"
+            pid, _, name = handle.read().strip().partition(" ")
             handle.close()
             raise TasksRefused(
-                f"another aumwatch tasks (pid {holder}) already runs the tasks of queue "
-                f"{self.queue_url} (lock {self.path}); one runner per queue, so that each "
-                "task runs once") from None
+                f"another {_clean_holder(name) or 'aumwatch tasks'} (pid {pid or '?'}) "
+                f"already consumes queue {self.queue_url} (lock {self.path}); one runner per "
+                "queue, so that each task runs once") from None
         handle.seek(0)
         handle.truncate()
-        handle.write(f"{os.getpid()}\n")
+        handle.write(f"{os.getpid()} {self.holder}\n")
         handle.flush()
         self._file = handle
 
@@ -431,6 +459,12 @@ class RunnerLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _clean_holder(name: str) -> str:
+    """The holder's name as read from the lock file: printable, short (the file is ours, but
+    it is text on disk)."""
+    return "".join(ch for ch in name if ch.isprintable())[:60].strip()
 
 
 def require_consume(mode: str) -> None:

@@ -31,6 +31,7 @@ from tests.standin import (
     SUB,
     AsyncStaticTokenCredential,
     add_run,
+    azure_toml,
     config_object,
     sdk_kwargs,
 )
@@ -195,13 +196,8 @@ async def test_an_api_version_without_cancel_is_a_clear_failure(
 def write_config(server: StandInServer, tmp_path: Path) -> Path:
     path = tmp_path / "aumwatch.toml"
     path.write_text(
-        "[azure]\n"
-        'cloud = "standin"\n'
-        f'arm_endpoint = "{server.endpoint}"\n'
-        f'ca_file = "{server.ca_file}"\n'
-        f'token = "{server.token}"\n'
-        f'subscriptions = ["{SUB}"]\n'
-        "[paths]\n"
+        azure_toml(server)
+        + "[paths]\n"
         f'data_dir = "{tmp_path / "data"}"\n',
         encoding="utf-8",
     )

@@ -275,6 +275,23 @@ def test_tail_consume_empties_the_queue_into_the_journal(
         assert len(journal.events()) == 1
 
 
+def test_tail_consume_peeks_while_aumwatch_tasks_holds_the_queue(
+    azurite: Azurite, sync_queue: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from services.azure.tasks import RunnerLock
+
+    # Consuming here would take the pre-event from under a running `aumwatch tasks`.
+    sync_queue.send_message(pre_event())
+    cfg = write_queue_config(azurite, sync_queue.queue_name, tmp_path)
+    with RunnerLock(tmp_path / "data", sync_queue.url):
+        code, out, err = cli(capsys, "events", "tail", "--mode", "consume", "--config",
+                             str(cfg))
+    assert code == 0, err
+    assert "20260310124000" in out
+    assert "peeking instead of consuming: another aumwatch tasks (pid " in err
+    assert sync_queue.get_queue_properties().approximate_message_count == 1
+
+
 def test_tail_without_a_queue_is_one_clear_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -18,7 +18,7 @@ from services.standin.azurite import Azurite
 from services.standin.events_out import build_event, encode_message
 from services.standin.server import StandInServer
 from services.standin.world import SimRun, World
-from tests.standin import NOW, SUB, add_run, config_object
+from tests.standin import NOW, SUB, add_run, azure_toml, config_object, pre_event_for
 from tui.cli import main
 
 pytestmark = pytest.mark.integration
@@ -30,12 +30,7 @@ RUN_KEYS = {"correlation_id", "configuration_name", "start", "end", "status", "c
 def write_config(server: StandInServer, tmp_path: Path, azurite: Azurite | None = None,
                  queue_name: str = "") -> Path:
     path = tmp_path / "aumwatch.toml"
-    text = ("[azure]\n"
-            'cloud = "standin"\n'
-            f'arm_endpoint = "{server.endpoint}"\n'
-            f'ca_file = "{server.ca_file}"\n'
-            f'token = "{server.token}"\n'
-            f'subscriptions = ["{SUB}"]\n')
+    text = azure_toml(server)
     if azurite is not None:
         text += ("[queue]\n"
                  f'name = "{queue_name}"\n'
@@ -72,11 +67,7 @@ def queue_name(azurite: Azurite) -> str:
 
 
 def pre_event_of(run: SimRun) -> dict[str, Any]:
-    return build_event(kind="pre", correlation_id=run.correlation_id,
-                       configuration_id=run.configuration_id, configuration_name="patch-web",
-                       start=run.start, end=run.end, subscription_ids=[SUB],
-                       event_time=run.start - timedelta(minutes=35),
-                       cutoff=run.start - timedelta(minutes=10))
+    return pre_event_for(run, "patch-web")
 
 
 def test_report_of_a_run_with_an_event_and_a_verified_cancel_end_to_end(

@@ -4,8 +4,10 @@ the Canceller, and ``aumwatch tasks`` as a real process."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -27,7 +29,7 @@ from services.domain.window import WindowRules
 from services.standin.events_out import build_event, encode_message
 from services.standin.world import SimRun, World
 from tests.processes import all_gone
-from tests.standin import NOW, SUB, add_run, config_object
+from tests.standin import NOW, SUB, add_run, config_object, pre_event_for
 
 pytestmark = pytest.mark.integration
 
@@ -73,12 +75,7 @@ def run(standin_world: World) -> SimRun:
 
 
 def pre_message(run: SimRun, name: str = "nightly", **kw: Any) -> str:
-    event = build_event(kind="pre", correlation_id=run.correlation_id,
-                        configuration_id=run.configuration_id, configuration_name=name,
-                        start=run.start, end=run.end, subscription_ids=[SUB],
-                        event_time=run.start - timedelta(minutes=35),
-                        cutoff=run.start - timedelta(minutes=10), **kw)
-    return encode_message(event)
+    return encode_message(pre_event_for(run, name, **kw))
 
 
 def task(recorder: Path, out: Path, code: int = 0, **kw: Any) -> TaskSpec:
@@ -233,13 +230,17 @@ async def test_a_hostile_configuration_name_reaches_the_task_only_as_data(
 
 
 def write_config(tmp_path: Path, azurite: Any, queue_name: str, command: list[str], *,
-                 mode: str = "consume", on: str = "post", timeout: str = "60s") -> Path:
+                 mode: str = "consume", on: str = "post", timeout: str = "60s",
+                 server: Any = None) -> Path:
+    """``server``: the stand-in to cancel on (the task is then a cancel_on_failure one)."""
+    arm = (f'arm_endpoint = "{server.endpoint}"\nca_file = "{server.ca_file}"\n'
+           f'token = "{server.token}"' if server is not None
+           else 'arm_endpoint = "https://127.0.0.1:9"\ntoken = "standin-token"')
     config = tmp_path / "config.toml"
     config.write_text(f"""
 [azure]
 cloud = "standin"
-arm_endpoint = "https://127.0.0.1:9"
-token = "standin-token"
+{arm}
 
 [queue]
 name = "{queue_name}"
@@ -255,6 +256,7 @@ on = "{on}"
 configurations = ["nightly"]
 command = {json.dumps(command)}
 timeout = "{timeout}"
+cancel_on_failure = {'true' if server is not None else 'false'}
 """, encoding="utf-8")
     config.chmod(0o600)
     return config
@@ -348,6 +350,93 @@ async def test_sigterm_stops_the_runner_records_the_running_task_interrupted_and
     assert await queue_is_empty(queue)  # its task run is recorded: the message is done
 
 
+async def test_a_stop_between_two_tasks_returns_the_message_at_once_for_the_rest(
+    queue: Any, journal: Journal, standin_clock: ManualClock, run: SimRun, recorder: Path,
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out.jsonl"
+    quick = task(recorder, out, 0, name="slow", on="post", configurations=("nightly",))
+    slow = dataclasses.replace(quick, command=(*quick.command, "60"))  # sleeps 60 s
+    after = task(recorder, out, 0, name="after", on="post", configurations=("nightly",))
+    await queue.send_message(post_message(run))
+    runner = TaskRunner([slow, after], journal, standin_clock, environ=os.environ)
+    source = EventSource(queue, clock=standin_clock, journal=journal, mode="consume",
+                         visibility_timeout=runner.visibility_timeout(),
+                         before_delete=runner.handle, max_messages=1)
+    poll = asyncio.ensure_future(source.poll())
+    assert await asyncio.to_thread(wait_for, lambda: bool(records(out)))
+    runner.request_stop()  # SIGTERM while "slow" runs
+    batch = await asyncio.wait_for(poll, 30)
+    # A clean stop is no failure, and the message is back at once (not after the
+    # visibility timeout, minutes away) for the next runner to run "after".
+    assert batch.error is None
+    assert runner.visibility_timeout() > 60
+    assert len(await queue.peek_messages(max_messages=32)) == 1
+    assert [(r.task, r.state) for r in journal.task_runs(run.correlation_id)] == [
+        ("slow", "interrupted")]
+    results, errors = await drain(queue, journal, standin_clock, [slow, after])
+    assert errors == []
+    assert [(r.task, str(r.outcome)) for r in results] == [
+        ("slow", "skipped-duplicate"), ("after", "ok")]
+    assert await queue_is_empty(queue)
+
+
+async def test_the_command_judges_the_window_on_the_servers_clock_and_cancels(
+    azurite: Any, queue: Any, standin: Any, standin_world: World, run: SimRun,
+    recorder: Path, tmp_path: Path,
+) -> None:
+    # The stand-in's clock is months away from this machine's: on the local clock the run
+    # would be long over ("too late to cancel"); on the server's, its window is open.
+    out = tmp_path / "out.jsonl"
+    config = write_config(tmp_path, azurite, queue.queue_name,
+                          [sys.executable, str(recorder), str(out), "3"], on="pre",
+                          server=standin)
+    await queue.send_message(pre_message(run))
+    proc = aumwatch(config, "--once")
+    stdout, stderr = await asyncio.to_thread(proc.communicate, timeout=60)
+    [line] = [json.loads(item) for item in stdout.splitlines()]
+    assert (line["outcome"], line["exit_code"], line["cancelled_run"]) == ("failed", 3, True), \
+        stderr
+    # (Date has whole seconds: T-30m measured may read a moment later.)
+    assert re.search(r"at T-(29|30)m: cancelling the run", line["reason"]), line["reason"]
+    # Its times are the server's too (the stand-in's clock stands still at NOW).
+    assert line["started"].startswith(NOW.strftime("%Y-%m-%dT%H:%M"))
+    assert standin_world.get_run(run.correlation_id).status == "Cancelled"
+    with Journal(tmp_path / "data" / "journal.sqlite3") as journal:
+        [audit] = journal.cancel_audit()
+    assert (audit.outcome, audit.initiator) == ("verified-cancelled", "task slow (exit 3)")
+
+
+async def test_a_missing_ca_file_is_one_line_naming_it_not_a_traceback(
+    azurite: Any, queue: Any, standin: Any, recorder: Path, tmp_path: Path,
+) -> None:
+    # An `aumwatch sim` config outlives its sim: the CA file it names is gone.
+    config = write_config(tmp_path, azurite, queue.queue_name,
+                          [sys.executable, str(recorder), str(tmp_path / "o"), "0"],
+                          on="pre", server=standin)
+    missing = tmp_path / "gone" / "ca.pem"
+    config.write_text(config.read_text().replace(str(standin.ca_file), str(missing)))
+    proc = aumwatch(config, "--once")
+    stdout, stderr = await asyncio.to_thread(proc.communicate, timeout=60)
+    assert proc.returncode == 1 and stdout == ""
+    assert "Traceback" not in stderr
+    assert f"the CA bundle {missing} (azure.ca_file) does not exist" in stderr
+
+
+async def test_without_a_credential_a_cancel_on_failure_task_is_warned_of_at_start(
+    azurite: Any, queue: Any, standin: Any, recorder: Path, tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path, azurite, queue.queue_name,
+                          [sys.executable, str(recorder), str(tmp_path / "o"), "0"],
+                          on="pre", server=standin)
+    config.write_text(config.read_text().replace(f'token = "{standin.token}"', ""))
+    proc = aumwatch(config, "--once")
+    _, stderr = await asyncio.to_thread(proc.communicate, timeout=60)
+    assert proc.returncode == 0, stderr
+    assert "warning: no Azure credential" in stderr
+    assert "a failed cancel_on_failure pre-check cannot cancel its run" in stderr
+
+
 async def test_tasks_refuse_peek_mode_saying_why(
     azurite: Any, queue: Any, recorder: Path, tmp_path: Path,
 ) -> None:
@@ -370,7 +459,7 @@ async def test_a_second_runner_on_the_same_queue_is_refused_naming_the_holder(
     try:
         lock_dir = tmp_path / "data"
         assert await asyncio.to_thread(
-            wait_for, lambda: any(p.read_text().strip() == str(first.pid)
+            wait_for, lambda: any(p.read_text().split()[:1] == [str(first.pid)]
                                   for p in lock_dir.glob("tasks-*.lock")))
         second = aumwatch(config, "--once")
         _, stderr = await asyncio.to_thread(second.communicate, timeout=60)

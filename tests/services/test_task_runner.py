@@ -132,3 +132,46 @@ def test_known_secrets_include_the_connection_string_keys() -> None:
     conn = "DefaultEndpointsProtocol=http;AccountName=a;AccountKey=S2V5S2V5;QueueEndpoint=x"
     found = known_secrets(conn, None, environ={"AZURE_CLIENT_SECRET": "cs-123456"})
     assert {conn, "S2V5S2V5", "cs-123456"} <= set(found)
+
+
+async def test_a_failing_clock_sync_does_not_stop_the_task_or_its_record(
+        tmp_path: Path, journal: Journal) -> None:
+    from dataclasses import replace
+
+    calls: list[str] = []
+
+    async def broken_sync(event: MaintenanceEvent) -> None:
+        calls.append(event.correlation_id)
+        raise OSError("Resource Manager unreachable")
+
+    pre = replace(EVENT, kind=EventKind.PRE, type="Microsoft.Maintenance.PreMaintenanceEvent",
+                  cancellation_cutoff=START - timedelta(minutes=10))
+    task = script(tmp_path, "import sys\nsys.exit(2)", on="pre", cancel_on_failure=True)
+    # The clock stands at T-60m: the window is not open yet, whatever the sync did.
+    result = await TaskRunner([task], journal, ManualClock(START - timedelta(hours=1)),
+                              environ=os.environ, sync_clock=broken_sync).run_one(task, pre)
+    assert calls == [RUN_ID, RUN_ID]  # before it ran and before its window was judged
+    assert (result.outcome, result.exit_code, result.cancelled_run) == ("failed", 2, False)
+    assert result.reason == "pre-check t failed at T-60m: the cancel window is not open yet"
+    [row] = journal.task_runs()
+    assert row.state == "failed"
+
+
+async def test_a_hanging_clock_sync_is_cut_short(tmp_path: Path, journal: Journal,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    monkeypatch.setattr("services.azure.tasks.CLOCK_SYNC_TIMEOUT", 0.2)
+
+    async def hanging_sync(event: MaintenanceEvent) -> None:
+        await asyncio.sleep(60)
+
+    from dataclasses import replace
+
+    pre_task = script(tmp_path, "pass", name="p", on="pre", cancel_on_failure=True)
+    pre = replace(EVENT, kind=EventKind.PRE, type="Microsoft.Maintenance.PreMaintenanceEvent")
+    started = asyncio.get_running_loop().time()
+    result = await TaskRunner([pre_task], journal, ManualClock(START), environ=os.environ,
+                              sync_clock=hanging_sync).run_one(pre_task, pre)
+    assert result.outcome == "ok"
+    assert asyncio.get_running_loop().time() - started < 10

@@ -21,10 +21,10 @@ from services.azure.tasks import RunnerLock
 from services.domain.clock import ManualClock
 from services.settings import Settings, load_settings
 from services.standin.azurite import Azurite
-from services.standin.events_out import build_event, encode_message
+from services.standin.events_out import encode_message
 from services.standin.server import StandInServer
 from services.standin.world import SimRun, World
-from tests.standin import NOW, SUB, add_run
+from tests.standin import NOW, add_run, azure_toml, pre_event_for
 from tests.tui.test_report_key import daily, make_app, settle
 from tui.messages import RunChosen
 from tui.screens.tasks import TaskRunsScreen
@@ -55,17 +55,13 @@ def queue_name(azurite: Azurite) -> Iterator[str]:
 
 def settings_for(server: StandInServer, azurite: Azurite, queue_name: str, tmp_path: Path,
                  *, mode: str = "consume", read_only: bool = False,
-                 script_text: str = PRECHECK, args: str = "") -> Settings:
+                 script_text: str = PRECHECK, args: str = "", tasks: bool = True) -> Settings:
     script = tmp_path / "precheck.py"
     script.write_text(script_text, encoding="utf-8")
     path = tmp_path / "aumwatch.toml"
     path.write_text(
-        "[azure]\n"
-        'cloud = "standin"\n'
-        f'arm_endpoint = "{server.endpoint}"\n'
-        f'ca_file = "{server.ca_file}"\n'
-        f'subscriptions = ["{SUB}"]\n'
-        "[queue]\n"
+        azure_toml(server, token=False)
+        + "[queue]\n"
         f'name = "{queue_name}"\n'
         f'mode = "{mode}"\n'
         f'connection_string = "{azurite.connection_string}"\n'
@@ -73,28 +69,23 @@ def settings_for(server: StandInServer, azurite: Azurite, queue_name: str, tmp_p
         f"read_only = {'true' if read_only else 'false'}\n"
         "[paths]\n"
         f'data_dir = "{tmp_path}"\n'
-        "[[tasks]]\n"
-        'name = "precheck"\n'
-        'on = "pre"\n'
-        'configurations = ["patch-*"]\n'
-        f'command = ["{sys.executable}", "{script}"{args}]\n'
-        'timeout = "30s"\n'
-        "cancel_on_failure = true\n",
+        + ("[[tasks]]\n"
+           'name = "precheck"\n'
+           'on = "pre"\n'
+           'configurations = ["patch-*"]\n'
+           f'command = ["{sys.executable}", "{script}"{args}]\n'
+           'timeout = "30s"\n'
+           "cancel_on_failure = true\n" if tasks else ""),
         encoding="utf-8")
     path.chmod(0o600)
     settings = load_settings({}, env={"AUMWATCH_TOKEN": server.token}, config_path=path)
-    assert settings.tasks and settings.queue_mode == mode
+    assert bool(settings.tasks) == tasks and settings.queue_mode == mode
     return settings
 
 
 def send_pre_event(azurite: Azurite, queue_name: str, run: SimRun) -> None:
-    event = build_event(kind="pre", correlation_id=run.correlation_id,
-                        configuration_id=run.configuration_id, configuration_name="patch-web",
-                        start=run.start, end=run.end, subscription_ids=[SUB],
-                        event_time=run.start - timedelta(minutes=35),
-                        cutoff=run.start - timedelta(minutes=10))
     QueueClient.from_connection_string(azurite.connection_string, queue_name).send_message(
-        encode_message(event))
+        encode_message(pre_event_for(run, "patch-web")))
 
 
 def messages_left(azurite: Azurite, queue_name: str) -> int:
@@ -177,6 +168,104 @@ async def test_a_second_runner_on_the_queue_is_refused_naming_the_holder(
             assert error is not None and "another aumwatch tasks" in error
     assert messages_left(azurite, queue_name) == 1
     assert standin_world.get_run(run.correlation_id).status == "Pending"
+
+
+async def test_a_consume_dashboard_without_tasks_peeks_while_aumwatch_tasks_holds_the_queue(
+    run: SimRun, standin: StandInServer, standin_clock: ManualClock, standin_world: World,
+    azurite: Azurite, queue_name: str, tmp_path: Path,
+) -> None:
+    # A dashboard with no [[tasks]] in consume mode would delete the pre-event that the
+    # running `aumwatch tasks` needs: with the queue's lock held elsewhere it must peek.
+    send_pre_event(azurite, queue_name, run)
+    settings = settings_for(standin, azurite, queue_name, tmp_path, tasks=False)
+    url = make_queue_client(queue_name, connection_string=azurite.connection_string).url
+    with RunnerLock(tmp_path, str(url)):
+        app = make_app(settings, standin_clock)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            error = app.query_one(StatusBar).data.last_error
+            assert error is not None and error.startswith("events peeked, not consumed: "
+                                                          "another aumwatch tasks (pid "), error
+            assert error.endswith("the events it consumed are read from the journal")
+            assert app.query_one(StatusBar).data.queue_mode == "peek"
+            assert app.dashboard.monitor is not None
+            assert not app.dashboard.monitor.runs_tasks
+    assert messages_left(azurite, queue_name) == 1  # left for the tasks runner
+
+
+@pytest.mark.parametrize(("mode", "read_only", "tasks"), [
+    ("consume", False, False),  # would consume, but the runner holds the queue
+    ("consume", False, True),  # would run the tasks, but the runner holds the queue
+    ("consume", True, True),  # read-only: never runs tasks
+    ("peek", False, False),  # the default mode
+])
+async def test_a_dashboard_peeking_beside_aumwatch_tasks_reads_the_events_it_consumed(
+    run: SimRun, standin: StandInServer, standin_clock: ManualClock, standin_world: World,
+    azurite: Azurite, queue_name: str, tmp_path: Path, mode: str, read_only: bool,
+    tasks: bool,
+) -> None:
+    from services.domain.events import decode_message
+    from services.standin.events_out import build_event
+
+    # `aumwatch tasks` took the pre-event from the queue and journaled it: a peek alone never
+    # sees it, and the watchdog would call the run's pre-event missing.
+    raw = encode_message(pre_event_for(run, "patch-web"))
+    # A post-event journaled from another queue (same data directory) is not this queue's.
+    other = encode_message(build_event(
+        kind="post", correlation_id=run.correlation_id, configuration_id=run.configuration_id,
+        configuration_name="patch-web", start=run.start, end=run.end, subscription_ids=[],
+        event_time=run.end, status="Succeeded"))
+    with Journal(tmp_path / "journal.sqlite3") as journal:
+        journal.record_event(decode_message(raw)[0], raw, received_at=NOW - timedelta(minutes=5),
+                             source_queue=queue_name)
+        journal.record_event(decode_message(other)[0], other, received_at=NOW,
+                             source_queue="another-queue")
+    settings = settings_for(standin, azurite, queue_name, tmp_path, tasks=tasks, mode=mode,
+                            read_only=read_only)
+    url = make_queue_client(queue_name, connection_string=azurite.connection_string).url
+    with RunnerLock(tmp_path, str(url)):
+        app = make_app(settings, standin_clock)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            assert app.query_one(StatusBar).data.queue_mode == "peek"
+            arrivals = app.dashboard.state.memory.arrivals
+            assert run.correlation_id.lower() in arrivals
+            assert arrivals[run.correlation_id.lower()].pre is not None
+            assert arrivals[run.correlation_id.lower()].post is None
+            # Read once: the next polls add nothing, and a peek of the same event neither.
+            QueueClient.from_connection_string(azurite.connection_string,
+                                               queue_name).send_message(raw)
+            log = app.dashboard.events_panel.event_log
+
+            def pre_rows() -> list[Any]:
+                return [row for row in log.rows
+                        if row.configuration == "patch-web" and row.flag != "watchdog"]
+
+            assert len(pre_rows()) == 1
+            app.dashboard.action_refresh()
+            await settle(pilot)
+            assert len(pre_rows()) == 1
+            assert not [row for row in log.rows if row.flag == "watchdog"
+                        and row.configuration == "patch-web"]
+
+
+async def test_a_consume_dashboard_without_tasks_holds_the_queue_against_aumwatch_tasks(
+    run: SimRun, standin: StandInServer, standin_clock: ManualClock, standin_world: World,
+    azurite: Azurite, queue_name: str, tmp_path: Path,
+) -> None:
+    from services.azure.tasks import TasksRefused
+
+    settings = settings_for(standin, azurite, queue_name, tmp_path, tasks=False)
+    url = make_queue_client(queue_name, connection_string=azurite.connection_string).url
+    app = make_app(settings, standin_clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.query_one(StatusBar).data.queue_mode == "consume"
+        # It consumes: a tasks runner started now is refused, naming the dashboard.
+        with pytest.raises(TasksRefused, match="another aumwatch dashboard"):
+            RunnerLock(tmp_path, str(url)).acquire()
+    with RunnerLock(tmp_path, str(url)):  # released when the dashboard closes
+        pass
 
 
 #: A pre-check that notes it ran (in argv[1]), takes two seconds, and passes.

@@ -18,10 +18,9 @@ from services.azure.resourcegraph import Governor
 from services.domain.clock import ManualClock, SystemClock
 from services.domain.events import decode_message
 from services.settings import Settings, load_settings
-from services.standin.events_out import build_event
 from services.standin.server import StandInServer
 from services.standin.world import SimRun, World
-from tests.standin import NOW, SUB, add_run, config_object
+from tests.standin import NOW, SUB, add_run, config_object, pre_event_for
 from tui.app import AumwatchApp
 from widgets.statusbar import StatusBar
 
@@ -71,11 +70,7 @@ async def settle(pilot: Any) -> None:
 
 
 def journal_pre_event(tmp_path: Path, run: SimRun) -> None:
-    event = build_event(kind="pre", correlation_id=run.correlation_id,
-                        configuration_id=run.configuration_id, configuration_name="patch-web",
-                        start=run.start, end=run.end, subscription_ids=[SUB],
-                        event_time=run.start - timedelta(minutes=35),
-                        cutoff=run.start - timedelta(minutes=10))
+    event = pre_event_for(run, "patch-web")
     raw = json.dumps(event)
     with Journal(tmp_path / "journal.sqlite3") as journal:
         journal.record_event(decode_message(raw)[0], raw, received_at=NOW)

@@ -17,10 +17,9 @@ from services.azure.journal import Journal
 from services.domain.clock import ManualClock
 from services.domain.events import decode_message
 from services.settings import Settings, load_settings
-from services.standin.events_out import build_event
 from services.standin.server import StandInServer
 from services.standin.world import SimRun, World
-from tests.standin import NOW, SUB, add_run
+from tests.standin import NOW, SUB, add_run, azure_toml, pre_event_for
 from tests.tui.test_report_key import daily, make_app, settle
 from tui.screens.event_detail import EventDetail
 from tui.screens.tasks import TaskRunsScreen
@@ -42,12 +41,8 @@ def run(standin_world: World) -> SimRun:
 def settings_with_tasks(server: StandInServer, tmp_path: Path) -> Settings:
     path = tmp_path / "aumwatch.toml"
     path.write_text(
-        "[azure]\n"
-        'cloud = "standin"\n'
-        f'arm_endpoint = "{server.endpoint}"\n'
-        f'ca_file = "{server.ca_file}"\n'
-        f'subscriptions = ["{SUB}"]\n'
-        "[paths]\n"
+        azure_toml(server, token=False)
+        + "[paths]\n"
         f'data_dir = "{tmp_path}"\n'
         "[[tasks]]\n"
         'name = "[b]precheck[/b]"\n'
@@ -71,11 +66,7 @@ def settings_with_tasks(server: StandInServer, tmp_path: Path) -> Settings:
 
 def journal_story(tmp_path: Path, run: SimRun) -> None:
     """The pre-event arrived; precheck failed and cancelled the run; notify is not run yet."""
-    event = build_event(kind="pre", correlation_id=run.correlation_id,
-                        configuration_id=run.configuration_id, configuration_name="patch-web",
-                        start=run.start, end=run.end, subscription_ids=[SUB],
-                        event_time=run.start - timedelta(minutes=35),
-                        cutoff=run.start - timedelta(minutes=10))
+    event = pre_event_for(run, "patch-web")
     raw = json.dumps(event)
     with Journal(tmp_path / "journal.sqlite3") as journal:
         journal.record_event(decode_message(raw)[0], raw, received_at=NOW)

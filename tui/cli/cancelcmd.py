@@ -188,15 +188,11 @@ async def _look_up(read_back: Any, run_id: Any, settings: Any, journal: Any,
     whether Azure has shown it: a Resource Graph row or a journaled event carrying its id. An
     ARM GET is no such proof: a run is only seen once Azure itself has named it."""
     from services.azure.journal import JournalError
-    from services.domain.clock import SystemClock
     from services.domain.runs import parse_time
     from tui.cli.data import clean
 
     reply = await read_back(run_id.correlation_id, settings.cancel_api_version)
-    skew = None
-    if reply.server_date is not None:
-        measured = reply.server_date - SystemClock().now()
-        skew = measured if abs(measured) >= _SKEW_NOISE else None
+    skew = skew_from(reply.server_date)
     start: datetime = run_id.start
     status: str | None = None
     known = await _in_resource_graph(runner, run_id)
@@ -218,6 +214,17 @@ async def _look_up(read_back: Any, run_id: Any, settings: Any, journal: Any,
         except JournalError as exc:
             print(f"aumwatch: warning: {exc}", file=sys.stderr)
     return _Lookup(start, cutoff, not known, status, skew)
+
+
+def skew_from(server_date: datetime | None) -> timedelta | None:
+    """Server time minus the uncorrected local time, from a reply's ``Date`` header; None when
+    there is none or the difference is noise (``aumwatch tasks`` corrects its clock so too)."""
+    from services.domain.clock import SystemClock
+
+    if server_date is None:
+        return None
+    measured = server_date - SystemClock().now()
+    return measured if abs(measured) >= _SKEW_NOISE else None
 
 
 async def _in_resource_graph(runner: Any, run_id: Any) -> bool:

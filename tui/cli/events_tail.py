@@ -2,7 +2,9 @@
 
 Registered by ``tui.cli.events`` through :func:`register_tail`. ``--mode peek`` (default, from
 the settings) leaves every message in the queue; ``--mode consume`` deletes each message once
-its events are in the local journal (use it only on a queue dedicated to aumwatch). With
+its events are in the local journal (use it only on a queue dedicated to aumwatch); while
+another process consumes the queue (``aumwatch tasks`` above all: the queue's lock in the data
+directory), it peeks instead and says so on stderr. With
 ``--json`` each event is one JSON object per line: the event's fields plus ``received_at`` and
 ``duplicate``; a message that does not decode is ``{"undecodable": true, "reason",
 "raw_preview"}``. Without ``--follow`` one poll is made; with it, polls repeat until
@@ -12,6 +14,7 @@ interrupted and a failed poll is reported on stderr while the next one tries aga
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from typing import Any
 
@@ -80,8 +83,8 @@ def _open_journal(settings: Any) -> Any:
 async def _tail(args: argparse.Namespace, settings: Any, journal: Any) -> int:
     import asyncio
 
-    from services.azure.clients import make_async_credential, queue_service_kwargs
-    from services.azure.eventsource import EventSource, make_queue_client
+    from services.azure.clients import make_async_credential, settings_queue_client
+    from services.azure.eventsource import EventSource
     from services.domain.clock import SystemClock
     from services.domain.errors import ServiceError
 
@@ -91,19 +94,21 @@ async def _tail(args: argparse.Namespace, settings: Any, journal: Any) -> int:
             credential = make_async_credential(settings)
         except ServiceError as exc:
             raise CliError(str(exc)) from None
+    stack = contextlib.ExitStack()
     try:
         try:
-            queue = make_queue_client(
-                settings.queue_name,
-                connection_string=settings.queue_connection_string,
-                account_url=None if settings.queue_connection_string
-                else settings.queue_account_url,
-                credential=credential, **queue_service_kwargs(settings))
+            queue = settings_queue_client(settings, credential)
         except ValueError as exc:
             raise CliError(str(exc)) from None
         async with queue:
-            source = EventSource(queue, clock=SystemClock(), journal=journal,
-                                 mode=settings.queue_mode)
+            mode = settings.queue_mode
+            if mode == "consume":
+                lock = _consumer_lock(settings, str(queue.url))
+                if lock is None:
+                    mode = "peek"
+                else:
+                    stack.callback(lock.release)
+            source = EventSource(queue, clock=SystemClock(), journal=journal, mode=mode)
             warned: set[str] = set()
             while True:
                 batch = await source.poll()
@@ -115,8 +120,28 @@ async def _tail(args: argparse.Namespace, settings: Any, journal: Any) -> int:
                     return 0
                 await asyncio.sleep(args.interval)
     finally:
+        stack.close()
         if credential is not None:
             await credential.close()
+
+
+def _consumer_lock(settings: Any, queue_url: str) -> Any:
+    """The queue's one-consumer lock (services/azure/tasks.py's RunnerLock), or None, said
+    on stderr, when another process (``aumwatch tasks`` above all) consumes the queue: its
+    messages are then peeked, never taken from the tasks they are for."""
+    from services.azure.tasks import RunnerLock, TasksRefused
+
+    lock = RunnerLock(settings.data_dir, queue_url, holder="aumwatch events tail")
+    try:
+        lock.acquire()
+    except TasksRefused as exc:
+        print(f"aumwatch: warning: peeking instead of consuming: {exc}", file=sys.stderr)
+        return None
+    except OSError as exc:
+        print(f"aumwatch: warning: peeking instead of consuming: cannot take the queue's "
+              f"consumer lock: {exc}", file=sys.stderr)
+        return None
+    return lock
 
 
 def _emit(batch: Any, *, as_json: bool, warned: set[str], show_error: bool) -> None:

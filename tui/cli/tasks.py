@@ -10,7 +10,9 @@ tasks' process groups, record them interrupted, and exit 0.
 
 Tasks need consume mode on a queue dedicated to aumwatch and one runner per queue (a lock
 file in the data directory); the command refuses otherwise, saying why. The runner itself is
-services/azure/tasks.py.
+services/azure/tasks.py. A cancel_on_failure task's window is judged on Azure's clock: before
+it runs and when it fails, the clock's skew is measured from Resource Manager's ``Date``
+header, as ``aumwatch cancel`` does.
 """
 
 from __future__ import annotations
@@ -88,8 +90,8 @@ async def _serve(args: argparse.Namespace, settings: Any, journal: Any) -> int:
     import os
     import signal
 
-    from services.azure.clients import make_async_credential, queue_service_kwargs
-    from services.azure.eventsource import EventSource, make_queue_client
+    from services.azure.clients import make_async_credential, settings_queue_client
+    from services.azure.eventsource import EventSource
     from services.azure.tasks import RunnerLock, TaskRunner, known_secrets, run_queue
     from services.domain.clock import SystemClock
     from services.domain.errors import ServiceError
@@ -101,6 +103,11 @@ async def _serve(args: argparse.Namespace, settings: Any, journal: Any) -> int:
     except ServiceError as exc:
         if not settings.queue_connection_string:
             raise CliError(str(exc)) from None
+        if any(task.cancel_on_failure for task in settings.tasks):
+            # Said once at start, not first when a pre-check fails inside its window.
+            print(f"aumwatch: warning: no Azure credential ({_clean(str(exc))}): a failed "
+                  "cancel_on_failure pre-check cannot cancel its run", file=sys.stderr,
+                  flush=True)
     cancels = _Cancels(settings, credential, journal, clock)
     environ = dict(os.environ)
     if settings.config_path is not None:
@@ -122,14 +129,10 @@ async def _serve(args: argparse.Namespace, settings: Any, journal: Any) -> int:
     runner = TaskRunner(
         settings.tasks, journal, clock, rules=settings.window_rules, cancel=cancels.cancel,
         secrets=known_secrets(settings.queue_connection_string, settings.token),
-        environ=environ, on_result=emit)
+        environ=environ, on_result=emit, sync_clock=cancels.sync_clock)
     try:
         try:
-            queue = make_queue_client(
-                settings.queue_name, connection_string=settings.queue_connection_string,
-                account_url=None if settings.queue_connection_string
-                else settings.queue_account_url,
-                credential=credential, **queue_service_kwargs(settings))
+            queue = settings_queue_client(settings, credential)
         except ValueError as exc:
             raise CliError(str(exc)) from None
         async with queue:
@@ -177,7 +180,9 @@ def _clean(text: str) -> str:
 
 class _Cancels:
     """One Canceller per subscription, made on first need (a run's id names its
-    subscription); every cancel goes through it."""
+    subscription); every cancel goes through it. It also corrects the runner's clock (a
+    SystemClock shared with the Canceller) from Resource Manager's ``Date`` header before a
+    failed pre-check's window is judged, as ``aumwatch cancel`` does."""
 
     def __init__(self, settings: Any, credential: Any, journal: Any, clock: Any) -> None:
         self._settings = settings
@@ -186,13 +191,14 @@ class _Cancels:
         self._clock = clock
         self._clients: dict[str, Any] = {}
         self._cancellers: dict[str, Any] = {}
+        self._read_backs: dict[str, Any] = {}
         self._identity: str | None = None
 
-    async def cancel(self, target: Any) -> Any:
+    async def _canceller_for(self, correlation_id: str) -> tuple[Any, Any] | str:
+        """The Canceller of the run's subscription and its ``read_back``, or a refusal's
+        reason."""
         from services.azure.cancel import (
             Canceller,
-            CancelResult,
-            Outcome,
             credential_identity,
             maintenance_client_calls,
         )
@@ -204,12 +210,11 @@ class _Cancels:
         from services.domain.runid import RunIdError, parse_run_id
 
         try:
-            subscription = parse_run_id(target.correlation_id).subscription_id
+            subscription = parse_run_id(correlation_id).subscription_id
         except RunIdError as exc:
-            return CancelResult(Outcome.REFUSED, f"refused: {exc}", target.correlation_id)
+            return f"refused: {exc}"
         if self._credential is None:
-            return CancelResult(Outcome.REFUSED, "refused: no Azure credential to cancel with",
-                                target.correlation_id)
+            return "refused: no Azure credential to cancel with"
         key = subscription.lower()
         canceller = self._cancellers.get(key)
         if canceller is None:
@@ -225,7 +230,32 @@ class _Cancels:
                                   self._settings.window_rules, self._settings.read_only,
                                   self._settings.cancel_api_version, identity=self._identity)
             self._cancellers[key] = canceller
-        return await canceller.cancel(target)
+            self._read_backs[key] = read_back
+        return canceller, self._read_backs[key]
+
+    async def cancel(self, target: Any) -> Any:
+        from services.azure.cancel import CancelResult, Outcome
+
+        found = await self._canceller_for(target.correlation_id)
+        if isinstance(found, str):
+            return CancelResult(Outcome.REFUSED, found, target.correlation_id)
+        return await found[0].cancel(target)
+
+    async def sync_clock(self, event: Any) -> None:
+        """Set the clock's skew from a GET of the event's run (its ``Date`` header)."""
+        from datetime import timedelta
+
+        from services.domain.clock import SystemClock
+        from tui.cli.cancelcmd import skew_from
+
+        if not isinstance(self._clock, SystemClock):
+            return  # a test's or scenario's clock is left alone
+        found = await self._canceller_for(event.correlation_id)
+        if isinstance(found, str):
+            return
+        reply = await found[1](event.correlation_id, self._settings.cancel_api_version)
+        if reply.server_date is not None:
+            self._clock.skew = skew_from(reply.server_date) or timedelta(0)
 
     async def close(self) -> None:
         for client in self._clients.values():

@@ -649,6 +649,12 @@ class DashboardScreen(Screen[None]):
         """Say once whether this dashboard runs the declared tasks (and why not, in the
         status line), and each task run's outcome as it comes."""
         monitor = self.monitor
+        if monitor is not None and monitor.consume_refusal and not self._tasks_told:
+            # consume mode, no tasks here, and another process consumes the queue: peeking.
+            self._tasks_told = True
+            self.show_change(self.state.set_error("queue", monitor.consume_refusal))
+            self.notify(monitor.consume_refusal, title="Events", severity="warning",
+                        markup=False, timeout=15)
         if monitor is None or not self.settings.tasks:
             return
         if not self._tasks_told:

@@ -9,15 +9,12 @@ from typing import ClassVar
 
 from rich.text import Text
 from textual import on, work
-from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
 
 from services.domain.model import Fetched, Machine
 from tui.messages import MachinesFetched
+from tui.screens.runtable import RunTableScreen
 from widgets.sanitize import sanitize
-from widgets.table import update_row
 
 #: Fetches the machines of one run (by correlation id).
 FetchMachines = Callable[[str], Awaitable[Fetched[Machine]]]
@@ -26,7 +23,6 @@ COLUMNS = (("machine", "Machine"), ("status", "Status"), ("installed", "Inst"),
            ("failed", "Fail"), ("pending", "Pend"), ("reboot", "Reboot"),
            ("finished", "Finished"), ("error", "First error"))
 
-COLUMN_KEYS = tuple(key for key, _ in COLUMNS)
 
 _STATUS_STYLE = {"succeeded": "green", "completed": "green", "failed": "bold red",
                  "inprogress": "blue", "cancelled": "yellow", "canceled": "yellow"}
@@ -64,7 +60,7 @@ def machine_cells(machine: Machine, format_time: FormatTime = _utc) -> tuple[Tex
     )
 
 
-class MachinesScreen(Screen[None]):
+class MachinesScreen(RunTableScreen):
     """Pushed by ``enter`` on a run; ``escape`` goes back, ``ctrl+r`` reloads. ``fetch``
     reads the machines (None: there is no data source)."""
 
@@ -79,35 +75,18 @@ class MachinesScreen(Screen[None]):
     MachinesScreen #machines-summary { height: 1; padding: 0 1; }
     MachinesScreen DataTable { height: 1fr; }
     """
+    ID_PREFIX = "machines"
+    WAITING = "loading machines…"
+    COLUMNS = COLUMNS
 
     def __init__(self, correlation_id: str, title: str,
                  fetch: FetchMachines | None = None, format_time: FormatTime = _utc) -> None:
-        super().__init__()
+        super().__init__(correlation_id, title)
         self._format_time = format_time
-        self.correlation_id = correlation_id
         self._fetch_machines = fetch
-        self._title = title
         self.machines: tuple[Machine, ...] = ()
 
-    def compose(self) -> ComposeResult:
-        yield Static(Text(sanitize(self._title, 300)), id="machines-title", markup=False)
-        yield Static(Text("loading machines…"), id="machines-summary", markup=False)
-        table: DataTable[Text] = DataTable(id="machines-table", cursor_type="row",
-                                           zebra_stripes=True)
-        for key, label in COLUMNS:
-            table.add_column(label, key=key)
-        yield table
-        yield Footer()
-
-    def on_mount(self) -> None:
-        self.query_one(DataTable).focus()
-        self.action_reload()
-
-    def action_back(self) -> None:
-        """Back to the dashboard."""
-        self.dismiss(None)
-
-    def action_reload(self) -> None:
+    def reload(self) -> None:
         """Fetch the machines again."""
         self._fetch()
 
@@ -127,25 +106,17 @@ class MachinesScreen(Screen[None]):
     @on(MachinesFetched)
     def _show(self, message: MachinesFetched) -> None:
         message.stop()
-        summary = self.query_one("#machines-summary", Static)
         if message.fetched is None:
-            summary.update(Text(f"✗ {sanitize(message.error or 'failed', 300)}", style="bold red"))
+            self.show_error(message.error)
             return
         self.show_machines(message.fetched.items)
 
     def show_machines(self, machines: tuple[Machine, ...]) -> None:
         """Diff ``machines`` into the table (keyed by resource id)."""
         self.machines = machines
-        table: DataTable[Text] = self.query_one(DataTable)
-        wanted = {m.resource_id.lower(): m for m in machines}
-        with self.app.batch_update():
-            for key in [k.value for k in table.rows
-                        if k.value is not None and k.value not in wanted]:
-                table.remove_row(key)
-            for key, machine in wanted.items():
-                update_row(table, key, COLUMN_KEYS, machine_cells(machine, self._format_time))
+        self.diff_rows({m.resource_id.lower(): machine_cells(m, self._format_time)
+                        for m in machines})
         ok = sum(1 for m in machines if m.status.lower() in ("succeeded", "completed"))
         failed = sum(1 for m in machines if m.status.lower() == "failed")
-        self.query_one("#machines-summary", Static).update(
-            Text(f"{len(machines)} machines: {ok} succeeded, {failed} failed, "
-                 f"{len(machines) - ok - failed} other"))
+        self.show_summary(f"{len(machines)} machines: {ok} succeeded, {failed} failed, "
+                          f"{len(machines) - ok - failed} other")

@@ -15,16 +15,14 @@ from typing import ClassVar
 
 from rich.text import Text
 from textual import on, work
-from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable
 
 from services.domain.taskview import TaskViewRow, is_live
 from tui.screens.event_detail import EventDetail
+from tui.screens.runtable import RunTableScreen
 from widgets.sanitize import sanitize
-from widgets.table import update_row
 
 #: Reads one run's task view (by correlation id).
 FetchTasks = Callable[[str], Awaitable[tuple[TaskViewRow, ...]]]
@@ -35,7 +33,6 @@ LIVE_REFRESH_SECONDS = 2.0
 
 COLUMNS = (("task", "Task"), ("on", "On"), ("state", "State"), ("started", "Started"),
            ("ended", "Ended"), ("exit", "Exit"), ("detail", "Detail"))
-COLUMN_KEYS = tuple(key for key, _ in COLUMNS)
 
 _STATE_STYLE = {"ok": "green", "failed": "bold red", "timed out": "bold red",
                 "cancelled the run": "bold yellow", "interrupted": "yellow",
@@ -68,7 +65,7 @@ class TasksFetched(Message):
         self.error = error
 
 
-class TaskRunsScreen(Screen[None]):
+class TaskRunsScreen(RunTableScreen):
     """Pushed by the dashboard's task key; ``escape`` goes back, ``ctrl+r`` reloads,
     ``enter`` shows the selected task's output."""
 
@@ -84,40 +81,25 @@ class TaskRunsScreen(Screen[None]):
     TaskRunsScreen #tasks-summary { height: 1; padding: 0 1; }
     TaskRunsScreen DataTable { height: 1fr; }
     """
+    ID_PREFIX = "tasks"
+    WAITING = "reading the journal…"
+    COLUMNS = COLUMNS
 
     def __init__(self, correlation_id: str, title: str, fetch: FetchTasks | None = None,
                  format_time: FormatTime = _utc) -> None:
-        super().__init__()
-        self.correlation_id = correlation_id
-        self._title = title
+        super().__init__(correlation_id, title)
         self._fetch_tasks = fetch
         self._format_time = format_time
         self.rows: tuple[TaskViewRow, ...] = ()
 
-    def compose(self) -> ComposeResult:
-        yield Static(Text(sanitize(self._title, 300)), id="tasks-title", markup=False)
-        yield Static(Text("reading the journal…"), id="tasks-summary", markup=False)
-        table: DataTable[Text] = DataTable(id="tasks-table", cursor_type="row",
-                                           zebra_stripes=True)
-        for key, label in COLUMNS:
-            table.add_column(label, key=key)
-        yield table
-        yield Footer()
-
-    def on_mount(self) -> None:
-        self.query_one(DataTable).focus()
-        self.action_reload()
+    def after_mount(self) -> None:
         self.set_interval(LIVE_REFRESH_SECONDS, self._live_refresh, name="tasks-refresh")
 
     def _live_refresh(self) -> None:
         if is_live(self.rows):
-            self.action_reload()
+            self.reload()
 
-    def action_back(self) -> None:
-        """Back to the dashboard."""
-        self.dismiss(None)
-
-    def action_reload(self) -> None:
+    def reload(self) -> None:
         """Read the task runs again."""
         self._fetch()
 
@@ -138,22 +120,14 @@ class TaskRunsScreen(Screen[None]):
     def _show(self, message: TasksFetched) -> None:
         message.stop()
         if message.rows is None:
-            self.query_one("#tasks-summary", Static).update(
-                Text(f"✗ {sanitize(message.error or 'failed', 300)}", style="bold red"))
+            self.show_error(message.error)
             return
         self.show_rows(message.rows)
 
     def show_rows(self, rows: tuple[TaskViewRow, ...]) -> None:
         """Diff ``rows`` into the table (keyed by event kind and task)."""
         self.rows = rows
-        table: DataTable[Text] = self.query_one(DataTable)
-        wanted = {row.key: row for row in rows}
-        with self.app.batch_update():
-            for key in [k.value for k in table.rows
-                        if k.value is not None and k.value not in wanted]:
-                table.remove_row(key)
-            for key, row in wanted.items():
-                update_row(table, key, COLUMN_KEYS, task_cells(row, self._format_time))
+        self.diff_rows({row.key: task_cells(row, self._format_time) for row in rows})
         if not rows:
             summary = "no task has run for this run (none declared, or no event yet)"
         else:
@@ -163,7 +137,7 @@ class TaskRunsScreen(Screen[None]):
             summary = f"{len(rows)} task run(s): " + ", ".join(
                 f"{count} {state}" for state, count in counts.items())
             summary += "; enter: output"
-        self.query_one("#tasks-summary", Static).update(Text(summary))
+        self.show_summary(summary)
 
     def selected(self) -> TaskViewRow | None:
         """The row under the cursor."""
