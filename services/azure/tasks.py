@@ -8,6 +8,8 @@ recorded). For every task the config file declares for an event:
 * the task is **claimed** in the journal first, keyed by (run, event kind, task): a key
   already there (a duplicate delivery, a run left interrupted) means the task does not run
   and the result is ``skipped-duplicate``;
+* a ``pre`` task whose event is handled only after its run has started is recorded
+  ``skipped-late`` and not run (services/domain/tasks.py, ``too_late_for_pre``);
 * it runs with ``asyncio.create_subprocess_exec`` from its argument list (no shell), in its
   own process group (a timeout or a stop kills the whole group), with the event's JSON on
   stdin and in a private file, and a minimal environment (services/domain/tasks.py says
@@ -49,12 +51,14 @@ from services.domain.tasks import (
     TaskOutcome,
     TaskResult,
     TaskSpec,
+    TaskState,
     cancel_decision,
     join_output,
     outcome_of,
     scrub_output,
     task_environment,
     tasks_for,
+    too_late_for_pre,
 )
 from services.domain.window import WindowRules
 
@@ -250,6 +254,14 @@ class TaskRunner:
             configuration=event.configuration_name, started_at=started, pid=os.getpid())
         if seq is None:
             return self._emit(self._skipped(task, event, started))
+        late = too_late_for_pre(event, started)
+        if late is not None:
+            self._journal.finish_task_run(seq, state=str(TaskState.SKIPPED_LATE),
+                                          ended_at=started, detail=late)
+            return self._emit(TaskResult(
+                task=task.name, correlation_id=event.correlation_id,
+                event_kind=str(event.kind), outcome=TaskOutcome.SKIPPED_LATE, started=started,
+                ended=started, configuration=event.configuration_name, reason=late))
         try:
             exit_code, timed_out, interrupted, output = await self._execute(task, event)
         except Exception as exc:  # the claim must still be finished, never left "running"

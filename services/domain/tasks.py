@@ -73,6 +73,10 @@ class TaskOutcome(StrEnum):
     TIMEOUT = "timeout"  # killed at its timeout
     SKIPPED_DUPLICATE = "skipped-duplicate"  # already run (or running) for this run and kind
     INTERRUPTED = "interrupted"  # its runner died or was stopped while it ran; never re-run
+    # A pre task whose event is handled only once its run has started (the runner was down,
+    # or a backlog): "stop services" or "take a snapshot" then would act on machines being
+    # patched, and no pre-check can cancel any more. Recorded, never run.
+    SKIPPED_LATE = "skipped-late"
 
 
 class TaskState(StrEnum):
@@ -83,6 +87,7 @@ class TaskState(StrEnum):
     FAILED = "failed"
     TIMEOUT = "timeout"
     INTERRUPTED = "interrupted"
+    SKIPPED_LATE = "skipped-late"
 
 
 @dataclass(frozen=True)
@@ -193,6 +198,21 @@ def t_minus(start: datetime, now: datetime) -> str:
     if seconds >= 60:
         return f"T{sign}{seconds // 60}m"
     return f"T{sign}{seconds}s"
+
+
+def too_late_for_pre(event: MaintenanceEvent, now: datetime) -> str | None:
+    """Why a pre task must not run for ``event`` at ``now``, or None when it may.
+
+    A pre task prepares a run; once the run has started (its event handled late: the runner
+    was down, or a backlog) it would act on machines being patched, and a failed pre-check
+    could no longer cancel. Post tasks have no such limit (a report is useful at any time).
+    """
+    if str(event.kind) != "pre" or event.start is None or now < event.start:
+        return None
+    late = now - event.start
+    minutes = int(late.total_seconds() // 60)
+    return (f"pre task not run: its run started at {iso_z(event.start)}, {minutes} min before "
+            "this pre-event was handled")
 
 
 def cancel_decision(task: TaskSpec, outcome: TaskOutcome, exit_code: int | None,

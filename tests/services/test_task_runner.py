@@ -171,7 +171,36 @@ async def test_a_hanging_clock_sync_is_cut_short(tmp_path: Path, journal: Journa
     pre_task = script(tmp_path, "pass", name="p", on="pre", cancel_on_failure=True)
     pre = replace(EVENT, kind=EventKind.PRE, type="Microsoft.Maintenance.PreMaintenanceEvent")
     started = asyncio.get_running_loop().time()
-    result = await TaskRunner([pre_task], journal, ManualClock(START), environ=os.environ,
+    # T-30m: a pre task in time (at the start itself it would be skipped as too late).
+    result = await TaskRunner([pre_task], journal, ManualClock(START - timedelta(minutes=30)),
+                              environ=os.environ,
                               sync_clock=hanging_sync).run_one(pre_task, pre)
     assert result.outcome == "ok"
     assert asyncio.get_running_loop().time() - started < 10
+
+
+async def test_a_pre_task_handled_after_its_run_started_is_recorded_skipped_late_not_run(
+        tmp_path: Path, journal: Journal) -> None:
+    marker = tmp_path / "ran"
+    task = script(tmp_path, f"open({str(marker)!r}, 'w').write('ran')", on="pre")
+    pre = MaintenanceEvent(
+        id="e1", type="Microsoft.Maintenance.PreMaintenanceEvent", kind=EventKind.PRE,
+        schema="eventgrid", correlation_id=RUN_ID, configuration_id=CONFIG_ID,
+        configuration_name="web", run_name="20260310130000", start=START,
+        end=START + timedelta(hours=1), cancellation_cutoff=START - timedelta(minutes=10),
+        status=None, subscription_ids=("s",), event_time=None)
+    late = TaskRunner([task], journal, ManualClock(START + timedelta(minutes=5)),
+                      environ=os.environ)
+    result = await late.run_one(task, pre)
+    assert result.outcome == "skipped-late" and result.exit_code is None
+    assert "started at 2026-03-10T13:00:00Z" in (result.reason or "")
+    assert not marker.exists()
+    [row] = journal.task_runs()
+    assert row.state == "skipped-late" and row.ended_at is not None
+    # Recorded once: a second delivery is a duplicate, and it still does not run.
+    again = await late.run_one(task, pre)
+    assert again.outcome == "skipped-duplicate" and not marker.exists()
+    # In time, the same task runs.
+    on_time = TaskRunner([task], Journal(tmp_path / "j2.sqlite3"),
+                         ManualClock(START - timedelta(minutes=35)), environ=os.environ)
+    assert (await on_time.run_one(task, pre)).outcome == "ok" and marker.exists()

@@ -160,3 +160,15 @@ def test_a_result_prints_the_contract_keys() -> None:
     assert doc["outcome"] == "skipped-duplicate" and doc["cancelled_run"] is False
     assert {"task", "correlation_id", "event_kind", "outcome", "exit_code", "cancelled_run",
             "started", "ended"} <= set(doc)
+
+
+def test_a_pre_task_is_too_late_once_its_run_has_started() -> None:
+    from services.domain.tasks import too_late_for_pre
+
+    assert too_late_for_pre(event(), START - timedelta(minutes=1)) is None
+    reason = too_late_for_pre(event(), START + timedelta(minutes=179))
+    assert reason is not None and "2026-03-10T13:00:00Z" in reason and "179 min" in reason
+    assert too_late_for_pre(event(), START) is not None  # at the start itself: patching begins
+    # A post task has no such limit, and an event without a start cannot be judged late.
+    assert too_late_for_pre(event(EventKind.POST), START + timedelta(hours=5)) is None
+    assert too_late_for_pre(event(start=None), START + timedelta(hours=5)) is None

@@ -2,11 +2,12 @@
 
 Headless and fit for systemd: one JSON line per handled task on stdout (``task``,
 ``correlation_id``, ``event_kind``, ``outcome`` = ok | failed | timeout | skipped-duplicate |
-interrupted, ``exit_code``, ``cancelled_run``, ``started``, ``ended``, plus ``configuration``
-and ``reason``); diagnostics, one line each, on stderr. ``--once`` handles what is in the
-queue now and exits 0, or 1 when a task failed or timed out (or a poll failed); without it,
-the queue is polled until SIGTERM or SIGINT, which stop taking messages, end the running
-tasks' process groups, record them interrupted, and exit 0.
+interrupted | skipped-late (a pre task whose run had already started), ``exit_code``,
+``cancelled_run``, ``started``, ``ended``, plus ``configuration`` and ``reason``);
+diagnostics, one line each, on stderr. ``--once`` handles what is in the queue now and exits
+0, or 1 when a task failed or timed out (or a poll failed); without it, the queue is polled
+until SIGTERM or SIGINT, which stop taking messages, end the running tasks' process groups,
+record them interrupted, and exit 0.
 
 Tasks need consume mode on a queue dedicated to aumwatch and one runner per queue (a lock
 file in the data directory); the command refuses otherwise, saying why. The runner itself is

@@ -35,7 +35,7 @@ COLUMNS = (("task", "Task"), ("on", "On"), ("state", "State"), ("started", "Star
            ("ended", "Ended"), ("exit", "Exit"), ("detail", "Detail"))
 
 _STATE_STYLE = {"ok": "green", "failed": "bold red", "timed out": "bold red",
-                "cancelled the run": "bold yellow", "interrupted": "yellow",
+                "cancelled the run": "bold yellow", "interrupted": "yellow", "skipped-late": "dim",
                 "running": "blue", "queued": "dim"}
 
 
