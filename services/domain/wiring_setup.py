@@ -84,7 +84,14 @@ class SetupRequest:
     queue_account_id: str
     queue_name: str
     types: tuple[str, ...] = ("pre", "post")
-    schema: str = "eventgrid"
+    # None: any schema will do (aumwatch reads both); an existing subscription keeps its own
+    # and a new one gets the Event Grid schema. A schema asked for explicitly is enforced.
+    schema: str | None = None
+
+    @property
+    def new_schema(self) -> str:
+        """The schema a subscription this request creates is given."""
+        return self.schema or "eventgrid"
 
     @property
     def subscription_id(self) -> str:
@@ -186,9 +193,11 @@ def parse_types(text: str | None) -> tuple[str, ...]:
     return tuple(k for k in ("pre", "post") if k in words)
 
 
-def parse_schema(text: str | None) -> str:
-    """``--schema`` (eventgrid | cloudevents)."""
-    value = (text or "eventgrid").strip().lower()
+def parse_schema(text: str | None) -> str | None:
+    """``--schema`` (eventgrid | cloudevents); None when not given (any schema will do)."""
+    if text is None:
+        return None
+    value = text.strip().lower()
     if value not in SCHEMA_VALUES:
         raise SetupError(f"--schema takes eventgrid or cloudevents (got {text!r})")
     return value
@@ -288,7 +297,7 @@ def subscription_body(request: SetupRequest, types: Sequence[str], *,
         "properties": {
             **delivery,
             "filter": {"includedEventTypes": [EVENT_TYPE_NAMES[t] for t in types]},
-            "eventDeliverySchema": SCHEMA_VALUES[request.schema],
+            "eventDeliverySchema": SCHEMA_VALUES[request.new_schema],
         },
     }
 
@@ -312,7 +321,8 @@ def updated_subscription_body(existing: Mapping[str, Any] | None, request: Setup
     old_filter: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     props["filter"] = {**old_filter,
                        "includedEventTypes": [EVENT_TYPE_NAMES[t] for t in types]}
-    props["eventDeliverySchema"] = SCHEMA_VALUES[request.schema]
+    if request.schema is not None:
+        props["eventDeliverySchema"] = SCHEMA_VALUES[request.schema]
     expiry = props.get("expirationTimeUtc")
     if isinstance(expiry, str):
         try:
@@ -348,7 +358,8 @@ def plan_setup(request: SetupRequest, current: Current, now: datetime) -> Plan:
     # Which subscriptions already deliver a requested type, in the requested schema, to the
     # queue: "right" ones are left alone.
     def right(sub: EventSubscription) -> bool:
-        return sub.active(now) and sub.reaches(watched) and sub.schema == request.schema
+        return (sub.active(now) and sub.reaches(watched)
+                and (request.schema is None or sub.schema == request.schema))
 
     covered = {k for s in current.subscriptions if right(s) for k in s.event_types}
     missing_types = [t for t in request.types if t not in covered]
@@ -392,14 +403,16 @@ def plan_setup(request: SetupRequest, current: Current, now: datetime) -> Plan:
             subscription_step = Step(
                 Action.CREATE_SUBSCRIPTION, f"{topic_id}/eventSubscriptions/{name}",
                 f"create event subscription {name}: {', '.join(types)} events in the "
-                f"{request.schema} schema to queue {request.queue_name} of "
+                f"{request.new_schema} schema to queue {request.queue_name} of "
                 f"{watched.account_name}, delivered with the topic's identity",
                 subscription_body(request, types))
             uses_identity = True
     else:
         names = sorted({s.name for s in current.subscriptions if right(s)})
         satisfied.append(f"event subscription {', '.join(names)} delivers "
-                         f"{', '.join(request.types)} events in the {request.schema} schema to "
+                         f"{', '.join(request.types)} events"
+                         + (f" in the {request.schema} schema" if request.schema else "")
+                         + " to "
                          f"queue {request.queue_name}")
         name = names[0] if names else SUBSCRIPTION_NAME
 
@@ -462,8 +475,11 @@ def _why_update(sub: EventSubscription, request: SetupRequest, now: datetime) ->
     missing = [t for t in request.types if t not in sub.event_types]
     if missing:
         reasons.append(f"add {', '.join(missing)} events")
-    if sub.schema != request.schema:
-        reasons.append(f"deliver in the {request.schema} schema (not {sub.schema})")
+    if request.schema is not None and sub.schema != request.schema:
+        # The update API takes eventDeliverySchema, but whether the service accepts a change
+        # of it is unconfirmed (docs/azure.md): say what to do if it refuses.
+        reasons.append(f"deliver in the {request.schema} schema (not {sub.schema}; should Azure "
+                       "refuse to change it, delete the subscription and run this again)")
     if not sub.active(now):
         state = sub.state or "unknown"
         if state.lower() == "succeeded":

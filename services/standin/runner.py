@@ -42,7 +42,8 @@ def _toml_string(value: str) -> str:
 
 
 def render_config(info: dict[str, Any]) -> str:
-    """The aumwatch config file (TOML) that points the service layer at the stand-in."""
+    """The aumwatch config file (TOML) that points the service layer at the stand-in (and,
+    when ``info`` has a ``data_dir``, keeps aumwatch's data there)."""
     subs = ", ".join(_toml_string(s) for s in info["subscriptions"])
     return (
         "# Written by `aumwatch sim`: points aumwatch at the local Azure stand-in.\n"
@@ -58,11 +59,12 @@ def render_config(info: dict[str, Any]) -> str:
         f"connection_string = {_toml_string(info['queue_connection_string'])}\n"
         f"name = {_toml_string(info['queue_name'])}\n"
         'mode = "peek"\n'
-        "\n"
-        "# The stand-in's journal, exports and reports stay apart from real Azure's: a demo's\n"
-        "# cancel audit and events must never mix with an operator's own.\n"
-        "[paths]\n"
-        f"data_dir = {_toml_string(str(info.get('data_dir') or standin_data_dir()))}\n"
+        + ("" if not info.get("data_dir") else (
+            "\n"
+            "# The stand-in's journal, exports and reports stay apart from real Azure's: a\n"
+            "# demo's cancel audit and events must never mix with an operator's own.\n"
+            "[paths]\n"
+            f"data_dir = {_toml_string(str(info['data_dir']))}\n"))
     )
 
 
@@ -102,7 +104,10 @@ class SimEnvironment:
         azurite_binary: str | None = None,
         server_options: dict[str, Any] | None = None,
         arg_lag: float | None = None,
+        data_dir: str | Path | None = None,
     ) -> None:
+        """``data_dir``: where the config file it writes keeps aumwatch's journal, exports
+        and reports (default :func:`standin_data_dir`, apart from real Azure's)."""
         if speed <= 0:
             raise ValueError(f"speed must be positive, not {speed}")
         # Load (and so validate) the scenario before anything is started.
@@ -120,6 +125,7 @@ class SimEnvironment:
             "arg_lag", ArgLag(seed=self.scenario.seed) if arg_lag is None else arg_lag)
         self._state_dir = Path(tempfile.mkdtemp(prefix="aumwatch-sim-"))
         self.config_path = Path(config_path) if config_path else self._state_dir / CONFIG_FILE_NAME
+        self.data_dir = Path(data_dir) if data_dir else standin_data_dir()
         self.azurite = Azurite(binary=azurite_binary)
         self.sink: QueueSink | None = None
         self.engine: ScenarioEngine | None = None
@@ -147,7 +153,8 @@ class SimEnvironment:
                                         **self._server_options)
             self.server.start()
             self.engine.start(self.step_interval)
-            write_private_file(self.config_path, render_config(self.info()))
+            write_private_file(self.config_path, render_config(
+                {**self.info(), "data_dir": str(self.data_dir)}))
         except BaseException:
             self.stop()
             raise

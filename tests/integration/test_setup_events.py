@@ -77,9 +77,7 @@ def start_sim(tmp_path: Path, arg_lag: float | None) -> Iterator[Sim]:
     }
     cfg = tmp_path / "aumwatch.toml"
     with SimEnvironment(parse_scenario(data), step_interval=0.05, config_path=cfg,
-                        arg_lag=arg_lag) as env:
-        with cfg.open("a", encoding="utf-8") as handle:
-            handle.write(f'\n[paths]\ndata_dir = "{tmp_path / "data"}"\n')
+                        arg_lag=arg_lag, data_dir=tmp_path / "data") as env:
         yield env, cfg, Recorder(env)
 
 

@@ -137,11 +137,27 @@ def test_requesting_pre_only_is_satisfied_by_a_pre_only_subscription() -> None:
     assert plan_setup(request(types=("pre",)), current, NOW).up_to_date
 
 
-def test_other_schema_is_rewritten() -> None:
+def test_any_schema_will_do_unless_one_is_asked_for() -> None:
+    # aumwatch reads both schemas: by default a working CloudEvents subscription is left as is.
     current = Current(topic=topic(), subscriptions=(sub(schema="cloudevents"),), role=True)
-    [step] = plan_setup(request(), current, NOW).steps
+    assert plan_setup(request(), current, NOW).up_to_date
+    # A pre-only CloudEvents subscription gets post added, and keeps its schema.
+    pre_only = Current(topic=topic(), subscriptions=(sub(types=("pre",), schema="cloudevents"),),
+                       role=True)
+    [step] = plan_setup(request(), pre_only, NOW).steps
+    assert step.action is Action.UPDATE_SUBSCRIPTION and "schema" not in step.summary
+    # A new subscription gets the Event Grid schema.
+    [create] = [s for s in plan_setup(request(), Current(topic=topic(), role=True), NOW).steps
+                if s.action is Action.CREATE_SUBSCRIPTION]
+    assert create.body["properties"]["eventDeliverySchema"] == "EventGridSchema"
+
+
+def test_an_explicit_other_schema_is_rewritten_with_a_note() -> None:
+    current = Current(topic=topic(), subscriptions=(sub(schema="cloudevents"),), role=True)
+    [step] = plan_setup(request(schema="eventgrid"), current, NOW).steps
     assert step.action is Action.UPDATE_SUBSCRIPTION
     assert step.body["properties"]["eventDeliverySchema"] == "EventGridSchema"
+    assert "should Azure refuse" in step.summary
     cloud = plan_setup(request(schema="cloudevents"),
                        Current(topic=topic(), subscriptions=(sub(),), role=True), NOW)
     assert cloud.steps[0].body["properties"]["eventDeliverySchema"] == "CloudEventSchemaV1_0"

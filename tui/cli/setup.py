@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "identity), an event subscription into the queue delivered with that identity, and\n"
         "the identity's 'Storage Queue Data Message Sender' role on the storage account.\n"
         "What exists and is right is left alone. Defaults: the watched queue (settings\n"
-        "[queue]), both event types, the Event Grid schema.",
+        "[queue]), both event types, any schema (a new subscription gets the Event Grid one).",
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -55,8 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                         help="the queue's name (default: the watched queue)")
     events.add_argument("--types", metavar="pre,post", default=None,
                         help="event types to deliver (default pre,post)")
-    events.add_argument("--schema", choices=("eventgrid", "cloudevents"), default="eventgrid",
-                        help="delivery schema (default eventgrid)")
+    events.add_argument("--schema", choices=("eventgrid", "cloudevents"), default=None,
+                        help="delivery schema (default: an existing subscription keeps its own, "
+                        "a new one gets eventgrid; aumwatch reads both)")
     events.add_argument("--dry-run", action="store_true",
                         help="print the plan, az commands and Bicep; change nothing")
     events.add_argument("--yes", "-y", action="store_true",
@@ -93,7 +94,7 @@ def run_setup_events(args: argparse.Namespace) -> int:
 
 
 async def _setup(args: argparse.Namespace, settings: Any, types: tuple[str, ...],
-                 schema: str) -> int:
+                 schema: str | None) -> int:
     from services.azure.clients import make_async_credential
     from services.azure.resourcegraph import QueryRunner
 
@@ -107,7 +108,7 @@ async def _setup(args: argparse.Namespace, settings: Any, types: tuple[str, ...]
 
 
 async def _setup_with(args: argparse.Namespace, settings: Any, types: tuple[str, ...],
-                      schema: str, credential: Any, runner: Any) -> int:
+                      schema: str | None, credential: Any, runner: Any) -> int:
     from services.azure.clients import async_eventgrid_client
     from services.azure.setup import (
         EventSetup,
@@ -244,7 +245,9 @@ def _print_plan(plan: Any) -> None:
     req = plan.request
     print(f"configuration: {clean(req.configuration_name)} ({clean(req.configuration_id)})")
     print(f"queue: {clean(req.queue_name)} in {clean(req.queue_account_id)}")
-    print(f"events: {', '.join(req.types)} in the {req.schema} schema")
+    schema = (f"the {req.schema} schema" if req.schema
+              else f"any schema (a new subscription: {req.new_schema})")
+    print(f"events: {', '.join(req.types)} in {schema}")
     for line in plan.satisfied:
         print(f"  [ok] {clean(line)}")
     for step in plan.steps:
