@@ -22,10 +22,18 @@ a new event.
 
 Each :meth:`EventSource.poll` returns one frozen :class:`EventBatch` and never raises: a
 failure (queue unreachable, unauthorized, journal full) is its ``error`` line.
+
+With a ``before_delete`` hook and ``hook_concurrency`` above 1 (``aumwatch tasks`` and a
+dashboard running the declared tasks), a poll journals and returns its messages' events at
+once and runs each message's hook, then its delete (or release), as a background task, up to
+``hook_concurrency`` at a time: the tasks of different messages run side by side and the
+event tail keeps moving while they run. A background failure is the ``error`` of the next
+batch; its message stays in the queue, as with the sequential hook.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 from collections import OrderedDict
@@ -302,6 +310,7 @@ class EventSource:
         depth_every: int = DEPTH_EVERY,
         before_delete: BeforeDelete | None = None,
         max_messages: int = PEEK_LIMIT,
+        hook_concurrency: int = 1,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"queue mode must be peek or consume, not {mode!r}")
@@ -318,6 +327,16 @@ class EventSource:
             raise ValueError("before_delete is for consume mode only (peek deletes nothing)")
         if not 1 <= max_messages <= PEEK_LIMIT:
             raise ValueError(f"max_messages must be 1..{PEEK_LIMIT}, got {max_messages}")
+        if not 1 <= hook_concurrency <= PEEK_LIMIT:
+            raise ValueError(
+                f"hook_concurrency must be 1..{PEEK_LIMIT}, got {hook_concurrency}")
+        if hook_concurrency > 1 and before_delete is None:
+            raise ValueError("hook_concurrency is for a before_delete hook only")
+        self._hook_concurrency = hook_concurrency
+        #: The background hooks (hook, then delete or release) of received messages.
+        self._hooks: set[asyncio.Task[None]] = set()
+        #: Their failures, one line each, until a poll reports them.
+        self._hook_errors: list[str] = []
         self._before_delete = before_delete
         self._max_messages = max_messages
         self.queue = queue
@@ -333,6 +352,31 @@ class EventSource:
     @property
     def queue_name(self) -> str:
         return str(getattr(self.queue, "queue_name", "") or "")
+
+    @property
+    def in_flight(self) -> int:
+        """How many received messages have their hook (or delete) running in the
+        background (always 0 with ``hook_concurrency`` 1)."""
+        return sum(1 for hook in self._hooks if not hook.done())
+
+    async def drain(self, timeout: float | None = None) -> bool:
+        """Wait for the background hooks (each up to its delete or release) to end, at most
+        ``timeout`` seconds (None: however long they take). True when none is left. Their
+        failures stay pending for the next poll (or :meth:`take_hook_error`)."""
+        pending = {hook for hook in self._hooks if not hook.done()}
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+        return self.in_flight == 0
+
+    def take_hook_error(self) -> str | None:
+        """The failures of background hooks not yet reported, as one line (None: none), and
+        forget them. A poll reports them as its batch's ``error``; this is for a caller
+        that stops polling (``aumwatch tasks --once`` after its last drain)."""
+        if not self._hook_errors:
+            return None
+        first, more = self._hook_errors[0], len(self._hook_errors) - 1
+        self._hook_errors.clear()
+        return first if not more else f"{first} (and {more} more failure(s) like it)"
 
     @property
     def remembered(self) -> tuple[int, int]:
@@ -351,6 +395,9 @@ class EventSource:
         self._messages.forget_before(fetched_at)
         self._events.forget_before(fetched_at)
         depth: int | None = None
+        earlier = self.take_hook_error()
+        if earlier is not None:
+            collector.fail(earlier)  # a background hook failed since the last poll
         try:
             if self._polls_to_depth <= 0:
                 depth = await self._read_depth()
@@ -362,6 +409,8 @@ class EventSource:
                 for message in messages:
                     read += 1
                     self._take(message, collector)
+            elif self._hook_concurrency > 1:
+                read = await self._receive_side_by_side(collector)
             else:
                 pager = self.queue.receive_messages(
                     messages_per_page=self._max_messages, max_messages=self._max_messages,
@@ -396,6 +445,61 @@ class EventSource:
             redelivered=collector.redelivered, depth=depth, truncated=truncated,
             warning=warning, error=collector.error,
         )
+
+    async def _receive_side_by_side(self, collector: _Collector) -> int:
+        """Consume mode with concurrent hooks: receive as many messages as there are free
+        hook slots (none when all are busy), journal and classify each now (the batch shows
+        their events at once), and start each one's hook and delete in the background.
+        Returns how many messages were read."""
+        room = min(self._hook_concurrency - self.in_flight, self._max_messages)
+        if room <= 0:
+            return 0
+        read = 0
+        pager = self.queue.receive_messages(messages_per_page=room, max_messages=room,
+                                            visibility_timeout=self._visibility)
+        async for message in pager:
+            read += 1
+            collector.last_events = ()
+            if not self._take(message, collector):
+                # Journal failed: leave this and the rest to reappear later.
+                break
+            if not collector.last_events:
+                # Nothing for the hook (undecodable, journaled raw): delete it now, as the
+                # sequential path does.
+                await self._delete(message, collector)
+                continue
+            hook = asyncio.ensure_future(self._hook_then_delete(message,
+                                                                collector.last_events))
+            self._hooks.add(hook)
+            hook.add_done_callback(self._hook_ended)
+        return read
+
+    async def _hook_then_delete(self, message: Any,
+                                events: tuple[MaintenanceEvent, ...]) -> None:
+        """One received message's hook, then its delete, release (:class:`Postponed`) or
+        nothing (a failure keeps it in the queue), decided as the sequential path does;
+        failures are kept for the next poll's ``error``."""
+        scratch = _Collector(ensure_utc(self._clock.now()))
+        scratch.last_events = events
+        if await self._before_deleting(scratch):
+            await self._delete(message, scratch)
+        elif scratch.postponed:
+            await self._release(message, scratch)
+        if scratch.error is not None:
+            self._hook_errors.append(scratch.error)
+
+    def _hook_ended(self, hook: asyncio.Task[None]) -> None:
+        self._hooks.discard(hook)
+        if hook.cancelled():
+            # The loop is closing under it: the message reappears after its visibility
+            # timeout and the journal makes the re-delivery a no-op for what was done.
+            self._hook_errors.append("a message's task runs were cut short (cancelled): it "
+                                     "stays in the queue")
+            return
+        exc = hook.exception()
+        if exc is not None:  # _hook_then_delete catches what it expects; never lose the rest
+            self._hook_errors.append(
+                service_error(exc, what="handling a consumed message").message)
 
     async def _read_depth(self) -> int | None:
         props = await self.queue.get_queue_properties()

@@ -270,8 +270,12 @@ class Monitor:
                     # runner needs: leave them in the queue.
                     mode = "peek"
                 else:
+                    from services.azure.tasks import TASK_CONCURRENCY
+
+                    # Side by side: the tail keeps moving while a message's tasks run.
                     hooks = {"visibility_timeout": runner.visibility_timeout(),
-                             "before_delete": runner.handle, "max_messages": 1}
+                             "before_delete": runner.handle,
+                             "hook_concurrency": TASK_CONCURRENCY}
             elif mode == "consume" and not self._take_consume_lock(queue):
                 # Another process consumes this queue (`aumwatch tasks` above all): taking
                 # its messages would keep its tasks from ever running.
@@ -357,6 +361,15 @@ class Monitor:
     def runs_tasks(self) -> bool:
         """Whether this dashboard runs the declared tasks."""
         return self._task_runner is not None
+
+    async def drain_tasks(self, timeout: float | None = None) -> bool:
+        """Wait, at most ``timeout`` seconds, for the messages whose tasks run in the
+        background (the event source's hooks) to be recorded and deleted or released. True
+        when none is left (also when this dashboard runs no tasks)."""
+        drain = getattr(self._events, "drain", None)
+        if drain is None:
+            return True
+        return bool(await drain(timeout))
 
     def take_task_results(self) -> list[Any]:
         """The task results (services.domain.tasks.TaskResult) since the last call."""
@@ -517,6 +530,9 @@ class Monitor:
                 with contextlib.suppress(BaseException):
                     await asyncio.wait_for(asyncio.shield(self._events_poll),
                                            TASK_STOP_WAIT.total_seconds())
+            # The tasks running in the background: recorded, their messages released.
+            with contextlib.suppress(BaseException):
+                await self.drain_tasks(TASK_STOP_WAIT.total_seconds())
         if self._runner_lock is not None:
             self._runner_lock.release()
         for closer in (self._runner, self._maintenance,

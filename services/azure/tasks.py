@@ -74,6 +74,10 @@ ClockSync = Callable[[MaintenanceEvent], Awaitable[None]]
 STOP_GRACE = timedelta(seconds=3)
 #: How long a clock correction (one Resource Manager GET) may take before a task goes on.
 CLOCK_SYNC_TIMEOUT = 10.0
+#: How many messages' tasks ``aumwatch tasks`` and a dashboard run side by side (the event
+#: source's ``hook_concurrency``): one slow pre-check must not hold back the pre-checks of
+#: other configurations whose cancel windows close meanwhile.
+TASK_CONCURRENCY = 8
 #: How long the output readers may outlive the task (a child left holding the pipe).
 READER_GRACE = 2.0
 #: Environment variables whose values are secrets wherever they appear in a task's output.
@@ -504,22 +508,43 @@ async def run_queue(
 ) -> bool:
     """Poll ``source`` (an EventSource in consume mode whose ``before_delete`` is
     ``runner.handle``) until ``stop`` is set, or, with ``once``, until a poll finds the queue
-    empty. Failed polls go to ``on_error`` (the next poll tries again; with ``once`` the loop
-    ends). Returns False when a poll failed in ``once`` mode."""
+    empty and no message's tasks still run. Failed polls go to ``on_error`` (the next poll
+    tries again; with ``once`` the loop stops taking messages). Returns False when a poll (or
+    a message's tasks in the background) failed in ``once`` mode.
+
+    With a source that runs its hooks side by side (``hook_concurrency`` above 1), polling
+    goes on while tasks run, so new messages start their tasks at once; nothing new means a
+    sleep of ``interval``. On stop (``runner.request_stop()`` ends the running tasks, which
+    are recorded interrupted) and at the end of ``once``, the running hooks are awaited."""
+    ok = True
     while not stop.is_set():
         batch = await source.poll()
         if batch.error:
             on_error(batch.error)
         if runner.stopping or stop.is_set():
-            return True
+            break
         if once and batch.error:
-            return False
+            ok = False
+            break
         busy = bool(batch.events or batch.duplicates or batch.undecodable
                     or batch.redelivered)
         if busy:
             continue  # more may be waiting: read again at once
-        if once:
-            return True
+        if once and not _in_flight(source):
+            break
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)
-    return True
+    if _in_flight(source):
+        # Tasks still run: wait for them to be recorded (a stop has ended their process
+        # groups already) and for their messages to be deleted or released.
+        await source.drain()
+    late = source.take_hook_error() if hasattr(source, "take_hook_error") else None
+    if late is not None:
+        on_error(late)
+        ok = False
+    # A stop is a clean end whatever the last polls said (the exit code is 0).
+    return True if runner.stopping or stop.is_set() else ok
+
+
+def _in_flight(source: Any) -> int:
+    return int(getattr(source, "in_flight", 0))

@@ -83,6 +83,17 @@ def settings_for(server: StandInServer, azurite: Azurite, queue_name: str, tmp_p
     return settings
 
 
+async def tasks_done(pilot: Any) -> None:
+    """Settle, then wait for the tasks the dashboard runs in the background (a poll returns
+    its events at once; their tasks, and the message's delete, finish later), then settle
+    again for their notices."""
+    await settle(pilot)
+    monitor = pilot.app.dashboard.monitor
+    assert monitor is not None
+    assert await monitor.drain_tasks(30), "the tasks did not finish"
+    await settle(pilot)
+
+
 def send_pre_event(azurite: Azurite, queue_name: str, run: SimRun) -> None:
     QueueClient.from_connection_string(azurite.connection_string, queue_name).send_message(
         encode_message(pre_event_for(run, "patch-web")))
@@ -100,7 +111,7 @@ async def test_the_dashboard_runs_a_failing_precheck_that_cancels_the_run_verifi
     send_pre_event(azurite, queue_name, run)
     app = make_app(settings_for(standin, azurite, queue_name, tmp_path), standin_clock)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+        await tasks_done(pilot)
         assert app.dashboard.monitor is not None and app.dashboard.monitor.runs_tasks
         assert app.dashboard.last_error is None
         # The task ran, failed inside the window and cancelled the run through the Canceller.
@@ -290,7 +301,7 @@ async def test_a_refresh_while_a_task_runs_neither_abandons_nor_repeats_it(
             assert time.monotonic() < deadline, "the task never started"
             await asyncio.sleep(0.05)
         await pilot.press("ctrl+r")  # restarts the events poll worker mid-task
-        await settle(pilot)
+        await tasks_done(pilot)
         with Journal(tmp_path / "journal.sqlite3") as journal:
             [task_run] = journal.task_runs(run.correlation_id)
         assert (task_run.state, task_run.exit_code) == ("ok", 0)

@@ -7,7 +7,9 @@ interrupted | skipped-late (a pre task whose run had already started), ``exit_co
 diagnostics, one line each, on stderr. ``--once`` handles what is in the queue now and exits
 0, or 1 when a task failed or timed out (or a poll failed); without it, the queue is polled
 until SIGTERM or SIGINT, which stop taking messages, end the running tasks' process groups,
-record them interrupted, and exit 0.
+record them interrupted, and exit 0. The tasks of different messages run side by side (up to
+services/azure/tasks.py's ``TASK_CONCURRENCY`` messages at once), and ``--once`` waits for
+the running ones before it exits.
 
 Tasks need consume mode on a queue dedicated to aumwatch and one runner per queue (a lock
 file in the data directory); the command refuses otherwise, saying why. The runner itself is
@@ -93,7 +95,13 @@ async def _serve(args: argparse.Namespace, settings: Any, journal: Any) -> int:
 
     from services.azure.clients import make_async_credential, settings_queue_client
     from services.azure.eventsource import EventSource
-    from services.azure.tasks import RunnerLock, TaskRunner, known_secrets, run_queue
+    from services.azure.tasks import (
+        TASK_CONCURRENCY,
+        RunnerLock,
+        TaskRunner,
+        known_secrets,
+        run_queue,
+    )
     from services.domain.clock import SystemClock
     from services.domain.errors import ServiceError
 
@@ -141,7 +149,8 @@ async def _serve(args: argparse.Namespace, settings: Any, journal: Any) -> int:
                 runner.recover()
                 source = EventSource(queue, clock=clock, journal=journal, mode="consume",
                                      visibility_timeout=runner.visibility_timeout(),
-                                     before_delete=runner.handle, max_messages=1)
+                                     before_delete=runner.handle,
+                                     hook_concurrency=TASK_CONCURRENCY)
                 stop = asyncio.Event()
                 loop = asyncio.get_running_loop()
 
