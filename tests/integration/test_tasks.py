@@ -22,7 +22,7 @@ import pytest
 from services.azure.cancel import Canceller, maintenance_client_calls
 from services.azure.eventsource import EventSource
 from services.azure.journal import Journal
-from services.azure.tasks import TaskRunner, run_queue
+from services.azure.tasks import TASK_CONCURRENCY, TaskRunner, run_queue
 from services.domain.clock import ManualClock
 from services.domain.tasks import TaskResult, TaskSpec
 from services.domain.window import WindowRules
@@ -47,7 +47,7 @@ with open(os.environ["AUMWATCH_TASK_EVENT_FILE"], encoding="utf-8") as f:
     event_file = f.read()
 with open(out, "a", encoding="utf-8") as f:
     f.write(json.dumps({"env": dict(os.environ), "stdin": stdin, "event_file": event_file,
-                        "pid": os.getpid()}) + "\n")
+                        "pid": os.getpid(), "at": time.time()}) + "\n")
 print("checked; AccountKey=c2VjcmV0a2V5 and sig=abc123 and secret-token-value")
 time.sleep(pause)
 sys.exit(code)
@@ -468,3 +468,228 @@ async def test_a_second_runner_on_the_same_queue_is_refused_naming_the_holder(
     finally:
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=30)
+
+
+# --- tasks of different messages side by side --------------------------------------------
+
+#: A task that says it started (argv[1], a JSON line with its run and time) and then waits
+#: for the gate file argv[2] (30 s at most) before exiting 0.
+GATED = r'''
+import json, os, sys, time
+out, gate = sys.argv[1], sys.argv[2]
+with open(out, "a", encoding="utf-8") as f:
+    f.write(json.dumps({"run": os.environ["AUMWATCH_TASK_CORRELATION_ID"],
+                        "pid": os.getpid(), "at": time.time()}) + "\n")
+deadline = time.time() + 30
+while not os.path.exists(gate) and time.time() < deadline:
+    time.sleep(0.05)
+'''
+
+
+def gated(tmp_path: Path, out: Path, gate: Path, **kw: Any) -> TaskSpec:
+    script = tmp_path / "gated.py"
+    script.write_text(GATED, encoding="utf-8")
+    kw.setdefault("name", "precheck")
+    kw.setdefault("on", "pre")
+    kw.setdefault("configurations", ("*",))
+    return TaskSpec(command=(sys.executable, str(script), str(out), str(gate)), **kw)
+
+
+def side_by_side(queue: Any, journal: Journal, clock: ManualClock, runner: TaskRunner,
+                 concurrency: int = TASK_CONCURRENCY, **kw: Any) -> EventSource:
+    return EventSource(queue, clock=clock, journal=journal, mode="consume",
+                       visibility_timeout=runner.visibility_timeout(),
+                       before_delete=runner.handle, hook_concurrency=concurrency, **kw)
+
+
+async def test_the_pre_checks_of_two_configurations_run_side_by_side(
+    queue: Any, journal: Journal, standin_clock: ManualClock, standin_world: World,
+    run: SimRun, recorder: Path, tmp_path: Path,
+) -> None:
+    weekly = add_run(standin_world, config_object("weekly"), run.start, machines=1)
+    out = tmp_path / "out.jsonl"
+    await queue.send_message(pre_message(run))
+    await queue.send_message(pre_message(weekly, "weekly"))
+    slow = dataclasses.replace(task(recorder, out, 0, configurations=("*",)),
+                               command=(*task(recorder, out, 0).command, "3"))  # 3 s each
+    runner = TaskRunner([slow], journal, standin_clock, environ=os.environ)
+    errors: list[str] = []
+    ok = await run_queue(side_by_side(queue, journal, standin_clock, runner), runner,
+                         once=True, stop=asyncio.Event(), interval=0.1, on_error=errors.append)
+    assert ok and errors == []
+    assert sorted(r.configuration or "" for r in runner.results) == ["nightly", "weekly"]
+    assert [str(r.outcome) for r in runner.results] == ["ok", "ok"]
+    first, second = sorted(x["at"] for x in records(out))
+    # One after the other, the second would start 3 s after the first: they overlap.
+    assert second - first < 1.0
+    assert await queue_is_empty(queue)  # both deleted once recorded (--once waited)
+
+
+async def test_a_poll_returns_new_events_while_a_task_runs(
+    queue: Any, journal: Journal, standin_clock: ManualClock, standin_world: World,
+    run: SimRun, tmp_path: Path,
+) -> None:
+    out, gate = tmp_path / "out.jsonl", tmp_path / "gate"
+    runner = TaskRunner([gated(tmp_path, out, gate, configurations=("nightly",))], journal,
+                        standin_clock, environ=os.environ)
+    source = side_by_side(queue, journal, standin_clock, runner)
+    await queue.send_message(pre_message(run))
+    first = await asyncio.wait_for(source.poll(), 30)
+    # The poll came back with the event while its task is still to finish.
+    assert [e.event.correlation_id for e in first.events] == [run.correlation_id]
+    assert source.in_flight == 1
+    assert await asyncio.to_thread(wait_for, lambda: bool(records(out)))
+    later = add_run(standin_world, config_object("weekly"), run.start, machines=1)
+    await queue.send_message(pre_message(later, "weekly"))
+    second = await asyncio.wait_for(source.poll(), 30)
+    assert [e.event.correlation_id for e in second.events] == [later.correlation_id]
+    [row] = journal.task_runs(run.correlation_id)
+    assert row.state == "running"  # the tail moved on while the task ran
+    gate.touch()
+    assert await source.drain(30)
+    assert [(r.task, str(r.outcome)) for r in runner.results] == [("precheck", "ok")]
+    assert await queue_is_empty(queue)
+
+
+async def test_a_full_runner_receives_nothing_until_a_task_ends(
+    queue: Any, journal: Journal, standin_clock: ManualClock, standin_world: World,
+    run: SimRun, tmp_path: Path,
+) -> None:
+    out, gate = tmp_path / "out.jsonl", tmp_path / "gate"
+    runner = TaskRunner([gated(tmp_path, out, gate)], journal, standin_clock,
+                        environ=os.environ)
+    source = side_by_side(queue, journal, standin_clock, runner, concurrency=2)
+    runs = [run] + [add_run(standin_world, config_object(name), run.start, machines=1)
+                    for name in ("weekly", "monthly")]
+    for item, name in zip(runs, ("nightly", "weekly", "monthly"), strict=True):
+        await queue.send_message(pre_message(item, name))
+    batch = await source.poll()
+    assert len(batch.events) == 2 and source.in_flight == 2
+    # Both slots are busy: the third message is not received (its visibility timeout would
+    # run while it waited).
+    assert (await source.poll()).events == ()
+    assert len(await queue.peek_messages(max_messages=32)) == 1
+    gate.touch()
+    assert await source.drain(30)
+    assert len((await source.poll()).events) == 1
+    assert await source.drain(30)
+    assert sorted(str(r.outcome) for r in runner.results) == ["ok", "ok", "ok"]
+    assert await queue_is_empty(queue)
+
+
+async def test_a_duplicate_delivery_handled_side_by_side_runs_the_task_once(
+    queue: Any, journal: Journal, standin_clock: ManualClock, run: SimRun, tmp_path: Path,
+) -> None:
+    out, gate = tmp_path / "out.jsonl", tmp_path / "gate"
+    skipped_while: list[list[str]] = []
+
+    def on_result(result: TaskResult) -> None:
+        if result.outcome == "skipped-duplicate":
+            # Its message is deleted after this: the claim it lost to must exist already.
+            skipped_while.append([r.state for r in journal.task_runs(run.correlation_id)])
+
+    runner = TaskRunner([gated(tmp_path, out, gate)], journal, standin_clock,
+                        environ=os.environ, on_result=on_result)
+    source = side_by_side(queue, journal, standin_clock, runner)
+    message = pre_message(run)
+    await queue.send_message(message)
+    await queue.send_message(message)  # Event Grid delivers at least once
+    batch = await source.poll()
+    assert (len(batch.events), batch.duplicate_count) == (1, 1)
+    assert source.in_flight <= 2
+    assert await asyncio.to_thread(wait_for, lambda: bool(records(out)))
+    assert await asyncio.to_thread(wait_for, lambda: bool(skipped_while))
+    assert skipped_while == [["running"]]
+    gate.touch()
+    assert await source.drain(30)
+    assert sorted(str(r.outcome) for r in runner.results) == ["ok", "skipped-duplicate"]
+    assert len(records(out)) == 1
+    assert [r.state for r in journal.task_runs()] == ["ok"]
+    assert await queue_is_empty(queue)
+
+
+async def test_the_claim_is_atomic_across_threads_and_coroutines(journal: Journal) -> None:
+    def claim() -> int | None:
+        return journal.claim_task_run(run_id="/subscriptions/x/run", event_kind="pre",
+                                      task="precheck", configuration="nightly",
+                                      started_at=NOW, pid=os.getpid())
+
+    threaded = await asyncio.gather(*(asyncio.to_thread(claim) for _ in range(16)))
+    assert sum(seq is not None for seq in threaded) == 1
+    assert claim() is None
+    assert len(journal.task_runs()) == 1
+
+
+async def test_a_background_hook_failure_is_the_next_batchs_error_and_the_message_stays(
+    queue: Any, journal: Journal, standin_clock: ManualClock, run: SimRun,
+) -> None:
+    async def failing(events: Any) -> bool:
+        await asyncio.sleep(0.05)
+        raise RuntimeError("the journal is gone")
+
+    source = EventSource(queue, clock=standin_clock, journal=journal, mode="consume",
+                         visibility_timeout=1, before_delete=failing, hook_concurrency=4)
+    await queue.send_message(pre_message(run))
+    first = await source.poll()
+    assert len(first.events) == 1 and first.error is None  # shown at once
+    assert await source.drain(10)
+    second = await source.poll()
+    assert second.error is not None and "the journal is gone" in second.error
+    assert "\n" not in second.error
+    assert (await source.poll()).error is None  # reported once
+    await asyncio.sleep(1.5)  # its visibility timeout: it was never deleted
+    assert len(await queue.peek_messages(max_messages=32)) == 1
+    # `--once` reports it too (after its drain) and fails.
+    errors: list[str] = []
+    runner = TaskRunner([], journal, standin_clock, environ=os.environ)
+    ok = await run_queue(source, runner, once=True, stop=asyncio.Event(), interval=0.1,
+                         on_error=errors.append)
+    assert not ok and any("the journal is gone" in e for e in errors)
+    await asyncio.sleep(1.5)
+    assert len(await queue.peek_messages(max_messages=32)) == 1
+
+
+async def test_sigterm_during_two_running_tasks_records_both_interrupted_and_returns_both(
+    azurite: Any, queue: Any, standin_world: World, run: SimRun, recorder: Path,
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out.jsonl"
+    config = write_config(tmp_path, azurite, queue.queue_name,
+                          [sys.executable, str(recorder), str(out), "0", "60"])
+    # A second task per message, to run after "slow": a stop leaves it unrun, so each
+    # message goes back to the queue at once for the next runner.
+    config.write_text(config.read_text() + f"""
+[[tasks]]
+name = "after"
+on = "post"
+configurations = ["nightly"]
+command = {json.dumps([sys.executable, str(recorder), str(tmp_path / "after.jsonl"), "0"])}
+""", encoding="utf-8")
+    other = add_run(standin_world, config_object("nightly"), run.start + timedelta(days=1),
+                    machines=1)
+    await queue.send_message(post_message(run))
+    await queue.send_message(post_message(other))
+    proc = aumwatch(config)
+    try:
+        # Both tasks run at once (one after the other, the second would wait 60 s).
+        assert await asyncio.to_thread(wait_for, lambda: len(records(out)) == 2), \
+            proc.stderr.read() if proc.poll() is not None else "the tasks did not both start"
+        pids = [x["pid"] for x in records(out)]
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = await asyncio.to_thread(proc.communicate, timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stderr
+    lines = [json.loads(x) for x in stdout.splitlines()]
+    assert sorted((x["task"], x["outcome"]) for x in lines) == [
+        ("slow", "interrupted"), ("slow", "interrupted")]
+    assert {x["correlation_id"].lower() for x in lines} == {
+        run.correlation_id.lower(), other.correlation_id.lower()}
+    assert await asyncio.to_thread(all_gone, pids)
+    with Journal(tmp_path / "data" / "journal.sqlite3") as journal:
+        assert sorted((r.task, r.state) for r in journal.task_runs()) == [
+            ("slow", "interrupted"), ("slow", "interrupted")]
+    assert not (tmp_path / "after.jsonl").exists()
+    assert len(await queue.peek_messages(max_messages=32)) == 2  # both back, visible now
