@@ -179,3 +179,19 @@ async def test_a_steady_tail_keeps_the_dedupe_memory_flat() -> None:
 def test_the_dedupe_horizon_must_be_positive() -> None:
     with pytest.raises(ValueError, match="dedupe_horizon"):
         EventSource(FakeQueue(), clock=ManualClock(NOW), dedupe_horizon=timedelta(0))
+
+
+def test_hook_concurrency_needs_a_hook_and_stays_within_one_receive() -> None:
+    clock = ManualClock(NOW)
+    with pytest.raises(ValueError, match="before_delete hook only"):
+        EventSource(FakeQueue(), clock=clock, hook_concurrency=2)
+    for bad in (0, PEEK_LIMIT + 1):
+        with pytest.raises(ValueError, match="hook_concurrency must be"):
+            EventSource(FakeQueue(), clock=clock, hook_concurrency=bad)
+
+
+async def test_without_concurrent_hooks_nothing_is_in_flight_and_drain_returns_at_once() -> None:
+    source = EventSource(FakeQueue(), clock=ManualClock(NOW))
+    assert source.in_flight == 0
+    assert await source.drain(0.01)
+    assert source.take_hook_error() is None
