@@ -127,7 +127,9 @@ class AumwatchApp(App[int]):
             try:
                 self.theme = self._theme_name
             except Exception as exc:  # an unknown theme name must not stop the dashboard
-                self.notify(f"unknown theme {self._theme_name!r}: {exc}", severity="warning")
+                # The name is the operator's flag or config text: shown literally.
+                self.notify(f"unknown theme {self._theme_name!r}: {exc}", severity="warning",
+                            markup=False)
 
     async def on_unmount(self) -> None:
         self.hangup.remove()
