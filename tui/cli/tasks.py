@@ -25,6 +25,7 @@ import sys
 from typing import Any
 
 from tui.cli import CliError, add_common
+from tui.cli.data import clean, safe_json, settings_from_args
 
 MIN_INTERVAL = 0.5
 
@@ -59,7 +60,6 @@ def run_tasks(args: argparse.Namespace) -> int:
 
     from services.azure.journal import Journal, JournalError
     from services.azure.tasks import TasksRefused, require_consume
-    from tui.cli.data import settings_from_args
 
     if args.interval is not None and args.interval < MIN_INTERVAL:
         raise CliError(f"--interval must be at least {MIN_INTERVAL:g} seconds")
@@ -114,7 +114,7 @@ async def _serve(args: argparse.Namespace, settings: Any, journal: Any) -> int:
             raise CliError(str(exc)) from None
         if any(task.cancel_on_failure for task in settings.tasks):
             # Said once at start, not first when a pre-check fails inside its window.
-            print(f"aumwatch: warning: no Azure credential ({_clean(str(exc))}): a failed "
+            print(f"aumwatch: warning: no Azure credential ({clean(str(exc))}): a failed "
                   "cancel_on_failure pre-check cannot cancel its run", file=sys.stderr,
                   flush=True)
     cancels = _Cancels(settings, credential, journal, clock)
@@ -125,8 +125,6 @@ async def _serve(args: argparse.Namespace, settings: Any, journal: Any) -> int:
     failed: list[Any] = []
 
     def emit(result: Any) -> None:
-        from tui.cli.data import clean, safe_json
-
         print(safe_json(result.to_json()), flush=True)
         if result.outcome in ("failed", "timeout"):
             failed.append(result)
@@ -167,7 +165,7 @@ async def _serve(args: argparse.Namespace, settings: Any, journal: Any) -> int:
                             else settings.events_poll_interval.total_seconds())
                 ok = await run_queue(
                     source, runner, once=args.once, stop=stop, interval=interval,
-                    on_error=lambda text: print(f"aumwatch: {_clean(text)}", file=sys.stderr,
+                    on_error=lambda text: print(f"aumwatch: {clean(text)}", file=sys.stderr,
                                                 flush=True))
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
@@ -180,12 +178,6 @@ async def _serve(args: argparse.Namespace, settings: Any, journal: Any) -> int:
     if args.once and (failed or not ok):
         return 1
     return 0
-
-
-def _clean(text: str) -> str:
-    from tui.cli.data import clean
-
-    return clean(text)
 
 
 class _Cancels:
