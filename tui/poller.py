@@ -69,30 +69,19 @@ class Poller(Widget):
     def arm_next(self, source: str, delay: timedelta) -> None:
         """Arm the loop that polls ``source`` (events, wiring, or configs/runs) after
         ``delay``."""
-        if source == "events":
-            self.arm("events", delay, self._next_events)
-        elif source == "wiring":
-            self.arm("wiring", delay, self._next_wiring)
-        else:
-            self.arm("configs", delay, self._next_configs)
+        name = source if source in ("events", "wiring") else "configs"
+        self.arm(name, delay, lambda: self._next(name))
 
-    def _next_configs(self) -> None:
+    def _next(self, name: str) -> None:
+        """Start loop ``name``'s poll, or, while paused, ask again a second later."""
         if self._paused():
-            self.arm("configs", PAUSED_RETRY, self._next_configs)
+            self.arm(name, PAUSED_RETRY, lambda: self._next(name))
+        elif name == "events":
+            self.poll_events()
+        elif name == "wiring":
+            self.poll_wiring()
         else:
             self.poll_configs()
-
-    def _next_events(self) -> None:
-        if self._paused():
-            self.arm("events", PAUSED_RETRY, self._next_events)
-        else:
-            self.poll_events()
-
-    def _next_wiring(self) -> None:
-        if self._paused():
-            self.arm("wiring", PAUSED_RETRY, self._next_wiring)
-        else:
-            self.poll_wiring()
 
     @work(exclusive=True, exit_on_error=False, group="configs")
     async def poll_configs(self) -> None:
