@@ -185,7 +185,7 @@ async def _apply(args: argparse.Namespace, settings: Any, plan: Any, setup: Any,
         print(f"  [{mark}] {clean(item.step.summary)}: {clean(item.message)}")
     if result.journal_error:
         print(f"aumwatch: warning: the audit journal could not be written: "
-              f"{result.journal_error}", file=sys.stderr)
+              f"{clean(result.journal_error)}", file=sys.stderr)
     if result.topic_location:
         print(f"system topic location (read back): {clean(result.topic_location)}")
     for item in result.results:
@@ -193,7 +193,7 @@ async def _apply(args: argparse.Namespace, settings: Any, plan: Any, setup: Any,
             print("aumwatch: WARNING: the topic's identity has no role to send to the queue: "
                   "events will fail to deliver until this role assignment exists; ask someone "
                   "who may assign roles on the storage account to run:", file=sys.stderr)
-            print(f"  {item.command}", file=sys.stderr)
+            print(f"  {clean(item.command)}", file=sys.stderr)
     if result.ok:
         print(f"set up: event subscription {clean(plan.subscription_name)} of "
               f"{clean(plan.request.configuration_name)} reads back "
