@@ -342,12 +342,17 @@ class DashboardScreen(Screen[None]):
         from tui.screens.machines import MachinesScreen
 
         fetch = self.monitor.poll_machines if self.monitor is not None else None
+        title, format_time = self._run_screen_title("Machines", run)
+        self.app.push_screen(MachinesScreen(run.correlation_id, title, fetch,
+                                            format_time=format_time))
+
+    def _run_screen_title(self, what: str, run: Run) -> tuple[str, Callable[[datetime], str]]:
+        """A per-run screen's title (``what`` of the run, with its start) and how it writes
+        times, both in the display zone of the run's configuration."""
         config = self.state.configs.get(run.configuration_id.lower())
-        self.app.push_screen(MachinesScreen(
-            run.correlation_id,
-            f"Machines of {run.configuration_name} run {run.run_name} "
-            f"({self.format_time(run.start, config)})", fetch,
-            format_time=lambda when: self.format_time(when, config)))
+        title = (f"{what} of {run.configuration_name} run {run.run_name} "
+                 f"({self.format_time(run.start, config)})")
+        return title, lambda when: self.format_time(when, config)
 
     @on(EventLog.Selected)
     def _event_selected(self, event: EventLog.Selected) -> None:
@@ -633,17 +638,14 @@ class DashboardScreen(Screen[None]):
         from tui.screens.tasks import TaskRunsScreen
 
         settings = self.settings
-        config = self.state.configs.get(run.configuration_id.lower())
 
         async def fetch(correlation_id: str) -> tuple[TaskViewRow, ...]:
             return await asyncio.to_thread(read_task_view, settings.journal_path,
                                            correlation_id, settings.tasks)
 
-        self.app.push_screen(TaskRunsScreen(
-            run.correlation_id,
-            f"Task runs of {run.configuration_name} run {run.run_name} "
-            f"({self.format_time(run.start, config)})", fetch,
-            format_time=lambda when: self.format_time(when, config)))
+        title, format_time = self._run_screen_title("Task runs", run)
+        self.app.push_screen(TaskRunsScreen(run.correlation_id, title, fetch,
+                                            format_time=format_time))
 
     def _tasks_news(self) -> None:
         """Say once whether this dashboard runs the declared tasks (and why not, in the
