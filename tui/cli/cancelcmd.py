@@ -106,21 +106,10 @@ def run_cancel(args: argparse.Namespace) -> int:
 
 
 async def _cancel(args: argparse.Namespace, settings: Any, run_id: Any) -> int:
-    from services.azure.resourcegraph import QueryRunner
+    from tui.cli.data import signed_in
 
-    credential = _credential(settings)
-    try:
-        async with QueryRunner.from_settings(settings, credential=credential,
-                                             correct_clock=False) as runner:
-            return await _cancel_with(args, settings, run_id, credential, runner)
-    finally:
-        await credential.close()
-
-
-def _credential(settings: Any) -> Any:
-    from services.azure.clients import make_async_credential
-
-    return make_async_credential(settings)
+    async with signed_in(settings, correct_clock=False) as (credential, runner):
+        return await _cancel_with(args, settings, run_id, credential, runner)
 
 
 async def _cancel_with(args: argparse.Namespace, settings: Any, run_id: Any, credential: Any,

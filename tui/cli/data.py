@@ -11,11 +11,12 @@ need settings (``cancel``, ``events tail``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import sys
 import unicodedata
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any
 
 from tui.cli import CliError, add_common
@@ -65,6 +66,22 @@ def _run(coro_factory: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
         return asyncio.run(coro_factory())
     except ServiceError as exc:
         raise CliError(str(exc)) from exc
+
+
+@contextlib.asynccontextmanager
+async def signed_in(settings: Any, **runner_options: Any) -> AsyncIterator[tuple[Any, Any]]:
+    """The settings' Azure credential and a Resource Graph query runner made with it
+    (``runner_options`` go to ``QueryRunner.from_settings``); both closed on the way out."""
+    from services.azure.clients import make_async_credential
+    from services.azure.resourcegraph import QueryRunner
+
+    credential = make_async_credential(settings)
+    try:
+        async with QueryRunner.from_settings(settings, credential=credential,
+                                             **runner_options) as runner:
+            yield credential, runner
+    finally:
+        await credential.close()
 
 
 def clean(value: Any) -> str:

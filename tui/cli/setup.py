@@ -95,16 +95,10 @@ def run_setup_events(args: argparse.Namespace) -> int:
 
 async def _setup(args: argparse.Namespace, settings: Any, types: tuple[str, ...],
                  schema: str | None) -> int:
-    from services.azure.clients import make_async_credential
-    from services.azure.resourcegraph import QueryRunner
+    from tui.cli.data import signed_in
 
-    credential = make_async_credential(settings)
-    try:
-        async with QueryRunner.from_settings(settings, credential=credential,
-                                             correct_clock=False) as runner:
-            return await _setup_with(args, settings, types, schema, credential, runner)
-    finally:
-        await credential.close()
+    async with signed_in(settings, correct_clock=False) as (credential, runner):
+        return await _setup_with(args, settings, types, schema, credential, runner)
 
 
 async def _setup_with(args: argparse.Namespace, settings: Any, types: tuple[str, ...],

@@ -32,6 +32,7 @@ from tui.cli.data import (
     print_json,
     print_table,
     settings_from_args,
+    signed_in,
 )
 
 HEADERS = ("CONFIGURATION", "VERDICT", "SYSTEM TOPIC", "SUBSCRIPTION", "EVENTS", "SCHEMA",
@@ -72,21 +73,14 @@ def run_subscriptions(args: argparse.Namespace) -> int:
     clock = _clock()
 
     async def fetch() -> Any:
-        from services.azure.clients import make_async_credential
         from services.azure.eventgrid import WiringSource
-        from services.azure.resourcegraph import QueryRunner
         from services.azure.sources import ConfigSource
 
-        credential = make_async_credential(settings)
-        try:
-            async with QueryRunner.from_settings(settings, clock=clock,
-                                                 credential=credential) as runner:
-                configs = (await ConfigSource(runner).fetch()).items
-                chosen = _chosen(configs, settings, args.configuration)
-                source = WiringSource.from_settings(settings, runner, credential, clock=clock)
-                return chosen, await source.fetch(chosen)
-        finally:
-            await credential.close()
+        async with signed_in(settings, clock=clock) as (credential, runner):
+            configs = (await ConfigSource(runner).fetch()).items
+            chosen = _chosen(configs, settings, args.configuration)
+            source = WiringSource.from_settings(settings, runner, credential, clock=clock)
+            return chosen, await source.fetch(chosen)
 
     chosen, snapshot = _run(fetch)
     if snapshot.error:
