@@ -170,11 +170,6 @@ class WiringSource:
                    watched=watched_queue(settings), clock=clock, refresh=settings.wiring_refresh,
                    part_timeout=max(timedelta(seconds=10), settings.request_timeout * 3))
 
-    def invalidate(self) -> None:
-        """Forget the cache: the next fetch reads Azure (after a set-up changed the wiring)."""
-        self._cache.fetched_at = None
-        self._cache.attempted_at = None
-
     # -- the public read ----------------------------------------------------------------------
     async def fetch(self, configurations: Sequence[Configuration], *,
                     force: bool = False) -> WiringSnapshot:
