@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from services.domain.clock import Clock, SystemClock
+from services.domain.clock import Clock, SystemClock, iso_z
 from services.domain.errors import ServiceError, kind_for_status, service_error
 from services.domain.model import Configuration
 from services.domain.wiring import (
@@ -99,7 +99,7 @@ class WiringSnapshot:
 
     def get(self, configuration_id: str) -> Wiring | None:
         """The wiring of one configuration (id compared case-insensitively)."""
-        return self.wirings.get(configuration_id.strip().rstrip("/").lower())
+        return self.wirings.get(_key(configuration_id))
 
 
 @dataclass
@@ -355,16 +355,12 @@ def _replace_reason(wiring: Wiring, reason: str) -> Wiring:
     return replace(wiring, reason=reason)
 
 
-def _iso(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def metrics_params(since: datetime, until: datetime) -> dict[str, str]:
     """The query of the metrics request: every health metric, hourly totals over the period."""
     return {
         "api-version": METRICS_API_VERSION,
         "metricnames": ",".join(HEALTH_METRICS),
-        "timespan": f"{_iso(since)}/{_iso(until)}",
+        "timespan": f"{iso_z(since)}/{iso_z(until)}",
         "interval": "PT1H",
         "aggregation": "Total",
     }
