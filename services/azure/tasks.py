@@ -44,7 +44,7 @@ from typing import Any, TextIO
 from services.azure.cancel import CancelResult, CancelTarget
 from services.azure.eventsource import Postponed
 from services.azure.journal import Journal, TaskRunRow
-from services.domain.clock import Clock, ensure_utc
+from services.domain.clock import Clock, ensure_utc, iso_z
 from services.domain.events import MaintenanceEvent
 from services.domain.tasks import (
     OUTPUT_LIMIT,
@@ -304,7 +304,7 @@ class TaskRunner:
         if earlier:
             row = earlier[0]
             why = (f"already handled for this run and event kind ({row.state}, started "
-                   f"{row.started_at.isoformat().replace('+00:00', 'Z')}); not run again")
+                   f"{iso_z(row.started_at, fraction=True)}); not run again")
         else:
             why = "already handled for this run and event kind; not run again"
         return TaskResult(task=task.name, correlation_id=event.correlation_id,
