@@ -435,9 +435,9 @@ class RunnerLock:
     refusal."""
 
     def __init__(self, data_dir: Path, queue_url: str, holder: str = "aumwatch tasks") -> None:
-        digest = hashlib.sha256(queue_url.split("?")[0].lower().encode()).hexdigest()[:16]
-        self.path = Path(data_dir) / f"tasks-{digest}.lock"
         self.queue_url = queue_url.split("?")[0]
+        digest = hashlib.sha256(self.queue_url.lower().encode()).hexdigest()[:16]
+        self.path = Path(data_dir) / f"tasks-{digest}.lock"
         self.holder = holder
         self._file: TextIO | None = None
 
