@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from services.azure.cancel import CancelResult, CancelTarget
-from services.azure.eventsource import Postponed
+from services.azure.eventsource import EventSource, Postponed
 from services.azure.journal import Journal, TaskRunRow
 from services.domain.clock import Clock, ensure_utc, iso_z
 from services.domain.events import MaintenanceEvent
@@ -498,7 +498,7 @@ def require_consume(mode: str) -> None:
 
 
 async def run_queue(
-    source: Any,
+    source: EventSource,
     runner: TaskRunner,
     *,
     once: bool,
@@ -530,21 +530,17 @@ async def run_queue(
                     or batch.redelivered)
         if busy:
             continue  # more may be waiting: read again at once
-        if once and not _in_flight(source):
+        if once and not source.in_flight:
             break
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)
-    if _in_flight(source):
+    if source.in_flight:
         # Tasks still run: wait for them to be recorded (a stop has ended their process
         # groups already) and for their messages to be deleted or released.
         await source.drain()
-    late = source.take_hook_error() if hasattr(source, "take_hook_error") else None
+    late = source.take_hook_error()
     if late is not None:
         on_error(late)
         ok = False
     # A stop is a clean end whatever the last polls said (the exit code is 0).
     return True if runner.stopping or stop.is_set() else ok
-
-
-def _in_flight(source: Any) -> int:
-    return int(getattr(source, "in_flight", 0))
