@@ -37,6 +37,7 @@ from services.domain.report import (
 from services.domain.runid import (
     RunIdError,
     correlation_id_for,
+    expected_run_name,
     parse_configuration_id,
     parse_run_id,
     same_run,
@@ -167,7 +168,7 @@ def resolve_run(text: str, configs: Sequence[Configuration], journal_path: Path)
                            f"({where}): give the run's correlation id")
     if matches:
         return correlation_id_for(matches[0].id, start)
-    known = journal_run_ids(journal_path, name, start.strftime("%Y%m%d%H%M%S"))
+    known = journal_run_ids(journal_path, name, expected_run_name(start))
     if len(known) == 1:
         return known[0]
     if len(known) > 1:
