@@ -34,8 +34,10 @@ from services.domain.clock import Clock, SystemClock, iso_z
 from services.domain.errors import ServiceError, kind_for_status, service_error
 from services.domain.model import Configuration
 from services.domain.wiring import (
+    DEFAULT_WIRING_REFRESH,
     HEALTH_METRICS,
     MAINTENANCE_TOPIC_TYPE,
+    WIRING_RETRY,
     DeliveryHealth,
     EventSubscription,
     QueueTarget,
@@ -64,13 +66,13 @@ TOPICS_QUERY = f"""resources
 METRICS_API_VERSION = "2023-10-01"
 #: The period the delivery health covers, in hours of one-hour buckets.
 HEALTH_PERIOD = timedelta(hours=24)
-DEFAULT_REFRESH = timedelta(minutes=5)
+DEFAULT_REFRESH = DEFAULT_WIRING_REFRESH
 #: How many topics are read at once (subscriptions and metrics): ARM's per-subscription read
 #: limits are generous, but a scope with hundreds of topics must not open hundreds of sockets.
 DEFAULT_CONCURRENCY = 4
 #: After the topics query failed, the next attempt waits this long (at most ``refresh``):
 #: the dashboard asks on every poll, and a failing query must not cost a quota slot each time.
-FAILED_READ_RETRY = timedelta(minutes=1)
+FAILED_READ_RETRY = WIRING_RETRY
 
 EventGridFactory = Callable[[str], Any]
 
