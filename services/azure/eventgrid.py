@@ -25,11 +25,12 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from services.azure.resourcegraph import parse_retry_after
 from services.domain.clock import Clock, SystemClock, iso_z
 from services.domain.errors import ServiceError, kind_for_status, service_error
 from services.domain.model import Configuration
@@ -230,9 +231,9 @@ class WiringSource:
                 # Nothing is known about the subscriptions: say so rather than "no
                 # subscription", which would be a claim about Azure (the verdict stays
                 # "missing": no delivery to the watched queue is known).
-                wiring = _replace_reason(
-                    wiring, f"the event subscriptions of system topic {topic.name} could "
-                    f"not be read ({wiring.error})")
+                wiring = replace(
+                    wiring, reason=f"the event subscriptions of system topic {topic.name} "
+                    f"could not be read ({wiring.error})")
             wirings[key] = wiring
         return WiringSnapshot(MappingProxyType(wirings), cache.fetched_at, cache.error)
 
@@ -335,8 +336,6 @@ class WiringSource:
 
 def _retry_after_of(exc: BaseException, now: datetime) -> timedelta | None:
     """``Retry-After`` of an SDK error's response, when it has one."""
-    from services.azure.resourcegraph import parse_retry_after
-
     headers = getattr(getattr(exc, "response", None), "headers", None)
     try:
         value = headers.get("Retry-After") if headers is not None else None
@@ -349,12 +348,6 @@ def _part_error(part: _Part, what: str) -> str:
     if part.read_at is not None:
         return f"{part.error} (showing the {what} read at {part.read_at.strftime('%H:%M:%SZ')})"
     return part.error or ""
-
-
-def _replace_reason(wiring: Wiring, reason: str) -> Wiring:
-    from dataclasses import replace
-
-    return replace(wiring, reason=reason)
 
 
 def metrics_params(since: datetime, until: datetime) -> dict[str, str]:
@@ -402,8 +395,6 @@ async def send_metrics_request(client: Any, topic_id: str, since: datetime,
 def _http_error(status: int, body: Any, text: str, headers: Mapping[str, str],
                 what: str, *, now: datetime) -> ServiceError:
     """A ServiceError for an error status of a raw pipeline call (ARM error envelope)."""
-    from services.azure.resourcegraph import parse_retry_after
-
     detail = ""
     # ARM writes ``{"error": {"code", "message"}}``; Azure Monitor's metrics API a flat
     # ``{"code", "message"}``.
