@@ -81,6 +81,7 @@ from services.domain.tasks import (
     TaskSpec,
 )
 from services.domain.window import WindowRules
+from services.domain.wiring import DEFAULT_WIRING_REFRESH
 
 ENV_PREFIX = "AUMWATCH_"
 CONFIG_ENV = "AUMWATCH_CONFIG"
@@ -247,10 +248,8 @@ def _minutes(value: Any, what: str) -> timedelta:
     return parse_duration(value, default_unit="m", what=what)
 
 
-#: How often the Event Grid wiring (system topics, subscriptions, delivery metrics) is read
-#: again: it changes when someone sets it up, not from one poll to the next.
-DEFAULT_WIRING_REFRESH = timedelta(minutes=5)
-#: Reading it more often costs a Resource Graph query and ARM reads per topic for nothing.
+#: The floor of ``[events] wiring_refresh``: reading the Event Grid wiring more often costs a
+#: Resource Graph query and ARM reads per topic for nothing.
 MIN_WIRING_REFRESH = timedelta(minutes=1)
 
 

@@ -194,14 +194,10 @@ async def _peek_queue(settings: Settings, credential: Any, raw: RawCapture) -> N
     if not settings.queue_configured:
         raw.problems.append("queue: not configured, nothing captured")
         return
-    from services.azure.clients import queue_service_kwargs
-    from services.azure.eventsource import make_queue_client
+    from services.azure.clients import settings_queue_client
 
     try:
-        client = make_queue_client(
-            settings.queue_name or "", connection_string=settings.queue_connection_string,
-            account_url=None if settings.queue_connection_string else settings.queue_account_url,
-            credential=credential, **queue_service_kwargs(settings))
+        client = settings_queue_client(settings, credential)
     except ValueError as exc:
         raw.problems.append(f"queue: {exc}")
         return

@@ -130,17 +130,10 @@ async def check_queue(settings: Settings, credential: Any) -> list[Check]:
         return [Check("queue", "warn", "no events queue configured: pre/post events will not "
                       "be shown", "set [queue] name and account_url (or a connection string "
                       "in the environment)")]
-    from services.azure.clients import queue_service_kwargs
-    from services.azure.eventsource import make_queue_client
+    from services.azure.clients import settings_queue_client
 
     try:
-        client = make_queue_client(
-            settings.queue_name or "",
-            connection_string=settings.queue_connection_string,
-            account_url=None if settings.queue_connection_string else settings.queue_account_url,
-            credential=credential,
-            **queue_service_kwargs(settings),
-        )
+        client = settings_queue_client(settings, credential)
     except ValueError as exc:
         return [Check("queue", "fail", str(exc), "fix the [queue] settings")]
     checks: list[Check] = []

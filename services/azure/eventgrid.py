@@ -25,17 +25,20 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from services.domain.clock import Clock, SystemClock
+from services.azure.resourcegraph import parse_retry_after
+from services.domain.clock import Clock, SystemClock, iso_z
 from services.domain.errors import ServiceError, kind_for_status, service_error
 from services.domain.model import Configuration
 from services.domain.wiring import (
+    DEFAULT_WIRING_REFRESH,
     HEALTH_METRICS,
     MAINTENANCE_TOPIC_TYPE,
+    WIRING_RETRY,
     DeliveryHealth,
     EventSubscription,
     QueueTarget,
@@ -64,13 +67,13 @@ TOPICS_QUERY = f"""resources
 METRICS_API_VERSION = "2023-10-01"
 #: The period the delivery health covers, in hours of one-hour buckets.
 HEALTH_PERIOD = timedelta(hours=24)
-DEFAULT_REFRESH = timedelta(minutes=5)
+DEFAULT_REFRESH = DEFAULT_WIRING_REFRESH
 #: How many topics are read at once (subscriptions and metrics): ARM's per-subscription read
 #: limits are generous, but a scope with hundreds of topics must not open hundreds of sockets.
 DEFAULT_CONCURRENCY = 4
 #: After the topics query failed, the next attempt waits this long (at most ``refresh``):
 #: the dashboard asks on every poll, and a failing query must not cost a quota slot each time.
-FAILED_READ_RETRY = timedelta(minutes=1)
+FAILED_READ_RETRY = WIRING_RETRY
 
 EventGridFactory = Callable[[str], Any]
 
@@ -99,7 +102,7 @@ class WiringSnapshot:
 
     def get(self, configuration_id: str) -> Wiring | None:
         """The wiring of one configuration (id compared case-insensitively)."""
-        return self.wirings.get(configuration_id.strip().rstrip("/").lower())
+        return self.wirings.get(_key(configuration_id))
 
 
 @dataclass
@@ -170,11 +173,6 @@ class WiringSource:
                    watched=watched_queue(settings), clock=clock, refresh=settings.wiring_refresh,
                    part_timeout=max(timedelta(seconds=10), settings.request_timeout * 3))
 
-    def invalidate(self) -> None:
-        """Forget the cache: the next fetch reads Azure (after a set-up changed the wiring)."""
-        self._cache.fetched_at = None
-        self._cache.attempted_at = None
-
     # -- the public read ----------------------------------------------------------------------
     async def fetch(self, configurations: Sequence[Configuration], *,
                     force: bool = False) -> WiringSnapshot:
@@ -233,9 +231,9 @@ class WiringSource:
                 # Nothing is known about the subscriptions: say so rather than "no
                 # subscription", which would be a claim about Azure (the verdict stays
                 # "missing": no delivery to the watched queue is known).
-                wiring = _replace_reason(
-                    wiring, f"the event subscriptions of system topic {topic.name} could "
-                    f"not be read ({wiring.error})")
+                wiring = replace(
+                    wiring, reason=f"the event subscriptions of system topic {topic.name} "
+                    f"could not be read ({wiring.error})")
             wirings[key] = wiring
         return WiringSnapshot(MappingProxyType(wirings), cache.fetched_at, cache.error)
 
@@ -338,8 +336,6 @@ class WiringSource:
 
 def _retry_after_of(exc: BaseException, now: datetime) -> timedelta | None:
     """``Retry-After`` of an SDK error's response, when it has one."""
-    from services.azure.resourcegraph import parse_retry_after
-
     headers = getattr(getattr(exc, "response", None), "headers", None)
     try:
         value = headers.get("Retry-After") if headers is not None else None
@@ -354,22 +350,12 @@ def _part_error(part: _Part, what: str) -> str:
     return part.error or ""
 
 
-def _replace_reason(wiring: Wiring, reason: str) -> Wiring:
-    from dataclasses import replace
-
-    return replace(wiring, reason=reason)
-
-
-def _iso(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def metrics_params(since: datetime, until: datetime) -> dict[str, str]:
     """The query of the metrics request: every health metric, hourly totals over the period."""
     return {
         "api-version": METRICS_API_VERSION,
         "metricnames": ",".join(HEALTH_METRICS),
-        "timespan": f"{_iso(since)}/{_iso(until)}",
+        "timespan": f"{iso_z(since)}/{iso_z(until)}",
         "interval": "PT1H",
         "aggregation": "Total",
     }
@@ -409,8 +395,6 @@ async def send_metrics_request(client: Any, topic_id: str, since: datetime,
 def _http_error(status: int, body: Any, text: str, headers: Mapping[str, str],
                 what: str, *, now: datetime) -> ServiceError:
     """A ServiceError for an error status of a raw pipeline call (ARM error envelope)."""
-    from services.azure.resourcegraph import parse_retry_after
-
     detail = ""
     # ARM writes ``{"error": {"code", "message"}}``; Azure Monitor's metrics API a flat
     # ``{"code", "message"}``.

@@ -37,6 +37,7 @@ from services.domain.report import (
 from services.domain.runid import (
     RunIdError,
     correlation_id_for,
+    expected_run_name,
     parse_configuration_id,
     parse_run_id,
     same_run,
@@ -102,10 +103,6 @@ def task_fact(row: Any) -> TaskFact:
     )
 
 
-def _same_run(a: str, b: str) -> bool:
-    return a.strip().rstrip("/").lower() == b.strip().rstrip("/").lower()
-
-
 def read_journal(path: Path, correlation_id: str) -> JournalFacts:
     """The journal's facts about one run; empty when there is no journal file (reading must
     not create one). A read failure comes back as a note."""
@@ -117,10 +114,8 @@ def read_journal(path: Path, correlation_id: str) -> JournalFacts:
         with Journal(path) as journal:
             events = tuple(event_fact(r) for r in journal.events_for_run(correlation_id))
             cancels = tuple(cancel_fact(r) for r in journal.cancel_audit()
-                            if _same_run(r.run_id, correlation_id))
-            reader = getattr(journal, "task_runs", None)
-            tasks = (tuple(task_fact(r) for r in reader(run_id=correlation_id))
-                     if reader is not None else ())
+                            if same_run(r.run_id, correlation_id))
+            tasks = tuple(task_fact(r) for r in journal.task_runs(run_id=correlation_id))
     except (JournalError, OSError) as exc:
         return JournalFacts(notes=(f"the journal could not be read: {exc}",))
     return JournalFacts(events, cancels, tasks)
@@ -173,7 +168,7 @@ def resolve_run(text: str, configs: Sequence[Configuration], journal_path: Path)
                            f"({where}): give the run's correlation id")
     if matches:
         return correlation_id_for(matches[0].id, start)
-    known = journal_run_ids(journal_path, name, start.strftime("%Y%m%d%H%M%S"))
+    known = journal_run_ids(journal_path, name, expected_run_name(start))
     if len(known) == 1:
         return known[0]
     if len(known) > 1:
@@ -299,7 +294,7 @@ def read_task_view(path: Path, correlation_id: str,
                 except EventDecodeError:  # journaled because it decoded; kept safe anyway
                     continue
                 for event in events:
-                    if not _same_run(event.correlation_id or "", correlation_id):
+                    if not same_run(event.correlation_id or "", correlation_id):
                         continue
                     due += [(task.name, str(event.kind)) for task in tasks_for(specs, event)]
     return task_view(facts, due)

@@ -20,12 +20,12 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
+from services.azure.eventgrid import TOPICS_QUERY
 from services.azure.resourcegraph import QueryRunner
 from services.domain.clock import Clock, SystemClock
 from services.domain.errors import ServiceError, service_error
 from services.domain.model import Configuration
 from services.domain.wiring import (
-    MAINTENANCE_TOPIC_TYPE,
     EventSubscription,
     SystemTopic,
     parse_subscription,
@@ -45,13 +45,6 @@ from services.domain.wiring_setup import (
     valid_account_name,
 )
 
-#: Resource Graph: the system topics of maintenance configurations (filtered by source here,
-#: so no configuration id is ever put inside a query).
-TOPICS_QUERY = (
-    "resources | where type =~ 'microsoft.eventgrid/systemtopics'"
-    f" | where tostring(properties.topicType) =~ '{MAINTENANCE_TOPIC_TYPE}'"
-    " | project id, name, resourceGroup, subscriptionId, location, properties, identity"
-)
 #: How often, and how far apart, the event subscription is read back after its PUT.
 READ_ATTEMPTS = 10
 READ_INTERVAL = timedelta(seconds=2)
@@ -187,6 +180,8 @@ class EventSetup:
 
     async def _find_topic(self, request: SetupRequest) -> SystemTopic | None:
         key = request.configuration_id.strip().rstrip("/").lower()
+        # The wiring source's query of every maintenance system topic, filtered by source
+        # here: no configuration id is ever put inside a query.
         result = await self.runner.query(TOPICS_QUERY, what="system topics query")
         found = [t for row in result.rows if (t := parse_topic(row)) and t.source_key == key]
         if found:

@@ -42,9 +42,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from services.azure.cancel import CancelResult, CancelTarget
-from services.azure.eventsource import Postponed
+from services.azure.eventsource import EventSource, Postponed
 from services.azure.journal import Journal, TaskRunRow
-from services.domain.clock import Clock, ensure_utc
+from services.domain.clock import Clock, ensure_utc, iso_z
 from services.domain.events import MaintenanceEvent
 from services.domain.tasks import (
     OUTPUT_LIMIT,
@@ -304,7 +304,7 @@ class TaskRunner:
         if earlier:
             row = earlier[0]
             why = (f"already handled for this run and event kind ({row.state}, started "
-                   f"{row.started_at.isoformat().replace('+00:00', 'Z')}); not run again")
+                   f"{iso_z(row.started_at, fraction=True)}); not run again")
         else:
             why = "already handled for this run and event kind; not run again"
         return TaskResult(task=task.name, correlation_id=event.correlation_id,
@@ -435,9 +435,9 @@ class RunnerLock:
     refusal."""
 
     def __init__(self, data_dir: Path, queue_url: str, holder: str = "aumwatch tasks") -> None:
-        digest = hashlib.sha256(queue_url.split("?")[0].lower().encode()).hexdigest()[:16]
-        self.path = Path(data_dir) / f"tasks-{digest}.lock"
         self.queue_url = queue_url.split("?")[0]
+        digest = hashlib.sha256(self.queue_url.lower().encode()).hexdigest()[:16]
+        self.path = Path(data_dir) / f"tasks-{digest}.lock"
         self.holder = holder
         self._file: TextIO | None = None
 
@@ -498,7 +498,7 @@ def require_consume(mode: str) -> None:
 
 
 async def run_queue(
-    source: Any,
+    source: EventSource,
     runner: TaskRunner,
     *,
     once: bool,
@@ -530,21 +530,17 @@ async def run_queue(
                     or batch.redelivered)
         if busy:
             continue  # more may be waiting: read again at once
-        if once and not _in_flight(source):
+        if once and not source.in_flight:
             break
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)
-    if _in_flight(source):
+    if source.in_flight:
         # Tasks still run: wait for them to be recorded (a stop has ended their process
         # groups already) and for their messages to be deleted or released.
         await source.drain()
-    late = source.take_hook_error() if hasattr(source, "take_hook_error") else None
+    late = source.take_hook_error()
     if late is not None:
         on_error(late)
         ok = False
     # A stop is a clean end whatever the last polls said (the exit code is 0).
     return True if runner.stopping or stop.is_set() else ok
-
-
-def _in_flight(source: Any) -> int:
-    return int(getattr(source, "in_flight", 0))

@@ -33,7 +33,13 @@ from services.domain.runindex import RunIndex
 from services.domain.runs import cancel_refusal, expected_runs, merge_runs, run_phase
 from services.domain.watchdog import Finding, Watchdog, duplicate_finding
 from services.domain.window import Phase, WindowRules
-from services.domain.wiring import QueueTarget, Wiring, missing_pre_explanation
+from services.domain.wiring import (
+    DEFAULT_WIRING_REFRESH,
+    WIRING_RETRY,
+    QueueTarget,
+    Wiring,
+    missing_pre_explanation,
+)
 
 #: Watchdog findings kept for the session's record (each is also an event line).
 MAX_FINDINGS = 1_000
@@ -50,10 +56,7 @@ ACCEPTED_HOLD = timedelta(minutes=10)
 ACCEPTED_REASON = ("a cancel of this run was accepted by Azure and is not yet confirmed: "
                    "wait for the next poll")
 #: How often the Event Grid wiring is read by default (settings: ``[events] wiring_refresh``).
-WIRING_INTERVAL = timedelta(minutes=5)
-#: After a failed wiring read, the next one waits this long (at most the interval): the
-#: wiring source itself does not ask Azure again sooner after a failure.
-WIRING_RETRY = timedelta(minutes=1)
+WIRING_INTERVAL = DEFAULT_WIRING_REFRESH
 #: The run panel's flag when a run's wiring cannot deliver its pre-event.
 NO_PRE_EVENT = "no pre-event will come"
 _FAR = datetime.max.replace(tzinfo=UTC)

@@ -34,7 +34,7 @@ from urllib.parse import quote
 
 from services.domain.clock import ensure_utc, iso_z
 from services.domain.model import Configuration, Machine, Run
-from services.domain.runid import RUN_NAME_FORMAT, RunIdError, parse_run_id
+from services.domain.runid import RUN_NAME_FORMAT, RunIdError, expected_run_name, parse_run_id
 from services.domain.runs import merge_runs
 from services.domain.window import RunWindow, WindowRules, run_window
 from services.domain.zones import zone_for
@@ -537,5 +537,4 @@ def report_file_name(report: RunReport, extension: str) -> str:
     name = report.run.configuration_name or "run"
     safe = "".join(ch if (ch.isascii() and (ch.isalnum() or ch in "-_.")) else "_"
                    for ch in name).strip("._") or "run"
-    stamp = report.run.start.astimezone(UTC).strftime("%Y%m%d%H%M%S")
-    return f"{safe[:80]}-{stamp}.{extension.lstrip('.')}"
+    return f"{safe[:80]}-{expected_run_name(report.run.start)}.{extension.lstrip('.')}"

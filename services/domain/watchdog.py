@@ -34,11 +34,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
+from services.domain.arrivals import ArrivalRules
 from services.domain.model import Run
 
 #: The pre-event must have arrived by T minus this (by default: five minutes after the latest
-#: documented arrival, T-30; the dashboard derives it from its arrival range setting).
-PRE_EVENT_DEADLINE = timedelta(minutes=25)
+#: documented arrival, T-30, so T-25; the dashboard derives it from its arrival range setting).
+PRE_EVENT_DEADLINE = ArrivalRules().missing_after
 #: The post-event must have arrived by the end plus this.
 POST_EVENT_GRACE = timedelta(minutes=15)
 #: Deadlines this long before the watch began are still judged (the queue keeps recent events).

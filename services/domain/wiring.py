@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,6 +28,13 @@ from services.domain.events import POST_EVENT_TYPE, PRE_EVENT_TYPE, parse_event_
 MAINTENANCE_TOPIC_TYPE = "Microsoft.Maintenance.MaintenanceConfigurations"
 #: Resource type of a system topic (Resource Graph writes it lower-case).
 SYSTEM_TOPIC_TYPE = "Microsoft.EventGrid/systemTopics"
+
+#: How often the wiring is read again by default (settings: ``[events] wiring_refresh``): it
+#: changes when someone sets it up, not from one poll to the next.
+DEFAULT_WIRING_REFRESH = timedelta(minutes=5)
+#: After a failed read, the next one waits this long (at most the refresh interval): a
+#: failing read must not cost a quota slot at every poll.
+WIRING_RETRY = timedelta(minutes=1)
 
 #: The Azure Monitor metrics of a system topic that the health reads (docs/azure.md).
 HEALTH_METRICS = (
@@ -591,7 +598,8 @@ def missing_pre_explanation(wiring: Wiring | None, watched: QueueTarget | None,
 
 
 __all__ = [
-    "HEALTH_METRICS", "MAINTENANCE_TOPIC_TYPE", "SYSTEM_TOPIC_TYPE", "VERDICT_SYMBOLS",
+    "DEFAULT_WIRING_REFRESH", "HEALTH_METRICS", "MAINTENANCE_TOPIC_TYPE", "SYSTEM_TOPIC_TYPE",
+    "VERDICT_SYMBOLS", "WIRING_RETRY",
     "DeliveryHealth", "EventSubscription", "QueueTarget", "SystemTopic", "Verdict", "Wiring",
     "account_name_from_connection_string", "account_name_from_url", "id_segment", "judge",
     "missing_pre_explanation", "parse_metrics", "parse_subscription", "parse_topic",

@@ -172,10 +172,6 @@ class Plan:
     def topic_subscription_id(self) -> str:
         return id_segment(self.topic_id, "subscriptions")
 
-    @property
-    def subscription_resource_id(self) -> str:
-        return f"{self.topic_id}/eventSubscriptions/{self.subscription_name}"
-
     def step(self, action: Action) -> Step | None:
         """The step doing ``action``, if planned."""
         return next((s for s in self.steps if s.action is action), None)
