@@ -119,6 +119,7 @@ WEBHOOK_URL = "https://hooks.example.invalid/api/maintenance-events?code=standin
 
 
 def arm_error(code: str, message: str) -> dict[str, Any]:
+    """ARM's error body (world.py and the server use this one too)."""
     return {"error": {"code": code, "message": message}}
 
 

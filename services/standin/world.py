@@ -43,7 +43,7 @@ from typing import Any
 
 from services.domain.clock import Clock, iso_z
 from services.domain.schedule import Schedule, ScheduleError, parse_schedule
-from services.standin.eventgrid import AZURITE_ACCOUNT, EventGrid, storage_account_id
+from services.standin.eventgrid import AZURITE_ACCOUNT, EventGrid, arm_error, storage_account_id
 from services.standin.lag import STAMP
 
 TENANT_ID = "72f988bf-0000-4000-8000-000000000000"
@@ -195,10 +195,6 @@ class CancelOutcome:
 
     status: int
     body: dict[str, Any]
-
-
-def arm_error(code: str, message: str) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message}}
 
 
 class World:
