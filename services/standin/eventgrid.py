@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from services.domain.clock import iso_z
+from services.domain.wiring import id_segment
 from services.standin.events_out import POST_EVENT_TYPE, PRE_EVENT_TYPE
 
 if TYPE_CHECKING:
@@ -299,10 +300,11 @@ class EventGrid:
         with self.world.lock:
             out = []
             for topic in self._topics.values():
-                parts = topic.id.lower().split("/")
-                if subscription_id and parts[2] != subscription_id.lower():
+                topic_sub = id_segment(topic.id, "subscriptions").lower()
+                if subscription_id and topic_sub != subscription_id.lower():
                     continue
-                if resource_group and parts[4] != resource_group.lower():
+                topic_group = id_segment(topic.id, "resourceGroups").lower()
+                if resource_group and topic_group != resource_group.lower():
                     continue
                 out.append(topic)
             return sorted(out, key=lambda t: t.id.lower())
@@ -375,7 +377,7 @@ class EventGrid:
                             *, principal_type: str = "ServicePrincipal") -> RoleAssignment:
         """Grant a built-in role (by GUID) to a principal at a scope."""
         name = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{scope.lower()}|{role_guid}|{principal_id}"))
-        sub = scope.split("/")[2] if scope.lower().startswith("/subscriptions/") else ""
+        sub = id_segment(scope, "subscriptions")
         body = {"properties": {
             "roleDefinitionId": f"/subscriptions/{sub}/providers/Microsoft.Authorization/"
                                 f"roleDefinitions/{role_guid}",
@@ -404,8 +406,9 @@ class EventGrid:
             raise ValueError(f"no configuration {configuration_id}")
         if wiring == "no-topic":
             return None, None
-        parts = config["id"].split("/")
-        topic_id = (f"/subscriptions/{parts[2]}/resourceGroups/{parts[4]}/providers/"
+        sub = id_segment(config["id"], "subscriptions")
+        group = id_segment(config["id"], "resourceGroups")
+        topic_id = (f"/subscriptions/{sub}/resourceGroups/{group}/providers/"
                     f"Microsoft.EventGrid/systemTopics/{config['name']}-events")
         body: dict[str, Any] = {"location": config.get("location") or "westeurope",
                                 "properties": {"source": config["id"], "topicType": TOPIC_TYPE}}
@@ -423,7 +426,7 @@ class EventGrid:
             dest = {"endpointType": "WebHook", "properties": {"endpointUrl": WEBHOOK_URL}}
         elif wiring == "function":
             dest = {"endpointType": "AzureFunction", "properties": {"resourceId": (
-                f"/subscriptions/{parts[2]}/resourceGroups/{parts[4]}/providers/Microsoft.Web"
+                f"/subscriptions/{sub}/resourceGroups/{group}/providers/Microsoft.Web"
                 "/sites/aum-hooks/functions/OnMaintenanceEvent")}}
         props: dict[str, Any] = {
             "filter": {"includedEventTypes": types},
@@ -858,7 +861,7 @@ class EventGrid:
         now = self.world.clock.now()
         self._operations[op.lower()] = {"id": op, "name": op, "status": "Succeeded",
                                         "startTime": iso_z(now), "endTime": iso_z(now)}
-        sub = resource_id.split("/")[2]
+        sub = id_segment(resource_id, "subscriptions")
         loc = location.lower().replace(" ", "") or "global"
         url = (f"{endpoint}/subscriptions/{sub}/providers/Microsoft.EventGrid/locations/{loc}/"
                f"operationsStatus/{op}?api-version={api_version}")
@@ -1042,8 +1045,7 @@ class EventGrid:
 
 
 def _not_found(kind: str, resource_id: str) -> dict[str, Any]:
-    parts = resource_id.split("/")
-    group = parts[4] if len(parts) > 4 else ""
+    group = id_segment(resource_id, "resourceGroups")
     return arm_error("ResourceNotFound",
                      f"The Resource 'Microsoft.EventGrid/{kind}/"
                      f"{resource_id.rstrip('/').rsplit('/', 1)[-1]}' under resource group "

@@ -51,6 +51,7 @@ from services.domain.schedule import (
     parse_schedule,
     resolve_zone,
 )
+from services.domain.wiring import id_segment
 from services.standin.eventgrid import OTHER_QUEUE, Route
 from services.standin.events_out import (
     DEFAULT_QUEUE_NAME,
@@ -574,7 +575,7 @@ class ScenarioEngine:
 
     @staticmethod
     def _sub_of(machine_id: str) -> str:
-        return machine_id.split("/")[2]
+        return id_segment(machine_id, "subscriptions")
 
     def _queue(self, key: tuple[str, str, str], at: datetime, text: str, queue: str,
                route: Route | None = None, *, counted: bool = True) -> None:
