@@ -283,7 +283,11 @@ def _ancestor_or_self(scope: str, resource_id: str) -> bool:
 
 
 class EventGrid:
-    """Topics, subscriptions, role assignments and delivery counts of one World."""
+    """Topics, subscriptions, role assignments and delivery counts of one World.
+
+    Only system topics are rows of the Resource Graph tables, so only their changes go
+    through ``World.mutate`` (which bumps ``World.version`` and so reloads the tables);
+    subscriptions, broken endpoints and role assignments change under the plain lock."""
 
     def __init__(self, world: World) -> None:
         self.world = world
@@ -341,12 +345,12 @@ class EventGrid:
     def put_subscription(self, subscription_id: str, body: dict[str, Any], *,
                          provisioning_state: str = "Succeeded") -> Answer:
         """Create or update an event subscription from its ARM body."""
-        with self.world.mutate():
+        with self.world.lock:
             return self._put_subscription(subscription_id, body, provisioning_state)
 
     def set_provisioning_state(self, subscription_id: str, state: str) -> None:
         """Put a subscription in another provisioning state (Failed, AwaitingManualAction...)."""
-        with self.world.mutate():
+        with self.world.lock:
             sub = self._subs.get(subscription_id.lower())
             if sub is None:
                 raise KeyError(subscription_id)
@@ -355,7 +359,7 @@ class EventGrid:
     def set_broken(self, subscription_id: str, broken: bool = True) -> bool:
         """Make a subscription's endpoint fail every delivery (or work again); False when
         the subscription does not exist."""
-        with self.world.mutate():
+        with self.world.lock:
             key = subscription_id.lower().rstrip("/")
             if key not in self._subs:
                 return False
@@ -370,7 +374,7 @@ class EventGrid:
             return sorted(self._subs[k].id for k in self._broken if k in self._subs)
 
     def clear_broken(self) -> None:
-        with self.world.mutate():
+        with self.world.lock:
             self._broken.clear()
 
     def add_role_assignment(self, scope: str, role_guid: str, principal_id: str,
@@ -794,7 +798,7 @@ class EventGrid:
                 return 404, _not_found("eventSubscriptions", subscription_id), {}
             return 200, sub.arm(), {}
         if method == "PUT":
-            with self.world.mutate():
+            with self.world.lock:
                 existed = subscription_id.lower().rstrip("/") in self._subs
                 status, answer, headers = self._put_subscription(subscription_id, body,
                                                                  "Succeeded")
@@ -804,7 +808,7 @@ class EventGrid:
                 return status, answer, self._operation(subscription_id, endpoint, api_version,
                                                        topic.location)
         if method == "PATCH":
-            with self.world.mutate():
+            with self.world.lock:
                 current = self._subs.get(subscription_id.lower().rstrip("/"))
                 if current is None:
                     return 404, _not_found("eventSubscriptions", subscription_id), {}
@@ -830,7 +834,7 @@ class EventGrid:
                 return status, answer, self._operation(subscription_id, endpoint, api_version,
                                                        topic.location)
         if method == "DELETE":
-            with self.world.mutate():
+            with self.world.lock:
                 sub = self._subs.pop(subscription_id.lower().rstrip("/"), None)
                 if sub is None:
                     return 204, None, {}
@@ -917,7 +921,7 @@ class EventGrid:
         if method == "PUT":
             return self.arm_put_role(scope, name, body)
         if method == "DELETE":
-            with self.world.mutate():
+            with self.world.lock:
                 ra = self._roles.pop(rid.lower(), None)
             return (200, ra.arm(), {}) if ra else (204, None, {})
         return _method_not_allowed(method)
@@ -939,7 +943,7 @@ class EventGrid:
         if not _GUID_RE.fullmatch(principal):
             return _bad(f"The principal ID '{principal}' is not valid.", "InvalidPrincipalId")
         rid = f"{scope.rstrip('/')}/providers/Microsoft.Authorization/roleAssignments/{name}"
-        with self.world.mutate():
+        with self.world.lock:
             existing = self._roles.get(rid.lower())
             if existing is not None:
                 same = (existing.role_definition_id.rsplit("/", 1)[-1].lower() == role_guid

@@ -3,7 +3,7 @@
 One :class:`World` is shared by the HTTPS server (which reads it for ARM and Resource Graph
 answers and changes it on cancel) and the scenario engine (which moves runs through their
 lifecycle on the stand-in's clock). All access goes through its lock; ``version`` grows on
-every change so readers can cache derived data (the Resource Graph tables).
+every change to what the Resource Graph tables hold, so readers can cache them.
 
 Run-level statuses follow ARM's ApplyUpdate ``status`` values: Pending (from T-40),
 InProgress, Completed, Failed (every machine failed), Cancelled. Machine-level results follow
