@@ -223,6 +223,11 @@ class RoleAssignment:
     principal_type: str
     created: datetime
 
+    @property
+    def role_guid(self) -> str:
+        """The role definition's GUID (lower case), the last segment of its id."""
+        return self.role_definition_id.rsplit("/", 1)[-1].lower()
+
     def arm(self) -> dict[str, Any]:
         stamp = iso_z(self.created)
         return {
@@ -522,7 +527,7 @@ class EventGrid:
         if principal is None:
             return False
         return any(r.principal_id.lower() == principal.lower()
-                   and r.role_definition_id.rsplit("/", 1)[-1].lower() in QUEUE_SEND_ROLES
+                   and r.role_guid in QUEUE_SEND_ROLES
                    and _ancestor_or_self(r.scope, account_id)
                    for r in self._roles.values())
 
@@ -946,7 +951,7 @@ class EventGrid:
         with self.world.lock:
             existing = self._roles.get(rid.lower())
             if existing is not None:
-                same = (existing.role_definition_id.rsplit("/", 1)[-1].lower() == role_guid
+                same = (existing.role_guid == role_guid
                         and existing.principal_id.lower() == principal.lower())
                 if not same:
                     return _bad("Tenant ID, application ID, principal ID, and scope are not "
@@ -955,7 +960,7 @@ class EventGrid:
             for ra in self._roles.values():
                 if (ra.scope.lower() == scope.lower().rstrip("/")
                         and ra.principal_id.lower() == principal.lower()
-                        and ra.role_definition_id.rsplit("/", 1)[-1].lower() == role_guid):
+                        and ra.role_guid == role_guid):
                     return 409, arm_error("RoleAssignmentExists",
                                           "The role assignment already exists."), {}
             ra = RoleAssignment(id=rid, name=name, scope=scope.rstrip("/"),
