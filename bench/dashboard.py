@@ -20,7 +20,10 @@ import sys
 import termios
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 VENV_BIN = Path(sys.executable).parent
 COLUMNS, LINES = 160, 50
@@ -31,6 +34,26 @@ def _controlling_terminal() -> None:  # pragma: no cover - runs in the child bef
     # (stdin). The app checks its terminal with tcgetpgrp and exits when it has none.
     os.setsid()
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What the dashboard process used over one measured interval."""
+
+    wall_s: float
+    cpu_s: float  # user + system
+    drawn_bytes: int  # written to the terminal
+    rss_bytes: int  # at the end
+
+    @property
+    def cpu_percent(self) -> float:
+        """CPU time as a percentage of one core over the interval."""
+        return 100.0 * self.cpu_s / self.wall_s
+
+    @property
+    def bytes_per_s(self) -> float:
+        """Terminal output per second over the interval."""
+        return self.drawn_bytes / self.wall_s
 
 
 class DashboardProcess:
@@ -60,6 +83,21 @@ class DashboardProcess:
         """How much the app has drawn so far (an idle dashboard should draw little)."""
         with self._seen:
             return self._bytes
+
+    def measure(self, interval: float) -> Usage:
+        """Sleep ``interval`` seconds and return the process's CPU time (psutil), terminal
+        output and RSS over it (the figures of an app left open)."""
+        proc = psutil.Process(self.pid)
+        drawn = self.output_bytes
+        cpu0 = proc.cpu_times()
+        t0 = time.perf_counter()
+        time.sleep(interval)
+        cpu1 = proc.cpu_times()
+        wall = time.perf_counter() - t0
+        drawn = self.output_bytes - drawn
+        rss = proc.memory_info().rss
+        used = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+        return Usage(wall_s=wall, cpu_s=used, drawn_bytes=drawn, rss_bytes=rss)
 
     def start(self) -> DashboardProcess:
         master, slave = os.openpty()

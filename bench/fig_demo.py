@@ -137,25 +137,16 @@ def run(quick: bool, tree: Path | None = None) -> FigureResult:
                     return out
                 shown_after = app.wait_for("data", 0.0) or 0.0
                 time.sleep(settle)
-                proc = psutil.Process(app.pid)
-                children = len(proc.children(recursive=True))
-                drawn = app.output_bytes
-                cpu0 = proc.cpu_times()
-                t0 = time.perf_counter()
-                time.sleep(interval)
-                cpu1 = proc.cpu_times()
-                wall = time.perf_counter() - t0
-                drawn = app.output_bytes - drawn
-                rss = proc.memory_info().rss
-    used = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
-    percent = 100.0 * used / wall
-    per_s = drawn / wall
+                children = len(psutil.Process(app.pid).children(recursive=True))
+                usage = app.measure(interval)
+    percent = usage.cpu_percent
+    per_s = usage.bytes_per_s
     out.metrics.update({
-        "interval_s": wall,
-        "cpu_s": used,
+        "interval_s": usage.wall_s,
+        "cpu_s": usage.cpu_s,
         "cpu_percent_of_one_core": percent,
         "terminal_bytes_per_s": per_s,
-        "rss_bytes": rss,
+        "rss_bytes": usage.rss_bytes,
         "data_shown_after_s": shown_after,
         "dashboard_children": children,
     })

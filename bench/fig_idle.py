@@ -11,8 +11,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import psutil
-
 from bench.dashboard import DashboardProcess
 from bench.result import FigureResult
 from bench.standin import CountingServer, build_world, config_toml
@@ -49,28 +47,19 @@ def run(quick: bool) -> FigureResult:
                 out.reason = "the dashboard never showed the stand-in's configurations"
                 return out
             time.sleep(SETTLE_S)
-            proc = psutil.Process(app.pid)
             server.reset()
-            drawn = app.output_bytes
-            cpu0 = proc.cpu_times()
-            t0 = time.perf_counter()
-            time.sleep(interval)
-            cpu1 = proc.cpu_times()
-            wall = time.perf_counter() - t0
-            rss = proc.memory_info().rss
-            drawn = app.output_bytes - drawn
+            usage = app.measure(interval)
             graph = server.graph_requests()
-    used = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
     out.metrics.update({
-        "interval_s": wall,
-        "cpu_s": used,
-        "cpu_percent_of_one_core": 100.0 * used / wall,
-        "rss_bytes": rss,
-        "terminal_bytes_per_s": drawn / wall,
+        "interval_s": usage.wall_s,
+        "cpu_s": usage.cpu_s,
+        "cpu_percent_of_one_core": usage.cpu_percent,
+        "rss_bytes": usage.rss_bytes,
+        "terminal_bytes_per_s": usage.bytes_per_s,
         "graph_requests_in_interval": graph,
     })
     out.notes.append(f"{CONFIGS} configurations, default poll interval, empty peek-mode queue; "
                      f"measured after {SETTLE_S:g} s settling")
-    if 100.0 * used / wall > 2.0:
-        out.notes.append(f"MISSED: {100.0 * used / wall:.1f}% > 2% of one core")
+    if usage.cpu_percent > 2.0:
+        out.notes.append(f"MISSED: {usage.cpu_percent:.1f}% > 2% of one core")
     return out

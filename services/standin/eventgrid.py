@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from services.domain.clock import iso_z
+from services.domain.wiring import id_segment
 from services.standin.events_out import POST_EVENT_TYPE, PRE_EVENT_TYPE
 
 if TYPE_CHECKING:
@@ -119,6 +120,7 @@ WEBHOOK_URL = "https://hooks.example.invalid/api/maintenance-events?code=standin
 
 
 def arm_error(code: str, message: str) -> dict[str, Any]:
+    """ARM's error body (world.py and the server use this one too)."""
     return {"error": {"code": code, "message": message}}
 
 
@@ -221,6 +223,11 @@ class RoleAssignment:
     principal_type: str
     created: datetime
 
+    @property
+    def role_guid(self) -> str:
+        """The role definition's GUID (lower case), the last segment of its id."""
+        return self.role_definition_id.rsplit("/", 1)[-1].lower()
+
     def arm(self) -> dict[str, Any]:
         stamp = iso_z(self.created)
         return {
@@ -281,7 +288,11 @@ def _ancestor_or_self(scope: str, resource_id: str) -> bool:
 
 
 class EventGrid:
-    """Topics, subscriptions, role assignments and delivery counts of one World."""
+    """Topics, subscriptions, role assignments and delivery counts of one World.
+
+    Only system topics are rows of the Resource Graph tables, so only their changes go
+    through ``World.mutate`` (which bumps ``World.version`` and so reloads the tables);
+    subscriptions, broken endpoints and role assignments change under the plain lock."""
 
     def __init__(self, world: World) -> None:
         self.world = world
@@ -298,10 +309,11 @@ class EventGrid:
         with self.world.lock:
             out = []
             for topic in self._topics.values():
-                parts = topic.id.lower().split("/")
-                if subscription_id and parts[2] != subscription_id.lower():
+                topic_sub = id_segment(topic.id, "subscriptions").lower()
+                if subscription_id and topic_sub != subscription_id.lower():
                     continue
-                if resource_group and parts[4] != resource_group.lower():
+                topic_group = id_segment(topic.id, "resourceGroups").lower()
+                if resource_group and topic_group != resource_group.lower():
                     continue
                 out.append(topic)
             return sorted(out, key=lambda t: t.id.lower())
@@ -338,12 +350,12 @@ class EventGrid:
     def put_subscription(self, subscription_id: str, body: dict[str, Any], *,
                          provisioning_state: str = "Succeeded") -> Answer:
         """Create or update an event subscription from its ARM body."""
-        with self.world.mutate():
+        with self.world.lock:
             return self._put_subscription(subscription_id, body, provisioning_state)
 
     def set_provisioning_state(self, subscription_id: str, state: str) -> None:
         """Put a subscription in another provisioning state (Failed, AwaitingManualAction...)."""
-        with self.world.mutate():
+        with self.world.lock:
             sub = self._subs.get(subscription_id.lower())
             if sub is None:
                 raise KeyError(subscription_id)
@@ -352,7 +364,7 @@ class EventGrid:
     def set_broken(self, subscription_id: str, broken: bool = True) -> bool:
         """Make a subscription's endpoint fail every delivery (or work again); False when
         the subscription does not exist."""
-        with self.world.mutate():
+        with self.world.lock:
             key = subscription_id.lower().rstrip("/")
             if key not in self._subs:
                 return False
@@ -367,14 +379,14 @@ class EventGrid:
             return sorted(self._subs[k].id for k in self._broken if k in self._subs)
 
     def clear_broken(self) -> None:
-        with self.world.mutate():
+        with self.world.lock:
             self._broken.clear()
 
     def add_role_assignment(self, scope: str, role_guid: str, principal_id: str,
                             *, principal_type: str = "ServicePrincipal") -> RoleAssignment:
         """Grant a built-in role (by GUID) to a principal at a scope."""
         name = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{scope.lower()}|{role_guid}|{principal_id}"))
-        sub = scope.split("/")[2] if scope.lower().startswith("/subscriptions/") else ""
+        sub = id_segment(scope, "subscriptions")
         body = {"properties": {
             "roleDefinitionId": f"/subscriptions/{sub}/providers/Microsoft.Authorization/"
                                 f"roleDefinitions/{role_guid}",
@@ -403,8 +415,9 @@ class EventGrid:
             raise ValueError(f"no configuration {configuration_id}")
         if wiring == "no-topic":
             return None, None
-        parts = config["id"].split("/")
-        topic_id = (f"/subscriptions/{parts[2]}/resourceGroups/{parts[4]}/providers/"
+        sub = id_segment(config["id"], "subscriptions")
+        group = id_segment(config["id"], "resourceGroups")
+        topic_id = (f"/subscriptions/{sub}/resourceGroups/{group}/providers/"
                     f"Microsoft.EventGrid/systemTopics/{config['name']}-events")
         body: dict[str, Any] = {"location": config.get("location") or "westeurope",
                                 "properties": {"source": config["id"], "topicType": TOPIC_TYPE}}
@@ -422,7 +435,7 @@ class EventGrid:
             dest = {"endpointType": "WebHook", "properties": {"endpointUrl": WEBHOOK_URL}}
         elif wiring == "function":
             dest = {"endpointType": "AzureFunction", "properties": {"resourceId": (
-                f"/subscriptions/{parts[2]}/resourceGroups/{parts[4]}/providers/Microsoft.Web"
+                f"/subscriptions/{sub}/resourceGroups/{group}/providers/Microsoft.Web"
                 "/sites/aum-hooks/functions/OnMaintenanceEvent")}}
         props: dict[str, Any] = {
             "filter": {"includedEventTypes": types},
@@ -514,7 +527,7 @@ class EventGrid:
         if principal is None:
             return False
         return any(r.principal_id.lower() == principal.lower()
-                   and r.role_definition_id.rsplit("/", 1)[-1].lower() in QUEUE_SEND_ROLES
+                   and r.role_guid in QUEUE_SEND_ROLES
                    and _ancestor_or_self(r.scope, account_id)
                    for r in self._roles.values())
 
@@ -790,7 +803,7 @@ class EventGrid:
                 return 404, _not_found("eventSubscriptions", subscription_id), {}
             return 200, sub.arm(), {}
         if method == "PUT":
-            with self.world.mutate():
+            with self.world.lock:
                 existed = subscription_id.lower().rstrip("/") in self._subs
                 status, answer, headers = self._put_subscription(subscription_id, body,
                                                                  "Succeeded")
@@ -800,7 +813,7 @@ class EventGrid:
                 return status, answer, self._operation(subscription_id, endpoint, api_version,
                                                        topic.location)
         if method == "PATCH":
-            with self.world.mutate():
+            with self.world.lock:
                 current = self._subs.get(subscription_id.lower().rstrip("/"))
                 if current is None:
                     return 404, _not_found("eventSubscriptions", subscription_id), {}
@@ -826,7 +839,7 @@ class EventGrid:
                 return status, answer, self._operation(subscription_id, endpoint, api_version,
                                                        topic.location)
         if method == "DELETE":
-            with self.world.mutate():
+            with self.world.lock:
                 sub = self._subs.pop(subscription_id.lower().rstrip("/"), None)
                 if sub is None:
                     return 204, None, {}
@@ -857,7 +870,7 @@ class EventGrid:
         now = self.world.clock.now()
         self._operations[op.lower()] = {"id": op, "name": op, "status": "Succeeded",
                                         "startTime": iso_z(now), "endTime": iso_z(now)}
-        sub = resource_id.split("/")[2]
+        sub = id_segment(resource_id, "subscriptions")
         loc = location.lower().replace(" ", "") or "global"
         url = (f"{endpoint}/subscriptions/{sub}/providers/Microsoft.EventGrid/locations/{loc}/"
                f"operationsStatus/{op}?api-version={api_version}")
@@ -913,7 +926,7 @@ class EventGrid:
         if method == "PUT":
             return self.arm_put_role(scope, name, body)
         if method == "DELETE":
-            with self.world.mutate():
+            with self.world.lock:
                 ra = self._roles.pop(rid.lower(), None)
             return (200, ra.arm(), {}) if ra else (204, None, {})
         return _method_not_allowed(method)
@@ -935,10 +948,10 @@ class EventGrid:
         if not _GUID_RE.fullmatch(principal):
             return _bad(f"The principal ID '{principal}' is not valid.", "InvalidPrincipalId")
         rid = f"{scope.rstrip('/')}/providers/Microsoft.Authorization/roleAssignments/{name}"
-        with self.world.mutate():
+        with self.world.lock:
             existing = self._roles.get(rid.lower())
             if existing is not None:
-                same = (existing.role_definition_id.rsplit("/", 1)[-1].lower() == role_guid
+                same = (existing.role_guid == role_guid
                         and existing.principal_id.lower() == principal.lower())
                 if not same:
                     return _bad("Tenant ID, application ID, principal ID, and scope are not "
@@ -947,7 +960,7 @@ class EventGrid:
             for ra in self._roles.values():
                 if (ra.scope.lower() == scope.lower().rstrip("/")
                         and ra.principal_id.lower() == principal.lower()
-                        and ra.role_definition_id.rsplit("/", 1)[-1].lower() == role_guid):
+                        and ra.role_guid == role_guid):
                     return 409, arm_error("RoleAssignmentExists",
                                           "The role assignment already exists."), {}
             ra = RoleAssignment(id=rid, name=name, scope=scope.rstrip("/"),
@@ -1041,8 +1054,7 @@ class EventGrid:
 
 
 def _not_found(kind: str, resource_id: str) -> dict[str, Any]:
-    parts = resource_id.split("/")
-    group = parts[4] if len(parts) > 4 else ""
+    group = id_segment(resource_id, "resourceGroups")
     return arm_error("ResourceNotFound",
                      f"The Resource 'Microsoft.EventGrid/{kind}/"
                      f"{resource_id.rstrip('/').rsplit('/', 1)[-1]}' under resource group "

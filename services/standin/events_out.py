@@ -111,8 +111,8 @@ class QueueMissing(LookupError):
 
 class EventSink(Protocol):
     """Where the scenario engine writes queue message texts. ``send`` (to the sink's own
-    queue) raises on failure; ``send_to`` writes to another queue of the same account and
-    raises :class:`QueueMissing` when that queue does not exist."""
+    queue) raises on failure; ``send_to`` writes to any queue of the same account (its own
+    through ``send``) and raises :class:`QueueMissing` when that queue does not exist."""
 
     def send(self, text: str) -> None: ...
 

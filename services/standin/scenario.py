@@ -51,6 +51,7 @@ from services.domain.schedule import (
     parse_schedule,
     resolve_zone,
 )
+from services.domain.wiring import id_segment
 from services.standin.eventgrid import OTHER_QUEUE, Route
 from services.standin.events_out import (
     DEFAULT_QUEUE_NAME,
@@ -165,13 +166,12 @@ class ScenarioEngine:
     advances everything to the clock's now; :meth:`start` runs it on a background thread.
     """
 
-    def __init__(self, world: World, scenario: Scenario, sink: EventSink | None = None,
-                 *, queue_name: str | None = None) -> None:
+    def __init__(self, world: World, scenario: Scenario, sink: EventSink | None = None) -> None:
         self.world = world
         self.scenario = scenario
         self.sink = sink
         #: The queue the default wiring delivers to (the sink's own queue).
-        self.queue_name = queue_name or getattr(sink, "queue_name", None) or DEFAULT_QUEUE_NAME
+        self.queue_name = getattr(sink, "queue_name", None) or DEFAULT_QUEUE_NAME
         self.storage_account_id = ""
         self.started_at = world.clock.now()
         self._configs: list[_Config] = []
@@ -574,7 +574,7 @@ class ScenarioEngine:
 
     @staticmethod
     def _sub_of(machine_id: str) -> str:
-        return machine_id.split("/")[2]
+        return id_segment(machine_id, "subscriptions")
 
     def _queue(self, key: tuple[str, str, str], at: datetime, text: str, queue: str,
                route: Route | None = None, *, counted: bool = True) -> None:
@@ -596,10 +596,7 @@ class ScenarioEngine:
             eg = self.world.eventgrid
             if self.sink is not None:
                 try:
-                    if item.queue == self.queue_name:
-                        self.sink.send(item.text)
-                    else:
-                        self.sink.send_to(item.queue, item.text)
+                    self.sink.send_to(item.queue, item.text)  # its own queue: send()
                 except QueueMissing:
                     # Event Grid cannot deliver to a queue that does not exist: a failed
                     # delivery (dead-lettered or dropped), never retried by the engine.

@@ -551,14 +551,11 @@ class StandInServer:
         if route is None or match is None:
             return _unknown_resource_type(request.path)
         version = request.query.get("api-version")
-        bad_version = _check_api_version(version, MAINTENANCE_API_VERSIONS,
-                                         "Microsoft.Maintenance")
-        if bad_version is not None:
-            return bad_version
+        refused = self._refuse(version, MAINTENANCE_API_VERSIONS, "Microsoft.Maintenance",
+                               match.group("sub"))
+        if refused is not None:
+            return refused
         sub = match.group("sub")
-        if not self._subscription_known(sub):
-            return _Answer(404, arm_error("SubscriptionNotFound",
-                                          f"The subscription '{sub}' could not be found."), {})
         method = request.method
         reads = {"x-ms-ratelimit-remaining-subscription-reads": "11999"}
         if route in ("list_sub", "list_rg"):
@@ -596,22 +593,15 @@ class StandInServer:
     # -- Event Grid, role assignments, metrics (services/standin/eventgrid.py) -----------
     async def _eventgrid(self, request: Any) -> _Answer:
         original = request.path.rstrip("/")
-        route, match = None, None
-        for name, pattern in _EG_ROUTES:
-            match = pattern.match(original)
-            if match:
-                route = name
-                break
+        route, match = _route(original, _EG_ROUTES)
         if route is None or match is None:
             return _unknown_resource_type(request.path)
         version = request.query.get("api-version")
-        bad_version = _check_api_version(version, EVENTGRID_API_VERSIONS, "Microsoft.EventGrid")
-        if bad_version is not None:
-            return bad_version
+        refused = self._refuse(version, EVENTGRID_API_VERSIONS, "Microsoft.EventGrid",
+                               match.group("sub"))
+        if refused is not None:
+            return refused
         sub = match.group("sub")
-        if not self._subscription_known(sub):
-            return _Answer(404, arm_error("SubscriptionNotFound",
-                                          f"The subscription '{sub}' could not be found."), {})
         eg = self.world.eventgrid
         method = request.method
         reads = {"x-ms-ratelimit-remaining-subscription-reads": "11999"}
@@ -729,6 +719,18 @@ class StandInServer:
         outcome = self.world.cancel(path)
         return _Answer(outcome.status, outcome.body, writes if outcome.status < 400 else {})
 
+    def _refuse(self, version: str | None, known: frozenset[str], namespace: str,
+                sub: str) -> _Answer | None:
+        """ARM's answer to a request under ``/subscriptions/{sub}`` it refuses before routing
+        it (an unknown api-version of ``namespace``, then an unknown subscription), or None."""
+        bad_version = _check_api_version(version, known, namespace)
+        if bad_version is not None:
+            return bad_version
+        if not self._subscription_known(sub):
+            return _Answer(404, arm_error("SubscriptionNotFound",
+                                          f"The subscription '{sub}' could not be found."), {})
+        return None
+
     def _subscription_known(self, sub: str) -> bool:
         sub = sub.lower()
         if any(s.lower() == sub for s in self.world.subscriptions):
@@ -761,8 +763,10 @@ class _Dropped(Exception):
     """Raised to close a connection without an answer (the ``drop`` fault)."""
 
 
-def _route(path: str) -> tuple[str | None, re.Match[str] | None]:
-    for name, pattern in _ROUTES:
+def _route(path: str, routes: list[tuple[str, re.Pattern[str]]] = _ROUTES,
+           ) -> tuple[str | None, re.Match[str] | None]:
+    """The first of ``routes`` whose pattern matches ``path``: (its name, the match)."""
+    for name, pattern in routes:
         match = pattern.match(path)
         if match:
             return name, match

@@ -3,7 +3,7 @@
 One :class:`World` is shared by the HTTPS server (which reads it for ARM and Resource Graph
 answers and changes it on cancel) and the scenario engine (which moves runs through their
 lifecycle on the stand-in's clock). All access goes through its lock; ``version`` grows on
-every change so readers can cache derived data (the Resource Graph tables).
+every change to what the Resource Graph tables hold, so readers can cache them.
 
 Run-level statuses follow ARM's ApplyUpdate ``status`` values: Pending (from T-40),
 InProgress, Completed, Failed (every machine failed), Cancelled. Machine-level results follow
@@ -43,7 +43,7 @@ from typing import Any
 
 from services.domain.clock import Clock, iso_z
 from services.domain.schedule import Schedule, ScheduleError, parse_schedule
-from services.standin.eventgrid import AZURITE_ACCOUNT, EventGrid, storage_account_id
+from services.standin.eventgrid import AZURITE_ACCOUNT, EventGrid, arm_error, storage_account_id
 from services.standin.lag import STAMP
 
 TENANT_ID = "72f988bf-0000-4000-8000-000000000000"
@@ -195,10 +195,6 @@ class CancelOutcome:
 
     status: int
     body: dict[str, Any]
-
-
-def arm_error(code: str, message: str) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message}}
 
 
 class World:
