@@ -35,6 +35,7 @@ from services.domain.clock import Clock
 from services.domain.dashboard import Change, DashboardState, WiringSnapshotLike
 from services.domain.model import Configuration, Fetched, Run
 from services.domain.taskview import TaskViewRow
+from services.domain.watchdog import read_sources
 from services.domain.zones import TIME_MODES, next_mode, zone_for
 from services.settings import Settings
 from tui.cancel import cancel_lines, outcome_toast, send, target_of
@@ -134,7 +135,10 @@ class DashboardScreen(Screen[None]):
             read_only=settings.read_only, poll_interval=poll_interval,
             events_poll_interval=events_poll_interval, arrival_rules=settings.arrival_rules,
             include_other_scopes=settings.include_other_scopes,
-            watched_queue=watched_queue(settings), wiring_interval=settings.wiring_refresh)
+            watched_queue=watched_queue(settings), wiring_interval=settings.wiring_refresh,
+            # The watchdog waits for each source this screen reads (issue 22, item 4).
+            sources=read_sources(journal=monitor is not None and poll,
+                                 wiring=monitor is not None and self._rearm))
         self.set_reactive(DashboardScreen.time_mode, settings.time_display
                           if settings.time_display in TIME_MODES else "config")
         self._panel = "configs"
@@ -209,8 +213,11 @@ class DashboardScreen(Screen[None]):
         """Learn the verified cancels from the journal, then start the poll loops (each
         re-arms itself when it finished)."""
         if self.monitor is not None:
-            with contextlib.suppress(Exception):  # the journal is a help, not a need
-                self.show_change(self.state.learn_cancels(self.monitor.verified_cancels()))
+            try:
+                cancels = self.monitor.verified_cancels()
+            except Exception:  # the journal is a help, not a need: judge without it
+                cancels = {}
+            self.show_change(self.state.learn_cancels(cancels))
         self.poll_configs()
         if self.settings.queue_configured:
             self.poll_events()
