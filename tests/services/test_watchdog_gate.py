@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 
+from services.azure.eventsource import ReceivedEvent
 from services.domain.clock import ManualClock
 from services.domain.dashboard import DashboardState
 from services.domain.eventmemory import EventArrival
+from services.domain.events import decode_message
 from services.domain.model import Fetched, Run
 from services.domain.watchdog import SOURCES, Watchdog
 from services.domain.window import WindowRules
-from services.azure.eventsource import ReceivedEvent
-from services.domain.events import decode_message
 from services.standin.events_out import build_event, encode_message
 from tests.services.test_dashboard import (
     NOW,
