@@ -38,7 +38,7 @@ from services.domain.taskview import TaskViewRow
 from services.domain.watchdog import read_sources
 from services.domain.zones import TIME_MODES, next_mode, zone_for
 from services.settings import Settings
-from tui.cancel import cancel_lines, outcome_toast, send, target_of
+from tui.cancel import cancel_lines, live_cancel_lines, outcome_toast, send, target_of
 from tui.messages import (
     CancelDone,
     CancelRequested,
@@ -544,13 +544,21 @@ class DashboardScreen(Screen[None]):
             self._refused(run)
             return
         key = run.key
+        # Live: the time left moves with the clock; the dialog closes itself, saying why,
+        # when the window closes while it is open (issue 22, item 5).
+        zone = self.zone_of(self.state.configs.get(run.configuration_id.lower()))
+        dialog = ConfirmCancel("Cancel this maintenance run?", cancel_lines(self.state, run),
+                               refresh=live_cancel_lines(self.state, key, zone))
 
         def answered(confirmed: bool | None) -> None:
             if confirmed:
                 self._confirmed(key)
+            elif dialog.closed_reason is not None:
+                self.notify(dialog.closed_reason, title="Cancel", severity="warning",
+                            markup=False, timeout=10)
+                self.show_notice(dialog.closed_reason)
 
-        self.app.push_screen(ConfirmCancel("Cancel this maintenance run?",
-                                           cancel_lines(self.state, run)), answered)
+        self.app.push_screen(dialog, answered)
 
     def _confirmed(self, key: str) -> None:
         run = self.state.runs.get(key)
