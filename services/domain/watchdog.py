@@ -79,8 +79,6 @@ def read_sources(*, journal: bool = True, wiring: bool = True) -> tuple[str, ...
     return tuple(s for s in SOURCES if s not in skip)
 
 
-
-
 class Arrivals(Protocol):
     """When the first pre- and post-event of a run arrived."""
 

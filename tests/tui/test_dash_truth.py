@@ -85,7 +85,7 @@ async def test_runs_that_did_not_succeed_wear_no_success_mark(tmp_path: Path) ->
         dashboard.tick()
         await pilot.pause()
         status = str(app.query_one("#run-status", Static).content)
-        assert status.startswith("⊘ cancelled"), status
+        assert status.startswith("⊘ cancelled by user"), status
         assert "✓" not in status
 
 

@@ -180,5 +180,8 @@ class RunPanel(Horizontal):
         elif phase is Phase.UPCOMING and window.ever_opens:
             line.append(f"  cancel window opens {format_time(window.opens_at, zone)}")
         if run.cancelled_by:
-            line.append(f"  cancelled by {run.cancelled_by}", style="yellow")
+            # "⊘ cancelled by user" once it shows as cancelled, not "cancelled" twice.
+            said = line.plain.endswith("cancelled")
+            line.append(f" by {run.cancelled_by}" if said else
+                        f"  cancelled by {run.cancelled_by}", style="yellow")
         return line
