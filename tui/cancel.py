@@ -1,20 +1,28 @@
-"""The dashboard's side of a cancel: what the confirmation names, sending it through the
-monitor without ever raising, and how its outcome is told to the operator."""
+"""The dashboard's side of a cancel: what the confirmation names (live: its countdown moves
+with the clock, and it closes itself when the window closes), sending it through the monitor
+without ever raising, and how its outcome is told to the operator."""
 
 from __future__ import annotations
 
-from datetime import UTC
+from collections.abc import Callable
+from datetime import UTC, datetime, tzinfo
 
 from textual.notifications import SeverityLevel
 
 from services.azure.cancel import CancelResult, CancelTarget, Outcome
 from services.azure.monitor import Monitor
 from services.domain.dashboard import DashboardState
+from services.domain.marks import run_outcome
 from services.domain.model import Run
-from services.domain.window import run_window
+from services.domain.runs import run_phase
+from services.domain.window import Phase, run_window
 from services.domain.zones import zone_for
 from tui.display import format_full
+from widgets.confirm import Closed
 from widgets.countdown import format_remaining
+
+#: What the confirmation shows now: its lines, or why it closed (see :func:`live_cancel_lines`).
+CancelView = list[tuple[str, str]] | Closed
 
 
 def cancel_lines(state: DashboardState, run: Run) -> list[tuple[str, str]]:
@@ -29,6 +37,40 @@ def cancel_lines(state: DashboardState, run: Run) -> list[tuple[str, str]]:
         ("Start (local)", format_full(run.start, None)),
         ("Cancel closes in", format_remaining(window.closes_at - state.clock.now())),
     ]
+
+
+def closed_text(closes_at: datetime, zone: tzinfo | None) -> str:
+    """Why the confirmation closed itself when the window closed while it was open."""
+    local = closes_at.astimezone(zone) if zone is not None else closes_at.astimezone()
+    return (f"cancel window closed at {local.strftime('%H:%M')} {local.tzname() or ''}"
+            .rstrip() + "; nothing was sent")
+
+
+def cancel_view(state: DashboardState, key: str, zone: tzinfo | None) -> CancelView:
+    """The confirmation of run ``key``'s cancel as it stands at the state's clock: its lines
+    (the time left ticking), or :class:`~widgets.confirm.Closed` with why, once the cancel
+    can no longer be sent: the window closed (its time in ``zone``), the run is gone, or
+    anything else holds Cancel back (the state's refusal)."""
+    run = state.runs.get(key)
+    if run is None:
+        return Closed("the run is no longer listed; nothing was sent")
+    now = state.clock.now()
+    window = run_window(run.start, cutoff=run.cutoff, end=run.end, rules=state.rules)
+    phase = run_phase(run, now, state.rules)
+    if run.finished:  # a poll showed it ended meanwhile (cancelled elsewhere, ...)
+        return Closed(f"the run is {run_outcome(run) or 'finished'} now; nothing was sent")
+    if phase is not Phase.CANCELLABLE and now >= window.closes_at:
+        return Closed(closed_text(window.closes_at, zone))
+    refusal = state.refusal(run, now)
+    if refusal is not None:
+        return Closed(f"{refusal}; nothing was sent")
+    return cancel_lines(state, run)
+
+
+def live_cancel_lines(state: DashboardState, key: str,
+                      zone: tzinfo | None) -> Callable[[], CancelView]:
+    """The confirmation's ``refresh``: :func:`cancel_view` of run ``key`` each time."""
+    return lambda: cancel_view(state, key, zone)
 
 
 def target_of(run: Run) -> CancelTarget:

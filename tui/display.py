@@ -8,8 +8,11 @@ from datetime import datetime, timedelta, tzinfo
 from rich.text import Text
 from textual.widgets import Static
 
+from services.domain.marks import mark_of, run_mark
 from services.domain.model import Run
+from services.domain.window import Phase, WindowRules
 from widgets.countdown import format_remaining
+from widgets.phase import phase_label
 from widgets.table import same_cell
 
 #: What the run panel's countdown says before each boundary of a run's window.
@@ -52,6 +55,18 @@ def countdown_text(run: Run, now: datetime) -> str:
     if run.end is not None and now < run.end:
         return f"ends {table_remaining(run.end - now)}"
     return ""
+
+
+def run_label(run: Run, now: datetime, rules: WindowRules) -> Text:
+    """The Phase cell of ``run`` at ``now``: its window phase while it is live, then how it
+    ended ("⊘ cancelled", "✗ failed", "✓ succeeded", ...; :func:`services.domain.marks.run_mark`).
+    Every panel draws a run's phase with this (or :func:`phase_mark_label`)."""
+    return phase_label(run_mark(run, now, rules))
+
+
+def phase_mark_label(run: Run, phase: Phase) -> Text:
+    """:func:`run_label` for a caller that already has the run's phase."""
+    return phase_label(mark_of(run, phase))
 
 
 def show(widget: Static, text: Text) -> None:

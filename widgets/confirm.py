@@ -4,11 +4,17 @@ Keys: focus starts on "No". `escape` or `n` answers No. There is no single-key Y
 nothing): to confirm, move to "Yes, cancel" with `tab` / `right` and press `enter` (or
 `space`), or click it. The dialog names its target through the (label, value) lines, and
 every value is drawn literally (untrusted text, no markup).
+
+A live dialog (``refresh``) asks for its lines again every ``refresh_every`` seconds (and at
+each :meth:`ConfirmCancel.tick`), so a countdown in them moves with the caller's clock; when
+the answer is :class:`Closed` the dialog closes itself, answering No, and keeps the reason
+in ``closed_reason`` for the caller to tell the operator.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.table import Table
@@ -25,6 +31,20 @@ from widgets.sanitize import sanitize
 
 VALUE_MAX_LEN = 300
 LABEL_MAX_LEN = 24
+#: How often a live dialog asks for its lines again, in seconds.
+REFRESH_EVERY = 1.0
+
+
+@dataclass(frozen=True)
+class Closed:
+    """A live dialog's answer when what it asks about can no longer be done (``reason``:
+    one line for the operator, e.g. "cancel window closed at 12:20 UTC; nothing was sent")."""
+
+    reason: str
+
+
+#: A live dialog's source: its (label, value) lines now, or :class:`Closed`.
+Refresh = Callable[[], "Sequence[tuple[str, str]] | Closed"]
 
 
 def detail_table(lines: Sequence[tuple[str, str]]) -> Table:
@@ -97,6 +117,8 @@ class ConfirmCancel(ModalScreen[bool]):
         *,
         confirm_label: str = "Yes, cancel",
         refuse_label: str = "No",
+        refresh: Refresh | None = None,
+        refresh_every: float = REFRESH_EVERY,
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
@@ -107,10 +129,16 @@ class ConfirmCancel(ModalScreen[bool]):
             title: the question, e.g. "Cancel this run?".
             lines: (label, value) pairs naming the target; values are shown literally.
             confirm_label / refuse_label: the button words.
+            refresh: makes the dialog live (see the module): the lines now, or
+                :class:`Closed` to close it; ``refresh_every``: how often, in seconds.
         """
         super().__init__(name=name, id=id, classes=classes)
         self._title = sanitize(title, 120)
-        self._lines = tuple((str(label), str(value)) for label, value in lines)
+        self._lines = _plain(lines)
+        self._refresh = refresh
+        self._refresh_every = refresh_every
+        #: Why the dialog closed itself (None: the operator answered).
+        self.closed_reason: str | None = None
         self._confirm_label = sanitize(confirm_label, 30)
         self._refuse_label = sanitize(refuse_label, 30)
 
@@ -121,6 +149,36 @@ class ConfirmCancel(ModalScreen[bool]):
             with Horizontal(id="confirm-buttons"):
                 yield Button(Content(self._refuse_label), id="confirm-no", variant="primary")
                 yield Button(Content(self._confirm_label), id="confirm-yes", variant="error")
+
+    def on_mount(self) -> None:
+        if self._refresh is not None:
+            self.set_interval(self._refresh_every, self.tick, name="confirm-refresh")
+
+    @property
+    def lines(self) -> tuple[tuple[str, str], ...]:
+        """The (label, value) lines shown now."""
+        return self._lines
+
+    def tick(self) -> None:
+        """Ask the live dialog's source again: redraw changed lines, or close on
+        :class:`Closed` (answering No). Never raises; focus stays where it is."""
+        if self._refresh is None or self.closed_reason is not None or not self.is_attached:
+            return
+        try:
+            answer = self._refresh()
+        except Exception as exc:  # a timer callback must not take the app down
+            answer = Closed(f"the dialog could not be updated ({type(exc).__name__}); "
+                            "nothing was sent")
+        if isinstance(answer, Closed):
+            if self.app.screen is not self:
+                return  # another screen on top (help, palette): close once it is gone
+            self.closed_reason = answer.reason
+            self.dismiss(False)
+            return
+        lines = _plain(answer)
+        if lines != self._lines:
+            self._lines = lines
+            self.query_one("#confirm-details", Static).update(detail_table(lines))
 
     def action_refuse(self) -> None:
         """Answer No."""
@@ -135,3 +193,7 @@ class ConfirmCancel(ModalScreen[bool]):
     def _pressed_yes(self, event: Button.Pressed) -> None:
         event.stop()
         self.dismiss(True)
+
+
+def _plain(lines: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    return tuple((str(label), str(value)) for label, value in lines)

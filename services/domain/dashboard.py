@@ -31,7 +31,7 @@ from services.domain.eventtail import EventLine, event_payload, finding_line, sh
 from services.domain.model import Configuration, Fetched, Run
 from services.domain.runindex import RunIndex
 from services.domain.runs import cancel_refusal, expected_runs, merge_runs, run_phase
-from services.domain.watchdog import Finding, Watchdog, duplicate_finding
+from services.domain.watchdog import SOURCES, Finding, Watchdog, duplicate_finding
 from services.domain.window import Phase, WindowRules
 from services.domain.wiring import (
     DEFAULT_WIRING_REFRESH,
@@ -133,7 +133,11 @@ class DashboardState:
     documented arrival range (settings). ``include_other_scopes``: show configurations and
     runs of every maintenance scope, not only guest patching. ``watched_queue``: the queue
     aumwatch watches, as Event Grid names it (a pre-event subscription to another queue does
-    not count); ``wiring_interval``: how often the wiring is read again."""
+    not count); ``wiring_interval``: how often the wiring is read again. ``sources``: the
+    sources this watcher reads (of :data:`services.domain.watchdog.SOURCES`): no finding is
+    raised before each one it depends on has been read once (its ``apply_*``, or
+    :meth:`learn_cancels` for the journal's cancels); a watcher that never reads the wiring
+    or the journal leaves them out."""
 
     def __init__(self, rules: WindowRules, clock: Clock, *, watch_events: bool = False,
                  queue_mode: str | None = None, read_only: bool = False,
@@ -143,7 +147,8 @@ class DashboardState:
                  arrival_rules: ArrivalRules | None = None,
                  include_other_scopes: bool = False,
                  watched_queue: QueueTarget | None = None,
-                 wiring_interval: timedelta = WIRING_INTERVAL) -> None:
+                 wiring_interval: timedelta = WIRING_INTERVAL,
+                 sources: Collection[str] = SOURCES) -> None:
         self.rules = rules
         self.arrival_rules = arrival_rules if arrival_rules is not None else ArrivalRules()
         self.include_other_scopes = include_other_scopes
@@ -155,7 +160,8 @@ class DashboardState:
         self.configs: dict[str, Configuration] = {}
         self.index = RunIndex(rules)
         self.memory = memory if memory is not None else EventMemory()
-        self.watchdog = Watchdog(clock.now(), pre_before=self.arrival_rules.missing_after)
+        self.watchdog = Watchdog(clock.now(), pre_before=self.arrival_rules.missing_after,
+                                 awaits=sources)
         self.findings: deque[Finding] = deque(maxlen=MAX_FINDINGS)
         self.selected_config: str | None = None
         self.selected_run: str | None = None  # chosen, or pinned by a cancel; else the next
@@ -394,6 +400,7 @@ class DashboardState:
             self.selected_config = ordered[0] if ordered else None
             self.selected_run = None
             selection = True
+        self.watchdog.mark_read("configs")
         return Change(configs=frozenset(touched), runs=tuple(runs), selection=selection,
                       status=self.clear_error("configs").status)
 
@@ -409,6 +416,7 @@ class DashboardState:
         touched, changed = self._remerge(keys)
         status = self.clear_error("runs").status | self.clear_error("configs").status
         self._failures["runs"] = 0  # the runs query answered: its back-off starts over
+        self.watchdog.mark_read("runs")
         return Change(configs=frozenset(touched), runs=tuple(changed),
                       selection=self._selection_touched(touched), status=status)
 
@@ -454,6 +462,7 @@ class DashboardState:
             self.set_error("events", batch.error)
         else:
             self.clear_error("events")
+            self.watchdog.mark_read("events")
         # The status always changes: the queue's depth and mode are on it.
         return Change(configs=frozenset(touched), runs=tuple(changed), events=tuple(lines),
                       findings=tuple(findings),
@@ -469,6 +478,10 @@ class DashboardState:
         (``checked_at`` and the metrics period move at every read and are not counted).
         """
         before = self.wiring_error
+        if snapshot.error or snapshot.fetched_at is not None:
+            # Read (a read that failed says the wiring cannot explain anything: a finding
+            # then goes without a cause rather than never).
+            self.watchdog.mark_read("wiring")
         if snapshot.error:
             status = self.set_error("wiring", snapshot.error).status
         else:
@@ -532,9 +545,11 @@ class DashboardState:
                       runs=tuple(changed), selection=True, status=True)
 
     def learn_cancels(self, cancels: Mapping[str, datetime]) -> Change:
-        """Verified cancels from before this session (the audit journal): run key -> when."""
+        """Verified cancels the audit journal holds (of this session or an earlier one): run
+        key -> when. The first call, even with none, counts as the journal's read."""
         fresh = {k.lower(): at for k, at in cancels.items() if k.lower() not in self.cancelled}
         self.cancelled.update(fresh)
+        self.watchdog.mark_read("cancels")
         touched, changed = self._remerge(set(fresh))
         return Change(configs=frozenset(touched), runs=tuple(changed),
                       selection=self._selection_touched(touched))

@@ -11,8 +11,15 @@ Rules we define where the design is silent:
   before it started): history from last week has no events in a queue that keeps them for
   days at most, and flagging it would bury the findings that matter.
 * A run cancelled by the user before its pre-event deadline needs no pre-event.
-* A cancelled run (by the user or the platform) sends no post-event: none is expected.
-  A platform cancel is still judged for its missing pre-event, which is what caused it.
+* A cancelled run (by the user or the platform, a verified cancel, or a Resource Graph status
+  ``Cancelled`` / ``Canceled``) sends no post-event: none is expected. A platform cancel is
+  still judged for its missing pre-event, which is what caused it.
+* No finding is raised before every source it depends on has been read at least once
+  (:data:`DEPENDS_ON`): until Resource Graph has answered, a run may be known only from its
+  pre-event, with no word of its cancel, and its post-event would look missing. A watcher
+  names the sources it reads (``awaits``) and says when each was first read
+  (:meth:`Watchdog.mark_read`); a deadline that passes before then is judged once they all
+  were, not dropped.
 * A run whose end is unknown is judged for its post-event only once its status says it ended.
 * A missing pre-event is explained by its configuration's Event Grid wiring when that wiring
   cannot deliver one (``explanations``: configuration id, lower case -> why, from
@@ -35,6 +42,7 @@ from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from services.domain.arrivals import ArrivalRules
+from services.domain.marks import is_cancelled
 from services.domain.model import Run
 
 #: The pre-event must have arrived by T minus this (by default: five minutes after the latest
@@ -49,6 +57,26 @@ DEFAULT_LOOKBACK = timedelta(hours=1)
 DEFAULT_MAX_REPORTED = 10_000
 
 FindingKind = Literal["missing-pre", "missing-post", "duplicate"]
+
+#: The sources a watcher may read: the configurations (their schedules' runs), the runs
+#: (Resource Graph), the events queue, the journal's verified cancels and the Event Grid
+#: wiring (what explains a missing pre-event).
+SOURCES = ("configs", "runs", "events", "cancels", "wiring")
+#: What each kind of finding depends on: it is not raised before each of these (that the
+#: watcher reads) has been read once. A missing pre-event's cause comes from the wiring; a
+#: duplicate is seen in the very read that holds both copies, so it waits for nothing.
+DEPENDS_ON: Mapping[FindingKind, frozenset[str]] = {
+    "missing-pre": frozenset(SOURCES),
+    "missing-post": frozenset({"configs", "runs", "events", "cancels"}),
+    "duplicate": frozenset(),
+}
+
+
+def read_sources(*, journal: bool = True, wiring: bool = True) -> tuple[str, ...]:
+    """The :data:`SOURCES` a watcher reads: all but the journal's cancels and the Event Grid
+    wiring when it reads no journal or no wiring (it must not wait for what never comes)."""
+    skip = {name for name, read in (("cancels", journal), ("wiring", wiring)) if not read}
+    return tuple(s for s in SOURCES if s not in skip)
 
 
 class Arrivals(Protocol):
@@ -130,9 +158,7 @@ def check_runs(
         post_due = post_deadline(run)
         if post_due is None and run.finished and run.last_update is not None:
             post_due = run.last_update + POST_EVENT_GRACE
-        cancelled = user_cancelled or run.cancelled_by == "platform" or (
-            run.status.lower() == "cancelled")
-        if (post_due is not None and horizon <= post_due <= now and not cancelled
+        if (post_due is not None and horizon <= post_due <= now and not is_cancelled(run)
                 and (seen is None or seen.post is None)):
             out.append(Finding(
                 "missing-post", f"missing-post:{run.key}", run.correlation_id, name, post_due,
@@ -152,12 +178,16 @@ def duplicate_finding(event_id: str, event_type: str, correlation_id: str,
 
 
 class Watchdog:
-    """Reports each finding once per session."""
+    """Reports each finding once per session, and none before the sources it depends on
+    were read: ``awaits`` names the sources this watcher reads (of :data:`SOURCES`; none by
+    default), each to be marked with :meth:`mark_read` once read."""
 
     def __init__(self, watching_since: datetime, *, lookback: timedelta = DEFAULT_LOOKBACK,
                  max_reported: int = DEFAULT_MAX_REPORTED,
-                 pre_before: timedelta = PRE_EVENT_DEADLINE) -> None:
+                 pre_before: timedelta = PRE_EVENT_DEADLINE,
+                 awaits: Iterable[str] = ()) -> None:
         self.watching_since = watching_since
+        self._unread = set(awaits)
         self.lookback = lookback
         self.pre_before = pre_before
         self.max_reported = max_reported
@@ -165,10 +195,21 @@ class Watchdog:
         self._due: list[tuple[datetime, str]] = []  # heap of (deadline, run key)
         self._queued: set[tuple[datetime, str]] = set()
 
+    def mark_read(self, source: str) -> None:
+        """``source`` has been read (successfully) at least once."""
+        self._unread.discard(source)
+
+    def waiting_for(self, kind: FindingKind) -> frozenset[str]:
+        """The sources a finding of ``kind`` still waits for (empty: it may be raised)."""
+        return DEPENDS_ON[kind] & frozenset(self._unread)
+
     def new(self, findings: Iterable[Finding]) -> list[Finding]:
-        """The findings not reported before (and mark them reported)."""
+        """The findings not reported before (and mark them reported). A finding whose
+        sources were not all read yet is left out, and not marked."""
         out: list[Finding] = []
         for finding in findings:
+            if self.waiting_for(finding.kind):
+                continue
             if finding.key not in self._reported:
                 self._reported[finding.key] = None
                 out.append(finding)
@@ -200,8 +241,12 @@ class Watchdog:
         """New findings among the tracked runs whose deadline passed by ``now``.
 
         ``runs`` maps run keys to the current version of each run (a run no longer listed
-        is not judged). Same rules as :meth:`check`, judged once per passed deadline.
+        is not judged). Same rules as :meth:`check`, judged once per passed deadline. While
+        a source the run findings depend on is unread, nothing is judged and the deadlines
+        stay queued.
         """
+        if self.waiting_for("missing-pre") or self.waiting_for("missing-post"):
+            return []
         keys: set[str] = set()
         while self._due and self._due[0][0] <= now:
             entry = heapq.heappop(self._due)

@@ -74,6 +74,8 @@ class Result:
 
 
 def make_state(clock: ManualClock, **kwargs: object) -> DashboardState:
+    """A state that reads no Event Grid wiring (unless ``sources`` says otherwise)."""
+    kwargs.setdefault("sources", ("configs", "runs", "events", "cancels"))
     return DashboardState(WindowRules(), clock, **kwargs)  # type: ignore[arg-type]
 
 
@@ -144,6 +146,8 @@ def test_a_missing_pre_event_is_found_once_at_its_deadline_by_tick() -> None:
     start = NOW + timedelta(minutes=30)
     state.apply_configs(Fetched((config("web", start),), NOW))
     state.apply_events(batch())  # the queue has been read: the watchdog may judge
+    state.apply_runs(Fetched((), NOW))  # so have Resource Graph's runs, the journal, ...
+    state.learn_cancels({})
     deadline = start - timedelta(minutes=25)
     assert not state.tick(deadline - timedelta(seconds=1))
     found = state.tick(deadline)

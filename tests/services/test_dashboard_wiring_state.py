@@ -232,6 +232,8 @@ def test_the_watchdog_explains_a_missing_pre_event_by_the_wiring() -> None:
     state = make_state(clock, watch_events=True)
     state.apply_configs(Fetched((config("web", start), config("db", start)), NOW))
     state.apply_events(batch(depth=0))  # an empty queue: the watchdog judges
+    state.apply_runs(Fetched((), NOW))  # once Resource Graph and the journal were read too
+    state.learn_cancels({})
     state.apply_wiring(snapshot(NOW, web=Verdict.PARTIAL, db=Verdict.OK))
     clock.set(start - timedelta(minutes=25))
     change = state.tick(clock.now())
@@ -253,6 +255,8 @@ def test_the_explanation_follows_the_latest_read() -> None:
     state = make_state(clock, watch_events=True)
     state.apply_configs(Fetched((config("web", start),), NOW))
     state.apply_events(batch(depth=0))
+    state.apply_runs(Fetched((), NOW))
+    state.learn_cancels({})
     state.apply_wiring(snapshot(NOW, web=Verdict.MISSING))
     assert state.pre_event_explanation(key("web")) is not None
     state.apply_wiring(snapshot(NOW, web=Verdict.OK))  # someone ran `setup events`

@@ -235,6 +235,7 @@ async def test_the_watchdogs_toast_says_why_the_pre_event_is_missing(tmp_path: P
     start = NOW + timedelta(minutes=45)
     async with app.run_test(size=(120, 40)) as pilot:
         app.dashboard.apply_configs(Fetched((config("web", start),), NOW))
+        app.dashboard.apply_runs(Fetched((), NOW))  # the watchdog judges once all were read
         app.dashboard.apply_events(_empty_batch())
         app.dashboard.apply_wiring(Snapshot({config_id("web").lower():
                                              sample_wiring("web", Verdict.MISSING)}, NOW))

@@ -24,12 +24,10 @@ from textual.widgets import DataTable
 
 from services.domain.dashboard import DashboardState, row_sort_key
 from services.domain.model import Configuration, Run
-from services.domain.runs import run_phase
 from services.domain.window import run_window
 from services.domain.wiring import VERDICT_SYMBOLS, Verdict, Wiring
-from tui.display import countdown_text, format_time
+from tui.display import countdown_text, format_time, run_label
 from tui.messages import ConfigChosen
-from widgets.phase import phase_label
 from widgets.sanitize import sanitize
 from widgets.table import CellTable, column_key, restore_cursor, sort_text, update_row
 
@@ -238,7 +236,7 @@ class ConfigsPanel(Vertical):
         else:
             next_text = sort_text(format_time(run.start, self.zone_of(config)), sort_key)
             countdown = Text(countdown_text(run, now))
-            phase = phase_label(run_phase(run, now, self.state.rules).value)
+            phase = run_label(run, now, self.state.rules)
         return (
             Text(sanitize(config.name, 32), style="bold"),
             next_text,

@@ -22,10 +22,9 @@ from services.domain.eventmemory import EventArrival
 from services.domain.model import Configuration, Run
 from services.domain.runs import run_phase
 from services.domain.window import Phase, RunWindow, run_window
-from tui.display import BOUNDARY_WORDS, format_time, show
+from tui.display import BOUNDARY_WORDS, format_time, phase_mark_label, show
 from tui.messages import CancelRequested
 from widgets.countdown import Countdown
-from widgets.phase import phase_label
 from widgets.sanitize import sanitize
 from widgets.timeline import Timeline, TimelineData
 
@@ -161,7 +160,7 @@ class RunPanel(Horizontal):
 
     def _status_line(self, run: Run, phase: Phase, window: RunWindow,
                      refusal: str | None, warning: str | None = None) -> Text:
-        line = phase_label(phase.value)
+        line = phase_mark_label(run, phase)
         zone = self.zone_of(None)
         busy = (run.key in self.state.cancel_in_flight
                 or self.state.cancel_unconfirmed(run.key))
@@ -181,5 +180,8 @@ class RunPanel(Horizontal):
         elif phase is Phase.UPCOMING and window.ever_opens:
             line.append(f"  cancel window opens {format_time(window.opens_at, zone)}")
         if run.cancelled_by:
-            line.append(f"  cancelled by {run.cancelled_by}", style="yellow")
+            # "⊘ cancelled by user" once it shows as cancelled, not "cancelled" twice.
+            said = line.plain.endswith("cancelled")
+            line.append(f" by {run.cancelled_by}" if said else
+                        f"  cancelled by {run.cancelled_by}", style="yellow")
         return line

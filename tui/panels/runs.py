@@ -17,10 +17,8 @@ from textual.widgets import DataTable
 
 from services.domain.dashboard import DashboardState
 from services.domain.model import Configuration, Run
-from services.domain.runs import run_phase
-from tui.display import format_time
+from tui.display import format_time, run_label
 from tui.messages import RunChosen, RunOpened
-from widgets.phase import phase_label
 from widgets.sanitize import sanitize
 from widgets.table import (
     CellTable,
@@ -101,7 +99,7 @@ class RunsPanel(Vertical):
         failed_style = "bold red" if (run.machines_failed or 0) else ""
         zone = self.zone_of(config)
         return (
-            phase_label(run_phase(run, now, self.state.rules).value),
+            run_label(run, now, self.state.rules),
             Text(sanitize(run.configuration_name or "", 40)),
             Text(status, style="bold red" if run.status.lower() == "failed" else ""),
             sort_text(format_time(run.start, zone), run.start),
@@ -118,6 +116,6 @@ class RunsPanel(Vertical):
             run = index.get(row_key.value or "")
             if run is None:
                 continue
-            cell = phase_label(run_phase(run, now, self.state.rules).value)
+            cell = run_label(run, now, self.state.rules)
             if not same_cell(table.get_cell(row_key, "phase"), cell):
                 table.update_cell(row_key, "phase", cell)

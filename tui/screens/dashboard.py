@@ -35,9 +35,10 @@ from services.domain.clock import Clock
 from services.domain.dashboard import Change, DashboardState, WiringSnapshotLike
 from services.domain.model import Configuration, Fetched, Run
 from services.domain.taskview import TaskViewRow
+from services.domain.watchdog import read_sources
 from services.domain.zones import TIME_MODES, next_mode, zone_for
 from services.settings import Settings
-from tui.cancel import cancel_lines, outcome_toast, send, target_of
+from tui.cancel import cancel_lines, live_cancel_lines, outcome_toast, send, target_of
 from tui.messages import (
     CancelDone,
     CancelRequested,
@@ -134,7 +135,10 @@ class DashboardScreen(Screen[None]):
             read_only=settings.read_only, poll_interval=poll_interval,
             events_poll_interval=events_poll_interval, arrival_rules=settings.arrival_rules,
             include_other_scopes=settings.include_other_scopes,
-            watched_queue=watched_queue(settings), wiring_interval=settings.wiring_refresh)
+            watched_queue=watched_queue(settings), wiring_interval=settings.wiring_refresh,
+            # The watchdog waits for each source this screen reads (issue 22, item 4).
+            sources=read_sources(journal=monitor is not None and poll,
+                                 wiring=monitor is not None and self._rearm))
         self.set_reactive(DashboardScreen.time_mode, settings.time_display
                           if settings.time_display in TIME_MODES else "config")
         self._panel = "configs"
@@ -209,8 +213,11 @@ class DashboardScreen(Screen[None]):
         """Learn the verified cancels from the journal, then start the poll loops (each
         re-arms itself when it finished)."""
         if self.monitor is not None:
-            with contextlib.suppress(Exception):  # the journal is a help, not a need
-                self.show_change(self.state.learn_cancels(self.monitor.verified_cancels()))
+            try:
+                cancels = self.monitor.verified_cancels()
+            except Exception:  # the journal is a help, not a need: judge without it
+                cancels = {}
+            self.show_change(self.state.learn_cancels(cancels))
         self.poll_configs()
         if self.settings.queue_configured:
             self.poll_events()
@@ -537,13 +544,21 @@ class DashboardScreen(Screen[None]):
             self._refused(run)
             return
         key = run.key
+        # Live: the time left moves with the clock; the dialog closes itself, saying why,
+        # when the window closes while it is open (issue 22, item 5).
+        zone = self.zone_of(self.state.configs.get(run.configuration_id.lower()))
+        dialog = ConfirmCancel("Cancel this maintenance run?", cancel_lines(self.state, run),
+                               refresh=live_cancel_lines(self.state, key, zone))
 
         def answered(confirmed: bool | None) -> None:
             if confirmed:
                 self._confirmed(key)
+            elif dialog.closed_reason is not None:
+                self.notify(dialog.closed_reason, title="Cancel", severity="warning",
+                            markup=False, timeout=10)
+                self.show_notice(dialog.closed_reason)
 
-        self.app.push_screen(ConfirmCancel("Cancel this maintenance run?",
-                                           cancel_lines(self.state, run)), answered)
+        self.app.push_screen(dialog, answered)
 
     def _confirmed(self, key: str) -> None:
         run = self.state.runs.get(key)
