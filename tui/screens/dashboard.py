@@ -58,6 +58,7 @@ from tui.panels.filter import FilterBox
 from tui.panels.run import RunPanel
 from tui.panels.runs import RunsPanel
 from tui.poller import Poller, Scheduler
+from tui.screens.preflight import PreflightScreenMixin
 from tui.status import status_data
 from widgets.compositor import TrimmedCompositor
 from widgets.confirm import ConfirmCancel
@@ -75,7 +76,7 @@ NOTICE_FOR = timedelta(seconds=60)
 
 
 
-class DashboardScreen(Screen[None]):
+class DashboardScreen(PreflightScreenMixin, Screen[None]):
     """The default screen. ``monitor`` fetches (None: nothing is polled); ``poll`` starts the
     poll loops at mount; ``scheduler`` replaces the timers that arm each next poll (tests:
     with one, each handler re-arms through it even when ``poll`` is False)."""
@@ -86,7 +87,10 @@ class DashboardScreen(Screen[None]):
         Binding("question_mark,f1", "app.help", "Help", id="help"),
         Binding("ctrl+x", "cancel_run", "Cancel run", id="cancel", priority=True,
                 tooltip="Cancel the selected run (only inside its cancel window)"),
-        Binding("p", "toggle_pause", "Pause", id="pause"),
+        Binding("space", "toggle_pause", "Pause", id="pause"),
+        Binding("p", "preflight", "Pre-flight", show=False, id="preflight",
+                tooltip="The selected configuration's next run: the machines it will patch, "
+                "their risks and fixes"),
         Binding("ctrl+r", "refresh", "Refresh", id="refresh"),
         Binding("z", "cycle_zone", "Zone", id="zone"),
         Binding("slash", "filter", "Filter", id="filter"),
@@ -144,6 +148,7 @@ class DashboardScreen(Screen[None]):
         self.events_panel = EventsPanel(self._format_event_time)
         self._notice: tuple[str, datetime] | None = None  # (text, shown until)
         self._tasks_told = False  # whether the tasks' fate here was said once
+        self._init_preflight()  # its own poll loop (tui/screens/preflight.py)
 
     # -- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -155,6 +160,7 @@ class DashboardScreen(Screen[None]):
         yield self.events_panel
         yield StatusBar(self._status_data(), id="status")
         yield self.poller
+        yield self.preflight_poller
         yield Footer()
 
     def _title_text(self) -> Text:
@@ -214,6 +220,7 @@ class DashboardScreen(Screen[None]):
         self.poll_configs()
         if self.settings.queue_configured:
             self.poll_events()
+        self.preflight_poller.start()
 
     def poll_configs(self) -> None:
         """Poll the configurations, then the runs, now."""
@@ -498,6 +505,8 @@ class DashboardScreen(Screen[None]):
             self.poll_events()
         if self._wiring_started:
             self.poll_wiring(force=True)
+        if self.preflight_poller.started:
+            self.preflight_poller.poll()
         self.notify("refreshing…", timeout=2)
 
     def action_cycle_zone(self) -> None:
