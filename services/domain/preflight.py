@@ -26,6 +26,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from services.domain.configs import folded, text_of
@@ -118,33 +119,41 @@ class DynamicScope:
     tags: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     tag_operator: str = "All"
 
+    @cached_property
+    def _folded(self) -> tuple[frozenset[str], ...]:
+        """The lists lower-cased once (locations without spaces: "West Europe")."""
+        return (frozenset(g.lower() for g in self.resource_groups),
+                frozenset(_squash(x) for x in self.locations),
+                frozenset(o.lower() for o in self.os_types),
+                frozenset(t.lower() for t in self.resource_types))
+
+    @cached_property
+    def _tag_sets(self) -> tuple[tuple[str, frozenset[str]], ...]:
+        return tuple((k.lower(), frozenset(v.lower() for v in vs)) for k, vs in self.tags.items())
+
     def matches(self, machine: Candidate) -> bool:
         """Whether the scope selects ``machine`` (see the module docstring)."""
         if machine.subscription_id.lower() != self.subscription.lower():
             return False
-        if not _within(machine.resource_group, self.resource_groups):
+        groups, locations, os_types, types = self._folded
+        if groups and machine.resource_group.lower() not in groups:
             return False
-        if not _within(_squash(machine.location), tuple(_squash(x) for x in self.locations)):
+        if locations and _squash(machine.location) not in locations:
             return False
-        if not _within(machine.os_type, self.os_types):
+        if os_types and machine.os_type.lower() not in os_types:
             return False
-        if not _within(machine.type, self.resource_types):
+        if types and machine.type.lower() not in types:
             return False
         if not self.tags:
             return True
         have = {k.lower(): v.lower() for k, v in machine.tags.items()}
-        hits = [have.get(key.lower()) in {v.lower() for v in values}
-                if values else key.lower() in have
-                for key, values in self.tags.items()]
+        hits = [have.get(key) in values if values else key in have
+                for key, values in self._tag_sets]
         return any(hits) if self.tag_operator.lower() == "any" else all(hits)
 
 
 def _squash(text: str) -> str:
     return text.replace(" ", "").lower()
-
-
-def _within(value: str, allowed: Sequence[str]) -> bool:
-    return not allowed or value.lower() in {a.lower() for a in allowed}
 
 
 @dataclass(frozen=True)
