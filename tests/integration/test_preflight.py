@@ -126,6 +126,7 @@ def test_roster_risks_and_actual_before_and_after_the_run(
     assert code == 0
     assert "cfg-main" in out and "[orchestration]" in out and "fix:" in out
     assert f"missing: {machine_id('orch')}" in out
+    assert "estimate: 240 min for 23 update(s), constants: 10 min an update" in out
 
 
 def test_doctor_warns_for_configurations_at_risk_and_errors_are_one_line(

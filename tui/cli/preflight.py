@@ -61,6 +61,9 @@ def run_preflight(args: argparse.Namespace) -> int:
             for risk in machine.risks:
                 print(f"  {clean(machine.name)} [{risk.code}] {clean(risk.message)}")
                 print(f"      fix: {clean(risk.fix)}")
+                if risk.code == "window-fit" and machine.estimate is not None:
+                    print(f"      estimate: {machine.estimate.minutes} min for "
+                          f"{machine.pending_updates} update(s), {machine.estimate.source}")
         if item.actual is not None:
             print(f"  in the run: {len(item.actual.missing)} predicted machine(s) missing, "
                   f"{len(item.actual.unexpected)} not predicted")
