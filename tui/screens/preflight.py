@@ -196,7 +196,7 @@ class PreflightView(ModalScreen[None]):
         """The head and the table as plain text (tests)."""
         rows = [" ".join(str(c) for c in self.table.get_row_at(i))
                 for i in range(self.table.row_count)]
-        return "\n".join([self.head.render().__str__(), *rows])
+        return "\n".join([str(self.head.content), *rows])
 
     def show(self, item: Preflight | None, error: str | None = None) -> None:
         """Draw ``item`` (a later read of the same configuration)."""
