@@ -30,6 +30,7 @@ FIGURES: dict[int, str] = {
     8: "bench.fig_soak",
     9: "bench.fig_demo",
     10: "bench.fig_serve",
+    11: "bench.fig_preflight",
 }
 #: Figures that can measure another source tree's dashboard (``--tree``).
 TREE_FIGURES = frozenset({9})

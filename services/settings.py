@@ -44,6 +44,15 @@ The config file (default ``<user config dir>/aumwatch/config.toml``, or ``--conf
     [cancel]
     api_version = "2023-09-01-preview"
 
+    [preflight]                      # who each run will patch, and what will go wrong
+    stale_after = "2d"               # an older assessment is a risk (stale-assessment)
+    refresh = "5m"                   # how often the dashboard reads it again (>= 1m)
+    warn_before = "60m"              # a finding this long before a risky run's T-40 freeze
+    minutes_per_update = "10m"       # window fit: one update (Windows installs one by one)
+    minutes_per_service_pack = "15m" # ... a service pack
+    reboot_windows = "10m"           # ... kept for the reboot (Windows)
+    reboot_linux = "15m"             # ... (Linux)
+
     [keys]                           # the dashboard's keymap: binding id = keys
     cancel = "ctrl+k"                # ids: see KEY_BINDING_IDS
 
@@ -73,6 +82,7 @@ from types import MappingProxyType
 from typing import Any
 
 from services.domain.arrivals import ArrivalRules
+from services.domain.preflight import FitRules
 from services.domain.tasks import (
     DEFAULT_TASK_TIMEOUT,
     MAX_TASK_TIMEOUT,
@@ -115,7 +125,7 @@ DEFAULT_PRE_EVENT_LATEST = ArrivalRules().pre_event_latest
 #: The dashboard's binding ids that the ``[keys]`` table may remap (``id = "keys"``).
 KEY_BINDING_IDS = ("quit", "help", "cancel", "pause", "refresh", "zone", "filter",
                    "clear_filter", "export", "panel.configs", "panel.run", "panel.runs",
-                   "panel.events", "report", "tasks", "wiring")
+                   "panel.events", "report", "tasks", "wiring", "preflight")
 
 SECRET_NAMES = frozenset({"token", "queue_connection_string"})
 MASK = "********"
@@ -276,6 +286,29 @@ class _Spec:
         return ENV_PREFIX + self.name.upper()
 
 
+#: The floor of ``[preflight] refresh``: each read costs a few Resource Graph queries.
+MIN_PREFLIGHT_REFRESH = timedelta(minutes=1)
+_FIT = FitRules()
+DEFAULT_PREFLIGHT_STALE_AFTER = _FIT.stale_after
+DEFAULT_PREFLIGHT_REFRESH = timedelta(minutes=5)
+DEFAULT_PREFLIGHT_WARN_BEFORE = timedelta(minutes=60)
+
+
+def _preflight_refresh(value: Any, what: str) -> timedelta:
+    refresh = parse_duration(value, default_unit="m", what=what)
+    if refresh < MIN_PREFLIGHT_REFRESH:
+        raise SettingsError(f"{what}: at least {_format_duration(MIN_PREFLIGHT_REFRESH)}, "
+                            f"got {value!r}")
+    return refresh
+
+
+def _positive_minutes(value: Any, what: str) -> timedelta:
+    minutes = parse_duration(value, default_unit="m", what=what)
+    if minutes < timedelta(0):
+        raise SettingsError(f"{what}: must not be negative, got {value!r}")
+    return minutes
+
+
 _SPECS: tuple[_Spec, ...] = (
     _Spec("cloud", "azure", "cloud", _choice(CLOUDS), lambda: "public"),
     _Spec("tenant", "azure", "tenant", _as_str, lambda: None),
@@ -308,6 +341,20 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("data_dir", "paths", "data_dir", _as_path, _default_data_dir),
     _Spec("wiring_refresh", "events", "wiring_refresh", _wiring_refresh,
           lambda: DEFAULT_WIRING_REFRESH),
+    _Spec("preflight_stale_after", "preflight", "stale_after", _positive_minutes,
+          lambda: DEFAULT_PREFLIGHT_STALE_AFTER),
+    _Spec("preflight_refresh", "preflight", "refresh", _preflight_refresh,
+          lambda: DEFAULT_PREFLIGHT_REFRESH),
+    _Spec("preflight_warn_before", "preflight", "warn_before", _positive_minutes,
+          lambda: DEFAULT_PREFLIGHT_WARN_BEFORE),
+    _Spec("preflight_minutes_per_update", "preflight", "minutes_per_update",
+          _positive_minutes, lambda: timedelta(minutes=_FIT.minutes_per_update)),
+    _Spec("preflight_minutes_per_service_pack", "preflight", "minutes_per_service_pack",
+          _positive_minutes, lambda: timedelta(minutes=_FIT.minutes_per_service_pack)),
+    _Spec("preflight_reboot_windows", "preflight", "reboot_windows", _positive_minutes,
+          lambda: timedelta(minutes=_FIT.reboot_windows)),
+    _Spec("preflight_reboot_linux", "preflight", "reboot_linux", _positive_minutes,
+          lambda: timedelta(minutes=_FIT.reboot_linux)),
 )
 SETTING_NAMES = tuple(s.name for s in _SPECS)
 
@@ -340,6 +387,14 @@ class Settings:
     cancel_api_version: str = DEFAULT_CANCEL_API_VERSION
     data_dir: Path = field(default_factory=_default_data_dir)
     wiring_refresh: timedelta = DEFAULT_WIRING_REFRESH
+    preflight_stale_after: timedelta = DEFAULT_PREFLIGHT_STALE_AFTER
+    preflight_refresh: timedelta = DEFAULT_PREFLIGHT_REFRESH
+    preflight_warn_before: timedelta = DEFAULT_PREFLIGHT_WARN_BEFORE
+    preflight_minutes_per_update: timedelta = timedelta(minutes=_FIT.minutes_per_update)
+    preflight_minutes_per_service_pack: timedelta = timedelta(
+        minutes=_FIT.minutes_per_service_pack)
+    preflight_reboot_windows: timedelta = timedelta(minutes=_FIT.reboot_windows)
+    preflight_reboot_linux: timedelta = timedelta(minutes=_FIT.reboot_linux)
     #: The dashboard's keymap from the ``[keys]`` table: binding id -> keys (``"ctrl+k"``),
     #: only ids of :data:`KEY_BINDING_IDS`.
     keymap: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
@@ -372,6 +427,19 @@ class Settings:
     def arrival_rules(self) -> ArrivalRules:
         """The pre-event's documented arrival range (for the event tail's flag)."""
         return ArrivalRules(self.pre_event_earliest, self.pre_event_latest)
+
+    @property
+    def fit_rules(self) -> FitRules:
+        """The pre-flight window-fit constants and the assessment age limit."""
+        def minutes(value: timedelta) -> float:
+            return value.total_seconds() / 60
+
+        return FitRules(
+            minutes_per_update=minutes(self.preflight_minutes_per_update),
+            minutes_per_service_pack=minutes(self.preflight_minutes_per_service_pack),
+            reboot_windows=minutes(self.preflight_reboot_windows),
+            reboot_linux=minutes(self.preflight_reboot_linux),
+            stale_after=self.preflight_stale_after)
 
     @property
     def journal_path(self) -> Path:

@@ -292,6 +292,7 @@ async def run_doctor(settings: Settings, *, clock: Clock | None = None) -> list[
                                         "check the scope (subscriptions) and the Reader role"))
                 wiring_checks = await _wiring_checks(settings, runner, credential, configs,
                                                      clock)
+                wiring_checks.extend(await _preflight_checks(settings, runner, configs, clock))
             finally:
                 await runner.close()
             checks.append(check_skew(skew))
@@ -321,3 +322,38 @@ async def _wiring_checks(settings: Settings, runner: Any, credential: Any,
     source = WiringSource.from_settings(settings, runner, credential, clock=clock)
     snapshot = await source.fetch([config for config, _ in soon])
     return check_wiring(soon, snapshot, watched)
+
+
+def check_preflight(items: Sequence[Any], now: datetime,
+                    horizon: timedelta = WIRING_HORIZON) -> list[Check]:
+    """A warning per configuration with a run in the next 24 h and machines at risk
+    (``items``: :class:`services.domain.preflight.Preflight`)."""
+    checks = []
+    for item in items:
+        if item.at_risk == 0 or item.run_start > now + horizon:
+            continue
+        codes = ", ".join(f"{code} {n}" for code, n in item.by_code().items())
+        when = item.run_start.strftime("%Y-%m-%d %H:%MZ")
+        checks.append(Check(
+            f"pre-flight {item.configuration_name}", "warn",
+            f"{item.configuration_name}: {item.at_risk} of {len(item.machines)} machine(s) "
+            f"at risk for the run at {when} ({codes})",
+            "see `aumwatch preflight --configuration "
+            f"{item.configuration_name}` for each machine's fix"))
+    return checks
+
+
+async def _preflight_checks(settings: Settings, runner: Any, configs: Sequence[Configuration],
+                            clock: Clock) -> list[Check]:
+    """Pre-flight of the configurations running in the next 24 h (none: no request)."""
+    from services.azure.preflight import PreflightSource
+
+    if not runs_soon(configs, clock.now()):
+        return []
+    source = PreflightSource(runner, rules=settings.fit_rules, clock=clock,
+                             include_other_scopes=settings.include_other_scopes)
+    snapshot = await source.read()
+    if snapshot.error:
+        return [Check("pre-flight", "warn", snapshot.error,
+                      "retry with `aumwatch preflight`")]
+    return check_preflight(snapshot.items, clock.now())

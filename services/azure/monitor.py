@@ -213,6 +213,15 @@ class Monitor:
         finally:
             self._note_skew()
 
+    async def preflight_source(self) -> Any:
+        """A :class:`~services.azure.preflight.PreflightSource` on the monitor's runner
+        (issue 18: the dashboard's pre-flight loop)."""
+        from services.azure.preflight import PreflightSource
+
+        await self._ensure_graph()
+        return PreflightSource(self._runner, rules=self.settings.fit_rules, clock=self.clock,
+                               include_other_scopes=self.settings.include_other_scopes)
+
     @property
     def watched_queue(self) -> QueueTarget | None:
         """The watched queue as Event Grid names it (None: none configured, or unknown)."""

@@ -1,7 +1,7 @@
 """Resource Graph query execution for the stand-in: real KQL over the World's tables.
 
-A query runs through duckdb-kql (KQL translated to DuckDB SQL) over three tables built from
-:meth:`World.tables`: ``resources``, ``maintenanceresources`` and
+A query runs through duckdb-kql (KQL translated to DuckDB SQL) over the tables built from
+:meth:`World.tables`: ``resources``, ``maintenanceresources``, ``patchassessmentresources`` and
 ``patchinstallationresources``, with ARG's common columns (id, name, type, tenantId, kind,
 location, resourceGroup, subscriptionId, managedBy, sku, plan, properties, tags, identity,
 zones, extendedLocation). The dynamic columns (``properties``, ``tags``, ``sku``...) are DuckDB
@@ -65,7 +65,8 @@ from services.standin.lag import ArgLag, LaggedView
 from services.standin.world import World
 
 #: The tables a query may read, as ARG names them.
-TABLES: tuple[str, ...] = ("resources", "maintenanceresources", "patchinstallationresources")
+TABLES: tuple[str, ...] = ("resources", "maintenanceresources", "patchinstallationresources",
+                          "patchassessmentresources")
 #: ARG's common columns and whether each is dynamic (JSON).
 COLUMNS: tuple[tuple[str, bool], ...] = (
     ("id", False), ("name", False), ("type", False), ("tenantId", False), ("kind", False),

@@ -77,6 +77,7 @@ from services.standin.world import (
     MachineResult,
     SimMachine,
     SimRun,
+    SimScope,
     World,
     configuration_object,
     configuration_schedule,
@@ -86,6 +87,7 @@ log = logging.getLogger(__name__)
 
 
 APPEARS_BEFORE = timedelta(minutes=40)  # the run row appears and machines freeze at T-40
+NEW_VM_BEFORE = timedelta(minutes=15)  # a VM created later than T-15 misses the trigger
 USER_CANCEL_BEFORE = timedelta(minutes=20)  # when a synthesised "cancelled-user" run was cancelled
 _WALL_RE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}")
 _TICK = timedelta(microseconds=1)
@@ -198,6 +200,9 @@ class ScenarioEngine:
         elif self.scenario.subscriptions:
             self.storage_account_id = self.world.add_storage_account(
                 self.scenario.subscriptions[0], DEFAULT_STORAGE_GROUP)
+        for group in self.scenario.machines:  # the world's machines without an assignment
+            for n in range(1, group.count + 1):
+                self.world.add_machine(self._machine(None, group, n))
         for spec in self.scenario.configurations:
             where = f"{self.scenario.source}: configuration {spec.name}"
             schedule, window = self._schedule_for(spec, t0, where)
@@ -208,6 +213,12 @@ class ScenarioEngine:
                     machine = self._machine(spec, group, n)
                     self.world.add_machine(machine)
                     self.world.assign(machine.id, spec.id)
+            for scope in spec.dynamic_scopes:
+                self.world.add_scope(SimScope(
+                    configuration_id=spec.id, subscription_id=scope.subscription_id,
+                    resource_groups=scope.resource_groups, locations=scope.locations,
+                    os_types=scope.os_types, resource_types=scope.resource_types,
+                    tags=dict(scope.tags), tag_operator=scope.tag_operator))
             self._wire(spec, t0)
             self._configs.append(_Config(spec, schedule, arm, cursor=t0))
             self._seed_history(self._configs[-1], t0)
@@ -288,18 +299,35 @@ class ScenarioEngine:
         return configuration_object(spec.subscription_id, spec.resource_group, spec.name,
                                     window, location=spec.location, tags=dict(spec.tags))
 
-    @staticmethod
-    def _machine(spec: ConfigurationSpec, group: MachineGroup, n: int) -> SimMachine:
-        sub = group.subscription_id or spec.subscription_id
-        rg = group.resource_group or spec.resource_group
+    def _machine(self, spec: ConfigurationSpec | None, group: MachineGroup,
+                 n: int) -> SimMachine:
+        sub = group.subscription_id or (spec.subscription_id if spec else "")
+        rg = group.resource_group or (spec.resource_group if spec else "")
         name = f"{group.prefix}-{n:03d}"
         provider = ("Microsoft.HybridCompute/machines" if group.arc
                     else "Microsoft.Compute/virtualMachines")
+        where = f"{self.scenario.source}: machine {name}"
         return SimMachine(
             id=f"/subscriptions/{sub}/resourceGroups/{rg}/providers/{provider}/{name}",
             name=name, subscription_id=sub, resource_group=rg,
-            location=group.location or spec.location, os_type=group.os, arc=group.arc,
+            location=group.location or (spec.location if spec else "westeurope"),
+            os_type=group.os, arc=group.arc,
+            power=group.power, arc_status=group.arc_status if group.arc else None,
+            patch_mode=group.patch_mode, bypass=group.bypass, extension=group.extension,
+            created=self._at(group.created, f"{where}.created"),
+            pending=dict(group.pending),
+            assessed=self._at(group.assessed, f"{where}.assessed"),
+            reboot_pending=group.reboot_pending, tags=dict(group.tags), exists=group.exists,
         )
+
+    def _at(self, form: str | None, where: str) -> datetime | None:
+        """A checked time form (scenario_file._time_form) on the engine's start clock."""
+        if form is None:
+            return None
+        relative = parse_relative(form, where)
+        if relative is not None:
+            return self.started_at + relative
+        return datetime.strptime(form, "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
 
     def _seed_history(self, cfg: _Config, t0: datetime) -> None:
         """Materialise the live runs (row already there at t0) and ``history`` finished ones."""
@@ -386,6 +414,7 @@ class ScenarioEngine:
         window = plan.end - plan.start
         lo, hi = b.finish
         last = plan.start + timedelta(minutes=1)
+        down: set[int] = set()
         for i, m in enumerate(machines):
             finish = plan.start + timedelta(
                 seconds=int(window.total_seconds() * rng.uniform(lo, hi)) + 30)
@@ -394,6 +423,18 @@ class ScenarioEngine:
                 finish = plan.end + timedelta(seconds=over_rng.randint(120, 1500))
             last = max(last, finish)
             windows = m.os_type == "Windows"
+            why = m.unreachable()
+            if why is not None:
+                down.add(i)
+                # Off, disconnected or a broken extension: Failed at the start, with an error.
+                result = MachineResult(status="Failed", reboot_status="NotNeeded",
+                                       pending=sum(m.pending.values()),
+                                       error_code="MachineUnreachable", error_message=why)
+                result.started = result.ended = plan.start + timedelta(seconds=30)
+                last = max(last, result.ended)
+                plan.actions.append(_Action(result.ended, "machine",
+                                            _MachinePlan(m.id, result.ended, result)))
+                continue
             if i in failing:
                 result = MachineResult(
                     status="Failed", installed=rng.randint(0, 6), failed=rng.randint(1, 3),
@@ -412,7 +453,7 @@ class ScenarioEngine:
             result.ended = finish
             result.window_exceeded = i in overrunning
             plan.actions.append(_Action(finish, "machine", _MachinePlan(m.id, finish, result)))
-        all_failed = n > 0 and len(failing) >= n
+        all_failed = n > 0 and len(failing | down) >= n
         plan.final_status = "Failed" if all_failed else "Completed"
         complete_at = last + timedelta(seconds=20)
         plan.actions.append(_Action(complete_at, "complete"))
@@ -497,7 +538,12 @@ class ScenarioEngine:
     def _apply(self, plan: _RunPlan, action: _Action) -> int:
         world, at = self.world, action.at
         if action.kind == "appear":
-            machines = world.machines_of(plan.spec.id)
+            # Static plus dynamic, evaluated now (the freeze); a VM not on Customer Managed
+            # Schedules or created less than 15 min before the start gets no row at all
+            # (README "Pre-flight").
+            machines = [m for m in world.machines_of(plan.spec.id)
+                        if m.customer_managed
+                        and (m.created is None or m.created <= plan.start - NEW_VM_BEFORE)]
             plan.run = SimRun(
                 correlation_id=plan.correlation_id, configuration_id=plan.spec.id,
                 start=plan.start, end=plan.end, status="Pending",

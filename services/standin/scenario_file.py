@@ -39,6 +39,16 @@ is also described in ``services/standin/scenarios/README.md``)::
     kind = "vm"                   # vm | arc
     os = "Windows"                # Windows | Linux
     resource_group = "rg-web"     # default: the configuration's; also subscription, location
+    power = "running"             # pre-flight state (see "Machines" below)
+
+    [[configuration.dynamic_scope]]   # machines the run takes by filter, evaluated at T-40
+    subscription = "prod"         # default: the configuration's
+    resource_groups = ["rg-web"]  # each list optional: empty = no constraint
+    locations = ["westeurope"]
+    os_types = ["Windows"]
+    resource_types = ["Microsoft.Compute/virtualMachines"]
+    tags = { env = ["prod"] }     # key -> list of values
+    tag_operator = "All"          # All | Any
 
     [configuration.behaviour]     # applies to every run that is not history
     fail = 0.1                    # fraction of machines that fail (or fail_count = 3)
@@ -58,6 +68,21 @@ is also described in ``services/standin/scenarios/README.md``)::
 Durations are written like ``90s``, ``25m``, ``1h30m``, ``2d``. Outcomes: ``completed`` (the
 behaviour's failures apply), ``succeeded`` (no machine fails), ``failed`` (every machine
 fails), ``cancelled-user`` (cancelled at T-20 through the API), ``cancelled-platform``.
+
+Machines. Besides ``count``, ``prefix``, ``kind``, ``os`` and where they are, a machine
+table sets what pre-flight reads (issue 18; services/standin/README.md, "Pre-flight"):
+``power`` ("running" default, "stopped", "deallocated"), ``arc_status`` ("Connected" default,
+"Disconnected", "Expired"; Arc), ``patch_mode`` (default "AutomaticByPlatform"), ``bypass``
+(default true), ``extension`` ("Succeeded" default, "Failed", "missing"), ``created`` (a time
+form: ``now-10m`` or a UTC wall time ``YYYY-MM-DD hh:mm``; default long ago), ``pending``
+(classification -> count with Azure's keys ``critical``, ``security``, ``updateRollup``,
+``featurePack``, ``servicePack``, ``definition``, ``tools``, ``updates``, ``other``),
+``assessed`` (a time form or "never"; default ``now-3h``), ``reboot_pending`` (default false),
+``tags`` (a table), ``exists`` (default true; false: deleted, only the assignment remains). A
+machine is its subscription + resource group + name: two groups that name the same machine
+make one machine assigned twice. Top-level ``[[machines]]`` (same keys; ``resource_group``
+required, ``subscription`` default the first, ``location`` default "westeurope") are machines
+of the world with no static assignment, for dynamic scopes to find.
 
 Wiring. Events reach a queue only through an Event Grid system topic of the configuration and
 an event subscription on it (services/standin/eventgrid.py). The engine creates them when it
@@ -118,6 +143,16 @@ class ScenarioError(ValueError):
 
 
 
+POWER_STATES = ("running", "stopped", "deallocated")
+ARC_STATUSES = ("Connected", "Disconnected", "Expired")
+EXTENSION_STATES = ("Succeeded", "Failed", "missing")
+PENDING_KEYS = ("critical", "security", "updateRollup", "featurePack", "servicePack",
+                "definition", "tools", "updates", "other")
+TAG_OPERATORS = ("All", "Any")
+#: Default age of a machine's latest assessment ("a few hours ago").
+DEFAULT_ASSESSED = "now-3h"
+
+
 @dataclass(frozen=True)
 class MachineGroup:
     count: int
@@ -127,6 +162,31 @@ class MachineGroup:
     resource_group: str | None = None
     subscription_id: str | None = None
     location: str | None = None
+    # Pre-flight state (issue 18): see the module docstring, "Machines".
+    power: str = "running"
+    arc_status: str = "Connected"
+    patch_mode: str = "AutomaticByPlatform"
+    bypass: bool = True
+    extension: str = "Succeeded"
+    created: str | None = None  # a time form; None: long ago
+    pending: tuple[tuple[str, int], ...] = ()
+    assessed: str | None = DEFAULT_ASSESSED  # a time form; None: never
+    reboot_pending: bool = False
+    tags: tuple[tuple[str, str], ...] = ()
+    exists: bool = True
+
+
+@dataclass(frozen=True)
+class DynamicScopeSpec:
+    """A ``[[configuration.dynamic_scope]]``: one subscription's filter."""
+
+    subscription_id: str
+    resource_groups: tuple[str, ...] = ()
+    locations: tuple[str, ...] = ()
+    os_types: tuple[str, ...] = ()
+    resource_types: tuple[str, ...] = ()
+    tags: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    tag_operator: str = "All"
 
 
 @dataclass(frozen=True)
@@ -165,6 +225,7 @@ class ConfigurationSpec:
     history: int
     outcomes: tuple[str, ...]
     wiring: str = "ok"
+    dynamic_scopes: tuple[DynamicScopeSpec, ...] = ()
 
     @property
     def id(self) -> str:
@@ -191,6 +252,7 @@ class Scenario:
     history_events: timedelta = timedelta(hours=3)
     source: str = "<scenario>"
     storage_account: StorageAccountSpec | None = None  # None: the first subscription's
+    machines: tuple[MachineGroup, ...] = ()  # top-level [[machines]]: no static assignment
 
 
 def parse_duration(text: str, where: str) -> timedelta:
@@ -335,7 +397,91 @@ def _behaviour(data: Any, where: str) -> Behaviour:
     return behaviour
 
 
-def _machines(data: Any, where: str, aliases: Mapping[str, str]) -> tuple[MachineGroup, ...]:
+def _time_form(value: str, where: str, *, never: bool = False) -> str | None:
+    """Check a time form (``now±<duration>`` or a UTC wall time ``YYYY-MM-DD hh:mm``; with
+    ``never``, also "never", returned as None)."""
+    text = value.strip()
+    if never and text.lower() == "never":
+        return None
+    if parse_relative(text, where) is None and not re.fullmatch(
+            r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", text):
+        raise ScenarioError(f"{where}: {value!r} is not a time like 'now-10m' or "
+                            "'2026-03-01 08:00' (UTC)" + (" or 'never'" if never else ""))
+    return text
+
+
+def _one_of(value: str, options: tuple[str, ...], where: str) -> str:
+    for option in options:
+        if value.lower() == option.lower():
+            return option
+    raise ScenarioError(f"{where}: {value!r} is not one of {', '.join(options)}")
+
+
+def _preflight_keys(t: _Table, w: str) -> dict[str, Any]:
+    """The pre-flight keys of a machine table (issue 18), validated."""
+    pending = t.get("pending", dict, {})
+    for key, count in pending.items():
+        if key not in PENDING_KEYS:
+            raise ScenarioError(f"{w}.pending: {key!r} is not one of {', '.join(PENDING_KEYS)}")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ScenarioError(f"{w}.pending.{key}: expected a count (0 or more)")
+    tags = t.get("tags", dict, {})
+    if not all(isinstance(v, str) for v in tags.values()):
+        raise ScenarioError(f"{w}.tags: tag values must be text")
+    created = t.get("created", str, None)
+    return dict(
+        power=_one_of(t.get("power", str, "running"), POWER_STATES, f"{w}.power"),
+        arc_status=_one_of(t.get("arc_status", str, "Connected"), ARC_STATUSES,
+                           f"{w}.arc_status"),
+        patch_mode=t.get("patch_mode", str, "AutomaticByPlatform"),
+        bypass=t.get("bypass", bool, True),
+        extension=_one_of(t.get("extension", str, "Succeeded"), EXTENSION_STATES,
+                          f"{w}.extension"),
+        created=_time_form(created, f"{w}.created") if created is not None else None,
+        pending=tuple(sorted(pending.items())),
+        assessed=_time_form(t.get("assessed", str, DEFAULT_ASSESSED), f"{w}.assessed",
+                            never=True),
+        reboot_pending=t.get("reboot_pending", bool, False),
+        tags=tuple(sorted(tags.items())),
+        exists=t.get("exists", bool, True),
+    )
+
+
+def _dynamic_scopes(data: Any, where: str, aliases: Mapping[str, str],
+                    default_sub: str) -> tuple[DynamicScopeSpec, ...]:
+    if not isinstance(data, list):
+        raise ScenarioError(f"{where}: expected a list of [[configuration.dynamic_scope]]")
+    scopes = []
+    for i, item in enumerate(data):
+        w = f"{where}[{i}]"
+        t = _Table(item, w)
+        sub = t.get("subscription", str, None)
+        sub_id = aliases.get(sub, sub) if sub else default_sub
+
+        def texts(key: str, t: _Table = t, w: str = w) -> tuple[str, ...]:
+            values = t.get(key, list, [])
+            if not all(isinstance(v, str) for v in values):
+                raise ScenarioError(f"{w}.{key}: expected a list of text")
+            return tuple(values)
+
+        tags: list[tuple[str, tuple[str, ...]]] = []
+        for key, values in t.get("tags", dict, {}).items():
+            listed = [values] if isinstance(values, str) else values
+            if not isinstance(listed, list) or not all(isinstance(v, str) for v in listed):
+                raise ScenarioError(f"{w}.tags.{key}: expected a list of values")
+            tags.append((key, tuple(listed)))
+        scopes.append(DynamicScopeSpec(
+            subscription_id=sub_id, resource_groups=texts("resource_groups"),
+            locations=texts("locations"), os_types=texts("os_types"),
+            resource_types=texts("resource_types"), tags=tuple(tags),
+            tag_operator=_one_of(t.get("tag_operator", str, "All"), TAG_OPERATORS,
+                                 f"{w}.tag_operator")))
+        t.done()
+    return tuple(scopes)
+
+
+def _machines(data: Any, where: str, aliases: Mapping[str, str], *,
+              top_level: bool = False) -> tuple[MachineGroup, ...]:
     if not isinstance(data, list):
         raise ScenarioError(f"{where}: expected a list of [[...machines]] tables")
     groups = []
@@ -355,11 +501,14 @@ def _machines(data: Any, where: str, aliases: Mapping[str, str]) -> tuple[Machin
         if os_name.lower() not in ("windows", "linux"):
             raise ScenarioError(f"{w}.os: {os_name!r} is not 'Windows' or 'Linux'")
         sub = t.get("subscription", str, None)
+        if top_level and not sub:
+            sub = next(iter(aliases.values()))
         groups.append(MachineGroup(
             count=count, prefix=prefix, arc=kind == "arc", os=os_name.capitalize(),
-            resource_group=t.get("resource_group", str, None),
+            resource_group=t.get("resource_group", str, ... if top_level else None),
             subscription_id=aliases.get(sub, sub) if sub else None,
-            location=t.get("location", str, None),
+            location=t.get("location", str, "westeurope" if top_level else None),
+            **_preflight_keys(t, w),
         ))
         t.done()
     return tuple(groups)
@@ -439,6 +588,8 @@ def parse_scenario(data: Mapping[str, Any], source: str = "<scenario>") -> Scena
             history=history,
             outcomes=outcomes,
             wiring=wiring,
+            dynamic_scopes=_dynamic_scopes(t.get("dynamic_scope", list, []),
+                                           f"{w}.dynamic_scope", aliases, sub_id),
         )
         t.done()
         if spec.id.lower() in seen:
@@ -456,6 +607,8 @@ def parse_scenario(data: Mapping[str, Any], source: str = "<scenario>") -> Scena
         history_events=history_events,
         source=source,
         storage_account=storage,
+        machines=_machines(top.get("machines", list, []), f"{source}.machines", aliases,
+                           top_level=True),
     )
     top.done()
     return scenario

@@ -103,6 +103,24 @@ def parse_resource_id(resource_id: str) -> dict[str, str]:
     return out
 
 
+#: Azure's assessment classification keys (``availablePatchCountByClassification``).
+ASSESSMENT_CLASSIFICATIONS = ("critical", "security", "updateRollup", "featurePack",
+                              "servicePack", "definition", "tools", "updates", "other")
+
+
+def scope_filter(scope: SimScope) -> dict[str, Any]:
+    """A dynamic scope's ``properties.filter`` as recorded: every key present, null where
+    unset."""
+    return {
+        "resourceTypes": list(scope.resource_types) or None,
+        "resourceGroups": list(scope.resource_groups) or None,
+        "osTypes": list(scope.os_types) or None,
+        "locations": list(scope.locations) or None,
+        "tagSettings": ({"tags": {k: list(v) for k, v in scope.tags.items()},
+                         "filterOperator": scope.tag_operator} if scope.tags else None),
+    }
+
+
 def configuration_object(subscription_id: str, resource_group: str, name: str,
                          window: dict[str, Any], *, location: str = "westeurope",
                          tags: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -143,12 +161,70 @@ class SimMachine:
     location: str = "westeurope"
     os_type: str = "Linux"
     arc: bool = False  # Azure Arc machine (microsoft.hybridcompute/machines) vs Azure VM
+    # Pre-flight state (issue 18; services/standin/README.md "Pre-flight"):
+    power: str = "running"  # running | stopped | deallocated (VMs)
+    arc_status: str | None = "Connected"  # Connected | Disconnected | Expired | None (Arc)
+    patch_mode: str = "AutomaticByPlatform"  # VMs; Arc machines have no patchSettings
+    bypass: bool = True  # bypassPlatformSafetyChecksOnUserSchedule
+    extension: str = "Succeeded"  # the patch extension's state, or "missing"
+    created: datetime | None = None  # None: long ago
+    pending: dict[str, int] = field(default_factory=dict)  # classification -> count
+    assessed: datetime | None = None  # the latest assessment; None: never assessed
+    reboot_pending: bool = False
+    tags: dict[str, str] = field(default_factory=dict)
+    exists: bool = True  # False: deleted, only its assignments remain
 
     @property
     def type(self) -> str:
         if self.arc:
             return "microsoft.hybridcompute/machines"
         return "microsoft.compute/virtualmachines"
+
+    @property
+    def customer_managed(self) -> bool:
+        """Arc machines need nothing; a VM needs AutomaticByPlatform + bypass true."""
+        return self.arc or (self.patch_mode.lower() == "automaticbyplatform" and self.bypass)
+
+    def unreachable(self) -> str | None:
+        """Why a run's installation fails on the machine before it starts (off, disconnected,
+        a broken patch extension), or None."""
+        if not self.arc and self.power.lower() != "running":
+            return f"The VM is not running (PowerState/{self.power.lower()})."
+        if self.arc and (self.arc_status or "Connected").lower() != "connected":
+            return f"The Arc machine is {self.arc_status}: the agent cannot be reached."
+        if self.extension.lower() != "succeeded":
+            return f"The patch extension is {self.extension}: no update was installed."
+        return None
+
+
+@dataclass(frozen=True)
+class SimScope:
+    """A dynamic-scope assignment: one per configuration and subscription."""
+
+    configuration_id: str
+    subscription_id: str
+    resource_groups: tuple[str, ...] = ()
+    locations: tuple[str, ...] = ()
+    os_types: tuple[str, ...] = ()
+    resource_types: tuple[str, ...] = ()
+    tags: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    tag_operator: str = "All"
+
+    def selects(self, m: SimMachine) -> bool:
+        """Whether the scope takes ``m`` now (every list optional; case ignored)."""
+        def ok(value: str, allowed: tuple[str, ...]) -> bool:
+            return not allowed or value.lower().replace(" ", "") in {
+                a.lower().replace(" ", "") for a in allowed}
+
+        if not (m.exists and m.subscription_id.lower() == self.subscription_id.lower()
+                and ok(m.resource_group, self.resource_groups) and ok(m.location, self.locations)
+                and ok(m.os_type, self.os_types) and ok(m.type, self.resource_types)):
+            return False
+        if not self.tags:
+            return True
+        lowered = {k.lower(): v.lower() for k, v in m.tags.items()}
+        found = [lowered.get(k.lower()) in {v.lower() for v in vs} for k, vs in self.tags.items()]
+        return any(found) if self.tag_operator.lower() == "any" else all(found)
 
 
 @dataclass
@@ -220,6 +296,7 @@ class World:
         self._configs: dict[str, dict[str, Any]] = {}
         self._machines: dict[str, SimMachine] = {}
         self._assignments: dict[str, list[str]] = {}  # config id (lower) -> machine ids
+        self._scopes: dict[tuple[str, str], SimScope] = {}  # (config id, sub) lower -> scope
         self._runs: dict[str, SimRun] = {}
         # When each configuration, machine and assignment last changed (Resource Graph lag
         # counts from there; a run's own stamp is its ``updated``).
@@ -294,6 +371,14 @@ class World:
             self._machines[machine.id.lower()] = machine
             self._stamps[machine.id.lower()] = self.clock.now()
 
+    def add_scope(self, scope: SimScope) -> None:
+        """Add a dynamic-scope assignment (replacing the configuration's scope of that
+        subscription)."""
+        with self.mutate():
+            key = (scope.configuration_id.lower(), scope.subscription_id.lower())
+            self._scopes[key] = scope
+            self._stamps["scope|" + "|".join(key)] = self.clock.now()
+
     def assign(self, machine_id: str, configuration_id: str) -> None:
         with self.mutate():
             ids = self._assignments.setdefault(configuration_id.lower(), [])
@@ -334,9 +419,19 @@ class World:
             return self._stamps.get(configuration_id.lower())
 
     def machines_of(self, configuration_id: str) -> list[SimMachine]:
+        """The machines a run of the configuration takes now: its static assignments (that
+        still exist) plus what its dynamic scopes select now."""
         with self.lock:
             ids = self._assignments.get(configuration_id.lower(), [])
-            return [self._machines[i.lower()] for i in ids if i.lower() in self._machines]
+            out = {i.lower(): self._machines[i.lower()] for i in ids
+                   if i.lower() in self._machines and self._machines[i.lower()].exists}
+            for (cfg_id, _), scope in self._scopes.items():
+                if cfg_id != configuration_id.lower():
+                    continue
+                for key, m in self._machines.items():
+                    if key not in out and scope.selects(m):
+                        out[key] = m
+            return list(out.values())
 
     def get_run(self, correlation_id: str) -> SimRun | None:
         with self.lock:
@@ -477,10 +572,30 @@ class World:
                 row["kind"] = "StorageV2"
                 row["sku"] = {"name": "Standard_LRS", "tier": "Standard"}
                 resources.append(stamp(row, self._stamps.get(rid.lower())))
+            assessments: list[dict[str, Any]] = []
             for m in self._machines.values():
+                if not m.exists:
+                    continue
+                at = self._stamps.get(m.id.lower())
                 resources.append(stamp(self._row(m.id, m.type, m.location,
-                                                 {"osType": m.os_type}, {}, name=m.name),
-                                       self._stamps.get(m.id.lower())))
+                                                 self._machine_properties(m), dict(m.tags),
+                                                 name=m.name), at))
+                if m.extension.lower() != "missing":
+                    resources.append(stamp(self._extension_row(m), at))
+                if m.assessed is not None:
+                    assessments.append(stamp(self._assessment_row(m), at))
+            for (cfg_id, sub), scope in self._scopes.items():
+                scoped_cfg = self._configs.get(cfg_id)
+                if scoped_cfg is None:
+                    continue
+                aid = (f"/subscriptions/{scope.subscription_id}/providers/"
+                       f"Microsoft.Maintenance/configurationAssignments/{scoped_cfg['name']}")
+                row = self._row(aid, ASSIGNMENT_TYPE, "global", {
+                    "maintenanceConfigurationId": scoped_cfg["id"],
+                    "resourceId": f"/subscriptions/{scope.subscription_id}",
+                    "filter": scope_filter(scope)}, {})
+                row["subscriptionId"] = scope.subscription_id
+                maint.append(stamp(row, self._stamps.get(f"scope|{cfg_id}|{sub}")))
             for cfg_id, machine_ids in self._assignments.items():
                 assigned_cfg = self._configs.get(cfg_id)
                 if assigned_cfg is None:
@@ -513,7 +628,51 @@ class World:
                 "resources": resources,
                 "maintenanceresources": maint,
                 "patchinstallationresources": patches,
+                "patchassessmentresources": assessments,
             }
+
+    @staticmethod
+    def _machine_properties(m: SimMachine) -> dict[str, Any]:
+        """A machine's ``properties`` in the real shapes: a VM's osProfile patch settings,
+        storage profile, instance view power state, timeCreated; an Arc machine's lower-case
+        osType and agent status, and no patchSettings."""
+        created = iso_z(m.created) if m.created is not None else "2024-01-15T09:30:00Z"
+        if m.arc:
+            props: dict[str, Any] = {"osType": m.os_type.lower(), "osName": m.os_type.lower(),
+                                     "provisioningState": "Succeeded", "agentVersion": "1.48"}
+            if m.arc_status is not None:
+                props["status"] = m.arc_status
+            return props
+        conf = "windowsConfiguration" if m.os_type == "Windows" else "linuxConfiguration"
+        return {
+            "provisioningState": "Succeeded",
+            "timeCreated": created,
+            "storageProfile": {"osDisk": {"osType": m.os_type}},
+            "osProfile": {"computerName": m.name, conf: {"patchSettings": {
+                "patchMode": m.patch_mode, "assessmentMode": "AutomaticByPlatform",
+                "automaticByPlatformSettings": {
+                    "bypassPlatformSafetyChecksOnUserSchedule": m.bypass}}}},
+            "extended": {"instanceView": {"powerState": {
+                "code": f"PowerState/{m.power.lower()}",
+                "displayStatus": f"VM {m.power.lower()}"}}},
+        }
+
+    def _extension_row(self, m: SimMachine) -> dict[str, Any]:
+        name = "WindowsPatchExtension" if m.os_type == "Windows" else "LinuxPatchExtension"
+        return self._row(f"{m.id}/extensions/{name}", f"{m.type}/extensions", m.location, {
+            "publisher": "Microsoft.CPlat.Core", "type": name,
+            "provisioningState": m.extension}, {}, name=name)
+
+    def _assessment_row(self, m: SimMachine) -> dict[str, Any]:
+        counts = {key: int(m.pending.get(key, 0)) for key in ASSESSMENT_CLASSIFICATIONS}
+        rid = f"{m.id.lower() if self.azure_ids else m.id}/patchAssessmentResults/latest"
+        return self._row(rid, f"{m.type}/patchassessmentresults", m.location, {
+            "status": "Succeeded", "startedBy": "Platform", "osType": m.os_type,
+            "rebootPending": m.reboot_pending,
+            "lastModifiedDateTime": iso_z(m.assessed),
+            "startDateTime": iso_z(m.assessed),
+            "availablePatchCountByClassification": counts,
+        }, {}, name="latest")
 
     def _row(self, rid: str, rtype: str, location: str, props: dict[str, Any],
              tags: dict[str, Any], *, name: str | None = None) -> dict[str, Any]:

@@ -52,7 +52,7 @@ async def test_remapped_pause_key_pauses_and_the_status_bar_says_so(tmp_path: Pa
         await pilot.press("P")
         await pilot.pause()
         assert app.dashboard.paused and app.query_one(StatusBar).data.paused
-        await pilot.press("p")  # the old key no longer pauses
+        await pilot.press("space")  # the default key no longer pauses
         await pilot.pause()
         assert app.dashboard.paused
 

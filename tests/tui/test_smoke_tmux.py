@@ -68,7 +68,7 @@ def test_demo_draws_takes_keys_and_quits_cleanly(tmp_path: Path) -> None:
         assert "patch-weu-web" in shown and "Configuration" in shown
         tmux("send-keys", "-t", session, "z")
         wait_for(session, "times: utc")
-        tmux("send-keys", "-t", session, "p")
+        tmux("send-keys", "-t", session, "Space")
         wait_for(session, "PAUSED")
         tmux("send-keys", "-t", session, "q")
         deadline = time.monotonic() + 30

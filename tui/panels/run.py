@@ -47,6 +47,8 @@ class RunPanel(Horizontal):
         self.big = Countdown(now, large=True, id="big-countdown", idle_text="no deadline")
         self.small = Countdown(now, id="small-countdown", idle_text="no deadline")
         self.button = Button("Cancel run", id="cancel-button", variant="error", disabled=True)
+        #: "roster 42 · 3 at risk" for a run (pre-flight, issue 18), None when not known.
+        self.roster: Callable[[Run], str | None] = lambda run: None
 
     def compose(self) -> ComposeResult:
         with Vertical(id="run-left"):
@@ -84,6 +86,10 @@ class RunPanel(Horizontal):
         else:
             config = self.state.configs.get(run.configuration_id.lower())
             text = Text(sanitize(run.configuration_name or "?", 60), style="bold")
+            roster = self.roster(run)
+            if roster:
+                text.append(f"  {roster}", style="bold red" if " 0 at risk" not in roster
+                            else "green")
             text.append(f"  run {sanitize(run.run_name, 40)}")
             if run.expected:
                 text.append("  (computed from the schedule)", style="dim")

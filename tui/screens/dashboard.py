@@ -59,6 +59,7 @@ from tui.panels.filter import FilterBox
 from tui.panels.run import RunPanel
 from tui.panels.runs import RunsPanel
 from tui.poller import Poller, Scheduler
+from tui.screens.preflight import PreflightScreenMixin
 from tui.status import status_data
 from widgets.compositor import TrimmedCompositor
 from widgets.confirm import ConfirmCancel
@@ -76,7 +77,7 @@ NOTICE_FOR = timedelta(seconds=60)
 
 
 
-class DashboardScreen(Screen[None]):
+class DashboardScreen(PreflightScreenMixin, Screen[None]):
     """The default screen. ``monitor`` fetches (None: nothing is polled); ``poll`` starts the
     poll loops at mount; ``scheduler`` replaces the timers that arm each next poll (tests:
     with one, each handler re-arms through it even when ``poll`` is False)."""
@@ -87,7 +88,10 @@ class DashboardScreen(Screen[None]):
         Binding("question_mark,f1", "app.help", "Help", id="help"),
         Binding("ctrl+x", "cancel_run", "Cancel run", id="cancel", priority=True,
                 tooltip="Cancel the selected run (only inside its cancel window)"),
-        Binding("p", "toggle_pause", "Pause", id="pause"),
+        Binding("space", "toggle_pause", "Pause", id="pause"),
+        Binding("p", "preflight", "Pre-flight", show=False, id="preflight",
+                tooltip="The selected configuration's next run: the machines it will patch, "
+                "their risks and fixes"),
         Binding("ctrl+r", "refresh", "Refresh", id="refresh"),
         Binding("z", "cycle_zone", "Zone", id="zone"),
         Binding("slash", "filter", "Filter", id="filter"),
@@ -148,6 +152,7 @@ class DashboardScreen(Screen[None]):
         self.events_panel = EventsPanel(self._format_event_time)
         self._notice: tuple[str, datetime] | None = None  # (text, shown until)
         self._tasks_told = False  # whether the tasks' fate here was said once
+        self._init_preflight()  # its own poll loop (tui/screens/preflight.py)
 
     # -- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -159,6 +164,7 @@ class DashboardScreen(Screen[None]):
         yield self.events_panel
         yield StatusBar(self._status_data(), id="status")
         yield self.poller
+        yield self.preflight_poller
         yield Footer()
 
     def _title_text(self) -> Text:
@@ -221,6 +227,7 @@ class DashboardScreen(Screen[None]):
         self.poll_configs()
         if self.settings.queue_configured:
             self.poll_events()
+        self.preflight_poller.start()
 
     def poll_configs(self) -> None:
         """Poll the configurations, then the runs, now."""
@@ -505,6 +512,8 @@ class DashboardScreen(Screen[None]):
             self.poll_events()
         if self._wiring_started:
             self.poll_wiring(force=True)
+        if self.preflight_poller.started:
+            self.preflight_poller.poll()
         self.notify("refreshing…", timeout=2)
 
     def action_cycle_zone(self) -> None:
