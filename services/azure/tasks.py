@@ -36,7 +36,7 @@ import os
 import signal
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
@@ -78,6 +78,9 @@ CLOCK_SYNC_TIMEOUT = 10.0
 #: source's ``hook_concurrency``): one slow pre-check must not hold back the pre-checks of
 #: other configurations whose cancel windows close meanwhile.
 TASK_CONCURRENCY = 8
+#: Seconds a received message stays hidden, renewed by the event source while its tasks
+#: run: after a runner dies, its message's remaining tasks wait at most this long.
+VISIBILITY_TIMEOUT = 60
 #: How long the output readers may outlive the task (a child left holding the pipe).
 READER_GRACE = 2.0
 #: Environment variables whose values are secrets wherever they appear in a task's output.
@@ -239,6 +242,8 @@ class TaskRunner:
         self._sync_clock = sync_clock
         self._stopping = False
         self._running: dict[int, asyncio.subprocess.Process] = {}
+        #: (run key, event kind) -> [its lock, how many handlers hold or wait for it].
+        self._sequences: dict[tuple[str, str], list[Any]] = {}
         self.results: list[TaskResult] = []
 
     @property
@@ -246,10 +251,12 @@ class TaskRunner:
         return self._stopping
 
     def visibility_timeout(self) -> int:
-        """Seconds a received message stays hidden: long enough for every task to run to
-        its timeout, and a margin, so it does not reappear while its tasks still run."""
-        total = sum(t.timeout.total_seconds() for t in self.tasks) + 120
-        return int(min(total, 7 * 24 * 3600))
+        """Seconds a received message stays hidden: :data:`VISIBILITY_TIMEOUT`, whatever the
+        tasks' timeouts. The event source renews it while the message's tasks run, so a
+        message whose runner died comes back within it, for its remaining tasks to run
+        before their run starts (not after every task's timeout, as a timeout covering
+        them all would)."""
+        return VISIBILITY_TIMEOUT
 
     # -- start and stop ------------------------------------------------------------------------
     def recover(self) -> list[TaskResult]:
@@ -257,7 +264,20 @@ class TaskRunner:
         not run again. Returns their results (also passed to ``on_result``)."""
         rows = self._journal.mark_interrupted_task_runs(
             ended_at=ensure_utc(self._clock.now()), is_alive=_pid_alive)
-        return [self._emit(_result_of_row(row, TaskOutcome.INTERRUPTED)) for row in rows]
+        return [self._emit(_result_of_row(row, TaskOutcome.INTERRUPTED,
+                                          self._run_id_as_sent(row.run_id)))
+                for row in rows]
+
+    def _run_id_as_sent(self, key: str) -> str:
+        """The run's id as its events spell it (task_runs keys runs lower-case; the JSON
+        lines keep the event's case, as every other line does), else ``key``."""
+        try:
+            for item in self._journal.events_for_run(key):
+                if item.correlation_id and run_key(item.correlation_id) == run_key(key):
+                    return str(item.correlation_id)
+        except Exception:  # the key is the same run, only in lower case
+            pass
+        return key
 
     def request_stop(self) -> None:
         """Stop: start no further task, and end the running ones' process groups (SIGTERM,
@@ -281,11 +301,35 @@ class TaskRunner:
         back to the queue at once and the rest runs after a restart (their keys are
         unclaimed). A journal failure propagates: the message then stays in the queue."""
         for event in events:
-            for task in tasks_for(self.tasks, event):
-                if self._stopping:
-                    raise Postponed("stopping before every task of the message ran")
-                await self.run_one(task, event)
+            todo = tasks_for(self.tasks, event)
+            if not todo:
+                continue
+            async with self._in_sequence(event):
+                for task in todo:
+                    if self._stopping:
+                        raise Postponed("stopping before every task of the message ran")
+                    await self.run_one(task, event)
         return True
+
+    @contextlib.asynccontextmanager
+    async def _in_sequence(self, event: MaintenanceEvent) -> AsyncIterator[None]:
+        """Hold the (run, event kind) of ``event`` while its tasks are handled: a second
+        delivery of the event handled side by side waits until the first has claimed (and
+        run) every task, in the declared order, then finds each claimed and runs nothing.
+        Without it, the copy found the first task claimed and went on to claim and run the
+        second while the first still ran (issue 22 item 13)."""
+        key = (run_key(event.correlation_id), str(event.kind))
+        entry = self._sequences.get(key)
+        if entry is None:
+            entry = self._sequences[key] = [asyncio.Lock(), 0]
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                self._sequences.pop(key, None)
 
     async def run_one(self, task: TaskSpec, event: MaintenanceEvent) -> TaskResult:
         """Claim, run and record one task for one event."""
@@ -456,8 +500,13 @@ def _signal_group(proc: asyncio.subprocess.Process, sig: int) -> None:
         os.killpg(proc.pid, sig)
 
 
-def _result_of_row(row: TaskRunRow, outcome: TaskOutcome) -> TaskResult:
-    return TaskResult(task=row.task, correlation_id=row.run_id, event_kind=row.event_kind,
+def run_key(correlation_id: str) -> str:
+    """A run id as runs are compared (case-insensitively, as the journal keys them)."""
+    return correlation_id.strip().rstrip("/").lower()
+
+
+def _result_of_row(row: TaskRunRow, outcome: TaskOutcome, correlation_id: str) -> TaskResult:
+    return TaskResult(task=row.task, correlation_id=correlation_id, event_kind=row.event_kind,
                       outcome=outcome, exit_code=row.exit_code, cancelled_run=row.cancelled_run,
                       started=row.started_at, ended=row.ended_at, configuration=row.configuration,
                       reason=row.detail)
