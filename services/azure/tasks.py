@@ -43,7 +43,7 @@ from typing import Any, TextIO
 
 from services.azure.cancel import CancelResult, CancelTarget
 from services.azure.eventsource import EventSource, Postponed
-from services.azure.journal import Journal, TaskRunRow
+from services.azure.journal import Journal, JournalError, TaskRunRow
 from services.domain.clock import Clock, ensure_utc, iso_z
 from services.domain.events import MaintenanceEvent
 from services.domain.tasks import (
@@ -53,8 +53,11 @@ from services.domain.tasks import (
     TaskSpec,
     TaskState,
     cancel_decision,
+    is_cancelled_status,
     join_output,
+    known_cancellation,
     outcome_of,
+    run_statuses_query,
     scrub_output,
     task_environment,
     tasks_for,
@@ -62,6 +65,9 @@ from services.domain.tasks import (
 )
 from services.domain.window import WindowRules
 
+#: Reads Resource Graph's status of several runs in one query: {run key (lower-case):
+#: status} for the runs it shows; raises when it cannot be read (:func:`graph_run_statuses`).
+RunStatusRead = Callable[[Sequence[str]], Awaitable[Mapping[str, str]]]
 #: Sends one cancel (a :meth:`services.azure.cancel.Canceller.cancel`, possibly chosen per
 #: subscription).
 CancelFn = Callable[[CancelTarget], Awaitable[CancelResult]]
@@ -78,6 +84,13 @@ CLOCK_SYNC_TIMEOUT = 10.0
 #: source's ``hook_concurrency``): one slow pre-check must not hold back the pre-checks of
 #: other configurations whose cancel windows close meanwhile.
 TASK_CONCURRENCY = 8
+#: How long a Resource Graph read of run statuses (or its failure) is reused: the messages
+#: of one poll share one query, and a failing Resource Graph is not asked again per task.
+GRAPH_STATUS_TTL = 30.0
+#: How long one such read may take before the tasks go on without it.
+GRAPH_STATUS_TIMEOUT = 10.0
+#: How long a read waits for the other messages of its poll to ask for their runs too.
+GRAPH_GATHER = 0.05
 #: Seconds a received message stays hidden, renewed by the event source while its tasks
 #: run: after a runner dies, its message's remaining tasks wait at most this long.
 VISIBILITY_TIMEOUT = 60
@@ -205,6 +218,84 @@ class _Capture:
                     del self.tail[:len(self.tail) - self._half]
 
 
+class RunStatuses:
+    """Resource Graph's status of the runs whose pre tasks are about to run, read for many
+    runs in one query: the asks that come within :data:`GRAPH_GATHER` of each other (the
+    messages of one poll) share it, and a read is reused for :data:`GRAPH_STATUS_TTL`
+    seconds. A failed or slow read (:data:`GRAPH_STATUS_TIMEOUT`) is remembered as long:
+    its reason is the answer, and the caller judges on the journal and the event alone."""
+
+    def __init__(self, read: RunStatusRead, *, ttl: float = GRAPH_STATUS_TTL,
+                 timeout: float = GRAPH_STATUS_TIMEOUT, gather: float = GRAPH_GATHER) -> None:
+        self._read = read
+        self._ttl = ttl
+        self._timeout = timeout
+        self._gather = gather
+        #: run key -> (loop time read, status; None: Resource Graph does not show the run)
+        self._known: dict[str, tuple[float, str | None]] = {}
+        self._failed: tuple[float, str] | None = None
+        self._wanted: set[str] = set()
+        self._pending: asyncio.Future[None] | None = None
+        #: How many queries were sent (for the tests and the docs' claim of one per poll).
+        self.reads = 0
+
+    async def status(self, correlation_id: str) -> tuple[str | None, str | None]:
+        """(Resource Graph's status of the run or None, None) when read; (None, why) when
+        Resource Graph could not be read."""
+        key = run_key(correlation_id)
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            hit = self._known.get(key)
+            if hit is not None and now - hit[0] < self._ttl:
+                return hit[1], None
+            if self._failed is not None and now - self._failed[0] < self._ttl:
+                return None, self._failed[1]
+            self._wanted.add(key)
+            if self._pending is None:
+                self._pending = asyncio.ensure_future(self._fetch())
+            await asyncio.shield(self._pending)
+
+    async def _fetch(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.sleep(self._gather)  # the other messages of the poll ask too
+        finally:
+            keys, self._wanted = sorted(self._wanted), set()
+            self._pending = None
+        self.reads += 1
+        try:
+            found = await asyncio.wait_for(self._read(keys), self._timeout)
+        except TimeoutError:
+            self._failed = (loop.time(), f"no answer within {self._timeout:g}s")
+            return
+        except Exception as exc:  # judged without it (the class docstring)
+            text = " ".join(str(exc).split())[:200] or type(exc).__name__
+            self._failed = (loop.time(), text)
+            return
+        at = loop.time()
+        statuses = {run_key(k): v for k, v in found.items()}
+        for key in keys:
+            self._known[key] = (at, statuses.get(key))
+
+
+def graph_run_statuses(runner: Any) -> RunStatusRead:
+    """A :data:`RunStatusRead` over a :class:`services.azure.resourcegraph.QueryRunner`."""
+    from services.domain.runs import run_from_row
+
+    async def read(correlation_ids: Sequence[str]) -> Mapping[str, str]:
+        result = await runner.query(run_statuses_query(correlation_ids),
+                                    what="run status query")
+        out: dict[str, str] = {}
+        for row in result.rows:
+            run = run_from_row(row)
+            if run is not None:
+                out[run_key(run.correlation_id)] = run.status
+        return out
+
+    return read
+
+
 class TaskRunner:
     """Runs the declared tasks for decoded events (see the module docstring).
 
@@ -214,6 +305,11 @@ class TaskRunner:
     from which a task keeps only the safe variables. ``sync_clock`` (optional) corrects the
     clock against the server before a failed cancel_on_failure task's window is judged: a
     local clock minutes off would otherwise call an open window closed (or the reverse).
+    ``run_statuses`` (optional) reads Resource Graph's status of runs: a pre task of a run
+    known to be cancelled (:func:`services.domain.tasks.known_cancellation`: a verified
+    cancel in the journal, Resource Graph's status, the event's own status) is recorded
+    ``skipped-cancelled`` and not run; without it, or when Resource Graph cannot be read,
+    the journal and the event decide alone and the task's reason says so.
     """
 
     def __init__(
@@ -229,8 +325,10 @@ class TaskRunner:
         on_result: ResultSink | None = None,
         output_limit: int = OUTPUT_LIMIT,
         sync_clock: ClockSync | None = None,
+        run_statuses: RunStatusRead | None = None,
     ) -> None:
         self.tasks = tuple(tasks)
+        self._statuses = RunStatuses(run_statuses) if run_statuses is not None else None
         self._journal = journal
         self._clock = clock
         self._rules = rules if rules is not None else WindowRules()
@@ -341,8 +439,22 @@ class TaskRunner:
             configuration=event.configuration_name, started_at=started, pid=os.getpid())
         if seq is None:
             return self._emit(self._skipped(task, event, started))
+        note: str | None = None
+        if task.on == "pre":
+            known, note = await self._known_cancelled(event)
+            if known is not None:
+                now = ensure_utc(self._clock.now())
+                why = f"pre task not run: the run is cancelled ({known})"
+                self._journal.finish_task_run(seq, state=str(TaskState.SKIPPED_CANCELLED),
+                                              ended_at=now, detail=why)
+                return self._emit(TaskResult(
+                    task=task.name, correlation_id=event.correlation_id,
+                    event_kind=str(event.kind), outcome=TaskOutcome.SKIPPED_CANCELLED,
+                    started=started, ended=now, configuration=event.configuration_name,
+                    reason=why))
         late = too_late_for_pre(event, started)
         if late is not None:
+            late = _with_note(late, note)
             self._journal.finish_task_run(seq, state=str(TaskState.SKIPPED_LATE),
                                           ended_at=started, detail=late)
             return self._emit(TaskResult(
@@ -371,6 +483,7 @@ class TaskRunner:
                 cancelled, reason = await self._cancel_run(event, decision.reason,
                                                            decision.initiator)
                 ended = ensure_utc(self._clock.now())
+            reason = _with_note(reason, note)
         self._journal.finish_task_run(
             seq, state=str(outcome), ended_at=ended, exit_code=exit_code, output=output,
             detail=reason, cancelled_run=cancelled)
@@ -381,6 +494,28 @@ class TaskRunner:
             output=output))
 
     # -- internals -----------------------------------------------------------------------------
+    async def _known_cancelled(self, event: MaintenanceEvent) -> tuple[str | None, str | None]:
+        """(Which fact says the event's run is cancelled, or None; a note for the task's
+        reason when a fact could not be part of the judgement)."""
+        notes: list[str] = []
+        verified = None
+        try:
+            verified = self._journal.verified_cancels().get(run_key(event.correlation_id))
+        except JournalError as exc:  # judged on the other facts; the reason says so
+            notes.append(f"the journal's verified cancels could not be read ({exc})")
+        graph: str | None = None
+        # Resource Graph is asked only when the journal and the event have not decided, and
+        # not at all without a reader (no credential: said once at start-up).
+        if (verified is None and not is_cancelled_status(event.status)
+                and self._statuses is not None):
+            graph, error = await self._statuses.status(event.correlation_id)
+            if error is not None:
+                notes.append(f"Resource Graph's status of the run could not be read ({error}): "
+                             "judged on the journal and the event only")
+        found = known_cancellation(verified_cancel_at=verified, graph_status=graph,
+                                   event_status=event.status)
+        return found, (None if found is not None or not notes else "; ".join(notes))
+
     def _skipped(self, task: TaskSpec, event: MaintenanceEvent, now: Any) -> TaskResult:
         earlier = [r for r in self._journal.task_runs(event.correlation_id)
                    if r.task == task.name and r.event_kind == str(event.kind)]
@@ -498,6 +633,12 @@ async def _feed(proc: asyncio.subprocess.Process, document: bytes) -> None:
 def _signal_group(proc: asyncio.subprocess.Process, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
+
+
+def _with_note(reason: str | None, note: str | None) -> str | None:
+    if note is None:
+        return reason
+    return note if not reason else f"{reason}; {note}"
 
 
 def run_key(correlation_id: str) -> str:
