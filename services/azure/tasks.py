@@ -8,11 +8,17 @@ recorded). For every task the config file declares for an event:
 * the task is **claimed** in the journal first, keyed by (run, event kind, task): a key
   already there (a duplicate delivery, a run left interrupted) means the task does not run
   and the result is ``skipped-duplicate``;
+* the tasks of one (run, event kind) are handled by one message at a time, in the declared
+  order: a second delivery handled side by side waits, then finds them claimed;
+* a ``pre`` task of a run known to be cancelled (a verified cancel in the journal, Resource
+  Graph's status, the event's status: services/domain/tasks.py, ``known_cancellation``) is
+  recorded ``skipped-cancelled`` and not run;
 * a ``pre`` task whose event is handled only after its run has started is recorded
   ``skipped-late`` and not run (services/domain/tasks.py, ``too_late_for_pre``);
 * it runs with ``asyncio.create_subprocess_exec`` from its argument list (no shell), in its
   own process group (a timeout or a stop kills the whole group), with the event's JSON on
-  stdin and in a private file, and a minimal environment (services/domain/tasks.py says
+  stdin and in a private file (on Linux it dies with the runner: :func:`child_guard`), and
+  a minimal environment (services/domain/tasks.py says
   which variables it keeps; no secret of aumwatch's own reaches it);
 * its stdout and stderr are captured together, bounded (head and tail, the cut said), and
   scrubbed of secrets before they reach the journal or anything printed;
