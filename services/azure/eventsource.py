@@ -415,8 +415,11 @@ class EventSource:
             elif self._hook_concurrency > 1:
                 read = await self._receive_side_by_side(collector)
             else:
+                # With a hook, one message per request: the next is received only once the
+                # last is done, so none waits hidden (and unrenewed) behind a slow hook.
+                per_page = 1 if self._before_delete is not None else self._max_messages
                 pager = self.queue.receive_messages(
-                    messages_per_page=self._max_messages, max_messages=self._max_messages,
+                    messages_per_page=per_page, max_messages=self._max_messages,
                     visibility_timeout=self._visibility)
                 async for message in pager:
                     read += 1
