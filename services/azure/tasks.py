@@ -245,6 +245,21 @@ class RunStatuses:
         #: How many queries were sent (for the tests and the docs' claim of one per poll).
         self.reads = 0
 
+    def prefetch(self, correlation_ids: Sequence[str]) -> None:
+        """Start reading the runs not known yet, without waiting: called as a message's
+        hook starts, so the messages of one poll share a query even when their tasks then
+        await other things (a clock correction) before they ask."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for correlation_id in correlation_ids:
+            key = run_key(correlation_id)
+            hit = self._known.get(key)
+            if hit is None or now - hit[0] >= self._ttl:
+                self._wanted.add(key)
+        fresh_failure = self._failed is not None and now - self._failed[0] < self._ttl
+        if self._wanted and self._pending is None and not fresh_failure:
+            self._pending = asyncio.ensure_future(self._fetch())
+
     async def status(self, correlation_id: str) -> tuple[str | None, str | None]:
         """(Resource Graph's status of the run or None, None) when read; (None, why) when
         Resource Graph could not be read."""
@@ -404,6 +419,8 @@ class TaskRunner:
         the last raises :class:`~services.azure.eventsource.Postponed`: the message goes
         back to the queue at once and the rest runs after a restart (their keys are
         unclaimed). A journal failure propagates: the message then stays in the queue."""
+        if self._statuses is not None:
+            self._prefetch_statuses(events)
         for event in events:
             todo = tasks_for(self.tasks, event)
             if not todo:
@@ -414,6 +431,20 @@ class TaskRunner:
                         raise Postponed("stopping before every task of the message ran")
                     await self.run_one(task, event)
         return True
+
+    def _prefetch_statuses(self, events: tuple[MaintenanceEvent, ...]) -> None:
+        """Start the Resource Graph read of the runs of ``events`` whose pre tasks will ask
+        for it (not those the event or the journal already says are cancelled)."""
+        assert self._statuses is not None
+        try:
+            verified = self._journal.verified_cancels()
+        except JournalError:
+            verified = {}
+        self._statuses.prefetch([
+            event.correlation_id for event in events
+            if any(task.on == "pre" for task in tasks_for(self.tasks, event))
+            and not is_cancelled_status(event.status)
+            and run_key(event.correlation_id) not in verified])
 
     @contextlib.asynccontextmanager
     async def _in_sequence(self, event: MaintenanceEvent) -> AsyncIterator[None]:

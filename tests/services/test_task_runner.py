@@ -245,3 +245,28 @@ async def test_a_hanging_run_status_read_is_cut_short() -> None:
 
     statuses = RunStatuses(hang, timeout=0.05, gather=0.0)
     assert await statuses.status(RUN_ID) == (None, "no answer within 0.05s")
+
+
+async def test_run_statuses_prefetched_as_hooks_start_share_one_read() -> None:
+    import asyncio
+
+    from services.azure.tasks import RunStatuses
+
+    calls: list[list[str]] = []
+
+    async def read(ids: object) -> dict[str, str]:
+        calls.append(list(ids))  # type: ignore[call-overload]
+        return {}
+
+    statuses = RunStatuses(read, gather=0.01)
+    other = RUN_ID.replace("web", "db")
+    statuses.prefetch([RUN_ID])
+    statuses.prefetch([other])
+
+    async def late_ask(correlation_id: str, after: float) -> tuple[str | None, str | None]:
+        await asyncio.sleep(after)  # a clock correction before the task asks
+        return await statuses.status(correlation_id)
+
+    assert await asyncio.gather(late_ask(RUN_ID, 0.05), late_ask(other, 0.1)) == [
+        (None, None), (None, None)]
+    assert calls == [sorted([RUN_ID.lower(), other.lower()])]
