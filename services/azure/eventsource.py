@@ -28,12 +28,15 @@ dashboard running the declared tasks), a poll journals and returns its messages'
 once and runs each message's hook, then its delete (or release), as a background task, up to
 ``hook_concurrency`` at a time: the tasks of different messages run side by side and the
 event tail keeps moving while they run. A background failure is the ``error`` of the next
-batch; its message stays in the queue, as with the sequential hook.
+batch; its message stays in the queue, as with the sequential hook. While a message's hook
+runs, its visibility timeout is renewed (``update_message``), so the timeout stays short
+and the message of a runner that died comes back soon.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 from collections import OrderedDict
@@ -412,8 +415,11 @@ class EventSource:
             elif self._hook_concurrency > 1:
                 read = await self._receive_side_by_side(collector)
             else:
+                # With a hook, one message per request: the next is received only once the
+                # last is done, so none waits hidden (and unrenewed) behind a slow hook.
+                per_page = 1 if self._before_delete is not None else self._max_messages
                 pager = self.queue.receive_messages(
-                    messages_per_page=self._max_messages, max_messages=self._max_messages,
+                    messages_per_page=per_page, max_messages=self._max_messages,
                     visibility_timeout=self._visibility)
                 async for message in pager:
                     read += 1
@@ -421,7 +427,7 @@ class EventSource:
                     if not self._take(message, collector):
                         # Journal failed: leave this and the rest to reappear later.
                         break
-                    if not await self._before_deleting(collector):
+                    if not await self._before_deleting(collector, message):
                         if collector.postponed:
                             await self._release(message, collector)
                         break
@@ -481,7 +487,7 @@ class EventSource:
         failures are kept for the next poll's ``error``."""
         scratch = _Collector(ensure_utc(self._clock.now()))
         scratch.last_events = events
-        if await self._before_deleting(scratch):
+        if await self._before_deleting(scratch, message):
             await self._delete(message, scratch)
         elif scratch.postponed:
             await self._release(message, scratch)
@@ -584,11 +590,15 @@ class EventSource:
                                                   message_id, inserted_at))
         return True
 
-    async def _before_deleting(self, out: _Collector) -> bool:
+    async def _before_deleting(self, out: _Collector, message: Any = None) -> bool:
         """Await the ``before_delete`` hook with the message's events; False keeps the
-        message in the queue (the hook failed or said its work is not recorded)."""
+        message in the queue (the hook failed or said its work is not recorded). While the
+        hook runs, the message's visibility timeout is renewed (:meth:`_keep_hidden`)."""
         if self._before_delete is None or not out.last_events:
             return True
+        ended = asyncio.Event()
+        renewer = (asyncio.ensure_future(self._keep_hidden(message, ended))
+                   if message is not None else None)
         try:
             done = await self._before_delete(out.last_events)
         except Postponed:
@@ -597,9 +607,36 @@ class EventSource:
         except Exception as exc:  # the hook's failure keeps the message, never the caller down
             out.fail(service_error(exc, what="recording the message's task runs").message)
             return False
+        finally:
+            ended.set()
+            if renewer is not None:
+                # Let a renewal under way finish: the delete needs its new pop receipt.
+                await asyncio.gather(renewer, return_exceptions=True)
         if not done:
             out.fail("the message's task runs could not be recorded: it stays in the queue")
         return bool(done)
+
+    async def _keep_hidden(self, message: Any, ended: asyncio.Event) -> None:
+        """Renew a received message's visibility timeout every third of it until ``ended``
+        is set, keeping its new pop receipt for the delete. The timeout can then be short
+        (services/azure/tasks.py: a minute) however long the hook's tasks run, and a
+        message whose runner died comes back soon for the next one. A failed renewal is
+        tried again at the next turn; should the message reappear meanwhile, the journal
+        makes its second delivery a no-op."""
+        every = max(self._visibility / 3, 0.2)
+        while not ended.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ended.wait(), every)
+                return
+            try:
+                reply = await self.queue.update_message(
+                    message.id, pop_receipt=message.pop_receipt,
+                    visibility_timeout=self._visibility)
+            except Exception:  # tried again at the next turn (see the docstring)
+                continue
+            receipt = getattr(reply, "pop_receipt", None)
+            if receipt:
+                message.pop_receipt = receipt
 
     async def _release(self, message: Any, out: _Collector) -> None:
         """Make a received message visible again now (its visibility timeout only)."""

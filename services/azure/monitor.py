@@ -336,7 +336,8 @@ class Monitor:
                 settings.tasks, self._open_journal(), self.clock, rules=settings.window_rules,
                 cancel=self.cancel,
                 secrets=known_secrets(settings.queue_connection_string, settings.token),
-                environ=environ, on_result=self._task_results.append)
+                environ=environ, on_result=self._task_results.append,
+                run_statuses=self._run_statuses)
             runner.recover()
         except Exception as exc:  # no journal: no task may run (each is recorded first)
             lock.release()
@@ -345,6 +346,14 @@ class Monitor:
         self._runner_lock = lock
         self._task_runner = runner
         return runner
+
+    async def _run_statuses(self, correlation_ids: Any) -> Any:
+        """Resource Graph's status of runs, for the task runner's "is this pre task's run
+        already cancelled?" (services/azure/tasks.py); raises when it cannot be read."""
+        from services.azure.tasks import graph_run_statuses
+
+        await self._ensure_graph()
+        return await graph_run_statuses(self._runner)(correlation_ids)
 
     def _take_consume_lock(self, queue: Any) -> bool:
         """Take the queue's one-consumer lock (services/azure/tasks.py's RunnerLock) for a

@@ -8,11 +8,17 @@ recorded). For every task the config file declares for an event:
 * the task is **claimed** in the journal first, keyed by (run, event kind, task): a key
   already there (a duplicate delivery, a run left interrupted) means the task does not run
   and the result is ``skipped-duplicate``;
+* the tasks of one (run, event kind) are handled by one message at a time, in the declared
+  order: a second delivery handled side by side waits, then finds them claimed;
+* a ``pre`` task of a run known to be cancelled (a verified cancel in the journal, Resource
+  Graph's status, the event's status: services/domain/tasks.py, ``known_cancellation``) is
+  recorded ``skipped-cancelled`` and not run;
 * a ``pre`` task whose event is handled only after its run has started is recorded
   ``skipped-late`` and not run (services/domain/tasks.py, ``too_late_for_pre``);
 * it runs with ``asyncio.create_subprocess_exec`` from its argument list (no shell), in its
   own process group (a timeout or a stop kills the whole group), with the event's JSON on
-  stdin and in a private file, and a minimal environment (services/domain/tasks.py says
+  stdin and in a private file (on Linux it dies with the runner: :func:`child_guard`), and
+  a minimal environment (services/domain/tasks.py says
   which variables it keeps; no secret of aumwatch's own reaches it);
 * its stdout and stderr are captured together, bounded (head and tail, the cut said), and
   scrubbed of secrets before they reach the journal or anything printed;
@@ -36,14 +42,14 @@ import os
 import signal
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
 from services.azure.cancel import CancelResult, CancelTarget
 from services.azure.eventsource import EventSource, Postponed
-from services.azure.journal import Journal, TaskRunRow
+from services.azure.journal import Journal, JournalError, TaskRunRow
 from services.domain.clock import Clock, ensure_utc, iso_z
 from services.domain.events import MaintenanceEvent
 from services.domain.tasks import (
@@ -53,8 +59,11 @@ from services.domain.tasks import (
     TaskSpec,
     TaskState,
     cancel_decision,
+    is_cancelled_status,
     join_output,
+    known_cancellation,
     outcome_of,
+    run_statuses_query,
     scrub_output,
     task_environment,
     tasks_for,
@@ -62,6 +71,9 @@ from services.domain.tasks import (
 )
 from services.domain.window import WindowRules
 
+#: Reads Resource Graph's status of several runs in one query: {run key (lower-case):
+#: status} for the runs it shows; raises when it cannot be read (:func:`graph_run_statuses`).
+RunStatusRead = Callable[[Sequence[str]], Awaitable[Mapping[str, str]]]
 #: Sends one cancel (a :meth:`services.azure.cancel.Canceller.cancel`, possibly chosen per
 #: subscription).
 CancelFn = Callable[[CancelTarget], Awaitable[CancelResult]]
@@ -78,6 +90,16 @@ CLOCK_SYNC_TIMEOUT = 10.0
 #: source's ``hook_concurrency``): one slow pre-check must not hold back the pre-checks of
 #: other configurations whose cancel windows close meanwhile.
 TASK_CONCURRENCY = 8
+#: How long a Resource Graph read of run statuses (or its failure) is reused: the messages
+#: of one poll share one query, and a failing Resource Graph is not asked again per task.
+GRAPH_STATUS_TTL = 30.0
+#: How long one such read may take before the tasks go on without it.
+GRAPH_STATUS_TIMEOUT = 10.0
+#: How long a read waits for the other messages of its poll to ask for their runs too.
+GRAPH_GATHER = 0.05
+#: Seconds a received message stays hidden, renewed by the event source while its tasks
+#: run: after a runner dies, its message's remaining tasks wait at most this long.
+VISIBILITY_TIMEOUT = 60
 #: How long the output readers may outlive the task (a child left holding the pipe).
 READER_GRACE = 2.0
 #: Environment variables whose values are secrets wherever they appear in a task's output.
@@ -128,14 +150,53 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec (Linux): be killed when the runner dies, even by SIGKILL,
-    so a crashed runner leaves no task running unrecorded behind it."""
-    if sys.platform.startswith("linux"):
+#: prctl option: the signal a process gets when its parent dies (linux/prctl.h).
+PR_SET_PDEATHSIG = 1
+#: How a task child whose runner died before its guard ran exits (nobody reads it).
+ORPHAN_EXIT = 125
+
+
+def _resolve_prctl() -> Callable[[int, int], int] | None:
+    """libc's ``prctl``, resolved in the runner (never in a forked child: an import or a
+    library load there widens the gap the guard closes). None off Linux or without libc."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
         import ctypes
 
-        with contextlib.suppress(Exception):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        prctl: Callable[[int, int], int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return prctl
+
+
+_PRCTL = _resolve_prctl()
+
+
+def child_guard(parent_pid: int | None = None,
+                prctl: Callable[[int, int], int] | None = _PRCTL) -> Callable[[], None]:
+    """The ``preexec_fn`` of a task: in the forked child, before exec, have it killed when
+    the runner dies (even by SIGKILL), then check that the runner still lives, and exit at
+    once if it does not.
+
+    ``parent_pid`` is the runner's pid, read before the fork (default: this process). The
+    check after ``PR_SET_PDEATHSIG`` closes the race the signal alone leaves open: a runner
+    killed between the fork and the prctl call never sends it, and the child, now the
+    child of another process, would run its task on its own, unrecorded (issue 22 item 12).
+    The function does no import and no allocation worth the name in the child.
+    """
+    parent = os.getpid() if parent_pid is None else parent_pid
+
+    def guard() -> None:
+        if prctl is not None:
+            try:
+                prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+            except Exception:  # the getppid check below still holds
+                pass
+        if os.getppid() != parent:
+            os._exit(ORPHAN_EXIT)
+
+    return guard
 
 
 class _Capture:
@@ -163,6 +224,99 @@ class _Capture:
                     del self.tail[:len(self.tail) - self._half]
 
 
+class RunStatuses:
+    """Resource Graph's status of the runs whose pre tasks are about to run, read for many
+    runs in one query: the asks that come within :data:`GRAPH_GATHER` of each other (the
+    messages of one poll) share it, and a read is reused for :data:`GRAPH_STATUS_TTL`
+    seconds. A failed or slow read (:data:`GRAPH_STATUS_TIMEOUT`) is remembered as long:
+    its reason is the answer, and the caller judges on the journal and the event alone."""
+
+    def __init__(self, read: RunStatusRead, *, ttl: float = GRAPH_STATUS_TTL,
+                 timeout: float = GRAPH_STATUS_TIMEOUT, gather: float = GRAPH_GATHER) -> None:
+        self._read = read
+        self._ttl = ttl
+        self._timeout = timeout
+        self._gather = gather
+        #: run key -> (loop time read, status; None: Resource Graph does not show the run)
+        self._known: dict[str, tuple[float, str | None]] = {}
+        self._failed: tuple[float, str] | None = None
+        self._wanted: set[str] = set()
+        self._pending: asyncio.Future[None] | None = None
+        #: How many queries were sent (for the tests and the docs' claim of one per poll).
+        self.reads = 0
+
+    def prefetch(self, correlation_ids: Sequence[str]) -> None:
+        """Start reading the runs not known yet, without waiting: called as a message's
+        hook starts, so the messages of one poll share a query even when their tasks then
+        await other things (a clock correction) before they ask."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for correlation_id in correlation_ids:
+            key = run_key(correlation_id)
+            hit = self._known.get(key)
+            if hit is None or now - hit[0] >= self._ttl:
+                self._wanted.add(key)
+        fresh_failure = self._failed is not None and now - self._failed[0] < self._ttl
+        if self._wanted and self._pending is None and not fresh_failure:
+            self._pending = asyncio.ensure_future(self._fetch())
+
+    async def status(self, correlation_id: str) -> tuple[str | None, str | None]:
+        """(Resource Graph's status of the run or None, None) when read; (None, why) when
+        Resource Graph could not be read."""
+        key = run_key(correlation_id)
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            hit = self._known.get(key)
+            if hit is not None and now - hit[0] < self._ttl:
+                return hit[1], None
+            if self._failed is not None and now - self._failed[0] < self._ttl:
+                return None, self._failed[1]
+            self._wanted.add(key)
+            if self._pending is None:
+                self._pending = asyncio.ensure_future(self._fetch())
+            await asyncio.shield(self._pending)
+
+    async def _fetch(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.sleep(self._gather)  # the other messages of the poll ask too
+        finally:
+            keys, self._wanted = sorted(self._wanted), set()
+            self._pending = None
+        self.reads += 1
+        try:
+            found = await asyncio.wait_for(self._read(keys), self._timeout)
+        except TimeoutError:
+            self._failed = (loop.time(), f"no answer within {self._timeout:g}s")
+            return
+        except Exception as exc:  # judged without it (the class docstring)
+            text = " ".join(str(exc).split())[:200] or type(exc).__name__
+            self._failed = (loop.time(), text)
+            return
+        at = loop.time()
+        statuses = {run_key(k): v for k, v in found.items()}
+        for key in keys:
+            self._known[key] = (at, statuses.get(key))
+
+
+def graph_run_statuses(runner: Any) -> RunStatusRead:
+    """A :data:`RunStatusRead` over a :class:`services.azure.resourcegraph.QueryRunner`."""
+    from services.domain.runs import run_from_row
+
+    async def read(correlation_ids: Sequence[str]) -> Mapping[str, str]:
+        result = await runner.query(run_statuses_query(correlation_ids),
+                                    what="run status query")
+        out: dict[str, str] = {}
+        for row in result.rows:
+            run = run_from_row(row)
+            if run is not None:
+                out[run_key(run.correlation_id)] = run.status
+        return out
+
+    return read
+
+
 class TaskRunner:
     """Runs the declared tasks for decoded events (see the module docstring).
 
@@ -172,6 +326,11 @@ class TaskRunner:
     from which a task keeps only the safe variables. ``sync_clock`` (optional) corrects the
     clock against the server before a failed cancel_on_failure task's window is judged: a
     local clock minutes off would otherwise call an open window closed (or the reverse).
+    ``run_statuses`` (optional) reads Resource Graph's status of runs: a pre task of a run
+    known to be cancelled (:func:`services.domain.tasks.known_cancellation`: a verified
+    cancel in the journal, Resource Graph's status, the event's own status) is recorded
+    ``skipped-cancelled`` and not run; without it, or when Resource Graph cannot be read,
+    the journal and the event decide alone and the task's reason says so.
     """
 
     def __init__(
@@ -187,8 +346,10 @@ class TaskRunner:
         on_result: ResultSink | None = None,
         output_limit: int = OUTPUT_LIMIT,
         sync_clock: ClockSync | None = None,
+        run_statuses: RunStatusRead | None = None,
     ) -> None:
         self.tasks = tuple(tasks)
+        self._statuses = RunStatuses(run_statuses) if run_statuses is not None else None
         self._journal = journal
         self._clock = clock
         self._rules = rules if rules is not None else WindowRules()
@@ -200,6 +361,8 @@ class TaskRunner:
         self._sync_clock = sync_clock
         self._stopping = False
         self._running: dict[int, asyncio.subprocess.Process] = {}
+        #: (run key, event kind) -> [its lock, how many handlers hold or wait for it].
+        self._sequences: dict[tuple[str, str], list[Any]] = {}
         self.results: list[TaskResult] = []
 
     @property
@@ -207,10 +370,12 @@ class TaskRunner:
         return self._stopping
 
     def visibility_timeout(self) -> int:
-        """Seconds a received message stays hidden: long enough for every task to run to
-        its timeout, and a margin, so it does not reappear while its tasks still run."""
-        total = sum(t.timeout.total_seconds() for t in self.tasks) + 120
-        return int(min(total, 7 * 24 * 3600))
+        """Seconds a received message stays hidden: :data:`VISIBILITY_TIMEOUT`, whatever the
+        tasks' timeouts. The event source renews it while the message's tasks run, so a
+        message whose runner died comes back within it, for its remaining tasks to run
+        before their run starts (not after every task's timeout, as a timeout covering
+        them all would)."""
+        return VISIBILITY_TIMEOUT
 
     # -- start and stop ------------------------------------------------------------------------
     def recover(self) -> list[TaskResult]:
@@ -218,7 +383,20 @@ class TaskRunner:
         not run again. Returns their results (also passed to ``on_result``)."""
         rows = self._journal.mark_interrupted_task_runs(
             ended_at=ensure_utc(self._clock.now()), is_alive=_pid_alive)
-        return [self._emit(_result_of_row(row, TaskOutcome.INTERRUPTED)) for row in rows]
+        return [self._emit(_result_of_row(row, TaskOutcome.INTERRUPTED,
+                                          self._run_id_as_sent(row.run_id)))
+                for row in rows]
+
+    def _run_id_as_sent(self, key: str) -> str:
+        """The run's id as its events spell it (task_runs keys runs lower-case; the JSON
+        lines keep the event's case, as every other line does), else ``key``."""
+        try:
+            for item in self._journal.events_for_run(key):
+                if item.correlation_id and run_key(item.correlation_id) == run_key(key):
+                    return str(item.correlation_id)
+        except Exception:  # the key is the same run, only in lower case
+            pass
+        return key
 
     def request_stop(self) -> None:
         """Stop: start no further task, and end the running ones' process groups (SIGTERM,
@@ -241,12 +419,52 @@ class TaskRunner:
         the last raises :class:`~services.azure.eventsource.Postponed`: the message goes
         back to the queue at once and the rest runs after a restart (their keys are
         unclaimed). A journal failure propagates: the message then stays in the queue."""
+        if self._statuses is not None:
+            self._prefetch_statuses(events)
         for event in events:
-            for task in tasks_for(self.tasks, event):
-                if self._stopping:
-                    raise Postponed("stopping before every task of the message ran")
-                await self.run_one(task, event)
+            todo = tasks_for(self.tasks, event)
+            if not todo:
+                continue
+            async with self._in_sequence(event):
+                for task in todo:
+                    if self._stopping:
+                        raise Postponed("stopping before every task of the message ran")
+                    await self.run_one(task, event)
         return True
+
+    def _prefetch_statuses(self, events: tuple[MaintenanceEvent, ...]) -> None:
+        """Start the Resource Graph read of the runs of ``events`` whose pre tasks will ask
+        for it (not those the event or the journal already says are cancelled)."""
+        assert self._statuses is not None
+        try:
+            verified = self._journal.verified_cancels()
+        except JournalError:
+            verified = {}
+        self._statuses.prefetch([
+            event.correlation_id for event in events
+            if any(task.on == "pre" for task in tasks_for(self.tasks, event))
+            and not is_cancelled_status(event.status)
+            and run_key(event.correlation_id) not in verified])
+
+    @contextlib.asynccontextmanager
+    async def _in_sequence(self, event: MaintenanceEvent) -> AsyncIterator[None]:
+        """Hold the (run, event kind) of ``event`` while its tasks are handled: a second
+        delivery of the event handled side by side waits until the first has claimed (and
+        run) every task, in the declared order, then finds each claimed and runs nothing.
+        Without it, the copy found the first task claimed and went on to claim and run the
+        second while the first still ran (issue 22 item 13)."""
+        key = (run_key(event.correlation_id), str(event.kind))
+        entry = self._sequences.get(key)
+        if entry is None:
+            entry = self._sequences[key] = [asyncio.Lock(), 0]
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                self._sequences.pop(key, None)
 
     async def run_one(self, task: TaskSpec, event: MaintenanceEvent) -> TaskResult:
         """Claim, run and record one task for one event."""
@@ -258,8 +476,22 @@ class TaskRunner:
             configuration=event.configuration_name, started_at=started, pid=os.getpid())
         if seq is None:
             return self._emit(self._skipped(task, event, started))
+        note: str | None = None
+        if task.on == "pre":
+            known, note = await self._known_cancelled(event)
+            if known is not None:
+                now = ensure_utc(self._clock.now())
+                why = f"pre task not run: the run is cancelled ({known})"
+                self._journal.finish_task_run(seq, state=str(TaskState.SKIPPED_CANCELLED),
+                                              ended_at=now, detail=why)
+                return self._emit(TaskResult(
+                    task=task.name, correlation_id=event.correlation_id,
+                    event_kind=str(event.kind), outcome=TaskOutcome.SKIPPED_CANCELLED,
+                    started=started, ended=now, configuration=event.configuration_name,
+                    reason=why))
         late = too_late_for_pre(event, started)
         if late is not None:
+            late = _with_note(late, note)
             self._journal.finish_task_run(seq, state=str(TaskState.SKIPPED_LATE),
                                           ended_at=started, detail=late)
             return self._emit(TaskResult(
@@ -288,6 +520,7 @@ class TaskRunner:
                 cancelled, reason = await self._cancel_run(event, decision.reason,
                                                            decision.initiator)
                 ended = ensure_utc(self._clock.now())
+            reason = _with_note(reason, note)
         self._journal.finish_task_run(
             seq, state=str(outcome), ended_at=ended, exit_code=exit_code, output=output,
             detail=reason, cancelled_run=cancelled)
@@ -298,6 +531,28 @@ class TaskRunner:
             output=output))
 
     # -- internals -----------------------------------------------------------------------------
+    async def _known_cancelled(self, event: MaintenanceEvent) -> tuple[str | None, str | None]:
+        """(Which fact says the event's run is cancelled, or None; a note for the task's
+        reason when a fact could not be part of the judgement)."""
+        notes: list[str] = []
+        verified = None
+        try:
+            verified = self._journal.verified_cancels().get(run_key(event.correlation_id))
+        except JournalError as exc:  # judged on the other facts; the reason says so
+            notes.append(f"the journal's verified cancels could not be read ({exc})")
+        graph: str | None = None
+        # Resource Graph is asked only when the journal and the event have not decided, and
+        # not at all without a reader (no credential: said once at start-up).
+        if (verified is None and not is_cancelled_status(event.status)
+                and self._statuses is not None):
+            graph, error = await self._statuses.status(event.correlation_id)
+            if error is not None:
+                notes.append(f"Resource Graph's status of the run could not be read ({error}): "
+                             "judged on the journal and the event only")
+        found = known_cancellation(verified_cancel_at=verified, graph_status=graph,
+                                   event_status=event.status)
+        return found, (None if found is not None or not notes else "; ".join(notes))
+
     def _skipped(self, task: TaskSpec, event: MaintenanceEvent, now: Any) -> TaskResult:
         earlier = [r for r in self._journal.task_runs(event.correlation_id)
                    if r.task == task.name and r.event_kind == str(event.kind)]
@@ -327,7 +582,7 @@ class TaskRunner:
                 proc = await asyncio.create_subprocess_exec(
                     *task.command, stdin=asyncio.subprocess.PIPE,
                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-                    env=env, start_new_session=True, preexec_fn=_die_with_parent)
+                    env=env, start_new_session=True, preexec_fn=child_guard())
             except OSError as exc:
                 message = f"cannot start {task.command[0]!r}: {exc.strerror or exc}"
                 return None, False, False, self._scrub(message)
@@ -417,8 +672,19 @@ def _signal_group(proc: asyncio.subprocess.Process, sig: int) -> None:
         os.killpg(proc.pid, sig)
 
 
-def _result_of_row(row: TaskRunRow, outcome: TaskOutcome) -> TaskResult:
-    return TaskResult(task=row.task, correlation_id=row.run_id, event_kind=row.event_kind,
+def _with_note(reason: str | None, note: str | None) -> str | None:
+    if note is None:
+        return reason
+    return note if not reason else f"{reason}; {note}"
+
+
+def run_key(correlation_id: str) -> str:
+    """A run id as runs are compared (case-insensitively, as the journal keys them)."""
+    return correlation_id.strip().rstrip("/").lower()
+
+
+def _result_of_row(row: TaskRunRow, outcome: TaskOutcome, correlation_id: str) -> TaskResult:
+    return TaskResult(task=row.task, correlation_id=correlation_id, event_kind=row.event_kind,
                       outcome=outcome, exit_code=row.exit_code, cancelled_run=row.cancelled_run,
                       started=row.started_at, ended=row.ended_at, configuration=row.configuration,
                       reason=row.detail)

@@ -37,6 +37,7 @@ from enum import StrEnum
 
 from services.domain.clock import iso_z
 from services.domain.events import EventKind, MaintenanceEvent
+from services.domain.runs import RUN_TYPE
 from services.domain.window import WindowRules, run_window
 
 #: The events a task can be declared ``on``.
@@ -77,6 +78,9 @@ class TaskOutcome(StrEnum):
     # or a backlog): "stop services" or "take a snapshot" then would act on machines being
     # patched, and no pre-check can cancel any more. Recorded, never run.
     SKIPPED_LATE = "skipped-late"
+    # A pre task of a run known to be cancelled (:func:`known_cancellation`): it would
+    # prepare a run that will never happen. Recorded, never run.
+    SKIPPED_CANCELLED = "skipped-cancelled"
 
 
 class TaskState(StrEnum):
@@ -88,6 +92,7 @@ class TaskState(StrEnum):
     TIMEOUT = "timeout"
     INTERRUPTED = "interrupted"
     SKIPPED_LATE = "skipped-late"
+    SKIPPED_CANCELLED = "skipped-cancelled"
 
 
 @dataclass(frozen=True)
@@ -213,6 +218,51 @@ def too_late_for_pre(event: MaintenanceEvent, now: datetime) -> str | None:
     minutes = int(late.total_seconds() // 60)
     return (f"pre task not run: its run started at {iso_z(event.start)}, {minutes} min before "
             "this pre-event was handled")
+
+
+#: Run statuses that say a run is cancelled (Azure writes "Cancelled"; "Canceled" is read
+#: too, case-insensitively).
+CANCELLED_STATUSES = frozenset({"cancelled", "canceled"})
+
+
+def is_cancelled_status(status: str | None) -> bool:
+    """Whether a run status (Resource Graph's, or an event's) says the run is cancelled."""
+    return (status or "").strip().casefold() in CANCELLED_STATUSES
+
+
+def known_cancellation(*, verified_cancel_at: datetime | None, graph_status: str | None,
+                       event_status: str | None) -> str | None:
+    """Whether a run is known to be cancelled, from the three facts a task runner has about
+    it, and which fact says so (a phrase for the task's reason); None when none does.
+
+    * ``verified_cancel_at``: when a cancel of the run was verified (read back as
+      Cancelled) in the journal, by any aumwatch process sharing it;
+    * ``graph_status``: the run's status in Resource Graph (None: not read, or the run not
+      shown yet);
+    * ``event_status``: the status the event itself carries in its data.
+
+    The journal's verified cancel comes first: it is aumwatch's own and Resource Graph may
+    lag behind it by minutes (docs/azure.md "Resource Graph"). Pure: the facts are read by
+    the caller (services/azure/tasks.py).
+    """
+    if verified_cancel_at is not None:
+        return f"a cancel of it was verified at {iso_z(verified_cancel_at)} (journal)"
+    if is_cancelled_status(graph_status):
+        return f"Resource Graph shows its status {graph_status!s}"
+    if is_cancelled_status(event_status):
+        return f"the event says its status is {event_status!s}"
+    return None
+
+
+def run_statuses_query(correlation_ids: Iterable[str]) -> str:
+    """One Resource Graph query for the status of several runs (ids compared lower-case):
+    a task runner reads the runs of its messages at once, not one query per event."""
+    keys = sorted({cid.strip().rstrip("/").lower() for cid in correlation_ids if cid.strip()})
+    wanted = ", ".join('"' + k.replace("\\", "\\\\").replace('"', '\\"') + '"' for k in keys)
+    return f"""maintenanceresources
+| where type =~ "{RUN_TYPE}"
+| where tolower(tostring(properties.correlationId)) in ({wanted}) or tolower(id) in ({wanted})
+| project id, name, properties"""
 
 
 def cancel_decision(task: TaskSpec, outcome: TaskOutcome, exit_code: int | None,

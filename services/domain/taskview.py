@@ -22,7 +22,8 @@ LIVE_STATES = frozenset({"queued", "running"})
 @dataclass(frozen=True)
 class TaskViewRow:
     """One line of the task view; ``state`` is what the operator reads (``queued``,
-    ``running``, ``ok``, ``failed``, ``timed out``, ``interrupted``, ``cancelled the run``)."""
+    ``running``, ``ok``, ``failed``, ``timed out``, ``interrupted``,
+    ``skipped-late``, ``skipped-cancelled``, ``cancelled the run``)."""
 
     task: str
     event_kind: str

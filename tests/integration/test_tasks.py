@@ -19,10 +19,11 @@ from typing import Any
 
 import pytest
 
-from services.azure.cancel import Canceller, maintenance_client_calls
+from services.azure.cancel import Canceller, CancelTarget, maintenance_client_calls
 from services.azure.eventsource import EventSource
 from services.azure.journal import Journal
-from services.azure.tasks import TASK_CONCURRENCY, TaskRunner, run_queue
+from services.azure.resourcegraph import QueryRunner
+from services.azure.tasks import TASK_CONCURRENCY, TaskRunner, graph_run_statuses, run_queue
 from services.domain.clock import ManualClock
 from services.domain.tasks import TaskResult, TaskSpec
 from services.domain.window import WindowRules
@@ -90,7 +91,8 @@ async def _no_wait(seconds: float) -> None:
 
 
 async def drain(queue: Any, journal: Journal, clock: ManualClock, tasks: list[TaskSpec],
-                client: Any = None) -> tuple[list[TaskResult], list[str]]:
+                client: Any = None, *, run_statuses: Any = None,
+                concurrency: int = 1) -> tuple[list[TaskResult], list[str]]:
     """Run the tasks for everything in the queue now, in process, on the manual clock."""
     cancel = None
     if client is not None:
@@ -98,10 +100,12 @@ async def drain(queue: Any, journal: Journal, clock: ManualClock, tasks: list[Ta
         cancel = Canceller(send, read_back, journal, clock, WindowRules(),
                            sleep=_no_wait).cancel
     runner = TaskRunner(tasks, journal, clock, cancel=cancel,
-                        secrets=["secret-token-value"], environ=os.environ)
+                        secrets=["secret-token-value"], environ=os.environ,
+                        run_statuses=run_statuses)
     source = EventSource(queue, clock=clock, journal=journal, mode="consume",
                          visibility_timeout=runner.visibility_timeout(),
-                         before_delete=runner.handle, max_messages=1)
+                         before_delete=runner.handle, max_messages=1,
+                         hook_concurrency=concurrency)
     errors: list[str] = []
     ok = await run_queue(source, runner, once=True, stop=asyncio.Event(), interval=0.1,
                          on_error=errors.append)
@@ -316,7 +320,9 @@ async def test_kill_9_during_a_task_then_restart_records_it_interrupted_and_not_
     lines = [json.loads(line) for line in stdout.splitlines()]
     assert [(x["task"], x["outcome"]) for x in lines] == [
         ("slow", "interrupted"), ("slow", "skipped-duplicate")], stderr
-    assert lines[0]["correlation_id"].lower() == run.correlation_id.lower()
+    # The interrupted line keeps the event's case, as every other line does.
+    assert lines[0]["correlation_id"] == run.correlation_id != run.correlation_id.lower()
+    assert lines[1]["correlation_id"] == run.correlation_id
     assert {"task", "correlation_id", "event_kind", "outcome", "exit_code", "cancelled_run",
             "started", "ended"} <= set(lines[0])
     assert second.returncode == 0, stderr
@@ -368,9 +374,9 @@ async def test_a_stop_between_two_tasks_returns_the_message_at_once_for_the_rest
     runner.request_stop()  # SIGTERM while "slow" runs
     batch = await asyncio.wait_for(poll, 30)
     # A clean stop is no failure, and the message is back at once (not after the
-    # visibility timeout, minutes away) for the next runner to run "after".
+    # visibility timeout, a minute away) for the next runner to run "after".
     assert batch.error is None
-    assert runner.visibility_timeout() > 60
+    assert runner.visibility_timeout() >= 60
     assert len(await queue.peek_messages(max_messages=32)) == 1
     assert [(r.task, r.state) for r in journal.task_runs(run.correlation_id)] == [
         ("slow", "interrupted")]
@@ -598,10 +604,10 @@ async def test_a_duplicate_delivery_handled_side_by_side_runs_the_task_once(
     assert (len(batch.events), batch.duplicate_count) == (1, 1)
     assert source.in_flight <= 2
     assert await asyncio.to_thread(wait_for, lambda: bool(records(out)))
-    assert await asyncio.to_thread(wait_for, lambda: bool(skipped_while))
-    assert skipped_while == [["running"]]
     gate.touch()
     assert await source.drain(30)
+    # The copy waited for the first to finish its tasks, then claimed nothing.
+    assert skipped_while == [["ok"]]
     assert sorted(str(r.outcome) for r in runner.results) == ["ok", "skipped-duplicate"]
     assert len(records(out)) == 1
     assert [r.state for r in journal.task_runs()] == ["ok"]
@@ -693,3 +699,225 @@ command = {json.dumps([sys.executable, str(recorder), str(tmp_path / "after.json
             ("slow", "interrupted"), ("slow", "interrupted")]
     assert not (tmp_path / "after.jsonl").exists()
     assert len(await queue.peek_messages(max_messages=32)) == 2  # both back, visible now
+
+
+async def test_a_duplicate_handled_side_by_side_keeps_the_declared_order_and_runs_nothing(
+    queue: Any, journal: Journal, standin_clock: ManualClock, run: SimRun, recorder: Path,
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out.jsonl"
+    first = task(recorder, out, 0, name="stop-services", configurations=("*",))
+    first = dataclasses.replace(first, command=(*first.command, "2"))  # runs 2 s
+    second = task(recorder, out, 0, name="snapshot", configurations=("*",))
+    skipped_while: list[list[tuple[str, str]]] = []
+
+    def on_result(result: TaskResult) -> None:
+        if result.outcome == "skipped-duplicate":
+            skipped_while.append([(r.task, r.state)
+                                  for r in journal.task_runs(run.correlation_id)])
+
+    runner = TaskRunner([first, second], journal, standin_clock, environ=os.environ,
+                        on_result=on_result)
+    source = side_by_side(queue, journal, standin_clock, runner)
+    message = pre_message(run)
+    await queue.send_message(message)
+    await queue.send_message(message)  # both copies handled side by side
+    batch = await source.poll()
+    assert (len(batch.events), batch.duplicate_count) == (1, 1)
+    assert await source.drain(30)
+    seen = records(out)
+    # Each task ran once, the second only after the first had ended (2 s after its start).
+    assert [x["env"]["AUMWATCH_TASK_NAME"] for x in seen] == ["stop-services", "snapshot"]
+    assert seen[1]["at"] >= seen[0]["at"] + 2
+    assert [(r.task, str(r.outcome)) for r in runner.results] == [
+        ("stop-services", "ok"), ("snapshot", "ok"),
+        ("stop-services", "skipped-duplicate"), ("snapshot", "skipped-duplicate")]
+    # The copy reported (and its message was deleted) only once every claim was committed.
+    assert skipped_while[0] == [("stop-services", "ok"), ("snapshot", "ok")]
+    assert await queue_is_empty(queue)
+
+
+def test_a_message_stays_hidden_a_minute_whatever_the_task_timeouts(
+    journal: Journal, standin_clock: ManualClock, recorder: Path, tmp_path: Path,
+) -> None:
+    # Hidden for every timeout plus a margin, a crashed runner's message came back only
+    # hours later, and its remaining pre tasks were then skipped as late.
+    long = [task(recorder, tmp_path / "o", 0, name=f"t{i}", timeout=timedelta(hours=2))
+            for i in range(3)]
+    runner = TaskRunner(long, journal, standin_clock, environ=os.environ)
+    assert runner.visibility_timeout() == 60
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+async def test_a_message_is_kept_hidden_while_its_hook_runs_and_deleted_after(
+    queue: Any, journal: Journal, standin_clock: ManualClock, run: SimRun, concurrency: int,
+) -> None:
+    release = asyncio.Event()
+    started = asyncio.Event()
+
+    async def hook(events: Any) -> bool:
+        started.set()
+        await release.wait()
+        return True
+
+    source = EventSource(queue, clock=standin_clock, journal=journal, mode="consume",
+                         visibility_timeout=1, before_delete=hook,
+                         hook_concurrency=concurrency, max_messages=1)
+    await queue.send_message(pre_message(run))
+    poll = asyncio.ensure_future(source.poll())
+    await asyncio.wait_for(started.wait(), 30)
+    # Three visibility timeouts of real time: renewed, the message never reappears.
+    await asyncio.sleep(3)
+    assert await queue_is_empty(queue)
+    release.set()
+    batch = await asyncio.wait_for(poll, 30)
+    assert await source.drain(30)
+    assert batch.error is None
+    assert (await source.poll()).error is None  # the delete used the renewed receipt
+    await asyncio.sleep(1.5)
+    assert await queue_is_empty(queue)
+
+
+# --- pre tasks of a run known to be cancelled (issue 22 item 1) ---------------------------
+
+
+def counting(read: Any) -> Any:
+    """``read`` (a run-status reader), counting its calls in ``.calls``."""
+    calls: list[list[str]] = []
+
+    async def counted(ids: Any) -> Any:
+        calls.append(sorted(ids))
+        return await read(ids)
+
+    counted.calls = calls  # type: ignore[attr-defined]
+    return counted
+
+
+async def test_a_pre_task_of_a_run_cancelled_and_verified_in_the_journal_is_not_run(
+    queue: Any, journal: Journal, standin_clock: ManualClock, standin_world: World,
+    aio_maintenance_client: Any, run: SimRun, recorder: Path, tmp_path: Path,
+) -> None:
+    # `aumwatch cancel` (or a dashboard) cancelled the run and verified it, sharing this
+    # journal; then the pre-event comes.
+    send, read_back = maintenance_client_calls(aio_maintenance_client)
+    canceller = Canceller(send, read_back, journal, standin_clock, WindowRules(),
+                          sleep=_no_wait)
+    result = await canceller.cancel(CancelTarget(run.correlation_id, "nightly", run.start,
+                                                 computed_id=False))
+    assert result.verified
+    out = tmp_path / "out.jsonl"
+    await queue.send_message(pre_message(run))
+    results, errors = await drain(queue, journal, standin_clock,
+                                  [task(recorder, out, 0, configurations=("*",))])
+    assert errors == []
+    [line] = [r.to_json() for r in results]
+    assert line["outcome"] == "skipped-cancelled"
+    assert (line["exit_code"], line["cancelled_run"]) == (None, False)
+    assert "the run is cancelled" in line["reason"] and "(journal)" in line["reason"]
+    assert records(out) == []  # never run
+    [row] = journal.task_runs(run.correlation_id)
+    assert (row.state, row.detail) == ("skipped-cancelled", line["reason"])
+    assert await queue_is_empty(queue)
+
+
+async def test_a_pre_task_after_one_that_cancelled_the_run_is_not_run(
+    queue: Any, journal: Journal, standin_clock: ManualClock, standin_world: World,
+    aio_maintenance_client: Any, run: SimRun, recorder: Path, tmp_path: Path,
+) -> None:
+    out = tmp_path / "out.jsonl"
+    await queue.send_message(pre_message(run))
+    results, _ = await drain(queue, journal, standin_clock,
+                             [task(recorder, out, 3, cancel_on_failure=True),
+                              task(recorder, out, 0, name="stop-services")],
+                             aio_maintenance_client)
+    assert [(r.task, str(r.outcome), r.cancelled_run) for r in results] == [
+        ("precheck", "failed", True), ("stop-services", "skipped-cancelled", False)]
+    assert len(records(out)) == 1
+
+
+async def test_a_pre_task_of_a_run_resource_graph_shows_cancelled_is_not_run_one_query(
+    queue: Any, journal: Journal, standin_clock: ManualClock, standin_world: World,
+    aio_graph_client: Any, run: SimRun, recorder: Path, tmp_path: Path,
+) -> None:
+    # Cancelled elsewhere (the portal, another tool): only Resource Graph knows it.
+    standin_world.upsert_run(dataclasses.replace(run, status="Cancelled"))
+    weekly = add_run(standin_world, config_object("weekly"), run.start, machines=1)
+    out = tmp_path / "out.jsonl"
+    await queue.send_message(pre_message(run))
+    await queue.send_message(pre_message(weekly, "weekly"))
+    read = counting(graph_run_statuses(QueryRunner(aio_graph_client, subscriptions=[SUB],
+                                                   clock=standin_clock)))
+    results, errors = await drain(queue, journal, standin_clock,
+                                  [task(recorder, out, 0, configurations=("*",))],
+                                  run_statuses=read, concurrency=TASK_CONCURRENCY)
+    assert errors == []
+    outcomes = {r.configuration: r for r in results}
+    assert str(outcomes["nightly"].outcome) == "skipped-cancelled"
+    assert "Resource Graph shows its status Cancelled" in (outcomes["nightly"].reason or "")
+    assert str(outcomes["weekly"].outcome) == "ok"
+    assert [x["env"]["AUMWATCH_TASK_CONFIGURATION_NAME"] for x in records(out)] == ["weekly"]
+    # The two messages of the poll shared one Resource Graph query.
+    assert read.calls == [sorted([run.correlation_id.lower(), weekly.correlation_id.lower()])]
+
+
+async def test_a_pre_event_saying_its_run_is_cancelled_runs_no_pre_task(
+    queue: Any, journal: Journal, standin_clock: ManualClock, run: SimRun, recorder: Path,
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out.jsonl"
+    event = pre_event_for(run, "nightly")
+    event["data"]["Status"] = "Cancelled"  # a status in the event's data
+    await queue.send_message(encode_message(event))
+    results, _ = await drain(queue, journal, standin_clock, [task(recorder, out, 0)])
+    [result] = results
+    assert str(result.outcome) == "skipped-cancelled"
+    assert result.reason is not None and "the event says its status is Cancelled" in result.reason
+    assert records(out) == []
+
+
+async def test_a_failing_resource_graph_read_does_not_hold_the_pre_tasks_and_is_said(
+    queue: Any, journal: Journal, standin_clock: ManualClock, run: SimRun, recorder: Path,
+    tmp_path: Path,
+) -> None:
+    async def unreachable(ids: Any) -> Any:
+        raise ConnectionError("Resource Graph unreachable")
+
+    read = counting(unreachable)
+    out = tmp_path / "out.jsonl"
+    await queue.send_message(pre_message(run))
+    results, errors = await drain(queue, journal, standin_clock,
+                                  [task(recorder, out, 0), task(recorder, out, 0, name="b")],
+                                  run_statuses=read)
+    assert errors == []
+    assert [str(r.outcome) for r in results] == ["ok", "ok"]
+    for result in results:
+        assert result.reason is not None
+        assert ("Resource Graph's status of the run could not be read (Resource Graph "
+                "unreachable): judged on the journal and the event only") in result.reason
+    assert len(read.calls) == 1  # the failure is reused, not asked again per task
+
+
+async def test_the_command_skips_the_pre_task_of_a_run_cancelled_before_it_started(
+    azurite: Any, queue: Any, standin: Any, standin_world: World, run: SimRun,
+    recorder: Path, tmp_path: Path,
+) -> None:
+    # The issue's scenario: the run is cancelled, then `aumwatch tasks` starts with a pre
+    # task for every configuration and reads the run's pre-event.
+    standin_world.upsert_run(dataclasses.replace(run, status="Cancelled"))
+    out = tmp_path / "out.jsonl"
+    config = write_config(tmp_path, azurite, queue.queue_name,
+                          [sys.executable, str(recorder), str(out), "0"], on="pre",
+                          server=standin)
+    config.write_text(config.read_text().replace('configurations = ["nightly"]',
+                                                 'configurations = ["*"]'), encoding="utf-8")
+    await queue.send_message(pre_message(run))
+    proc = aumwatch(config, "--once")
+    stdout, stderr = await asyncio.to_thread(proc.communicate, timeout=60)
+    assert proc.returncode == 0, stderr
+    [line] = [json.loads(item) for item in stdout.splitlines()]
+    assert (line["outcome"], line["correlation_id"]) == ("skipped-cancelled",
+                                                         run.correlation_id)
+    assert {"task", "correlation_id", "event_kind", "outcome", "exit_code", "cancelled_run",
+            "started", "ended", "configuration", "reason"} == set(line)
+    assert records(out) == []
+    assert "skipped-cancelled" in stderr  # the diagnostic line names it too

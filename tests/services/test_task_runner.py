@@ -204,3 +204,69 @@ async def test_a_pre_task_handled_after_its_run_started_is_recorded_skipped_late
     on_time = TaskRunner([task], Journal(tmp_path / "j2.sqlite3"),
                          ManualClock(START - timedelta(minutes=35)), environ=os.environ)
     assert (await on_time.run_one(task, pre)).outcome == "ok" and marker.exists()
+
+
+async def test_run_statuses_share_one_read_per_gather_and_reuse_a_failure() -> None:
+    import asyncio
+
+    from services.azure.tasks import RunStatuses
+
+    calls: list[list[str]] = []
+    failing = False
+
+    async def read(ids: object) -> dict[str, str]:
+        calls.append(list(ids))  # type: ignore[call-overload]
+        if failing:
+            raise ConnectionError("down")
+        return {RUN_ID.upper(): "Cancelled"}
+
+    statuses = RunStatuses(read, ttl=60, gather=0.01)
+    other = RUN_ID.replace("web", "db")
+    both = await asyncio.gather(statuses.status(RUN_ID), statuses.status(other))
+    assert both == [("Cancelled", None), (None, None)]
+    assert calls == [sorted([RUN_ID.lower(), other.lower()])]
+    assert await statuses.status(RUN_ID) == ("Cancelled", None)  # reused within the ttl
+    assert len(calls) == 1
+    failing = True
+    fresh = RunStatuses(read, ttl=60, gather=0.01)
+    assert await fresh.status(RUN_ID) == (None, "down")
+    assert await fresh.status(other) == (None, "down")  # not asked again within the ttl
+    assert len(calls) == 2
+
+
+async def test_a_hanging_run_status_read_is_cut_short() -> None:
+    import asyncio
+
+    from services.azure.tasks import RunStatuses
+
+    async def hang(ids: object) -> dict[str, str]:
+        await asyncio.Event().wait()
+        return {}
+
+    statuses = RunStatuses(hang, timeout=0.05, gather=0.0)
+    assert await statuses.status(RUN_ID) == (None, "no answer within 0.05s")
+
+
+async def test_run_statuses_prefetched_as_hooks_start_share_one_read() -> None:
+    import asyncio
+
+    from services.azure.tasks import RunStatuses
+
+    calls: list[list[str]] = []
+
+    async def read(ids: object) -> dict[str, str]:
+        calls.append(list(ids))  # type: ignore[call-overload]
+        return {}
+
+    statuses = RunStatuses(read, gather=0.01)
+    other = RUN_ID.replace("web", "db")
+    statuses.prefetch([RUN_ID])
+    statuses.prefetch([other])
+
+    async def late_ask(correlation_id: str, after: float) -> tuple[str | None, str | None]:
+        await asyncio.sleep(after)  # a clock correction before the task asks
+        return await statuses.status(correlation_id)
+
+    assert await asyncio.gather(late_ask(RUN_ID, 0.05), late_ask(other, 0.1)) == [
+        (None, None), (None, None)]
+    assert calls == [sorted([RUN_ID.lower(), other.lower()])]

@@ -172,3 +172,40 @@ def test_a_pre_task_is_too_late_once_its_run_has_started() -> None:
     # A post task has no such limit, and an event without a start cannot be judged late.
     assert too_late_for_pre(event(EventKind.POST), START + timedelta(hours=5)) is None
     assert too_late_for_pre(event(start=None), START + timedelta(hours=5)) is None
+
+
+# --- a run known to be cancelled (issue 22 item 1) -----------------------------------------
+
+
+def test_known_cancellation_names_the_fact_that_says_so_journal_first() -> None:
+    from services.domain.tasks import known_cancellation
+
+    verified = START - timedelta(minutes=5)
+    assert known_cancellation(verified_cancel_at=None, graph_status=None,
+                              event_status=None) is None
+    assert known_cancellation(verified_cancel_at=None, graph_status="Pending",
+                              event_status="Succeeded") is None
+    assert known_cancellation(verified_cancel_at=verified, graph_status="Pending",
+                              event_status=None) == (
+        "a cancel of it was verified at 2026-03-10T12:55:00Z (journal)")
+    assert known_cancellation(verified_cancel_at=None, graph_status="Cancelled",
+                              event_status=None) == "Resource Graph shows its status Cancelled"
+    assert known_cancellation(verified_cancel_at=None, graph_status=None,
+                              event_status=" canceled ") == (
+        "the event says its status is  canceled ")
+
+
+def test_outcome_and_state_skipped_cancelled_is_a_contract_value() -> None:
+    from services.domain.tasks import TaskState
+
+    assert str(TaskOutcome.SKIPPED_CANCELLED) == "skipped-cancelled"
+    assert str(TaskState.SKIPPED_CANCELLED) == "skipped-cancelled"
+
+
+def test_one_query_reads_the_status_of_several_runs_lower_case_and_quoted() -> None:
+    from services.domain.tasks import run_statuses_query
+
+    query = run_statuses_query([RUN_ID, RUN_ID.upper(), 'x"y'])
+    assert query.count(f'"{RUN_ID.lower()}"') == 2  # once per side of the `or`, deduplicated
+    assert '"x\\"y"' in query
+    assert "maintenanceresources" in query and "applyupdates" in query

@@ -4,6 +4,7 @@ and leaves the queue's messages alone (peek)."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import uuid
 from collections.abc import Iterator
@@ -137,6 +138,37 @@ async def test_the_dashboard_runs_a_failing_precheck_that_cancels_the_run_verifi
         assert row[:3] == ["precheck", "pre", "cancelled the run"]
         assert screen.rows[0].output is not None
         assert screen.rows[0].output.startswith("[red]disk C: 98% full[/red]")
+
+
+async def test_the_dashboard_runs_no_pre_task_for_a_run_resource_graph_shows_cancelled(
+    run: SimRun, standin: StandInServer, standin_clock: ManualClock, standin_world: World,
+    azurite: Azurite, queue_name: str, tmp_path: Path,
+) -> None:
+    # Cancelled in the portal before its pre-event is read: only Resource Graph knows it.
+    standin_world.upsert_run(dataclasses.replace(run, status="Cancelled"))
+    marker = tmp_path / "ran"
+    send_pre_event(azurite, queue_name, run)
+    app = make_app(settings_for(standin, azurite, queue_name, tmp_path,
+                                script_text=f"open({str(marker)!r}, 'w').close()\n"),
+                   standin_clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await tasks_done(pilot)
+        assert app.dashboard.monitor is not None and app.dashboard.monitor.runs_tasks
+        with Journal(tmp_path / "journal.sqlite3") as journal:
+            [task_run] = journal.task_runs(run.correlation_id)
+        assert task_run.state == "skipped-cancelled"
+        assert "Resource Graph shows its status Cancelled" in (task_run.detail or "")
+        assert not marker.exists()
+        assert messages_left(azurite, queue_name) == 0
+        app.dashboard.post_message(RunChosen(run.correlation_id.lower()))
+        await pilot.pause()
+        await pilot.press("t")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, TaskRunsScreen)
+        table: DataTable[Any] = screen.query_one(DataTable)
+        assert [cell.plain for cell in table.get_row_at(0)][:3] == [
+            "precheck", "pre", "skipped-cancelled"]
 
 
 @pytest.mark.parametrize(("mode", "read_only", "reason"), [

@@ -2,7 +2,8 @@
 
 Headless and fit for systemd: one JSON line per handled task on stdout (``task``,
 ``correlation_id``, ``event_kind``, ``outcome`` = ok | failed | timeout | skipped-duplicate |
-interrupted | skipped-late (a pre task whose run had already started), ``exit_code``,
+interrupted | skipped-late (a pre task whose run had already started) | skipped-cancelled
+(a pre task whose run is known to be cancelled), ``exit_code``,
 ``cancelled_run``, ``started``, ``ended``, plus ``configuration`` and ``reason``);
 diagnostics, one line each, on stderr. ``--once`` handles what is in the queue now and exits
 0, or 1 when a task failed or timed out (or a poll failed); without it, the queue is polled
@@ -15,7 +16,9 @@ Tasks need consume mode on a queue dedicated to aumwatch and one runner per queu
 file in the data directory); the command refuses otherwise, saying why. The runner itself is
 services/azure/tasks.py. A cancel_on_failure task's window is judged on Azure's clock: before
 it runs and when it fails, the clock's skew is measured from Resource Manager's ``Date``
-header, as ``aumwatch cancel`` does.
+header, as ``aumwatch cancel`` does. Whether a pre task's run is already cancelled is read
+from the journal, the event and Resource Graph (one query for the runs of a poll; without a
+credential, or when it cannot be read, the journal and the event decide alone).
 """
 
 from __future__ import annotations
@@ -95,10 +98,12 @@ async def _serve(args: argparse.Namespace, settings: Any, journal: Any) -> int:
 
     from services.azure.clients import make_async_credential, settings_queue_client
     from services.azure.eventsource import EventSource
+    from services.azure.resourcegraph import QueryRunner
     from services.azure.tasks import (
         TASK_CONCURRENCY,
         RunnerLock,
         TaskRunner,
+        graph_run_statuses,
         known_secrets,
         run_queue,
     )
@@ -117,7 +122,20 @@ async def _serve(args: argparse.Namespace, settings: Any, journal: Any) -> int:
             print(f"aumwatch: warning: no Azure credential ({clean(str(exc))}): a failed "
                   "cancel_on_failure pre-check cannot cancel its run", file=sys.stderr,
                   flush=True)
+        if any(task.on == "pre" for task in settings.tasks):
+            print("aumwatch: warning: no Azure credential: whether a pre task's run is "
+                  "cancelled is judged on the journal and the event only, not on Resource "
+                  "Graph", file=sys.stderr, flush=True)
     cancels = _Cancels(settings, credential, journal, clock)
+    graph = None
+    if credential is not None and any(task.on == "pre" for task in settings.tasks):
+        # One Resource Graph query per poll's runs: is a pre task's run already cancelled?
+        try:
+            graph = QueryRunner.from_settings(settings, clock=clock, credential=credential)
+        except Exception as exc:  # the journal and the event still decide
+            print(f"aumwatch: warning: no Resource Graph client ({clean(str(exc))}): whether "
+                  "a pre task's run is cancelled is judged on the journal and the event only",
+                  file=sys.stderr, flush=True)
     environ = dict(os.environ)
     if settings.config_path is not None:
         # A post task calling `aumwatch report` reads the same config file.
@@ -136,7 +154,8 @@ async def _serve(args: argparse.Namespace, settings: Any, journal: Any) -> int:
     runner = TaskRunner(
         settings.tasks, journal, clock, rules=settings.window_rules, cancel=cancels.cancel,
         secrets=known_secrets(settings.queue_connection_string, settings.token),
-        environ=environ, on_result=emit, sync_clock=cancels.sync_clock)
+        environ=environ, on_result=emit, sync_clock=cancels.sync_clock,
+        run_statuses=graph_run_statuses(graph) if graph is not None else None)
     try:
         try:
             queue = settings_queue_client(settings, credential)
@@ -173,6 +192,8 @@ async def _serve(args: argparse.Namespace, settings: Any, journal: Any) -> int:
                     return 0
     finally:
         await cancels.close()
+        if graph is not None:
+            await graph.close()
         if credential is not None:
             await credential.close()
     if args.once and (failed or not ok):

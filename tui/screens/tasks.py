@@ -1,5 +1,5 @@
 """The task runs of one run (issue 12): queued, running, ok, failed, timed out, interrupted,
-cancelled the run; ``enter`` shows a task's output, literally.
+skipped-late, skipped-cancelled, cancelled the run; ``enter`` shows a task's output, literally.
 
 The rows come from the journal (:func:`services.azure.report.read_task_view`) through the
 ``fetch`` function the dashboard gives; while a row is queued or running the view reads them
@@ -36,6 +36,7 @@ COLUMNS = (("task", "Task"), ("on", "On"), ("state", "State"), ("started", "Star
 
 _STATE_STYLE = {"ok": "green", "failed": "bold red", "timed out": "bold red",
                 "cancelled the run": "bold yellow", "interrupted": "yellow", "skipped-late": "dim",
+                "skipped-cancelled": "dim",
                 "running": "blue", "queued": "dim"}
 
 
