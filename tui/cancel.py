@@ -1,5 +1,6 @@
-"""The dashboard's side of a cancel: what the confirmation names, sending it through the
-monitor without ever raising, and how its outcome is told to the operator."""
+"""The dashboard's side of a cancel: what the confirmation names and how its outcome is told
+to the operator (the poller sends it: tui/poller.py; the state says whether and why it is
+refused: ``DashboardState.refusal``)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ from datetime import UTC
 
 from textual.notifications import SeverityLevel
 
-from services.azure.cancel import CancelResult, CancelTarget, Outcome
-from services.azure.monitor import Monitor
+from services.domain.boundary import CancelResult, CancelTarget
 from services.domain.dashboard import DashboardState
 from services.domain.model import Run
 from services.domain.window import run_window
@@ -35,16 +35,6 @@ def target_of(run: Run) -> CancelTarget:
     """The cancel request for ``run``."""
     return CancelTarget(run.correlation_id, run.configuration_name, run.start,
                         cutoff=run.cutoff, computed_id=run.expected)
-
-
-async def send(monitor: Monitor | None, target: CancelTarget) -> CancelResult:
-    """Send one cancel through ``monitor``; every failure becomes a result, never raised."""
-    if monitor is None:
-        return CancelResult(Outcome.REFUSED, "refused: no data source", target.correlation_id)
-    try:
-        return await monitor.cancel(target)
-    except Exception as exc:
-        return CancelResult(Outcome.FAILED, f"cancel failed: {exc}", target.correlation_id)
 
 
 def outcome_toast(result: CancelResult) -> tuple[str, SeverityLevel]:

@@ -20,6 +20,7 @@ import shutil
 import signal
 import tempfile
 import threading
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -54,7 +55,11 @@ def render_config(info: dict[str, Any]) -> str:
         f"ca_file = {_toml_string(info['ca_file'])}\n"
         f"token = {_toml_string(info['token'])}\n"
         f"subscriptions = [{subs}]\n"
-        "\n"
+        + ("" if not info.get("world") else (
+            "# This world's id: the journal's events and cancels of every other world (they\n"
+            "# share the data directory) stay out of its views.\n"
+            f"world = {_toml_string(str(info['world']))}\n"))
+        + "\n"
         "[queue]\n"
         f"connection_string = {_toml_string(info['queue_connection_string'])}\n"
         f"name = {_toml_string(info['queue_name'])}\n"
@@ -124,6 +129,8 @@ class SimEnvironment:
         self._server_options.setdefault(
             "arg_lag", ArgLag(seed=self.scenario.seed) if arg_lag is None else arg_lag)
         self._state_dir = Path(tempfile.mkdtemp(prefix="aumwatch-sim-"))
+        # Every start is a new world: its own identity in the shared journal (issue 22).
+        self.world_id = f"sim-{uuid.uuid4().hex[:16]}"
         self.config_path = Path(config_path) if config_path else self._state_dir / CONFIG_FILE_NAME
         self.data_dir = Path(data_dir) if data_dir else standin_data_dir()
         self.azurite = Azurite(binary=azurite_binary)
@@ -206,6 +213,7 @@ class SimEnvironment:
             "subscriptions": list(self.world.subscriptions),
             "queue_connection_string": self.azurite.connection_string,
             "queue_name": self.queue_name,
+            "world": self.world_id,
         }
 
 
