@@ -148,7 +148,8 @@ async def _serve(args: argparse.Namespace, settings: Any, journal: Any) -> int:
                 source = EventSource(queue, clock=clock, journal=journal, mode="consume",
                                      visibility_timeout=runner.visibility_timeout(),
                                      before_delete=runner.handle,
-                                     hook_concurrency=TASK_CONCURRENCY)
+                                     hook_concurrency=TASK_CONCURRENCY,
+                                     identity=settings.queue_identity)
                 stop = asyncio.Event()
                 loop = asyncio.get_running_loop()
 
