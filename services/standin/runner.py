@@ -44,7 +44,8 @@ def _toml_string(value: str) -> str:
 
 def render_config(info: dict[str, Any]) -> str:
     """The aumwatch config file (TOML) that points the service layer at the stand-in (and,
-    when ``info`` has a ``data_dir``, keeps aumwatch's data there)."""
+    when ``info`` has a ``data_dir``, keeps aumwatch's data there; with a ``world``, names
+    the stand-in world, so its journal rows stay apart from every other world's)."""
     subs = ", ".join(_toml_string(s) for s in info["subscriptions"])
     return (
         "# Written by `aumwatch sim`: points aumwatch at the local Azure stand-in.\n"
@@ -161,7 +162,7 @@ class SimEnvironment:
             self.server.start()
             self.engine.start(self.step_interval)
             write_private_file(self.config_path, render_config(
-                {**self.info(), "data_dir": str(self.data_dir)}))
+                {**self.info(), "data_dir": str(self.data_dir), "world": self.world_id}))
         except BaseException:
             self.stop()
             raise
@@ -213,7 +214,6 @@ class SimEnvironment:
             "subscriptions": list(self.world.subscriptions),
             "queue_connection_string": self.azurite.connection_string,
             "queue_name": self.queue_name,
-            "world": self.world_id,
         }
 
 
