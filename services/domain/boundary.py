@@ -155,7 +155,7 @@ class WiringSnapshot:
 
     wirings: Mapping[str, Wiring]  # key: configuration id, lower-case
     fetched_at: datetime | None
-    error: str | None  # one line when the whole read failed (kept per part in Wiring.error)
+    error: str | None = None  # one line when the whole read failed (else per part, in Wiring)
 
     def get(self, configuration_id: str) -> Wiring | None:
         """The wiring of one configuration (id compared case-insensitively)."""

@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from services.domain.arrivals import ArrivalRules, arrival
 from services.domain.boundary import (
@@ -76,7 +76,7 @@ class Notice:
 
     text: str
     title: str = ""
-    severity: str = "information"
+    severity: Literal["information", "warning", "error"] = "information"
     timeout: float = 6.0
 
 

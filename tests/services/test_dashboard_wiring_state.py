@@ -4,11 +4,11 @@ flag and the watchdog's explanation of a missing pre-event."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from services.domain.boundary import WiringSnapshot
 from services.domain.clock import ManualClock
 from services.domain.dashboard import NO_PRE_EVENT, DashboardState
 from services.domain.model import Fetched
@@ -31,13 +31,8 @@ PRE = "Microsoft.Maintenance.PreMaintenanceEvent"
 POST = "Microsoft.Maintenance.PostMaintenanceEvent"
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """What :class:`services.azure.eventgrid.WiringSnapshot` carries (plain data)."""
-
-    wirings: Mapping[str, Wiring]
-    fetched_at: datetime | None
-    error: str | None = None
+#: A read of the wiring, as the monitor returns it.
+Snapshot = WiringSnapshot
 
 
 def _topic(name: str) -> Any:

@@ -283,7 +283,7 @@ class DashboardScreen(Screen[None]):
             self.notify(finding.message, title="watchdog", severity="warning", markup=False)
         for notice in change.notices:
             self.notify(notice.text, title=notice.title, markup=False, timeout=notice.timeout,
-                        severity=notice.severity)  # type: ignore[arg-type]
+                        severity=notice.severity)
 
     def refresh_run_views(self) -> None:
         """Runs table and run panel for the current selection."""
