@@ -46,7 +46,6 @@ from services.domain.tasks import TaskResult
 from services.domain.watchdog import Finding, Watchdog, duplicate_finding
 from services.domain.window import Phase, WindowRules
 from services.domain.wiring import (
-    DEFAULT_WIRING_REFRESH,
     QueueTarget,
     Wiring,
     missing_pre_explanation,
@@ -60,8 +59,6 @@ ACCEPTED_HOLD = timedelta(minutes=10)
 #: Why Cancel is not offered while an accepted cancel awaits its confirmation.
 ACCEPTED_REASON = ("a cancel of this run was accepted by Azure and is not yet confirmed: "
                    "wait for the next poll")
-#: How often the Event Grid wiring is read by default (settings: ``[events] wiring_refresh``).
-WIRING_INTERVAL = DEFAULT_WIRING_REFRESH
 #: How long a passing notice ("report written to ...") stays in the status bar.
 NOTICE_FOR = timedelta(seconds=60)
 #: The run panel's flag when a run's wiring cannot deliver its pre-event.
@@ -121,26 +118,21 @@ class DashboardState:
     documented arrival range (settings). ``include_other_scopes``: show configurations and
     runs of every maintenance scope, not only guest patching. ``watched_queue``: the queue
     aumwatch watches, as Event Grid names it (a pre-event subscription to another queue does
-    not count); ``wiring_interval``: how often the wiring is read again. ``tasks``: how many
-    ``[[tasks]]`` are declared (the news of whether this dashboard runs them)."""
+    not count). ``tasks``: how many ``[[tasks]]`` are declared (the news of whether this
+    dashboard runs them). How often each source is polled is the poller's (tui/poller.py)."""
 
     def __init__(self, rules: WindowRules, clock: Clock, *, watch_events: bool = False,
                  queue_mode: str | None = None, read_only: bool = False,
-                 poll_interval: timedelta = timedelta(seconds=60),
-                 events_poll_interval: timedelta = timedelta(seconds=5),
                  memory: EventMemory | None = None,
                  arrival_rules: ArrivalRules | None = None,
                  include_other_scopes: bool = False,
-                 watched_queue: QueueTarget | None = None,
-                 wiring_interval: timedelta = WIRING_INTERVAL, tasks: int = 0) -> None:
+                 watched_queue: QueueTarget | None = None, tasks: int = 0) -> None:
         self.rules = rules
         self.arrival_rules = arrival_rules if arrival_rules is not None else ArrivalRules()
         self.include_other_scopes = include_other_scopes
         self.clock = clock
         self.watch_events = watch_events
         self.read_only = read_only
-        self.poll_interval = poll_interval
-        self.events_poll_interval = events_poll_interval
         self.configs: dict[str, Configuration] = {}
         self.index = RunIndex(rules)
         self.memory = memory if memory is not None else EventMemory()
@@ -172,7 +164,6 @@ class DashboardState:
         # when it was last read (None: not yet), and, per configuration key, why its
         # wiring cannot deliver a pre-event (the watchdog's and the run panel's explanation).
         self.watched_queue = watched_queue
-        self.wiring_interval = wiring_interval
         self.wirings: dict[str, Wiring] = {}
         self.wiring_fetched_at: datetime | None = None
         self._pre_explanations: dict[str, str] = {}

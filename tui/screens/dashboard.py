@@ -112,11 +112,9 @@ class DashboardScreen(Screen[None]):
         self.state = DashboardState(
             settings.window_rules, clock, watch_events=settings.queue_configured,
             queue_mode=settings.queue_mode if settings.queue_configured else None,
-            read_only=settings.read_only, poll_interval=poll_interval,
-            events_poll_interval=events_poll_interval, arrival_rules=settings.arrival_rules,
+            read_only=settings.read_only, arrival_rules=settings.arrival_rules,
             include_other_scopes=settings.include_other_scopes,
-            watched_queue=watched_queue(settings), wiring_interval=settings.wiring_refresh,
-            tasks=len(settings.tasks))
+            watched_queue=watched_queue(settings), tasks=len(settings.tasks))
         if monitor is not None:  # every source listed, none answered yet
             self.state.apply_status(MonitorStatus())
         self.set_reactive(DashboardScreen.time_mode, settings.time_display
