@@ -19,6 +19,8 @@ The config file (default ``<user config dir>/aumwatch/config.toml``, or ``--conf
     token = "..."                    # stand-in only (secret)
     include_other_scopes = false     # also show Host, OSImage, Extension... (not only
                                      # InGuestPatch) in patch views
+    world = "..."                    # written by `aumwatch sim`: the stand-in world's id
+                                     # (its journal rows are kept apart from every other's)
 
     [queue]
     account_url = "https://acct.queue.core.windows.net"
@@ -83,6 +85,7 @@ from typing import Any
 
 from services.domain.arrivals import ArrivalRules
 from services.domain.preflight import FitRules
+from services.domain.queueid import queue_identity
 from services.domain.tasks import (
     DEFAULT_TASK_TIMEOUT,
     MAX_TASK_TIMEOUT,
@@ -320,6 +323,7 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("request_timeout", "azure", "request_timeout", _request_timeout,
           lambda: DEFAULT_REQUEST_TIMEOUT),
     _Spec("include_other_scopes", "azure", "include_other_scopes", _as_bool, lambda: False),
+    _Spec("world", "azure", "world", _as_str, lambda: None),
     _Spec("queue_account_url", "queue", "account_url", _as_str, lambda: None),
     _Spec("queue_name", "queue", "name", _as_str, lambda: None),
     _Spec("queue_connection_string", "queue", "connection_string", _as_str, lambda: None),
@@ -372,6 +376,10 @@ class Settings:
     token: str | None = field(default=None, repr=False)
     request_timeout: timedelta = DEFAULT_REQUEST_TIMEOUT
     include_other_scopes: bool = False
+    #: The stand-in world this configuration points at (``aumwatch sim`` writes a new id at
+    #: every start): the journal's events and cancels are read and written under it, so one
+    #: world never shows another's. None on real Azure.
+    world: str | None = None
     queue_account_url: str | None = None
     queue_name: str | None = None
     queue_connection_string: str | None = field(default=None, repr=False)
@@ -417,6 +425,14 @@ class Settings:
     def queue_configured(self) -> bool:
         """True when an events queue is set (connection string, or account URL + name)."""
         return bool(self.queue_name and (self.queue_connection_string or self.queue_account_url))
+
+    @property
+    def queue_identity(self) -> str | None:
+        """The watched queue's full identity (account URL + queue name, normalised, and the
+        stand-in world): what its journal rows are written and read under. None when no
+        queue is configured or its endpoint cannot be told."""
+        return queue_identity(self.queue_name, account_url=self.queue_account_url,
+                              connection_string=self.queue_connection_string, world=self.world)
 
     @property
     def window_rules(self) -> WindowRules:

@@ -1,6 +1,7 @@
 """The dashboard's side of a cancel: what the confirmation names (live: its countdown moves
-with the clock, and it closes itself when the window closes), sending it through the monitor
-without ever raising, and how its outcome is told to the operator."""
+with the clock, and it closes itself when the window closes) and how its outcome is told to
+the operator (the poller sends it: tui/poller.py; the state says whether and why it is
+refused: ``DashboardState.refusal``)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,7 @@ from datetime import UTC, datetime, tzinfo
 
 from textual.notifications import SeverityLevel
 
-from services.azure.cancel import CancelResult, CancelTarget, Outcome
-from services.azure.monitor import Monitor
+from services.domain.boundary import CancelResult, CancelTarget
 from services.domain.dashboard import DashboardState
 from services.domain.marks import run_outcome
 from services.domain.model import Run
@@ -77,16 +77,6 @@ def target_of(run: Run) -> CancelTarget:
     """The cancel request for ``run``."""
     return CancelTarget(run.correlation_id, run.configuration_name, run.start,
                         cutoff=run.cutoff, computed_id=run.expected)
-
-
-async def send(monitor: Monitor | None, target: CancelTarget) -> CancelResult:
-    """Send one cancel through ``monitor``; every failure becomes a result, never raised."""
-    if monitor is None:
-        return CancelResult(Outcome.REFUSED, "refused: no data source", target.correlation_id)
-    try:
-        return await monitor.cancel(target)
-    except Exception as exc:
-        return CancelResult(Outcome.FAILED, f"cancel failed: {exc}", target.correlation_id)
 
 
 def outcome_toast(result: CancelResult) -> tuple[str, SeverityLevel]:

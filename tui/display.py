@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from rich.text import Text
 from textual.widgets import Static
@@ -26,6 +26,13 @@ def format_time(when: datetime | None, zone: tzinfo | None) -> str:
         return "–"
     local = when.astimezone(zone) if zone is not None else when.astimezone()
     return local.strftime("%a %d %H:%M ") + (local.tzname() or "")
+
+
+def clock_time(when: datetime, mode: str) -> str:
+    """``when`` as ``HH:MM:SS`` (the event tail's times): local time in the ``local`` display
+    mode, else UTC."""
+    local = when.astimezone() if mode == "local" else when.astimezone(UTC)
+    return local.strftime("%H:%M:%S")
 
 
 def format_full(when: datetime, zone: tzinfo | None) -> str:

@@ -1,19 +1,25 @@
-"""Messages of the dashboard. Each carries immutable data only.
+"""Messages of the dashboard. Each carries immutable data only: the seam's types
+(services/domain/boundary.py) and the domain's.
 
-Workers fetch through :class:`services.azure.monitor.Monitor` and post a fetch message; the
-dashboard screen's ``@on`` handlers apply it to the state and redraw the panels its change
-names (docs/architecture.md "Data flow"). Panels post intent messages (a configuration or a
-run chosen, cancel requested); they never change the state themselves.
+Workers (tui/poller.py) fetch through :class:`services.azure.monitor.Monitor` and post a
+fetch message, then the monitor's own facts (:class:`StatusFetched`); the dashboard screen's
+``@on`` handlers apply each to the state and redraw the panels its change names
+(docs/architecture.md "The seam"). Panels post intent messages (a configuration or a run
+chosen, cancel requested); they never change the state themselves.
 """
 
 from __future__ import annotations
 
 from textual.message import Message
 
-from services.azure.cancel import CancelResult
-from services.azure.eventgrid import WiringSnapshot
-from services.azure.eventsource import EventBatch
-from services.domain.model import Configuration, Fetched, Machine, Run
+from services.domain.boundary import (
+    CancelResult,
+    EventBatch,
+    MonitorStatus,
+    RunsSnapshot,
+    WiringSnapshot,
+)
+from services.domain.model import Configuration, Fetched, Machine
 from tui.report import ReportOutcome
 
 
@@ -26,11 +32,21 @@ class ConfigsFetched(Message):
 
 
 class RunsFetched(Message):
-    """A poll of the runs succeeded."""
+    """A poll of the runs succeeded: Resource Graph's runs and the journal's verified
+    cancels."""
 
-    def __init__(self, fetched: Fetched[Run]) -> None:
+    def __init__(self, snapshot: RunsSnapshot) -> None:
         super().__init__()
-        self.fetched = fetched
+        self.snapshot = snapshot
+
+
+class StatusFetched(Message):
+    """The monitor's own facts after a poll: when each source answered, the quota, the skew,
+    whether this dashboard runs the declared tasks."""
+
+    def __init__(self, status: MonitorStatus) -> None:
+        super().__init__()
+        self.status = status
 
 
 class EventsFetched(Message):
@@ -42,8 +58,7 @@ class EventsFetched(Message):
 
 
 class WiringFetched(Message):
-    """A read of the Event Grid wiring finished (a
-    :class:`~services.azure.eventgrid.WiringSnapshot`; its ``error`` says whether it failed)."""
+    """A read of the Event Grid wiring finished (its ``error`` says whether it failed)."""
 
     def __init__(self, snapshot: WiringSnapshot) -> None:
         super().__init__()

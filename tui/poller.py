@@ -1,18 +1,20 @@
 """The poll loops: workers that fetch through the monitor and post what they got.
 
 A :class:`Poller` is an invisible widget of the dashboard screen (workers and timers belong
-to a node). Each worker (``@work(exclusive=True, exit_on_error=False, group=...)``) only
-posts a message with immutable data, which bubbles to the screen. A poll never overlaps
-itself: the screen arms the next one (:meth:`Poller.arm_next`) when the last one was applied,
-with the delay the state's back-off chose. While paused, a due poll waits a second and asks
-again (countdowns keep ticking; only the data stands still). The Event Grid wiring has a
-loop of its own on a slow cadence (``[events] wiring_refresh``), started by the screen once
-the configurations are known.
+to a node) and the screen's one link to the :class:`~services.azure.monitor.Monitor`. Each
+worker (``@work(exclusive=True, exit_on_error=False, group=...)``) only posts messages with
+the seam's immutable data (services/domain/boundary.py), which bubble to the screen: the
+fetch, then the monitor's own facts (:class:`~tui.messages.StatusFetched`). A poll never
+overlaps itself: the screen re-arms the loop (:meth:`Poller.rearm`) when the last poll was
+applied, with the delay this poller's :class:`Backoff` chooses. While paused, a due poll
+waits a second and asks again (countdowns keep ticking; only the data stands still). The
+Event Grid wiring has a loop of its own on a slow cadence (``[events] wiring_refresh``),
+started by the screen once the configurations are known.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
 from textual import work
@@ -20,14 +22,66 @@ from textual.timer import Timer
 from textual.widget import Widget
 
 from services.azure.monitor import Monitor
+from services.domain.boundary import CancelResult, CancelTarget, Outcome
 from services.domain.errors import ServiceError
-from services.domain.model import Configuration
-from tui.messages import ConfigsFetched, EventsFetched, PollFailed, RunsFetched, WiringFetched
+from services.domain.model import Configuration, Fetched, Machine
+from services.domain.wiring import DEFAULT_WIRING_REFRESH, WIRING_RETRY
+from tui.messages import (
+    CancelDone,
+    ConfigsFetched,
+    EventsFetched,
+    PollFailed,
+    RunsFetched,
+    StatusFetched,
+    WiringFetched,
+)
 
 #: Arms a named one-shot poll: (name, delay, callback). The default is a Textual timer.
 Scheduler = Callable[[str, timedelta, Callable[[], object]], None]
 #: How often a paused poll asks again.
 PAUSED_RETRY = timedelta(seconds=1)
+#: Longest back-off after repeated failures of one source.
+MAX_BACKOFF = timedelta(minutes=5)
+#: The first back-off after a failure, doubled at each further failure.
+FIRST_BACKOFF = timedelta(seconds=5)
+#: The shortest delay before a retry.
+MIN_BACKOFF = timedelta(seconds=2)
+
+
+class Backoff:
+    """How long until a source is polled again: its interval after a success, a back-off
+    doubling with each failure in a row (twice as long when throttled) between
+    :data:`MIN_BACKOFF` and :data:`MAX_BACKOFF` after a failure; the wiring keeps its own
+    slow cadence and retries a failed read after ``WIRING_RETRY`` (at most its interval).
+    Configurations and runs are one loop: a success of either starts both over."""
+
+    def __init__(self, poll_interval: timedelta = timedelta(seconds=60),
+                 events_poll_interval: timedelta = timedelta(seconds=5),
+                 wiring_interval: timedelta = DEFAULT_WIRING_REFRESH) -> None:
+        self.poll_interval = poll_interval
+        self.events_poll_interval = events_poll_interval
+        self.wiring_interval = wiring_interval
+        self._failures: dict[str, int] = {}
+
+    def next_delay(self, source: str, ok: bool, throttled: bool = False) -> timedelta:
+        """The delay before ``source`` (configs, runs, events or wiring) is polled again."""
+        if source == "wiring":
+            self._failures[source] = 0 if ok else self._failures.get(source, 0) + 1
+            return self.wiring_interval if ok else min(self.wiring_interval, WIRING_RETRY)
+        if ok:
+            for name in (("configs", "runs") if source in ("configs", "runs") else (source,)):
+                self._failures[name] = 0
+            return self.events_poll_interval if source == "events" else self.poll_interval
+        count = self._failures.get(source, 0) + 1
+        self._failures[source] = count
+        base = FIRST_BACKOFF * (2 ** min(count - 1, 16))
+        if throttled:
+            base *= 2
+        return min(MAX_BACKOFF, max(MIN_BACKOFF, base))
+
+    def failures(self, source: str) -> int:
+        """Failures of ``source`` in a row."""
+        return self._failures.get(source, 0)
 
 
 def _throttled(exc: BaseException) -> bool:
@@ -40,16 +94,19 @@ class Poller(Widget):
 
     ``paused`` says whether to hold the next poll; ``scheduler`` replaces the timers that
     arm each next poll (tests record the delays instead of waiting for them);
-    ``configurations`` gives the configurations whose wiring is read.
+    ``configurations`` gives the configurations whose wiring is read; ``backoff`` chooses
+    each next delay. It also sends cancels and reads a run's machines for the screen.
     """
 
     DEFAULT_CSS = "Poller { display: none; }"
 
     def __init__(self, monitor: Monitor | None, *, paused: Callable[[], bool],
                  scheduler: Scheduler | None = None,
-                 configurations: Callable[[], Sequence[Configuration]] = tuple) -> None:
+                 configurations: Callable[[], Sequence[Configuration]] = tuple,
+                 backoff: Backoff | None = None) -> None:
         super().__init__(id="poller")
         self.monitor = monitor
+        self.backoff = backoff if backoff is not None else Backoff()
         self._paused = paused
         self._configurations = configurations
         self._scheduler = scheduler
@@ -65,6 +122,11 @@ class Poller(Widget):
             old.stop()
         self._poll_timers[name] = self.set_timer(max(0.05, delay.total_seconds()), callback,
                                             name=name)
+
+    def rearm(self, source: str, ok: bool, throttled: bool = False) -> None:
+        """Arm ``source``'s loop after a poll that succeeded (``ok``) or failed, with the
+        delay :attr:`backoff` chooses."""
+        self.arm_next(source, self.backoff.next_delay(source, ok, throttled))
 
     def arm_next(self, source: str, delay: timedelta) -> None:
         """Arm the loop that polls ``source`` (events, wiring, or configs/runs) after
@@ -92,14 +154,17 @@ class Poller(Widget):
         try:
             configs = await monitor.poll_configs()
         except Exception as exc:
+            self._post_status()
             self.post_message(PollFailed("configs", str(exc), throttled=_throttled(exc)))
             return
         self.post_message(ConfigsFetched(configs))
         try:
             runs = await monitor.poll_runs()
         except Exception as exc:
+            self._post_status()
             self.post_message(PollFailed("runs", str(exc), throttled=_throttled(exc)))
             return
+        self._post_status()
         self.post_message(RunsFetched(runs))
 
     @work(exclusive=True, exit_on_error=False, group="events")
@@ -111,8 +176,10 @@ class Poller(Widget):
         try:
             batch = await monitor.poll_events()
         except Exception as exc:  # poll_events should not raise; be safe anyway
+            self._post_status()
             self.post_message(PollFailed("events", str(exc)))
             return
+        self._post_status()
         if batch is not None:
             self.post_message(EventsFetched(batch))
 
@@ -126,6 +193,34 @@ class Poller(Widget):
         try:
             snapshot = await monitor.poll_wiring(tuple(self._configurations()), force=force)
         except Exception as exc:
+            self._post_status()
             self.post_message(PollFailed("wiring", str(exc), throttled=_throttled(exc)))
             return
+        self._post_status()
         self.post_message(WiringFetched(snapshot))
+
+    def _post_status(self) -> None:
+        """Tell the screen the monitor's own facts (ages, quota, skew, tasks runner)."""
+        if self.monitor is not None:
+            self.post_message(StatusFetched(self.monitor.status()))
+
+    # -- on demand -----------------------------------------------------------------------------
+    @work(exclusive=False, exit_on_error=False, group="cancel")
+    async def send_cancel(self, target: CancelTarget) -> None:
+        """Send one cancel through the monitor; posts :class:`CancelDone` whatever happens."""
+        self.post_message(CancelDone(await send(self.monitor, target)))
+
+    @property
+    def fetch_machines(self) -> Callable[[str], Awaitable[Fetched[Machine]]] | None:
+        """Reads one run's machines (None: nothing is polled)."""
+        return self.monitor.poll_machines if self.monitor is not None else None
+
+
+async def send(monitor: Monitor | None, target: CancelTarget) -> CancelResult:
+    """Send one cancel through ``monitor``; every failure becomes a result, never raised."""
+    if monitor is None:
+        return CancelResult(Outcome.REFUSED, "refused: no data source", target.correlation_id)
+    try:
+        return await monitor.cancel(target)
+    except Exception as exc:
+        return CancelResult(Outcome.FAILED, f"cancel failed: {exc}", target.correlation_id)

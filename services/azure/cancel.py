@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import inspect
 import json
 import os
@@ -36,16 +37,16 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
-from enum import StrEnum
 from typing import Any
 
 from services.azure.journal import AuditOutcome, Journal, JournalError
+from services.domain.boundary import CancelResult, CancelTarget, Outcome
 from services.domain.clock import Clock, ensure_utc
 from services.domain.errors import service_error
 from services.domain.runid import RunIdError, parse_run_id
 from services.domain.runs import UNSEEN_RUN_REASON
 from services.domain.window import RunWindow, WindowRules, run_window
-from services.settings import DEFAULT_CANCEL_API_VERSION
+from services.settings import DEFAULT_CANCEL_API_VERSION, Settings
 
 CANCEL_BODY: dict[str, Any] = {"properties": {"status": "Cancel"}}
 _CANCELLED = frozenset({"cancelled", "canceled"})
@@ -109,16 +110,6 @@ ArmCall = Callable[[str, str], Awaitable[ArmReply]]
 Sleep = Callable[[float], Awaitable[None]]
 
 
-class Outcome(StrEnum):
-    """The result of one cancel attempt."""
-
-    VERIFIED = "verified"  # read back as Cancelled
-    ACCEPTED = "accepted"  # Azure answered Cancelled; the read-back was unavailable
-    REFUSED = "refused"  # not sent: the reason says why
-    FAILED = "failed"  # sent, and known not to have cancelled the run
-    UNKNOWN = "unknown"  # sent, and we could not learn what happened
-
-
 _AUDIT = {
     Outcome.VERIFIED: AuditOutcome.VERIFIED,
     Outcome.ACCEPTED: AuditOutcome.ACCEPTED,
@@ -126,39 +117,6 @@ _AUDIT = {
     Outcome.FAILED: AuditOutcome.FAILED,
     Outcome.UNKNOWN: AuditOutcome.UNKNOWN,
 }
-
-
-@dataclass(frozen=True)
-class CancelTarget:
-    """The run to cancel. ``computed_id`` is True when the id was computed from the schedule
-    (before any pre-event or Resource Graph row named it); ``cutoff`` is the pre-event's
-    CancellationCutOffDateTime when known."""
-
-    correlation_id: str
-    configuration_name: str
-    start: datetime
-    cutoff: datetime | None = None
-    computed_id: bool = False
-    #: Who asked for the cancel when it was not a person ("task precheck (exit 3)"); the
-    #: audit records it. None for a cancel confirmed at the keyboard.
-    initiator: str | None = None
-
-
-@dataclass(frozen=True)
-class CancelResult:
-    """What happened. ``message`` is one line for the operator; ``run_status`` is the run's
-    status as last read back; ``journal_error`` says the audit could not be written."""
-
-    outcome: Outcome
-    message: str
-    run_id: str
-    http_status: int | None = None
-    run_status: str | None = None
-    journal_error: str | None = None
-
-    @property
-    def verified(self) -> bool:
-        return self.outcome is Outcome.VERIFIED
 
 
 def token_identity(token: str) -> str | None:
@@ -257,6 +215,68 @@ def maintenance_client_calls(client: Any) -> tuple[ArmCall, ArmCall]:
     return send, read_back
 
 
+class CancelSession:
+    """A :class:`Canceller` opened by :func:`open_canceller`, with the maintenance client it
+    sends through (``read_back`` reads a run through the same client) and the audit identity.
+    Close it (or use ``async with``) to close the client."""
+
+    def __init__(self, canceller: Canceller, read_back: ArmCall, client: Any) -> None:
+        self.canceller = canceller
+        self.read_back = read_back
+        self.client = client
+
+    @property
+    def identity(self) -> str | None:
+        """Who the cancels are audited as."""
+        return self.canceller.identity
+
+    async def close(self) -> None:
+        """Close the maintenance client; never raises."""
+        try:
+            await self.client.__aexit__(None, None, None)
+        except Exception:  # closing must not mask the caller's own outcome
+            pass
+
+    async def __aenter__(self) -> CancelSession:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+async def open_canceller(settings: Settings, credential: Any, subscription_id: str,
+                         journal: Journal | None, clock: Clock, *,
+                         identity: str | None = None, read_attempts: int = 5,
+                         read_interval: timedelta = timedelta(seconds=2)) -> CancelSession:
+    """The one way to open a :class:`Canceller` (the dashboard's monitor, ``aumwatch cancel``
+    and ``aumwatch tasks`` all do): an async maintenance client for ``subscription_id`` with
+    the cancel's client options, its send and read-back calls, the audit identity (read from
+    ``credential``'s token unless ``identity`` is given), the settings' window rules,
+    read-only flag, api-version and stand-in world. Raises what building the client raises."""
+    from services.azure.clients import (
+        CANCEL_CLIENT_OPTIONS,
+        async_maintenance_client,
+        cloud_for,
+    )
+
+    client = async_maintenance_client(settings, credential, subscription_id,
+                                      **CANCEL_CLIENT_OPTIONS)
+    await client.__aenter__()
+    try:
+        send, read_back = maintenance_client_calls(client)
+        if identity is None:
+            identity = await credential_identity(credential, cloud_for(settings).token_scope)
+        canceller = Canceller(send, read_back, journal, clock, settings.window_rules,
+                              settings.read_only, settings.cancel_api_version,
+                              identity=identity, read_attempts=read_attempts,
+                              read_interval=read_interval, world=settings.world)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await client.__aexit__(None, None, None)
+        raise
+    return CancelSession(canceller, read_back, client)
+
+
 class Canceller:
     """Sends cancels (see the module docstring). Safe to share between tasks and threads."""
 
@@ -274,6 +294,7 @@ class Canceller:
         read_attempts: int = 5,
         read_interval: timedelta = timedelta(seconds=2),
         sleep: Sleep = asyncio.sleep,
+        world: str | None = None,
     ) -> None:
         if read_attempts < 1:
             raise ValueError(f"read_attempts must be at least 1, got {read_attempts}")
@@ -285,6 +306,8 @@ class Canceller:
         self.read_only = read_only
         self.api_version = api_version
         self.identity = identity
+        #: The stand-in world the cancels are audited under (``[azure] world``).
+        self.world = world
         self._read_attempts = read_attempts
         self._read_interval = read_interval
         self._sleep = sleep
@@ -443,7 +466,8 @@ class Canceller:
                     attempted_at=ensure_utc(self._clock.now()), run_id=target.correlation_id,
                     configuration=target.configuration_name, computed_id=target.computed_id,
                     identity=self.identity, api_version=self.api_version,
-                    outcome=AuditOutcome.REFUSED, reason=reason, initiator=target.initiator)
+                    outcome=AuditOutcome.REFUSED, reason=reason, initiator=target.initiator,
+                    world=self.world)
             except JournalError as exc:
                 journal_error = str(exc)
         return CancelResult(Outcome.REFUSED, f"refused: {reason}", target.correlation_id,
@@ -459,7 +483,7 @@ class Canceller:
                 attempted_at=now, run_id=target.correlation_id,
                 configuration=target.configuration_name, computed_id=target.computed_id,
                 identity=self.identity, api_version=self.api_version,
-                initiator=target.initiator)
+                initiator=target.initiator, world=self.world)
         except JournalError as exc:
             return None, str(exc)
         return seq, None

@@ -219,7 +219,7 @@ def check_wiring(soon: Sequence[tuple[Configuration, datetime]], wirings: Any,
                  watched: QueueTarget | None) -> list[Check]:
     """A warning per configuration running soon whose wiring is not ``ok``.
 
-    ``wirings`` is a :class:`services.azure.eventgrid.WiringSnapshot`."""
+    ``wirings`` is a :class:`services.domain.boundary.WiringSnapshot`."""
     if not soon:
         return [Check("event wiring", "skip", "no configuration runs in the next 24 h")]
     if wirings.error:

@@ -31,6 +31,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from services.azure.resourcegraph import parse_retry_after
+from services.domain.boundary import WiringSnapshot
 from services.domain.clock import Clock, SystemClock, iso_z
 from services.domain.errors import ServiceError, kind_for_status, service_error
 from services.domain.model import Configuration
@@ -90,19 +91,6 @@ def watched_queue(settings: Settings) -> QueueTarget | None:
         return None
     account = queue_account_name(settings.queue_connection_string, settings.queue_account_url)
     return QueueTarget(account, name) if account else None
-
-
-@dataclass(frozen=True)
-class WiringSnapshot:
-    """The wiring of the configurations asked for, as of one read of Azure."""
-
-    wirings: Mapping[str, Wiring]  # key: configuration id, lower-case
-    fetched_at: datetime | None
-    error: str | None  # one line when the whole read failed (kept per part in Wiring.error)
-
-    def get(self, configuration_id: str) -> Wiring | None:
-        """The wiring of one configuration (id compared case-insensitively)."""
-        return self.wirings.get(_key(configuration_id))
 
 
 @dataclass

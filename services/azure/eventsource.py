@@ -41,16 +41,19 @@ import functools
 import os
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from services.azure.journal import Journal, JournalError, RecordStatus
-from services.domain.clock import Clock, ensure_utc, iso_z
+
+# The batch and its parts are the seam's types (services/domain/boundary.py); imported here
+# under their old names too.
+from services.domain.boundary import EventBatch, Mode, ReceivedEvent, UndecodableMessage
+from services.domain.clock import Clock, ensure_utc
 from services.domain.errors import service_error
 from services.domain.events import EventDecodeError, MaintenanceEvent, decode_message
+from services.domain.queueid import queue_identity_of_url
 
-Mode = Literal["peek", "consume"]
 #: Awaited in consume mode with one message's decoded events (all of them, also those already
 #: journaled by an earlier delivery) before the message is deleted; False keeps the message.
 BeforeDelete = Callable[[tuple[MaintenanceEvent, ...]], Awaitable[bool]]
@@ -77,83 +80,6 @@ PREVIEW_CHARS = 200
 #: 10 min, 30 min and 1 h after the previous attempt (about 1 h 47 min in all): two hours
 #: covers a duplicate from any of those retries (docs/azure.md "Event Grid -> Storage Queue").
 DEDUPE_HORIZON = timedelta(hours=2)
-
-
-@dataclass(frozen=True)
-class ReceivedEvent:
-    """One event as this source got it. ``duplicate`` marks a second delivery of an event
-    already seen (same id and type, another message)."""
-
-    event: MaintenanceEvent
-    received_at: datetime
-    message_id: str | None
-    inserted_at: datetime | None
-    duplicate: bool = False
-
-    @property
-    def arrived_at(self) -> datetime:
-        """When the event reached us: the queue's insertion time (else when we read it), or
-        the event's own time when that is earlier. A backlog written into the queue late (a
-        replay, the stand-in filling its history) keeps the time the event was published, so
-        the watchdog does not call an on-time pre-event late."""
-        arrived = self.inserted_at or self.received_at
-        published = self.event.event_time
-        return published if published is not None and published < arrived else arrived
-
-    def to_json(self) -> dict[str, Any]:
-        """The event's JSON plus ``received_at`` and ``duplicate`` (``events tail --json``)."""
-        out = self.event.to_json()
-        out["received_at"] = iso_z(self.received_at, fraction=True)
-        out["duplicate"] = self.duplicate
-        return out
-
-
-@dataclass(frozen=True)
-class UndecodableMessage:
-    """A message that holds no valid event: why, and the start of its text, escaped."""
-
-    reason: str
-    raw_preview: str
-    received_at: datetime
-    message_id: str | None
-    inserted_at: datetime | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "undecodable": True,
-            "reason": self.reason,
-            "raw_preview": self.raw_preview,
-            "received_at": iso_z(self.received_at, fraction=True),
-            "message_id": self.message_id,
-        }
-
-
-@dataclass(frozen=True)
-class EventBatch:
-    """What one poll found.
-
-    ``events`` are new (shown once); ``duplicates`` are further deliveries of events already
-    seen (flagged, not shown as new); ``redelivered`` counts consume-mode messages whose events
-    were already journaled (a re-delivery after a crash: deleted, nothing new). ``depth`` is the
-    queue's approximate message count, None when this poll did not read it (see
-    :meth:`EventSource.poll`); ``truncated`` is True when a peek could not see them all, with
-    ``warning`` saying so. ``error`` is the one-line failure of this poll, if any.
-    """
-
-    mode: Mode
-    fetched_at: datetime
-    events: tuple[ReceivedEvent, ...] = ()
-    duplicates: tuple[ReceivedEvent, ...] = ()
-    undecodable: tuple[UndecodableMessage, ...] = ()
-    redelivered: int = 0
-    depth: int | None = None
-    truncated: bool = False
-    warning: str | None = None
-    error: str | None = None
-
-    @property
-    def duplicate_count(self) -> int:
-        return len(self.duplicates)
 
 
 def raw_preview(text: str, limit: int = PREVIEW_CHARS) -> str:
@@ -298,6 +224,9 @@ class EventSource:
     ``journal`` is optional in peek mode (events are then only deduplicated in memory) and
     required in consume mode. ``visibility_timeout`` (seconds) is how long a received message
     stays hidden before it reappears, should this process die before deleting it.
+    ``identity`` is the queue's full identity its journal rows are written under
+    (:func:`services.domain.queueid.queue_identity`, with the stand-in world); by default the
+    client's own URL, normalised, with no world.
     """
 
     def __init__(
@@ -314,6 +243,7 @@ class EventSource:
         before_delete: BeforeDelete | None = None,
         max_messages: int = PEEK_LIMIT,
         hook_concurrency: int = 1,
+        identity: str | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"queue mode must be peek or consume, not {mode!r}")
@@ -351,6 +281,9 @@ class EventSource:
         self._events = _Seen(seen_limit, dedupe_horizon)
         self._depth_every = depth_every
         self._polls_to_depth = 0  # polls left until the depth is read again; 0 = this one
+        url = getattr(queue, "url", None)
+        self.identity = identity if identity is not None else (
+            queue_identity_of_url(str(url)) if url else None)
 
     @property
     def queue_name(self) -> str:
@@ -542,7 +475,7 @@ class EventSource:
                 try:
                     status = self._journal.record_event(
                         event, raw, received_at=out.fetched_at, message_id=message_id,
-                        source_queue=self.queue_name or None)
+                        source_queue=self.queue_name or None, queue_identity=self.identity)
                 except JournalError as exc:
                     out.fail(str(exc))
                     if self.mode == "consume":
@@ -576,7 +509,7 @@ class EventSource:
             try:
                 new = self._journal.record_undecodable(
                     raw, reason, received_at=out.fetched_at, message_id=message_id,
-                    source_queue=self.queue_name or None)
+                    source_queue=self.queue_name or None, queue_identity=self.identity)
             except JournalError as exc:
                 out.fail(str(exc))
                 if self.mode == "consume":

@@ -30,7 +30,7 @@ from typing import Any
 
 from services.domain.events import MaintenanceEvent
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 JOURNAL_FILE_NAME = "journal.sqlite3"
 
 # One entry per schema version: the statements that take a file from version N-1 to N.
@@ -113,6 +113,17 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             reason TEXT
         )""",
     ),
+    (
+        # Issue 22: rows are keyed by the queue's full identity (services/domain/queueid.py:
+        # account URL + queue name, normalised, and the stand-in world), not its name alone.
+        # Rows written before have none (NULL) and are never read back into a view: which
+        # account or world they came from is not known.
+        "ALTER TABLE events ADD COLUMN queue_identity TEXT",
+        "CREATE INDEX events_queue_identity ON events (queue_identity, seq)",
+        "ALTER TABLE undecodable ADD COLUMN queue_identity TEXT",
+        # The stand-in world a cancel was sent in (NULL: real Azure, or written before).
+        "ALTER TABLE cancel_audit ADD COLUMN world TEXT",
+    ),
 )
 
 
@@ -155,6 +166,9 @@ class JournaledEvent:
     message_id: str | None
     source_queue: str | None
     duplicate_deliveries: int
+    #: The queue's full identity (services/domain/queueid.py); None for a row written before
+    #: journals kept it.
+    queue_identity: str | None = None
 
 
 @dataclass(frozen=True)
@@ -383,12 +397,14 @@ class Journal:
         received_at: datetime,
         message_id: str | None = None,
         source_queue: str | None = None,
+        queue_identity: str | None = None,
     ) -> RecordStatus:
         """Journal one decoded event and commit; tell whether it was new.
 
         A second sighting from the same queue message (a re-peek, or a consume-mode
         re-delivery after a crash) changes nothing; one from another message counts a
-        duplicate delivery on the first row.
+        duplicate delivery on the first row. ``queue_identity`` is the queue's full identity
+        (:func:`services.domain.queueid.queue_identity`): what a peeking view reads back by.
         """
         key = dedupe_key_text(event.dedupe_key)
         decoded = json.dumps(dict(event.to_json()), sort_keys=True, default=str)
@@ -399,10 +415,10 @@ class Journal:
             if row is None:
                 conn.execute(
                     "INSERT INTO events (dedupe_key, event_id, event_type, kind, correlation_id,"
-                    " raw_text, decoded_json, received_at, message_id, source_queue)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " raw_text, decoded_json, received_at, message_id, source_queue,"
+                    " queue_identity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (key, event.id, event.type, str(event.kind), event.correlation_id, raw_text,
-                     decoded, _iso(received_at), message_id, source_queue),
+                     decoded, _iso(received_at), message_id, source_queue, queue_identity),
                 )
                 return RecordStatus.NEW
             if message_id is not None and row[0] == message_id:
@@ -431,11 +447,26 @@ class Journal:
         rows = self._events(" ORDER BY seq DESC LIMIT ?", (limit,), ordered=True)
         return rows[::-1]
 
-    def events_after(self, seq: int, limit: int = 500) -> list[JournaledEvent]:
+    def queue_events(self, queue_identity: str, limit: int = 500) -> list[JournaledEvent]:
+        """The last ``limit`` events journaled from the queue ``queue_identity``, oldest
+        first. Rows of another queue (same name, another account or world) and rows without
+        an identity (written before journals kept it) are never among them."""
+        if limit <= 0:
+            return []
+        rows = self._events(" WHERE queue_identity = ? ORDER BY seq DESC LIMIT ?",
+                            (queue_identity, limit), ordered=True)
+        return rows[::-1]
+
+    def events_after(self, seq: int, limit: int = 500, *,
+                     queue_identity: str | None = None) -> list[JournaledEvent]:
         """Journaled events recorded after row ``seq``, oldest first, at most ``limit`` (a
-        dashboard following what another process consumed)."""
-        return self._events(" WHERE seq > ? ORDER BY seq LIMIT ?", (seq, max(limit, 0)),
-                            ordered=True)
+        dashboard following what another process consumed); with ``queue_identity``, only
+        that queue's."""
+        if queue_identity is None:
+            return self._events(" WHERE seq > ? ORDER BY seq LIMIT ?", (seq, max(limit, 0)),
+                                ordered=True)
+        return self._events(" WHERE seq > ? AND queue_identity = ? ORDER BY seq LIMIT ?",
+                            (seq, queue_identity, max(limit, 0)), ordered=True)
 
     def events_for_run(self, correlation_id: str) -> list[JournaledEvent]:
         """Journaled events of one run (ids compared case-insensitively), oldest first."""
@@ -446,8 +477,8 @@ class Journal:
                 ordered: bool = False) -> list[JournaledEvent]:
         sql = (
             "SELECT seq, dedupe_key, event_id, event_type, kind, correlation_id, raw_text,"
-            " decoded_json, received_at, message_id, source_queue, duplicate_deliveries"
-            " FROM events" + tail + ("" if ordered else " ORDER BY seq")
+            " decoded_json, received_at, message_id, source_queue, duplicate_deliveries,"
+            " queue_identity FROM events" + tail + ("" if ordered else " ORDER BY seq")
         )
         with self._lock, self._errors("read"):
             rows = self._connection().execute(sql, params).fetchall()
@@ -456,7 +487,7 @@ class Journal:
                 seq=r[0], dedupe_key=r[1], event_id=r[2], event_type=r[3], kind=r[4],
                 correlation_id=r[5], raw_text=r[6], decoded=json.loads(r[7]),
                 received_at=_parse_iso(r[8]), message_id=r[9], source_queue=r[10],
-                duplicate_deliveries=r[11],
+                duplicate_deliveries=r[11], queue_identity=r[12],
             )
             for r in rows
         ]
@@ -470,6 +501,7 @@ class Journal:
         received_at: datetime,
         message_id: str | None = None,
         source_queue: str | None = None,
+        queue_identity: str | None = None,
     ) -> bool:
         """Journal a message that did not decode and commit; False when it already was.
 
@@ -477,15 +509,16 @@ class Journal:
         none, so a re-peek or a re-delivery is journaled once.
         """
         if message_id is not None:
-            message_key = f"id:{source_queue or ''}:{message_id}"
+            message_key = f"id:{queue_identity or source_queue or ''}:{message_id}"
         else:
             digest = hashlib.sha256(raw_text.encode("utf-8", "surrogatepass")).hexdigest()
             message_key = f"sha256:{digest}"
         with self._write("record an undecodable message") as conn:
             cursor = conn.execute(
                 "INSERT OR IGNORE INTO undecodable (message_key, message_id, source_queue,"
-                " raw_text, reason, received_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (message_key, message_id, source_queue, raw_text, reason, _iso(received_at)),
+                " raw_text, reason, received_at, queue_identity) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (message_key, message_id, source_queue, raw_text, reason, _iso(received_at),
+                 queue_identity),
             )
             return cursor.rowcount == 1
 
@@ -515,22 +548,25 @@ class Journal:
         outcome: AuditOutcome = AuditOutcome.SENT,
         reason: str | None = None,
         initiator: str | None = None,
+        world: str | None = None,
     ) -> int:
         """Write an audit row for a cancel attempt and commit; return its row number.
 
         Written *before* the request goes out (outcome ``sent``) so that even a crash
         mid-request leaves a trace; :meth:`finish_cancel` records the outcome. A refusal is
         written whole, with ``outcome=REFUSED`` and its reason. ``initiator`` names who
-        started it when it was not a person ("task precheck (exit 3)").
+        started it when it was not a person ("task precheck (exit 3)"); ``world`` the
+        stand-in world it was sent in (``[azure] world``; None on real Azure).
         """
         finished = _iso(attempted_at) if outcome is AuditOutcome.REFUSED else None
         with self._write("record a cancel attempt") as conn:
             cursor = conn.execute(
                 "INSERT INTO cancel_audit (attempted_at, finished_at, identity, run_id,"
-                " configuration, computed_id, outcome, reason, api_version, initiator)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " configuration, computed_id, outcome, reason, api_version, initiator, world)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (_iso(attempted_at), finished, identity, run_id, configuration,
-                 int(computed_id), str(outcome), reason, api_version, initiator),
+                 int(computed_id), str(outcome), reason, api_version, initiator,
+                 (world or "").strip() or None),
             )
             return int(cursor.lastrowid or 0)
 
@@ -554,17 +590,21 @@ class Journal:
             if cursor.rowcount != 1:
                 raise JournalError(f"journal {self.path}: no cancel attempt #{seq} to finish")
 
-    def verified_cancels(self) -> dict[str, datetime]:
-        """Runs whose cancel was verified (read back as Cancelled): run key (lower-case) ->
-        when it was verified, the latest when several were.
+    def verified_cancels(self, world: str | None = None) -> dict[str, datetime]:
+        """Runs whose cancel was verified (read back as Cancelled) in ``world`` (None: real
+        Azure, i.e. rows sent in no stand-in world): run key (lower-case) -> when it was
+        verified, the latest when several were. A stand-in world's run ids repeat from one
+        world to the next: another world's cancel must never mark a run here.
 
         For :func:`services.domain.runs.merge_runs`: Resource Graph lags, and a verified cancel
         must win over its older rows (docs/azure.md, "Resource Graph").
         """
+        world = (world or "").strip() or None
         with self._lock, self._errors("read"):
             rows = self._connection().execute(
-                "SELECT run_id, finished_at, attempted_at FROM cancel_audit WHERE outcome = ?",
-                (str(AuditOutcome.VERIFIED),),
+                "SELECT run_id, finished_at, attempted_at FROM cancel_audit WHERE outcome = ?"
+                " AND world IS ?",
+                (str(AuditOutcome.VERIFIED), world),
             ).fetchall()
         out: dict[str, datetime] = {}
         for run_id, finished_at, attempted_at in rows:

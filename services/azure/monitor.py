@@ -1,10 +1,13 @@
 """The dashboard's data side: one object that polls every source and cancels runs.
 
 The Textual app never touches a client. Its workers call :class:`Monitor`'s coroutines, each
-of which returns plain immutable data (a :class:`~services.domain.model.Fetched`, an
-:class:`~services.azure.eventsource.EventBatch`, a
-:class:`~services.azure.cancel.CancelResult`), and post
-that in a message. The monitor:
+of which returns plain immutable data of the seam (services/domain/boundary.py: a
+:class:`~services.domain.boundary.RunsSnapshot`, an
+:class:`~services.domain.boundary.EventBatch`, a
+:class:`~services.domain.boundary.WiringSnapshot`, a
+:class:`~services.domain.boundary.CancelResult`, and after each poll a
+:class:`~services.domain.boundary.MonitorStatus`), and post that in a message: the screen never
+reads the monitor itself. The monitor:
 
 * builds its clients lazily, on the first poll, after importing the Azure SDKs in a thread
   (an import of azure-mgmt-* takes long enough to be felt; the first frame must not wait);
@@ -15,7 +18,11 @@ that in a message. The monitor:
   alone). The runner is the one owner of the correction: it measures against the already
   corrected clock and sets the total; the monitor only reads it (it used to add the total
   again, doubling the skew on every poll);
-* records when each source last answered (``ages``);
+* records when each source last answered (:meth:`Monitor.status`);
+* reads the audit journal's verified cancels with every runs poll (:meth:`poll_runs`), so a
+  cancel verified by any aumwatch process sharing the journal shows at the next refresh;
+* in peek mode, reads back from the journal the events the queue's consumer took, of this
+  very queue only (its full identity: :func:`services.domain.queueid.queue_identity`);
 * reads the Event Grid wiring through a cached
   :class:`~services.azure.eventgrid.WiringSource` (its own slow cadence, sharing the
   Resource Graph runner and the credential).
@@ -32,18 +39,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import importlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from services.azure.cancel import CancelResult, CancelTarget, Outcome
-from services.azure.eventsource import EventBatch, Mode
 from services.azure.resourcegraph import Governor, GovernorState
+from services.domain.boundary import (
+    SOURCES,
+    CancelResult,
+    CancelTarget,
+    EventBatch,
+    Mode,
+    MonitorStatus,
+    Outcome,
+    RunsSnapshot,
+    WiringSnapshot,
+)
 from services.domain.clock import Clock, SystemClock
 from services.domain.errors import ServiceError, service_error
-from services.domain.model import Configuration, Fetched, Machine, Run
+from services.domain.model import Configuration, Fetched, Machine
+from services.domain.tasks import TaskResult
 from services.domain.wiring import QueueTarget
 from services.settings import Settings
 
@@ -54,8 +72,6 @@ TASK_STOP_WAIT = timedelta(seconds=6)
 JOURNAL_BACKLOG = 500
 #: Events remembered as shown (peeked or read back from the journal), so none shows twice.
 SHOWN_KEYS_LIMIT = 20_000
-#: Source names, in the order the status bar lists them.
-SOURCES = ("configs", "runs", "events")
 __all__ = ["SOURCES", "Monitor"]
 #: SDK modules imported off the UI thread before the first client is built.
 SDK_MODULES = (
@@ -97,8 +113,7 @@ class Monitor:
         self._events_tried = False
         self._events_error: str | None = None
         self._journal: Any = None
-        self._canceller: Any = None
-        self._maintenance: Any = None
+        self._cancel_session: Any = None
         self._wiring: Any = None
         # Issue 12: the declared [[tasks]], run by this dashboard when it may (see
         # _start_tasks); otherwise why not, for the status line.
@@ -107,7 +122,7 @@ class Monitor:
         self.tasks_refusal: str | None = None
         # Why a consume-mode dashboard with no [[tasks]] peeks instead (another consumer).
         self.consume_refusal: str | None = None
-        self._task_results: list[Any] = []
+        self._task_results: list[TaskResult] = []
         self._events_poll: asyncio.Future[EventBatch] | None = None
         # Peeking: the events a consumer of the queue (`aumwatch tasks` above all) took are
         # read back from the shared journal (seq: the last row read; keys: the events
@@ -132,11 +147,15 @@ class Monitor:
             return self.clock.skew if self.measured_skew is not None else None
         return self.measured_skew
 
-    def ages(self, now: datetime | None = None) -> dict[str, timedelta | None]:
-        """How old each source's data is (None: never fetched)."""
-        at = now or self.clock.now()
-        return {name: (at - when if when is not None else None)
-                for name, when in self.fetched_at.items()}
+    def status(self) -> MonitorStatus:
+        """What the status bar says of the sources now (the screen gets it in a message after
+        every poll): when each answered, the quota, the skew, the tasks runner's state."""
+        governor = self.governor.state
+        return MonitorStatus(
+            fetched_at=dict(self.fetched_at), quota_remaining=governor.remaining,
+            throttled_until=governor.throttled_until, skew=self.skew,
+            runs_tasks=self.runs_tasks, tasks_refusal=self.tasks_refusal,
+            consume_refusal=self.consume_refusal)
 
     @property
     def queue_configured(self) -> bool:
@@ -190,9 +209,11 @@ class Monitor:
         self.fetched_at["configs"] = self.clock.now()
         return fetched
 
-    async def poll_runs(self) -> Fetched[Run]:
+    async def poll_runs(self) -> RunsSnapshot:
         """The runs Resource Graph shows (observed only: the dashboard's state merges them
-        with the schedules, the events and the verified cancels)."""
+        with the schedules, the events and the verified cancels) and the journal's verified
+        cancels, read at the same poll (a cancel verified by another aumwatch process shows
+        at this refresh, not when Resource Graph catches up)."""
         await self._ensure_graph()
         try:
             fetched = await self._runs.fetch_observed()
@@ -201,7 +222,8 @@ class Monitor:
         finally:
             self._note_skew()
         self.fetched_at["runs"] = self.clock.now()
-        return fetched
+        cancels = self._read_verified_cancels()
+        return RunsSnapshot(fetched, cancels)
 
     async def poll_machines(self, correlation_id: str) -> Fetched[Machine]:
         """The machines of one run."""
@@ -230,9 +252,8 @@ class Monitor:
         return watched_queue(self.settings)
 
     async def poll_wiring(self, configurations: Sequence[Configuration], *,
-                          force: bool = False) -> Any:
-        """The Event Grid wiring of ``configurations`` (a
-        :class:`~services.azure.eventgrid.WiringSnapshot`): Azure is read once per
+                          force: bool = False) -> WiringSnapshot:
+        """The Event Grid wiring of ``configurations``: Azure is read once per
         ``[events] wiring_refresh`` (or now, with ``force``), the cache answers otherwise.
         A failed read comes back as the snapshot's ``error``; raises only when the
         clients cannot be built."""
@@ -248,7 +269,8 @@ class Monitor:
             except Exception as exc:
                 raise service_error(exc, what="building the Event Grid client") from exc
         try:
-            return await self._wiring.fetch(configurations, force=force)
+            snapshot: WiringSnapshot = await self._wiring.fetch(configurations, force=force)
+            return snapshot
         except Exception as exc:  # fetch maps Azure's answers itself; this is a bug's net
             raise service_error(exc, what="Event Grid wiring") from exc
         finally:
@@ -293,7 +315,7 @@ class Monitor:
             # A peek sees only what no consumer has taken yet: the rest is in the journal.
             self._follows_journal = mode == "peek"
             self._events = EventSource(queue, clock=self.clock, journal=journal, mode=mode,
-                                       **hooks)
+                                       identity=settings.queue_identity, **hooks)
         except Exception as exc:
             self._events_error = f"events queue: {exc}"
         return self._events
@@ -389,11 +411,6 @@ class Monitor:
             return True
         return bool(await drain(timeout))
 
-    def take_task_results(self) -> list[Any]:
-        """The task results (services.domain.tasks.TaskResult) since the last call."""
-        results, self._task_results = self._task_results, []
-        return results
-
     async def poll_events(self) -> EventBatch | None:
         """One read of the events queue; None when no queue is configured. Never raises."""
         if not self.settings.queue_configured or self.closed:
@@ -416,27 +433,38 @@ class Monitor:
             batch = self._with_journaled(batch)
         if batch.error is None:
             self.fetched_at["events"] = batch.fetched_at
+        if self._task_results:
+            # Task news travels in the batch: the task runs finished since the last one.
+            results, self._task_results = tuple(self._task_results), []
+            batch = dataclasses.replace(batch, task_results=results)
         return batch
 
     def _with_journaled(self, batch: EventBatch) -> EventBatch:
         """``batch`` (a peek) plus the events the queue's consumer journaled since the last
         read: it deletes them once handled, so a peek alone would rarely see a pre-event
         and the watchdog would call it missing. The first read takes the latest
-        :data:`JOURNAL_BACKLOG` rows. An event is shown once, whichever side saw it first."""
-        import dataclasses
+        :data:`JOURNAL_BACKLOG` rows. An event is shown once, whichever side saw it first.
 
-        from services.azure.eventsource import ReceivedEvent
+        Only rows of this very queue are read: its full identity (account URL + queue name,
+        normalised, and the stand-in world: ``Settings.queue_identity``), never its name
+        alone. Rows without an identity (journaled before it was kept) are never read back:
+        whose they are cannot be told."""
         from services.azure.journal import JournalError, dedupe_key_text
+        from services.domain.boundary import ReceivedEvent
         from services.domain.events import EventDecodeError, decode_message
 
+        identity = self.settings.queue_identity
+        if identity is None:
+            return batch  # the queue's endpoint cannot be told: nothing is surely ours
         if self._journal is None and not Path(self.settings.journal_path).exists():
             return batch  # no consumer has journaled anything (and peeking creates no journal)
         try:
             journal = self._open_journal()
             if self._journal_seq is None:
-                rows = journal.events(limit=JOURNAL_BACKLOG)
+                rows = journal.queue_events(identity, JOURNAL_BACKLOG)
             else:
-                rows = journal.events_after(self._journal_seq, JOURNAL_BACKLOG)
+                rows = journal.events_after(self._journal_seq, JOURNAL_BACKLOG,
+                                            queue_identity=identity)
         except (JournalError, OSError):
             return batch  # the peek stands alone; the next poll tries again
         if rows:
@@ -444,10 +472,7 @@ class Monitor:
         elif self._journal_seq is None:
             self._journal_seq = 0
         fresh = [item for item in batch.events if self._first_sight(item.event.dedupe_key)]
-        queue_name = (self.settings.queue_name or "").lower()
         for row in rows:
-            if (row.source_queue or "").lower() != queue_name:
-                continue  # another queue's events, journaled in the same data directory
             try:
                 events = decode_message(row.raw_text)
             except (EventDecodeError, ValueError):
@@ -468,18 +493,24 @@ class Monitor:
 
     # -- cancel ------------------------------------------------------------------------------
     def verified_cancels(self) -> dict[str, datetime]:
-        """Run key -> when its cancel was verified, from the audit journal (so a restart
-        right after a cancel still shows the run Cancelled). Empty when there is no journal
-        yet or it cannot be read (the dashboard then learns from Resource Graph alone)."""
+        """Run key -> when its cancel was verified, from the audit journal, in this view's
+        stand-in world only (``[azure] world``; none on real Azure). Empty when there is no
+        journal yet or it cannot be read (the dashboard then learns from Resource Graph
+        alone)."""
+        return self._read_verified_cancels() or {}
+
+    def _read_verified_cancels(self) -> dict[str, datetime] | None:
+        """As :meth:`verified_cancels`, None when the journal could not be read."""
         path = self.settings.journal_path
         if self._journal is None and not Path(path).exists():
-            return {}  # reading must not create a journal
+            return None  # reading must not create a journal
         from services.azure.journal import JournalError
 
         try:
-            cancels: dict[str, datetime] = self._open_journal().verified_cancels()
+            cancels: dict[str, datetime] = self._open_journal().verified_cancels(
+                self.settings.world)
         except (JournalError, OSError):
-            return {}
+            return None
         return cancels
 
     def _open_journal(self) -> Any:
@@ -490,16 +521,11 @@ class Monitor:
         return self._journal
 
     async def _ensure_canceller(self, correlation_id: str) -> Any:
-        if self._canceller is not None:
-            return self._canceller
+        if self._cancel_session is not None:
+            return self._cancel_session.canceller
         await asyncio.to_thread(_import_sdks)
-        from services.azure.cancel import Canceller, credential_identity, maintenance_client_calls
-        from services.azure.clients import (
-            CANCEL_CLIENT_OPTIONS,
-            async_maintenance_client,
-            cloud_for,
-            make_async_credential,
-        )
+        from services.azure.cancel import open_canceller
+        from services.azure.clients import make_async_credential
         from services.domain.runid import parse_run_id
 
         if self._credential is None:
@@ -508,16 +534,9 @@ class Monitor:
         # Every cancel is audited: without a journal there is no canceller (the caller
         # turns the error into a refusal naming the file).
         journal = self._open_journal()
-        self._maintenance = async_maintenance_client(self.settings, self._credential,
-                                                     subscription, **CANCEL_CLIENT_OPTIONS)
-        send, read_back = maintenance_client_calls(self._maintenance)
-        identity = await credential_identity(self._credential, cloud_for(self.settings)
-                                             .token_scope)
-        self._canceller = Canceller(
-            send, read_back, journal, self.clock, self.settings.window_rules,
-            read_only=self.settings.read_only, api_version=self.settings.cancel_api_version,
-            identity=identity)
-        return self._canceller
+        self._cancel_session = await open_canceller(self.settings, self._credential,
+                                                    subscription, journal, self.clock)
+        return self._cancel_session.canceller
 
     async def cancel(self, target: CancelTarget) -> CancelResult:
         """Cancel ``target`` through :class:`~services.azure.cancel.Canceller`; never raises."""
@@ -553,7 +572,7 @@ class Monitor:
                 await self.drain_tasks(TASK_STOP_WAIT.total_seconds())
         if self._runner_lock is not None:
             self._runner_lock.release()
-        for closer in (self._runner, self._maintenance,
+        for closer in (self._runner, self._cancel_session,
                        getattr(self._events, "queue", None), self._credential):
             if closer is None or not hasattr(closer, "close"):
                 continue

@@ -2,9 +2,12 @@
 
 One :class:`DashboardState` owns the configurations, the run index, the one event memory,
 the watchdog and its findings, the selection and the filter, the cancels in flight and the
-verified ones, what the events queue said about itself, the last error of each source and
-the poll back-off, and the Event Grid wiring of each configuration with what it says of the
-pre-events. Each ``apply_*`` method and :meth:`DashboardState.tick` takes a fetch (or
+verified ones (and whether and why Cancel is refused: :meth:`DashboardState.refusal`), what
+the events queue said about itself, the last error of each source, the monitor's own facts
+for the status bar (:class:`~services.domain.boundary.MonitorStatus`), the task runs' news,
+and the Event Grid wiring of each configuration with what it says of the pre-events. It
+takes only the seam's typed data (services/domain/boundary.py); the poll back-off is the
+poller's (tui/poller.py). Each ``apply_*`` method and :meth:`DashboardState.tick` takes a fetch (or
 the time) and returns a :class:`Change` naming what moved, so the screen redraws only those
 panels (docs/architecture.md, "Data flow").
 
@@ -21,9 +24,17 @@ from collections import deque
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Literal
 
 from services.domain.arrivals import ArrivalRules, arrival
+from services.domain.boundary import (
+    CancelResult,
+    EventBatch,
+    MonitorStatus,
+    Outcome,
+    RunsSnapshot,
+    WiringSnapshot,
+)
 from services.domain.clock import Clock
 from services.domain.configs import in_patch_view
 from services.domain.eventmemory import EventArrival, EventMemory
@@ -31,11 +42,10 @@ from services.domain.eventtail import EventLine, event_payload, finding_line, sh
 from services.domain.model import Configuration, Fetched, Run
 from services.domain.runindex import RunIndex
 from services.domain.runs import cancel_refusal, expected_runs, merge_runs, run_phase
+from services.domain.tasks import TaskResult
 from services.domain.watchdog import SOURCES, Finding, Watchdog, duplicate_finding
 from services.domain.window import Phase, WindowRules
 from services.domain.wiring import (
-    DEFAULT_WIRING_REFRESH,
-    WIRING_RETRY,
     QueueTarget,
     Wiring,
     missing_pre_explanation,
@@ -43,23 +53,28 @@ from services.domain.wiring import (
 
 #: Watchdog findings kept for the session's record (each is also an event line).
 MAX_FINDINGS = 1_000
-#: Longest back-off after repeated failures of one source.
-MAX_BACKOFF = timedelta(minutes=5)
-#: The first back-off after a failure, doubled at each further failure.
-FIRST_BACKOFF = timedelta(seconds=5)
-#: The shortest delay before a retry.
-MIN_BACKOFF = timedelta(seconds=2)
 #: How long a cancel Azure accepted without a confirming read-back holds Cancel back, unless a
 #: poll shows the run's status first (docs/azure.md: Resource Graph lags by minutes).
 ACCEPTED_HOLD = timedelta(minutes=10)
 #: Why Cancel is not offered while an accepted cancel awaits its confirmation.
 ACCEPTED_REASON = ("a cancel of this run was accepted by Azure and is not yet confirmed: "
                    "wait for the next poll")
-#: How often the Event Grid wiring is read by default (settings: ``[events] wiring_refresh``).
-WIRING_INTERVAL = DEFAULT_WIRING_REFRESH
+#: How long a passing notice ("report written to ...") stays in the status bar.
+NOTICE_FOR = timedelta(seconds=60)
 #: The run panel's flag when a run's wiring cannot deliver its pre-event.
 NO_PRE_EVENT = "no pre-event will come"
 _FAR = datetime.max.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A passing message for the operator, as a toast: ``title``, ``severity`` (information,
+    warning or error), shown for ``timeout`` seconds."""
+
+    text: str
+    title: str = ""
+    severity: Literal["information", "warning", "error"] = "information"
+    timeout: float = 6.0
 
 
 @dataclass(frozen=True)
@@ -72,7 +87,8 @@ class Change:
     configuration or run moved, or what the run panel shows changed; ``status``: the status
     bar's data changed; ``warning``: a one-line warning for a toast; ``wiring``: keys of the
     configurations whose Event Grid wiring changed in anything shown (a wiring view redraws;
-    the rows whose verdict changed are also in ``configs``).
+    the rows whose verdict changed are also in ``configs``); ``notices``: passing messages
+    (task runs' outcomes, whether this dashboard runs the tasks).
     """
 
     configs: frozenset[str] = frozenset()
@@ -83,43 +99,12 @@ class Change:
     status: bool = False
     warning: str | None = None
     wiring: frozenset[str] = frozenset()
+    notices: tuple[Notice, ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.configs or self.runs or self.events or self.findings
-                    or self.selection or self.status or self.warning or self.wiring)
-
-
-class CancelOutcome(Protocol):
-    """What the state needs of a cancel's result (:class:`services.azure.cancel.CancelResult`).
-    ``outcome``: ``"verified"``, ``"accepted"`` (Azure answered Cancelled, the read-back was
-    unavailable), ``"refused"``, ``"failed"`` or ``"unknown"``."""
-
-    @property
-    def outcome(self) -> str: ...
-
-    @property
-    def run_id(self) -> str: ...
-
-    @property
-    def verified(self) -> bool: ...
-
-    @property
-    def run_status(self) -> str | None: ...
-
-
-class WiringSnapshotLike(Protocol):
-    """What the state needs of a wiring read
-    (:class:`services.azure.eventgrid.WiringSnapshot`): the wiring per configuration id
-    (lower case), when it was read (None: never), and the read's error, if it failed."""
-
-    @property
-    def wirings(self) -> Mapping[str, Wiring]: ...
-
-    @property
-    def fetched_at(self) -> datetime | None: ...
-
-    @property
-    def error(self) -> str | None: ...
+                    or self.selection or self.status or self.warning or self.wiring
+                    or self.notices)
 
 
 def row_sort_key(config: Configuration, run: Run | None) -> tuple[datetime, str, str]:
@@ -133,21 +118,19 @@ class DashboardState:
     documented arrival range (settings). ``include_other_scopes``: show configurations and
     runs of every maintenance scope, not only guest patching. ``watched_queue``: the queue
     aumwatch watches, as Event Grid names it (a pre-event subscription to another queue does
-    not count); ``wiring_interval``: how often the wiring is read again. ``sources``: the
-    sources this watcher reads (of :data:`services.domain.watchdog.SOURCES`): no finding is
-    raised before each one it depends on has been read once (its ``apply_*``, or
-    :meth:`learn_cancels` for the journal's cancels); a watcher that never reads the wiring
-    or the journal leaves them out."""
+    not count). ``tasks``: how many ``[[tasks]]`` are declared (the news of whether this
+    dashboard runs them). How often each source is polled is the poller's (tui/poller.py).
+    ``sources``: the sources this watcher reads (of :data:`services.domain.watchdog.SOURCES`):
+    no finding is raised before each one it depends on has been read once (its ``apply_*``;
+    the journal's cancels with a :class:`RunsSnapshot` or :meth:`learn_cancels`); a watcher
+    that never reads the wiring or the journal leaves them out."""
 
     def __init__(self, rules: WindowRules, clock: Clock, *, watch_events: bool = False,
                  queue_mode: str | None = None, read_only: bool = False,
-                 poll_interval: timedelta = timedelta(seconds=60),
-                 events_poll_interval: timedelta = timedelta(seconds=5),
                  memory: EventMemory | None = None,
                  arrival_rules: ArrivalRules | None = None,
                  include_other_scopes: bool = False,
-                 watched_queue: QueueTarget | None = None,
-                 wiring_interval: timedelta = WIRING_INTERVAL,
+                 watched_queue: QueueTarget | None = None, tasks: int = 0,
                  sources: Collection[str] = SOURCES) -> None:
         self.rules = rules
         self.arrival_rules = arrival_rules if arrival_rules is not None else ArrivalRules()
@@ -155,8 +138,6 @@ class DashboardState:
         self.clock = clock
         self.watch_events = watch_events
         self.read_only = read_only
-        self.poll_interval = poll_interval
-        self.events_poll_interval = events_poll_interval
         self.configs: dict[str, Configuration] = {}
         self.index = RunIndex(rules)
         self.memory = memory if memory is not None else EventMemory()
@@ -176,7 +157,12 @@ class DashboardState:
         self.queue_depth: int | None = None
         self.queue_capped = False
         self._errors: dict[str, str] = {}  # source -> one line; insertion order = age
-        self._failures: dict[str, int] = {}
+        # The monitor's own facts (the status bar's ages, quota, skew), as of its last poll;
+        # None: no monitor (nothing polled).
+        self.monitor_status: MonitorStatus | None = None
+        self.tasks_declared = tasks
+        self._tasks_told = False  # whether the tasks' fate here was said once
+        self._notice: tuple[str, datetime] | None = None  # the status bar's (text, until)
         self._observed: dict[str, Run] = {}
         self._expected: dict[str, list[Run]] = {}  # config key -> its schedule's runs
         self._expected_keyed: dict[str, Run] | None = None
@@ -184,7 +170,6 @@ class DashboardState:
         # when it was last read (None: not yet), and, per configuration key, why its
         # wiring cannot deliver a pre-event (the watchdog's and the run panel's explanation).
         self.watched_queue = watched_queue
-        self.wiring_interval = wiring_interval
         self.wirings: dict[str, Wiring] = {}
         self.wiring_fetched_at: datetime | None = None
         self._pre_explanations: dict[str, str] = {}
@@ -313,27 +298,16 @@ class DashboardState:
         """Forget ``source``'s error."""
         return Change(status=self._errors.pop(source, None) is not None)
 
-    def next_delay(self, source: str, ok: bool, throttled: bool = False) -> timedelta:
-        """How long until ``source`` is polled again after a success or a failure: the
-        poll interval, or a back-off doubling with each failure in a row (twice as long
-        when throttled), between :data:`MIN_BACKOFF` and :data:`MAX_BACKOFF`."""
-        if source == "wiring":
-            # Its own slow cadence; a failed read is retried after WIRING_RETRY.
-            self._failures[source] = 0 if ok else self._failures.get(source, 0) + 1
-            return self.wiring_interval if ok else min(self.wiring_interval, WIRING_RETRY)
-        if ok:
-            self._failures[source] = 0
-            return self.events_poll_interval if source == "events" else self.poll_interval
-        count = self._failures.get(source, 0) + 1
-        self._failures[source] = count
-        base = FIRST_BACKOFF * (2 ** min(count - 1, 16))
-        if throttled:
-            base *= 2
-        return min(MAX_BACKOFF, max(MIN_BACKOFF, base))
+    def show_notice(self, text: str) -> Change:
+        """Say ``text`` in the status bar for :data:`NOTICE_FOR`."""
+        self._notice = (text, self.clock.now() + NOTICE_FOR)
+        return Change(status=True)
 
-    def failures(self, source: str) -> int:
-        """Failures of ``source`` in a row."""
-        return self._failures.get(source, 0)
+    def notice(self, now: datetime | None = None) -> str | None:
+        """The status bar's passing notice now, if one is still shown."""
+        if self._notice is None or (now or self.clock.now()) >= self._notice[1]:
+            return None
+        return self._notice[0]
 
     # -- selection and filter ---------------------------------------------------------------
     def select_config(self, key: str | None) -> Change:
@@ -404,8 +378,16 @@ class DashboardState:
         return Change(configs=frozenset(touched), runs=tuple(runs), selection=selection,
                       status=self.clear_error("configs").status)
 
-    def apply_runs(self, fetched: Fetched[Run]) -> Change:
-        """Take a Resource Graph runs snapshot (observed runs only) and merge every source."""
+    def apply_runs(self, snapshot: RunsSnapshot | Fetched[Run]) -> Change:
+        """Take a runs poll: Resource Graph's runs (observed only) and the verified cancels
+        the journal holds (any aumwatch process's: learnt at this refresh), and merge every
+        source. A bare :class:`Fetched` is Resource Graph's runs alone."""
+        cancels = None
+        if isinstance(snapshot, RunsSnapshot):
+            fetched, cancels = snapshot.observed, snapshot.cancels
+        else:
+            fetched = snapshot
+        fresh = self._fresh_cancels(cancels or {})
         old = self._observed
         new = {r.key: r for r in fetched.items}
         self._observed = new
@@ -413,16 +395,19 @@ class DashboardState:
         # change a merged run. A poll that changed few is re-merged run by run; one that
         # changed many is merged whole (one pass is cheaper than many small ones).
         keys = {k for k, r in new.items() if old.get(k) is not r} | (old.keys() - new.keys())
-        touched, changed = self._remerge(keys)
+        touched, changed = self._remerge(keys | fresh)
         status = self.clear_error("runs").status | self.clear_error("configs").status
-        self._failures["runs"] = 0  # the runs query answered: its back-off starts over
         self.watchdog.mark_read("runs")
+        if isinstance(snapshot, RunsSnapshot):
+            # The journal was consulted with this poll: none yet or unreadable counts as read
+            # too (the cancels known so far stand), so the watchdog is never held back for ever.
+            self.watchdog.mark_read("cancels")
         return Change(configs=frozenset(touched), runs=tuple(changed),
                       selection=self._selection_touched(touched), status=status)
 
-    def apply_events(self, batch: Any) -> Change:
-        """Take one read of the events queue (an :class:`~services.azure.eventsource.EventBatch`):
-        its events are remembered once, the runs they name merged, duplicates judged once."""
+    def apply_events(self, batch: EventBatch) -> Change:
+        """Take one read of the events queue: its events are remembered once, the runs they
+        name merged, duplicates judged once; the task runs it carries become notices."""
         now = self.clock.now()
         if batch.depth is not None:  # None: not read by this poll; the last one stands
             self.queue_depth = batch.depth
@@ -467,10 +452,32 @@ class DashboardState:
         return Change(configs=frozenset(touched), runs=tuple(changed), events=tuple(lines),
                       findings=tuple(findings),
                       selection=bool(batch.events) or self._selection_touched(touched),
-                      status=True, warning=batch.warning)
+                      status=True, warning=batch.warning,
+                      notices=tuple(task_notice(r) for r in batch.task_results))
 
-    def apply_wiring(self, snapshot: WiringSnapshotLike) -> Change:
-        """Take a read of the Event Grid wiring (:class:`WiringSnapshotLike`).
+    def apply_status(self, status: MonitorStatus) -> Change:
+        """Take the monitor's own facts after a poll (the status bar's ages, quota, skew) and
+        say once whether this dashboard runs the declared tasks, and why not."""
+        self.monitor_status = status
+        notices: list[Notice] = []
+        if status.consume_refusal and not self._tasks_told:
+            # consume mode, no tasks here, and another process consumes the queue: peeking.
+            self._tasks_told = True
+            self.set_error("queue", status.consume_refusal)
+            notices.append(Notice(status.consume_refusal, "Events", "warning", 15))
+        elif self.tasks_declared and not self._tasks_told:
+            if status.tasks_refusal:
+                self._tasks_told = True
+                self.set_error("tasks", status.tasks_refusal)
+                notices.append(Notice(status.tasks_refusal, "Tasks", "warning", 15))
+            elif status.runs_tasks:
+                self._tasks_told = True
+                self.show_notice(f"this dashboard runs the {self.tasks_declared} "
+                                 "declared task(s); t: a run's task runs")
+        return Change(status=True, notices=tuple(notices))
+
+    def apply_wiring(self, snapshot: WiringSnapshot) -> Change:
+        """Take a read of the Event Grid wiring.
 
         A read that failed as a whole keeps the wiring known so far and records the error
         (status line); parts that failed are inside each :class:`Wiring`. Rows are redrawn
@@ -516,17 +523,33 @@ class DashboardState:
         return Change(configs=frozenset(k for k in verdicts | unread if k in self.configs),
                       wiring=frozenset(changed) | failed, selection=selection, status=status)
 
+    def confirm_cancel(self, key: str, now: datetime | None = None) -> tuple[Change, Run | None]:
+        """The operator confirmed the cancel of run ``key``: everything that holds Cancel
+        back is checked again (the window, read-only, a cancel in flight or accepted and
+        unconfirmed: never twice at once). Returns the run to send (its cancel now in flight),
+        or None with the refusal recorded and told."""
+        run = self.index.get(key)
+        if run is None:
+            return Change(notices=(Notice("the run is no longer listed: nothing sent",
+                                          severity="error"),)), None
+        refusal = self.refusal(run, now)
+        if refusal is not None:
+            message = f"refused: {refusal} (checked again after you confirmed)"
+            return replace(self.set_error("cancel", message),
+                           notices=(Notice(message, severity="error"),)), None
+        return self.begin_cancel(run.key), run
+
     def begin_cancel(self, key: str) -> Change:
         """A confirmed cancel of run ``key`` is being sent."""
         self.cancel_in_flight.add(key)
         return Change(selection=True, configs=self._configs_of([key]))
 
-    def apply_cancel(self, result: CancelOutcome) -> Change:
+    def apply_cancel(self, result: CancelResult) -> Change:
         """A cancel finished. A verified one keeps its run Cancelled over lagging Resource
         Graph rows, and the run panel stays on that run until the operator moves."""
         key = result.run_id.lower()
         self.cancel_in_flight.discard(key)
-        if str(result.outcome) == "accepted":
+        if result.outcome is Outcome.ACCEPTED:
             # Azure said Cancelled but the read-back was unavailable: not verified, and not
             # to be sent again while a poll may still confirm it (ACCEPTED_HOLD).
             run = self.index.get(key)
@@ -545,14 +568,19 @@ class DashboardState:
                       runs=tuple(changed), selection=True, status=True)
 
     def learn_cancels(self, cancels: Mapping[str, datetime]) -> Change:
-        """Verified cancels the audit journal holds (of this session or an earlier one): run
-        key -> when. The first call, even with none, counts as the journal's read."""
-        fresh = {k.lower(): at for k, at in cancels.items() if k.lower() not in self.cancelled}
-        self.cancelled.update(fresh)
+        """Verified cancels the audit journal holds (this session's, an earlier one's or
+        another aumwatch process's): run key -> when. The first call, even with none, counts
+        as the journal's read."""
         self.watchdog.mark_read("cancels")
-        touched, changed = self._remerge(set(fresh))
+        touched, changed = self._remerge(self._fresh_cancels(cancels))
         return Change(configs=frozenset(touched), runs=tuple(changed),
                       selection=self._selection_touched(touched))
+
+    def _fresh_cancels(self, cancels: Mapping[str, datetime]) -> set[str]:
+        """Remember the verified cancels not known yet; their run keys."""
+        fresh = {k.lower(): at for k, at in cancels.items() if k.lower() not in self.cancelled}
+        self.cancelled.update(fresh)
+        return set(fresh)
 
     def tick(self, now: datetime) -> Change:
         """Time moved to ``now``: accepted cancels past :data:`ACCEPTED_HOLD` stop holding
@@ -693,3 +721,18 @@ def _wiring_facts(wiring: Wiring | None) -> Wiring | None:
     if health is not None:
         health = replace(health, since=None, until=None)
     return replace(wiring, checked_at=None, health=health)
+
+
+def task_notice(result: TaskResult) -> Notice:
+    """How a finished task run is told: its outcome, exit code, and whether it cancelled the
+    run (else why it ended so); an error toast when it failed, timed out or was
+    interrupted."""
+    text = f"task {result.task} ({result.event_kind}): {result.outcome}"
+    if result.exit_code is not None:
+        text += f", exit code {result.exit_code}"
+    if result.cancelled_run:
+        text += "; it cancelled the run"
+    elif result.reason:
+        text += f"; {result.reason}"
+    failed = str(result.outcome) in ("failed", "timeout", "interrupted")
+    return Notice(text, "Tasks", "error" if failed else "information", 15 if failed else 6)

@@ -23,8 +23,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Any
 
+from services.domain.boundary import EventBatch
+from services.domain.events import MaintenanceEvent
 from services.domain.model import Run
 from services.domain.runs import DEFAULT_SINCE, merge_event, run_from_event
 from services.domain.watchdog import POST_EVENT_GRACE
@@ -75,19 +76,18 @@ class EventMemory:
         """The remembered run of ``key``, if any."""
         return self._runs.get(key)
 
-    def remember(self, batch: Any, now: datetime) -> list[str]:
-        """Take a batch's events (an :class:`~services.azure.eventsource.EventBatch`, or anything
-        with ``events`` of received events); returns the keys of the runs they named.
-        Only the dashboard's state hands batches over, each once."""
+    def remember(self, batch: EventBatch, now: datetime) -> list[str]:
+        """Take a batch's events; returns the keys of the runs they named. Only the
+        dashboard's state hands batches over, each once."""
         keys: list[str] = []
-        for received in getattr(batch, "events", ()):
+        for received in batch.events:
             key = self.add(received.event, received.arrived_at)
             if key is not None:
                 keys.append(key)
         self.prune(now)
         return keys
 
-    def add(self, event: Any, arrived_at: datetime) -> str | None:
+    def add(self, event: MaintenanceEvent, arrived_at: datetime) -> str | None:
         """One decoded pre/post event that arrived at ``arrived_at``; its run key or None."""
         run = run_from_event(event)
         if run is None:
@@ -95,7 +95,7 @@ class EventMemory:
         previous = self._runs.get(run.key)
         self._runs[run.key] = run if previous is None else merge_event(previous, run)
         seen = self._arrivals.get(run.key, EventArrival())
-        kind = str(getattr(event, "kind", ""))
+        kind = str(event.kind)
         if kind == "pre" and seen.pre is None:
             seen = EventArrival(arrived_at, seen.post)
         elif kind == "post" and seen.post is None:

@@ -3,7 +3,7 @@
 When an event arrived relative to its run, and whether that is unusual, is
 :mod:`services.domain.arrivals`' rule (the state words each line's ``arrival`` with it).
 
-Pure: no Textual, no Azure SDK; a batch's events are read by duck typing.
+Pure: no Textual, no Azure SDK.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import contextlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
+from services.domain.boundary import ReceivedEvent
 from services.domain.watchdog import Finding
 
 
@@ -43,10 +43,10 @@ def short_type(event_type: str) -> str:
     return {"PreMaintenanceEvent": "pre", "PostMaintenanceEvent": "post"}.get(tail, event_type)
 
 
-def event_payload(received: Any) -> str:
+def event_payload(received: ReceivedEvent) -> str:
     """A received event as indented JSON for the detail view, every odd character escaped."""
     body = received.to_json()
-    data = getattr(received.event, "data", None)
+    data = received.event.data
     if data:
         with contextlib.suppress(TypeError, ValueError):
             body["data"] = json.loads(json.dumps(dict(data), default=str))

@@ -20,6 +20,7 @@ import shutil
 import signal
 import tempfile
 import threading
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -43,7 +44,8 @@ def _toml_string(value: str) -> str:
 
 def render_config(info: dict[str, Any]) -> str:
     """The aumwatch config file (TOML) that points the service layer at the stand-in (and,
-    when ``info`` has a ``data_dir``, keeps aumwatch's data there)."""
+    when ``info`` has a ``data_dir``, keeps aumwatch's data there; with a ``world``, names
+    the stand-in world, so its journal rows stay apart from every other world's)."""
     subs = ", ".join(_toml_string(s) for s in info["subscriptions"])
     return (
         "# Written by `aumwatch sim`: points aumwatch at the local Azure stand-in.\n"
@@ -54,7 +56,11 @@ def render_config(info: dict[str, Any]) -> str:
         f"ca_file = {_toml_string(info['ca_file'])}\n"
         f"token = {_toml_string(info['token'])}\n"
         f"subscriptions = [{subs}]\n"
-        "\n"
+        + ("" if not info.get("world") else (
+            "# This world's id: the journal's events and cancels of every other world (they\n"
+            "# share the data directory) stay out of its views.\n"
+            f"world = {_toml_string(str(info['world']))}\n"))
+        + "\n"
         "[queue]\n"
         f"connection_string = {_toml_string(info['queue_connection_string'])}\n"
         f"name = {_toml_string(info['queue_name'])}\n"
@@ -124,6 +130,8 @@ class SimEnvironment:
         self._server_options.setdefault(
             "arg_lag", ArgLag(seed=self.scenario.seed) if arg_lag is None else arg_lag)
         self._state_dir = Path(tempfile.mkdtemp(prefix="aumwatch-sim-"))
+        # Every start is a new world: its own identity in the shared journal (issue 22).
+        self.world_id = f"sim-{uuid.uuid4().hex[:16]}"
         self.config_path = Path(config_path) if config_path else self._state_dir / CONFIG_FILE_NAME
         self.data_dir = Path(data_dir) if data_dir else standin_data_dir()
         self.azurite = Azurite(binary=azurite_binary)
@@ -154,7 +162,7 @@ class SimEnvironment:
             self.server.start()
             self.engine.start(self.step_interval)
             write_private_file(self.config_path, render_config(
-                {**self.info(), "data_dir": str(self.data_dir)}))
+                {**self.info(), "data_dir": str(self.data_dir), "world": self.world_id}))
         except BaseException:
             self.stop()
             raise

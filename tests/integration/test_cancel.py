@@ -193,10 +193,11 @@ async def test_an_api_version_without_cancel_is_a_clear_failure(
 # -- the `aumwatch cancel` command ------------------------------------------------------------
 
 
-def write_config(server: StandInServer, tmp_path: Path) -> Path:
+def write_config(server: StandInServer, tmp_path: Path, world: str | None = None) -> Path:
     path = tmp_path / "aumwatch.toml"
     path.write_text(
         azure_toml(server)
+        + (f'world = "{world}"\n' if world else "")
         + "[paths]\n"
         f'data_dir = "{tmp_path / "data"}"\n',
         encoding="utf-8",
@@ -371,10 +372,12 @@ def test_cli_cancel_of_a_run_named_by_a_journaled_pre_event_is_sent(
     assert row.computed_id is False and row.outcome != "refused"
 
 
+@pytest.mark.parametrize("world", [None, "sim-a"])  # real Azure, a stand-in world
 def test_cli_runs_right_after_a_verified_cancel_shows_it_cancelled_while_graph_lags(
-    run: SimRun, standin_world: World, cfg: Path, capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    run: SimRun, standin_world: World, standin: StandInServer, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, world: str | None,
 ) -> None:
+    cfg = write_config(standin, tmp_path, world)
     # Resource Graph lags behind the cancel: its tables keep the run as it was before.
     # (ARM reads stay current, as in Azure.)
     tables = standin_world.tables

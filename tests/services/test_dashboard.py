@@ -3,16 +3,15 @@ findings once, errors per source, back-off, selection, verified cancels, tick bo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from services.azure.eventsource import EventBatch, ReceivedEvent
 from services.domain.arrivals import ArrivalRules
+from services.domain.boundary import CancelResult, EventBatch, Outcome, ReceivedEvent
 from services.domain.clock import ManualClock
 from services.domain.dashboard import (
     ACCEPTED_HOLD,
     ACCEPTED_REASON,
-    MAX_BACKOFF,
     Change,
     DashboardState,
 )
@@ -65,12 +64,11 @@ def batch(*events: ReceivedEvent, duplicates: tuple[ReceivedEvent, ...] = (),
                       depth=depth, error=error)
 
 
-@dataclass(frozen=True)
-class Result:
-    run_id: str
-    verified: bool
-    run_status: str | None = "Cancelled"
-    outcome: str = ""
+def Result(run_id: str, verified: bool, run_status: str | None = "Cancelled",
+           outcome: str = "") -> CancelResult:
+    """A cancel's result as the monitor returns it."""
+    kind = Outcome(outcome) if outcome else (Outcome.VERIFIED if verified else Outcome.FAILED)
+    return CancelResult(kind, "", run_id, run_status=run_status)
 
 
 def make_state(clock: ManualClock, **kwargs: object) -> DashboardState:
@@ -177,18 +175,6 @@ def test_errors_are_kept_per_source_and_cleared_by_their_own_source() -> None:
     assert state.last_error is None
     state.apply_events(batch(error="queue:   gone\n  away"))
     assert state.errors == {"events": "queue: gone away"}
-
-
-def test_back_off_doubles_per_failure_is_capped_and_resets_on_success() -> None:
-    state = make_state(ManualClock(NOW), poll_interval=timedelta(seconds=60),
-                       events_poll_interval=timedelta(seconds=2))
-    delays = [state.next_delay("configs", False) for _ in range(8)]
-    assert delays[:3] == [timedelta(seconds=5), timedelta(seconds=10), timedelta(seconds=20)]
-    assert delays[-1] == MAX_BACKOFF
-    assert state.next_delay("events", False, throttled=True) == timedelta(seconds=10)
-    assert state.next_delay("configs", True) == timedelta(seconds=60)
-    assert state.next_delay("configs", False) == timedelta(seconds=5)
-    assert state.next_delay("events", True) == timedelta(seconds=2)
 
 
 def test_selection_starts_on_the_first_row_and_follows_the_operator() -> None:

@@ -4,13 +4,13 @@ flag and the watchdog's explanation of a missing pre-event."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from services.domain.boundary import WiringSnapshot
 from services.domain.clock import ManualClock
-from services.domain.dashboard import NO_PRE_EVENT, WIRING_RETRY, DashboardState
+from services.domain.dashboard import NO_PRE_EVENT, DashboardState
 from services.domain.model import Fetched
 from services.domain.window import WindowRules
 from services.domain.wiring import (
@@ -31,13 +31,8 @@ PRE = "Microsoft.Maintenance.PreMaintenanceEvent"
 POST = "Microsoft.Maintenance.PostMaintenanceEvent"
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """What :class:`services.azure.eventgrid.WiringSnapshot` carries (plain data)."""
-
-    wirings: Mapping[str, Wiring]
-    fetched_at: datetime | None
-    error: str | None = None
+#: A read of the wiring, as the monitor returns it.
+Snapshot = WiringSnapshot
 
 
 def _topic(name: str) -> Any:
@@ -173,18 +168,6 @@ def test_a_failed_later_read_keeps_the_known_wiring() -> None:
     assert state.errors["wiring"] == "throttled"
     assert change.configs == frozenset()  # the verdict shown did not change
     assert state.wiring_of(key("web")).verdict is Verdict.OK  # type: ignore[union-attr]
-
-
-def test_the_wiring_has_its_own_slow_cadence() -> None:
-    clock = ManualClock(NOW)
-    state = make_state(clock, poll_interval=timedelta(seconds=30),
-                       wiring_interval=timedelta(minutes=7))
-    assert state.next_delay("wiring", True) == timedelta(minutes=7)
-    assert state.next_delay("wiring", False) == WIRING_RETRY
-    assert state.next_delay("wiring", False) == WIRING_RETRY  # no faster on repeated failures
-    assert state.next_delay("configs", True) == timedelta(seconds=30)  # the others untouched
-    short = make_state(clock, wiring_interval=timedelta(seconds=40))
-    assert short.next_delay("wiring", False) == timedelta(seconds=40)
 
 
 def test_a_run_whose_wiring_has_no_pre_event_subscription_is_flagged_at_once() -> None:

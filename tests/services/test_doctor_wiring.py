@@ -8,7 +8,7 @@ from types import MappingProxyType
 import pytest
 
 from services.azure.doctor import check_wiring, runs_soon, wiring_fix
-from services.azure.eventgrid import WiringSnapshot
+from services.domain.boundary import WiringSnapshot
 from services.domain.model import Configuration
 from services.domain.wiring import DeliveryHealth, QueueTarget, SystemTopic, Verdict, Wiring
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from services.azure.eventsource import EventBatch
+from services.domain.boundary import EventBatch
 from services.domain.eventmemory import EventArrival, EventMemory
 
 T = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)

@@ -162,14 +162,65 @@ def test_a_version_1_file_is_upgraded_in_place_and_keeps_its_rows(tmp_path: Path
     conn.commit()
     conn.close()
     with Journal(path) as upgraded:
-        assert upgraded.schema_version == SCHEMA_VERSION == 2
+        assert upgraded.schema_version == SCHEMA_VERSION == 3
         assert [r.run_id for r in upgraded.cancel_audit()] == ["run-1"]
     conn = sqlite3.connect(path)
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     columns = {r[1] for r in conn.execute("PRAGMA table_info(cancel_audit)")}
     conn.close()
     assert {"task_runs", "change_audit"} <= tables
-    assert "initiator" in columns
+    assert {"initiator", "world"} <= columns
+
+
+def test_a_version_2_file_gains_queue_identities_and_its_old_rows_belong_to_no_queue(
+        tmp_path: Path) -> None:
+    """Issue 22: rows journaled before the identity was kept cannot be told apart by account
+    or world, so no view reads them back (they stay in the file, for the report and dedupe)."""
+    from services.azure import journal as journal_module
+
+    raw, _ = _sample("pre-eventgrid.json")
+    path = tmp_path / "j.sqlite3"
+    conn = sqlite3.connect(path)
+    for migration in journal_module._MIGRATIONS[:2]:
+        for statement in migration:
+            conn.execute(statement)
+    conn.execute(
+        "INSERT INTO events (dedupe_key, event_id, event_type, kind, correlation_id, raw_text,"
+        " decoded_json, received_at, source_queue) VALUES ('k', 'e', 't', 'pre', 'r', ?, '{}',"
+        " '2026-03-01T12:00:00+00:00', 'aum-events')", (raw,))
+    conn.execute("PRAGMA user_version = 2")
+    conn.commit()
+    conn.close()
+    with Journal(path) as upgraded:
+        assert upgraded.schema_version == 3
+        assert [r.queue_identity for r in upgraded.events()] == [None]
+        assert upgraded.queue_events("https://a.queue.core.windows.net/aum-events") == []
+        assert upgraded.events_after(0, queue_identity="x") == []
+
+
+def test_queue_events_are_those_of_one_queue_identity(tmp_path: Path) -> None:
+    raw, event = _sample("pre-eventgrid.json")
+    raw2, other = _sample("post-eventgrid.json")
+    with Journal(tmp_path / "j.sqlite3") as journal:
+        journal.record_event(event, raw, received_at=T0, message_id="m1",
+                             source_queue="q", queue_identity="https://a.queue.x/q")
+        journal.record_event(other, raw2, received_at=T0, message_id="m2",
+                             source_queue="q", queue_identity="https://b.queue.x/q")
+        assert [r.event_id for r in journal.queue_events("https://a.queue.x/q")] == [event.id]
+        assert [r.event_id for r in journal.events_after(0, queue_identity="https://b.queue.x/q")
+                ] == [other.id]
+        assert len(journal.events_after(0)) == 2
+
+
+def test_verified_cancels_are_those_of_one_world(journal: Journal) -> None:
+    for world, run in ((None, "/run-azure"), ("sim-1", "/run-one"), ("sim-2", "/run-two")):
+        seq = journal.begin_cancel(attempted_at=T0, run_id=run, configuration=None,
+                                   computed_id=False, identity=None, api_version=None,
+                                   world=world)
+        journal.finish_cancel(seq, finished_at=T0, outcome=AuditOutcome.VERIFIED)
+    assert set(journal.verified_cancels()) == {"/run-azure"}
+    assert set(journal.verified_cancels("sim-1")) == {"/run-one"}
+    assert set(journal.verified_cancels("sim-2")) == {"/run-two"}
 
 
 def test_a_newer_schema_is_refused_with_a_clear_error(tmp_path: Path) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from services.azure.cancel import CancelTarget, Outcome
 from services.azure.monitor import Monitor
+from services.domain.boundary import CancelTarget, Outcome
 from services.domain.clock import ManualClock
 from services.settings import load_settings
 

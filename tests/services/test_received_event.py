@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from services.azure.eventsource import ReceivedEvent
+from services.domain.boundary import ReceivedEvent
 from services.domain.events import decode_message
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "events" / "pre-eventgrid.json"

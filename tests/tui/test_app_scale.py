@@ -10,7 +10,7 @@ from typing import Any
 
 from textual.widgets import DataTable
 
-from services.azure.eventsource import EventBatch, ReceivedEvent
+from services.domain.boundary import EventBatch, ReceivedEvent
 from services.domain.clock import ManualClock
 from services.domain.eventmemory import EventMemory
 from services.domain.model import Configuration, Fetched, Run

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from services.azure.eventsource import EventBatch, ReceivedEvent, UndecodableMessage
+from services.domain.boundary import EventBatch, ReceivedEvent, UndecodableMessage
 from services.domain.clock import ManualClock
 from services.domain.events import decode_message
 from services.domain.model import Configuration, Fetched, Run

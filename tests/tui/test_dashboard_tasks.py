@@ -248,23 +248,28 @@ async def test_a_dashboard_peeking_beside_aumwatch_tasks_reads_the_events_it_con
     tasks: bool,
 ) -> None:
     from services.domain.events import decode_message
+    from services.domain.queueid import queue_identity
     from services.standin.events_out import build_event
 
     # `aumwatch tasks` took the pre-event from the queue and journaled it: a peek alone never
     # sees it, and the watchdog would call the run's pre-event missing.
     raw = encode_message(pre_event_for(run, "patch-web"))
-    # A post-event journaled from another queue (same data directory) is not this queue's.
+    # A post-event journaled from another queue of the same name (another storage account,
+    # same data directory) is not this queue's (issue 22: rows are keyed by the queue's full
+    # identity, not its name).
     other = encode_message(build_event(
         kind="post", correlation_id=run.correlation_id, configuration_id=run.configuration_id,
         configuration_name="patch-web", start=run.start, end=run.end, subscription_ids=[],
         event_time=run.end, status="Succeeded"))
-    with Journal(tmp_path / "journal.sqlite3") as journal:
-        journal.record_event(decode_message(raw)[0], raw, received_at=NOW - timedelta(minutes=5),
-                             source_queue=queue_name)
-        journal.record_event(decode_message(other)[0], other, received_at=NOW,
-                             source_queue="another-queue")
     settings = settings_for(standin, azurite, queue_name, tmp_path, tasks=tasks, mode=mode,
                             read_only=read_only)
+    elsewhere = queue_identity(queue_name, account_url="https://elsewhere.queue.core.windows.net")
+    assert settings.queue_identity is not None and elsewhere != settings.queue_identity
+    with Journal(tmp_path / "journal.sqlite3") as journal:
+        journal.record_event(decode_message(raw)[0], raw, received_at=NOW - timedelta(minutes=5),
+                             source_queue=queue_name, queue_identity=settings.queue_identity)
+        journal.record_event(decode_message(other)[0], other, received_at=NOW,
+                             source_queue=queue_name, queue_identity=elsewhere)
     url = make_queue_client(queue_name, connection_string=azurite.connection_string).url
     with RunnerLock(tmp_path, str(url)):
         app = make_app(settings, standin_clock)

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from textual.widgets import Static
 
-from services.azure.cancel import CancelResult, Outcome
-from services.azure.resourcegraph import GovernorState
+from services.domain.boundary import CancelResult, MonitorStatus, Outcome
 from services.domain.clock import SKEW_WARNING, ManualClock
 from services.domain.dashboard import ACCEPTED_HOLD, ACCEPTED_REASON, DashboardState
 from services.domain.model import Fetched
@@ -27,22 +26,11 @@ from tui.status import status_data
 WEB_START = NOW + timedelta(minutes=25)  # patch-weu-web's run: inside its window at NOW
 
 
-class SkewedMonitor:
-    """The three things status_data reads of a monitor (a unit-level stand-in)."""
-
-    def __init__(self, skew: timedelta | None) -> None:
-        self.skew = skew
-        self.governor_state = GovernorState(remaining=10, resets_at=None, throttled_until=None,
-                                            last_error=None, requests=0, throttled=0)
-
-    def ages(self, now: datetime) -> dict[str, timedelta | None]:
-        return {"configs": timedelta(seconds=5), "runs": timedelta(seconds=5)}
-
-
 def status_of(skew: timedelta | None) -> Any:
     state = DashboardState(WindowRules(), ManualClock(NOW))
-    return status_data(state, SkewedMonitor(skew),  # type: ignore[arg-type]
-                       queue_configured=False, poll_interval=timedelta(seconds=60),
+    state.apply_status(MonitorStatus(fetched_at={"configs": NOW, "runs": NOW},
+                                     quota_remaining=10, skew=skew))
+    return status_data(state, queue_configured=False, poll_interval=timedelta(seconds=60),
                        paused=False)
 
 

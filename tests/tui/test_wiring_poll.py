@@ -6,15 +6,14 @@ other sources go on, and ctrl+r forces a read."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from services.azure.resourcegraph import GovernorState
+from services.domain.boundary import MonitorStatus, RunsSnapshot
 from services.domain.clock import ManualClock
-from services.domain.dashboard import WIRING_RETRY
-from services.domain.model import Configuration, Fetched, Run
-from services.domain.wiring import Verdict
+from services.domain.model import Configuration, Fetched
+from services.domain.wiring import WIRING_RETRY, Verdict
 from services.settings import Settings
 from tests.services.test_dashboard import NOW, config, config_id
 from tests.services.test_dashboard_wiring_state import Snapshot, sample_wiring
@@ -30,18 +29,15 @@ class FakeMonitor:
         self.configs = tuple(configs)
         self.wiring_calls: list[tuple[tuple[str, ...], bool]] = []
         self.wiring_error: str | None = None
-        self.skew = None
-        self.governor_state = GovernorState(remaining=10, resets_at=None, throttled_until=None,
-                                            last_error=None, requests=0, throttled=0)
 
-    def ages(self, now: datetime) -> dict[str, timedelta | None]:
-        return {"configs": timedelta(0), "runs": timedelta(0)}
+    def status(self) -> MonitorStatus:
+        return MonitorStatus(fetched_at={"configs": NOW, "runs": NOW}, quota_remaining=10)
 
     async def poll_configs(self) -> Fetched[Configuration]:
         return Fetched(self.configs, NOW)
 
-    async def poll_runs(self) -> Fetched[Run]:
-        return Fetched((), NOW)
+    async def poll_runs(self) -> RunsSnapshot:
+        return RunsSnapshot(Fetched((), NOW))
 
     async def poll_wiring(self, configurations: Sequence[Configuration], *,
                           force: bool = False) -> Snapshot:
@@ -50,9 +46,6 @@ class FakeMonitor:
             return Snapshot({}, None, self.wiring_error)
         return Snapshot({c.id.lower(): sample_wiring(c.name, Verdict.PARTIAL)
                          for c in configurations}, NOW)
-
-    def verified_cancels(self) -> dict[str, datetime]:
-        return {}
 
     async def close(self) -> None:
         return None
@@ -81,7 +74,7 @@ async def test_the_wiring_loop_starts_after_the_configurations_on_its_own_cadenc
     app, monitor, armed = make(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         dashboard = app.dashboard
-        dashboard.post_message(RunsFetched(Fetched((), NOW)))
+        dashboard.post_message(RunsFetched(RunsSnapshot(Fetched((), NOW))))
         await pilot.pause()
         assert ("wiring", timedelta(0)) not in names(armed)  # no configurations yet
         dashboard.post_message(ConfigsFetched(Fetched(monitor.configs, NOW)))
@@ -99,7 +92,7 @@ async def test_the_wiring_loop_starts_after_the_configurations_on_its_own_cadenc
         # Further configuration polls do not start another loop or read the wiring.
         armed.clear()
         dashboard.post_message(ConfigsFetched(Fetched(monitor.configs, NOW)))
-        dashboard.post_message(RunsFetched(Fetched((), NOW)))
+        dashboard.post_message(RunsFetched(RunsSnapshot(Fetched((), NOW))))
         await pilot.pause()
         assert all(name != "wiring" for name, _ in names(armed))
         assert len(monitor.wiring_calls) == 1

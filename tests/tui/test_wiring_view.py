@@ -249,7 +249,7 @@ async def test_the_watchdogs_toast_says_why_the_pre_event_is_missing(tmp_path: P
 
 
 def _empty_batch() -> Any:
-    from services.azure.eventsource import EventBatch
+    from services.domain.boundary import EventBatch
 
     return EventBatch(mode="peek", fetched_at=NOW, depth=0)
 

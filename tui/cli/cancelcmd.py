@@ -114,18 +114,9 @@ async def _cancel(args: argparse.Namespace, settings: Any, run_id: Any) -> int:
 
 async def _cancel_with(args: argparse.Namespace, settings: Any, run_id: Any, credential: Any,
                        runner: Any) -> int:
-    from services.azure.cancel import (
-        Canceller,
-        CancelTarget,
-        credential_identity,
-        maintenance_client_calls,
-    )
-    from services.azure.clients import (
-        CANCEL_CLIENT_OPTIONS,
-        async_maintenance_client,
-        cloud_for,
-    )
+    from services.azure.cancel import open_canceller
     from services.azure.journal import Journal, JournalError
+    from services.domain.boundary import CancelTarget
     from services.domain.clock import SystemClock
 
     try:
@@ -134,18 +125,20 @@ async def _cancel_with(args: argparse.Namespace, settings: Any, run_id: Any, cre
         # Every cancel is audited: with no journal there is no cancel.
         raise CliError(f"refused: {exc}; a cancel is only sent when it can be audited") from exc
     try:
-        client = async_maintenance_client(settings, credential, run_id.subscription_id,
-                                          **CANCEL_CLIENT_OPTIONS)
-        async with client:
-            send, read_back = maintenance_client_calls(client)
-            lookup = await _look_up(read_back, run_id, settings, journal, runner)
+        # Judged on Azure's time: the skew is set once the run's read-back measured it.
+        clock = SystemClock()
+        session = await open_canceller(settings, credential, run_id.subscription_id, journal,
+                                       clock, read_attempts=READ_ATTEMPTS,
+                                       read_interval=READ_INTERVAL)
+        async with session:
+            lookup = await _look_up(session.read_back, run_id, settings, journal, runner)
             # "Already cancelled" only for a run Azure has shown: an unseen id that reads back
             # Cancelled is no news about the real run, and is refused below like any other.
             if (lookup.status is not None and not lookup.computed_id
                     and lookup.status.lower() in ("cancelled", "canceled")):
                 return _report(args, run_id, "verified", "the run is already cancelled",
                                None, lookup.status, lookup.computed_id)
-            clock = SystemClock(skew=lookup.skew or timedelta(0))
+            clock.skew = lookup.skew or timedelta(0)
             target = CancelTarget(run_id.correlation_id, run_id.configuration_name,
                                   lookup.start, lookup.cutoff, lookup.computed_id)
             from services.domain.window import run_window
@@ -156,12 +149,7 @@ async def _cancel_with(args: argparse.Namespace, settings: Any, run_id: Any, cre
             if (not args.yes and window.is_cancellable(clock.now())
                     and not settings.read_only and not lookup.computed_id):
                 _confirm(run_id, window, clock.now(), lookup.computed_id)
-            identity = await credential_identity(credential, cloud_for(settings).token_scope)
-            canceller = Canceller(send, read_back, journal, clock, settings.window_rules,
-                                  settings.read_only, settings.cancel_api_version,
-                                  identity=identity, read_attempts=READ_ATTEMPTS,
-                                  read_interval=READ_INTERVAL)
-            result = await canceller.cancel(target)
+            result = await session.canceller.cancel(target)
     finally:
         journal.close()
     if result.journal_error:

@@ -209,7 +209,8 @@ def verified_cancels(settings: Any) -> dict[str, Any]:
         return {}
     try:
         with Journal(path) as journal:
-            return journal.verified_cancels()
+            # Only this world's (issue 22): a stand-in world's run ids repeat in the next.
+            return journal.verified_cancels(settings.world)
     except JournalError as exc:
         print(f"aumwatch: warning: verified cancels not applied: {clean(exc)}", file=sys.stderr)
         return {}

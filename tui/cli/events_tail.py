@@ -108,7 +108,8 @@ async def _tail(args: argparse.Namespace, settings: Any, journal: Any) -> int:
                     mode = "peek"
                 else:
                     stack.callback(lock.release)
-            source = EventSource(queue, clock=SystemClock(), journal=journal, mode=mode)
+            source = EventSource(queue, clock=SystemClock(), journal=journal, mode=mode,
+                                 identity=settings.queue_identity)
             warned: set[str] = set()
             while True:
                 batch = await source.poll()

@@ -167,7 +167,8 @@ async def _serve(args: argparse.Namespace, settings: Any, journal: Any) -> int:
                 source = EventSource(queue, clock=clock, journal=journal, mode="consume",
                                      visibility_timeout=runner.visibility_timeout(),
                                      before_delete=runner.handle,
-                                     hook_concurrency=TASK_CONCURRENCY)
+                                     hook_concurrency=TASK_CONCURRENCY,
+                                     identity=settings.queue_identity)
                 stop = asyncio.Event()
                 loop = asyncio.get_running_loop()
 
@@ -220,16 +221,7 @@ class _Cancels:
     async def _canceller_for(self, correlation_id: str) -> tuple[Any, Any] | str:
         """The Canceller of the run's subscription and its ``read_back``, or a refusal's
         reason."""
-        from services.azure.cancel import (
-            Canceller,
-            credential_identity,
-            maintenance_client_calls,
-        )
-        from services.azure.clients import (
-            CANCEL_CLIENT_OPTIONS,
-            async_maintenance_client,
-            cloud_for,
-        )
+        from services.azure.cancel import open_canceller
         from services.domain.runid import RunIdError, parse_run_id
 
         try:
@@ -241,19 +233,13 @@ class _Cancels:
         key = subscription.lower()
         canceller = self._cancellers.get(key)
         if canceller is None:
-            client = async_maintenance_client(self._settings, self._credential, subscription,
-                                              **CANCEL_CLIENT_OPTIONS)
-            await client.__aenter__()
-            self._clients[key] = client
-            if self._identity is None:
-                self._identity = await credential_identity(
-                    self._credential, cloud_for(self._settings).token_scope)
-            send, read_back = maintenance_client_calls(client)
-            canceller = Canceller(send, read_back, self._journal, self._clock,
-                                  self._settings.window_rules, self._settings.read_only,
-                                  self._settings.cancel_api_version, identity=self._identity)
+            session = await open_canceller(self._settings, self._credential, subscription,
+                                           self._journal, self._clock, identity=self._identity)
+            self._clients[key] = session.client
+            self._identity = session.identity
+            canceller = session.canceller
             self._cancellers[key] = canceller
-            self._read_backs[key] = read_back
+            self._read_backs[key] = session.read_back
         return canceller, self._read_backs[key]
 
     async def cancel(self, target: Any) -> Any:

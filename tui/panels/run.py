@@ -4,6 +4,9 @@ configuration's Event Grid wiring cannot deliver the run's pre-event (at once, n
 watchdog's deadline) and the Cancel button.
 
 The button posts :class:`CancelRequested`; the screen asks for confirmation and sends.
+Whether Cancel is offered, and why not, is the state's decision
+(:meth:`~services.domain.dashboard.DashboardState.refusal`): the panel is told it and only
+shows it.
 """
 
 from __future__ import annotations
@@ -74,8 +77,9 @@ class RunPanel(Horizontal):
         """``run``'s cancel window under the state's rules."""
         return run_window(run.start, cutoff=run.cutoff, end=run.end, rules=self.state.rules)
 
-    def show_run(self) -> bool:
-        """Draw title and timeline of the current run; returns whether Cancel is offered."""
+    def show_run(self, refusal: str | None = None) -> None:
+        """Draw title and timeline of the current run; ``refusal``: why Cancel is not
+        offered for it (None: it is)."""
         run = self.state.current_run
         title = self.title
         timeline = self.timeline
@@ -99,7 +103,7 @@ class RunPanel(Horizontal):
             text.append(f"  start {format_time(run.start, self.zone_of(config))}")
             show(title, text)
             timeline.update_data(self.timeline_data(run))
-        return self.tick()
+        self.tick(refusal=refusal)
 
     def timeline_data(self, run: Run) -> TimelineData | None:
         """What the timeline draws for ``run`` (None when its times cannot be drawn)."""
@@ -117,15 +121,15 @@ class RunPanel(Horizontal):
         except ValueError:
             return None
 
-    def tick(self, now: datetime | None = None) -> bool:
-        """Countdown, status line and Cancel of the current run; returns whether Cancel is
-        offered."""
+    def tick(self, now: datetime | None = None, refusal: str | None = None) -> None:
+        """Countdown, status line and Cancel of the current run; ``refusal``: why Cancel is
+        not offered (None: it is)."""
         state = self.state
         run = state.current_run
         now = now or state.clock.now()
         big = self.big
         small = self.small
-        allowed = False
+        allowed = run is not None and refusal is None
         warning = state.pre_event_warning(run, now)
         # A compact screen has no line to spare: the warning takes the status line's place
         # after the phase (the countdown beside it still says when the window opens).
@@ -146,15 +150,12 @@ class RunPanel(Horizontal):
                 label = BOUNDARY_WORDS.get(boundary[0], boundary[0])
                 big.set_target(label, boundary[1])
                 small.set_target(label, boundary[1])
-            refusal = state.refusal(run, now)
-            allowed = refusal is None
             show(self.status,
                  self._status_line(run, phase, window, refusal,
                                    warning if compact else None))
         button = self.button
         if button.disabled == allowed:
             button.disabled = not allowed
-        return allowed
 
     @staticmethod
     def _wiring_line(warning: str | None) -> Text:

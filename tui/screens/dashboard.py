@@ -1,11 +1,13 @@
 """The dashboard screen: configurations, the selected run, its runs, the event tail, status.
 
-Data flow (docs/architecture.md): workers (``@work(exclusive=True, exit_on_error=False,
-group=...)``) call :class:`services.azure.monitor.Monitor` and only post messages with
-immutable data; each handler here applies the message to the
+The seam (docs/architecture.md): the poller's workers (tui/poller.py) call
+:class:`services.azure.monitor.Monitor` and only post messages with the seam's immutable
+data (services/domain/boundary.py); each handler here applies the message to the
 :class:`~services.domain.dashboard.DashboardState` and redraws only the panels its
-:class:`~services.domain.dashboard.Change` names, inside ``batch_update``. A poll never
-overlaps itself: the next one is armed as a one-shot timer when the last one finished. One
+:class:`~services.domain.dashboard.Change` names, inside ``batch_update``. The screen never
+reads the monitor: task news, the status bar's facts and the verified cancels all come in
+messages, and whether Cancel is offered is the state's refusal. A poll never overlaps
+itself: the poller re-arms it, with its back-off, when the last one was applied. One
 one-second timer moves every countdown, phase and the Cancel button from stored deadlines;
 it never raises. The Event Grid wiring is read on its own slow loop, started once the
 configurations are known (``ctrl+r`` forces a read); ``w`` opens the selected
@@ -16,29 +18,35 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING, ClassVar
+from datetime import datetime, timedelta, tzinfo
+from typing import ClassVar
 
 from rich.text import Text
-from textual import events, on, work
+from textual import events, on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from services.azure.cancel import CancelTarget, Outcome
 from services.azure.eventgrid import watched_queue
-from services.azure.eventsource import EventBatch
 from services.azure.monitor import Monitor
+from services.domain.boundary import (
+    EventBatch,
+    MonitorStatus,
+    Outcome,
+    RunsSnapshot,
+    WiringSnapshot,
+)
 from services.domain.clock import Clock
-from services.domain.dashboard import Change, DashboardState, WiringSnapshotLike
+from services.domain.dashboard import Change, DashboardState
 from services.domain.model import Configuration, Fetched, Run
-from services.domain.taskview import TaskViewRow
 from services.domain.watchdog import read_sources
 from services.domain.zones import TIME_MODES, next_mode, zone_for
 from services.settings import Settings
-from tui.cancel import cancel_lines, live_cancel_lines, outcome_toast, send, target_of
+from tui.cancel import cancel_lines, live_cancel_lines, outcome_toast, target_of
+from tui.display import clock_time, format_time
+from tui.keys import DASHBOARD_BINDINGS
 from tui.messages import (
     CancelDone,
     CancelRequested,
@@ -47,10 +55,10 @@ from tui.messages import (
     EventsFetched,
     FilterSet,
     PollFailed,
-    ReportWritten,
     RunChosen,
     RunOpened,
     RunsFetched,
+    StatusFetched,
     WiringFetched,
 )
 from tui.panels.configs import ConfigsPanel
@@ -58,8 +66,9 @@ from tui.panels.events import EventsPanel
 from tui.panels.filter import FilterBox
 from tui.panels.run import RunPanel
 from tui.panels.runs import RunsPanel
-from tui.poller import Poller, Scheduler
+from tui.poller import Backoff, Poller, Scheduler
 from tui.screens.preflight import PreflightScreenMixin
+from tui.screens.runviews import RunViews
 from tui.status import status_data
 from widgets.compositor import TrimmedCompositor
 from widgets.confirm import ConfirmCancel
@@ -67,14 +76,8 @@ from widgets.eventlog import EventLog
 from widgets.sanitize import sanitize
 from widgets.statusbar import StatusBar, StatusData
 
-if TYPE_CHECKING:  # pragma: no cover
-    from tui.screens.wiring import WiringInfo
-
 #: Below this height the three tables share one slot (switch with 1, 3, 4).
 COMPACT_HEIGHT = 32
-#: How long a passing notice ("report written to ...") stays in the status bar.
-NOTICE_FOR = timedelta(seconds=60)
-
 
 
 class DashboardScreen(PreflightScreenMixin, Screen[None]):
@@ -82,34 +85,7 @@ class DashboardScreen(PreflightScreenMixin, Screen[None]):
     poll loops at mount; ``scheduler`` replaces the timers that arm each next poll (tests:
     with one, each handler re-arms through it even when ``poll`` is False)."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        # The App's global keys, repeated first so the footer lists them first.
-        Binding("q", "app.quit", "Quit", id="quit"),
-        Binding("question_mark,f1", "app.help", "Help", id="help"),
-        Binding("ctrl+x", "cancel_run", "Cancel run", id="cancel", priority=True,
-                tooltip="Cancel the selected run (only inside its cancel window)"),
-        Binding("space", "toggle_pause", "Pause", id="pause"),
-        Binding("p", "preflight", "Pre-flight", show=False, id="preflight",
-                tooltip="The selected configuration's next run: the machines it will patch, "
-                "their risks and fixes"),
-        Binding("ctrl+r", "refresh", "Refresh", id="refresh"),
-        Binding("z", "cycle_zone", "Zone", id="zone"),
-        Binding("slash", "filter", "Filter", id="filter"),
-        Binding("escape", "clear_filter", "Clear filter", show=False, id="clear_filter"),
-        Binding("ctrl+s", "export", "Export", id="export"),
-        Binding("w", "show_wiring", "Wiring", id="wiring",
-                tooltip="The selected configuration's Event Grid wiring, health and fix"),
-        Binding("1", "panel('configs')", "Configs", show=False, id="panel.configs"),
-        Binding("2", "panel('run')", "Run", show=False, id="panel.run"),
-        Binding("3", "panel('runs')", "Runs", show=False, id="panel.runs"),
-        Binding("4", "panel('events')", "Events", show=False, id="panel.events"),
-        # Not in the footer (it is full at 80 columns); in the help panel and the palette.
-        Binding("r", "report", "Run report", show=False, id="report",
-                tooltip="Write the selected run's report (HTML and Markdown) into the data "
-                "directory's reports folder"),
-        Binding("t", "tasks", "Task runs", show=False, id="tasks",
-                tooltip="The selected run's pre/post task runs, with their output"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = list(DASHBOARD_BINDINGS)
 
     paused: reactive[bool] = reactive(False, bindings=True)
     time_mode: reactive[str] = reactive("config")
@@ -131,18 +107,21 @@ class DashboardScreen(PreflightScreenMixin, Screen[None]):
         self._rearm = poll or scheduler is not None
         self._check_terminal = check_terminal  # the tick's backstop for a lost terminal
         self.poller = Poller(monitor, paused=lambda: self.paused, scheduler=scheduler,
-                             configurations=lambda: tuple(self.state.configs.values()))
+                             configurations=lambda: tuple(self.state.configs.values()),
+                             backoff=Backoff(poll_interval, events_poll_interval,
+                                             settings.wiring_refresh))
         self._wiring_started = False
         self.state = DashboardState(
             settings.window_rules, clock, watch_events=settings.queue_configured,
             queue_mode=settings.queue_mode if settings.queue_configured else None,
-            read_only=settings.read_only, poll_interval=poll_interval,
-            events_poll_interval=events_poll_interval, arrival_rules=settings.arrival_rules,
+            read_only=settings.read_only, arrival_rules=settings.arrival_rules,
             include_other_scopes=settings.include_other_scopes,
-            watched_queue=watched_queue(settings), wiring_interval=settings.wiring_refresh,
+            watched_queue=watched_queue(settings), tasks=len(settings.tasks),
             # The watchdog waits for each source this screen reads (issue 22, item 4).
             sources=read_sources(journal=monitor is not None and poll,
                                  wiring=monitor is not None and self._rearm))
+        if monitor is not None:  # every source listed, none answered yet
+            self.state.apply_status(MonitorStatus())
         self.set_reactive(DashboardScreen.time_mode, settings.time_display
                           if settings.time_display in TIME_MODES else "config")
         self._panel = "configs"
@@ -150,8 +129,8 @@ class DashboardScreen(PreflightScreenMixin, Screen[None]):
         self.run_panel = RunPanel(self.state, self.zone_of)
         self.runs_panel = RunsPanel(self.state, self.zone_of)
         self.events_panel = EventsPanel(self._format_event_time)
-        self._notice: tuple[str, datetime] | None = None  # (text, shown until)
-        self._tasks_told = False  # whether the tasks' fate here was said once
+        self.views = RunViews(self.state, settings, self.poller, self.format_time,
+                              show_change=self.show_change, show_notice=self.show_notice)
         self._init_preflight()  # its own poll loop (tui/screens/preflight.py)
 
     # -- layout ------------------------------------------------------------------------------
@@ -164,6 +143,7 @@ class DashboardScreen(PreflightScreenMixin, Screen[None]):
         yield self.events_panel
         yield StatusBar(self._status_data(), id="status")
         yield self.poller
+        yield self.views
         yield self.preflight_poller
         yield Footer()
 
@@ -216,14 +196,8 @@ class DashboardScreen(PreflightScreenMixin, Screen[None]):
 
     # -- polling -----------------------------------------------------------------------------
     def start_polling(self) -> None:
-        """Learn the verified cancels from the journal, then start the poll loops (each
-        re-arms itself when it finished)."""
-        if self.monitor is not None:
-            try:
-                cancels = self.monitor.verified_cancels()
-            except Exception:  # the journal is a help, not a need: judge without it
-                cancels = {}
-            self.show_change(self.state.learn_cancels(cancels))
+        """Start the poll loops (each re-arms itself when it was applied; the journal's
+        verified cancels come with every runs poll)."""
         self.poll_configs()
         if self.settings.queue_configured:
             self.poll_events()
@@ -237,10 +211,6 @@ class DashboardScreen(PreflightScreenMixin, Screen[None]):
         """Read the events queue now."""
         self.poller.poll_events()
 
-    def poll_wiring(self, *, force: bool = False) -> None:
-        """Read the Event Grid wiring now (``force``: even when the cache is fresh)."""
-        self.poller.poll_wiring(force)
-
     @on(ConfigsFetched)
     def _configs_fetched(self, message: ConfigsFetched) -> None:
         self.apply_configs(message.fetched)
@@ -249,53 +219,52 @@ class DashboardScreen(PreflightScreenMixin, Screen[None]):
             # loop then re-arms itself every [events] wiring_refresh.
             self._wiring_started = True
             if self._poll:
-                self.poll_wiring()
+                self.poller.poll_wiring()
             else:
                 self.poller.arm_next("wiring", timedelta(0))
 
     @on(WiringFetched)
     def _wiring_fetched(self, message: WiringFetched) -> None:
-        snapshot = message.snapshot
-        self.apply_wiring(snapshot)
+        self.apply_wiring(message.snapshot)
         if self._rearm:
-            self.poller.arm_next("wiring", self.state.next_delay("wiring",
-                                                                 snapshot.error is None))
+            self.poller.rearm("wiring", message.snapshot.error is None)
 
     @on(RunsFetched)
     def _runs_fetched(self, message: RunsFetched) -> None:
-        self.apply_runs(message.fetched)
+        self.apply_runs(message.snapshot)
         if self._rearm:
-            self.poller.arm_next("configs", self.state.next_delay("configs", True))
+            self.poller.rearm("configs", True)
 
     @on(PollFailed)
     def _poll_failed(self, message: PollFailed) -> None:
         self.show_change(self.state.set_error(message.source, message.error))
         if self._rearm:
-            self.poller.arm_next(message.source, self.state.next_delay(
-                message.source, False, message.throttled))
+            self.poller.rearm(message.source, False, message.throttled)
 
     @on(EventsFetched)
     def _events_fetched(self, message: EventsFetched) -> None:
-        batch = message.batch
-        self.apply_events(batch)
-        self._tasks_news()
+        self.apply_events(message.batch)
         if self._rearm:
-            self.poller.arm_next("events", self.state.next_delay("events", batch.error is None))
+            self.poller.rearm("events", message.batch.error is None)
+
+    @on(StatusFetched)
+    def _status_fetched(self, message: StatusFetched) -> None:
+        self.show_change(self.state.apply_status(message.status))
 
     # -- applying data -------------------------------------------------------------------------
     def apply_configs(self, fetched: Fetched[Configuration]) -> None:
         """Take a configurations snapshot and redraw what it changed."""
         self.show_change(self.state.apply_configs(fetched))
 
-    def apply_runs(self, fetched: Fetched[Run]) -> None:
-        """Take a Resource Graph runs snapshot and redraw what it changed."""
-        self.show_change(self.state.apply_runs(fetched))
+    def apply_runs(self, snapshot: RunsSnapshot | Fetched[Run]) -> None:
+        """Take a runs poll (runs, the journal's verified cancels); redraw what it changed."""
+        self.show_change(self.state.apply_runs(snapshot))
 
     def apply_events(self, batch: EventBatch) -> None:
         """Take one read of the events queue and redraw what it changed."""
         self.show_change(self.state.apply_events(batch))
 
-    def apply_wiring(self, snapshot: WiringSnapshotLike) -> None:
+    def apply_wiring(self, snapshot: WiringSnapshot) -> None:
         """Take a read of the Event Grid wiring and redraw what it changed."""
         self.show_change(self.state.apply_wiring(snapshot))
 
@@ -313,22 +282,28 @@ class DashboardScreen(PreflightScreenMixin, Screen[None]):
             if change.status:
                 self.update_status()
             if change.wiring:
-                self._refresh_wiring_view(change.wiring)
+                self.views.refresh_wiring(change.wiring)
         if change.warning:
             self.notify(change.warning, severity="warning", markup=False)
         for finding in change.findings:
             self.notify(finding.message, title="watchdog", severity="warning", markup=False)
+        for notice in change.notices:
+            self.notify(notice.text, title=notice.title, markup=False, timeout=notice.timeout,
+                        severity=notice.severity)
 
     def refresh_run_views(self) -> None:
         """Runs table and run panel for the current selection."""
         state = self.state
         runs = state.runs_of(state.selected_config) if state.selected_config else []
         self.runs_panel.show_runs(runs, self.clock.now())
-        self._offer_cancel(self.run_panel.show_run())
+        self.run_panel.show_run(self._offer_cancel())
 
-    def _offer_cancel(self, allowed: bool) -> None:
-        if allowed != self.can_cancel:
-            self.can_cancel = allowed
+    def _offer_cancel(self, now: datetime | None = None) -> str | None:
+        """The state's refusal of Cancel for the current run (None: offered); sets can_cancel."""
+        refusal = self.state.refusal(self.state.current_run, now)
+        if (refusal is None) != self.can_cancel:
+            self.can_cancel = refusal is None
+        return refusal
 
     # -- selection -----------------------------------------------------------------------------
     @on(ConfigChosen)
@@ -338,7 +313,7 @@ class DashboardScreen(PreflightScreenMixin, Screen[None]):
     @on(RunChosen)
     def _run_chosen(self, message: RunChosen) -> None:
         if self.state.select_run(message.key):
-            self._offer_cancel(self.run_panel.show_run())
+            self.run_panel.show_run(self._offer_cancel())
 
     @on(DataTable.RowSelected, "#configs")
     def _config_selected(self, event: DataTable.RowSelected) -> None:
@@ -346,68 +321,15 @@ class DashboardScreen(PreflightScreenMixin, Screen[None]):
 
     @on(RunOpened)
     def _run_opened(self, message: RunOpened) -> None:
-        run = self.state.runs.get(message.key)
-        if run is None:
-            return
-        if run.expected:
-            self.notify("this run has not happened yet: it has no machines to show",
-                        severity="information")
-            return
-        from tui.screens.machines import MachinesScreen
-
-        fetch = self.monitor.poll_machines if self.monitor is not None else None
-        title, format_time = self._run_screen_title("Machines", run)
-        self.app.push_screen(MachinesScreen(run.correlation_id, title, fetch,
-                                            format_time=format_time))
-
-    def _run_screen_title(self, what: str, run: Run) -> tuple[str, Callable[[datetime], str]]:
-        """A per-run screen's title (``what`` of the run, with its start) and how it writes
-        times, both in the display zone of the run's configuration."""
-        config = self.state.configs.get(run.configuration_id.lower())
-        title = (f"{what} of {run.configuration_name} run {run.run_name} "
-                 f"({self.format_time(run.start, config)})")
-        return title, lambda when: self.format_time(when, config)
+        self.views.machines(message.key)
 
     @on(EventLog.Selected)
     def _event_selected(self, event: EventLog.Selected) -> None:
-        from tui.screens.event_detail import EventDetail
+        self.views.event(event.row)
 
-        row = event.row
-        self.app.push_screen(EventDetail(f"{row.kind} {row.configuration} {row.run}",
-                                         row.payload or "(no payload)"))
-
-    # -- the wiring view ------------------------------------------------------------------------
     def action_show_wiring(self) -> None:
-        """Open the selected configuration's Event Grid wiring (verdict, topic, subscriptions,
-        health, read error, fix)."""
-        from tui.screens.wiring import WiringView
-
-        key = self.state.selected_config
-        if key is None or key not in self.state.configs:
-            self.notify("no configuration selected", severity="information")
-            return
-        config = self.state.configs[key]
-        self.app.push_screen(WiringView(key, self.wiring_info(key), self.clock.now,
-                                        lambda when: self.format_time(when, config)))
-
-    def wiring_info(self, key: str) -> WiringInfo:
-        """What the wiring view shows of configuration ``key`` now."""
-        from tui.screens.wiring import WiringInfo
-
-        state = self.state
-        config = state.configs.get(key)
-        wiring = state.wiring_of(key)
-        name = config.name if config is not None else (
-            wiring.configuration_name if wiring is not None else key)
-        return WiringInfo(name, wiring, state.wiring_fetched_at, state.wiring_error,
-                          state.watched_queue)
-
-    def _refresh_wiring_view(self, keys: frozenset[str]) -> None:
-        from tui.screens.wiring import WiringView
-
-        for screen in self.app.screen_stack:
-            if isinstance(screen, WiringView) and screen.key in keys:
-                screen.show(self.wiring_info(screen.key))
+        """Open the selected configuration's Event Grid wiring, health and fix."""
+        self.views.wiring()
 
     # -- the one-second tick -------------------------------------------------------------------
     def tick(self) -> None:
@@ -425,7 +347,7 @@ class DashboardScreen(PreflightScreenMixin, Screen[None]):
             # Only rows whose phase or next run changes now, and the countdowns on screen.
             self.configs_panel.tick(now)
             self.runs_panel.tick(now)
-            self._offer_cancel(self.run_panel.tick(now))
+            self.run_panel.tick(now, self._offer_cancel(now))
             self.show_change(self.state.tick(now))
             self.update_status()
         if self._check_terminal is not None:
@@ -437,18 +359,12 @@ class DashboardScreen(PreflightScreenMixin, Screen[None]):
             self.query_one(StatusBar).update_status(self._status_data())
 
     def _status_data(self) -> StatusData:
-        notice = None
-        if self._notice is not None and self.clock.now() < self._notice[1]:
-            notice = self._notice[0]
-        return status_data(self.state, self.monitor,
-                           queue_configured=self.settings.queue_configured,
-                           poll_interval=self.poll_interval, paused=self.paused,
-                           notice=notice)
+        return status_data(self.state, queue_configured=self.settings.queue_configured,
+                           poll_interval=self.poll_interval, paused=self.paused)
 
     def show_notice(self, text: str) -> None:
-        """Say ``text`` in the status bar for :data:`NOTICE_FOR`."""
-        self._notice = (text, self.clock.now() + NOTICE_FOR)
-        self.update_status()
+        """Say ``text`` in the status bar for a minute."""
+        self.show_change(self.state.show_notice(text))
 
     # -- time display ----------------------------------------------------------------------------
     def zone_of(self, config: Configuration | None) -> tzinfo | None:
@@ -457,14 +373,10 @@ class DashboardScreen(PreflightScreenMixin, Screen[None]):
 
     def format_time(self, when: datetime | None, config: Configuration | None = None) -> str:
         """``when`` in the current display zone, e.g. ``"Sat 14:25 CET"``."""
-        from tui.display import format_time
-
         return format_time(when, self.zone_of(config))
 
     def _format_event_time(self, when: datetime) -> str:
-        zone = None if self.time_mode == "local" else UTC
-        local = when.astimezone(zone) if zone is not None else when.astimezone()
-        return local.strftime("%H:%M:%S")
+        return clock_time(when, self.time_mode)
 
     def watch_time_mode(self, mode: str) -> None:
         if not self.is_mounted:
@@ -507,11 +419,9 @@ class DashboardScreen(PreflightScreenMixin, Screen[None]):
         """Poll every source now."""
         if self.monitor is None:
             return
-        self.poll_configs()
-        if self.settings.queue_configured:
-            self.poll_events()
+        self.start_polling()
         if self._wiring_started:
-            self.poll_wiring(force=True)
+            self.poller.poll_wiring(True)
         if self.preflight_poller.started:
             self.preflight_poller.poll()
         self.notify("refreshing…", timeout=2)
@@ -570,25 +480,10 @@ class DashboardScreen(PreflightScreenMixin, Screen[None]):
         self.app.push_screen(dialog, answered)
 
     def _confirmed(self, key: str) -> None:
-        run = self.state.runs.get(key)
-        if run is None:
-            self.notify("the run is no longer listed: nothing sent", severity="error")
-            return
-        # Everything that holds Cancel back, checked again: the window, read-only, a cancel in
-        # flight or accepted and unconfirmed (never twice at once).
-        refusal = self.state.refusal(run, self.clock.now())
-        if refusal is not None:
-            message = f"refused: {refusal} (checked again after you confirmed)"
-            self.show_change(self.state.set_error("cancel", message))
-            self.notify(message, severity="error", markup=False)
-            return
-        self.show_change(self.state.begin_cancel(key))
-        self.send_cancel(target_of(run))
-
-    @work(exclusive=False, exit_on_error=False, group="cancel")
-    async def send_cancel(self, target: CancelTarget) -> None:
-        """Send one cancel through the monitor and report its outcome."""
-        self.post_message(CancelDone(await send(self.monitor, target)))
+        change, run = self.state.confirm_cancel(key, self.clock.now())
+        self.show_change(change)
+        if run is not None:
+            self.poller.send_cancel(target_of(run))
 
     @on(CancelDone)
     def _cancel_done(self, message: CancelDone) -> None:
@@ -607,100 +502,13 @@ class DashboardScreen(PreflightScreenMixin, Screen[None]):
 
     def action_export(self) -> None:
         """Write the current view (configurations, runs, events) as CSV and JSON."""
-        from tui.export import export_view
-
-        try:
-            path = export_view(self.state, self.events_panel.rows,
-                               self.settings.data_dir / "exports")
-        except OSError as exc:
-            self.show_change(self.state.set_error("export", f"export failed: {exc}"))
-            self.notify(f"export failed: {exc}", severity="error", markup=False)
-            return
-        self.state.clear_error("export")
-        self.notify(f"exported to {path} (and .csv)", title="Export", markup=False, timeout=10)
+        self.views.export(self.events_panel.rows)
 
     def action_report(self) -> None:
-        """Write the selected run's report (HTML and Markdown) into ``<data dir>/reports``.
-
-        Reads only (Resource Graph, the journal): offered in read-only mode too."""
-        run = self.state.current_run
-        if run is None:
-            self.notify("no run selected: nothing to report", severity="warning")
-            return
-        config = self.state.configs.get(run.configuration_id.lower())
-        self.show_notice(f"writing the report of run {run.run_name}…")
-        self.write_report(run, config)
-
-    @work(exclusive=True, exit_on_error=False, group="report")
-    async def write_report(self, run: Run, config: Configuration | None) -> None:
-        """Gather and write one run's report; posts :class:`ReportWritten`."""
-        from tui.report import write_run_report
-
-        self.post_message(ReportWritten(await write_run_report(
-            self.settings, self.monitor, self.clock, run, config)))
-
-    @on(ReportWritten)
-    def _report_written(self, message: ReportWritten) -> None:
-        outcome = message.outcome
-        if outcome.ok:
-            self.state.clear_error("report")
-            self.show_notice(outcome.message)
-            self.notify(outcome.message, title="Report", markup=False, timeout=10)
-        else:
-            self.show_change(self.state.set_error("report", outcome.message))
-            self.notify(outcome.message, title="Report", severity="error", markup=False)
+        """Write the selected run's report (HTML and Markdown) into ``<data dir>/reports``
+        (reads only: offered in read-only mode too)."""
+        self.views.report()
 
     def action_tasks(self) -> None:
         """Show the selected run's task runs (from the journal); ``enter`` shows an output."""
-        run = self.state.current_run
-        if run is None:
-            self.notify("no run selected", severity="warning")
-            return
-        import asyncio
-
-        from services.azure.report import read_task_view
-        from tui.screens.tasks import TaskRunsScreen
-
-        settings = self.settings
-
-        async def fetch(correlation_id: str) -> tuple[TaskViewRow, ...]:
-            return await asyncio.to_thread(read_task_view, settings.journal_path,
-                                           correlation_id, settings.tasks)
-
-        title, format_time = self._run_screen_title("Task runs", run)
-        self.app.push_screen(TaskRunsScreen(run.correlation_id, title, fetch,
-                                            format_time=format_time))
-
-    def _tasks_news(self) -> None:
-        """Say once whether this dashboard runs the declared tasks (and why not, in the
-        status line), and each task run's outcome as it comes."""
-        monitor = self.monitor
-        if monitor is not None and monitor.consume_refusal and not self._tasks_told:
-            # consume mode, no tasks here, and another process consumes the queue: peeking.
-            self._tasks_told = True
-            self.show_change(self.state.set_error("queue", monitor.consume_refusal))
-            self.notify(monitor.consume_refusal, title="Events", severity="warning",
-                        markup=False, timeout=15)
-        if monitor is None or not self.settings.tasks:
-            return
-        if not self._tasks_told:
-            if monitor.tasks_refusal:
-                self._tasks_told = True
-                self.show_change(self.state.set_error("tasks", monitor.tasks_refusal))
-                self.notify(monitor.tasks_refusal, title="Tasks", severity="warning",
-                            markup=False, timeout=15)
-            elif monitor.runs_tasks:
-                self._tasks_told = True
-                self.show_notice(f"this dashboard runs the {len(self.settings.tasks)} "
-                                 "declared task(s); t: a run's task runs")
-        for result in monitor.take_task_results():
-            text = f"task {result.task} ({result.event_kind}): {result.outcome}"
-            if result.exit_code is not None:
-                text += f", exit code {result.exit_code}"
-            if result.cancelled_run:
-                text += "; it cancelled the run"
-            elif result.reason:
-                text += f"; {result.reason}"
-            failed = str(result.outcome) in ("failed", "timeout", "interrupted")
-            self.notify(text, title="Tasks", severity="error" if failed else "information",
-                        markup=False, timeout=15 if failed else 6)
+        self.views.tasks()
