@@ -27,12 +27,12 @@ from services.domain.clock import ManualClock, iso_z
 from services.standin.azurite import Azurite
 from services.standin.eventgrid import (
     OTHER_QUEUE,
-    ROLE_QUEUE_SENDER,
     TOPIC_TYPE,
     WEBHOOK_URL,
     WIRINGS,
 )
 from services.standin.events_out import POST_EVENT_TYPE, PRE_EVENT_TYPE, QueueSink
+from services.standin.roles import ROLE_QUEUE_SENDER
 from services.standin.scenario import ScenarioEngine
 from services.standin.scenario_file import parse_scenario
 from services.standin.server import StandInServer
@@ -414,7 +414,7 @@ async def test_events_go_only_through_enabled_subscriptions_of_their_type(
         hook = eg.topic_for_source(next(c["id"] for c in standin_world.configurations()
                                         if c["name"] == "c-hook"))
         assert hook is not None
-        totals = eg.totals(hook.id)
+        totals = eg.metrics.totals(hook.id)
         assert totals["MatchedEventCount"] == 2 and totals["DeliveryAttemptFailCount"] == 2
         assert totals["DroppedEventCount"] == 2 and totals["DeliverySuccessCount"] == 0
         # The webhook's key never shows in what the topic's subscription reads back as.
@@ -430,7 +430,7 @@ async def test_deleting_the_subscription_stops_its_events(
         await poller.result()
         finish(standin_clock, engine)
         assert peek(azurite, queue) == []
-        totals = standin_world.eventgrid.totals(topic_id("c-del-events"))
+        totals = standin_world.metrics.totals(topic_id("c-del-events"))
         assert totals["PublishSuccessCount"] == 2 and totals["MatchedEventCount"] == 0
         assert totals["UnmatchedEventCount"] == 2
 
@@ -506,7 +506,7 @@ async def test_delivery_with_the_topic_identity_needs_the_queue_sender_role(
         standin_clock.advance(timedelta(minutes=16))
         engine.step()
         assert by_config(peek(azurite, queue)) == {"c-id": ["pre"]}
-        norole = standin_world.eventgrid.totals(topic_id("c-norole-events"))
+        norole = standin_world.metrics.totals(topic_id("c-norole-events"))
         assert norole["DeliveryAttemptFailCount"] == 1 and norole["DroppedEventCount"] == 1
         # Granting the role (at the resource group, a parent scope) lets the post-event through.
         topic = await eg.system_topics.get(RG, "c-norole-events")
