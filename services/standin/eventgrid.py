@@ -19,12 +19,14 @@ Stances (the facts and the unconfirmed points are in docs/azure.md):
 * A webhook destination never shows its ``endpointUrl`` (only ``endpointBaseUrl``, the URL
   without its query); ``getFullUrl`` is the one way to read it back.
 * Delivery: each event is published to the configuration's topic (if any); every subscription
-  whose provisioning state is Succeeded, that has not expired and whose ``includedEventTypes``
-  contain the type (null: every type) matches it. A match is delivered to a Storage Queue on
-  the Azurite account (``devstoreaccount1``) only; anything else (a webhook, a function, another
-  account, a missing queue, an endpoint made broken, a resource identity without a queue-send
-  role) fails once and is then dead-lettered (a dead-letter destination is set) or dropped. The
-  retry schedule is not played: a failure counts one failed attempt.
+  whose provisioning state is Succeeded, that has not expired, whose ``includedEventTypes``
+  contain the type (null: every type) and whose subject filters let the subject (the
+  configuration's name) through matches it (advanced filters are not played). A match is
+  delivered to a Storage Queue on the Azurite account (``devstoreaccount1``) only; anything
+  else (a webhook, a function, another account, a missing queue, an endpoint made broken, a
+  resource identity without a queue-send role) fails once and is then dead-lettered (a
+  dead-letter destination is set) or dropped. The retry schedule is not played: a failure
+  counts one failed attempt.
 """
 
 from __future__ import annotations
@@ -165,6 +167,16 @@ class EventSubscription:
 
     def schema(self) -> str:
         return str(self.properties.get("eventDeliverySchema") or "EventGridSchema")
+
+    def subject_matches(self, subject: str) -> bool:
+        """Event Grid's subject filters: a prefix and a suffix, without case unless
+        ``isSubjectCaseSensitive``."""
+        flt = self.properties.get("filter") or {}
+        begins = str(flt.get("subjectBeginsWith") or "")
+        ends = str(flt.get("subjectEndsWith") or "")
+        if flt.get("isSubjectCaseSensitive") is not True:
+            subject, begins, ends = subject.lower(), begins.lower(), ends.lower()
+        return subject.startswith(begins) and subject.endswith(ends)
 
 
 @dataclass(frozen=True)
@@ -362,17 +374,22 @@ class EventGrid:
                *, count: bool = True) -> list[Route]:
         """Where an event of ``event_type`` from a configuration goes at ``at``: one route per
         matching subscription. With ``count``, the publish and the matches are counted and each
-        route that fails is counted as a failed attempt and a dead-letter or a drop."""
+        route that fails is counted as a failed attempt and a dead-letter or a drop. The
+        subject filters are applied to the event's subject, the configuration's name."""
         with self.world.lock:
             topic = self.topic_for_source(configuration_id)
             if topic is None or topic.provisioning_state != "Succeeded":
                 return []
+            config = self.world.get_configuration(configuration_id)
+            subject = str((config or {}).get("name") or configuration_id.rsplit("/", 1)[-1])
             out = []
             for sub in self.subscriptions_of(topic.id):
                 if sub.provisioning_state != "Succeeded" or sub.expired(at):
                     continue
                 types = (sub.properties.get("filter") or {}).get("includedEventTypes")
                 if types and event_type.lower() not in {str(t).lower() for t in types}:
+                    continue
+                if not sub.subject_matches(subject):
                     continue
                 out.append(self._route(topic, sub))
             if count:

@@ -483,3 +483,39 @@ def test_setup_on_a_failing_configuration_says_what_to_check(
             "aumwatch (3 dropped, 0 dead-lettered)") in advice
     assert "check that queue" in advice and "network rules" in advice
     assert "Storage Queue Data Message Sender" in advice  # it delivers with the identity
+
+
+# -- issue 22 item 10: a subject filter that never matches ------------------------------------
+def test_a_never_matching_subject_filter_is_judged_and_setup_clears_it(
+        sim: Sim, capsys: pytest.CaptureFixture[str]) -> None:
+    from services.domain.events import PRE_EVENT_TYPE
+
+    env, cfg, _ = sim
+    cid = config_id(env, "cfg-bare")
+    code, _, err = run(capsys, "setup", "events", "--config", str(cfg),
+                       "--configuration", "cfg-bare", "--yes")
+    assert code == 0, err
+    grid = env.world.eventgrid
+    topic = grid.topic_for_source(cid)
+    assert topic is not None
+    [sub] = grid.subscriptions_of(topic.id)
+    # The recorded real answer's filter: events (subject: the configuration's name) never pass.
+    props = {**sub.properties, "filter": {**sub.properties["filter"],
+                                          "subjectBeginsWith": "SomeRandomText1",
+                                          "subjectEndsWith": "SomeRandomText2"}}
+    assert grid.put_subscription(sub.id, {"properties": props})[0] == 201
+    assert grid.routes(cid, PRE_EVENT_TYPE, env.clock.now(), count=False) == []
+    wiring = subscriptions_json(capsys, cfg, "cfg-bare")
+    assert wiring["verdict"] == "disabled", wiring
+    assert "never matches 'cfg-bare'" in wiring["reason"]
+
+    code, out, err = run(capsys, "setup", "events", "--config", str(cfg),
+                         "--configuration", "cfg-bare", "--yes")
+    assert code == 0, err
+    assert "clear its subject filter" in out
+    [after] = grid.subscriptions_of(topic.id)
+    assert after.properties["filter"]["subjectBeginsWith"] == ""
+    assert after.properties["filter"]["subjectEndsWith"] == ""
+    assert [r.subscription_name for r in grid.routes(cid, PRE_EVENT_TYPE, env.clock.now(),
+                                                     count=False)] == ["aumwatch"]
+    assert subscriptions_json(capsys, cfg, "cfg-bare")["verdict"] == "ok"
