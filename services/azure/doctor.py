@@ -92,8 +92,13 @@ def lint_configuration(config: Configuration, now: datetime) -> list[Check]:
     return checks
 
 
-def check_skew(skew: timedelta | None) -> Check:
-    """Local clock against the server's ``Date`` header."""
+def check_skew(skew: timedelta | None, *, simulated: bool = False) -> Check:
+    """Local clock against the server's ``Date`` header.
+
+    ``simulated``: the server is aumwatch's stand-in (``cloud = "standin"``), whose clock is
+    the simulation's own (``sim --speed``, or a replayed capture that starts at the moment it
+    was captured, maybe days ago). Its ``Date`` says nothing about this machine's clock, so a
+    large difference is not checked (aumwatch follows the server's clock either way)."""
     if skew is None:
         return Check("clock", "skip", "the server sent no Date header")
     import humanize
@@ -101,6 +106,10 @@ def check_skew(skew: timedelta | None) -> Check:
     behind = skew > timedelta(0)
     detail = (f"local clock is {humanize.precisedelta(abs(skew), format='%0.0f')} "
               f"{'behind' if behind else 'ahead of'} the server")
+    if simulated and skew_is_large(skew):
+        return Check("clock", "skip", f"{detail}: the stand-in runs its own clock (a "
+                     "simulation, or a replayed capture that starts at its capture's moment); "
+                     "aumwatch follows it, and the local clock is not checked against it")
     if abs(skew) >= SKEW_FAIL:
         return Check("clock", "fail", detail, "sync the clock (NTP); aumwatch corrects for it "
                      "but the cancel window is only minutes wide")
@@ -294,7 +303,7 @@ async def run_doctor(settings: Settings, *, clock: Clock | None = None) -> list[
                                                      clock)
             finally:
                 await runner.close()
-            checks.append(check_skew(skew))
+            checks.append(check_skew(skew, simulated=settings.cloud == "standin"))
         checks.extend(await check_queue(settings, credential))
         now = clock.now()
         for config in configs:
