@@ -275,6 +275,7 @@ def build_world(capture: Capture, world: World) -> None:
     """Fill ``world`` from ``capture`` (public World methods only). Idempotent: a run the
     World already holds (the scenario engine's) takes the captured state in place, so the
     engine goes on moving that same run forward."""
+    world.replay_of = capture.captured_at
     configs = _config_objects(capture)
     durations = {c["id"].lower(): d for c in configs if (d := _duration(c)) is not None}
     runs, machines = _runs(capture, durations)

@@ -26,7 +26,8 @@ Routes (paths and names case-insensitive, as ARM's are):
 * ``GET {system topic id}/providers/Microsoft.Insights/metrics`` (Azure Monitor metrics,
   :mod:`services.standin.metrics`; ``$filter=EventSubscriptionName eq '*'`` splits by
   event subscription)
-* admin, same token, never faulted: ``GET|POST|DELETE /_sim/faults``, ``GET|POST /_sim/clock``,
+* admin, same token, never faulted: ``GET|POST|DELETE /_sim/faults``, ``GET|POST /_sim/clock``
+  (``{"now", "replay_of"}``: the capture's moment when replaying one, else null),
   ``GET|POST|DELETE /_sim/broken-endpoints`` (an event subscription whose endpoint fails)
 
 Every answer carries ``Date`` from the World's clock (clients measure skew from it) and
@@ -438,7 +439,10 @@ class StandInServer:
                 return _Answer(200, {"faults": self.faults.active()}, {})
         if path == "/_sim/clock":
             if request.method == "GET":
-                return _Answer(200, {"now": iso_z(self.world.clock.now())}, {})
+                # replay_of: the capture's moment when the World replays one (its clock
+                # started there), so that doctor does not take the gap for a local fault.
+                return _Answer(200, {"now": iso_z(self.world.clock.now()),
+                                     "replay_of": iso_z(self.world.replay_of)}, {})
             if request.method == "POST":
                 body, bad = await _json_body(request)
                 if bad is not None:

@@ -228,6 +228,9 @@ class World:
         # counts from there; a run's own stamp is its ``updated``).
         self._stamps: dict[str, datetime] = {}
         self._storage: dict[str, tuple[str, str]] = {}  # account id (lower) -> (id, location)
+        #: When this World replays a capture (services/standin/replay.py): the moment it was
+        #: captured, which its clock started from. None for a simulation.
+        self.replay_of: datetime | None = None
         #: The Azure services the World plays besides Maintenance and Resource Graph: role
         #: assignments, Azure Monitor metrics, Event Grid (topics and subscriptions).
         self.roles = RoleAssignments(self)

@@ -135,7 +135,8 @@ def test_capture_writes_scrubbed_files_and_says_what_it_scrubbed(
     stdout, stderr = capsys.readouterr()
     assert code == 0, stderr
     assert sorted(p.name for p in out.iterdir()) == [
-        "arm.json", "configs.json", "machines.json", "manifest.json", "queue.json", "runs.json"]
+        "arm.json", "configs.json", "eventgrid.json", "machines.json", "manifest.json",
+        "queue.json", "runs.json"]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["format"] == "aumwatch-capture"
     assert manifest["counts"]["configs"] == 2
@@ -466,5 +467,5 @@ def test_replay_keeps_the_captured_wiring_and_its_failing_verdict(
         checks = json.loads(capsys.readouterr().out)
         [clock] = [c for c in checks if c["check"] == "clock"]
         assert clock["status"] == "skip", clock
-        assert "runs its own clock" in clock["detail"]
+        assert "the stand-in replays a capture made at 2026-03-10T12:00:00Z" in clock["detail"]
         assert code == 0 or any(c["status"] == "fail" and c["check"] != "clock" for c in checks)
