@@ -206,16 +206,18 @@ def wiring_fix(wiring: Wiring, watched: QueueTarget | None) -> str:
         # setup events re-provisions a failed or expired subscription to the watched queue
         # in place (keeping its settings), or adds one: nothing needs deleting first.
         return (f"run `{setup}` (re-provisions the failed or expired subscription to the "
-                "queue, or adds one)")
+                "queue, clears a subject filter that never matches, or adds one)")
     if wiring.verdict is Verdict.FAILING:
         metrics = (f"see the topic's metrics {', '.join(HEALTH_METRICS[2:])} in Azure Monitor "
                    "(split by EventSubscriptionName)")
         queue_fix = ("check that the queue exists and, for a subscription delivering with "
                      f"{topic}'s managed identity, that the identity has Storage Queue Data "
                      "Message Sender on the storage account")
-        # The counts are the topic's: a broken endpoint of another subscription fails it too.
+        # Counts over the whole topic (Azure Monitor did not split them per subscription): a
+        # broken endpoint of another subscription fails it too. Split counts are the queue's.
+        per_subscription = wiring.health is not None and wiring.health.by_subscription is not None
         others = sorted(s.name for s in wiring.subscriptions if not s.reaches(watched))
-        if others:
+        if others and not per_subscription:
             return (f"the counts include the topic's other subscription"
                     f"{'s' if len(others) != 1 else ''} {', '.join(others)}: check "
                     f"{'their endpoints' if len(others) != 1 else 'its endpoint'} first; "

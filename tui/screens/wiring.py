@@ -107,8 +107,11 @@ LABEL_WIDTH = 15
 
 def _subscription(doc: Doc, sub: EventSubscription, info: WiringInfo, now: datetime,
                   format_time: FormatTime) -> None:
+    # A subject filter that never lets this configuration's events (subject: its name)
+    # through delivers nothing either.
+    delivering = sub.active(now) and sub.subject_matches(info.configuration_name)
     doc.line((sanitize(sub.name, MAX_FIELD), "bold"),
-             *((("  (not delivering)", "yellow"),) if not sub.active(now) else ()), indent=2)
+             *((("  (not delivering)", "yellow"),) if not delivering else ()), indent=2)
     doc.field("event types", ", ".join(sub.event_types) or "none", indent=4)
     doc.field("schema", sub.schema, indent=4)
     endpoint = f"{sub.endpoint_type}  {sub.endpoint}" if sub.endpoint else sub.endpoint_type
