@@ -342,6 +342,43 @@ async def test_metrics_answer_in_azure_monitor_shape(wired_world: World, eg: Any
     assert "NoSuchMetric" in answer["message"]
 
 
+async def test_metrics_split_by_event_subscription_as_azure_monitor_does(
+        wired_world: World, eg: Any) -> None:
+    """``$filter=EventSubscriptionName eq '*'``: one series per subscription, named in
+    ``metadatavalues`` (upper case); a metric without the dimension cannot be split."""
+    await make_topic(eg)
+    topic = topic_id("cfg-a-events")
+    at = NOW - timedelta(hours=2)
+    wired_world.metrics.record(topic, "DeliverySuccessCount", at, 3, subscription="to-queue")
+    wired_world.metrics.record(topic, "DeliveryAttemptFailCount", at, 2, subscription="old-hook")
+    wired_world.metrics.record(topic, "PublishSuccessCount", at, 5)
+    start, end = NOW - timedelta(hours=24), NOW
+    base = (f"{topic}/providers/Microsoft.Insights/metrics?api-version=2023-10-01"
+            f"&timespan={iso_z(start)}/{iso_z(end)}&interval=PT1H&aggregation=Total")
+    split = "&$filter=EventSubscriptionName%20eq%20%27*%27"
+    status, answer, _ = await rest(
+        eg, "GET", f"{base}&metricnames=DeliverySuccessCount,DeliveryAttemptFailCount{split}")
+    assert status == 200, answer
+    series = {v["name"]["value"]: {
+        ts["metadatavalues"][0]["value"]: sum(p["total"] for p in ts["data"])
+        for ts in v["timeseries"]} for v in answer["value"]}
+    assert series == {"DeliverySuccessCount": {"TO-QUEUE": 3.0},
+                      "DeliveryAttemptFailCount": {"OLD-HOOK": 2.0}}
+    [meta] = answer["value"][0]["timeseries"][0]["metadatavalues"]
+    assert meta["name"]["value"] == "eventsubscriptionname"
+    # One subscription only, by name (any case).
+    one = "&$filter=EventSubscriptionName%20eq%20%27To-Queue%27"
+    status, answer, _ = await rest(eg, "GET", f"{base}&metricnames=DeliverySuccessCount{one}")
+    assert status == 200 and len(answer["value"][0]["timeseries"]) == 1
+    # Without the filter: one series, every subscription summed.
+    status, answer, _ = await rest(eg, "GET", f"{base}&metricnames=DeliverySuccessCount")
+    assert [ts["metadatavalues"] for ts in answer["value"][0]["timeseries"]] == [[]]
+    # PublishSuccessCount has no such dimension: the split is refused.
+    status, answer, _ = await rest(eg, "GET", f"{base}&metricnames=PublishSuccessCount{split}")
+    assert status == 400 and answer["code"] == "BadRequest"
+    assert "dimension" in answer["message"]
+
+
 # -- delivery through subscriptions (scenario engine + Azurite) ------------------------------------
 def peek(azurite: Azurite, queue: str) -> list[dict[str, Any]]:
     with QueueClient.from_connection_string(azurite.connection_string, queue) as client:
