@@ -22,12 +22,11 @@ Stances (the facts and the unconfirmed points are in docs/azure.md):
   whose provisioning state is Succeeded (or the passing Updating), that has not expired,
   whose ``includedEventTypes`` contain the type (null: every type) and whose subject filters
   let the subject (the configuration's name) through matches it (advanced filters are not
-  played). A match is
-  delivered to a Storage Queue on the Azurite account (``devstoreaccount1``) only; anything
-  else (a webhook, a function, another account, a missing queue, an endpoint made broken, a
-  resource identity without a queue-send role) fails once and is then dead-lettered (a
-  dead-letter destination is set) or dropped. The retry schedule is not played: a failure
-  counts one failed attempt.
+  played). A match is delivered to a Storage Queue on the Azurite account
+  (``devstoreaccount1``) only; anything else (a webhook, a function, another account, a
+  missing queue, an endpoint made broken, a resource identity without a queue-send role)
+  fails once and is then dead-lettered (a dead-letter destination is set) or dropped. The
+  retry schedule is not played: a failure counts one failed attempt.
 """
 
 from __future__ import annotations
