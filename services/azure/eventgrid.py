@@ -386,8 +386,7 @@ async def read_delivery_health(client: Any, topic_id: str, since: datetime,
                                            per_subscription=True)
     except ServiceError:
         return health  # judged over the whole topic, as the reason then says
-    return replace(health, by_subscription=parse_subscription_metrics(split, since=since,
-                                                                      until=until))
+    return replace(health, by_subscription=parse_subscription_metrics(split))
 
 
 async def send_metrics_request(client: Any, topic_id: str, since: datetime,

@@ -321,6 +321,12 @@ async def test_failures_are_judged_per_subscription_when_the_metrics_split() -> 
     assert wiring.verdict is Verdict.OK, wiring.reason
     assert wiring.health is not None and wiring.health.failed == 3
     assert wiring.health.of("q") is not None and wiring.health.of("q").delivered == 2
+    # A later read of the same counts: only the topic's period moved (the dashboard redraws
+    # nothing for an unchanged wiring).
+    source.clock.advance(timedelta(minutes=5))  # type: ignore[attr-defined]
+    again = (await source.fetch([config("mc-a")], force=True)).wirings[config("mc-a").id.lower()]
+    assert again.health is not None and again.health.since != wiring.health.since
+    assert again.health.by_subscription == wiring.health.by_subscription
 
 
 async def test_no_metrics_read_for_a_topic_without_subscriptions() -> None:
