@@ -95,7 +95,9 @@ _FIELD_KINDS: Mapping[str, str] = {"subscriptionid": "subscription", "tenantid":
                                    # ARM's systemData: who created or changed a resource.
                                    "createdby": "principal", "lastmodifiedby": "principal",
                                    "principalid": "principal", "clientid": "principal",
-                                   "objectid": "principal"}
+                                   "objectid": "principal",
+                                   # An Event Grid topic's id in Azure Monitor (a GUID).
+                                   "metricresourceid": "resource"}
 
 
 class Scrubber:

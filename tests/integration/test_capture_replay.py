@@ -445,7 +445,10 @@ def test_replay_keeps_the_captured_wiring_and_its_failing_verdict(
     text = capture_files_text(out)
     assert "standin-secret-key-42" not in text and "/api/maintenance-events" not in text
     assert "hooks.example.invalid" in text
-    for original in (SUB, "patch-daily", "patch-weekly", "devstoreaccount1"):
+    daily_topic = standin_world.eventgrid.topic_for_source(daily)
+    assert daily_topic is not None
+    for original in (SUB, "patch-daily", "patch-weekly", "devstoreaccount1",
+                     daily_topic.metric_resource_id):
         assert original.lower() not in text.lower(), original
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["counts"]["system_topics"] == 2
