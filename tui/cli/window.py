@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from datetime import UTC, datetime, timedelta
 
 from services.domain.clock import iso_z
@@ -103,6 +104,8 @@ def run_window_command(args: argparse.Namespace) -> int:
         settings = load_settings(flags, config_path=getattr(args, "config", None))
     except SettingsError as exc:
         raise CliError(str(exc)) from None
+    for warning in settings.warnings:  # as every command says them (a readable secrets file)
+        print(f"aumwatch: warning: {warning}", file=sys.stderr)
     try:
         window = run_window(start, cutoff=cutoff, end=end, rules=settings.window_rules)
     except (ValueError, OverflowError) as exc:
