@@ -185,6 +185,15 @@ def wiring_doc(info: WiringInfo, now: datetime, format_time: FormatTime) -> Doc:
                 parts += ["  " if i else "", f"{label} ",
                           (str(count), "bold red" if bad else "bold")]
             doc.line(*parts, indent=2)
+            # Per event subscription, when Azure Monitor split the counts (the verdict rests
+            # on the watched queue's subscriptions only).
+            for name, per in health.by_subscription or ():
+                bad = per.failing
+                doc.line(("through ", "dim"), (sanitize(name, MAX_FIELD), "bold"),
+                         f"  delivered {per.delivered}  failed ",
+                         (str(per.failed), "bold red" if per.failed else "bold"),
+                         f"  dropped {per.dropped}  dead-lettered {per.dead_lettered}",
+                         *((("  ✗", "red"),) if bad else ()), indent=4)
     error = (wiring.error if wiring is not None else None) or info.error
     if error:
         doc.heading("Read error")
