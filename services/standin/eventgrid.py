@@ -385,7 +385,7 @@ class EventGrid:
             out = []
             for sub in self.subscriptions_of(topic.id):
                 # Updating passes by itself: the subscription delivers with its settings of
-                # before the update meanwhile (a stance, docs/azure.md "Subject filters").
+                # before the update meanwhile (a stance, docs/azure.md "Event Grid wiring").
                 if sub.provisioning_state not in ("Succeeded", "Updating") or sub.expired(at):
                     continue
                 types = (sub.properties.get("filter") or {}).get("includedEventTypes")
