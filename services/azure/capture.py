@@ -12,6 +12,12 @@ parsed objects):
 * ``arm.json``: each configuration's ARM object (a GET through the maintenance client, the
   JSON body as Resource Manager sent it);
 * ``queue.json``: a peek of the events queue (message text raw, as stored);
+* ``eventgrid.json``: the Event Grid wiring, one object per system topic of a maintenance
+  configuration: its Resource Graph row (``topic``), its event subscriptions' REST JSON
+  (``subscriptions``; a webhook's URL cut to its host), and the Azure Monitor answers of the
+  last 24 h as received (``metrics``: the topic's totals; ``metrics_by_subscription``: the
+  delivery metrics split by ``EventSubscriptionName``), so that a replay judges the wiring
+  as the tenant did. The manifest names the watched queue (``watched_queue``, scrubbed);
 * ``manifest.json``, written last: what, when, aumwatch's version, counts, the queries, what
   was scrubbed (counts per kind), and what could not be read.
 
@@ -41,13 +47,17 @@ from services.domain.machines import machines_query
 from services.domain.runid import RunIdError, parse_configuration_id, parse_run_id
 from services.domain.runs import DEFAULT_SINCE, parse_time, runs_query
 from services.domain.scrub import Scrubber
+from services.domain.wiring import SystemTopic, parse_topic, queue_account_name, webhook_host
 from services.settings import Settings
 
 CAPTURE_FORMAT = "aumwatch-capture"
-CAPTURE_VERSION = 1
+#: 2 added ``eventgrid.json`` and the manifest's ``watched_queue`` (a version 1 capture holds
+#: no Event Grid; the replay reads both).
+CAPTURE_VERSION = 2
 MANIFEST = "manifest.json"
 FILES: dict[str, str] = {"configs": "configs.json", "runs": "runs.json",
-                         "machines": "machines.json", "arm": "arm.json", "queue": "queue.json"}
+                         "machines": "machines.json", "arm": "arm.json", "queue": "queue.json",
+                         "eventgrid": "eventgrid.json"}
 #: Runs whose machines are captured, newest first (one Resource Graph query each).
 DEFAULT_MAX_RUNS = 200
 #: The most messages one peek returns (Storage Queue service limit).
@@ -71,6 +81,10 @@ class RawCapture:
     queue: list[dict[str, Any]] = field(default_factory=list)  # {"id", "inserted_on", "content"}
     queue_depth: int | None = None
     queue_name: str | None = None
+    #: One object per system topic: {"topic", "subscriptions", "metrics",
+    #: "metrics_by_subscription"} (see the module's docstring).
+    eventgrid: list[dict[str, Any]] = field(default_factory=list)
+    watched_account: str | None = None  # the watched queue's storage account name
     runs_skipped: int = 0  # runs beyond max_runs, machines not captured
     scope: dict[str, Any] = field(default_factory=dict)  # cloud and how many scopes, no ids
     problems: list[str] = field(default_factory=list)
@@ -143,6 +157,7 @@ async def read_tenant(
                     continue
                 result = await runner.query(query, what="machines query")
                 raw.machines.append({"run": cid, "rows": list(result.rows)})
+            await _read_eventgrid(settings, credential, runner, raw)
         raw.arm = await _read_arm(settings, credential, raw.configs, raw.problems)
         if queue:
             await _peek_queue(settings, credential, raw)
@@ -188,6 +203,76 @@ async def _read_arm(settings: Settings, credential: Any, rows: Sequence[dict[str
                 if isinstance(body, dict):
                     out.append(body)
     return out
+
+
+async def _read_eventgrid(settings: Settings, credential: Any, runner: QueryRunner,
+                          raw: RawCapture) -> None:
+    """The system topics, their event subscriptions and their delivery metrics (24 h before
+    the capture's moment). A part that cannot be read is a problem line, never a failure."""
+    from services.azure.clients import async_eventgrid_client
+    from services.azure.eventgrid import HEALTH_PERIOD, TOPICS_QUERY, send_metrics_request
+
+    raw.watched_account = queue_account_name(settings.queue_connection_string,
+                                             settings.queue_account_url)
+    raw.queue_name = raw.queue_name or settings.queue_name
+    try:
+        rows = list((await runner.query(TOPICS_QUERY, what="Event Grid system topics query"))
+                    .rows)
+    except Exception as exc:  # the rest of the capture is still worth having
+        raw.problems.append(service_error(exc, what="Event Grid system topics query").message
+                            + ": no Event Grid captured")
+        return
+    until = raw.captured_at.replace(microsecond=0)
+    since = until - HEALTH_PERIOD
+    by_subscription: dict[str, list[tuple[dict[str, Any], SystemTopic]]] = {}
+    for row in rows:
+        topic = parse_topic(row)
+        if topic is not None:
+            by_subscription.setdefault(topic.subscription_id.lower(), []).append((row, topic))
+    for items in by_subscription.values():
+        client = async_eventgrid_client(settings, credential, items[0][1].subscription_id,
+                                        retry_total=1, retry_status=0, retry_backoff_max=5)
+        async with client:
+            for row, topic in items:
+                entry: dict[str, Any] = {"topic": row, "subscriptions": [], "metrics": None,
+                                         "metrics_by_subscription": None}
+                raw.eventgrid.append(entry)
+                try:
+                    pager = client.system_topic_event_subscriptions.list_by_system_topic(
+                        topic.resource_group, topic.name)
+                    entry["subscriptions"] = [
+                        webhook_to_host(model.serialize(keep_readonly=True))
+                        async for model in pager]
+                except Exception as exc:
+                    raw.problems.append(service_error(
+                        exc, what=f"reading the event subscriptions of {topic.name}").message)
+                    continue
+                if not entry["subscriptions"]:
+                    continue
+                for key, split in (("metrics", False), ("metrics_by_subscription", True)):
+                    try:
+                        entry[key] = dict(await send_metrics_request(
+                            client, topic.id, since, until, per_subscription=split))
+                    except Exception as exc:
+                        raw.problems.append(service_error(
+                            exc, what=f"reading the delivery metrics of {topic.name}").message)
+
+
+def webhook_to_host(value: Any) -> Any:
+    """A copy of a subscription's JSON whose webhook URLs keep only ``https://<host>``: the
+    path may name things and the query may hold a key (the scrubber then does the rest)."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if key.lower() in ("endpointurl", "endpointbaseurl") and isinstance(item, str):
+                host = webhook_host(item)
+                out[key] = f"https://{host}" if host else None
+            else:
+                out[key] = webhook_to_host(item)
+        return out
+    if isinstance(value, list):
+        return [webhook_to_host(item) for item in value]
+    return value
 
 
 async def _peek_queue(settings: Settings, credential: Any, raw: RawCapture) -> None:
@@ -249,9 +334,13 @@ def scrub_capture(raw: RawCapture, *, salt: str | None = None) -> ScrubbedCaptur
     queue_meta = [{k: v for k, v in m.items() if k != "content"} for m in raw.queue]
     contents = [m["content"] for m in raw.queue]
     parts: dict[str, Any] = {"configs": raw.configs, "runs": raw.runs,
-                             "machines": raw.machines, "arm": raw.arm}
+                             "machines": raw.machines, "arm": raw.arm,
+                             "eventgrid": raw.eventgrid}
     for document in parts.values():
         scrubber.learn(document)
+    if raw.watched_account:
+        # As an id, so the account gets its pseudonym even where no subscription names it.
+        scrubber.learn(f"/providers/Microsoft.Storage/storageAccounts/{raw.watched_account}")
     scrubber.learn(raw.problems)
     for text in contents:
         scrubber.learn_message(text)
@@ -281,9 +370,13 @@ def scrub_capture(raw: RawCapture, *, salt: str | None = None) -> ScrubbedCaptur
             "arm_objects": len(raw.arm),
             "queue_messages": len(raw.queue),
             "queue_depth": raw.queue_depth,
+            "system_topics": len(raw.eventgrid),
+            "event_subscriptions": sum(len(e["subscriptions"]) for e in raw.eventgrid),
         },
         "scrubbed": scrubber.report(),
         "problems": problems,
+        "watched_queue": ({"account": scrubber.scrub_text(raw.watched_account),
+                           "queue": raw.queue_name or ""} if raw.watched_account else None),
     }
     return ScrubbedCapture(documents, manifest, scrubber)
 

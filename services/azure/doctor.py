@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from services.domain.clock import SKEW_WARNING, Clock, SystemClock, skew_is_large
+from services.domain.clock import SKEW_WARNING, Clock, SystemClock, iso_z, skew_is_large
 from services.domain.errors import ServiceError, service_error
 from services.domain.model import Configuration
 from services.domain.wiring import HEALTH_METRICS, QueueTarget, Verdict, Wiring
@@ -92,8 +92,13 @@ def lint_configuration(config: Configuration, now: datetime) -> list[Check]:
     return checks
 
 
-def check_skew(skew: timedelta | None) -> Check:
-    """Local clock against the server's ``Date`` header."""
+def check_skew(skew: timedelta | None, *, replay_of: datetime | None = None) -> Check:
+    """Local clock against the server's ``Date`` header.
+
+    ``replay_of``: the server is the stand-in replaying a capture made then (``sim
+    --replay``); its clock started at that moment, so its ``Date`` says nothing about this
+    machine's clock and a large difference is not checked (aumwatch follows the server's
+    clock either way). A plain simulation's clock is checked as Azure's is."""
     if skew is None:
         return Check("clock", "skip", "the server sent no Date header")
     import humanize
@@ -101,6 +106,10 @@ def check_skew(skew: timedelta | None) -> Check:
     behind = skew > timedelta(0)
     detail = (f"local clock is {humanize.precisedelta(abs(skew), format='%0.0f')} "
               f"{'behind' if behind else 'ahead of'} the server")
+    if replay_of is not None and skew_is_large(skew):
+        return Check("clock", "skip", f"{detail}: the stand-in replays a capture made at "
+                     f"{iso_z(replay_of)} and runs its own clock from there; aumwatch follows "
+                     "it, and the local clock is not checked against it")
     if abs(skew) >= SKEW_FAIL:
         return Check("clock", "fail", detail, "sync the clock (NTP); aumwatch corrects for it "
                      "but the cancel window is only minutes wide")
@@ -197,16 +206,18 @@ def wiring_fix(wiring: Wiring, watched: QueueTarget | None) -> str:
         # setup events re-provisions a failed or expired subscription to the watched queue
         # in place (keeping its settings), or adds one: nothing needs deleting first.
         return (f"run `{setup}` (re-provisions the failed or expired subscription to the "
-                "queue, or adds one)")
+                "queue, clears a subject filter that never matches, or adds one)")
     if wiring.verdict is Verdict.FAILING:
         metrics = (f"see the topic's metrics {', '.join(HEALTH_METRICS[2:])} in Azure Monitor "
                    "(split by EventSubscriptionName)")
         queue_fix = ("check that the queue exists and, for a subscription delivering with "
                      f"{topic}'s managed identity, that the identity has Storage Queue Data "
                      "Message Sender on the storage account")
-        # The counts are the topic's: a broken endpoint of another subscription fails it too.
+        # Counts over the whole topic (Azure Monitor did not split them per subscription): a
+        # broken endpoint of another subscription fails it too. Split counts are the queue's.
+        per_subscription = wiring.health is not None and wiring.health.by_subscription is not None
         others = sorted(s.name for s in wiring.subscriptions if not s.reaches(watched))
-        if others:
+        if others and not per_subscription:
             return (f"the counts include the topic's other subscription"
                     f"{'s' if len(others) != 1 else ''} {', '.join(others)}: check "
                     f"{'their endpoints' if len(others) != 1 else 'its endpoint'} first; "
@@ -295,7 +306,10 @@ async def run_doctor(settings: Settings, *, clock: Clock | None = None) -> list[
                 wiring_checks.extend(await _preflight_checks(settings, runner, configs, clock))
             finally:
                 await runner.close()
-            checks.append(check_skew(skew))
+            replay_of = (await standin_replay_of(settings)
+                         if settings.cloud == "standin" and skew is not None
+                         and skew_is_large(skew) else None)
+            checks.append(check_skew(skew, replay_of=replay_of))
         checks.extend(await check_queue(settings, credential))
         now = clock.now()
         for config in configs:
@@ -306,6 +320,35 @@ async def run_doctor(settings: Settings, *, clock: Clock | None = None) -> list[
         if close is not None:
             await close()
     return checks
+
+
+async def standin_replay_of(settings: Settings) -> datetime | None:
+    """When ``settings`` name the stand-in and it replays a capture: the capture's moment
+    (its admin ``GET /_sim/clock``). None otherwise, or when it cannot be asked."""
+    if settings.cloud != "standin" or not settings.arm_endpoint:
+        return None
+    import asyncio
+    import json
+    import ssl
+    import urllib.request
+
+    from services.domain.events import parse_event_time
+
+    def ask() -> Any:
+        context = ssl.create_default_context(
+            cafile=str(settings.ca_file) if settings.ca_file else None)
+        request = urllib.request.Request(
+            f"{str(settings.arm_endpoint).rstrip('/')}/_sim/clock",
+            headers={"Authorization": f"Bearer {settings.token or ''}"})
+        with urllib.request.urlopen(request, timeout=10, context=context) as response:
+            return json.loads(response.read().decode("utf-8"))
+
+    try:
+        body = await asyncio.to_thread(ask)
+        text = body.get("replay_of") if isinstance(body, dict) else None
+        return parse_event_time(text) if isinstance(text, str) and text else None
+    except (OSError, ValueError):
+        return None
 
 
 async def _wiring_checks(settings: Settings, runner: Any, credential: Any,

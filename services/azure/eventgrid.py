@@ -11,7 +11,11 @@ Three reads per refresh (docs/azure.md, "Event Grid wiring"):
 * the delivery health of each topic with subscriptions: the ARM metrics API
   (``GET {topic id}/providers/Microsoft.Insights/metrics``) sent through the Event Grid
   client's own pipeline (authentication, TLS options, timeouts, logging), as the cancel is
-  sent through the maintenance client's (services/azure/cancel.py).
+  sent through the maintenance client's (services/azure/cancel.py). Two requests: the topic's
+  totals, and the delivery metrics split per event subscription
+  (``$filter=EventSubscriptionName eq '*'``), so a verdict counts only the failures of the
+  subscriptions to the watched queue. Should the split fail, the verdict falls back to the
+  topic's totals and says so.
 
 :class:`WiringSource` caches what it read for ``refresh`` (default 5 min): the dashboard can
 ask on every poll and Azure is asked once per refresh. A part that fails (403, 429, 5xx, a
@@ -39,6 +43,8 @@ from services.domain.wiring import (
     DEFAULT_WIRING_REFRESH,
     HEALTH_METRICS,
     MAINTENANCE_TOPIC_TYPE,
+    SUBSCRIPTION_DIMENSION,
+    SUBSCRIPTION_HEALTH_METRICS,
     WIRING_RETRY,
     DeliveryHealth,
     EventSubscription,
@@ -47,6 +53,7 @@ from services.domain.wiring import (
     Wiring,
     parse_metrics,
     parse_subscription,
+    parse_subscription_metrics,
     parse_topic,
     queue_account_name,
     wire,
@@ -318,8 +325,7 @@ class WiringSource:
     async def _read_health(self, client: Any, topic: SystemTopic) -> DeliveryHealth:
         until = self.clock.now().replace(microsecond=0)
         since = until - HEALTH_PERIOD
-        body = await send_metrics_request(client, topic.id, since, until)
-        return parse_metrics(body, since=since, until=until)
+        return await read_delivery_health(client, topic.id, since, until)
 
 
 def _retry_after_of(exc: BaseException, now: datetime) -> timedelta | None:
@@ -338,19 +344,42 @@ def _part_error(part: _Part, what: str) -> str:
     return part.error or ""
 
 
-def metrics_params(since: datetime, until: datetime) -> dict[str, str]:
-    """The query of the metrics request: every health metric, hourly totals over the period."""
-    return {
+def metrics_params(since: datetime, until: datetime, *,
+                   per_subscription: bool = False) -> dict[str, str]:
+    """The query of the metrics request: every health metric, hourly totals over the period;
+    with ``per_subscription``, the delivery metrics split by ``EventSubscriptionName`` (the
+    others have no such dimension, and Azure Monitor refuses to split them)."""
+    params = {
         "api-version": METRICS_API_VERSION,
-        "metricnames": ",".join(HEALTH_METRICS),
+        "metricnames": ",".join(SUBSCRIPTION_HEALTH_METRICS if per_subscription
+                                else HEALTH_METRICS),
         "timespan": f"{iso_z(since)}/{iso_z(until)}",
         "interval": "PT1H",
         "aggregation": "Total",
     }
+    if per_subscription:
+        params["$filter"] = f"{SUBSCRIPTION_DIMENSION} eq '*'"
+    return params
+
+
+async def read_delivery_health(client: Any, topic_id: str, since: datetime,
+                               until: datetime) -> DeliveryHealth:
+    """The topic's delivery health over the period, with the counts per event subscription
+    when Azure Monitor splits them (else ``by_subscription`` stays None). Raises
+    :class:`ServiceError` when the topic's totals cannot be read."""
+    body = await send_metrics_request(client, topic_id, since, until)
+    health = parse_metrics(body, since=since, until=until)
+    try:
+        split = await send_metrics_request(client, topic_id, since, until,
+                                           per_subscription=True)
+    except ServiceError:
+        return health  # judged over the whole topic, as the reason then says
+    return replace(health, by_subscription=parse_subscription_metrics(split))
 
 
 async def send_metrics_request(client: Any, topic_id: str, since: datetime,
-                               until: datetime) -> Mapping[str, Any]:
+                               until: datetime, *,
+                               per_subscription: bool = False) -> Mapping[str, Any]:
     """``GET {topic}/providers/Microsoft.Insights/metrics`` through ``client``'s pipeline.
 
     ``client`` is an async azure-mgmt-eventgrid client (any ARM client's pipeline would do:
@@ -361,7 +390,8 @@ async def send_metrics_request(client: Any, topic_id: str, since: datetime,
     from azure.core.rest import HttpRequest
 
     path = f"/{topic_id.strip('/')}/providers/Microsoft.Insights/metrics"
-    request = HttpRequest("GET", path, params=metrics_params(since, until))
+    request = HttpRequest("GET", path, params=metrics_params(since, until,
+                                                             per_subscription=per_subscription))
     response = await client._send_request(request)
     status = int(response.status_code)
     await response.read()
@@ -424,5 +454,6 @@ def eventgrid_factory(settings: Settings, credential: Any) -> EventGridFactory:
 __all__ = [
     "DEFAULT_REFRESH", "HEALTH_PERIOD", "METRICS_API_VERSION", "TOPICS_QUERY",
     "WiringSnapshot", "WiringSource",
-    "eventgrid_factory", "metrics_params", "send_metrics_request", "watched_queue",
+    "eventgrid_factory", "metrics_params", "read_delivery_health", "send_metrics_request",
+    "watched_queue",
 ]

@@ -20,12 +20,13 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
-from services.azure.eventgrid import TOPICS_QUERY
+from services.azure.eventgrid import HEALTH_PERIOD, TOPICS_QUERY, read_delivery_health
 from services.azure.resourcegraph import QueryRunner
 from services.domain.clock import Clock, SystemClock
 from services.domain.errors import ServiceError, service_error
 from services.domain.model import Configuration
 from services.domain.wiring import (
+    DeliveryHealth,
     EventSubscription,
     SystemTopic,
     parse_subscription,
@@ -174,9 +175,17 @@ class EventSetup:
         if self.queue_check is not None:
             exists, queue_note = await self.queue_check(request.watched.account_name,
                                                         request.queue_name)
+        health: DeliveryHealth | None = None
+        if topic is not None and subscriptions:
+            until = self.clock.now().replace(microsecond=0)
+            try:
+                health = await read_delivery_health(self.client, topic.id,
+                                                    until - HEALTH_PERIOD, until)
+            except ServiceError:
+                health = None  # the plan does not need it; the advice is then left out
         return Current(topic=topic, subscriptions=subscriptions, role=role,
                        role_note=role_note, queue_exists=exists, queue_note=queue_note,
-                       bodies=bodies)
+                       bodies=bodies, health=health)
 
     async def _find_topic(self, request: SetupRequest) -> SystemTopic | None:
         key = request.configuration_id.strip().rstrip("/").lower()

@@ -55,7 +55,10 @@ _PROVIDER_IN_ID = re.compile(rf"/providers/({_SEG})((?:/{_SEG}/{_SEG})+)", re.IG
 #: Child types whose names identify no one (timestamps, GUIDs) or repeat another name.
 _KEEP_TYPES = frozenset({"applyupdates", "patchinstallationresults", "patchassessmentresults",
                          "configurationassignments", "eventsubscriptions", "queueservices",
-                         "queues", "default", "extensions"})
+                         "queues", "default", "extensions",
+                         # Azure Monitor: ``<resource>/providers/Microsoft.Insights/metrics/
+                         # <metric name>``; a metric's name is Azure's, not the tenant's.
+                         "metrics", "metricdefinitions"})
 _MACHINE_TYPES = {"virtualmachines": "machine", "machines": "arc",
                   "virtualmachinescalesets": "machine"}
 
@@ -92,7 +95,9 @@ _FIELD_KINDS: Mapping[str, str] = {"subscriptionid": "subscription", "tenantid":
                                    # ARM's systemData: who created or changed a resource.
                                    "createdby": "principal", "lastmodifiedby": "principal",
                                    "principalid": "principal", "clientid": "principal",
-                                   "objectid": "principal"}
+                                   "objectid": "principal",
+                                   # An Event Grid topic's id in Azure Monitor (a GUID).
+                                   "metricresourceid": "resource"}
 
 
 class Scrubber:

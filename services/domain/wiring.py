@@ -9,6 +9,13 @@ judges each configuration with one of six fixed verdicts (:class:`Verdict`).
 
 Secrets: a webhook URL may carry a key in its query string. Only its host is ever kept; the
 full URL never leaves :func:`parse_subscription`.
+
+Delivery health is judged per event subscription when the metrics were read split by their
+``EventSubscriptionName`` dimension (:func:`parse_subscription_metrics`): failures of another
+subscription on the same topic (an old broken webhook) never make the watched queue's
+verdict ``failing``. Subject filters are judged against the events' subject, the
+configuration's name (docs/azure.md); advanced filters cannot be judged, and the reason says
+so.
 """
 
 from __future__ import annotations
@@ -35,6 +42,20 @@ DEFAULT_WIRING_REFRESH = timedelta(minutes=5)
 #: After a failed read, the next one waits this long (at most the refresh interval): a
 #: failing read must not cost a quota slot at every poll.
 WIRING_RETRY = timedelta(minutes=1)
+
+#: The dimension of a system topic's delivery metrics that names the event subscription.
+SUBSCRIPTION_DIMENSION = "EventSubscriptionName"
+#: The delivery metrics that carry it (Azure Monitor refuses a split of the others).
+SUBSCRIPTION_HEALTH_METRICS = (
+    "MatchedEventCount",
+    "DeliverySuccessCount",
+    "DeliveryAttemptFailCount",
+    "DroppedEventCount",
+    "DeadLetteredCount",
+)
+#: Provisioning states that pass by themselves: the subscription keeps delivering with its
+#: settings of before the update, so it is judged as it reads (never ``disabled``).
+TRANSIENT_STATES = frozenset({"updating"})
 
 #: The Azure Monitor metrics of a system topic that the health reads (docs/azure.md).
 HEALTH_METRICS = (
@@ -185,12 +206,36 @@ class EventSubscription:
     retry: str | None = None           # "30 attempts, 1440 min", or None
     filters: str | None = None         # advanced filters and subject filters, summarised
     with_identity: bool = False        # delivered with the topic's managed identity
+    subject_begins: str = ""           # filter.subjectBeginsWith
+    subject_ends: str = ""             # filter.subjectEndsWith
+    subject_case_sensitive: bool = False  # filter.isSubjectCaseSensitive (default false)
+    advanced_filters: int = 0          # how many advanced filters (never judged)
 
     def active(self, now: datetime) -> bool:
-        """Succeeded and not expired: Event Grid delivers through it."""
-        if self.state.lower() != "succeeded":
+        """Succeeded (or being updated) and not expired: Event Grid delivers through it."""
+        if self.state.lower() != "succeeded" and self.state.lower() not in TRANSIENT_STATES:
             return False
         return self.expiration is None or self.expiration > now
+
+    def subject_matches(self, subject: str) -> bool:
+        """Whether the subject filters let an event with ``subject`` through (Event Grid:
+        a prefix and a suffix, both when both are set; without case unless
+        ``isSubjectCaseSensitive``). Advanced filters are not judged here."""
+        if not self.subject_case_sensitive:
+            subject = subject.lower()
+            begins, ends = self.subject_begins.lower(), self.subject_ends.lower()
+        else:
+            begins, ends = self.subject_begins, self.subject_ends
+        return subject.startswith(begins) and subject.endswith(ends)
+
+    def subject_filter_text(self) -> str:
+        """The subject filters in words (for a reason)."""
+        parts = []
+        if self.subject_begins:
+            parts.append(f"begins with {self.subject_begins!r}")
+        if self.subject_ends:
+            parts.append(f"ends with {self.subject_ends!r}")
+        return " and ".join(parts) or "no subject filter"
 
     def reaches(self, watched: QueueTarget | None) -> bool:
         """Whether it delivers to the watched queue (any Storage Queue when none is known)."""
@@ -230,11 +275,23 @@ class DeliveryHealth:
     dead_lettered: int = 0
     since: datetime | None = None
     until: datetime | None = None
+    #: The same counts per event subscription (name as Azure Monitor writes it, any case),
+    #: when the metrics were read split by ``EventSubscriptionName``; None when they were not.
+    by_subscription: tuple[tuple[str, DeliveryHealth], ...] | None = None
 
     @property
     def failing(self) -> bool:
         """Events were lost or had to be retried."""
         return self.failed > 0 or self.dropped > 0 or self.dead_lettered > 0
+
+    def of(self, subscription_name: str) -> DeliveryHealth | None:
+        """The counts of one event subscription (names compare without case): zero counts
+        when the split was read and names none for it, None when no split was read."""
+        if self.by_subscription is None:
+            return None
+        wanted = subscription_name.lower()
+        found = [h for name, h in self.by_subscription if name.lower() == wanted]
+        return found[0] if found else DeliveryHealth()
 
     def to_json(self) -> dict[str, Any]:
         """The contract's ``health`` object, plus documented extras."""
@@ -248,6 +305,10 @@ class DeliveryHealth:
             "matched": self.matched,
             "since": iso_z(self.since),
             "until": iso_z(self.until),
+            "by_subscription": None if self.by_subscription is None else {
+                name: {"delivered": h.delivered, "failed": h.failed, "dropped": h.dropped,
+                       "dead_lettered": h.dead_lettered, "matched": h.matched}
+                for name, h in self.by_subscription},
         }
 
 
@@ -273,8 +334,10 @@ class Wiring:
         return VERDICT_SYMBOLS[self.verdict]
 
     def covers(self, kind: str, watched: QueueTarget | None, now: datetime) -> bool:
-        """Whether an active subscription delivers ``kind`` ("pre"/"post") to the watched queue."""
+        """Whether an active subscription delivers ``kind`` ("pre"/"post") to the watched
+        queue (its subject filter letting the configuration's events through)."""
         return any(s.active(now) and s.reaches(watched) and kind in s.event_types
+                   and s.subject_matches(self.configuration_name)
                    for s in self.subscriptions)
 
     def to_json(self) -> dict[str, Any]:
@@ -453,6 +516,9 @@ def parse_subscription(obj: Mapping[str, Any]) -> EventSubscription:
     raw_schema = _text(_get(properties, "eventDeliverySchema"))
     schema = _SCHEMAS.get(raw_schema.lower(), raw_schema.lower()) if raw_schema else "eventgrid"
     sub_id = _text(_get(obj, "id"))
+    flt = _get(properties, "filter")
+    advanced = _get(flt, "advancedFilters")
+    case_sensitive = _get(flt, "isSubjectCaseSensitive")
     return EventSubscription(
         name=_text(_get(obj, "name")) or sub_id.rstrip("/").rsplit("/", 1)[-1],
         id=sub_id,
@@ -468,27 +534,36 @@ def parse_subscription(obj: Mapping[str, Any]) -> EventSubscription:
                                  or _get(properties, "deadLetterWithResourceIdentity",
                                          "deadLetterDestination")),
         retry=_retry(_get(properties, "retryPolicy")),
-        filters=_filters(_get(properties, "filter")),
+        filters=_filters(flt),
         with_identity=with_identity,
+        subject_begins=_text(_get(flt, "subjectBeginsWith")),
+        subject_ends=_text(_get(flt, "subjectEndsWith")),
+        subject_case_sensitive=case_sensitive is True
+        or (isinstance(case_sensitive, str) and case_sensitive.lower() == "true"),
+        advanced_filters=len(advanced) if isinstance(advanced, list) else 0,
     )
 
 
-def parse_metrics(body: Mapping[str, Any], *, since: datetime | None = None,
-                  until: datetime | None = None) -> DeliveryHealth:
-    """Totals of a metrics response (``GET {topic}/providers/Microsoft.Insights/metrics``).
+def _series_total(series: Any) -> float:
+    total = 0.0
+    for point in _get(series, "data") or []:
+        value = _get(point, "total")
+        if isinstance(value, int | float):
+            total += value
+    return total
 
-    Each metric's ``timeseries[].data[].total`` values are summed; a missing metric counts 0.
-    """
-    totals: dict[str, int] = {}
-    for metric in _get(body, "value") or []:
-        name = _text(_get(metric, "name", "value"))
-        total = 0.0
-        for series in _get(metric, "timeseries") or []:
-            for point in _get(series, "data") or []:
-                value = _get(point, "total")
-                if isinstance(value, int | float):
-                    total += value
-        totals[name.lower()] = totals.get(name.lower(), 0) + round(total)
+
+def _dimension_value(series: Any, dimension: str) -> str | None:
+    for item in _get(series, "metadatavalues") or []:
+        name = _get(item, "name")
+        label = _get(name, "value") if isinstance(name, Mapping) else name
+        if _text(label).lower() == dimension.lower():
+            return _text(_get(item, "value"))
+    return None
+
+
+def _health_from(totals: Mapping[str, int], since: datetime | None,
+                 until: datetime | None) -> DeliveryHealth:
     count = lambda name: totals.get(name.lower(), 0)  # noqa: E731
     return DeliveryHealth(
         published=count("PublishSuccessCount"),
@@ -502,6 +577,41 @@ def parse_metrics(body: Mapping[str, Any], *, since: datetime | None = None,
     )
 
 
+def parse_metrics(body: Mapping[str, Any], *, since: datetime | None = None,
+                  until: datetime | None = None) -> DeliveryHealth:
+    """Totals of a metrics response (``GET {topic}/providers/Microsoft.Insights/metrics``).
+
+    Each metric's ``timeseries[].data[].total`` values are summed; a missing metric counts 0.
+    """
+    totals: dict[str, int] = {}
+    for metric in _get(body, "value") or []:
+        name = _text(_get(metric, "name", "value")).lower()
+        total = sum(_series_total(series) for series in _get(metric, "timeseries") or [])
+        totals[name] = totals.get(name, 0) + round(total)
+    return _health_from(totals, since, until)
+
+
+def parse_subscription_metrics(body: Mapping[str, Any],
+                               ) -> tuple[tuple[str, DeliveryHealth], ...]:
+    """The counts per event subscription of a metrics response split by
+    ``EventSubscriptionName`` (``$filter=EventSubscriptionName eq '*'``): each time series
+    names its subscription in ``metadatavalues``; a series naming none is left out. The
+    counts carry no period: it is the topic's health's (``DeliveryHealth.since/until``)."""
+    per: dict[str, dict[str, int]] = {}
+    spelled: dict[str, str] = {}
+    for metric in _get(body, "value") or []:
+        name = _text(_get(metric, "name", "value")).lower()
+        for series in _get(metric, "timeseries") or []:
+            sub = _dimension_value(series, SUBSCRIPTION_DIMENSION)
+            if not sub:
+                continue
+            spelled.setdefault(sub.lower(), sub)
+            totals = per.setdefault(sub.lower(), {})
+            totals[name] = totals.get(name, 0) + round(_series_total(series))
+    # No period: two reads of the same counts compare equal (the dashboard's change test).
+    return tuple((spelled[key], _health_from(per[key], None, None)) for key in sorted(per))
+
+
 # -- the verdict ------------------------------------------------------------------------------
 def judge(
     *,
@@ -510,46 +620,103 @@ def judge(
     health: DeliveryHealth | None,
     watched: QueueTarget | None,
     now: datetime,
+    subject: str | None = None,
 ) -> tuple[Verdict, str]:
     """The verdict on one configuration's wiring, with a sentence saying why.
 
-    Order: ``missing`` (no topic or no subscription), ``disabled`` (none active),
-    ``other-endpoint`` (active ones, none to the watched queue), ``partial`` (the watched queue
-    gets only pre or only post), ``failing`` (wired, but the topic failed, dropped or
-    dead-lettered deliveries in the period), else ``ok``. The structural verdicts come first:
-    they mean the watched queue cannot get an event at all, whatever the metrics say.
+    Order: ``missing`` (no topic or no subscription), ``disabled`` (none delivers: not
+    Succeeded, expired, or a subject filter that never lets the configuration's events
+    through), ``other-endpoint`` (delivering ones, none to the watched queue), ``partial``
+    (the watched queue gets only pre or only post), ``failing`` (wired, but deliveries failed,
+    were dropped or dead-lettered in the period: through the subscriptions to the watched
+    queue when the metrics are split per subscription, else over the whole topic), else
+    ``ok``. The structural verdicts come first: they mean the watched queue cannot get an
+    event at all, whatever the metrics say.
+
+    ``subject`` is the events' subject, the configuration's name (docs/azure.md): subject
+    filters are judged against it. Advanced filters are not judged: a verdict that rests on
+    a subscription with them says so in its reason ("cannot judge"). ``Updating`` is a
+    passing state: such a subscription is judged as it reads, with a note.
     """
     if topic is None:
         return Verdict.MISSING, "no Event Grid system topic for this configuration"
     if not subscriptions:
         return Verdict.MISSING, f"system topic {topic.name} has no event subscription"
-    active = [s for s in subscriptions if s.active(now)]
+    filtered = [s for s in subscriptions if s.active(now) and subject is not None
+                and not s.subject_matches(subject)]
+    active = [s for s in subscriptions if s.active(now) and s not in filtered]
     if not active:
-        states = sorted({_inactive_state(s, now) for s in subscriptions})
+        states = sorted({_inactive_state(s, now, subject) for s in subscriptions})
         return Verdict.DISABLED, f"no subscription is delivering ({', '.join(states)})"
     ours = [s for s in active if s.reaches(watched)]
+    notes = _notes(ours, filtered, watched)
     if not ours:
         where = (f"queue {watched.queue_name} of {watched.account_name}" if watched
                  else "a Storage Queue")
         targets = ", ".join(sorted({s.endpoint or s.endpoint_type for s in active}))
-        return Verdict.OTHER_ENDPOINT, f"events go to {targets}, not to {where}"
+        return Verdict.OTHER_ENDPOINT, f"events go to {targets}, not to {where}{notes}"
     kinds = {k for s in ours for k in s.event_types}
     if "pre" not in kinds or "post" not in kinds:
         missing = "pre" if "pre" not in kinds else "post"
-        return Verdict.PARTIAL, f"no {missing}-event subscription to the watched queue"
+        return Verdict.PARTIAL, (f"no {missing}-event subscription to the watched queue"
+                                 f"{notes}")
+    queue = (f"queue {watched.queue_name}" if watched else "the queue")
+    if health is not None and health.by_subscription is not None:
+        failing = [(s, h) for s in ours if (h := health.of(s.name)) is not None and h.failing]
+        if failing:
+            return Verdict.FAILING, "; ".join(
+                f"delivery to {queue} failed {h.failed} time{'s' if h.failed != 1 else ''} "
+                f"in 24 h through subscription {s.name} ({h.dropped} dropped, "
+                f"{h.dead_lettered} dead-lettered)" for s, h in failing) + notes
+        others = _other_failures(health, ours)
+        return Verdict.OK, ("pre and post events are delivered to the watched queue"
+                            f"{notes}{others}")
     if health is not None and health.failing:
         # The metrics are the topic's: another subscription on it (a broken webhook) counts
         # too, and the operator must know the failures may not be the watched queue's.
-        others = sorted(s.name for s in active if not s.reaches(watched))
+        others_names = sorted(s.name for s in active if not s.reaches(watched))
         shared = (f" (counted over the whole topic, with its other subscription"
-                  f"{'s' if len(others) != 1 else ''} {', '.join(others)})" if others else "")
+                  f"{'s' if len(others_names) != 1 else ''} {', '.join(others_names)})"
+                  if others_names else "")
         return Verdict.FAILING, (
             f"{health.failed} failed, {health.dropped} dropped, "
-            f"{health.dead_lettered} dead-lettered deliveries in the last 24 h{shared}")
-    return Verdict.OK, "pre and post events are delivered to the watched queue"
+            f"{health.dead_lettered} dead-lettered deliveries in the last 24 h{shared}{notes}")
+    return Verdict.OK, f"pre and post events are delivered to the watched queue{notes}"
 
 
-def _inactive_state(sub: EventSubscription, now: datetime) -> str:
+def _notes(ours: Sequence[EventSubscription], filtered: Sequence[EventSubscription],
+           watched: QueueTarget | None) -> str:
+    """What the verdict could not judge or leaves aside, as a tail of its reason."""
+    notes = []
+    advanced = sorted(s.name for s in ours if s.advanced_filters)
+    if advanced:
+        notes.append(f"cannot judge the advanced filters of subscription "
+                     f"{', '.join(advanced)}: they may drop events")
+    updating = sorted(s.name for s in ours if s.state.lower() in TRANSIENT_STATES)
+    if updating:
+        notes.append(f"subscription {', '.join(updating)} is being updated")
+    blocked = [s for s in filtered if s.reaches(watched)]
+    for sub in sorted(blocked, key=lambda s: s.name.lower()):
+        notes.append(f"subscription {sub.name} to the watched queue never matches: its "
+                     f"subject filter {sub.subject_filter_text()}")
+    return "".join(f"; {n}" for n in notes)
+
+
+def _other_failures(health: DeliveryHealth, ours: Sequence[EventSubscription]) -> str:
+    """A note on failures of the topic's other subscriptions (not the watched queue's)."""
+    mine = {s.name.lower() for s in ours}
+    others = [(name, h) for name, h in health.by_subscription or ()
+              if name.lower() not in mine and h.failing]
+    if not others:
+        return ""
+    return "; not counted: " + ", ".join(
+        f"{h.failed} failed deliveries through subscription {name}" for name, h in others)
+
+
+def _inactive_state(sub: EventSubscription, now: datetime, subject: str | None) -> str:
+    if sub.active(now) and subject is not None and not sub.subject_matches(subject):
+        return (f"{sub.name}: subject filter {sub.subject_filter_text()} never matches "
+                f"{subject!r}")
     if sub.state.lower() == "succeeded" and sub.expiration is not None and sub.expiration <= now:
         return "expired"
     return sub.state or "unknown state"
@@ -569,7 +736,7 @@ def wire(
     """Build a :class:`Wiring` with its verdict."""
     subs = tuple(sorted(subscriptions, key=lambda s: s.name.lower()))
     verdict, reason = judge(topic=topic, subscriptions=subs, health=health, watched=watched,
-                            now=now)
+                            now=now, subject=configuration_name)
     if error:
         reason = f"{reason} ({error})"
     return Wiring(configuration_id=configuration_id, configuration_name=configuration_name,
@@ -598,10 +765,12 @@ def missing_pre_explanation(wiring: Wiring | None, watched: QueueTarget | None,
 
 
 __all__ = [
-    "DEFAULT_WIRING_REFRESH", "HEALTH_METRICS", "MAINTENANCE_TOPIC_TYPE", "SYSTEM_TOPIC_TYPE",
-    "VERDICT_SYMBOLS", "WIRING_RETRY",
+    "DEFAULT_WIRING_REFRESH", "HEALTH_METRICS", "MAINTENANCE_TOPIC_TYPE",
+    "SUBSCRIPTION_DIMENSION", "SUBSCRIPTION_HEALTH_METRICS", "SYSTEM_TOPIC_TYPE",
+    "TRANSIENT_STATES", "VERDICT_SYMBOLS", "WIRING_RETRY",
     "DeliveryHealth", "EventSubscription", "QueueTarget", "SystemTopic", "Verdict", "Wiring",
     "account_name_from_connection_string", "account_name_from_url", "id_segment", "judge",
-    "missing_pre_explanation", "parse_metrics", "parse_subscription", "parse_topic",
+    "missing_pre_explanation", "parse_metrics", "parse_subscription",
+    "parse_subscription_metrics", "parse_topic",
     "queue_account_name", "valid_account_name", "webhook_host", "wire",
 ]

@@ -30,12 +30,14 @@ from typing import Any
 from services.domain.events import POST_EVENT_TYPE, PRE_EVENT_TYPE
 from services.domain.wiring import (
     MAINTENANCE_TOPIC_TYPE,
+    DeliveryHealth,
     EventSubscription,
     QueueTarget,
     SystemTopic,
     account_name_from_connection_string,
     account_name_from_url,
     id_segment,
+    parse_subscription,
     valid_account_name,
 )
 
@@ -129,6 +131,9 @@ class Current:
     #: The REST JSON of each subscription (by lower-case name): an update keeps what aumwatch
     #: does not manage (dead-letter, retry, labels, other filters, queue message TTL).
     bodies: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: The topic's delivery health over the last 24 h (per subscription when Azure Monitor
+    #: split it), or None when it was not or could not be read.
+    health: DeliveryHealth | None = None
 
 
 @dataclass(frozen=True)
@@ -314,7 +319,14 @@ def updated_subscription_body(existing: Mapping[str, Any] | None, request: Setup
     props = {k: copy.deepcopy(v) for k, v in raw.items()
              if k.lower() not in _READ_ONLY_PROPERTIES and v is not None}
     found = props.get("filter")
-    old_filter: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    old_filter: dict[str, Any] = dict(found) if isinstance(found, Mapping) else {}
+    current = parse_subscription(existing) if isinstance(existing, Mapping) else None
+    if current is not None and not current.subject_matches(request.configuration_name):
+        # Its subject filter never lets this configuration's events through (their subject
+        # is the configuration's name): the update clears it, as _why_update says.
+        for key in list(old_filter):
+            if key.lower() in ("subjectbeginswith", "subjectendswith"):
+                old_filter[key] = ""
     props["filter"] = {**old_filter,
                        "includedEventTypes": [EVENT_TYPE_NAMES[t] for t in types]}
     if request.schema is not None:
@@ -355,6 +367,7 @@ def plan_setup(request: SetupRequest, current: Current, now: datetime) -> Plan:
     # queue: "right" ones are left alone.
     def right(sub: EventSubscription) -> bool:
         return (sub.active(now) and sub.reaches(watched)
+                and sub.subject_matches(request.configuration_name)
                 and (request.schema is None or sub.schema == request.schema))
 
     covered = {k for s in current.subscriptions if right(s) for k in s.event_types}
@@ -481,7 +494,50 @@ def _why_update(sub: EventSubscription, request: SetupRequest, now: datetime) ->
         if state.lower() == "succeeded":
             state = "expired"
         reasons.append(f"re-provision it (state {state})")
+    if not sub.subject_matches(request.configuration_name):
+        reasons.append(f"clear its subject filter ({sub.subject_filter_text()}: never matches "
+                       f"{request.configuration_name!r}, the subject of its events)")
     return ", ".join(reasons) or "rewrite it"
+
+
+def delivery_advice(request: SetupRequest, current: Current, now: datetime) -> str | None:
+    """What the operator should check when the wiring is right (nothing to change) but
+    deliveries to the queue failed in the last 24 h; None when none failed (or the health is
+    unknown). Only the subscriptions that deliver to the queue count, when Azure Monitor split
+    the counts per subscription; otherwise the topic's counts, said as such."""
+    health = current.health
+    if health is None:
+        return None
+    ours = [s for s in current.subscriptions
+            if s.active(now) and s.reaches(request.watched)
+            and s.subject_matches(request.configuration_name)]
+    if not ours:
+        return None
+    queue = f"queue {request.queue_name}"
+    if health.by_subscription is not None:
+        failing = [(s.name, h) for s in ours if (h := health.of(s.name)) is not None
+                   and h.failing]
+        if not failing:
+            return None
+        what = "; ".join(f"delivery to {queue} failed {h.failed} time"
+                         f"{'s' if h.failed != 1 else ''} in 24 h through subscription {name} "
+                         f"({h.dropped} dropped, {h.dead_lettered} dead-lettered)"
+                         for name, h in failing)
+    elif health.failing:
+        what = (f"the system topic counts {health.failed} failed, {health.dropped} dropped and "
+                f"{health.dead_lettered} dead-lettered deliveries in 24 h (over all its "
+                "subscriptions)")
+    else:
+        return None
+    identity = any(s.with_identity for s in ours)
+    checks = [f"that {queue} exists in storage account {request.watched.account_name}",
+              "that the account's network rules let Event Grid in (allow trusted Microsoft "
+              "services)"]
+    if identity:
+        checks.append(f"that the topic's identity still holds {QUEUE_SENDER_ROLE_NAME} on it")
+    return (f"{what}: nothing here can be changed by aumwatch; check {', '.join(checks)}. "
+            "Failures before a fix stay in the 24 h count until they age out: `aumwatch "
+            "subscriptions` shows the counts again")
 
 
 # -- equivalent commands -----------------------------------------------------------------------
@@ -683,7 +739,8 @@ __all__ = [
     "ROLE_ASSIGNMENTS_API_VERSION", "SCHEMA_VALUES", "SENDING_ROLE_IDS", "SUBSCRIPTION_NAME",
     "Action", "Current", "Plan", "SetupError", "SetupRequest", "Step",
     "account_name_from_connection_string", "account_name_from_url", "account_name_of",
-    "az_commands", "bicep", "check_account_id", "parse_schema", "parse_types", "plan_setup",
+    "az_commands", "bicep", "check_account_id", "delivery_advice", "parse_schema",
+    "parse_types", "plan_setup",
     "queue_resource_id", "role_allows_sending", "role_assignment_name", "role_body",
     "role_definition_id", "subscription_body", "topic_body", "topic_name_for",
     "updated_subscription_body", "valid_account_name",

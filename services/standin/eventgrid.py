@@ -1,12 +1,14 @@
-"""Event Grid in the stand-in: system topics, event subscriptions, role assignments, metrics.
+"""Event Grid in the stand-in: system topics and their event subscriptions.
 
 This is the wiring between a maintenance configuration and the queue aumwatch reads
-(docs/azure.md "Event Grid wiring"). The state lives in :class:`EventGrid`, held by the
-:class:`~services.standin.world.World` and guarded by the World's lock. The HTTP side (in
-:mod:`services.standin.server`) calls the ``arm_*`` methods here, which answer
-``(status, body, headers)`` in Azure's shapes; the scenario engine asks :meth:`EventGrid.routes`
-where an event goes and reports what became of each delivery (:meth:`EventGrid.record`), so
-that the metrics count what the stand-in really delivered or failed.
+(docs/azure.md "Event Grid wiring"). The state lives in :class:`EventGrid`, built by the
+:class:`~services.standin.world.World` (seen here only as a :class:`~services.standin.arm.Host`)
+and guarded by its lock; role assignments are :mod:`services.standin.roles`' and the delivery
+counts :mod:`services.standin.metrics`'. The HTTP side (in :mod:`services.standin.server`)
+calls the ``arm_*`` methods here, which answer ``(status, body, headers)`` in Azure's shapes;
+the scenario engine asks :meth:`EventGrid.routes` where an event goes and reports what became
+of each delivery (:meth:`EventGrid.record`, per event subscription), so that the metrics count
+what the stand-in really delivered or failed.
 
 Stances (the facts and the unconfirmed points are in docs/azure.md):
 
@@ -17,11 +19,13 @@ Stances (the facts and the unconfirmed points are in docs/azure.md):
 * A webhook destination never shows its ``endpointUrl`` (only ``endpointBaseUrl``, the URL
   without its query); ``getFullUrl`` is the one way to read it back.
 * Delivery: each event is published to the configuration's topic (if any); every subscription
-  whose provisioning state is Succeeded, that has not expired and whose ``includedEventTypes``
-  contain the type (null: every type) matches it. A match is delivered to a Storage Queue on
-  the Azurite account (``devstoreaccount1``) only; anything else (a webhook, a function, another
-  account, a missing queue, an endpoint made broken, a resource identity without a queue-send
-  role) fails once and is then dead-lettered (a dead-letter destination is set) or dropped. The
+  whose provisioning state is Succeeded (or the passing Updating), that has not expired,
+  whose ``includedEventTypes`` contain the type (null: every type) and whose subject filters
+  let the subject (the configuration's name) through matches it (advanced filters are not
+  played). A match is delivered to a Storage Queue on the Azurite account
+  (``devstoreaccount1``) only; anything else (a webhook, a function, another account, a
+  missing queue, an endpoint made broken, a resource identity without a queue-send role)
+  fails once and is then dead-lettered (a dead-letter destination is set) or dropped. The
   retry schedule is not played: a failure counts one failed attempt.
 """
 
@@ -29,27 +33,32 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from services.domain.clock import iso_z
 from services.domain.wiring import id_segment
+from services.standin.arm import (
+    AZURITE_ACCOUNT,
+    Answer,
+    Host,
+    arm_error,
+    copy_json,
+    method_not_allowed,
+    parse_time,
+)
+from services.standin.arm import bad_request as _bad
 from services.standin.events_out import POST_EVENT_TYPE, PRE_EVENT_TYPE
-
-if TYPE_CHECKING:
-    from services.standin.world import World
+from services.standin.metrics import MetricResource, Metrics
+from services.standin.roles import ROLE_QUEUE_SENDER, RoleAssignments
 
 TOPIC_TYPE = "Microsoft.Maintenance.MaintenanceConfigurations"
 TOPIC_RESOURCE_TYPE = "Microsoft.EventGrid/systemTopics"
 SUBSCRIPTION_RESOURCE_TYPE = "Microsoft.EventGrid/systemTopics/eventSubscriptions"
 #: The event types a maintenance configuration's topic publishes.
 EVENT_TYPES: tuple[str, ...] = (PRE_EVENT_TYPE, POST_EVENT_TYPE)
-#: Azurite's one storage account: the only one the stand-in can deliver to.
-AZURITE_ACCOUNT = "devstoreaccount1"
-STORAGE_TYPE = "Microsoft.Storage/storageAccounts"
-
 #: Published api-versions of Microsoft.EventGrid the stand-in accepts (the SDK's default:
 #: 2025-02-15).
 EVENTGRID_API_VERSIONS: frozenset[str] = frozenset({
@@ -57,54 +66,10 @@ EVENTGRID_API_VERSIONS: frozenset[str] = frozenset({
     "2021-10-15-preview", "2021-12-01", "2022-06-15", "2023-06-01-preview",
     "2023-12-15-preview", "2024-06-01-preview", "2024-12-15-preview", "2025-02-15",
 })
-AUTHORIZATION_API_VERSIONS: frozenset[str] = frozenset({
-    "2015-07-01", "2018-01-01-preview", "2018-09-01-preview", "2020-04-01-preview",
-    "2020-10-01-preview", "2022-04-01",
-})
-METRICS_API_VERSIONS: frozenset[str] = frozenset({
-    "2018-01-01", "2019-07-01", "2021-05-01", "2023-10-01", "2024-02-01",
-})
-
-#: Built-in role definitions the stand-in knows (name -> GUID, from Azure's built-in roles
-#: list). Only the first two carry the data action that sends queue messages.
-ROLE_QUEUE_SENDER = "c6a89b2d-59bc-44d0-9896-0f6e12d7b80a"  # Storage Queue Data Message Sender
-ROLE_QUEUE_CONTRIBUTOR = "974c5e8b-45b9-4653-ba55-5f855dd0fb88"  # Storage Queue Data Contributor
-KNOWN_ROLES: dict[str, str] = {
-    ROLE_QUEUE_SENDER: "Storage Queue Data Message Sender",
-    ROLE_QUEUE_CONTRIBUTOR: "Storage Queue Data Contributor",
-    "19e7f393-937e-4f77-808e-94535e297925": "Storage Queue Data Reader",
-    "8a0f0c08-91a1-4084-bc3d-661d67233fed": "Storage Queue Data Message Processor",
-    "acdd72a7-3385-48ef-bd42-f606fba81ae7": "Reader",
-    "b24988ac-6180-42a0-ab88-20f7382dd24c": "Contributor",
-    "8e3af657-a8ff-443c-a75c-2fe8c4bcb635": "Owner",
-}
-QUEUE_SEND_ROLES = frozenset({ROLE_QUEUE_SENDER, ROLE_QUEUE_CONTRIBUTOR})
-
-#: Metrics of a system topic (name -> the name Azure Monitor shows).
-METRICS: dict[str, str] = {
-    "PublishSuccessCount": "Published Events",
-    "PublishFailCount": "Publish Failed Events",
-    "UnmatchedEventCount": "Unmatched Events",
-    "MatchedEventCount": "Matched Events",
-    "DeliverySuccessCount": "Delivered Events",
-    "DeliveryAttemptFailCount": "Delivery Failed Events",
-    "DroppedEventCount": "Dropped Events",
-    "DeadLetteredCount": "Dead Lettered Events",
-}
-_INTERVALS: dict[str, timedelta] = {
-    "PT1M": timedelta(minutes=1), "PT5M": timedelta(minutes=5),
-    "PT15M": timedelta(minutes=15), "PT30M": timedelta(minutes=30),
-    "PT1H": timedelta(hours=1), "PT6H": timedelta(hours=6), "PT12H": timedelta(hours=12),
-    "P1D": timedelta(days=1),
-}
 SCHEMAS = {"eventgridschema": "EventGridSchema", "cloudeventschemav1_0": "CloudEventSchemaV1_0"}
 _NAME_RE = re.compile(r"[A-Za-z0-9-]{3,64}")
 _TOPIC_NAME_RE = re.compile(r"[A-Za-z0-9-]{3,128}")
 _QUEUE_RE = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}")
-_GUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
-                      r"[0-9a-fA-F]{12}")
-
-Answer = tuple[int, Any, dict[str, str]]
 
 #: Ready-made wirings of a configuration (:meth:`EventGrid.wire`; the scenario file's
 #: ``wiring``, documented in services/standin/scenario_file.py).
@@ -117,15 +82,6 @@ OTHER_QUEUE = "aum-events-other"
 DEAD_LETTER_CONTAINER = "aum-deadletters"
 #: A webhook whose query string holds a key (it must never reach any output).
 WEBHOOK_URL = "https://hooks.example.invalid/api/maintenance-events?code=standin-secret-key-42"
-
-
-def arm_error(code: str, message: str) -> dict[str, Any]:
-    """ARM's error body (world.py and the server use this one too)."""
-    return {"error": {"code": code, "message": message}}
-
-
-def _bad(message: str, code: str = "InvalidRequest") -> Answer:
-    return 400, arm_error(code, message), {}
 
 
 def schema_word(delivery_schema: str) -> str:
@@ -178,7 +134,7 @@ class EventSubscription:
 
     def arm(self) -> dict[str, Any]:
         """The subscription as ARM returns it: a webhook's ``endpointUrl`` is never shown."""
-        props = {key: _copy(value) for key, value in self.properties.items()}
+        props = {key: copy_json(value) for key, value in self.properties.items()}
         props["topic"] = self.topic_id
         props["provisioningState"] = self.provisioning_state
         for holder in (props, props.get("deliveryWithResourceIdentity")):
@@ -206,40 +162,21 @@ class EventSubscription:
 
     def expired(self, at: datetime) -> bool:
         text = self.properties.get("expirationTimeUtc")
-        expiry = _parse_time(text) if isinstance(text, str) else None
+        expiry = parse_time(text) if isinstance(text, str) else None
         return expiry is not None and at >= expiry
 
     def schema(self) -> str:
         return str(self.properties.get("eventDeliverySchema") or "EventGridSchema")
 
-
-@dataclass
-class RoleAssignment:
-    id: str
-    name: str
-    scope: str
-    role_definition_id: str
-    principal_id: str
-    principal_type: str
-    created: datetime
-
-    @property
-    def role_guid(self) -> str:
-        """The role definition's GUID (lower case), the last segment of its id."""
-        return self.role_definition_id.rsplit("/", 1)[-1].lower()
-
-    def arm(self) -> dict[str, Any]:
-        stamp = iso_z(self.created)
-        return {
-            "id": self.id, "name": self.name, "type": "Microsoft.Authorization/roleAssignments",
-            "properties": {
-                "roleDefinitionId": self.role_definition_id, "principalId": self.principal_id,
-                "principalType": self.principal_type, "scope": self.scope,
-                "condition": None, "conditionVersion": None, "description": None,
-                "createdOn": stamp, "updatedOn": stamp, "createdBy": None, "updatedBy": None,
-                "delegatedManagedIdentityResourceId": None,
-            },
-        }
+    def subject_matches(self, subject: str) -> bool:
+        """Event Grid's subject filters: a prefix and a suffix, without case unless
+        ``isSubjectCaseSensitive``."""
+        flt = self.properties.get("filter") or {}
+        begins = str(flt.get("subjectBeginsWith") or "")
+        ends = str(flt.get("subjectEndsWith") or "")
+        if flt.get("isSubjectCaseSensitive") is not True:
+            subject, begins, ends = subject.lower(), begins.lower(), ends.lower()
+        return subject.startswith(begins) and subject.endswith(ends)
 
 
 @dataclass(frozen=True)
@@ -255,52 +192,27 @@ class Route:
     dead_letter: bool
 
 
-@dataclass
-class _Samples:
-    counts: dict[str, list[datetime]] = field(default_factory=dict)
-
-
 def base_url(url: str) -> str:
     """A webhook URL without its query string and fragment (where a key may hide)."""
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
-def _copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
-
-
-def _parse_time(text: str) -> datetime | None:
-    try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _ancestor_or_self(scope: str, resource_id: str) -> bool:
-    scope, resource_id = scope.lower().rstrip("/"), resource_id.lower().rstrip("/")
-    return resource_id == scope or resource_id.startswith(scope + "/")
-
-
 class EventGrid:
-    """Topics, subscriptions, role assignments and delivery counts of one World.
+    """Topics and subscriptions of one World; deliveries are counted in ``metrics`` and
+    delivery with a topic's identity is checked against ``roles``.
 
     Only system topics are rows of the Resource Graph tables, so only their changes go
     through ``World.mutate`` (which bumps ``World.version`` and so reloads the tables);
-    subscriptions, broken endpoints and role assignments change under the plain lock."""
+    subscriptions and broken endpoints change under the plain lock."""
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: Host, *, roles: RoleAssignments, metrics: Metrics) -> None:
         self.world = world
+        self.roles = roles
+        self.metrics = metrics
         self._topics: dict[str, SystemTopic] = {}  # id lower -> topic
         self._subs: dict[str, EventSubscription] = {}  # id lower -> subscription
-        self._roles: dict[str, RoleAssignment] = {}  # id lower -> assignment
         self._broken: set[str] = set()  # subscription ids (lower) whose endpoint fails
-        self._samples: dict[str, _Samples] = {}  # topic id lower -> metric samples
         self._operations: dict[str, dict[str, Any]] = {}
 
     # -- reads -----------------------------------------------------------------------
@@ -337,9 +249,12 @@ class EventGrid:
         with self.world.lock:
             return self._subs.get(subscription_id.lower().rstrip("/"))
 
-    def role_assignments(self) -> list[RoleAssignment]:
-        with self.world.lock:
-            return list(self._roles.values())
+    def metric_resource(self, resource_id: str) -> MetricResource | None:
+        """The topic as the metrics API knows it (None: not a topic of this World)."""
+        topic = self.get_topic(resource_id)
+        if topic is None:
+            return None
+        return MetricResource(topic.id, topic.location, TOPIC_RESOURCE_TYPE)
 
     # -- changes used by the scenario engine and tests ---------------------------------
     def put_topic(self, topic_id: str, body: dict[str, Any]) -> Answer:
@@ -381,21 +296,6 @@ class EventGrid:
     def clear_broken(self) -> None:
         with self.world.lock:
             self._broken.clear()
-
-    def add_role_assignment(self, scope: str, role_guid: str, principal_id: str,
-                            *, principal_type: str = "ServicePrincipal") -> RoleAssignment:
-        """Grant a built-in role (by GUID) to a principal at a scope."""
-        name = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{scope.lower()}|{role_guid}|{principal_id}"))
-        sub = id_segment(scope, "subscriptions")
-        body = {"properties": {
-            "roleDefinitionId": f"/subscriptions/{sub}/providers/Microsoft.Authorization/"
-                                f"roleDefinitions/{role_guid}",
-            "principalId": principal_id, "principalType": principal_type}}
-        status, answer, _ = self.arm_put_role(scope, name, body)
-        if status >= 400:
-            raise ValueError(str(answer))
-        return self._roles[f"{scope.rstrip('/')}/providers/microsoft.authorization/"
-                           f"roleassignments/{name}".lower()]
 
     def wire(self, configuration_id: str, wiring: str = "ok", *, queue: str, account_id: str,
              schema: str = "eventgrid", now: datetime | None = None,
@@ -466,7 +366,7 @@ class EventGrid:
         if wiring == "identity":
             topic = self.get_topic(topic_id)
             assert topic is not None and topic.principal_id is not None
-            self.add_role_assignment(account_id, ROLE_QUEUE_SENDER, topic.principal_id)
+            self.roles.add(account_id, ROLE_QUEUE_SENDER, topic.principal_id)
         return topic_id, sub_id
 
     # -- routing and metrics -------------------------------------------------------------
@@ -474,22 +374,31 @@ class EventGrid:
                *, count: bool = True) -> list[Route]:
         """Where an event of ``event_type`` from a configuration goes at ``at``: one route per
         matching subscription. With ``count``, the publish and the matches are counted and each
-        route that fails is counted as a failed attempt and a dead-letter or a drop."""
+        route that fails is counted as a failed attempt and a dead-letter or a drop. The
+        subject filters are applied to the event's subject, the configuration's name."""
         with self.world.lock:
             topic = self.topic_for_source(configuration_id)
             if topic is None or topic.provisioning_state != "Succeeded":
                 return []
+            config = self.world.get_configuration(configuration_id)
+            subject = str((config or {}).get("name") or configuration_id.rsplit("/", 1)[-1])
             out = []
             for sub in self.subscriptions_of(topic.id):
-                if sub.provisioning_state != "Succeeded" or sub.expired(at):
+                # Updating passes by itself: the subscription delivers with its settings of
+                # before the update meanwhile (a stance, docs/azure.md "Event Grid wiring").
+                if sub.provisioning_state not in ("Succeeded", "Updating") or sub.expired(at):
                     continue
                 types = (sub.properties.get("filter") or {}).get("includedEventTypes")
                 if types and event_type.lower() not in {str(t).lower() for t in types}:
                     continue
+                if not sub.subject_matches(subject):
+                    continue
                 out.append(self._route(topic, sub))
             if count:
                 self.record(topic.id, "PublishSuccessCount", at)
-                self.record(topic.id, "MatchedEventCount", at, len(out))
+                for route in out:
+                    self.record(topic.id, "MatchedEventCount", at,
+                                subscription=route.subscription_name)
                 if not out:
                     self.record(topic.id, "UnmatchedEventCount", at)
                 for route in out:
@@ -513,7 +422,7 @@ class EventGrid:
             if account.rstrip("/").rsplit("/", 1)[-1].lower() != AZURITE_ACCOUNT or \
                     self.world.get_storage_account(account) is None:
                 failure = f"storage account {account!r} is not the Azurite account"
-            elif with_identity and not self._may_send(topic, account):
+            elif with_identity and not self.roles.may_send(topic.principal_id, account):
                 failure = ("the topic's identity has no role that sends queue messages on "
                            f"{account}")
             else:
@@ -522,35 +431,19 @@ class EventGrid:
                      schema=schema_word(sub.schema()), queue=queue, failure=failure,
                      dead_letter=sub.has_dead_letter())
 
-    def _may_send(self, topic: SystemTopic, account_id: str) -> bool:
-        principal = topic.principal_id
-        if principal is None:
-            return False
-        return any(r.principal_id.lower() == principal.lower()
-                   and r.role_guid in QUEUE_SEND_ROLES
-                   and _ancestor_or_self(r.scope, account_id)
-                   for r in self._roles.values())
-
-    def record(self, topic_id: str, metric: str, at: datetime, count: int = 1) -> None:
-        """Count ``count`` of ``metric`` for a topic at ``at`` (the stand-in's clock)."""
-        if count <= 0:
-            return
-        with self.world.lock:
-            samples = self._samples.setdefault(topic_id.lower(), _Samples())
-            samples.counts.setdefault(metric, []).extend([at] * count)
+    def record(self, topic_id: str, metric: str, at: datetime, count: int = 1, *,
+               subscription: str = "") -> None:
+        """Count ``count`` of ``metric`` for a topic at ``at`` (the stand-in's clock), through
+        event subscription ``subscription`` (its name) for the per-delivery metrics."""
+        self.metrics.record(topic_id, metric, at, count, subscription=subscription)
 
     def record_failure(self, route: Route, at: datetime) -> None:
         """A delivery that failed: one failed attempt, then a dead-letter or a drop."""
-        self.record(route.topic_id, "DeliveryAttemptFailCount", at)
+        self.record(route.topic_id, "DeliveryAttemptFailCount", at,
+                    subscription=route.subscription_name)
         self.record(route.topic_id,
-                    "DeadLetteredCount" if route.dead_letter else "DroppedEventCount", at)
-
-    def totals(self, topic_id: str, since: datetime | None = None) -> dict[str, int]:
-        """Each metric's total for a topic (since ``since``), for tests and the admin view."""
-        with self.world.lock:
-            samples = self._samples.get(topic_id.lower(), _Samples())
-            return {name: sum(1 for t in samples.counts.get(name, [])
-                              if since is None or t >= since) for name in METRICS}
+                    "DeadLetteredCount" if route.dead_letter else "DroppedEventCount", at,
+                    subscription=route.subscription_name)
 
     # -- ARM: system topics ---------------------------------------------------------------
     def _put_topic(self, topic_id: str, body: Any) -> Answer:
@@ -662,7 +555,7 @@ class EventGrid:
                     self._broken.discard(sub.id.lower())
                 return 202, None, self._operation(topic_id, endpoint, api_version,
                                                   topic.location)
-        return _method_not_allowed(method)
+        return method_not_allowed(method)
 
     def arm_list_topics(self, subscription_id: str, resource_group: str | None) -> Answer:
         return 200, {"value": [t.arm() for t in self.topics(subscription_id, resource_group)]}, {}
@@ -681,7 +574,7 @@ class EventGrid:
                         "digits and '-'.", "InvalidResourceName")
         if not isinstance(body, dict) or not isinstance(body.get("properties"), dict):
             return _bad("The event subscription needs its properties.", "InvalidRequestContent")
-        props = _copy(body["properties"])
+        props = copy_json(body["properties"])
         for readonly in ("topic", "provisioningState"):
             props.pop(readonly, None)
         problem = self._check_subscription(topic, props)
@@ -734,7 +627,7 @@ class EventGrid:
             if not isinstance(ttl, int) or not 1 <= ttl <= 1440:
                 return "retryPolicy.eventTimeToLiveInMinutes must be between 1 and 1440."
         expiry = props.get("expirationTimeUtc")
-        if expiry is not None and (not isinstance(expiry, str) or _parse_time(expiry) is None):
+        if expiry is not None and (not isinstance(expiry, str) or parse_time(expiry) is None):
             return "expirationTimeUtc must be an ISO 8601 time."
         dwri = props.get("deliveryWithResourceIdentity")
         dest = props.get("destination")
@@ -820,12 +713,12 @@ class EventGrid:
                 if not isinstance(body, dict):
                     return _bad("The request body must be a JSON object.",
                                 "InvalidRequestContent")
-                props = _copy(current.properties)
+                props = copy_json(current.properties)
                 for key in ("destination", "filter", "labels", "expirationTimeUtc",
                             "eventDeliverySchema", "retryPolicy", "deadLetterDestination",
                             "deliveryWithResourceIdentity", "deadLetterWithResourceIdentity"):
                     if body.get(key) is not None:
-                        props[key] = _copy(body[key])
+                        props[key] = copy_json(body[key])
                         # One destination: a new one replaces the other form.
                         if key == "destination":
                             props.pop("deliveryWithResourceIdentity", None)
@@ -846,7 +739,7 @@ class EventGrid:
                 self._broken.discard(sub.id.lower())
                 return 202, None, self._operation(subscription_id, endpoint, api_version,
                                                   topic.location)
-        return _method_not_allowed(method)
+        return method_not_allowed(method)
 
     def arm_list_subscriptions(self, topic_id: str) -> Answer:
         topic = self.get_topic(topic_id)
@@ -887,165 +780,6 @@ class EventGrid:
                       f"locations/{location}/operationsStatus/{op['id']}")
         return 200, body, {}
 
-    # -- ARM: role assignments ---------------------------------------------------------------
-    def arm_list_roles(self, scope: str, filter_text: str | None) -> Answer:
-        """Role assignments that apply at ``scope``: at it, above it and (without
-        ``atScope()``) below it; ``principalId eq '...'`` narrows to one principal."""
-        principal: str | None = None
-        at_scope = False
-        if filter_text:
-            text = filter_text.strip()
-            match = re.fullmatch(r"principalId\s+eq\s+'([^']*)'", text, re.IGNORECASE)
-            if match:
-                principal = match.group(1)
-            elif text.replace(" ", "").lower() == "atscope()":
-                at_scope = True
-            else:
-                return 400, arm_error("UnsupportedQuery",
-                                      f"The filter '{filter_text}' is not supported."), {}
-        with self.world.lock:
-            out = []
-            for ra in self._roles.values():
-                if principal is not None and ra.principal_id.lower() != principal.lower():
-                    continue
-                above = _ancestor_or_self(ra.scope, scope)
-                below = _ancestor_or_self(scope, ra.scope)
-                if above or (below and not at_scope):
-                    out.append(ra.arm())
-            return 200, {"value": sorted(out, key=lambda r: r["id"].lower())}, {}
-
-    def arm_role(self, method: str, scope: str, name: str, body: Any) -> Answer:
-        rid = f"{scope.rstrip('/')}/providers/Microsoft.Authorization/roleAssignments/{name}"
-        if method == "GET":
-            with self.world.lock:
-                ra = self._roles.get(rid.lower())
-            if ra is None:
-                return 404, arm_error("RoleAssignmentNotFound",
-                                      f"The role assignment '{name}' is not found."), {}
-            return 200, ra.arm(), {}
-        if method == "PUT":
-            return self.arm_put_role(scope, name, body)
-        if method == "DELETE":
-            with self.world.lock:
-                ra = self._roles.pop(rid.lower(), None)
-            return (200, ra.arm(), {}) if ra else (204, None, {})
-        return _method_not_allowed(method)
-
-    def arm_put_role(self, scope: str, name: str, body: Any) -> Answer:
-        if not _GUID_RE.fullmatch(name):
-            return _bad(f"The role assignment ID '{name}' is not valid. The role assignment "
-                        "ID must be a GUID.", "InvalidRoleAssignmentId")
-        props = body.get("properties") if isinstance(body, dict) else None
-        if not isinstance(props, dict):
-            return _bad("The role assignment needs its properties.", "InvalidRequestContent")
-        role_id = str(props.get("roleDefinitionId") or "")
-        principal = str(props.get("principalId") or "")
-        role_guid = role_id.rstrip("/").rsplit("/", 1)[-1].lower()
-        if "/providers/microsoft.authorization/roledefinitions/" not in role_id.lower() or \
-                role_guid not in KNOWN_ROLES:
-            return _bad(f"The specified role definition with ID '{role_guid}' does not exist.",
-                        "RoleDefinitionDoesNotExist")
-        if not _GUID_RE.fullmatch(principal):
-            return _bad(f"The principal ID '{principal}' is not valid.", "InvalidPrincipalId")
-        rid = f"{scope.rstrip('/')}/providers/Microsoft.Authorization/roleAssignments/{name}"
-        with self.world.lock:
-            existing = self._roles.get(rid.lower())
-            if existing is not None:
-                same = (existing.role_guid == role_guid
-                        and existing.principal_id.lower() == principal.lower())
-                if not same:
-                    return _bad("Tenant ID, application ID, principal ID, and scope are not "
-                                "allowed to be updated.", "RoleAssignmentUpdateNotPermitted")
-                return 201, existing.arm(), {}
-            for ra in self._roles.values():
-                if (ra.scope.lower() == scope.lower().rstrip("/")
-                        and ra.principal_id.lower() == principal.lower()
-                        and ra.role_guid == role_guid):
-                    return 409, arm_error("RoleAssignmentExists",
-                                          "The role assignment already exists."), {}
-            ra = RoleAssignment(id=rid, name=name, scope=scope.rstrip("/"),
-                                role_definition_id=role_id, principal_id=principal,
-                                principal_type=str(props.get("principalType")
-                                                   or "ServicePrincipal"),
-                                created=self.world.clock.now())
-            self._roles[rid.lower()] = ra
-            return 201, ra.arm(), {}
-
-    # -- Azure Monitor metrics ---------------------------------------------------------------
-    def metrics(self, topic_id: str, query: dict[str, str]) -> Answer:
-        """``GET {topic}/providers/Microsoft.Insights/metrics``: Azure Monitor's answer,
-        counted from the deliveries the stand-in made, on its clock. Errors are Azure
-        Monitor's flat ``{"code", "message"}``."""
-        topic = self.get_topic(topic_id)
-        if topic is None:
-            return 404, {"code": "ResourceNotFound",
-                         "message": f"The resource '{topic_id}' was not found."}, {}
-        names = [n.strip() for n in (query.get("metricnames") or
-                                     "PublishSuccessCount").split(",") if n.strip()]
-        by_lower = {n.lower(): n for n in METRICS}
-        unknown = [n for n in names if n.lower() not in by_lower]
-        if unknown:
-            return 400, {"code": "BadRequest", "message": (
-                f"Failed to find metric configuration for provider: Microsoft.EventGrid, "
-                f"resource Type: systemTopics, metric: {unknown[0]}, Valid metrics: "
-                f"{','.join(METRICS)}")}, {}
-        interval_text = (query.get("interval") or "PT1M").upper()
-        interval = _INTERVALS.get(interval_text)
-        if interval is None:
-            return 400, {"code": "BadRequest",
-                         "message": f"Invalid interval '{query.get('interval')}'."}, {}
-        now = self.world.clock.now()
-        span = query.get("timespan")
-        if span:
-            first, _, last = span.partition("/")
-            start, end = _parse_time(first), _parse_time(last)
-            if start is None or end is None or end <= start:
-                return 400, {"code": "BadRequest",
-                             "message": f"Invalid timespan '{span}'."}, {}
-        else:
-            start, end = now - timedelta(hours=1), now
-        aggregations = {a.strip().lower() for a in
-                        (query.get("aggregation") or "Total").split(",") if a.strip()}
-        epoch = datetime(1970, 1, 1, tzinfo=UTC)
-        first_bucket = epoch + ((start - epoch) // interval) * interval
-        buckets = []
-        t = first_bucket
-        while t < end:
-            buckets.append(t)
-            t += interval
-        with self.world.lock:
-            samples = self._samples.get(topic.id.lower(), _Samples())
-            value = []
-            for wanted in names:
-                metric = by_lower[wanted.lower()]
-                times = [s for s in samples.counts.get(metric, []) if start <= s < end]
-                data = []
-                for bucket in buckets:
-                    n = sum(1 for s in times if bucket <= s < bucket + interval)
-                    point: dict[str, Any] = {"timeStamp": iso_z(bucket)}
-                    if "total" in aggregations:
-                        point["total"] = float(n)
-                    if "count" in aggregations:
-                        point["count"] = float(n)
-                    data.append(point)
-                value.append({
-                    "id": f"{topic.id}/providers/Microsoft.Insights/metrics/{metric}",
-                    "type": "Microsoft.Insights/metrics",
-                    "name": {"value": metric, "localizedValue": METRICS[metric]},
-                    "displayDescription": f"{METRICS[metric]} of the system topic.",
-                    "unit": "Count",
-                    "timeseries": [{"metadatavalues": [], "data": data}],
-                    "errorCode": "Success",
-                })
-        return 200, {
-            "cost": len(buckets) * len(names),
-            "timespan": f"{iso_z(start)}/{iso_z(end)}",
-            "interval": interval_text,
-            "value": value,
-            "namespace": TOPIC_RESOURCE_TYPE,
-            "resourceregion": topic.location,
-        }, {}
-
     # -- Resource Graph rows -------------------------------------------------------------------
     def graph_rows(self) -> list[tuple[SystemTopic, dict[str, Any]]]:
         """(topic, its properties) for the ``resources`` table."""
@@ -1062,11 +796,6 @@ def _not_found(kind: str, resource_id: str) -> dict[str, Any]:
                      "https://aka.ms/ARMResourceNotFoundFix")
 
 
-def _method_not_allowed(method: str) -> Answer:
-    return 405, arm_error("MethodNotAllowed",
-                          f"The stand-in does not support {method} on this resource."), {}
-
-
 def queue_destination(account_id: str, queue: str, *,
                       ttl_seconds: int | None = 604800) -> dict[str, Any]:
     """A Storage Queue destination object as ARM takes it."""
@@ -1074,9 +803,3 @@ def queue_destination(account_id: str, queue: str, *,
     if ttl_seconds is not None:
         props["queueMessageTimeToLiveInSeconds"] = ttl_seconds
     return {"endpointType": "StorageQueue", "properties": props}
-
-
-def storage_account_id(subscription_id: str, resource_group: str,
-                       name: str = AZURITE_ACCOUNT) -> str:
-    return (f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}/providers/"
-            f"{STORAGE_TYPE}/{name}")

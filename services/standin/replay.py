@@ -7,7 +7,14 @@
   Resource Graph row in ARM's shape);
 * each machine seen in a run's machine rows, assigned to that run's configuration;
 * each run from its Resource Graph row (status, start, end, error, last update), with its
-  machines' results rebuilt from the machine rows and their patch rows.
+  machines' results rebuilt from the machine rows and their patch rows;
+* (:func:`build_eventgrid`, capture format 2) each captured system topic and event
+  subscription as they were (provisioning state, types, schema, filters, endpoint), and the
+  captured delivery metrics of the last 24 h as counts on the World's clock, per event
+  subscription: the verdicts of the replay are the tenant's. The watched queue of the
+  capture becomes the replay's Azurite queue; any other Storage Queue becomes a storage
+  account of the World that the stand-in cannot deliver to. A version 1 capture holds no
+  Event Grid: its replay wires every configuration as the scenario engine does (``ok``).
 
 The World then answers the same queries with the same rows (in the World's own row shape),
 so ``aumwatch configs|runs|machines`` show what they showed on the tenant, modulo the
@@ -46,8 +53,13 @@ from services.standin.world import (
 )
 
 CAPTURE_FORMAT = "aumwatch-capture"
-SUPPORTED_VERSIONS = frozenset({1})
+SUPPORTED_VERSIONS = frozenset({1, 2})
 _FILES = ("configs", "runs", "machines", "arm", "queue")
+#: Parts a version 1 capture does not have (read as empty when absent).
+_OPTIONAL_FILES = ("eventgrid",)
+#: The captured metric samples are put this far inside the 24 h a health read covers, at
+#: the earliest: a sample of the first (partial) hour stays counted for a while of replay.
+_METRICS_MARGIN = timedelta(minutes=30)
 _TERMINAL = frozenset({"succeeded", "failed", "completedwithwarnings", "cancelled", "canceled"})
 # A machine-level run row's status, as the patch status it stands for (no patch row yet).
 _MACHINE_STATUS = {"pending": "NotStarted", "notstarted": "NotStarted",
@@ -74,6 +86,17 @@ class Capture:
     machines: list[dict[str, Any]]  # {"run": correlation id, "rows": [...]}
     arm: list[dict[str, Any]]
     queue: list[dict[str, Any]]  # {"id", "inserted_on", "content", ...}
+    #: {"topic", "subscriptions", "metrics", "metrics_by_subscription"} per system topic
+    eventgrid: list[dict[str, Any]] | None = None  # None: not captured (format 1)
+
+    @property
+    def watched_queue(self) -> tuple[str, str] | None:
+        """(storage account name, queue name) the capturing aumwatch watched, if known."""
+        found = self.manifest.get("watched_queue")
+        if not isinstance(found, dict):
+            return None
+        account, queue = text_of(found.get("account")), text_of(found.get("queue"))
+        return (account, queue) if account and queue else None
 
 
 def load_capture(directory: str | Path) -> Capture:
@@ -86,13 +109,15 @@ def load_capture(directory: str | Path) -> Capture:
     if manifest.get("format_version") not in SUPPORTED_VERSIONS:
         raise ReplayError(f"{root / 'manifest.json'}: capture format version "
                           f"{manifest.get('format_version')!r} is not supported by this "
-                          "aumwatch (it reads version 1)")
+                          "aumwatch (it reads versions 1 and 2)")
     captured_at = parse_time(manifest.get("captured_at"))
     if captured_at is None:
         raise ReplayError(f"{root / 'manifest.json'}: captured_at is missing or not a time")
     files = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
     parts: dict[str, list[dict[str, Any]]] = {}
-    for key in _FILES:
+    for key in _FILES + _OPTIONAL_FILES:
+        if key in _OPTIONAL_FILES and key not in files:
+            continue
         name = files.get(key) or f"{key}.json"
         if not isinstance(name, str) or "/" in name or "\\" in name or name.startswith("."):
             raise ReplayError(f"{root / 'manifest.json'}: file name for {key} is not a plain "
@@ -102,7 +127,9 @@ def load_capture(directory: str | Path) -> Capture:
         if bad is not None:
             raise ReplayError(f"{root / name}: item {bad} is not a JSON object")
         parts[key] = items
-    return Capture(directory=root, manifest=manifest, captured_at=captured_at, **parts)
+    eventgrid = parts.pop("eventgrid", None)
+    return Capture(directory=root, manifest=manifest, captured_at=captured_at,
+                   eventgrid=eventgrid, **parts)
 
 
 def _read_json(path: Path, kind: type) -> Any:
@@ -248,6 +275,7 @@ def build_world(capture: Capture, world: World) -> None:
     """Fill ``world`` from ``capture`` (public World methods only). Idempotent: a run the
     World already holds (the scenario engine's) takes the captured state in place, so the
     engine goes on moving that same run forward."""
+    world.replay_of = capture.captured_at
     configs = _config_objects(capture)
     durations = {c["id"].lower(): d for c in configs if (d := _duration(c)) is not None}
     runs, machines = _runs(capture, durations)
@@ -280,10 +308,144 @@ def build_world(capture: Capture, world: World) -> None:
             existing.updated = updated or existing.updated
 
 
-def replay_world(capture: Capture, clock: Any) -> World:
-    """A new World on ``clock`` holding the capture."""
+def _destinations(props: dict[str, Any]) -> list[dict[str, Any]]:
+    """The destination objects of a subscription's properties (plain or with identity)."""
+    out = []
+    if isinstance(props.get("destination"), dict):
+        out.append(props["destination"])
+    with_identity = props.get("deliveryWithResourceIdentity")
+    if isinstance(with_identity, dict) and isinstance(with_identity.get("destination"), dict):
+        out.append(with_identity["destination"])
+    return out
+
+
+def _replayable_subscription(body: Mapping[str, Any], world: World,
+                             watched: tuple[str, str] | None, queue_account_id: str,
+                             queue_name: str) -> tuple[dict[str, Any], bool]:
+    """The PUT properties of a captured subscription on the replay's World, and whether it
+    delivers to the watched queue (now the replay's queue)."""
+    props = {k: v for k, v in dict(body.get("properties") or {}).items()
+             if k not in ("topic", "provisioningState") and v is not None}
+    props = json.loads(json.dumps(props))  # a deep copy
+    to_watched = False
+    for dest in _destinations(props):
+        found = dest.get("properties")
+        dprops: dict[str, Any] = found if isinstance(found, dict) else {}
+        dest["properties"] = dprops
+        kind = text_of(dest.get("endpointType"))
+        if kind == "WebHook":
+            # The capture kept the host only; ARM takes endpointUrl on a PUT.
+            dprops["endpointUrl"] = dprops.pop("endpointBaseUrl", None) or dprops.get(
+                "endpointUrl") or "https://webhook.invalid"
+        elif kind == "StorageQueue":
+            account = text_of(dprops.get("resourceId"))
+            name = account.rstrip("/").rsplit("/", 1)[-1]
+            if watched is not None and name.lower() == watched[0].lower() and \
+                    text_of(dprops.get("queueName")).lower() == watched[1].lower():
+                dprops["resourceId"], dprops["queueName"] = queue_account_id, queue_name
+                to_watched = True
+            elif account and world.get_storage_account(account) is None:
+                parts = parse_resource_id(account)
+                world.add_storage_account(parts.get("subscriptions", ""),
+                                          parts.get("resourcegroups", ""), name)
+    return props, to_watched
+
+
+def build_eventgrid(capture: Capture, world: World, *, queue_account_id: str,
+                    queue_name: str) -> list[str]:
+    """Put the captured Event Grid wiring into ``world`` (once: the metric samples add up).
+
+    ``queue_account_id``/``queue_name``: the replay's own queue, which stands for the queue
+    the capture watched. A subscription to it that delivered with the topic's identity gets
+    the queue-sender role (roles are not captured; its captured metrics say whether it
+    delivered). Returns what could not be replayed, one line each."""
+    from services.standin.roles import ROLE_QUEUE_SENDER
+
+    problems: list[str] = []
+    watched = capture.watched_queue
+    for entry in capture.eventgrid or []:
+        row = entry.get("topic") if isinstance(entry.get("topic"), dict) else {}
+        top = folded(row)
+        props = folded(top.get("properties"))
+        topic_id = text_of(top.get("id"))
+        identity = top.get("identity") if isinstance(top.get("identity"), dict) else None
+        body: dict[str, Any] = {
+            "location": text_of(top.get("location")) or "global",
+            "properties": {"source": text_of(props.get("source")),
+                           "topicType": text_of(props.get("topictype"))}}
+        if identity and "systemassigned" in text_of(folded(identity).get("type")).lower():
+            body["identity"] = {"type": "SystemAssigned"}
+        status, answer, _ = world.eventgrid.put_topic(topic_id, body)
+        if status >= 400:
+            problems.append(f"system topic {topic_id}: {answer['error']['message']}")
+            continue
+        topic = world.eventgrid.get_topic(topic_id)
+        assert topic is not None
+        for sub in entry.get("subscriptions") or []:
+            if not isinstance(sub, dict):
+                continue
+            name = text_of(sub.get("name")) or text_of(sub.get("id")).rsplit("/", 1)[-1]
+            sub_props, to_watched = _replayable_subscription(sub, world, watched,
+                                                             queue_account_id, queue_name)
+            state = text_of(folded(sub.get("properties")).get("provisioningstate"))
+            status, answer, _ = world.eventgrid.put_subscription(
+                f"{topic.id}/eventSubscriptions/{name}", {"properties": sub_props},
+                provisioning_state=state or "Succeeded")
+            if status >= 400:
+                problems.append(f"event subscription {name}: {answer['error']['message']}")
+                continue
+            if to_watched and "deliveryWithResourceIdentity" in sub_props and \
+                    topic.principal_id and not world.roles.may_send(topic.principal_id,
+                                                                     queue_account_id):
+                world.roles.add(queue_account_id, ROLE_QUEUE_SENDER, topic.principal_id)
+        _replay_metrics(capture, world, topic.id, entry)
+    return problems
+
+
+def _replay_metrics(capture: Capture, world: World, topic_id: str,
+                    entry: Mapping[str, Any]) -> None:
+    """Record the captured counts as samples on the World's clock: the per-subscription
+    metrics from the split answer, the others from the topic's totals (never both)."""
+    from services.domain.wiring import SUBSCRIPTION_DIMENSION, SUBSCRIPTION_HEALTH_METRICS
+
+    split_metrics = {m.lower() for m in SUBSCRIPTION_HEALTH_METRICS}
+    earliest = capture.captured_at - timedelta(hours=24) + _METRICS_MARGIN
+    latest = capture.captured_at - timedelta(seconds=1)
+    has_split = isinstance(entry.get("metrics_by_subscription"), dict)
+    for key in ("metrics", "metrics_by_subscription"):
+        body = entry.get(key)
+        if not isinstance(body, dict):
+            continue
+        for metric in body.get("value") or []:
+            name = text_of(folded(folded(metric).get("name")).get("value"))
+            if not name:
+                continue
+            if key == "metrics" and has_split and name.lower() in split_metrics:
+                continue  # counted from the split, per subscription
+            for series in folded(metric).get("timeseries") or []:
+                subscription = ""
+                for item in folded(series).get("metadatavalues") or []:
+                    label = folded(folded(item).get("name")).get("value")
+                    if text_of(label).lower() == SUBSCRIPTION_DIMENSION.lower():
+                        subscription = text_of(folded(item).get("value"))
+                for point in folded(series).get("data") or []:
+                    total = folded(point).get("total")
+                    at = parse_time(folded(point).get("timestamp"))
+                    if not isinstance(total, int | float) or total <= 0 or at is None:
+                        continue
+                    at = min(max(at, earliest), latest)
+                    world.metrics.record(topic_id, name, at, round(total),
+                                         subscription=subscription)
+
+
+def replay_world(capture: Capture, clock: Any, *, queue_name: str = "aum-events") -> World:
+    """A new World on ``clock`` holding the capture (its Event Grid delivering to
+    ``queue_name`` of an Azurite account in the first subscription)."""
     world = World(clock)
     build_world(capture, world)
+    if capture.eventgrid is not None and world.subscriptions:
+        account = world.add_storage_account(world.subscriptions[0], "rg-aumwatch-replay")
+        build_eventgrid(capture, world, queue_account_id=account, queue_name=queue_name)
     return world
 
 
@@ -321,7 +483,10 @@ def replay_scenario(capture: Capture) -> Scenario:
             name=name, subscription_id=sub, resource_group=rg,
             location=text_of(config.get("location")) or "westeurope", time_zone=zone,
             recur_every=recur, duration=duration, start=start, expiration=expiration,
-            tags={}, machines=(), behaviour=Behaviour(), history=0, outcomes=()))
+            tags={}, machines=(), behaviour=Behaviour(), history=0, outcomes=(),
+            # The captured wiring is put in by build_eventgrid; only a capture without one
+            # (format 1) gets the engine's.
+            wiring="ok" if capture.eventgrid is None else "no-topic"))
     return Scenario(subscriptions=tuple(dict.fromkeys(subscriptions)),
                     configurations=tuple(specs), seed=0, history_events=timedelta(0),
                     source=str(capture.directory))
@@ -333,6 +498,8 @@ class ReplayEnvironment(SimEnvironment):
 
     def __init__(self, directory: str | Path, **kwargs: Any) -> None:
         self.capture = load_capture(directory)
+        #: What of the capture's Event Grid could not be replayed (one line each).
+        self.replay_problems: list[str] = []
         super().__init__(replay_scenario(self.capture), **kwargs)
         self.clock.set(self.capture.captured_at)
         # Before the engine starts, so that it plans new runs with the captured machines.
@@ -346,6 +513,11 @@ class ReplayEnvironment(SimEnvironment):
         super().start()
         try:
             build_world(self.capture, self.world)
+            if self.capture.eventgrid is not None and self.engine is not None:
+                self.replay_problems = build_eventgrid(
+                    self.capture, self.world,
+                    queue_account_id=self.engine.storage_account_id,
+                    queue_name=self.queue_name)
             # The capture is the world as it was: on a stand-in whose Resource Graph lags,
             # it must not look like a change made just now (the server settles what exists).
             settle = getattr(self.server, "settle", None)

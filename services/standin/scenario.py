@@ -629,7 +629,8 @@ class ScenarioEngine:
         if at < self.started_at - self.scenario.history_events:
             self._written.add(key)  # long past: as if consumed before we looked
             if route is not None and counted:
-                self.world.eventgrid.record(route.topic_id, "DeliverySuccessCount", at)
+                self.world.eventgrid.record(route.topic_id, "DeliverySuccessCount", at,
+                                            subscription=route.subscription_name)
             return
         self._outbox.append(_Outgoing(key, at, text, queue, route, counted))
 
@@ -659,7 +660,8 @@ class ScenarioEngine:
             self._written.add(item.key)
             self._written_log.append((item.key[0], item.key[1]))
             if item.route is not None and item.counted:
-                eg.record(item.route.topic_id, "DeliverySuccessCount", item.at)
+                eg.record(item.route.topic_id, "DeliverySuccessCount", item.at,
+                          subscription=item.route.subscription_name)
             sent += 1
         return sent
 

@@ -20,10 +20,14 @@ Routes (paths and names case-insensitive, as ARM's are):
   ``GET .../systemTopics/{t}/eventSubscriptions``, ``GET|PUT|DELETE .../eventSubscriptions/{n}``,
   ``POST .../eventSubscriptions/{n}/getFullUrl``, ``GET /subscriptions/{s}/providers/``
   ``Microsoft.EventGrid/locations/{l}/operationsStatus/{id}`` (the long-running operations)
-* ``GET {scope}/providers/Microsoft.Authorization/roleAssignments[?$filter=principalId eq '..']``,
+* Role assignments (:mod:`services.standin.roles`):
+  ``GET {scope}/providers/Microsoft.Authorization/roleAssignments[?$filter=principalId eq '..']``,
   ``GET|PUT|DELETE {scope}/providers/Microsoft.Authorization/roleAssignments/{guid}``
-* ``GET {system topic id}/providers/Microsoft.Insights/metrics`` (Azure Monitor metrics)
-* admin, same token, never faulted: ``GET|POST|DELETE /_sim/faults``, ``GET|POST /_sim/clock``,
+* ``GET {system topic id}/providers/Microsoft.Insights/metrics`` (Azure Monitor metrics,
+  :mod:`services.standin.metrics`; ``$filter=EventSubscriptionName eq '*'`` splits by
+  event subscription)
+* admin, same token, never faulted: ``GET|POST|DELETE /_sim/faults``, ``GET|POST /_sim/clock``
+  (``{"now", "replay_of"}``: the capture's moment when replaying one, else null),
   ``GET|POST|DELETE /_sim/broken-endpoints`` (an event subscription whose endpoint fails)
 
 Every answer carries ``Date`` from the World's clock (clients measure skew from it) and
@@ -61,13 +65,11 @@ from typing import Any
 
 from services.domain.clock import iso_z
 from services.domain.schedule import ScheduleError
-from services.standin.eventgrid import (
-    AUTHORIZATION_API_VERSIONS,
-    EVENTGRID_API_VERSIONS,
-    METRICS_API_VERSIONS,
-)
+from services.standin.eventgrid import EVENTGRID_API_VERSIONS
 from services.standin.faults import Fault, Faults
 from services.standin.lag import ArgLag
+from services.standin.metrics import METRICS_API_VERSIONS
+from services.standin.roles import AUTHORIZATION_API_VERSIONS
 from services.standin.world import World, arm_error, configuration_schedule
 
 #: api-versions of Microsoft.Maintenance the stand-in accepts; the cancel-capable subset.
@@ -437,7 +439,10 @@ class StandInServer:
                 return _Answer(200, {"faults": self.faults.active()}, {})
         if path == "/_sim/clock":
             if request.method == "GET":
-                return _Answer(200, {"now": iso_z(self.world.clock.now())}, {})
+                # replay_of: the capture's moment when the World replays one (its clock
+                # started there), so that doctor does not take the gap for a local fault.
+                return _Answer(200, {"now": iso_z(self.world.clock.now()),
+                                     "replay_of": iso_z(self.world.replay_of)}, {})
             if request.method == "POST":
                 body, bad = await _json_body(request)
                 if bad is not None:
@@ -590,7 +595,7 @@ class StandInServer:
             return await self._cancel(request, path, version or "")
         return _method_not_allowed(method)
 
-    # -- Event Grid, role assignments, metrics (services/standin/eventgrid.py) -----------
+    # -- Event Grid (eventgrid.py), role assignments (roles.py), metrics (metrics.py) ----
     async def _eventgrid(self, request: Any) -> _Answer:
         original = request.path.rstrip("/")
         route, match = _route(original, _EG_ROUTES)
@@ -645,18 +650,18 @@ class StandInServer:
         if bad_version is not None:
             return bad_version
         scope = match.group("scope")
-        eg = self.world.eventgrid
+        roles = self.world.roles
         name = match.group("name")
         if name is None:
             if request.method != "GET":
                 return _method_not_allowed(request.method)
-            return _Answer(*eg.arm_list_roles(scope, request.query.get("$filter")))
+            return _Answer(*roles.arm_list(scope, request.query.get("$filter")))
         body: Any = None
         if request.method == "PUT":
             body, bad = await _json_body(request)
             if bad is not None:
                 return bad
-        return _Answer(*eg.arm_role(request.method, scope, name, body))
+        return _Answer(*roles.arm_role(request.method, scope, name, body))
 
     async def _metrics(self, request: Any) -> _Answer:
         match = _METRICS_ROUTE.match(request.path.rstrip("/"))
@@ -667,7 +672,7 @@ class StandInServer:
         if bad_version is not None:
             return bad_version
         query = {key.lower(): value for key, value in request.query.items()}
-        return _Answer(*self.world.eventgrid.metrics(match.group("res"), query))
+        return _Answer(*self.world.metrics.answer(match.group("res"), query))
 
     async def _put_configuration(self, request: Any, path: str,
                                  match: re.Match[str]) -> _Answer:

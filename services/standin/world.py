@@ -43,8 +43,11 @@ from typing import Any
 
 from services.domain.clock import Clock, iso_z
 from services.domain.schedule import Schedule, ScheduleError, parse_schedule
-from services.standin.eventgrid import AZURITE_ACCOUNT, EventGrid, arm_error, storage_account_id
+from services.standin.arm import AZURITE_ACCOUNT, arm_error, storage_account_id
+from services.standin.eventgrid import EventGrid
 from services.standin.lag import STAMP
+from services.standin.metrics import Metrics
+from services.standin.roles import RoleAssignments
 
 TENANT_ID = "72f988bf-0000-4000-8000-000000000000"
 USER_CANCEL_MESSAGE = "Maintenance cancelled using cancellation API at {at}"
@@ -302,8 +305,15 @@ class World:
         # counts from there; a run's own stamp is its ``updated``).
         self._stamps: dict[str, datetime] = {}
         self._storage: dict[str, tuple[str, str]] = {}  # account id (lower) -> (id, location)
-        #: Event Grid: system topics, event subscriptions, role assignments, metrics.
-        self.eventgrid = EventGrid(self)
+        #: When this World replays a capture (services/standin/replay.py): the moment it was
+        #: captured, which its clock started from. None for a simulation.
+        self.replay_of: datetime | None = None
+        #: The Azure services the World plays besides Maintenance and Resource Graph: role
+        #: assignments, Azure Monitor metrics, Event Grid (topics and subscriptions).
+        self.roles = RoleAssignments(self)
+        self.metrics = Metrics(self)
+        self.eventgrid = EventGrid(self, roles=self.roles, metrics=self.metrics)
+        self.metrics.resolve = self.eventgrid.metric_resource
 
     # -- changes -------------------------------------------------------------------------
     @contextmanager

@@ -135,7 +135,8 @@ def test_capture_writes_scrubbed_files_and_says_what_it_scrubbed(
     stdout, stderr = capsys.readouterr()
     assert code == 0, stderr
     assert sorted(p.name for p in out.iterdir()) == [
-        "arm.json", "configs.json", "machines.json", "manifest.json", "queue.json", "runs.json"]
+        "arm.json", "configs.json", "eventgrid.json", "machines.json", "manifest.json",
+        "queue.json", "runs.json"]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["format"] == "aumwatch-capture"
     assert manifest["counts"]["configs"] == 2
@@ -402,3 +403,72 @@ def test_replay_reads_rows_as_resource_graph_returns_them(tmp_path: Path) -> Non
         "2026-03-10T11:47:00Z", None, None]
     assert results[0].installed == 4 and results[0].reboot_status == "Completed"
     assert iso_z(run.updated) == "2026-03-10T11:47:00Z"
+
+
+# -- issue 22 item 8: the capture holds the Event Grid wiring; the replay judges it the same ---
+def test_replay_keeps_the_captured_wiring_and_its_failing_verdict(
+        tenant: dict[str, Any], standin: StandInServer, standin_world: World, azurite: Azurite,
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from services.domain.events import PRE_EVENT_TYPE
+    from services.standin.eventgrid import WEBHOOK_URL
+
+    daily, weekly = tenant["daily"]["id"], config_object("patch-weekly", rg="rg-other")["id"]
+    account = standin_world.add_storage_account(SUB, "rg-aumwatch")
+    # patch-daily: its queue subscription's endpoint fails (dead-lettered); patch-weekly:
+    # delivered fine, beside an old webhook subscription on its topic that fails.
+    standin_world.eventgrid.wire(daily, "failing", queue=QUEUE, account_id=account)
+    weekly_topic, weekly_sub = standin_world.eventgrid.wire(weekly, "ok", queue=QUEUE,
+                                                            account_id=account)
+    assert weekly_topic is not None and weekly_sub is not None
+    status, _, _ = standin_world.eventgrid.put_subscription(
+        f"{weekly_topic}/eventSubscriptions/old-hook", {"properties": {"destination": {
+            "endpointType": "WebHook", "properties": {"endpointUrl": WEBHOOK_URL}}}})
+    assert status == 201
+    at = NOW - timedelta(hours=2)
+    for config in (daily, weekly):
+        for route in standin_world.eventgrid.routes(config, PRE_EVENT_TYPE, at):
+            if route.failure is None:
+                standin_world.eventgrid.record(route.topic_id, "DeliverySuccessCount", at,
+                                               subscription=route.subscription_name)
+    cfg = write_config(standin, tmp_path / "aumwatch.toml", [SUB], azurite)
+    before = {w["configuration_name"]: w for w in
+              cli_json(capsys, "subscriptions", "--config", str(cfg))}
+    assert before["patch-daily"]["verdict"] == "failing"
+    assert before["patch-weekly"]["verdict"] == "ok"
+
+    settings = load_settings({}, config_path=cfg)
+    captured = scrub_capture(asyncio.run(read_tenant(settings, clock=ManualClock(NOW),
+                                                     queue=False)))
+    out = tmp_path / "capture"
+    write_capture(captured, out)
+    # Scrubbed: the webhook keeps its host only, the key and path never reach a file.
+    text = capture_files_text(out)
+    assert "standin-secret-key-42" not in text and "/api/maintenance-events" not in text
+    assert "hooks.example.invalid" in text
+    daily_topic = standin_world.eventgrid.topic_for_source(daily)
+    assert daily_topic is not None
+    for original in (SUB, "patch-daily", "patch-weekly", "devstoreaccount1",
+                     daily_topic.metric_resource_id):
+        assert original.lower() not in text.lower(), original
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"]["system_topics"] == 2
+    assert manifest["counts"]["event_subscriptions"] == 3
+
+    with ReplayEnvironment(out, step_interval=0.2) as env:
+        assert env.replay_problems == []
+        info = env.info()
+        after = {captured.scrubber.table()[w["configuration_name"].lower()]: w
+                 for w in cli_json(capsys, "subscriptions", "--config", info["config_file"])}
+        for name in ("patch-daily", "patch-weekly"):
+            assert after[name]["verdict"] == before[name]["verdict"], after[name]
+            assert after[name]["health"]["failed"] == before[name]["health"]["failed"]
+        assert "through subscription aumwatch-events" in after["patch-daily"]["reason"]
+        assert "OLD-HOOK" in after["patch-weekly"]["reason"]
+        # doctor on the replay: its clock is the capture's, months behind this machine's,
+        # and that is no clock problem of this machine.
+        code = main(["doctor", "--config", info["config_file"], "--json"])
+        checks = json.loads(capsys.readouterr().out)
+        [clock] = [c for c in checks if c["check"] == "clock"]
+        assert clock["status"] == "skip", clock
+        assert "the stand-in replays a capture made at 2026-03-10T12:00:00Z" in clock["detail"]
+        assert code == 0 or any(c["status"] == "fail" and c["check"] != "clock" for c in checks)

@@ -44,11 +44,12 @@ class Recorder:
 
     def __init__(self, env: SimEnvironment) -> None:
         self.calls: list[tuple[str, str]] = []
-        grid = env.world.eventgrid
         # The server's entry points for writes: topics, subscriptions, role assignments.
-        for attr in ("arm_topic", "arm_subscription", "arm_role"):
-            original = getattr(grid, attr)
-            setattr(grid, attr, self._wrap(attr, original))
+        for service, attr in ((env.world.eventgrid, "arm_topic"),
+                              (env.world.eventgrid, "arm_subscription"),
+                              (env.world.roles, "arm_role")):
+            original = getattr(service, attr)
+            setattr(service, attr, self._wrap(attr, original))
 
     def _wrap(self, attr: str, original: Callable[..., Any]) -> Callable[..., Any]:
         def call(method: str, *args: Any, **kwargs: Any) -> Any:
@@ -313,7 +314,8 @@ def test_a_forbidden_role_assignment_prints_the_command_and_the_rest_is_set_up(
         sim: Sim, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     env, cfg, _ = sim
     grid = env.world.eventgrid
-    real_arm_role = grid.arm_role
+    roles = env.world.roles
+    real_arm_role = roles.arm_role
 
     def forbidden(method: str, scope: str, name: str, body: Any) -> Any:
         if method == "PUT":  # as ARM answers a caller without roleAssignments/write
@@ -322,7 +324,7 @@ def test_a_forbidden_role_assignment_prints_the_command_and_the_rest_is_set_up(
                                    "'Microsoft.Authorization/roleAssignments/write'."}}, {}
         return real_arm_role(method, scope, name, body)
 
-    grid.arm_role = forbidden  # type: ignore[method-assign]
+    roles.arm_role = forbidden  # type: ignore[method-assign]
     code, out, err = run(capsys, "setup", "events", "--config", str(cfg),
                          "--configuration", "cfg-bare", "--yes")
     assert code == 0, err  # the subscription reads back Succeeded: the contract's exit 0
@@ -407,3 +409,113 @@ def test_a_webhook_key_never_reaches_output_or_journal(
     for text in outputs:
         assert key not in text and "maintenance-events" not in text
     assert key.encode() not in journal
+
+
+# -- issue 22 item 9: per-subscription delivery health, and what to do when nothing can change --
+def subscriptions_json(capsys: pytest.CaptureFixture[str], cfg: Path,
+                       name: str) -> dict[str, Any]:
+    code, out, err = run(capsys, "subscriptions", "--config", str(cfg), "--configuration", name,
+                         "--json")
+    assert code == 0, err
+    [wiring] = json.loads(out)
+    return dict(wiring)
+
+
+def test_an_old_broken_subscription_on_the_topic_does_not_fail_the_queues_verdict(
+        sim: Sim, capsys: pytest.CaptureFixture[str]) -> None:
+    from services.domain.events import PRE_EVENT_TYPE
+    from services.standin.eventgrid import WEBHOOK_URL
+
+    env, cfg, _ = sim
+    cid = config_id(env, "cfg-bare")
+    code, _, err = run(capsys, "setup", "events", "--config", str(cfg),
+                         "--configuration", "cfg-bare", "--yes")
+    assert code == 0, err
+    grid = env.world.eventgrid
+    topic = grid.topic_for_source(cid)
+    assert topic is not None
+    # An old webhook subscription on the same topic fails every delivery, then is deleted:
+    # its failures stay in the topic's 24 h counts.
+    hook_id = f"{topic.id}/eventSubscriptions/old-hook"
+    status, answer, _ = grid.put_subscription(hook_id, {"properties": {"destination": {
+        "endpointType": "WebHook", "properties": {"endpointUrl": WEBHOOK_URL}}}})
+    assert status == 201, answer
+    at = env.clock.now() - timedelta(minutes=5)
+    routes = grid.routes(cid, PRE_EVENT_TYPE, at)  # counts the publish, match and failure
+    assert {r.subscription_name: r.failure is None for r in routes} == {
+        "aumwatch": True, "old-hook": False}
+    grid.record(topic.id, "DeliverySuccessCount", at, subscription="aumwatch")
+    assert grid.arm_subscription("DELETE", hook_id, None, "https://x", "2025-02-15")[0] == 202
+
+    wiring = subscriptions_json(capsys, cfg, "cfg-bare")
+    assert wiring["verdict"] == "ok", wiring
+    assert "not counted: 1 failed deliveries through subscription OLD-HOOK" in wiring["reason"]
+    assert wiring["health"]["failed"] == 1  # the topic's own total is still shown
+
+
+def test_setup_on_a_failing_configuration_says_what_to_check(
+        sim: Sim, capsys: pytest.CaptureFixture[str]) -> None:
+    from services.domain.events import PRE_EVENT_TYPE
+
+    env, cfg, recorder = sim
+    cid = config_id(env, "cfg-bare")
+    code, out, err = run(capsys, "setup", "events", "--config", str(cfg),
+                         "--configuration", "cfg-bare", "--yes")
+    assert code == 0, err
+    grid = env.world.eventgrid
+    topic = grid.topic_for_source(cid)
+    assert topic is not None
+    [sub] = grid.subscriptions_of(topic.id)
+    assert grid.set_broken(sub.id)  # the queue's endpoint fails (a firewall, say)
+    at = env.clock.now() - timedelta(minutes=5)
+    for minutes in (0, 1, 2):
+        grid.routes(cid, PRE_EVENT_TYPE, at + timedelta(minutes=minutes))
+    assert subscriptions_json(capsys, cfg, "cfg-bare")["verdict"] == "failing"
+
+    before = recorder.writes
+    code, out, err = run(capsys, "setup", "events", "--config", str(cfg),
+                         "--configuration", "cfg-bare", "--yes")
+    assert code == 0, err
+    assert recorder.writes == before
+    assert "already set up: nothing to change" in out
+    advice = out.split("already set up: nothing to change", 1)[1]
+    assert (f"delivery to queue {env.queue_name} failed 3 times in 24 h through subscription "
+            "aumwatch (3 dropped, 0 dead-lettered)") in advice
+    assert "check that queue" in advice and "network rules" in advice
+    assert "Storage Queue Data Message Sender" in advice  # it delivers with the identity
+
+
+# -- issue 22 item 10: a subject filter that never matches ------------------------------------
+def test_a_never_matching_subject_filter_is_judged_and_setup_clears_it(
+        sim: Sim, capsys: pytest.CaptureFixture[str]) -> None:
+    from services.domain.events import PRE_EVENT_TYPE
+
+    env, cfg, _ = sim
+    cid = config_id(env, "cfg-bare")
+    code, _, err = run(capsys, "setup", "events", "--config", str(cfg),
+                       "--configuration", "cfg-bare", "--yes")
+    assert code == 0, err
+    grid = env.world.eventgrid
+    topic = grid.topic_for_source(cid)
+    assert topic is not None
+    [sub] = grid.subscriptions_of(topic.id)
+    # The recorded real answer's filter: events (subject: the configuration's name) never pass.
+    props = {**sub.properties, "filter": {**sub.properties["filter"],
+                                          "subjectBeginsWith": "SomeRandomText1",
+                                          "subjectEndsWith": "SomeRandomText2"}}
+    assert grid.put_subscription(sub.id, {"properties": props})[0] == 201
+    assert grid.routes(cid, PRE_EVENT_TYPE, env.clock.now(), count=False) == []
+    wiring = subscriptions_json(capsys, cfg, "cfg-bare")
+    assert wiring["verdict"] == "disabled", wiring
+    assert "never matches 'cfg-bare'" in wiring["reason"]
+
+    code, out, err = run(capsys, "setup", "events", "--config", str(cfg),
+                         "--configuration", "cfg-bare", "--yes")
+    assert code == 0, err
+    assert "clear its subject filter" in out
+    [after] = grid.subscriptions_of(topic.id)
+    assert after.properties["filter"]["subjectBeginsWith"] == ""
+    assert after.properties["filter"]["subjectEndsWith"] == ""
+    assert [r.subscription_name for r in grid.routes(cid, PRE_EVENT_TYPE, env.clock.now(),
+                                                     count=False)] == ["aumwatch"]
+    assert subscriptions_json(capsys, cfg, "cfg-bare")["verdict"] == "ok"

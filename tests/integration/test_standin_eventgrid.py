@@ -27,12 +27,12 @@ from services.domain.clock import ManualClock, iso_z
 from services.standin.azurite import Azurite
 from services.standin.eventgrid import (
     OTHER_QUEUE,
-    ROLE_QUEUE_SENDER,
     TOPIC_TYPE,
     WEBHOOK_URL,
     WIRINGS,
 )
 from services.standin.events_out import POST_EVENT_TYPE, PRE_EVENT_TYPE, QueueSink
+from services.standin.roles import ROLE_QUEUE_SENDER
 from services.standin.scenario import ScenarioEngine
 from services.standin.scenario_file import parse_scenario
 from services.standin.server import StandInServer
@@ -342,6 +342,43 @@ async def test_metrics_answer_in_azure_monitor_shape(wired_world: World, eg: Any
     assert "NoSuchMetric" in answer["message"]
 
 
+async def test_metrics_split_by_event_subscription_as_azure_monitor_does(
+        wired_world: World, eg: Any) -> None:
+    """``$filter=EventSubscriptionName eq '*'``: one series per subscription, named in
+    ``metadatavalues`` (upper case); a metric without the dimension cannot be split."""
+    await make_topic(eg)
+    topic = topic_id("cfg-a-events")
+    at = NOW - timedelta(hours=2)
+    wired_world.metrics.record(topic, "DeliverySuccessCount", at, 3, subscription="to-queue")
+    wired_world.metrics.record(topic, "DeliveryAttemptFailCount", at, 2, subscription="old-hook")
+    wired_world.metrics.record(topic, "PublishSuccessCount", at, 5)
+    start, end = NOW - timedelta(hours=24), NOW
+    base = (f"{topic}/providers/Microsoft.Insights/metrics?api-version=2023-10-01"
+            f"&timespan={iso_z(start)}/{iso_z(end)}&interval=PT1H&aggregation=Total")
+    split = "&$filter=EventSubscriptionName%20eq%20%27*%27"
+    status, answer, _ = await rest(
+        eg, "GET", f"{base}&metricnames=DeliverySuccessCount,DeliveryAttemptFailCount{split}")
+    assert status == 200, answer
+    series = {v["name"]["value"]: {
+        ts["metadatavalues"][0]["value"]: sum(p["total"] for p in ts["data"])
+        for ts in v["timeseries"]} for v in answer["value"]}
+    assert series == {"DeliverySuccessCount": {"TO-QUEUE": 3.0},
+                      "DeliveryAttemptFailCount": {"OLD-HOOK": 2.0}}
+    [meta] = answer["value"][0]["timeseries"][0]["metadatavalues"]
+    assert meta["name"]["value"] == "eventsubscriptionname"
+    # One subscription only, by name (any case).
+    one = "&$filter=EventSubscriptionName%20eq%20%27To-Queue%27"
+    status, answer, _ = await rest(eg, "GET", f"{base}&metricnames=DeliverySuccessCount{one}")
+    assert status == 200 and len(answer["value"][0]["timeseries"]) == 1
+    # Without the filter: one series, every subscription summed.
+    status, answer, _ = await rest(eg, "GET", f"{base}&metricnames=DeliverySuccessCount")
+    assert [ts["metadatavalues"] for ts in answer["value"][0]["timeseries"]] == [[]]
+    # PublishSuccessCount has no such dimension: the split is refused.
+    status, answer, _ = await rest(eg, "GET", f"{base}&metricnames=PublishSuccessCount{split}")
+    assert status == 400 and answer["code"] == "BadRequest"
+    assert "dimension" in answer["message"]
+
+
 # -- delivery through subscriptions (scenario engine + Azurite) ------------------------------------
 def peek(azurite: Azurite, queue: str) -> list[dict[str, Any]]:
     with QueueClient.from_connection_string(azurite.connection_string, queue) as client:
@@ -414,7 +451,7 @@ async def test_events_go_only_through_enabled_subscriptions_of_their_type(
         hook = eg.topic_for_source(next(c["id"] for c in standin_world.configurations()
                                         if c["name"] == "c-hook"))
         assert hook is not None
-        totals = eg.totals(hook.id)
+        totals = eg.metrics.totals(hook.id)
         assert totals["MatchedEventCount"] == 2 and totals["DeliveryAttemptFailCount"] == 2
         assert totals["DroppedEventCount"] == 2 and totals["DeliverySuccessCount"] == 0
         # The webhook's key never shows in what the topic's subscription reads back as.
@@ -430,7 +467,7 @@ async def test_deleting_the_subscription_stops_its_events(
         await poller.result()
         finish(standin_clock, engine)
         assert peek(azurite, queue) == []
-        totals = standin_world.eventgrid.totals(topic_id("c-del-events"))
+        totals = standin_world.metrics.totals(topic_id("c-del-events"))
         assert totals["PublishSuccessCount"] == 2 and totals["MatchedEventCount"] == 0
         assert totals["UnmatchedEventCount"] == 2
 
@@ -506,7 +543,7 @@ async def test_delivery_with_the_topic_identity_needs_the_queue_sender_role(
         standin_clock.advance(timedelta(minutes=16))
         engine.step()
         assert by_config(peek(azurite, queue)) == {"c-id": ["pre"]}
-        norole = standin_world.eventgrid.totals(topic_id("c-norole-events"))
+        norole = standin_world.metrics.totals(topic_id("c-norole-events"))
         assert norole["DeliveryAttemptFailCount"] == 1 and norole["DroppedEventCount"] == 1
         # Granting the role (at the resource group, a parent scope) lets the post-event through.
         topic = await eg.system_topics.get(RG, "c-norole-events")

@@ -216,7 +216,7 @@ async def test_a_failing_metrics_call_keeps_the_structural_verdict(
     def unavailable(topic_id: str, query: dict[str, str]) -> Any:
         return 503, {"code": "ServiceUnavailable", "message": "metrics are resting"}, {}
 
-    monkeypatch.setattr(standin_world.eventgrid, "metrics", unavailable)
+    monkeypatch.setattr(standin_world.metrics, "answer", unavailable)
     source = source_for(standin, standin_clock)
     async with source.runner:
         snapshot = await source.fetch(await configurations(source))
@@ -397,7 +397,7 @@ def test_a_part_error_exits_1_with_the_output_printed(
     def forbidden(topic_id: str, query: dict[str, str]) -> Any:
         return 403, {"code": "AuthorizationFailed", "message": "no metrics for you"}, {}
 
-    monkeypatch.setattr(standin_world.eventgrid, "metrics", forbidden)
+    monkeypatch.setattr(standin_world.metrics, "answer", forbidden)
     code, out, err = run_cli(capsys, "subscriptions", "--config", str(cfg), "--json",
                              "--configuration", "ok")
     assert code == 1

@@ -116,6 +116,31 @@ def test_an_unchanged_wiring_read_later_changes_nothing() -> None:
     assert not change
 
 
+def test_an_unchanged_read_split_per_subscription_changes_nothing() -> None:
+    from services.domain.wiring import parse_subscription_metrics
+
+    split = {"value": [{"name": {"value": "DeliveryAttemptFailCount"}, "timeseries": [
+        {"metadatavalues": [{"name": {"value": "eventsubscriptionname"},
+                             "value": "TO-QUEUE"}],
+         "data": [{"timeStamp": "2026-03-10T08:00:00Z", "total": 3.0}]}]}]}
+
+    def read(now: datetime) -> Snapshot:
+        health = DeliveryHealth(failed=3, since=now - timedelta(hours=24), until=now,
+                                by_subscription=parse_subscription_metrics(split))
+        wiring = wire(configuration_id=config_id("web"), configuration_name="web",
+                      topic=_topic("web"), subscriptions=[_sub("to-queue", [PRE, POST])],
+                      health=health, watched=WATCHED, now=now)
+        assert wiring.verdict is Verdict.FAILING
+        return Snapshot({key("web"): wiring}, now)
+
+    clock = ManualClock(NOW)
+    state = make_state(clock)
+    state.apply_configs(Fetched((config("web", NOW + timedelta(hours=1)),), NOW))
+    state.apply_wiring(read(NOW))
+    clock.advance(timedelta(minutes=5))
+    assert not state.apply_wiring(read(clock.now()))
+
+
 def test_only_the_configuration_whose_verdict_changed_is_redrawn() -> None:
     clock = ManualClock(NOW)
     state = make_state(clock)

@@ -83,6 +83,12 @@ def test_failing_fix_points_at_another_subscription_on_the_topic_first() -> None
     assert "Storage Queue Data Message Sender" in fix  # the queue's own causes next
     alone = wiring_fix(replace(failing, subscriptions=(ours,)), WATCHED)
     assert "other subscription" not in alone
+    # Counts split per subscription are the queue's own: the others are not blamed.
+    from services.domain.wiring import DeliveryHealth
+
+    split = replace(failing, health=DeliveryHealth(failed=2, by_subscription=(
+        ("TO-QUEUE", DeliveryHealth(failed=2)),)))
+    assert "other subscription" not in wiring_fix(split, WATCHED)
 
 
 def test_failing_fix_names_the_metrics() -> None:

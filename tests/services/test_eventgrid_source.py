@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote_plus
 
 import pytest
 
@@ -135,6 +136,8 @@ class FakeClient:
     async def _send_request(self, request: Any) -> FakeResponse:
         self.world.calls.append(("metrics", request.url))
         self.world.requests.append(request)
+        if "EventSubscriptionName" in unquote_plus(request.url):
+            return self.world.split_response
         return self.world.metrics_response
 
     async def close(self) -> None:
@@ -147,6 +150,10 @@ class FakeWorld:
     list_errors: dict[str, Exception] = field(default_factory=dict)
     metrics_response: FakeResponse = field(
         default_factory=lambda: FakeResponse(200, metrics_body(DeliverySuccessCount=4)))
+    #: The answer to the request split per event subscription: by default, as a service
+    #: that cannot split answers (the verdict then rests on the topic's totals).
+    split_response: FakeResponse = field(default_factory=lambda: FakeResponse(
+        400, {"code": "BadRequest", "message": "dimension not supported"}))
     calls: list[tuple[str, str]] = field(default_factory=list)
     requests: list[Any] = field(default_factory=list)
     clients: list[FakeClient] = field(default_factory=list)
@@ -273,8 +280,8 @@ async def test_metrics_request_shape() -> None:
     world = FakeWorld({"mc-a-topic": [queue_sub("q")]})
     source, _ = make_source(["mc-a"], world)
     await source.fetch([config("mc-a")])
-    (request,) = world.requests
-    assert request.method == "GET"
+    request, split = world.requests
+    assert request.method == "GET" and split.method == "GET"
     topic_id = topic_row("mc-a")["id"]
     assert request.url.split("?")[0] == f"{topic_id}/providers/Microsoft.Insights/metrics"
     assert metrics_params(NOW - timedelta(hours=24), NOW) == {
@@ -282,6 +289,44 @@ async def test_metrics_request_shape() -> None:
         "timespan": "2026-11-30T12:00:00Z/2026-12-01T12:00:00Z", "interval": "PT1H",
         "aggregation": "Total"}
     assert "metricnames=PublishSuccessCount" in request.url
+    # The second request splits the delivery metrics per event subscription.
+    assert metrics_params(NOW - timedelta(hours=24), NOW, per_subscription=True) == {
+        "api-version": "2023-10-01",
+        "metricnames": "MatchedEventCount,DeliverySuccessCount,DeliveryAttemptFailCount,"
+                       "DroppedEventCount,DeadLetteredCount",
+        "timespan": "2026-11-30T12:00:00Z/2026-12-01T12:00:00Z", "interval": "PT1H",
+        "aggregation": "Total", "$filter": "EventSubscriptionName eq '*'"}
+    assert "$filter=EventSubscriptionName eq '*'" in unquote_plus(split.url)
+
+
+async def test_failures_are_judged_per_subscription_when_the_metrics_split() -> None:
+    # Two subscriptions: the queue's delivered, an old webhook failed. The topic's totals
+    # hold the webhook's failures; the split says they are not the queue's.
+    hook = {"name": "old-hook", "properties": {
+        "provisioningState": "Succeeded",
+        "destination": {"endpointType": "WebHook",
+                        "properties": {"endpointBaseUrl": "https://h.example/x"}}}}
+    world = FakeWorld({"mc-a-topic": [queue_sub("q"), hook]})
+    world.metrics_response = FakeResponse(200, metrics_body(DeliverySuccessCount=2,
+                                                            DeliveryAttemptFailCount=3))
+    split = {"value": [{"name": {"value": name}, "timeseries": [
+        {"metadatavalues": [{"name": {"value": "eventsubscriptionname"}, "value": sub}],
+         "data": [{"timeStamp": "2026-12-01T10:00:00Z", "total": total}]}
+        for sub, total in series]}
+        for name, series in (("DeliverySuccessCount", [("Q", 2)]),
+                             ("DeliveryAttemptFailCount", [("OLD-HOOK", 3)]))]}
+    world.split_response = FakeResponse(200, split)
+    source, _ = make_source(["mc-a"], world)
+    wiring = (await source.fetch([config("mc-a")])).wirings[config("mc-a").id.lower()]
+    assert wiring.verdict is Verdict.OK, wiring.reason
+    assert wiring.health is not None and wiring.health.failed == 3
+    assert wiring.health.of("q") is not None and wiring.health.of("q").delivered == 2
+    # A later read of the same counts: only the topic's period moved (the dashboard redraws
+    # nothing for an unchanged wiring).
+    source.clock.advance(timedelta(minutes=5))  # type: ignore[attr-defined]
+    again = (await source.fetch([config("mc-a")], force=True)).wirings[config("mc-a").id.lower()]
+    assert again.health is not None and again.health.since != wiring.health.since
+    assert again.health.by_subscription == wiring.health.by_subscription
 
 
 async def test_no_metrics_read_for_a_topic_without_subscriptions() -> None:

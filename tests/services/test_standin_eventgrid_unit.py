@@ -64,7 +64,7 @@ def test_default_wiring_is_a_topic_and_one_subscription_to_the_sink_queue() -> N
     engine.step()
     [event] = decode_message(sink.messages[0])
     assert event.kind.value == "pre"
-    assert world.eventgrid.totals(topic.id)["DeliverySuccessCount"] == 1
+    assert world.metrics.totals(topic.id)["DeliverySuccessCount"] == 1
 
 
 def test_a_missing_queue_is_a_failed_delivery_not_a_retry() -> None:
@@ -73,7 +73,7 @@ def test_a_missing_queue_is_a_failed_delivery_not_a_retry() -> None:
     clock.advance(timedelta(minutes=16))
     engine.step()
     assert engine.pending_events == 0 and sink.messages == []
-    totals = world.eventgrid.totals(topic_of(world, "c-gone").id)
+    totals = world.metrics.totals(topic_of(world, "c-gone").id)
     assert totals["DeliveryAttemptFailCount"] == 1 and totals["DroppedEventCount"] == 1
     assert totals["DeliverySuccessCount"] == 0
 
@@ -110,14 +110,15 @@ def test_the_demo_world_has_every_verdict() -> None:
         elif any(len(p["filter"]["includedEventTypes"]) < 2 for p in props):
             verdict = "partial"
         else:
-            totals = eg.totals(topic.id, since=now - timedelta(hours=24))
+            totals = eg.metrics.totals(topic.id, since=now - timedelta(hours=24))
             failed = totals["DroppedEventCount"] + totals["DeadLetteredCount"]
             verdict = "failing" if failed else "ok"
         found[config["name"]] = verdict
     assert set(found.values()) == {"ok", "missing", "partial", "other-endpoint", "disabled",
                                    "failing"}
     assert found["patch-weu-web"] == found["patch-ring-2"] == "ok"
-    failing = eg.totals(topic_of(world, "patch-prod-failing").id, since=now - timedelta(hours=24))
+    failing = eg.metrics.totals(topic_of(world, "patch-prod-failing").id,
+                                since=now - timedelta(hours=24))
     assert failing["DeadLetteredCount"] >= 1 and failing["DeliverySuccessCount"] == 0
     assert world.storage_accounts() == [
         "/subscriptions/3f2a1c9e-7b4d-4e61-9a0f-2c5d8e7b1a10/resourceGroups/rg-aumwatch/"

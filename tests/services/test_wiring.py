@@ -15,6 +15,7 @@ from services.domain.wiring import (
     missing_pre_explanation,
     parse_metrics,
     parse_subscription,
+    parse_subscription_metrics,
     parse_topic,
     webhook_host,
     wire,
@@ -239,3 +240,121 @@ def test_no_explanation_when_the_subscriptions_could_not_be_read() -> None:
     no_topic = wire(configuration_id=CFG, configuration_name="mc-web", topic=None,
                     watched=WATCHED, now=NOW, error="something else")
     assert missing_pre_explanation(no_topic, WATCHED, NOW) is not None
+
+
+# -- issue 22 item 9: delivery health per event subscription ----------------------------------
+def split_body(**per_sub: dict[str, float]) -> dict[str, Any]:
+    """A metrics answer split by EventSubscriptionName, as Azure Monitor writes it."""
+    metrics: dict[str, list[dict[str, Any]]] = {}
+    for sub, counts in per_sub.items():
+        for metric, total in counts.items():
+            metrics.setdefault(metric, []).append({
+                "metadatavalues": [{"name": {"value": "eventsubscriptionname",
+                                             "localizedValue": "eventsubscriptionname"},
+                                    "value": sub.upper()}],
+                "data": [{"timeStamp": "2026-12-01T10:00:00Z", "total": total}]})
+    return {"value": [{"name": {"value": m}, "timeseries": ts} for m, ts in metrics.items()]}
+
+
+def test_metrics_split_per_subscription_are_read() -> None:
+    body = split_body(**{"to-queue": {"DeliverySuccessCount": 4.0},
+                         "old-hook": {"DeliveryAttemptFailCount": 3.0,
+                                      "DroppedEventCount": 3.0}})
+    per = dict(parse_subscription_metrics(body))
+    assert set(per) == {"TO-QUEUE", "OLD-HOOK"}
+    assert per["TO-QUEUE"].delivered == 4 and not per["TO-QUEUE"].failing
+    assert (per["OLD-HOOK"].failed, per["OLD-HOOK"].dropped) == (3, 3)
+
+
+def test_an_old_broken_subscription_does_not_make_the_watched_queue_fail() -> None:
+    # The topic's 24 h failures come from another (old, broken) subscription: the watched
+    # queue's own subscription delivered everything.
+    per = parse_subscription_metrics(split_body(
+        **{"to-queue": {"DeliverySuccessCount": 4.0},
+           "old-hook": {"DeliveryAttemptFailCount": 3.0, "DroppedEventCount": 3.0}}))
+    health = DeliveryHealth(delivered=4, failed=3, dropped=3, by_subscription=per)
+    wiring = wire(configuration_id=CFG, configuration_name="mc-web",
+                  topic=parse_topic(topic_row()), subscriptions=[parse_subscription(queue_sub())],
+                  health=health, watched=WATCHED, now=NOW)
+    assert wiring.verdict is Verdict.OK
+    assert "not counted: 3 failed deliveries through subscription OLD-HOOK" in wiring.reason
+
+
+def test_failures_of_the_watched_queues_subscription_say_which_and_how_many() -> None:
+    per = parse_subscription_metrics(split_body(
+        **{"to-queue": {"DeliveryAttemptFailCount": 5.0, "DeadLetteredCount": 2.0}}))
+    wiring = wire(configuration_id=CFG, configuration_name="mc-web",
+                  topic=parse_topic(topic_row()), subscriptions=[parse_subscription(queue_sub())],
+                  health=DeliveryHealth(failed=5, dead_lettered=2, by_subscription=per),
+                  watched=WATCHED, now=NOW)
+    assert wiring.verdict is Verdict.FAILING
+    assert wiring.reason == ("delivery to queue aum-events failed 5 times in 24 h through "
+                             "subscription to-queue (0 dropped, 2 dead-lettered)")
+    assert wiring.to_json()["health"]["by_subscription"]["TO-QUEUE"]["failed"] == 5
+
+
+# -- issue 22 item 10: subject filters, advanced filters, Updating ---------------------------
+#: Recorded real answer of a subscription's filter (Microsoft's recordings).
+NEVER = {"includedEventTypes": [PRE, POST], "subjectBeginsWith": "SomeRandomText1",
+         "subjectEndsWith": "SomeRandomText2"}
+
+
+def test_a_subject_filter_that_never_matches_the_configuration_is_not_ok() -> None:
+    wiring = wire(configuration_id=CFG, configuration_name="mc-web",
+                  topic=parse_topic(topic_row()),
+                  subscriptions=[parse_subscription(queue_sub(filter=NEVER))],
+                  health=None, watched=WATCHED, now=NOW)
+    assert wiring.verdict is Verdict.DISABLED
+    assert "'SomeRandomText1'" in wiring.reason and "never matches 'mc-web'" in wiring.reason
+    assert not wiring.covers("pre", WATCHED, NOW)
+    assert missing_pre_explanation(wiring, WATCHED, NOW) == wiring.reason
+
+
+def test_subject_filters_match_as_event_grid_does() -> None:
+    def verdict(flt: dict[str, Any]) -> Verdict:
+        return verdict_of([queue_sub(filter={"includedEventTypes": [PRE, POST], **flt})])
+
+    assert verdict({"subjectBeginsWith": "MC-", "subjectEndsWith": "WEB"}) is Verdict.OK
+    assert verdict({"subjectBeginsWith": "MC-", "isSubjectCaseSensitive": True}) is (
+        Verdict.DISABLED)
+    assert verdict({"subjectBeginsWith": "mc-", "isSubjectCaseSensitive": True}) is Verdict.OK
+    assert verdict({"subjectEndsWith": "-db"}) is Verdict.DISABLED
+    assert verdict({"subjectBeginsWith": "", "subjectEndsWith": ""}) is Verdict.OK
+
+
+def test_a_never_matching_pre_subscription_beside_a_post_one_is_partial() -> None:
+    pre = queue_sub("pre", [PRE], filter={"includedEventTypes": [PRE],
+                                          "subjectBeginsWith": "other-config"})
+    post = queue_sub("post", [POST])
+    wiring = wire(configuration_id=CFG, configuration_name="mc-web",
+                  topic=parse_topic(topic_row()),
+                  subscriptions=[parse_subscription(pre), parse_subscription(post)],
+                  health=None, watched=WATCHED, now=NOW)
+    assert wiring.verdict is Verdict.PARTIAL
+    assert "subscription pre to the watched queue never matches" in wiring.reason
+
+
+def test_advanced_filters_cannot_be_judged_and_the_reason_says_so() -> None:
+    advanced = {"includedEventTypes": [PRE, POST], "advancedFilters": [
+        {"operatorType": "StringContains", "key": "data.MaintenanceConfigurationId",
+         "values": ["prod"]}]}
+    wiring = wire(configuration_id=CFG, configuration_name="mc-web",
+                  topic=parse_topic(topic_row()),
+                  subscriptions=[parse_subscription(queue_sub(filter=advanced))],
+                  health=None, watched=WATCHED, now=NOW)
+    assert wiring.verdict is Verdict.OK
+    assert "cannot judge the advanced filters of subscription to-queue" in wiring.reason
+    plain = wire(configuration_id=CFG, configuration_name="mc-web",
+                 topic=parse_topic(topic_row()), subscriptions=[parse_subscription(queue_sub())],
+                 health=None, watched=WATCHED, now=NOW)
+    assert "cannot judge" not in plain.reason
+
+
+def test_updating_is_transient_not_disabled() -> None:
+    wiring = wire(configuration_id=CFG, configuration_name="mc-web",
+                  topic=parse_topic(topic_row()),
+                  subscriptions=[parse_subscription(queue_sub(state="Updating"))],
+                  health=None, watched=WATCHED, now=NOW)
+    assert wiring.verdict is Verdict.OK
+    assert "being updated" in wiring.reason
+    assert verdict_of([queue_sub(state="Failed")]) is Verdict.DISABLED

@@ -377,3 +377,50 @@ def test_bicep_declares_exactly_the_missing_parts() -> None:
                                 Current(queue_exists=True), NOW))
     assert "principalId: topic.identity.principalId" in together
     assert "dependsOn: [queueSender]" in together
+
+
+# -- issue 22 items 9 and 10 ------------------------------------------------------------------
+def test_a_never_matching_subject_filter_is_cleared_by_the_update() -> None:
+    from services.domain.wiring import parse_subscription
+
+    existing = {"name": "aumwatch", "properties": {
+        "provisioningState": "Succeeded",
+        "destination": {"endpointType": "StorageQueue", "properties": {
+            "resourceId": ACCOUNT, "queueName": "aum-events"}},
+        "filter": {"includedEventTypes": [PRE_EVENT_TYPE, POST_EVENT_TYPE],
+                   "subjectBeginsWith": "SomeRandomText1", "subjectEndsWith": "SomeRandomText2",
+                   "isSubjectCaseSensitive": False},
+        "eventDeliverySchema": "EventGridSchema"}}
+    current = Current(topic=topic(), subscriptions=(parse_subscription(existing),),
+                      role=True, queue_exists=True, bodies={"aumwatch": existing})
+    [step] = plan_setup(request(), current, NOW).steps
+    assert step.action is Action.UPDATE_SUBSCRIPTION
+    assert "clear its subject filter" in step.summary and "'mc-web'" in step.summary
+    assert step.body["properties"]["filter"] == {
+        "includedEventTypes": [PRE_EVENT_TYPE, POST_EVENT_TYPE], "subjectBeginsWith": "",
+        "subjectEndsWith": "", "isSubjectCaseSensitive": False}
+
+
+def test_delivery_advice_only_for_the_queues_own_failures() -> None:
+    from services.domain.wiring import DeliveryHealth
+    from services.domain.wiring_setup import delivery_advice
+
+    ours = sub()
+    split = DeliveryHealth(failed=4, dropped=4, by_subscription=(
+        ("AUMWATCH", DeliveryHealth(failed=4, dropped=4)),))
+    current = Current(topic=topic(), subscriptions=(ours,), role=True, queue_exists=True,
+                      health=split)
+    assert plan_setup(request(), current, NOW).up_to_date
+    advice = delivery_advice(request(), current, NOW)
+    assert advice is not None and advice.startswith(
+        "delivery to queue aum-events failed 4 times in 24 h through subscription aumwatch "
+        "(4 dropped, 0 dead-lettered): nothing here can be changed by aumwatch; check that "
+        "queue aum-events exists in storage account opsqueues")
+    others = DeliveryHealth(failed=4, by_subscription=(("OLD", DeliveryHealth(failed=4)),))
+    quiet = Current(topic=topic(), subscriptions=(ours,), role=True, health=others)
+    assert delivery_advice(request(), quiet, NOW) is None
+    assert delivery_advice(request(), Current(topic=topic(), subscriptions=(ours,)), NOW) is None
+    # Counts over the whole topic: said as such.
+    topic_wide = Current(topic=topic(), subscriptions=(ours,), health=DeliveryHealth(failed=1))
+    text = delivery_advice(request(), topic_wide, NOW)
+    assert text is not None and "over all its subscriptions" in text

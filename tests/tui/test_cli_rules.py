@@ -91,6 +91,58 @@ def test_window_offsets_given_on_the_command_line(capsys: pytest.CaptureFixture[
     assert out["cancellable"] is True
 
 
+def test_window_reads_the_config_files_window_section(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AUMWATCH_CONFIG", raising=False)
+    config = tmp_path / "config.toml"
+    config.write_text('[window]\nopens_before = "60m"\ncloses_before = "5m"\n', encoding="utf-8")
+    out = window_json(capsys, "--config", str(config), "--at", "2026-01-01T14:54:00Z")
+    assert out["opens_at"] == "2026-01-01T14:00:00Z"
+    assert out["closes_at"] == "2026-01-01T14:55:00Z"
+    assert out["cancellable"] is True
+    # A flag still wins over the file, one offset at a time.
+    out = window_json(
+        capsys, "--config", str(config), "--closes-before", "10", "--at", "2026-01-01T14:54:00Z"
+    )
+    assert out["opens_at"] == "2026-01-01T14:00:00Z"
+    assert out["closes_at"] == "2026-01-01T14:50:00Z"
+    assert out["cancellable"] is False
+
+
+def test_window_reads_the_config_named_by_the_environment(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("[window]\nopens_before = 60\n", encoding="utf-8")
+    monkeypatch.setenv("AUMWATCH_CONFIG", str(config))
+    assert window_json(capsys, "--at", "2026-01-01T14:54:00Z")["opens_at"] == (
+        "2026-01-01T14:00:00Z"
+    )
+
+
+def test_window_with_a_missing_config_file_exits_1_with_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "nope.toml"
+    code, out, err = run(
+        capsys, "window", "--config", str(missing), "--start", T, "--at", T, "--json"
+    )
+    assert code == 1
+    assert out == ""
+    assert err.count("\n") == 1 and "does not exist" in err and str(missing) in err
+
+
+def test_window_with_an_invalid_window_section_exits_1(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[window]\nopens_before = "5m"\n', encoding="utf-8")
+    code, out, err = run(capsys, "window", "--config", str(config), "--start", T, "--at", T)
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and "at least closes_before" in err
+
+
 def test_window_times_with_offsets_are_printed_in_utc(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(
         capsys, "window", "--start", "2026-01-01T16:00:00+01:00", "--at", "2026-01-01T14:30:00Z",

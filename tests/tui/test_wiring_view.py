@@ -327,3 +327,27 @@ async def test_w_opens_a_shown_configuration_after_the_filter_hid_the_selected_o
         await pilot.pause()
         await pilot.pause()
         assert app.dashboard.state.selected_config is None
+
+
+def test_the_view_shows_the_counts_of_each_subscription_when_split() -> None:
+    from services.domain.wiring import parse_subscription_metrics
+    from tests.services.test_dashboard_wiring_state import _sub
+    from tui.screens.wiring import WiringInfo, wiring_doc
+
+    split = {"value": [
+        {"name": {"value": name}, "timeseries": [
+            {"metadatavalues": [{"name": {"value": "eventsubscriptionname"}, "value": sub}],
+             "data": [{"timeStamp": "2026-03-10T08:00:00Z", "total": total}]}]}
+        for name, sub, total in (("DeliverySuccessCount", "TO-QUEUE", 4.0),
+                                 ("DeliveryAttemptFailCount", "OLD-HOOK", 2.0))]}
+    health = DeliveryHealth(delivered=4, failed=2,
+                            by_subscription=parse_subscription_metrics(split))
+    wiring = wire(configuration_id=config_id("web"), configuration_name="web",
+                  topic=_topic("web"), subscriptions=[_sub("to-queue", [PRE, POST])],
+                  health=health, watched=WATCHED, now=NOW)
+    assert wiring.verdict is Verdict.OK
+    text = wiring_doc(WiringInfo("web", wiring, NOW, None, WATCHED), NOW,
+                      lambda t: t.isoformat()).plain
+    assert "through TO-QUEUE  delivered 4  failed 0  dropped 0  dead-lettered 0" in text
+    assert "through OLD-HOOK  delivered 0  failed 2  dropped 0  dead-lettered 0  ✗" in text
+    assert "not counted: 2 failed deliveries through subscription OLD-HOOK" in text

@@ -82,7 +82,9 @@ def run_capture(args: argparse.Namespace) -> int:
     counts = manifest["counts"]
     print(f"captured into {out}: {counts['configs']} configuration(s), {counts['runs']} run(s), "
           f"machines of {counts['machine_runs']} run(s) ({counts['machine_rows']} row(s)), "
-          f"{counts['arm_objects']} ARM object(s), {counts['queue_messages']} queue message(s)")
+          f"{counts['arm_objects']} ARM object(s), {counts['queue_messages']} queue message(s), "
+          f"{counts['system_topics']} Event Grid system topic(s) with "
+          f"{counts['event_subscriptions']} event subscription(s)")
     scrubbed = manifest["scrubbed"]
     print("scrubbed: " + ", ".join(f"{kind.replace('_', ' ')} {n}"
                                    for kind, n in scrubbed.items()))

@@ -112,7 +112,12 @@ async def _setup_with(args: argparse.Namespace, settings: Any, types: tuple[str,
     )
     from services.domain.clock import SystemClock
     from services.domain.wiring import queue_account_name
-    from services.domain.wiring_setup import SetupRequest, check_account_id, plan_setup
+    from services.domain.wiring_setup import (
+        SetupRequest,
+        check_account_id,
+        delivery_advice,
+        plan_setup,
+    )
 
     config = await resolve_configuration(runner, args.configuration)
     queue_name = args.queue or settings.queue_name
@@ -138,11 +143,16 @@ async def _setup_with(args: argparse.Namespace, settings: Any, types: tuple[str,
         current = await setup.read_current(request)
         plan = plan_setup(request, current, clock.now())
         _print_plan(plan)
+        # Right as set up, yet deliveries fail: say what the operator should check, since
+        # no change of the wiring would help.
+        advice = delivery_advice(request, current, clock.now()) if plan.up_to_date else None
         if args.dry_run:
             _print_equivalents(plan)
+            _print_advice(advice)
             return 0
         if plan.up_to_date:
             print("already set up: nothing to change")
+            _print_advice(advice)
             return 0
         if plan.blockers:
             raise CliError("; ".join(plan.blockers) + "; nothing was changed")
@@ -250,6 +260,13 @@ def _print_plan(plan: Any) -> None:
         print(f"aumwatch: warning: {clean(line)}", file=sys.stderr)
     for line in plan.blockers:
         print(f"aumwatch: {clean(line)}", file=sys.stderr)
+
+
+def _print_advice(advice: str | None) -> None:
+    from tui.cli.data import clean
+
+    if advice:
+        print(f"but: {clean(advice)}")
 
 
 def _print_equivalents(plan: Any) -> None:

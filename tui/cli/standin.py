@@ -106,6 +106,12 @@ def _environment(args: argparse.Namespace, config_path: str | None) -> SimEnviro
         raise CliError(str(exc)) from None
     except OSError as exc:
         raise CliError(f"the stand-in could not start: {exc}") from None
+    # What of a capture's Event Grid wiring could not be put back (one line each; the text
+    # holds the capture's names: cleaned of control characters).
+    from tui.cli.data import clean
+
+    for problem in getattr(env, "replay_problems", ()):
+        print(f"aumwatch: note: replay: {clean(problem)}", file=sys.stderr)
     return env
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from datetime import UTC, datetime, timedelta
 
 from services.domain.clock import iso_z
@@ -30,13 +31,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--opens-before",
         type=float,
         metavar="MIN",
-        help="minutes before the start the cancel window opens (default 40)",
+        help="minutes before the start the cancel window opens (default: [window] opens_before "
+        "of the config file, else 40)",
     )
     parser.add_argument(
         "--closes-before",
         type=float,
         metavar="MIN",
-        help="minutes before the start the cancel window closes (default 10)",
+        help="minutes before the start the cancel window closes (default: [window] "
+        "closes_before of the config file, else 10)",
     )
     parser.set_defaults(func=run_window_command)
 
@@ -69,7 +72,7 @@ def _duration(seconds: int) -> str:
 
 
 def run_window_command(args: argparse.Namespace) -> int:
-    from services.domain.window import WindowRules, run_window
+    from services.domain.window import run_window
 
     start = parse_cli_time(args.start, "--start")
     cutoff = None if args.cutoff is None else parse_cli_time(args.cutoff, "--cutoff")
@@ -81,17 +84,30 @@ def run_window_command(args: argparse.Namespace) -> int:
     else:
         at = parse_cli_time(args.at, "--at")
 
-    defaults = WindowRules()
+    from services.settings import SettingsError, load_settings
+
     try:
-        rules = WindowRules(
-            opens_before=defaults.opens_before
+        flags = {
+            "opens_before": None
             if args.opens_before is None
             else timedelta(minutes=args.opens_before),
-            closes_before=defaults.closes_before
+            "closes_before": None
             if args.closes_before is None
             else timedelta(minutes=args.closes_before),
-        )
-        window = run_window(start, cutoff=cutoff, end=end, rules=rules)
+        }
+    except (ValueError, OverflowError) as exc:
+        raise CliError(str(exc)) from None
+    try:
+        # The flags win over the config file's [window] (and AUMWATCH_CONFIG), which wins over
+        # the defaults: the same offsets the dashboard and `tasks` use. A --config that does
+        # not exist fails here, as it does for every command.
+        settings = load_settings(flags, config_path=getattr(args, "config", None))
+    except SettingsError as exc:
+        raise CliError(str(exc)) from None
+    for warning in settings.warnings:  # as every command says them (a readable secrets file)
+        print(f"aumwatch: warning: {warning}", file=sys.stderr)
+    try:
+        window = run_window(start, cutoff=cutoff, end=end, rules=settings.window_rules)
     except (ValueError, OverflowError) as exc:
         raise CliError(str(exc)) from None
 

@@ -107,8 +107,11 @@ LABEL_WIDTH = 15
 
 def _subscription(doc: Doc, sub: EventSubscription, info: WiringInfo, now: datetime,
                   format_time: FormatTime) -> None:
+    # A subject filter that never lets this configuration's events (subject: its name)
+    # through delivers nothing either.
+    delivering = sub.active(now) and sub.subject_matches(info.configuration_name)
     doc.line((sanitize(sub.name, MAX_FIELD), "bold"),
-             *((("  (not delivering)", "yellow"),) if not sub.active(now) else ()), indent=2)
+             *((("  (not delivering)", "yellow"),) if not delivering else ()), indent=2)
     doc.field("event types", ", ".join(sub.event_types) or "none", indent=4)
     doc.field("schema", sub.schema, indent=4)
     endpoint = f"{sub.endpoint_type}  {sub.endpoint}" if sub.endpoint else sub.endpoint_type
@@ -182,6 +185,15 @@ def wiring_doc(info: WiringInfo, now: datetime, format_time: FormatTime) -> Doc:
                 parts += ["  " if i else "", f"{label} ",
                           (str(count), "bold red" if bad else "bold")]
             doc.line(*parts, indent=2)
+            # Per event subscription, when Azure Monitor split the counts (the verdict rests
+            # on the watched queue's subscriptions only).
+            for name, per in health.by_subscription or ():
+                bad = per.failing
+                doc.line(("through ", "dim"), (sanitize(name, MAX_FIELD), "bold"),
+                         f"  delivered {per.delivered}  failed ",
+                         (str(per.failed), "bold red" if per.failed else "bold"),
+                         f"  dropped {per.dropped}  dead-lettered {per.dead_lettered}",
+                         *((("  ✗", "red"),) if bad else ()), indent=4)
     error = (wiring.error if wiring is not None else None) or info.error
     if error:
         doc.heading("Read error")
