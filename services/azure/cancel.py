@@ -33,7 +33,7 @@ import json
 import os
 import threading
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
@@ -42,6 +42,7 @@ from typing import Any
 from services.azure.journal import AuditOutcome, Journal, JournalError
 from services.domain.clock import Clock, ensure_utc
 from services.domain.errors import service_error
+from services.domain.runfacts import initiator_of
 from services.domain.runid import RunIdError, parse_run_id
 from services.domain.runs import UNSEEN_RUN_REASON
 from services.domain.window import RunWindow, WindowRules, run_window
@@ -155,6 +156,9 @@ class CancelResult:
     http_status: int | None = None
     run_status: str | None = None
     journal_error: str | None = None
+    #: Who or what sent the cancel, as the audit records it and every view shows it
+    #: (:func:`services.domain.runfacts.initiator_of`); None when unknown.
+    initiator: str | None = None
 
     @property
     def verified(self) -> bool:
@@ -320,7 +324,8 @@ class Canceller:
         if busy:
             return self._refuse(target, "a cancel of this run is already in flight")
         try:
-            return await self._attempt(target)
+            result = await self._attempt(target)
+            return replace(result, initiator=initiator_of(self.identity, target.initiator))
         finally:
             with self._lock:
                 self._in_flight.discard(key)

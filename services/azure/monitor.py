@@ -44,6 +44,7 @@ from services.azure.resourcegraph import Governor, GovernorState
 from services.domain.clock import Clock, SystemClock
 from services.domain.errors import ServiceError, service_error
 from services.domain.model import Configuration, Fetched, Machine, Run
+from services.domain.runfacts import VerifiedCancel
 from services.domain.wiring import QueueTarget
 from services.settings import Settings
 
@@ -449,8 +450,8 @@ class Monitor:
         return True
 
     # -- cancel ------------------------------------------------------------------------------
-    def verified_cancels(self) -> dict[str, datetime]:
-        """Run key -> when its cancel was verified, from the audit journal (so a restart
+    def verified_cancels(self) -> dict[str, VerifiedCancel]:
+        """Run key -> its verified cancel (when, who), from the audit journal (so a restart
         right after a cancel still shows the run Cancelled). Empty when there is no journal
         yet or it cannot be read (the dashboard then learns from Resource Graph alone)."""
         path = self.settings.journal_path
@@ -459,7 +460,7 @@ class Monitor:
         from services.azure.journal import JournalError
 
         try:
-            cancels: dict[str, datetime] = self._open_journal().verified_cancels()
+            cancels: dict[str, VerifiedCancel] = self._open_journal().verified_cancels()
         except (JournalError, OSError):
             return {}
         return cancels

@@ -29,6 +29,7 @@ from services.domain.configs import in_patch_view
 from services.domain.eventmemory import EventArrival, EventMemory
 from services.domain.eventtail import EventLine, event_payload, finding_line, short_type
 from services.domain.model import Configuration, Fetched, Run
+from services.domain.runfacts import VerifiedCancel, cancels_by_run
 from services.domain.runindex import RunIndex
 from services.domain.runs import cancel_refusal, expected_runs, merge_runs, run_phase
 from services.domain.watchdog import Finding, Watchdog, duplicate_finding
@@ -161,7 +162,7 @@ class DashboardState:
         self.selected_run: str | None = None  # chosen, or pinned by a cancel; else the next
         self.filter_text = ""
         self.cancel_in_flight: set[str] = set()
-        self.cancelled: dict[str, datetime] = {}  # run key -> when its cancel was verified
+        self.cancelled: dict[str, VerifiedCancel] = {}  # run key -> its verified cancel
         # run key -> (when Azure accepted its cancel, the run's status then): Cancel stays
         # held back until a poll shows another status or ACCEPTED_HOLD passed.
         self.cancel_accepted: dict[str, tuple[datetime, str]] = {}
@@ -523,7 +524,8 @@ class DashboardState:
             return Change(selection=True, configs=self._configs_of([key]), status=True)
         self.cancel_accepted.pop(key, None)
         showing = self.current_run
-        self.cancelled[key] = self.clock.now()
+        self.cancelled[key] = VerifiedCancel(self.clock.now(),
+                                             getattr(result, "initiator", None))
         if showing is not None and showing.key == key:
             self.selected_run = key  # pinned: the next run must not take its place
         touched, changed = self._remerge({key})
@@ -531,9 +533,11 @@ class DashboardState:
         return Change(configs=frozenset(touched | self._configs_of([key])),
                       runs=tuple(changed), selection=True, status=True)
 
-    def learn_cancels(self, cancels: Mapping[str, datetime]) -> Change:
-        """Verified cancels from before this session (the audit journal): run key -> when."""
-        fresh = {k.lower(): at for k, at in cancels.items() if k.lower() not in self.cancelled}
+    def learn_cancels(self, cancels: Mapping[str, VerifiedCancel | datetime]) -> Change:
+        """Verified cancels from before this session (the audit journal): run key -> when
+        and who (:class:`~services.domain.runfacts.VerifiedCancel`)."""
+        fresh = {k: at for k, at in cancels_by_run(cancels).items()
+                 if k not in self.cancelled}
         self.cancelled.update(fresh)
         touched, changed = self._remerge(set(fresh))
         return Change(configs=frozenset(touched), runs=tuple(changed),

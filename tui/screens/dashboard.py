@@ -613,7 +613,8 @@ class DashboardScreen(Screen[None]):
         from tui.report import write_run_report
 
         self.post_message(ReportWritten(await write_run_report(
-            self.settings, self.monitor, self.clock, run, config)))
+            self.settings, self.monitor, self.clock, run, config,
+            seen_events=self.state.memory.events_of(run.key))))
 
     @on(ReportWritten)
     def _report_written(self, message: ReportWritten) -> None:
