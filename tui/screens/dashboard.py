@@ -249,6 +249,11 @@ class DashboardScreen(Screen[None]):
 
     @on(RunsFetched)
     def _runs_fetched(self, message: RunsFetched) -> None:
+        if self.monitor is not None:
+            # Cancels verified by another aumwatch process (a task's, `aumwatch cancel`) with
+            # who sent them: the run shows the same initiator here as in `runs` and reports.
+            with contextlib.suppress(Exception):  # the journal is a help, not a need
+                self.show_change(self.state.learn_cancels(self.monitor.verified_cancels()))
         self.apply_runs(message.fetched)
         if self._rearm:
             self.poller.arm_next("configs", self.state.next_delay("configs", True))
