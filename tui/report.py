@@ -20,8 +20,8 @@ from services.domain.clock import Clock
 from services.domain.errors import ServiceError
 from services.domain.model import Configuration, Machine, Run
 from services.domain.report import build_report, report_file_name
-from services.domain.runfacts import EventFact
 from services.domain.reportrender import render
+from services.domain.runfacts import EventFact
 from services.settings import Settings
 
 #: The formats the dashboard writes, the first one named in the status line.

@@ -36,15 +36,14 @@ from urllib.parse import quote
 
 from services.domain.clock import ensure_utc, iso_z
 from services.domain.model import Configuration, Machine, Run
-from services.domain.runid import RUN_NAME_FORMAT, RunIdError, expected_run_name, parse_run_id
 from services.domain.runfacts import (
-    VERIFIED_OUTCOME,
     CancelFact,
     EventFact,
     facts_json,
     run_events,
     verified_cancel_of,
 )
+from services.domain.runid import RUN_NAME_FORMAT, RunIdError, expected_run_name, parse_run_id
 from services.domain.runs import merge_runs, run_from_event
 from services.domain.window import RunWindow, WindowRules, run_window
 from services.domain.zones import zone_for

@@ -227,7 +227,7 @@ def test_every_view_says_the_same_about_every_run(
     assert facts["truth-nopost"]["post_event"] is None
     for name in ("truth-failed", "truth-overrun", "truth-dup"):
         assert facts[name]["end"] == facts[name]["post_event"], name
-    assert [e["duplicate_deliveries"] for e in reports["truth-dup"]["events"]][0] >= 1
+    assert reports["truth-dup"]["events"][0]["duplicate_deliveries"] >= 1
 
     # The tasks' JSON lines tell the same story: the pre-check cancelled that run, and a post
     # task ran for exactly the runs whose post-event every view shows.

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from services.domain.runfacts import VerifiedCancel
 from services.azure.journal import (
     SCHEMA_VERSION,
     AuditOutcome,
@@ -20,6 +19,7 @@ from services.azure.journal import (
     RecordStatus,
 )
 from services.domain.events import decode_message
+from services.domain.runfacts import VerifiedCancel
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "events"
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
