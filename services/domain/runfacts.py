@@ -16,7 +16,7 @@ merges) or directly; no view derives them itself, so they cannot disagree.
   dashboard), null when nothing is known.
 * **End** (:func:`run_end`): when the run really ended: the post-event's time, else Resource
   Graph's end once its row is terminal, never the scheduled window end; None while the run has
-  not ended or nobody knows when it did.
+  not ended or nobody knows when it did. Whether it overran its window: :func:`run_overran`.
 * **Events** (:func:`run_events`, :func:`first_event_times`): the pre/post events seen of the
   run, from the journal and from what the dashboard's event memory saw, one entry per event.
 
@@ -233,6 +233,14 @@ def run_end(status: str, *, post_event_at: datetime | None = None,
     return None
 
 
+def run_overran(run: Run) -> bool | None:
+    """Whether the run ended after its scheduled window end (machines overran it); None
+    while either is unknown (the run has not ended, or no source gave the scheduled end)."""
+    if run.ended_at is None or run.scheduled_end is None:
+        return None
+    return ensure_utc(run.ended_at) > ensure_utc(run.scheduled_end)
+
+
 def run_events(*sources: Iterable[EventFact]) -> tuple[EventFact, ...]:
     """The run's events from every source (the journal, the dashboard's event memory), one
     per event id and kind (the first received kept, its duplicate deliveries the most any
@@ -298,14 +306,15 @@ def facts_json(run: Run) -> dict[str, Any]:
     """The run facts every JSON view of a run shows (``runs --json``, the report's ``run``
     block, the dashboard's export), with the same keys and values: ``status``, ``end`` (the
     real end, null while unknown), ``cancelled_by`` (``user``/``platform``/null),
-    ``cancel_initiator``, ``scheduled_end``, ``pre_event`` and ``post_event`` (the first
-    one's event time seen, null when none was)."""
+    ``cancel_initiator``, ``scheduled_end``, ``overran`` (:func:`run_overran`),
+    ``pre_event`` and ``post_event`` (the first one's event time seen, null when none was)."""
     return {
         "status": run.status,
         "end": iso_z(run.ended_at),
         "cancelled_by": run.cancelled_by,
         "cancel_initiator": run.cancel_initiator,
         "scheduled_end": iso_z(run.scheduled_end),
+        "overran": run_overran(run),
         "pre_event": iso_z(run.pre_event_at),
         "post_event": iso_z(run.post_event_at),
     }

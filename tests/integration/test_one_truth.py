@@ -46,7 +46,8 @@ PLAN: dict[str, tuple[dict[str, Any], str]] = {
     "truth-dup": ({"duplicate": ["pre"]}, "ok"),
     "truth-nopost": ({}, "pre-only"),
 }
-FACTS = ("status", "end", "cancelled_by", "cancel_initiator", "pre_event", "post_event")
+FACTS = ("status", "end", "cancelled_by", "cancel_initiator", "pre_event", "post_event",
+         "scheduled_end", "overran")
 TASKS = f"""
 [[tasks]]
 name = "precheck-fail"
@@ -223,6 +224,10 @@ def test_every_view_says_the_same_about_every_run(
         assert facts[name]["end"] is not None and facts[name]["end"] != scheduled, name
         assert facts[name]["scheduled_end"] == scheduled, name
     assert facts["truth-overrun"]["end"] > facts["truth-overrun"]["scheduled_end"]
+    assert {n: facts[n]["overran"] for n in ("truth-failed", "truth-overrun", "truth-dup",
+                                             "truth-nopost")} == {
+        "truth-failed": False, "truth-overrun": True, "truth-dup": False,
+        "truth-nopost": False}
     assert facts["truth-nopost"]["status"] == "Completed"
     assert facts["truth-nopost"]["post_event"] is None
     for name in ("truth-failed", "truth-overrun", "truth-dup"):

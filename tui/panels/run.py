@@ -181,5 +181,8 @@ class RunPanel(Horizontal):
         elif phase is Phase.UPCOMING and window.ever_opens:
             line.append(f"  cancel window opens {format_time(window.opens_at, zone)}")
         if run.cancelled_by:
-            line.append(f"  cancelled by {run.cancelled_by}", style="yellow")
+            # The facts every view shows: Azure's classification, then who sent the cancel
+            # (an audited identity or a task: untrusted text, sanitized and never markup).
+            who = f" ({sanitize(run.cancel_initiator, 80)})" if run.cancel_initiator else ""
+            line.append(f"  cancelled by {run.cancelled_by}{who}", style="yellow")
         return line
