@@ -285,8 +285,15 @@ def run_runs(args: argparse.Namespace) -> int:
             machines = (f"{run.machines_succeeded or 0} ok / {run.machines_failed or 0} failed"
                         f" / {run.machines_total}")
         status = run.status + (" (expected)" if run.expected else "")
+        # The run facts of `--json` (services/domain/runfacts.py): the real end once the run
+        # ended (else the scheduled one, marked), who cancelled it and who sent the cancel.
+        end = _utc(run.ended_at) if run.finished else (
+            f"{_utc(run.end)} (sched.)" if run.end is not None else "-")
+        cancelled = run.cancelled_by or "-"
+        if run.cancel_initiator:
+            cancelled += f" ({run.cancel_initiator})"
         rows.append((run.configuration_name, run.run_name, status, _utc(run.start),
-                     _utc(run.end), phase, machines, run.cancelled_by or "-"))
+                     end, phase, machines, cancelled))
     print_table(("CONFIGURATION", "RUN", "STATUS", "START (UTC)", "END (UTC)", "PHASE",
                  "MACHINES", "CANCELLED BY"), rows)
     return 0
