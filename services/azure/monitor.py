@@ -250,7 +250,13 @@ class Monitor:
         if self._events is not None or self._events_tried:
             return self._events
         self._events_tried = True
-        await asyncio.to_thread(_import_sdks)
+        try:
+            await asyncio.to_thread(_import_sdks)
+        except BaseException:
+            # A poll cancelled here (Ctrl+R restarts the events worker, above all at start-up)
+            # must not leave the queue unread for the whole session: the next poll tries again.
+            self._events_tried = False
+            raise
         from services.azure.clients import make_async_credential, settings_queue_client
         from services.azure.eventsource import EventSource
 

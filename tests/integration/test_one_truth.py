@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from azure.storage.queue import QueueClient
 from textual.widgets import DataTable
 
 from services.domain.clock import iso_z
+from services.domain.events import EventDecodeError, EventKind, decode_message
 from services.settings import load_settings
 from services.standin.runner import SimEnvironment
 from services.standin.scenario_file import parse_scenario
@@ -83,10 +85,18 @@ def scenario() -> Any:
 
 
 async def until(predicate: Callable[[], bool], pilot: Any, what: str,
-                timeout: float = 30.0) -> None:
+                timeout: float = 30.0, *, refresh: bool = False,
+                state: Callable[[], Any] | None = None) -> None:
+    """Wait for ``predicate``; with ``refresh``, press Ctrl+R every few seconds (a refresh
+    asked while the start-up poll still runs would wait for the next poll otherwise)."""
     deadline = time.monotonic() + timeout
+    next_refresh = time.monotonic() + 4
     while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        assert time.monotonic() < deadline, \
+            f"timed out waiting for {what}: {state() if state else ''}"
+        if refresh and time.monotonic() >= next_refresh:
+            await pilot.press("ctrl+r")
+            next_refresh = time.monotonic() + 4
         await pilot.pause(0.1)
 
 
@@ -102,6 +112,34 @@ def run_tasks(config: Path) -> list[dict[str, Any]]:
     failed = any(line["outcome"] != "ok" for line in lines)
     assert done.returncode == (1 if failed else 0), done.stderr
     return lines
+
+
+def waiting(env: SimEnvironment) -> list[str]:
+    """The kinds of the events waiting in the watched queue (a peek: nothing is taken)."""
+    with QueueClient.from_connection_string(env.azurite.connection_string,
+                                            env.queue_name) as client:
+        texts = [m.content for m in client.peek_messages(max_messages=32)]
+    kinds = []
+    for text in texts:
+        try:
+            kinds += [str(e.kind) for e in decode_message(text)]
+        except EventDecodeError:
+            kinds.append("undecodable")
+    return kinds
+
+
+def posts_waiting(env: SimEnvironment) -> int:
+    """How many post-events wait in the watched queue (a peek: nothing is taken)."""
+    with QueueClient.from_connection_string(env.azurite.connection_string,
+                                            env.queue_name) as client:
+        texts = [m.content for m in client.peek_messages(max_messages=32)]
+    count = 0
+    for text in texts:
+        try:
+            count += sum(e.kind == EventKind.POST for e in decode_message(text))
+        except EventDecodeError:
+            continue
+    return count
 
 
 def cli_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
@@ -138,7 +176,11 @@ async def play(env: SimEnvironment, config: Path, data_dir: Path) -> dict[str, A
                     k in state.runs and not state.runs[k].expected
                                 and k in state.arrivals and state.arrivals[k].pre
                                 for k in keys.values()), pilot,
-                    "the dashboard to see every run and its pre-event", 40)
+                    "the dashboard to see every run and its pre-event", 40, refresh=True,
+                    state=lambda: ({k: (state.runs[k].status, state.runs[k].expected,
+                                        state.arrivals.get(k)) for k in keys.values()
+                                    if k in state.runs}, state.errors, state.queue_depth,
+                                   state.queue_mode, waiting(env)))
 
         # The operator cancels truth-user's run: its row, Ctrl+X, then Yes.
         table: DataTable[Any] = app.query_one("#configs", DataTable)
@@ -165,13 +207,16 @@ async def play(env: SimEnvironment, config: Path, data_dir: Path) -> dict[str, A
         await until(lambda: all(r.finished for r in env.world.runs()
                                 if r.correlation_id.lower() in keys.values()), pilot,
                     "every run to end in the stand-in")
-        await pilot.pause(1.0)  # the engine writes the post-events on its step
+        await until(lambda: posts_waiting(env) >= 3, pilot,
+                    "the post-events of the three delivered runs in the queue")
         lines += await asyncio.to_thread(run_tasks, config)
         await pilot.press("ctrl+r")
         with_post = {keys[n] for n in ("truth-failed", "truth-overrun", "truth-dup")}
         await until(lambda: all(state.runs[k].finished for k in keys.values())
                     and all(state.arrivals[k].post for k in with_post), pilot,
-                    "the dashboard to see every run end", 40)
+                    "the dashboard to see every run end", 40, refresh=True,
+                    state=lambda: ({k: (state.runs[k].status, state.arrivals.get(k))
+                                    for k in keys.values()}, state.errors))
         dashboard = {name: state.runs[key].to_json() for name, key in keys.items()}
         seen = {name: [e.kind for e in state.memory.events_of(key)]
                 for name, key in keys.items()}
