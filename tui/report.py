@@ -10,6 +10,7 @@ Never raises: a failure comes back as :class:`ReportOutcome` with the reason.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from services.domain.errors import ServiceError
 from services.domain.model import Configuration, Machine, Run
 from services.domain.report import build_report, report_file_name
 from services.domain.reportrender import render
+from services.domain.runfacts import EventFact
 from services.settings import Settings
 
 #: The formats the dashboard writes, the first one named in the status line.
@@ -44,8 +46,13 @@ def reports_folder(settings: Settings) -> Path:
 
 
 async def write_run_report(settings: Settings, monitor: Monitor | None, clock: Clock,
-                           run: Run, config: Configuration | None) -> ReportOutcome:
-    """Gather, build and write ``run``'s report; never raises."""
+                           run: Run, config: Configuration | None, *,
+                           seen_events: Sequence[EventFact] = ()) -> ReportOutcome:
+    """Gather, build and write ``run``'s report; never raises.
+
+    ``seen_events`` are the run's events the dashboard's event memory saw: a peeking
+    dashboard journals nothing, and its report must still show what its event tail showed.
+    The report merges them with the journal's, one entry per event."""
     try:
         notes: list[str] = []
         machines: tuple[Machine, ...] = ()
@@ -58,7 +65,7 @@ async def write_run_report(settings: Settings, monitor: Monitor | None, clock: C
                                         run.correlation_id)
         report = build_report(
             run.correlation_id, run=run, configuration=config, events=facts.events,
-            cancels=facts.cancels, tasks=facts.tasks, machines=machines,
+            seen_events=seen_events, cancels=facts.cancels, tasks=facts.tasks, machines=machines,
             rules=settings.window_rules, now=clock.now(), cloud=settings.cloud,
             tenant=settings.tenant, notes=[*notes, *facts.notes])
         folder = reports_folder(settings)

@@ -34,7 +34,7 @@ import json
 import os
 import threading
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -43,6 +43,7 @@ from services.azure.journal import AuditOutcome, Journal, JournalError
 from services.domain.boundary import CancelResult, CancelTarget, Outcome
 from services.domain.clock import Clock, ensure_utc
 from services.domain.errors import service_error
+from services.domain.runfacts import initiator_of
 from services.domain.runid import RunIdError, parse_run_id
 from services.domain.runs import UNSEEN_RUN_REASON
 from services.domain.window import RunWindow, WindowRules, run_window
@@ -343,7 +344,8 @@ class Canceller:
         if busy:
             return self._refuse(target, "a cancel of this run is already in flight")
         try:
-            return await self._attempt(target)
+            result = await self._attempt(target)
+            return replace(result, initiator=initiator_of(self.identity, target.initiator))
         finally:
             with self._lock:
                 self._in_flight.discard(key)

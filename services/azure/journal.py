@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from services.domain.events import MaintenanceEvent
+from services.domain.runfacts import VerifiedCancel, initiator_of
 
 SCHEMA_VERSION = 3
 JOURNAL_FILE_NAME = "journal.sqlite3"
@@ -590,11 +591,12 @@ class Journal:
             if cursor.rowcount != 1:
                 raise JournalError(f"journal {self.path}: no cancel attempt #{seq} to finish")
 
-    def verified_cancels(self, world: str | None = None) -> dict[str, datetime]:
+    def verified_cancels(self, world: str | None = None) -> dict[str, VerifiedCancel]:
         """Runs whose cancel was verified (read back as Cancelled) in ``world`` (None: real
         Azure, i.e. rows sent in no stand-in world): run key (lower-case) -> when it was
-        verified, the latest when several were. A stand-in world's run ids repeat from one
-        world to the next: another world's cancel must never mark a run here.
+        verified and who or what sent it (:func:`services.domain.runfacts.initiator_of`), the
+        latest when several were. A stand-in world's run ids repeat from one world to the
+        next: another world's cancel must never mark a run here.
 
         For :func:`services.domain.runs.merge_runs`: Resource Graph lags, and a verified cancel
         must win over its older rows (docs/azure.md, "Resource Graph").
@@ -602,16 +604,16 @@ class Journal:
         world = (world or "").strip() or None
         with self._lock, self._errors("read"):
             rows = self._connection().execute(
-                "SELECT run_id, finished_at, attempted_at FROM cancel_audit WHERE outcome = ?"
-                " AND world IS ?",
+                "SELECT run_id, finished_at, attempted_at, identity, initiator FROM cancel_audit"
+                " WHERE outcome = ? AND world IS ?",
                 (str(AuditOutcome.VERIFIED), world),
             ).fetchall()
-        out: dict[str, datetime] = {}
-        for run_id, finished_at, attempted_at in rows:
+        out: dict[str, VerifiedCancel] = {}
+        for run_id, finished_at, attempted_at, identity, initiator in rows:
             key = str(run_id).strip().rstrip("/").lower()
             at = _parse_iso(finished_at or attempted_at)
-            if key not in out or at > out[key]:
-                out[key] = at
+            if key not in out or at > out[key].at:
+                out[key] = VerifiedCancel(at, initiator_of(identity, initiator))
         return out
 
     def cancel_audit(self) -> list[CancelAuditRow]:

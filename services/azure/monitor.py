@@ -61,6 +61,7 @@ from services.domain.boundary import (
 from services.domain.clock import Clock, SystemClock
 from services.domain.errors import ServiceError, service_error
 from services.domain.model import Configuration, Fetched, Machine
+from services.domain.runfacts import VerifiedCancel
 from services.domain.tasks import TaskResult
 from services.domain.wiring import QueueTarget
 from services.settings import Settings
@@ -280,7 +281,13 @@ class Monitor:
         if self._events is not None or self._events_tried:
             return self._events
         self._events_tried = True
-        await asyncio.to_thread(_import_sdks)
+        try:
+            await asyncio.to_thread(_import_sdks)
+        except BaseException:
+            # A poll cancelled here (Ctrl+R restarts the events worker, above all at start-up)
+            # must not leave the queue unread for the whole session: the next poll tries again.
+            self._events_tried = False
+            raise
         from services.azure.clients import make_async_credential, settings_queue_client
         from services.azure.eventsource import EventSource
 
@@ -359,7 +366,7 @@ class Monitor:
                 cancel=self.cancel,
                 secrets=known_secrets(settings.queue_connection_string, settings.token),
                 environ=environ, on_result=self._task_results.append,
-                run_statuses=self._run_statuses)
+                run_statuses=self._run_statuses, world=settings.world)
             runner.recover()
         except Exception as exc:  # no journal: no task may run (each is recorded first)
             lock.release()
@@ -492,14 +499,14 @@ class Monitor:
         return True
 
     # -- cancel ------------------------------------------------------------------------------
-    def verified_cancels(self) -> dict[str, datetime]:
-        """Run key -> when its cancel was verified, from the audit journal, in this view's
+    def verified_cancels(self) -> dict[str, VerifiedCancel]:
+        """Run key -> its verified cancel (when, who), from the audit journal, in this view's
         stand-in world only (``[azure] world``; none on real Azure). Empty when there is no
         journal yet or it cannot be read (the dashboard then learns from Resource Graph
         alone)."""
         return self._read_verified_cancels() or {}
 
-    def _read_verified_cancels(self) -> dict[str, datetime] | None:
+    def _read_verified_cancels(self) -> dict[str, VerifiedCancel] | None:
         """As :meth:`verified_cancels`, None when the journal could not be read."""
         path = self.settings.journal_path
         if self._journal is None and not Path(path).exists():
@@ -507,7 +514,7 @@ class Monitor:
         from services.azure.journal import JournalError
 
         try:
-            cancels: dict[str, datetime] = self._open_journal().verified_cancels(
+            cancels: dict[str, VerifiedCancel] = self._open_journal().verified_cancels(
                 self.settings.world)
         except (JournalError, OSError):
             return None

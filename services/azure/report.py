@@ -26,14 +26,13 @@ from services.domain.clock import Clock, SystemClock
 from services.domain.errors import ServiceError
 from services.domain.model import Configuration, Machine, Run
 from services.domain.report import (
-    CancelFact,
-    EventFact,
     ReportError,
     RunReport,
     TaskFact,
     build_report,
     parse_short_form,
 )
+from services.domain.runfacts import CancelFact, EventFact
 from services.domain.runid import (
     RunIdError,
     correlation_id_for,
@@ -80,6 +79,7 @@ def event_fact(row: Any) -> EventFact:
         configuration_id=text("configuration_id"),
         configuration_name=text("configuration_name"),
         duplicate_deliveries=int(row.duplicate_deliveries or 0),
+        correlation_id=str(getattr(row, "correlation_id", None) or ""),
     )
 
 

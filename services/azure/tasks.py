@@ -347,8 +347,10 @@ class TaskRunner:
         output_limit: int = OUTPUT_LIMIT,
         sync_clock: ClockSync | None = None,
         run_statuses: RunStatusRead | None = None,
+        world: str | None = None,
     ) -> None:
         self.tasks = tuple(tasks)
+        self._world = world  # the stand-in world whose verified cancels count (None: Azure)
         self._statuses = RunStatuses(run_statuses) if run_statuses is not None else None
         self._journal = journal
         self._clock = clock
@@ -437,7 +439,7 @@ class TaskRunner:
         for it (not those the event or the journal already says are cancelled)."""
         assert self._statuses is not None
         try:
-            verified = self._journal.verified_cancels()
+            verified = self._journal.verified_cancels(self._world)
         except JournalError:
             verified = {}
         self._statuses.prefetch([
@@ -537,7 +539,8 @@ class TaskRunner:
         notes: list[str] = []
         verified = None
         try:
-            verified = self._journal.verified_cancels().get(run_key(event.correlation_id))
+            verified = self._journal.verified_cancels(self._world).get(
+                run_key(event.correlation_id))
         except JournalError as exc:  # judged on the other facts; the reason says so
             notes.append(f"the journal's verified cancels could not be read ({exc})")
         graph: str | None = None
@@ -549,7 +552,8 @@ class TaskRunner:
             if error is not None:
                 notes.append(f"Resource Graph's status of the run could not be read ({error}): "
                              "judged on the journal and the event only")
-        found = known_cancellation(verified_cancel_at=verified, graph_status=graph,
+        found = known_cancellation(verified_cancel_at=verified.at if verified else None,
+                                   graph_status=graph,
                                    event_status=event.status)
         return found, (None if found is not None or not notes else "; ".join(notes))
 

@@ -29,6 +29,7 @@ from typing import Any, Literal
 from services.domain.clock import iso_z
 from services.domain.events import MaintenanceEvent
 from services.domain.model import Fetched, Run
+from services.domain.runfacts import VerifiedCancel
 from services.domain.tasks import TaskResult
 from services.domain.wiring import Wiring
 
@@ -145,7 +146,7 @@ class RunsSnapshot:
     yet, or unreadable): the verified cancels known so far stand."""
 
     observed: Fetched[Run]
-    cancels: Mapping[str, datetime] | None = None
+    cancels: Mapping[str, VerifiedCancel] | None = None
 
 
 # -- wiring -------------------------------------------------------------------------------
@@ -200,6 +201,9 @@ class CancelResult:
     http_status: int | None = None
     run_status: str | None = None
     journal_error: str | None = None
+    #: Who or what sent the cancel, as the audit records it and every view shows it
+    #: (:func:`services.domain.runfacts.initiator_of`); None when unknown.
+    initiator: str | None = None
 
     @property
     def verified(self) -> bool:

@@ -40,6 +40,7 @@ from services.domain.configs import in_patch_view
 from services.domain.eventmemory import EventArrival, EventMemory
 from services.domain.eventtail import EventLine, event_payload, finding_line, short_type
 from services.domain.model import Configuration, Fetched, Run
+from services.domain.runfacts import VerifiedCancel, cancels_by_run
 from services.domain.runindex import RunIndex
 from services.domain.runs import cancel_refusal, expected_runs, merge_runs, run_phase
 from services.domain.tasks import TaskResult
@@ -148,7 +149,7 @@ class DashboardState:
         self.selected_run: str | None = None  # chosen, or pinned by a cancel; else the next
         self.filter_text = ""
         self.cancel_in_flight: set[str] = set()
-        self.cancelled: dict[str, datetime] = {}  # run key -> when its cancel was verified
+        self.cancelled: dict[str, VerifiedCancel] = {}  # run key -> its verified cancel
         # run key -> (when Azure accepted its cancel, the run's status then): Cancel stays
         # held back until a poll shows another status or ACCEPTED_HOLD passed.
         self.cancel_accepted: dict[str, tuple[datetime, str]] = {}
@@ -559,7 +560,8 @@ class DashboardState:
             return Change(selection=True, configs=self._configs_of([key]), status=True)
         self.cancel_accepted.pop(key, None)
         showing = self.current_run
-        self.cancelled[key] = self.clock.now()
+        self.cancelled[key] = VerifiedCancel(self.clock.now(),
+                                             getattr(result, "initiator", None))
         if showing is not None and showing.key == key:
             self.selected_run = key  # pinned: the next run must not take its place
         touched, changed = self._remerge({key})
@@ -567,18 +569,19 @@ class DashboardState:
         return Change(configs=frozenset(touched | self._configs_of([key])),
                       runs=tuple(changed), selection=True, status=True)
 
-    def learn_cancels(self, cancels: Mapping[str, datetime]) -> Change:
+    def learn_cancels(self, cancels: Mapping[str, VerifiedCancel | datetime]) -> Change:
         """Verified cancels the audit journal holds (this session's, an earlier one's or
-        another aumwatch process's): run key -> when. The first call, even with none, counts
-        as the journal's read."""
+        another aumwatch process's): run key -> when and who
+        (:class:`~services.domain.runfacts.VerifiedCancel`). The first call, even with none,
+        counts as the journal's read."""
         self.watchdog.mark_read("cancels")
         touched, changed = self._remerge(self._fresh_cancels(cancels))
         return Change(configs=frozenset(touched), runs=tuple(changed),
                       selection=self._selection_touched(touched))
 
-    def _fresh_cancels(self, cancels: Mapping[str, datetime]) -> set[str]:
+    def _fresh_cancels(self, cancels: Mapping[str, VerifiedCancel | datetime]) -> set[str]:
         """Remember the verified cancels not known yet; their run keys."""
-        fresh = {k.lower(): at for k, at in cancels.items() if k.lower() not in self.cancelled}
+        fresh = {k: at for k, at in cancels_by_run(cancels).items() if k not in self.cancelled}
         self.cancelled.update(fresh)
         return set(fresh)
 

@@ -20,13 +20,15 @@ Pure: no I/O, no clock; ``now`` is passed in.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
+from typing import Any
 
 from services.domain.boundary import EventBatch
 from services.domain.events import MaintenanceEvent
 from services.domain.model import Run
+from services.domain.runfacts import EventFact, event_fact, run_events
 from services.domain.runs import DEFAULT_SINCE, merge_event, run_from_event
 from services.domain.watchdog import POST_EVENT_GRACE
 
@@ -55,6 +57,8 @@ class EventMemory:
         self.max_runs = max_runs
         self._runs: dict[str, Run] = {}
         self._arrivals: dict[str, EventArrival] = {}
+        # What each event was, per run: what a report written from the dashboard says it saw.
+        self._events: dict[str, dict[tuple[str, str], EventFact]] = {}
         self._next_age_prune: datetime | None = None
 
     def __len__(self) -> int:
@@ -76,6 +80,11 @@ class EventMemory:
         """The remembered run of ``key``, if any."""
         return self._runs.get(key)
 
+    def events_of(self, key: str) -> tuple[EventFact, ...]:
+        """The pre/post events seen of run ``key`` (one per event, with its duplicate
+        deliveries), in the order they happened."""
+        return run_events(self._events.get(key.lower(), {}).values())
+
     def remember(self, batch: EventBatch, now: datetime) -> list[str]:
         """Take a batch's events; returns the keys of the runs they named. Only the
         dashboard's state hands batches over, each once."""
@@ -84,6 +93,8 @@ class EventMemory:
             key = self.add(received.event, received.arrived_at)
             if key is not None:
                 keys.append(key)
+        for duplicate in getattr(batch, "duplicates", ()):
+            self._count_duplicate(getattr(duplicate, "event", None))
         self.prune(now)
         return keys
 
@@ -101,7 +112,19 @@ class EventMemory:
         elif kind == "post" and seen.post is None:
             seen = EventArrival(seen.pre, arrived_at)
         self._arrivals[run.key] = seen
+        fact = event_fact(event, arrived_at)
+        self._events.setdefault(run.key, {}).setdefault(
+            (fact.event_id.lower(), fact.kind), fact)
         return run.key
+
+    def _count_duplicate(self, event: Any) -> None:
+        seen = self._events.get(str(getattr(event, "correlation_id", "") or "").lower())
+        if not seen:
+            return
+        key = (str(getattr(event, "id", "")).lower(), str(getattr(event, "kind", "")))
+        fact = seen.get(key)
+        if fact is not None:
+            seen[key] = replace(fact, duplicate_deliveries=fact.duplicate_deliveries + 1)
 
     def prune(self, now: datetime) -> list[str]:
         """Forget what is too old or over the cap (see the module); returns the keys dropped."""
@@ -126,3 +149,4 @@ class EventMemory:
         for key in keys:
             self._runs.pop(key, None)
             self._arrivals.pop(key, None)
+            self._events.pop(key, None)

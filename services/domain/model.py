@@ -96,6 +96,16 @@ class Run:
     last_update: datetime | None = None
     #: The configuration's maintenanceScope (InGuestPatch, Host, ...); "" when unknown.
     scope: str = ""
+    #: The facts :mod:`services.domain.runfacts` decides, set by the one merge
+    #: (:func:`services.domain.runs.merge_runs`): who or what sent the verified cancel
+    #: ("task NAME (exit N)", an audited identity), when the run really ended (None while it
+    #: has not, or nobody knows), its scheduled window end, and the event time of its first
+    #: pre- and post-event seen (journal or queue).
+    cancel_initiator: str | None = None
+    ended_at: datetime | None = None
+    scheduled_end: datetime | None = None
+    pre_event_at: datetime | None = None
+    post_event_at: datetime | None = None
 
     @cached_property
     def key(self) -> str:
@@ -108,18 +118,23 @@ class Run:
         return self.status.lower() in FINISHED_STATUSES
 
     def to_json(self, *, phase: str | None = None) -> dict[str, Any]:
-        """The ``runs --json`` object; ``phase`` is computed by the caller (window rules)."""
+        """The ``runs --json`` object; ``phase`` is computed by the caller (window rules).
+        ``status``, ``end``, ``cancelled_by``, ``cancel_initiator`` and the event keys are the
+        run facts every JSON view shares (:func:`services.domain.runfacts.facts_json`)."""
+        from services.domain.runfacts import facts_json
+
+        facts = facts_json(self)
         return {
             "correlation_id": self.correlation_id,
             "configuration_id": self.configuration_id,
             "configuration_name": self.configuration_name,
             "run_name": self.run_name,
-            "status": self.status,
+            "status": facts.pop("status"),
             "start": iso_z(self.start),
-            "end": iso_z(self.end),
+            "end": facts.pop("end"),
             "phase": phase,
             "expected": self.expected,
-            "cancelled_by": self.cancelled_by,
+            "cancelled_by": facts.pop("cancelled_by"),
             "machines_total": self.machines_total,
             "machines_succeeded": self.machines_succeeded,
             "machines_failed": self.machines_failed,
@@ -128,6 +143,7 @@ class Run:
             "cutoff": iso_z(self.cutoff),
             "source": self.source,
             "scope": self.scope,
+            **facts,
         }
 
 

@@ -11,10 +11,12 @@ Graph's row, then what the journaled events said (a pre-event's cut-off, a post-
 and status), then a verified cancel from the audit journal. A run neither Resource Graph nor
 the journal knows is still reported from its id (its start is its name).
 
-``cancelled_by`` in the report names who cancelled the run through aumwatch: the initiator (a
-task) or the identity of the audited cancel that was verified; null otherwise. A run cancelled
-elsewhere (the portal, the platform) keeps null there, and the extra key
-``cancelled_by_azure`` says what Resource Graph's error text says (``user`` / ``platform``).
+The run's facts (status, who cancelled it, its end, its events) are the ones every view shows
+(:mod:`services.domain.runfacts`): ``cancelled_by`` is Azure's classification (``user`` /
+``platform``, null when not cancelled) and ``cancel_initiator`` who or what sent the verified
+cancel (a task, an audited identity; null when nothing is known). ``cancelled_by_azure`` is
+kept, equal to ``cancelled_by``, for scripts written before issue 22. The events are the
+journal's and, for a report written from the dashboard, what its event memory saw.
 
 Portal links: a configuration's page uses the portal's generic resource address
 (``<portal>/#@<tenant>/resource<id>``, the form the portal itself uses for any Resource
@@ -34,8 +36,15 @@ from urllib.parse import quote
 
 from services.domain.clock import ensure_utc, iso_z
 from services.domain.model import Configuration, Machine, Run
+from services.domain.runfacts import (
+    CancelFact,
+    EventFact,
+    facts_json,
+    run_events,
+    verified_cancel_of,
+)
 from services.domain.runid import RUN_NAME_FORMAT, RunIdError, expected_run_name, parse_run_id
-from services.domain.runs import merge_runs
+from services.domain.runs import merge_runs, run_from_event
 from services.domain.window import RunWindow, WindowRules, run_window
 from services.domain.zones import zone_for
 
@@ -48,8 +57,6 @@ PORTALS: Mapping[str, str] = {
 }
 #: The window offsets' defaults (frozen, so one shared value is safe).
 DEFAULT_RULES = WindowRules()
-#: The audit outcome of a cancel read back as Cancelled (services/azure/journal.py).
-VERIFIED_OUTCOME = "verified-cancelled"
 
 
 class ReportError(ValueError):
@@ -57,66 +64,6 @@ class ReportError(ValueError):
 
 
 # --- the plain facts a report is built from ------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EventFact:
-    """One pre/post event of the run, as the journal recorded it."""
-
-    kind: str  # pre | post | other
-    event_type: str
-    event_id: str
-    received_at: datetime
-    event_time: datetime | None = None
-    start: datetime | None = None
-    end: datetime | None = None
-    cutoff: datetime | None = None
-    status: str | None = None
-    configuration_id: str | None = None
-    configuration_name: str | None = None
-    duplicate_deliveries: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        """The report's ``events`` item."""
-        return {
-            "kind": self.kind, "type": self.event_type, "id": self.event_id,
-            "event_time": iso_z(self.event_time), "received_at": iso_z(self.received_at),
-            "start": iso_z(self.start), "end": iso_z(self.end),
-            "cancellation_cutoff": iso_z(self.cutoff), "status": self.status,
-            "duplicate_deliveries": self.duplicate_deliveries,
-        }
-
-
-@dataclass(frozen=True)
-class CancelFact:
-    """One audited cancel attempt of the run."""
-
-    attempted_at: datetime
-    outcome: str
-    finished_at: datetime | None = None
-    identity: str | None = None
-    initiator: str | None = None  # a task ("task precheck (exit 3)"); None: a person
-    reason: str | None = None
-    http_status: int | None = None
-    run_status: str | None = None
-
-    @property
-    def who(self) -> str:
-        """Who asked for the cancel: the initiator, else the identity, else "unknown"."""
-        return self.initiator or self.identity or "unknown"
-
-    @property
-    def verified(self) -> bool:
-        return self.outcome == VERIFIED_OUTCOME
-
-    def to_json(self) -> dict[str, Any]:
-        """The report's ``cancels`` item."""
-        return {
-            "attempted_at": iso_z(self.attempted_at), "finished_at": iso_z(self.finished_at),
-            "who": self.who, "identity": self.identity, "initiator": self.initiator,
-            "outcome": self.outcome, "reason": self.reason, "http_status": self.http_status,
-            "run_status": self.run_status,
-        }
 
 
 @dataclass(frozen=True)
@@ -132,6 +79,11 @@ class TaskFact:
     cancelled_run: bool = False
     detail: str | None = None
     output: str | None = None
+
+    @property
+    def skipped(self) -> bool:
+        """Whether the task was skipped (a duplicate, late, cancelled run...): it never ran."""
+        return self.state.startswith("skipped")
 
     @property
     def label(self) -> str:
@@ -208,7 +160,6 @@ class RunReport:
 
     generated_at: datetime
     run: Run
-    cancelled_by: str | None
     configuration: Configuration | None
     zone: tzinfo = field(compare=False)
     zone_name: str
@@ -237,23 +188,25 @@ class RunReport:
         def local_iso(when: datetime | None) -> str | None:
             return None if when is None else self.local(when).isoformat()
 
+        facts = facts_json(run)
         return {
             "run": {
                 "correlation_id": run.correlation_id,
                 "configuration_name": run.configuration_name,
                 "start": iso_z(run.start),
-                "end": iso_z(run.end),
-                "status": run.status,
-                "cancelled_by": self.cancelled_by,
+                "end": facts.pop("end"),
+                "status": facts.pop("status"),
+                "cancelled_by": facts.pop("cancelled_by"),
                 # extra keys
                 "configuration_id": run.configuration_id,
                 "run_name": run.run_name,
                 "start_local": local_iso(run.start),
-                "end_local": local_iso(run.end),
+                "end_local": local_iso(run.ended_at),
                 "expected": run.expected,
                 "error": run.error,
                 "cutoff": iso_z(run.cutoff),
                 "cancelled_by_azure": run.cancelled_by,
+                **facts,
             },
             "timeline": [
                 {"time": iso_z(e.time), "what": e.what, "time_local": local_iso(e.time),
@@ -306,30 +259,6 @@ def portal_resource_url(portal: str, resource_id: str, tenant: str | None = None
     return f"{portal.rstrip('/')}/#{where}resource{path}"
 
 
-def _run_from_event(fact: EventFact, correlation_id: str) -> Run | None:
-    """What one journaled event says of the run (see :func:`services.domain.runs.run_from_event`:
-    a post-event's time is the run's actual end)."""
-    if fact.kind not in ("pre", "post"):
-        return None
-    try:
-        run_id = parse_run_id(correlation_id)
-    except RunIdError:
-        return None
-    start = fact.start or run_id.start
-    if start is None:
-        return None
-    end = fact.end
-    status = "Pending"
-    if fact.kind == "post":
-        status = fact.status or "Completed"
-        end = fact.event_time or fact.received_at
-    return Run(correlation_id=correlation_id,
-               configuration_id=fact.configuration_id or run_id.configuration_id,
-               configuration_name=fact.configuration_name or run_id.configuration_name,
-               run_name=run_id.run_name, start=start, end=end, status=status,
-               cutoff=fact.cutoff, source="event")
-
-
 def _bare_run(correlation_id: str) -> Run:
     """A run nobody has told us about: named by its id alone (its start is its name)."""
     try:
@@ -347,23 +276,19 @@ def _bare_run(correlation_id: str) -> Run:
 def _merged_run(correlation_id: str, run: Run | None, events: Sequence[EventFact],
                 cancels: Sequence[CancelFact], config: Configuration | None) -> Run:
     base_id = run.correlation_id if run is not None else correlation_id.strip().rstrip("/")
-    event_runs = [r for e in events if (r := _run_from_event(e, base_id)) is not None]
+    event_runs = [r for e in events
+                  if (r := run_from_event(replace(e, correlation_id=base_id))) is not None]
     observed = [run] if run is not None else []
     if not observed and not event_runs:
         observed = [_bare_run(base_id)]
     key = base_id.lower()
-    verified = [c.finished_at or c.attempted_at for c in cancels if c.verified]
-    cancelled = {key: max(verified)} if verified else None
+    verified = verified_cancel_of(cancels)
+    cancelled = {key: verified} if verified is not None else None
     merged = {r.key: r for r in merge_runs(observed, (), event_runs, cancelled, ordered=False)}
     result = merged[key]
     if not result.configuration_name and config is not None:
         result = replace(result, configuration_name=config.name)
     return result
-
-
-def _cancelled_by(cancels: Sequence[CancelFact]) -> str | None:
-    verified = [c for c in cancels if c.verified]
-    return verified[-1].who if verified else None
 
 
 def _totals(machines: Sequence[Machine], tasks: Sequence[TaskFact],
@@ -416,7 +341,8 @@ def _timeline(run: Run, window: RunWindow, events: Sequence[EventFact],
             what += f" ({cancel.reason})"
         items.append((cancel.attempted_at, 25, "cancel", what))
     for task in tasks:
-        if task.started_at is not None:
+        # A skipped task never started, whatever time its row was claimed at.
+        if task.started_at is not None and not task.skipped:
             items.append((task.started_at, 22, "task",
                           f"task {task.task} ({task.event_kind}) started"))
         if task.ended_at is not None:
@@ -432,15 +358,13 @@ def _timeline(run: Run, window: RunWindow, events: Sequence[EventFact],
     ends = [m.end for m in machines if m.end is not None]
     if ends and len(ends) == len(machines):
         items.append((max(ends), 60, "machine", "last machine finished"))
-    if run.end is not None:
-        if run.status.lower() in ("cancelled", "canceled"):
-            # A cancelled run has no end of its own: Resource Graph's end is the window's.
-            items.append((run.end, 65, "run", "scheduled end of the window (the run was "
-                                              "cancelled)"))
-        elif run.finished:
-            items.append((run.end, 65, "run", f"run ended: {run.status}"))
-        else:
-            items.append((run.end, 65, "run", "scheduled end of the maintenance window"))
+    if run.ended_at is not None:  # the real end (runfacts.run_end), never the scheduled one
+        what = "run cancelled" if run.status.lower() in ("cancelled", "canceled") \
+            else f"run ended: {run.status}"
+        items.append((run.ended_at, 65, "run", what))
+    scheduled = run.scheduled_end or (None if run.finished else run.end)
+    if scheduled is not None and scheduled != run.ended_at:
+        items.append((scheduled, 64, "window", "scheduled end of the maintenance window"))
     items.sort(key=lambda item: (ensure_utc(item[0]), item[1]))
     return tuple(TimelineEntry(ensure_utc(t), what, kind, relative_to(run.start, t))
                  for t, _, kind, what in items)
@@ -452,6 +376,7 @@ def build_report(
     run: Run | None,
     configuration: Configuration | None,
     events: Iterable[EventFact] = (),
+    seen_events: Iterable[EventFact] = (),
     cancels: Iterable[CancelFact] = (),
     tasks: Iterable[TaskFact] = (),
     machines: Iterable[Machine] = (),
@@ -464,11 +389,12 @@ def build_report(
     """Build one run's report from what is known of it.
 
     ``run`` is Resource Graph's row (None when it has none); ``events``, ``cancels`` and
-    ``tasks`` are the journal's facts about the run; ``machines`` its machines. Raises
-    :class:`ReportError` when nothing names a usable run.
+    ``tasks`` are the journal's facts about the run; ``seen_events`` the events the
+    dashboard's event memory saw of it (a peeking dashboard journals nothing): the report
+    shows both, one entry per event (:func:`services.domain.runfacts.run_events`);
+    ``machines`` its machines. Raises :class:`ReportError` when nothing names a usable run.
     """
-    event_list = sorted(events, key=lambda e: (ensure_utc(e.event_time or e.received_at),
-                                               e.kind))
+    event_list = list(run_events(events, seen_events))
     cancel_list = sorted(cancels, key=lambda c: ensure_utc(c.attempted_at))
     task_list = sorted(tasks, key=lambda t: (t.started_at or now, t.event_kind, t.task))
     machine_list = tuple(sorted(machines, key=lambda m: (m.name.lower(), m.resource_id.lower())))
@@ -495,7 +421,6 @@ def build_report(
     return RunReport(
         generated_at=ensure_utc(now),
         run=merged,
-        cancelled_by=_cancelled_by(cancel_list),
         configuration=configuration,
         zone=zone,
         zone_name=zone_name,

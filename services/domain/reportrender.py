@@ -136,10 +136,13 @@ def _title(report: RunReport) -> str:
 def _status(report: RunReport) -> str:
     run = report.run
     text = run.status + (" (only computed from the schedule)" if run.expected else "")
-    if report.cancelled_by:
-        text += f"; cancelled by {report.cancelled_by}"
-    elif run.cancelled_by and run.status.lower() in ("cancelled", "canceled"):
-        text += f"; cancelled by {run.cancelled_by} (Azure's error text; not through aumwatch)"
+    # The same two facts as every view: Azure's classification and who sent the cancel.
+    if run.cancelled_by or run.cancel_initiator:
+        text += f"; cancelled by {run.cancelled_by or 'unknown'}"
+        if run.cancel_initiator:
+            text += f" (sent by {run.cancel_initiator})"
+        else:
+            text += " (not through aumwatch)"
     return text
 
 
@@ -182,7 +185,9 @@ def _summary(report: RunReport) -> list[tuple[str, str]]:
         ("Correlation id", run.correlation_id),
         ("Status", _status(report)),
         ("Start", _both(report, run.start)),
-        ("End", _both(report, run.end)),
+        ("End", _both(report, run.ended_at) if run.ended_at is not None else
+         "not ended" if not run.finished else "unknown"),
+        ("Scheduled end", _both(report, run.scheduled_end)),
         ("Cancel window", _window(report)),
         ("Times", f"UTC and the configuration's zone ({report.zone_name})"),
     ]

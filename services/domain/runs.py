@@ -21,7 +21,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.domain.configs import folded, in_patch_view, text_of
-from services.domain.model import CancelledBy, Configuration, Run
+from services.domain.model import FINISHED_STATUSES, CancelledBy, Configuration, Run
+from services.domain.runfacts import VerifiedCancel, cancels_by_run, settle_facts
 from services.domain.runid import RunIdError, correlation_id_for, parse_run_id
 from services.domain.window import Phase, WindowRules, run_window
 
@@ -141,6 +142,7 @@ def run_from_row(row: Mapping[str, Any]) -> Run | None:
         succeeded += completed
     elif succeeded is None:
         succeeded = completed
+    end = parse_time(props.get("enddatetime"))
     return Run(
         correlation_id=correlation_id,
         configuration_id=configuration_id,
@@ -148,7 +150,9 @@ def run_from_row(row: Mapping[str, Any]) -> Run | None:
                             else configuration_id.rsplit("/", 1)[-1]),
         run_name=run_id.run_name if run_id else (text_of(top.get("name")) or correlation_id),
         start=start,
-        end=parse_time(props.get("enddatetime")),
+        end=end,
+        # Until the run is over its end is the window's scheduled one.
+        scheduled_end=None if status.lower() in FINISHED_STATUSES else end,
         status=status,
         expected=False,
         cancelled_by=cancelled_by_from_error(error),
@@ -179,6 +183,7 @@ def expected_runs(configs: Iterable[Configuration]) -> list[Run]:
                 run_name=correlation_id.rsplit("/", 1)[-1],
                 start=start,
                 end=end,
+                scheduled_end=end,
                 status="Scheduled",
                 expected=True,
                 source="schedule",
@@ -188,7 +193,9 @@ def expected_runs(configs: Iterable[Configuration]) -> list[Run]:
 
 
 def run_from_event(event: Any) -> Run | None:
-    """A Run from a decoded pre/post event (:class:`services.domain.events.MaintenanceEvent`)."""
+    """A Run from a decoded pre/post event (:class:`services.domain.events.MaintenanceEvent`,
+    or a journaled one, :class:`services.domain.runfacts.EventFact`): the one reading of
+    what an event says of its run."""
     correlation_id = getattr(event, "correlation_id", None) or ""
     kind = str(getattr(event, "kind", ""))
     if not correlation_id or kind not in ("pre", "post"):
@@ -207,10 +214,12 @@ def run_from_event(event: Any) -> Run | None:
     # the run is over. A post-event's EndDateTime is that same scheduled end, not when the
     # run ended: the run ended when the post-event was raised
     # (docs/azure.md, "Timeline of one run").
-    end = getattr(event, "end", None)
+    scheduled_end = getattr(event, "end", None)
+    end = scheduled_end
+    happened = getattr(event, "event_time", None) or getattr(event, "received_at", None)
     if kind == "post":
         status = getattr(event, "status", None) or "Completed"
-        end = getattr(event, "event_time", None)
+        end = happened
     return Run(
         correlation_id=correlation_id,
         configuration_id=configuration_id,
@@ -222,6 +231,9 @@ def run_from_event(event: Any) -> Run | None:
         status=status,
         cutoff=getattr(event, "cancellation_cutoff", None),
         source="event",
+        scheduled_end=scheduled_end,
+        pre_event_at=happened if kind == "pre" else None,
+        post_event_at=happened if kind == "post" else None,
     )
 
 
@@ -230,6 +242,10 @@ def merge_event(base: Run, event: Run) -> Run:
     changes: dict[str, Any] = {}
     if event.cutoff is not None and base.cutoff is None:
         changes["cutoff"] = event.cutoff
+    for name in ("scheduled_end", "pre_event_at", "post_event_at"):
+        mine, theirs = getattr(base, name), getattr(event, name)
+        if theirs is not None and (mine is None or (name != "scheduled_end" and theirs < mine)):
+            changes[name] = theirs  # the scheduled end an event carries; the first event seen
     if base.end is None and event.end is not None:
         changes["end"] = event.end
     if event.finished and not base.finished:
@@ -245,7 +261,7 @@ def merge_runs(
     observed: Iterable[Run],
     expected: Iterable[Run],
     events: Iterable[Run] = (),
-    cancelled: Mapping[str, datetime] | None = None,
+    cancelled: Mapping[str, VerifiedCancel | datetime] | None = None,
     *,
     ordered: bool = True,
 ) -> tuple[Run, ...]:
@@ -254,10 +270,14 @@ def merge_runs(
 
     Observed (ARG) runs win; event runs fill in cut-off, end and a finished status, or stand
     alone when ARG has not seen the run yet; expected (schedule) runs only fill the gaps.
-    ``cancelled`` maps run keys to the moment a cancel of that run was verified by reading it
-    back from Resource Manager: Resource Graph lags, so such a run shows Cancelled whatever an
-    older row still says, until Resource Graph agrees (docs/azure.md, "Resource Graph").
+    ``cancelled`` maps run keys to the cancel of that run aumwatch verified by reading it
+    back from Resource Manager (a :class:`~services.domain.runfacts.VerifiedCancel`, or just
+    when): Resource Graph lags, so such a run shows Cancelled whatever an older row still
+    says, until Resource Graph agrees (docs/azure.md, "Resource Graph").
     ``ordered=False`` skips the sort (a caller that keys the runs itself).
+
+    Each merged run's facts (status, who cancelled it, its end) are then decided by
+    :func:`services.domain.runfacts.settle_facts`, the one place they are.
     """
     merged: dict[str, Run] = {}
     for run in observed:
@@ -265,16 +285,20 @@ def merge_runs(
         if previous is None or (run.last_update or run.start) >= (previous.last_update
                                                                    or previous.start):
             merged[run.key] = run
+    rows = dict(merged)
     for event in events:
         base = merged.get(event.key)
         # Also merges a pre- and a post-event of one run: the pre's cut-off, the post's status.
         merged[event.key] = event if base is None else merge_event(base, event)
     for run in expected:
-        merged.setdefault(run.key, run)
-    for key, verified_at in (cancelled or {}).items():
-        known = merged.get(key.lower())
-        if known is not None:
-            merged[known.key] = keep_cancelled(known, verified_at)
+        known = merged.get(run.key)
+        if known is None:
+            merged[run.key] = run
+        elif known.scheduled_end is None and run.scheduled_end is not None:
+            merged[run.key] = replace(known, scheduled_end=run.scheduled_end)
+    verified = cancels_by_run(cancelled)
+    for key, run in merged.items():
+        merged[key] = settle_facts(run, row=rows.get(key), verified=verified.get(key))
     if not ordered:
         return tuple(merged.values())
     return tuple(sorted(merged.values(), key=lambda r: (r.start, r.key), reverse=True))
@@ -303,15 +327,6 @@ def runs_in_view(runs: Iterable[Run], include_other_scopes: bool = False) -> tup
     """The runs a patch-related view shows: guest patching unless the others are asked for
     (see :func:`services.domain.configs.in_patch_view`)."""
     return tuple(r for r in runs if in_patch_view(r.scope, include_other_scopes))
-
-
-def keep_cancelled(run: Run, verified_at: datetime) -> Run:
-    """``run`` as a run whose cancel was verified at ``verified_at``: Cancelled by the user,
-    and no longer only expected (Azure answered for it)."""
-    if run.status.lower() in ("cancelled", "canceled"):
-        return run if not run.expected else replace(run, expected=False)
-    return replace(run, status="Cancelled", cancelled_by="user", expected=False,
-                   last_update=max(verified_at, run.last_update or verified_at))
 
 
 def run_phase(run: Run, now: datetime, rules: WindowRules) -> Phase:

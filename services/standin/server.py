@@ -30,6 +30,11 @@ Routes (paths and names case-insensitive, as ARM's are):
   (``{"now", "replay_of"}``: the capture's moment when replaying one, else null),
   ``GET|POST|DELETE /_sim/broken-endpoints`` (an event subscription whose endpoint fails)
 
+Its bearer token (unless one is given) is shaped like an Entra access token: a JWT whose
+claims name a caller (``upn`` ``operator@contoso.example``, an ``oid``, ``tid``, ``appid``),
+so what aumwatch reads of it for the cancel audit (``token_identity``) is a real who; its
+signature is random (nothing verifies it: the server compares the whole token).
+
 Every answer carries ``Date`` from the World's clock (clients measure skew from it) and
 ``x-ms-request-id``. Resource Graph answers carry ``x-ms-user-quota-remaining`` and
 ``x-ms-user-quota-resets-after``; the quota (15 queries per 5 s per token by default) runs on
@@ -84,6 +89,30 @@ GRAPH_API_VERSIONS: frozenset[str] = frozenset({
     "2024-04-01",
 })
 DEFAULT_QUOTA_LIMIT = 15
+#: Who the stand-in's own token says its caller is (the demo operator).
+STANDIN_UPN = "operator@contoso.example"
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def standin_token(tenant_id: str, *, upn: str = STANDIN_UPN, now: float | None = None) -> str:
+    """A bearer token shaped like an Entra ID access token (``header.claims.signature``,
+    base64url): the claims an Azure client may read for an audit (``upn``, ``oid``, ``tid``,
+    ``appid``, ``iat``/``exp``) and a random signature, so it is also unguessable."""
+    issued = int(time.time() if now is None else now)
+    header = {"typ": "JWT", "alg": "RS256", "kid": "standin"}
+    claims = {
+        "aud": "https://management.azure.com/", "iss": f"https://sts.windows.net/{tenant_id}/",
+        "iat": issued, "nbf": issued, "exp": issued + 10 * 365 * 86400,
+        "tid": tenant_id, "oid": str(uuid.uuid4()), "upn": upn, "unique_name": upn,
+        "appid": "04b07795-8ddb-461a-bbee-02f9e1bf7b46",  # the Azure CLI's public client id
+        "name": "Stand-in Operator", "scp": "user_impersonation",
+    }
+    parts = (json.dumps(header, separators=(",", ":")).encode(),
+             json.dumps(claims, separators=(",", ":")).encode(), secrets.token_bytes(32))
+    return ".".join(_b64url(p) for p in parts)
 DEFAULT_QUOTA_WINDOW = 5.0
 
 _CFG = (r"/subscriptions/(?P<sub>[^/]+)/resourcegroups/(?P<rg>[^/]+)"
@@ -193,7 +222,7 @@ class StandInServer:
         self.world = world
         self.host = host
         self.port = port
-        self.token = token or secrets.token_urlsafe(32)
+        self.token = token or standin_token(world.tenant_id)
         self.faults = faults or Faults()
         self.quota = Quota(quota_limit, quota_window)
         self.arm_page_size = arm_page_size

@@ -97,7 +97,19 @@ def test_report_of_a_run_with_an_event_and_a_verified_cancel_end_to_end(
     with Journal(tmp_path / "data" / "journal.sqlite3") as journal:
         [audit] = journal.cancel_audit()
     assert audit.outcome == "verified-cancelled"
-    assert data["run"]["cancelled_by"] == (audit.initiator or audit.identity or "unknown")
+    # The stand-in's token names its caller as an Entra token does: the audit has a real who.
+    assert audit.identity is not None and audit.identity.startswith("operator@contoso.example ")
+    # cancelled_by is Azure's classification; cancel_initiator who sent it (issue 22, item 3).
+    assert (data["run"]["cancelled_by"], data["run"]["cancel_initiator"]) == (
+        "user", audit.identity)
+    code, out, err = cli(capsys, "runs", "--json", "--config", str(cfg))
+    assert code == 0, err
+    [listed] = [r for r in json.loads(out) if r["correlation_id"].lower() ==
+                run.correlation_id.lower()]
+    assert {k: listed[k] for k in ("status", "end", "cancelled_by", "cancel_initiator",
+                                   "pre_event", "post_event")} == \
+        {k: data["run"][k] for k in ("status", "end", "cancelled_by", "cancel_initiator",
+                                     "pre_event", "post_event")}
     [event] = data["events"]
     assert (event["kind"], event["cancellation_cutoff"]) == (
         "pre", iso_z(run.start - timedelta(minutes=10)))

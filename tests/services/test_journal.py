@@ -19,6 +19,7 @@ from services.azure.journal import (
     RecordStatus,
 )
 from services.domain.events import decode_message
+from services.domain.runfacts import VerifiedCancel
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "events"
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -342,7 +343,8 @@ def test_verified_cancels_are_read_back_by_run_key_with_when_they_were_verified(
     journal.begin_cancel(attempted_at=T0, run_id=other, configuration=None, computed_id=True,
                          identity=None, api_version=None, outcome=AuditOutcome.REFUSED)
     # Only a cancel read back as Cancelled counts; the latest verification wins.
-    assert journal.verified_cancels() == {run_id.lower(): T0 + timedelta(minutes=5)}
+    assert journal.verified_cancels() == {
+        run_id.lower(): VerifiedCancel(T0 + timedelta(minutes=5))}
 
 
 def test_no_verified_cancels_in_a_new_journal(journal: Journal) -> None:

@@ -48,6 +48,7 @@ async def test_verified_cancels_are_read_back_from_the_journal(tmp_path: Path) -
                                        identity=None, api_version=None)
             journal.finish_cancel(seq, finished_at=T - timedelta(minutes=19), outcome=outcome)
     try:
-        assert monitor.verified_cancels() == {RUN_ID.lower(): T - timedelta(minutes=19)}
+        assert {k: v.at for k, v in monitor.verified_cancels().items()} == {
+            RUN_ID.lower(): T - timedelta(minutes=19)}
     finally:
         await monitor.close()

@@ -172,6 +172,7 @@ def test_the_timeline_is_sorted_and_tells_the_whole_story() -> None:
         "post-maintenance event, status Succeeded (received 2026-03-10T14:23:00Z)",
         "task summary (post) started",
         "task summary (post) failed, exit code 2: exit code 2",
+        "scheduled end of the maintenance window",
     ]
     assert whats == expected_in_order
     assert [e.relative for e in report.timeline][:2] == ["T-40m", "T-35m"]
@@ -205,28 +206,35 @@ def test_a_verified_cancel_names_its_initiator_over_its_identity() -> None:
     report = build_report(RUN_ID, run=pending, configuration=config(), cancels=[by_task],
                           now=NOW)
     assert report.run.status == "Cancelled"  # the verified cancel wins over a lagging row
-    assert report.to_json()["run"]["cancelled_by"] == "task precheck (exit 3)"
+    data = report.to_json()["run"]
+    # Azure's classification (the cancel API: user) and who sent it, as in every view.
+    assert (data["cancelled_by"], data["cancel_initiator"], data["cancelled_by_azure"]) == \
+        ("user", "task precheck (exit 3)", "user")
     by_person = CancelFact(T - timedelta(minutes=30), "verified-cancelled",
                            identity="ops@contoso.example")
     report = build_report(RUN_ID, run=pending, configuration=config(), cancels=[by_person],
                           now=NOW)
-    assert report.cancelled_by == "ops@contoso.example"
+    assert (report.run.cancelled_by, report.run.cancel_initiator) == \
+        ("user", "ops@contoso.example")
+    assert "- **Status:** Cancelled; cancelled by user (sent by ops@contoso.example)" in \
+        render(report, "md")
 
 
 def test_a_refused_cancel_does_not_make_anyone_the_canceller() -> None:
     report = full_report()
-    assert report.cancels and report.cancelled_by is None
+    assert report.cancels and report.run.cancelled_by is None
+    assert report.run.cancel_initiator is None
 
 
 def test_a_run_cancelled_outside_aumwatch_names_no_canceller_but_says_what_azure_says() -> None:
     run = Run(correlation_id=RUN_ID, configuration_id=CONFIG_ID, configuration_name="patch-web",
               run_name="20260310123000", start=T, status="Cancelled", cancelled_by="platform")
     report = build_report(RUN_ID, run=run, configuration=None, now=NOW)
-    assert report.cancelled_by is None
     data = report.to_json()["run"]
-    assert (data["cancelled_by"], data["cancelled_by_azure"]) == (None, "platform")
-    assert "- **Status:** Cancelled; cancelled by platform (Azure's error text; not through " \
-        "aumwatch)" in render(report, "md")
+    assert (data["cancelled_by"], data["cancel_initiator"], data["cancelled_by_azure"]) == \
+        ("platform", None, "platform")
+    assert "- **Status:** Cancelled; cancelled by platform (not through aumwatch)" in \
+        render(report, "md")
 
 
 def test_a_run_only_the_journal_knows_is_reported_from_its_events() -> None:

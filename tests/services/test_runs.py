@@ -105,11 +105,14 @@ def test_phase_uses_cutoff_and_status() -> None:
 
 
 def test_run_json_has_the_contract_keys_in_utc_z() -> None:
-    data = run(status="Completed", machines_total=3).to_json(phase="finished")
+    # ``end`` is the run's real end (runfacts.run_end): a Completed row ended at its end.
+    (merged,) = merge_runs([run(status="Completed", machines_total=3)], [])
+    data = merged.to_json(phase="finished")
     assert data["start"] == "2026-03-10T15:00:00Z" and data["end"] == "2026-03-10T18:00:00Z"
     assert {"correlation_id", "configuration_id", "configuration_name", "run_name", "status",
-            "start", "end", "phase", "expected", "cancelled_by", "machines_total",
-            "machines_succeeded", "machines_failed"} <= set(data)
+            "start", "end", "phase", "expected", "cancelled_by", "cancel_initiator",
+            "machines_total", "machines_succeeded", "machines_failed", "scheduled_end",
+            "pre_event", "post_event"} <= set(data)
 
 
 def test_a_verified_cancel_wins_over_an_older_resource_graph_row() -> None:

@@ -195,36 +195,52 @@ def run_configs(args: argparse.Namespace) -> int:
 # --- runs ------------------------------------------------------------------------------------
 
 
-def verified_cancels(settings: Any) -> dict[str, Any]:
-    """The runs whose cancel this machine verified (the audit journal): run key -> when.
+#: How many of the watched queue's journaled events ``runs`` reads back (the newest).
+JOURNAL_EVENTS = 10_000
+
+
+def journal_facts(settings: Any) -> tuple[dict[str, Any], list[Any]]:
+    """What this machine's journal knows of runs: the verified cancels (run key -> when and
+    who) and the runs its journaled pre/post events describe.
 
     Resource Graph lags behind a cancel by seconds to minutes; without these, ``aumwatch
-    runs`` right after ``aumwatch cancel`` would show the run as it was. A journal that does
-    not exist yet is no error; one that cannot be read is a warning, not a failure.
+    runs`` right after ``aumwatch cancel`` would show the run as it was, and would not say
+    who sent the cancel or which events came. A journal that does not exist yet is no error;
+    one that cannot be read is a warning, not a failure.
     """
     from services.azure.journal import Journal, JournalError
+    from services.azure.report import event_fact
+    from services.domain.runs import run_from_event
 
     path = settings.journal_path
     if not path.exists():
-        return {}
+        return {}, []
     try:
         with Journal(path) as journal:
-            # Only this world's (issue 22): a stand-in world's run ids repeat in the next.
-            return journal.verified_cancels(settings.world)
+            # Only this world's and this queue's (issue 22): a stand-in world's run ids repeat
+            # in the next, and a queue of the same name on another account is another queue.
+            cancels = journal.verified_cancels(settings.world)
+            identity = settings.queue_identity
+            rows = journal.queue_events(identity, limit=JOURNAL_EVENTS) if identity else []
+            events = [run for row in rows if row.correlation_id
+                      and (run := run_from_event(event_fact(row))) is not None]
+            return cancels, events
     except JournalError as exc:
-        print(f"aumwatch: warning: verified cancels not applied: {clean(exc)}", file=sys.stderr)
-        return {}
+        print(f"aumwatch: warning: the journal's cancels and events not applied: {clean(exc)}",
+              file=sys.stderr)
+        return {}, []
 
 
-def merged_runs(configs: Sequence[Any], observed: Sequence[Any], cancelled: dict[str, Any], *,
+def merged_runs(configs: Sequence[Any], observed: Sequence[Any], cancelled: dict[str, Any],
+                events: Sequence[Any] = (), *,
                 include_other_scopes: bool = False) -> tuple[Any, ...]:
-    """What ``runs`` lists: Resource Graph's runs, the schedules' expected runs and the
-    verified cancels merged by the one merge rule
+    """What ``runs`` lists: Resource Graph's runs, the schedules' expected runs, the runs the
+    journaled events describe and the verified cancels merged by the one merge rule
     (:func:`services.domain.runs.merge_runs`), with each configuration's name and scope, in
     the maintenance scopes asked for."""
     from services.domain.runs import expected_runs, merge_runs, runs_in_view, with_configurations
 
-    merged = merge_runs(observed, expected_runs(configs), (), cancelled=cancelled)
+    merged = merge_runs(observed, expected_runs(configs), events, cancelled=cancelled)
     return runs_in_view(with_configurations(merged, configs), include_other_scopes)
 
 
@@ -247,7 +263,11 @@ def run_runs(args: argparse.Namespace) -> int:
             return configs, await RunSource(runner).fetch_observed(since)
 
     configs, observed = _run(fetch)
-    runs = list(merged_runs(configs, observed.items, verified_cancels(settings),
+    cancels, events = journal_facts(settings)
+    # The journal's events name runs of any age: only those the asked period covers.
+    oldest = clock.now() - since
+    events = [e for e in events if e.start >= oldest]
+    runs = list(merged_runs(configs, observed.items, cancels, events,
                             include_other_scopes=settings.include_other_scopes))
     if args.configuration:
         from services.domain.configs import find_configurations
@@ -273,8 +293,15 @@ def run_runs(args: argparse.Namespace) -> int:
             machines = (f"{run.machines_succeeded or 0} ok / {run.machines_failed or 0} failed"
                         f" / {run.machines_total}")
         status = run.status + (" (expected)" if run.expected else "")
+        # The run facts of `--json` (services/domain/runfacts.py): the real end once the run
+        # ended (else the scheduled one, marked), who cancelled it and who sent the cancel.
+        end = _utc(run.ended_at) if run.finished else (
+            f"{_utc(run.end)} (sched.)" if run.end is not None else "-")
+        cancelled = run.cancelled_by or "-"
+        if run.cancel_initiator:
+            cancelled += f" ({run.cancel_initiator})"
         rows.append((run.configuration_name, run.run_name, status, _utc(run.start),
-                     _utc(run.end), phase, machines, run.cancelled_by or "-"))
+                     end, phase, machines, cancelled))
     print_table(("CONFIGURATION", "RUN", "STATUS", "START (UTC)", "END (UTC)", "PHASE",
                  "MACHINES", "CANCELLED BY"), rows)
     return 0

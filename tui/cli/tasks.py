@@ -155,7 +155,8 @@ async def _serve(args: argparse.Namespace, settings: Any, journal: Any) -> int:
         settings.tasks, journal, clock, rules=settings.window_rules, cancel=cancels.cancel,
         secrets=known_secrets(settings.queue_connection_string, settings.token),
         environ=environ, on_result=emit, sync_clock=cancels.sync_clock,
-        run_statuses=graph_run_statuses(graph) if graph is not None else None)
+        run_statuses=graph_run_statuses(graph) if graph is not None else None,
+        world=settings.world)
     try:
         try:
             queue = settings_queue_client(settings, credential)

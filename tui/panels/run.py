@@ -187,8 +187,11 @@ class RunPanel(Horizontal):
         elif phase is Phase.UPCOMING and window.ever_opens:
             line.append(f"  cancel window opens {format_time(window.opens_at, zone)}")
         if run.cancelled_by:
-            # "⊘ cancelled by user" once it shows as cancelled, not "cancelled" twice.
+            # "⊘ cancelled by user" once it shows as cancelled, not "cancelled" twice; then who
+            # sent the cancel (an audited identity or a task: untrusted text, sanitized and
+            # never markup), as every view shows it.
             said = line.plain.endswith("cancelled")
-            line.append(f" by {run.cancelled_by}" if said else
-                        f"  cancelled by {run.cancelled_by}", style="yellow")
+            who = f" ({sanitize(run.cancel_initiator, 80)})" if run.cancel_initiator else ""
+            line.append(f" by {run.cancelled_by}{who}" if said else
+                        f"  cancelled by {run.cancelled_by}{who}", style="yellow")
         return line

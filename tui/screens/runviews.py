@@ -166,7 +166,9 @@ class RunViews(Widget):
         from tui.report import write_run_report
 
         self.post_message(ReportWritten(await write_run_report(
-            self.settings, self.poller.monitor, self.state.clock, run, config)))
+            self.settings, self.poller.monitor, self.state.clock, run, config,
+            # What this dashboard saw (a peeking one journals nothing): the report shows it.
+            seen_events=self.state.memory.events_of(run.key))))
 
     @on(ReportWritten)
     def _report_written(self, message: ReportWritten) -> None:
