@@ -690,7 +690,10 @@ def preflight(world: World, now: datetime, rules: FitRules | None = None) -> lis
         machines.sort(key=lambda m: (m.name.lower(), m.id))
         actual = None
         if world.run_machines is not None:
-            in_run = world.run_machines.get(correlation_id_for(cfg.id, start).lower())
+            try:
+                in_run = world.run_machines.get(correlation_id_for(cfg.id, start).lower())
+            except RunIdError:  # an id Azure would not give (no run of it can be matched)
+                in_run = None
             if in_run is not None:
                 predicted = {m.id for m in machines}
                 actual = Actual(missing=tuple(sorted(predicted - in_run)),
