@@ -335,10 +335,10 @@ class FindingBook:
                 self._open[j.key] = alert
                 out.append(alert)
             else:
-                alert = self._open.pop(j.key, None)
-                if alert is not None:
+                gone = self._open.pop(j.key, None)
+                if gone is not None:
                     self._resolved[j.key] = None
-                    out.append(replace(alert, resolved_at=now))
+                    out.append(replace(gone, resolved_at=now))
         self._trim()
         return out
 

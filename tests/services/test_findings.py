@@ -59,7 +59,7 @@ def test_severities_are_pagerdutys_names_in_order() -> None:
         < severity_rank("critical")
 
 
-def test_a_run_without_a_resource_graph_row_is_missed_after_15_min_and_resolves_on_showing() -> None:
+def test_a_run_with_no_resource_graph_row_is_missed_after_15_min_and_resolves_on_showing() -> None:
     book = FindingBook()
     pre = {CID.lower(): EventArrival(pre=T - timedelta(minutes=35))}
     assert step(book, T + timedelta(minutes=14), [run()], arrivals=pre) == []
