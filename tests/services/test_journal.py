@@ -162,7 +162,7 @@ def test_a_version_1_file_is_upgraded_in_place_and_keeps_its_rows(tmp_path: Path
     conn.commit()
     conn.close()
     with Journal(path) as upgraded:
-        assert upgraded.schema_version == SCHEMA_VERSION == 2
+        assert upgraded.schema_version == SCHEMA_VERSION == 3
         assert [r.run_id for r in upgraded.cancel_audit()] == ["run-1"]
     conn = sqlite3.connect(path)
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}

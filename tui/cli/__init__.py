@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "tui.cli.subscriptions",  # subscriptions (Event Grid wiring)
     "tui.cli.setup",  # setup events
     "tui.cli.report",  # report (issue 12)
+    "tui.cli.watch",  # watch, alerts test (issue 21)
 )
 
 Handler = Callable[[argparse.Namespace], int]
