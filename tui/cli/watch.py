@@ -7,7 +7,9 @@ judges the findings (:mod:`services.domain.findings`), sends them to the
 prints each finding as one flushed JSON line (``kind``, ``key``, ``severity``, ``summary``,
 ``configuration_name``, ``run_id``, ``state``, ``at``), pings ``[alerts] heartbeat_url``
 every ``heartbeat_every``, and exits 0 on SIGTERM or SIGINT. Deliveries that fail are one
-line on stderr each (what came back, secrets scrubbed).
+line on stderr each (what came back, secrets scrubbed). A systemd unit:
+docs/architecture.md "Running the watcher under systemd"; the design: docs/architecture.md
+"Alerts".
 
 ``alerts test ROUTE`` sends one test notification to the route (a PagerDuty route gets a
 trigger, then its resolve) and prints what came back; exit 0 when it was delivered.
