@@ -182,6 +182,9 @@ class DashboardState:
         self.wirings: dict[str, Wiring] = {}
         self.wiring_fetched_at: datetime | None = None
         self._pre_explanations: dict[str, str] = {}
+        # The sources read at least once (configs, runs, events, wiring): a finding is judged
+        # only once every source it depends on was (services/domain/findings.py).
+        self.sources_read: set[str] = set()
 
     # -- reading -------------------------------------------------------------------------------
     @property
@@ -394,6 +397,7 @@ class DashboardState:
             self.selected_config = ordered[0] if ordered else None
             self.selected_run = None
             selection = True
+        self.sources_read.add("configs")
         return Change(configs=frozenset(touched), runs=tuple(runs), selection=selection,
                       status=self.clear_error("configs").status)
 
@@ -409,6 +413,7 @@ class DashboardState:
         touched, changed = self._remerge(keys)
         status = self.clear_error("runs").status | self.clear_error("configs").status
         self._failures["runs"] = 0  # the runs query answered: its back-off starts over
+        self.sources_read.add("runs")
         return Change(configs=frozenset(touched), runs=tuple(changed),
                       selection=self._selection_touched(touched), status=status)
 
@@ -454,6 +459,7 @@ class DashboardState:
             self.set_error("events", batch.error)
         else:
             self.clear_error("events")
+            self.sources_read.add("events")
         # The status always changes: the queue's depth and mode are on it.
         return Change(configs=frozenset(touched), runs=tuple(changed), events=tuple(lines),
                       findings=tuple(findings),
@@ -478,6 +484,7 @@ class DashboardState:
         unread = frozenset(k for k in failed if k not in self.wirings)
         if snapshot.fetched_at is None:
             return Change(configs=unread, wiring=failed, status=status)
+        self.sources_read.add("wiring")
         new = {k.lower(): w for k, w in snapshot.wirings.items()}
         old = self.wirings
         first = self.wiring_fetched_at is None

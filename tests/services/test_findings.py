@@ -188,3 +188,24 @@ def test_the_json_line_has_the_contract_keys() -> None:
             "at"} <= set(line)
     assert (line["key"], line["state"], line["at"]) == (
         f"missed-run:{CID.lower()}", "open", "2026-03-10T12:15:00Z")
+
+
+def test_the_state_records_each_source_read_once() -> None:
+    from types import SimpleNamespace
+
+    from services.domain.clock import ManualClock
+    from services.domain.dashboard import DashboardState
+    from services.domain.findings import state_inputs
+    from services.domain.model import Fetched
+    from services.domain.window import WindowRules
+
+    state = DashboardState(WindowRules(), ManualClock(T), watch_events=True)
+    assert state_inputs(state, state.sources_read).read == set()
+    state.apply_configs(Fetched(items=(CONFIG,), fetched_at=T))
+    state.apply_runs(Fetched(items=(), fetched_at=T))
+    failed = SimpleNamespace(depth=None, truncated=False, mode="peek", events=(),
+                             undecodable=(), duplicates=(), error="HTTP 503", warning=None)
+    state.apply_events(failed)
+    assert state.sources_read == {"configs", "runs"}
+    state.apply_events(SimpleNamespace(**{**failed.__dict__, "error": None, "depth": 0}))
+    assert state.sources_read == {"configs", "runs", "events"}

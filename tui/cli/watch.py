@@ -102,7 +102,7 @@ class Watch:
         self.monitor = monitor
         self.state = state
         self.alerter = alerter
-        self.read: set[str] = set()  # the sources read at least once
+        self.read = state.sources_read  # the sources read at least once (the rules' gate)
         self.watching_since = clock.now()
         self.stop = asyncio.Event()
         self._duplicates: list[Any] = []
@@ -133,10 +133,8 @@ class Watch:
             ok = True
             try:
                 self.state.apply_configs(await self.monitor.poll_configs())
-                self.read.add("configs")
                 source = "runs"
                 self.state.apply_runs(await self.monitor.poll_runs())
-                self.read.add("runs")
             except Exception as exc:
                 ok = False
                 throttled = isinstance(exc, ServiceError) and exc.kind == "throttled"
@@ -152,8 +150,6 @@ class Watch:
             if batch is not None:
                 change = self.state.apply_events(batch)
                 self._duplicates += [f for f in change.findings if f.kind == "duplicate"]
-                if batch.error is None:
-                    self.read.add("events")
             await self.judge()
             await self._wait(self.state.next_delay("events", ok))
 
@@ -167,8 +163,6 @@ class Watch:
                 snapshot = await self.monitor.poll_wiring(tuple(self.state.configs.values()))
                 self.state.apply_wiring(snapshot)
                 ok = snapshot.error is None
-                if snapshot.fetched_at is not None:
-                    self.read.add("wiring")
             except Exception as exc:
                 ok = False
                 self.state.set_error("wiring", str(exc))
