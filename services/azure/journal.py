@@ -31,6 +31,8 @@ from typing import Any
 from services.domain.events import MaintenanceEvent
 
 SCHEMA_VERSION = 3
+#: The ``alert_deliveries`` route of an acknowledgement (who: its ``detail``).
+ACK_ROUTE = "@ack"
 JOURNAL_FILE_NAME = "journal.sqlite3"
 
 # One entry per schema version: the statements that take a file from version N-1 to N.
@@ -653,6 +655,25 @@ class Journal:
             if key not in last or state == "resolved":
                 last[key] = json.loads(finding)
         return list(reversed(last.values()))
+
+    def acknowledge_alert(self, *, finding_key: str, kind: str, who: str, at: datetime,
+                          finding: dict[str, Any]) -> bool:
+        """Record that ``who`` acknowledged the finding (once: False when it already was).
+        Kept as the finding's ``@ack`` row, so every dashboard on this journal sees it."""
+        seq = self.claim_alert(finding_key=finding_key, route=ACK_ROUTE, state="ack",
+                               kind=kind, finding=finding, at=at)
+        if seq is None:
+            return False
+        self.finish_alert(seq, outcome="acknowledged", at=at, detail=who)
+        return True
+
+    def alert_acks(self, after_seq: int = 0) -> list[tuple[int, str, str, datetime]]:
+        """Acknowledgements after row ``after_seq``: (seq, finding key, who, when)."""
+        with self._lock, self._errors("read the alerts"):
+            rows = self._connection().execute(
+                "SELECT seq, finding_key, detail, claimed_at FROM alert_deliveries WHERE"
+                " route = ? AND seq > ? ORDER BY seq", (ACK_ROUTE, after_seq)).fetchall()
+        return [(int(r[0]), str(r[1]), str(r[2] or "?"), _parse_iso(r[3])) for r in rows]
 
     def alert_deliveries(self) -> list[dict[str, Any]]:
         """Every claimed send, oldest first (route, finding key, state, outcome, detail)."""

@@ -6,7 +6,9 @@ judges the findings (:mod:`services.domain.findings`), sends them to the
 ``[[alerts.routes]]`` once per finding and route across restarts (:mod:`services.alerting`),
 prints each finding as one flushed JSON line (``kind``, ``key``, ``severity``, ``summary``,
 ``configuration_name``, ``run_id``, ``state``, ``at``), pings ``[alerts] heartbeat_url``
-every ``heartbeat_every``, and exits 0 on SIGTERM or SIGINT. Deliveries that fail are one
+every ``heartbeat_every``, and exits 0 on SIGTERM or SIGINT. It only looks: the queue is
+peeked (what a consumer such as ``aumwatch tasks`` took is read back from the journal), no
+task runs and nothing is cancelled. Deliveries that fail are one
 line on stderr each (what came back, secrets scrubbed). A systemd unit:
 docs/architecture.md "Running the watcher under systemd"; the design: docs/architecture.md
 "Alerts".
@@ -197,7 +199,11 @@ async def watch(settings: Settings, clock: Clock) -> int:
         journal = Journal(settings.journal_path)
     except JournalError as exc:
         raise CliError(str(exc)) from None
-    monitor = Monitor(settings, clock)
+    # The watcher only looks: it peeks (reading back from the journal what a consumer, such
+    # as `aumwatch tasks`, took), never deletes a message, never runs a task, never cancels.
+    from dataclasses import replace
+
+    monitor = Monitor(replace(settings, queue_mode="peek", tasks=(), read_only=True), clock)
     state = DashboardState(
         settings.window_rules, clock, watch_events=settings.queue_configured,
         queue_mode=settings.queue_mode if settings.queue_configured else None,

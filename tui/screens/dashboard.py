@@ -37,6 +37,7 @@ from services.domain.model import Configuration, Fetched, Run
 from services.domain.taskview import TaskViewRow
 from services.domain.zones import TIME_MODES, next_mode, zone_for
 from services.settings import Settings
+from tui.alerts import TAIL_HAS, DashboardAlerts, notification, who_am_i
 from tui.cancel import cancel_lines, outcome_toast, send, target_of
 from tui.messages import (
     CancelDone,
@@ -102,6 +103,9 @@ class DashboardScreen(Screen[None]):
         Binding("r", "report", "Run report", show=False, id="report",
                 tooltip="Write the selected run's report (HTML and Markdown) into the data "
                 "directory's reports folder"),
+        Binding("a", "acknowledge", "Acknowledge", show=False, id="acknowledge",
+                tooltip="Acknowledge the selected finding (the event tail's line, else the "
+                "run's findings): recorded with who and when, shown to every viewer"),
         Binding("t", "tasks", "Task runs", show=False, id="tasks",
                 tooltip="The selected run's pre/post task runs, with their output"),
     ]
@@ -143,6 +147,8 @@ class DashboardScreen(Screen[None]):
         self.runs_panel = RunsPanel(self.state, self.zone_of)
         self.events_panel = EventsPanel(self._format_event_time)
         self._notice: tuple[str, datetime] | None = None  # (text, shown until)
+        # Issue 21: the findings' one list, the bell and acknowledgements (tui/alerts.py).
+        self.alerts = DashboardAlerts(settings, clock, None)
         self._tasks_told = False  # whether the tasks' fate here was said once
 
     # -- layout ------------------------------------------------------------------------------
@@ -174,6 +180,9 @@ class DashboardScreen(Screen[None]):
 
     def on_resize(self) -> None:
         self._apply_size()
+
+    def on_unmount(self) -> None:
+        self.alerts.close()  # the journal connection it opened for acknowledgements
 
     def _apply_size(self) -> None:
         compact = self.app.size.height < COMPACT_HEIGHT
@@ -211,6 +220,8 @@ class DashboardScreen(Screen[None]):
         if self.monitor is not None:
             with contextlib.suppress(Exception):  # the journal is a help, not a need
                 self.show_change(self.state.learn_cancels(self.monitor.verified_cancels()))
+            # Acknowledgements are shared through the journal (opened when there is one).
+            self.alerts.journal_path = self.settings.journal_path
         self.poll_configs()
         if self.settings.queue_configured:
             self.poll_events()
@@ -272,18 +283,22 @@ class DashboardScreen(Screen[None]):
     def apply_configs(self, fetched: Fetched[Configuration]) -> None:
         """Take a configurations snapshot and redraw what it changed."""
         self.show_change(self.state.apply_configs(fetched))
+        self._judge_findings(self.clock.now(), force=True)
 
     def apply_runs(self, fetched: Fetched[Run]) -> None:
         """Take a Resource Graph runs snapshot and redraw what it changed."""
         self.show_change(self.state.apply_runs(fetched))
+        self._judge_findings(self.clock.now(), force=True)
 
     def apply_events(self, batch: EventBatch) -> None:
         """Take one read of the events queue and redraw what it changed."""
         self.show_change(self.state.apply_events(batch))
+        self._judge_findings(self.clock.now(), force=True)
 
     def apply_wiring(self, snapshot: WiringSnapshotLike) -> None:
         """Take a read of the Event Grid wiring and redraw what it changed."""
         self.show_change(self.state.apply_wiring(snapshot))
+        self._judge_findings(self.clock.now(), force=True)
 
     def show_change(self, change: Change) -> None:
         """Redraw only the panels ``change`` names."""
@@ -413,9 +428,47 @@ class DashboardScreen(Screen[None]):
             self.runs_panel.tick(now)
             self._offer_cancel(self.run_panel.tick(now))
             self.show_change(self.state.tick(now))
+            self._judge_findings(now)
             self.update_status()
         if self._check_terminal is not None:
             self._check_terminal()
+
+    def _judge_findings(self, now: datetime, *, force: bool = False) -> None:
+        """The findings' one list at ``now`` (after new data, and every few ticks): new
+        lines in the tail, and the bell and a terminal notification for a new one of
+        severity error or worse not acknowledged (tui/alerts.py)."""
+        lines = self.alerts.read_acks(now)
+        changes = self.alerts.judge(self.state, now, force=force)
+        lines += self.alerts.lines(changes, now)
+        if lines:
+            self.events_panel.add_lines(lines)
+        for alert in self.alerts.to_notify(changes):
+            if alert.kind not in TAIL_HAS:  # the watchdog's own toast says those
+                self.notify(alert.summary, title=f"{alert.kind} ({alert.severity})",
+                            severity="error", markup=False)
+            driver = getattr(self.app, "_driver", None)
+            if not self.app.is_headless and driver is not None:
+                driver.write(notification(alert, bell=self.alerts.bell))
+
+    def action_acknowledge(self) -> None:
+        """Acknowledge the selected finding: the event tail's selected line, else the open
+        findings of the run on the run panel (journaled: every viewer sees who and when)."""
+        row = self.events_panel.event_log.selected_row
+        run = self.state.current_run
+        target = self.alerts.target(row.key if row is not None else None,
+                                    run.key if run is not None else None)
+        now = self.clock.now()
+        done = self.alerts.acknowledge(target, who_am_i(), now)
+        if not done:
+            self.notify("no open finding to acknowledge here", severity="warning")
+            return
+        lines = self.alerts.read_acks(now, force=True)
+        if not lines:  # no journal: this viewer's own
+            from tui.alerts import ack_line
+
+            lines = [ack_line(a.key, who_am_i(), now) for a in done]
+        self.events_panel.add_lines(lines)
+        self.notify(f"acknowledged {len(done)} finding(s)", markup=False)
 
     def update_status(self) -> None:
         """Rebuild the status bar's data (it redraws only when something changed)."""
