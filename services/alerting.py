@@ -25,7 +25,13 @@ from datetime import datetime, timedelta
 
 from services.azure.journal import Journal
 from services.domain.clock import Clock
-from services.domain.findings import Alert, FindingBook, Judgement, route_failing
+from services.domain.findings import (
+    Alert,
+    FindingBook,
+    Judgement,
+    open_outages,
+    route_failing,
+)
 from services.domain.routes import RouteSpec
 from services.notify import Delivery, Notifier
 
@@ -105,10 +111,11 @@ class Alerter:
                                       at=self.clock.now(), detail=delivery.describe())
             if self._report is not None:
                 self._report(alert, delivery)
-            since = self._failing_since.get(route.name)
-            if delivery.ok and since is not None:
-                del self._failing_since[route.name]
-                out.append(route_failing(route.name, since, None))
+            if delivery.ok:
+                # Resolves its outage, also one an earlier process saw begin.
+                self._failing_since.pop(route.name, None)
+                out += [Judgement("route-failing", key, False)
+                        for key in open_outages(self.book, "route-failing", route.name)]
             elif not delivery.ok:
                 since = self._failing_since.setdefault(route.name, self.clock.now())
                 out.append(route_failing(route.name, since, delivery.describe()))

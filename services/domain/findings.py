@@ -316,6 +316,10 @@ class FindingBook:
         for alert in alerts:
             if alert.state == "open":
                 self._open[alert.key] = alert
+                if alert.kind == "source-down":  # the outage goes on under its own key
+                    source, since = _outage_of(alert.key)
+                    if since is not None:
+                        self._failing_since[source] = since
             else:
                 if alert.key in self._open:
                     del self._open[alert.key]
@@ -351,6 +355,9 @@ class FindingBook:
                 since = self._failing_since.pop(source)
                 out.append(Judgement("source-down", _outage_key("source-down", source, since),
                                      False))
+        for key, alert in self._open.items():  # outages an earlier process saw begin
+            if alert.kind == "source-down" and _outage_of(key)[0] not in errors:
+                out.append(Judgement("source-down", key, False))
         for source, error in errors.items():
             since = self._failing_since.setdefault(source, now)
             if now - since >= self.rules.source_down_after:
@@ -366,6 +373,22 @@ class FindingBook:
 
 def _outage_key(kind: str, name: str, since: datetime) -> str:
     return f"{kind}:{name.lower()}:{iso_z(since)}"
+
+
+def _outage_of(key: str) -> tuple[str, datetime | None]:
+    """(name, since) back from an outage key (since None: not one of ours)."""
+    _, _, rest = key.partition(":")
+    name, _, since = rest.partition(":")
+    try:
+        return name, datetime.fromisoformat(since.replace("Z", "+00:00"))
+    except ValueError:
+        return name, None
+
+
+def open_outages(book: FindingBook, kind: str, name: str) -> list[str]:
+    """The keys of the open ``kind`` outages of ``name`` (a source, a route)."""
+    prefix = f"{kind}:{name.lower()}:"
+    return [a.key for a in book.open if a.key.startswith(prefix)]
 
 
 def route_failing(route: str, since: datetime, error: str | None) -> Judgement:

@@ -95,3 +95,19 @@ async def test_a_send_claimed_by_a_process_that_died_is_not_sent_again(tmp_path:
         again.journal.close()
     assert got.bodies("/hook") == [] and len(got.bodies("/chat")) == 1
     assert printed == []
+
+
+async def test_a_route_that_delivers_again_resolves_its_outage(tmp_path: Path) -> None:
+    clock = ManualClock(T)
+    printed: list[Alert] = []
+    async with receiver() as (url, got):
+        got.statuses = [500, 500, 500]  # the first send fails after its 3 tries
+        routes = [RouteSpec("hook", "webhook", url=url + "/hook")]
+        told = alerter(tmp_path / "j.sqlite3", routes, clock, printed)
+        await told.update([OPEN], T)
+        await told.update([MISSED], T + timedelta(minutes=1))  # delivered: the route is back
+        await told.notifier.close()
+        told.journal.close()
+    assert [(a.kind, a.state) for a in printed] == [
+        ("run-failed", "open"), ("route-failing", "open"), ("missed-run", "open"),
+        ("route-failing", "resolved")]

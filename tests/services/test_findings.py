@@ -209,3 +209,15 @@ def test_the_state_records_each_source_read_once() -> None:
     assert state.sources_read == {"configs", "runs"}
     state.apply_events(SimpleNamespace(**{**failed.__dict__, "error": None, "depth": 0}))
     assert state.sources_read == {"configs", "runs", "events"}
+
+
+def test_an_outage_seen_by_an_earlier_process_goes_on_and_resolves_under_its_key() -> None:
+    book = FindingBook(AlertRules(source_down_after=timedelta(minutes=5)))
+    down = {"runs": "HTTP 503"}
+    step(book, T, [], errors=down)
+    assert step(book, T + timedelta(minutes=5), [], errors=down) == [("source-down", "open")]
+    again = FindingBook(AlertRules(source_down_after=timedelta(minutes=5)))  # a restart
+    again.seed(book.open)
+    assert step(again, T + timedelta(minutes=30), [], errors=down) == []  # not a new outage
+    assert step(again, T + timedelta(minutes=31), []) == [("source-down", "resolved")]
+    assert again.open == []
