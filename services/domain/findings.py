@@ -34,7 +34,7 @@ Pure: no I/O; ``now`` is passed in.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -192,69 +192,99 @@ def _name(run: Run) -> str:
 
 def judge_runs(runs: Iterable[Run], arrivals: Mapping[str, Arrivals], now: datetime, *,
                watching_since: datetime, rules: AlertRules, read: Collection[str],
-               explanations: Mapping[str, str] | None = None) -> list[Judgement]:
-    """What the run rules say at ``now`` (see the module's table)."""
+               explanations: Mapping[str, str] | None = None,
+               open_runs: Collection[str] = (),
+               is_known: Callable[[str], bool] | None = None,
+               is_open: Callable[[str], bool] | None = None) -> list[Judgement]:
+    """What the run rules say at ``now`` (see the module's table). A run that ended before
+    the horizon (the watch's start minus the lookback) is history: judged only when it has
+    an open finding (``open_runs``: run keys) that may resolve. With ``is_known`` (a key
+    opened before) and ``is_open`` (a key open now), only what can change a finding is said:
+    an opening not seen before, a resolve of an open one."""
     if not RUN_SOURCES <= set(read):
         return []
     events_read = EVENT_SOURCES <= set(read)
     horizon = watching_since - rules.lookback
     out: list[Judgement] = []
-    listed = list(runs)
+    listed = [r for r in runs if (r.end or r.start) >= horizon or r.key in open_runs]
     for run in listed:
-        name = _name(run)
-        cancelled = run.cancelled_by is not None or run.status.lower() in (
-            "cancelled", "canceled")
-        status = run.status.lower()
-
-        def says(kind: str, is_open: bool, summary: str = "", *, _r: Run = run,
-                 _n: str = name) -> None:
-            out.append(Judgement(kind, f"{kind}:{_r.key}", is_open, summary, _n,
-                                 _r.correlation_id, _r.configuration_id))
-
-        # missed-run: no Resource Graph row missed_after after the start.
-        due = run.start + rules.missed_after
-        if run.source == "arg":
-            says("missed-run", False)
-        elif horizon <= due <= now and not cancelled:
-            says("missed-run", True, f"{name}: the run at {_hm(run.start)} did not happen: "
-                 f"no run in Resource Graph {int(rules.missed_after.total_seconds() // 60)}"
-                 " min after its start")
-        recent = (run.end or run.start) >= horizon
-        if run.source == "arg" and recent:
-            if status == "failed":
-                says("run-failed", True, f"{name}: the run at {_hm(run.start)} failed"
-                     + (f": {run.error}" if run.error else ""))
-            elif run.machines_failed:
-                says("machines-failed", True,
-                     f"{name}: {run.machines_failed} of {run.machines_total or '?'} machines "
-                     f"failed in the run at {_hm(run.start)}")
-            if run.machines_total is not None and now >= run.start and not cancelled:
-                says("empty-run", run.machines_total == 0,
-                     f"{name}: the run at {_hm(run.start)} has no machines")
-            if run.finished:
-                says("overrun", False)
-            elif run.end is not None and now > run.end:
-                says("overrun", True, f"{name}: the run at {_hm(run.start)} is still in "
-                     f"progress after its window's end ({_hm(run.end)})")
-        phase = run_phase(run, now, rules.window)
-        if not cancelled and phase is Phase.CANCELLABLE:
-            says("window-open", True, f"{name}: the cancel window of the run at "
-                 f"{_hm(run.start)} is open")
-        elif phase is not Phase.UPCOMING:
-            says("window-open", False)
-        if events_read:
-            seen = arrivals.get(run.key)
-            if seen is not None and seen.pre is not None:
-                says("missing-pre", False)
-            if seen is not None and seen.post is not None:
-                says("missing-post", False)
+        out += _judge_run(run, arrivals, now, horizon=horizon, rules=rules,
+                          events_read=events_read, is_known=is_known, is_open=is_open)
     if events_read:
-        settled = {j.key for j in out if not j.open}
         for finding in check_runs(listed, arrivals, now, watching_since=watching_since,
                                   lookback=rules.lookback, pre_before=rules.pre_before,
                                   explanations=explanations):
-            if finding.key not in settled:  # a late event: the tail marks it, it is resolved
+            seen = arrivals.get(finding.key.partition(":")[2])
+            came = seen is not None and (
+                seen.pre if finding.kind == "missing-pre" else seen.post) is not None
+            if not came:  # a late event: the tail marks it late, the finding is resolved
                 out.append(judgement_of(finding))
+    return out
+
+
+def _judge_run(run: Run, arrivals: Mapping[str, Arrivals], now: datetime, *,
+               horizon: datetime, rules: AlertRules, events_read: bool,
+               is_known: Callable[[str], bool] | None,
+               is_open: Callable[[str], bool] | None) -> list[Judgement]:
+    """One run's judgements (see :func:`judge_runs`)."""
+    out: list[Judgement] = []
+    name = _name(run)
+    cancelled = run.cancelled_by is not None or run.status.lower() in (
+        "cancelled", "canceled")
+    status = run.status.lower()
+
+    def needs(kind: str, opening: bool) -> bool:
+        key = f"{kind}:{run.key}"
+        if opening:
+            return is_known is None or not is_known(key)
+        return is_open is None or is_open(key)
+
+    def says(kind: str, opening: bool, summary: Callable[[], str] | None = None) -> None:
+        if needs(kind, opening):
+            out.append(Judgement(kind, f"{kind}:{run.key}", opening,
+                                 summary() if summary is not None else "", name,
+                                 run.correlation_id, run.configuration_id))
+
+    # missed-run: no Resource Graph row missed_after after the start.
+    due = run.start + rules.missed_after
+    if run.source == "arg":
+        says("missed-run", False)
+    elif horizon <= due <= now and not cancelled:
+        says("missed-run", True, lambda: (
+            f"{name}: the run at {_hm(run.start)} did not happen: no run in Resource "
+            f"Graph {int(rules.missed_after.total_seconds() // 60)} min after its start"))
+    recent = (run.end or run.start) >= horizon
+    if run.source == "arg" and recent:
+        if status == "failed":
+            says("run-failed", True, lambda: (
+                f"{name}: the run at {_hm(run.start)} failed"
+                + (f": {run.error}" if run.error else "")))
+        elif run.machines_failed:
+            says("machines-failed", True, lambda: (
+                f"{name}: {run.machines_failed} of {run.machines_total or '?'} machines "
+                f"failed in the run at {_hm(run.start)}"))
+        if run.machines_total is not None and now >= run.start and not cancelled:
+            says("empty-run", run.machines_total == 0,
+                 lambda: f"{name}: the run at {_hm(run.start)} has no machines")
+        if run.finished:
+            says("overrun", False)
+        elif (end := run.end) is not None and now > end:
+            says("overrun", True, lambda: (
+                f"{name}: the run at {_hm(run.start)} is still in progress after its "
+                f"window's end ({_hm(end)})"))
+    if needs("window-open", True) or needs("window-open", False):
+        phase = run_phase(run, now, rules.window)
+        if not cancelled and phase is Phase.CANCELLABLE:
+            says("window-open", True, lambda: (
+                f"{name}: the cancel window of the run at {_hm(run.start)} is open"))
+        elif phase is not Phase.UPCOMING:
+            says("window-open", False)
+    if events_read:
+        seen = arrivals.get(run.key)
+        if seen is not None and seen.pre is not None:
+            says("missing-pre", False)
+        if seen is not None and seen.post is not None:
+            says("missing-post", False)
     return out
 
 
@@ -310,6 +340,10 @@ class FindingBook:
     def is_known(self, key: str) -> bool:
         """Whether ``key`` was opened (and maybe resolved) before."""
         return key in self._open or key in self._resolved
+
+    def is_open(self, key: str) -> bool:
+        """Whether ``key`` is open now."""
+        return key in self._open
 
     def seed(self, alerts: Iterable[Alert]) -> None:
         """What an earlier process told (its last state per key)."""
@@ -404,8 +438,10 @@ def judge(inputs: Inputs, book: FindingBook, now: datetime, *,
           watching_since: datetime) -> list[Judgement]:
     """Every rule's judgements at ``now`` (the run rules, the wiring, the sources)."""
     runs = list(inputs.runs)
+    open_runs = {a.key.partition(":")[2] for a in book.open}
     out = judge_runs(runs, inputs.arrivals, now, watching_since=watching_since,
-                     rules=book.rules, read=inputs.read, explanations=inputs.explanations)
+                     rules=book.rules, read=inputs.read, explanations=inputs.explanations,
+                     open_runs=open_runs, is_known=book.is_known, is_open=book.is_open)
     out += judge_wiring(runs, inputs.configs, inputs.wiring, now, read=inputs.read)
     out += book.sources(inputs.errors, now)
     return out

@@ -292,8 +292,10 @@ class DashboardScreen(Screen[None]):
 
     def apply_events(self, batch: EventBatch) -> None:
         """Take one read of the events queue and redraw what it changed."""
-        self.show_change(self.state.apply_events(batch))
-        self._judge_findings(self.clock.now(), force=True)
+        change = self.state.apply_events(batch)
+        self.show_change(change)
+        if change.events:  # an empty read changes no finding (the tick judges deadlines)
+            self._judge_findings(self.clock.now(), force=True)
 
     def apply_wiring(self, snapshot: WiringSnapshotLike) -> None:
         """Take a read of the Event Grid wiring and redraw what it changed."""
