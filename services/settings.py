@@ -61,6 +61,25 @@ The config file (default ``<user config dir>/aumwatch/config.toml``, or ``--conf
     [paths]
     data_dir = "/path/for/the/journal"
 
+    [alerts]                         # findings told to someone (`aumwatch watch`)
+    missed_after = "15m"             # an expected run with no Resource Graph row this long
+                                     # after its start is a missed run
+    source_down_after = "10m"        # a source failing this long is a finding
+    bell = true                      # the dashboard rings for a new error or worse
+    heartbeat_url = "https://..."    # secret; pinged every heartbeat_every by `watch`
+    heartbeat_every = "60s"
+
+    [[alerts.routes]]                # where findings go (file; secrets also from the env)
+    name = "oncall"                  # unique
+    on = ["*"]                       # finding kinds, or ["*"]
+    configurations = ["prod-*"]      # names or globs, or ["*"]
+    min_severity = "error"           # info < warning < error < critical
+    type = "pagerduty"               # webhook | slack | teams | pagerduty | command
+    routing_key = "..."              # secret (or AUMWATCH_ROUTE_ONCALL_ROUTING_KEY)
+    url = "https://..."              # secret (or AUMWATCH_ROUTE_ONCALL_URL); pagerduty:
+                                     # defaults to the Events API v2 endpoint
+    command = ["/usr/local/bin/page"]  # type command: an argument list, finding on stdin
+
     [[tasks]]                        # pre/post tasks run by `aumwatch tasks` (file only)
     name = "precheck"                # unique
     on = "pre"                       # pre | post
@@ -84,8 +103,10 @@ from types import MappingProxyType
 from typing import Any
 
 from services.domain.arrivals import ArrivalRules
+from services.domain.findings import DEFAULT_MISSED_AFTER, DEFAULT_SOURCE_DOWN_AFTER
 from services.domain.preflight import FitRules
 from services.domain.queueid import queue_identity
+from services.domain.routes import RouteSpec, validate_route_values
 from services.domain.tasks import (
     DEFAULT_TASK_TIMEOUT,
     MAX_TASK_TIMEOUT,
@@ -128,9 +149,13 @@ DEFAULT_PRE_EVENT_LATEST = ArrivalRules().pre_event_latest
 #: The dashboard's binding ids that the ``[keys]`` table may remap (``id = "keys"``).
 KEY_BINDING_IDS = ("quit", "help", "cancel", "pause", "refresh", "zone", "filter",
                    "clear_filter", "export", "panel.configs", "panel.run", "panel.runs",
-                   "panel.events", "report", "tasks", "wiring", "preflight")
+                   "panel.events", "report", "tasks", "wiring", "preflight",
+                   "acknowledge")
 
-SECRET_NAMES = frozenset({"token", "queue_connection_string"})
+SECRET_NAMES = frozenset({"token", "queue_connection_string", "heartbeat_url"})
+#: ``[alerts] heartbeat_every``'s default and floor.
+DEFAULT_HEARTBEAT_EVERY = timedelta(seconds=60)
+MIN_HEARTBEAT_EVERY = timedelta(seconds=1)
 MASK = "********"
 
 
@@ -274,6 +299,13 @@ def _wiring_refresh(value: Any, what: str) -> timedelta:
     return refresh
 
 
+def _heartbeat_every(value: Any, what: str) -> timedelta:
+    every = parse_duration(value, default_unit="s", what=what)
+    if every < MIN_HEARTBEAT_EVERY:
+        raise SettingsError(f"{what}: at least 1s, got {value!r}")
+    return every
+
+
 @dataclass(frozen=True)
 class _Spec:
     """How one setting is found: its file location, environment name, parser, default."""
@@ -359,6 +391,13 @@ _SPECS: tuple[_Spec, ...] = (
           lambda: timedelta(minutes=_FIT.reboot_windows)),
     _Spec("preflight_reboot_linux", "preflight", "reboot_linux", _positive_minutes,
           lambda: timedelta(minutes=_FIT.reboot_linux)),
+    _Spec("missed_after", "alerts", "missed_after", _minutes, lambda: DEFAULT_MISSED_AFTER),
+    _Spec("source_down_after", "alerts", "source_down_after", _minutes,
+          lambda: DEFAULT_SOURCE_DOWN_AFTER),
+    _Spec("bell", "alerts", "bell", _as_bool, lambda: True),
+    _Spec("heartbeat_url", "alerts", "heartbeat_url", _as_str, lambda: None),
+    _Spec("heartbeat_every", "alerts", "heartbeat_every", _heartbeat_every,
+          lambda: DEFAULT_HEARTBEAT_EVERY),
 )
 SETTING_NAMES = tuple(s.name for s in _SPECS)
 
@@ -403,6 +442,13 @@ class Settings:
         minutes=_FIT.minutes_per_service_pack)
     preflight_reboot_windows: timedelta = timedelta(minutes=_FIT.reboot_windows)
     preflight_reboot_linux: timedelta = timedelta(minutes=_FIT.reboot_linux)
+    missed_after: timedelta = DEFAULT_MISSED_AFTER
+    source_down_after: timedelta = DEFAULT_SOURCE_DOWN_AFTER
+    bell: bool = True
+    heartbeat_url: str | None = field(default=None, repr=False)
+    heartbeat_every: timedelta = DEFAULT_HEARTBEAT_EVERY
+    #: The ``[[alerts.routes]]`` (issue 21): the file's, their secrets also from the env.
+    alert_routes: tuple[RouteSpec, ...] = ()
     #: The dashboard's keymap from the ``[keys]`` table: binding id -> keys (``"ctrl+k"``),
     #: only ids of :data:`KEY_BINDING_IDS`.
     keymap: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
@@ -474,7 +520,18 @@ class Settings:
         out.append(("keymap", keys or "(defaults)", self.sources.get("keymap", "default")))
         out.append(("tasks", "; ".join(t.describe() for t in self.tasks) or "(none)",
                     self.sources.get("tasks", "default")))
+        out.append(("alert_routes",
+                    "; ".join(r.describe() for r in self.alert_routes) or "(none)",
+                    self.sources.get("alert_routes", "default")))
         return out
+
+    @property
+    def alert_secrets(self) -> tuple[str, ...]:
+        """Every alerting secret (routes' URLs and keys, the heartbeat URL), to scrub."""
+        out = [s for r in self.alert_routes for s in r.secrets]
+        if self.heartbeat_url:
+            out.append(self.heartbeat_url)
+        return tuple(out)
 
     def to_json(self) -> list[dict[str, Any]]:
         """The ``config show --json`` array: name, value (secrets masked), source."""
@@ -485,6 +542,8 @@ class Settings:
                 shown: Any = MASK if value else None
             elif name == "tasks":
                 shown = [task_json(t) for t in value]
+            elif name == "alert_routes":
+                shown = [r.to_json() for r in value]
             elif isinstance(value, timedelta):
                 shown = value.total_seconds()
             elif isinstance(value, Path):
@@ -541,6 +600,9 @@ def read_config_file(path: Path) -> tuple[dict[str, Any], list[str]]:
         if not isinstance(table, dict):
             warnings.append(f"{path}: top-level key {section!r} ignored (expected a [section])")
             continue
+        if section == "alerts" and "routes" in table:
+            table = dict(table)
+            values["alert_routes"] = table.pop("routes")  # validated by parse_routes
         if section == "keys":
             keymap, keymap_warnings = _read_keymap(table, path)
             values["keys"] = keymap
@@ -647,7 +709,13 @@ def load_settings(
         values[spec.name] = spec.parse(raw, label)
         sources[spec.name] = source
 
-    if path is not None and any(sources[n] == "file" for n in SECRET_NAMES):
+    routes = (parse_routes(file_values["alert_routes"], path, env)
+              if "alert_routes" in file_values else ())
+    sources["alert_routes"] = "file" if routes else "default"
+    route_secret_in_file = any(isinstance(t, dict) and ({"url", "routing_key"} & set(t))
+                               for t in file_values.get("alert_routes") or ())
+    if path is not None and (route_secret_in_file
+                             or any(sources[n] == "file" for n in SECRET_NAMES)):
         warning = _permission_warning(path)
         if warning:
             warnings.append(warning)
@@ -672,6 +740,7 @@ def load_settings(
         **values,
         keymap=MappingProxyType(dict(keymap)),
         tasks=tasks,
+        alert_routes=routes,
         config_path=path,
         sources=MappingProxyType(sources),
         warnings=tuple(warnings),
@@ -767,4 +836,99 @@ def parse_tasks(raw: Any, path: Path | None) -> tuple[TaskSpec, ...]:
                             configurations=tuple(c.strip() for c in configurations),
                             command=tuple(command), timeout=timeout,
                             cancel_on_failure=cancel))
+    return tuple(out)
+
+
+# --- [[alerts.routes]] (issue 21) -----------------------------------------------------------
+
+_ROUTE_KEYS = ("name", "on", "configurations", "min_severity", "type", "url", "routing_key",
+               "command")
+_ROUTE_SECRETS = ("url", "routing_key")
+
+
+def route_env_name(route: str, key: str) -> str:
+    """The environment variable that gives route ``route``'s secret ``key``
+    (``AUMWATCH_ROUTE_ONCALL_ROUTING_KEY``)."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", route).strip("_").upper()
+    return f"{ENV_PREFIX}ROUTE_{slug}_{key.upper()}"
+
+
+def _names(value: Any, label: str, what: str) -> tuple[str, ...]:
+    if value is None:
+        return ("*",)
+    if isinstance(value, str):
+        value = [value]
+    if (not isinstance(value, list) or not value
+            or not all(isinstance(v, str) and v.strip() for v in value)):
+        raise SettingsError(f"{label}: {what}: expected a non-empty list of strings, "
+                            f"got {value!r}")
+    return tuple(v.strip() for v in value)
+
+
+def parse_routes(raw: Any, path: Path | None,
+                 env: Mapping[str, str] | None = None) -> tuple[RouteSpec, ...]:
+    """Validate ``[[alerts.routes]]``; a route's ``url`` and ``routing_key`` come from the
+    file or from the environment (:func:`route_env_name`, which wins), never from a flag.
+    Errors name the file and the route, never a secret's value."""
+    env = os.environ if env is None else env
+    where = f"{path}: " if path is not None else ""
+    if not isinstance(raw, list):
+        raise SettingsError(f"{where}alerts.routes must be an array of tables "
+                            f"([[alerts.routes]]), got {type(raw).__name__}")
+    out: list[RouteSpec] = []
+    seen: set[str] = set()
+    for index, table in enumerate(raw, start=1):
+        label = f"{where}[[alerts.routes]] #{index}"
+        if not isinstance(table, dict):
+            raise SettingsError(f"{label}: expected a table with {', '.join(_ROUTE_KEYS)}")
+        name = table.get("name")
+        if not isinstance(name, str) or not name.strip() or not name.isprintable():
+            raise SettingsError(f"{label}: name: expected a non-empty printable string")
+        name = name.strip()
+        label = f"{where}route {name!r}"
+        if name.casefold() in seen:
+            raise SettingsError(f"{label}: name: declared twice (route names must be unique)")
+        seen.add(name.casefold())
+        unknown = sorted(set(table) - set(_ROUTE_KEYS))
+        if unknown:
+            raise SettingsError(f"{label}: unknown key(s) {', '.join(unknown)}; known: "
+                                f"{', '.join(_ROUTE_KEYS)}")
+        type_ = str(table.get("type", "")).strip().lower()
+        on = _names(table.get("on"), label, "on")
+        configurations = _names(table.get("configurations"), label, "configurations")
+        min_severity = str(table.get("min_severity", "info")).strip().lower()
+        why = validate_route_values(name, type_, on, min_severity)
+        if why:
+            raise SettingsError(f"{label}: {why}")
+        secrets: dict[str, str | None] = {}
+        for key in _ROUTE_SECRETS:
+            from_env = env.get(route_env_name(name, key), "").strip()
+            value = from_env or table.get(key)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise SettingsError(f"{label}: {key}: expected a non-empty string")
+            secrets[key] = value.strip() if isinstance(value, str) else None
+        url = secrets["url"]
+        if url is not None and not url.lower().startswith(("https://", "http://")):
+            raise SettingsError(f"{label}: url: expected an http(s) URL (value not shown)")
+        command: tuple[str, ...] = ()
+        if type_ == "command":
+            cmd = table.get("command")
+            if isinstance(cmd, str):
+                raise SettingsError(f"{label}: command: expected an argument list, got a "
+                                    "string; aumwatch never runs a command through a shell")
+            if (not isinstance(cmd, list) or not cmd or not all(isinstance(a, str) for a in cmd)
+                    or not cmd[0].strip() or any("\x00" in a for a in cmd)):
+                raise SettingsError(f"{label}: command: expected a non-empty list of strings")
+            command = tuple(cmd)
+        elif "command" in table:
+            raise SettingsError(f"{label}: command: only a route of type command has one")
+        if type_ in ("webhook", "slack", "teams") and not url:
+            raise SettingsError(f"{label}: url: a {type_} route needs one (in the file, or "
+                                f"{route_env_name(name, 'url')})")
+        if type_ == "pagerduty" and not secrets["routing_key"]:
+            raise SettingsError(f"{label}: routing_key: a pagerduty route needs one (in the "
+                                f"file, or {route_env_name(name, 'routing_key')})")
+        out.append(RouteSpec(name=name, type=type_, on=on, configurations=configurations,
+                             min_severity=min_severity, url=url,
+                             routing_key=secrets["routing_key"], command=command))
     return tuple(out)

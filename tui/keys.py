@@ -30,6 +30,9 @@ DASHBOARD_BINDINGS: tuple[Binding, ...] = (
     Binding("r", "report", "Run report", show=False, id="report",
             tooltip="Write the selected run's report (HTML and Markdown) into the data "
             "directory's reports folder"),
+    Binding("a", "acknowledge", "Acknowledge", show=False, id="acknowledge",
+            tooltip="Acknowledge the selected finding (the event tail's line, else the "
+            "run's findings): recorded with who and when, shown to every viewer"),
     Binding("t", "tasks", "Task runs", show=False, id="tasks",
             tooltip="The selected run's pre/post task runs, with their output"),
 )

@@ -31,7 +31,9 @@ from typing import Any
 from services.domain.events import MaintenanceEvent
 from services.domain.runfacts import VerifiedCancel, initiator_of
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+#: The ``alert_deliveries`` route of an acknowledgement (who: its ``detail``).
+ACK_ROUTE = "@ack"
 JOURNAL_FILE_NAME = "journal.sqlite3"
 
 # One entry per schema version: the statements that take a file from version N-1 to N.
@@ -124,6 +126,25 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE undecodable ADD COLUMN queue_identity TEXT",
         # The stand-in world a cancel was sent in (NULL: real Azure, or written before).
         "ALTER TABLE cancel_audit ADD COLUMN world TEXT",
+    ),
+    (
+        # Issue 21: each finding's state (route '') and each send of it to a route, claimed
+        # before it is sent: the UNIQUE key makes a send happen once per (finding, route,
+        # state) across restarts. ``finding`` is the finding's JSON line; ``detail`` what the
+        # receiver answered, scrubbed. Never a URL or a key.
+        """CREATE TABLE alert_deliveries (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            finding_key TEXT NOT NULL,
+            route TEXT NOT NULL,
+            state TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            claimed_at TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            finished_at TEXT,
+            detail TEXT,
+            finding TEXT NOT NULL,
+            UNIQUE (finding_key, route, state)
+        )""",
     ),
 )
 
@@ -633,6 +654,77 @@ class Journal:
             )
             for r in rows
         ]
+
+    # -- alerts (issue 21) -----------------------------------------------------------------
+    def claim_alert(self, *, finding_key: str, route: str, state: str, kind: str,
+                    finding: dict[str, Any], at: datetime) -> int | None:
+        """Claim one (finding, route, state) before it is sent (route ``""``: the finding's
+        own state, as printed): insert a ``sending`` row and commit; return its row number,
+        or None when it was claimed before (by this or an earlier process): do not send."""
+        with self._write("record an alert") as conn:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO alert_deliveries (finding_key, route, state, kind,"
+                " claimed_at, outcome, finding) VALUES (?, ?, ?, ?, ?, 'sending', ?)",
+                (finding_key, route, state, kind, _iso(at), json.dumps(finding)))
+            if cursor.rowcount != 1:
+                return None
+            return int(cursor.lastrowid or 0)
+
+    def finish_alert(self, seq: int, *, outcome: str, at: datetime,
+                     detail: str | None = None) -> None:
+        """Record how the send claimed as ``seq`` ended (``detail`` already scrubbed)."""
+        with self._write("record an alert outcome") as conn:
+            conn.execute("UPDATE alert_deliveries SET outcome = ?, finished_at = ?, detail = ?"
+                         " WHERE seq = ?", (outcome, _iso(at), detail, seq))
+
+    def alert_claimed(self, finding_key: str, route: str, state: str) -> bool:
+        """Whether (finding, route, state) was claimed."""
+        with self._lock, self._errors("read the alerts"):
+            row = self._connection().execute(
+                "SELECT 1 FROM alert_deliveries WHERE finding_key = ? AND route = ? AND"
+                " state = ?", (finding_key, route, state)).fetchone()
+        return row is not None
+
+    def alert_findings(self, limit: int = 20_000) -> list[dict[str, Any]]:
+        """The last state of each finding told (its JSON line), oldest first: what a
+        restarted watcher starts from."""
+        with self._lock, self._errors("read the alerts"):
+            rows = self._connection().execute(
+                "SELECT finding_key, state, finding FROM alert_deliveries WHERE route = ''"
+                " ORDER BY seq DESC LIMIT ?", (limit,)).fetchall()
+        last: dict[str, dict[str, Any]] = {}
+        for key, state, finding in rows:
+            if key not in last or state == "resolved":
+                last[key] = json.loads(finding)
+        return list(reversed(last.values()))
+
+    def acknowledge_alert(self, *, finding_key: str, kind: str, who: str, at: datetime,
+                          finding: dict[str, Any]) -> bool:
+        """Record that ``who`` acknowledged the finding (once: False when it already was).
+        Kept as the finding's ``@ack`` row, so every dashboard on this journal sees it."""
+        seq = self.claim_alert(finding_key=finding_key, route=ACK_ROUTE, state="ack",
+                               kind=kind, finding=finding, at=at)
+        if seq is None:
+            return False
+        self.finish_alert(seq, outcome="acknowledged", at=at, detail=who)
+        return True
+
+    def alert_acks(self, after_seq: int = 0) -> list[tuple[int, str, str, datetime]]:
+        """Acknowledgements after row ``after_seq``: (seq, finding key, who, when)."""
+        with self._lock, self._errors("read the alerts"):
+            rows = self._connection().execute(
+                "SELECT seq, finding_key, detail, claimed_at FROM alert_deliveries WHERE"
+                " route = ? AND seq > ? ORDER BY seq", (ACK_ROUTE, after_seq)).fetchall()
+        return [(int(r[0]), str(r[1]), str(r[2] or "?"), _parse_iso(r[3])) for r in rows]
+
+    def alert_deliveries(self) -> list[dict[str, Any]]:
+        """Every claimed send, oldest first (route, finding key, state, outcome, detail)."""
+        with self._lock, self._errors("read the alerts"):
+            rows = self._connection().execute(
+                "SELECT route, finding_key, state, kind, outcome, detail, claimed_at"
+                " FROM alert_deliveries ORDER BY seq").fetchall()
+        return [{"route": r[0], "finding_key": r[1], "state": r[2], "kind": r[3],
+                 "outcome": r[4], "detail": r[5], "claimed_at": r[6]} for r in rows]
 
     # -- task runs (issue 12) ----------------------------------------------------------------
     def claim_task_run(

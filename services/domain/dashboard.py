@@ -174,8 +174,17 @@ class DashboardState:
         self.wirings: dict[str, Wiring] = {}
         self.wiring_fetched_at: datetime | None = None
         self._pre_explanations: dict[str, str] = {}
+        # The sources read at least once (configs, runs, events, wiring): a finding is judged
+        # only once every source it depends on was (services/domain/findings.py).
+        self.sources_read: set[str] = set()
 
     # -- reading -------------------------------------------------------------------------------
+    def mark_read(self, source: str) -> None:
+        """``source`` (of :data:`services.domain.watchdog.SOURCES`) was read once: the
+        watchdog's and the findings' gate (issue 22 item 4, issue 21)."""
+        self.sources_read.add(source)
+        self.watchdog.mark_read(source)
+
     @property
     def runs(self) -> Mapping[str, Run]:
         """Every run the dashboard knows, by key (read-only)."""
@@ -375,7 +384,7 @@ class DashboardState:
             self.selected_config = ordered[0] if ordered else None
             self.selected_run = None
             selection = True
-        self.watchdog.mark_read("configs")
+        self.mark_read("configs")
         return Change(configs=frozenset(touched), runs=tuple(runs), selection=selection,
                       status=self.clear_error("configs").status)
 
@@ -398,11 +407,11 @@ class DashboardState:
         keys = {k for k, r in new.items() if old.get(k) is not r} | (old.keys() - new.keys())
         touched, changed = self._remerge(keys | fresh)
         status = self.clear_error("runs").status | self.clear_error("configs").status
-        self.watchdog.mark_read("runs")
+        self.mark_read("runs")
         if isinstance(snapshot, RunsSnapshot):
             # The journal was consulted with this poll: none yet or unreadable counts as read
             # too (the cancels known so far stand), so the watchdog is never held back for ever.
-            self.watchdog.mark_read("cancels")
+            self.mark_read("cancels")
         return Change(configs=frozenset(touched), runs=tuple(changed),
                       selection=self._selection_touched(touched), status=status)
 
@@ -448,7 +457,7 @@ class DashboardState:
             self.set_error("events", batch.error)
         else:
             self.clear_error("events")
-            self.watchdog.mark_read("events")
+            self.mark_read("events")
         # The status always changes: the queue's depth and mode are on it.
         return Change(configs=frozenset(touched), runs=tuple(changed), events=tuple(lines),
                       findings=tuple(findings),
@@ -489,7 +498,7 @@ class DashboardState:
         if snapshot.error or snapshot.fetched_at is not None:
             # Read (a read that failed says the wiring cannot explain anything: a finding
             # then goes without a cause rather than never).
-            self.watchdog.mark_read("wiring")
+            self.mark_read("wiring")
         if snapshot.error:
             status = self.set_error("wiring", snapshot.error).status
         else:
@@ -574,7 +583,7 @@ class DashboardState:
         another aumwatch process's): run key -> when and who
         (:class:`~services.domain.runfacts.VerifiedCancel`). The first call, even with none,
         counts as the journal's read."""
-        self.watchdog.mark_read("cancels")
+        self.mark_read("cancels")
         touched, changed = self._remerge(self._fresh_cancels(cancels))
         return Change(configs=frozenset(touched), runs=tuple(changed),
                       selection=self._selection_touched(touched))

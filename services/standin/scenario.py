@@ -362,6 +362,8 @@ class ScenarioEngine:
         if cid.lower() in cfg.known:
             return
         cfg.known.add(cid.lower())
+        if fate is None and b.never_starts:
+            return  # a run that never happens: no row, no events (the schedule still says it)
         if fate is None:
             fate = "cancelled-platform" if b.platform_cancel is not None else "completed"
         plan = _RunPlan(spec, cid, start, end, fate)

@@ -64,6 +64,10 @@ is also described in ``services/standin/scenarios/README.md``)::
     finish = [0.05, 0.6]          # machines finish between these fractions of the window
     overrun = 0.2                 # chance that a run overruns: a few of its machines finish
                                   # after the window end (maintenanceWindowExceeded)
+    never_starts = false          # true: its runs never happen (no Resource Graph row and
+                                  # no event at all); the schedule still says they should
+
+A configuration with no ``[[configuration.machines]]`` has runs with no machines.
 
 Durations are written like ``90s``, ``25m``, ``1h30m``, ``2d``. Outcomes: ``completed`` (the
 behaviour's failures apply), ``succeeded`` (no machine fails), ``failed`` (every machine
@@ -206,6 +210,7 @@ class Behaviour:
     failed_status: str = "Failed"
     finish: tuple[float, float] = (0.05, 0.6)
     overrun: float = 0.2  # chance that a run has machines finishing after the window end
+    never_starts: bool = False  # its runs never happen: no run row, no events (issue 21)
 
 
 @dataclass(frozen=True)
@@ -392,6 +397,7 @@ def _behaviour(data: Any, where: str) -> Behaviour:
         failed_status=t.get("failed_status", str, "Failed"),
         finish=(float(finish[0]), float(finish[1])),
         overrun=overrun,
+        never_starts=t.get("never_starts", bool, False),
     )
     t.done()
     return behaviour

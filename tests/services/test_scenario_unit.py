@@ -396,3 +396,17 @@ def test_an_edit_through_the_world_moves_the_runs_not_created_yet() -> None:
     at(clock, engine, T + timedelta(hours=6))
     starts = sorted(r.start for r in world.runs() if r.start >= T)
     assert starts == [T + timedelta(hours=5)]
+
+
+def test_a_run_that_never_starts_has_no_row_and_no_events() -> None:
+    clock, world, engine, _ = make(scenario(behaviour={"never_starts": True}))
+    at(clock, engine, T + timedelta(hours=3))
+    assert [r for r in world.runs() if r.start == T] == []
+    assert engine.written == []
+
+
+def test_a_configuration_with_no_machines_has_runs_with_no_machines() -> None:
+    clock, world, engine, _ = make(scenario(machines=[]))
+    at(clock, engine, T + timedelta(minutes=5))
+    run = the_run(world)
+    assert run.machine_ids == [] and run.status == "Completed"  # nothing to patch

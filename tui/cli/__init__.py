@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "tui.cli.setup",  # setup events
     "tui.cli.report",  # report (issue 12)
     "tui.cli.preflight",  # preflight (issue 18)
+    "tui.cli.watch",  # watch, alerts test (issue 21)
 )
 
 Handler = Callable[[argparse.Namespace], int]

@@ -31,6 +31,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from services.azure.eventgrid import watched_queue
 from services.azure.monitor import Monitor
+from services.domain.backoff import Backoff
 from services.domain.boundary import (
     EventBatch,
     MonitorStatus,
@@ -44,6 +45,7 @@ from services.domain.model import Configuration, Fetched, Run
 from services.domain.watchdog import read_sources
 from services.domain.zones import TIME_MODES, next_mode, zone_for
 from services.settings import Settings
+from tui.alerts import AlertsScreenMixin, DashboardAlerts
 from tui.cancel import cancel_lines, live_cancel_lines, outcome_toast, target_of
 from tui.display import clock_time, format_time
 from tui.keys import DASHBOARD_BINDINGS
@@ -66,7 +68,7 @@ from tui.panels.events import EventsPanel
 from tui.panels.filter import FilterBox
 from tui.panels.run import RunPanel
 from tui.panels.runs import RunsPanel
-from tui.poller import Backoff, Poller, Scheduler
+from tui.poller import Poller, Scheduler
 from tui.screens.preflight import PreflightScreenMixin
 from tui.screens.runviews import RunViews
 from tui.status import status_data
@@ -80,7 +82,7 @@ from widgets.statusbar import StatusBar, StatusData
 COMPACT_HEIGHT = 32
 
 
-class DashboardScreen(PreflightScreenMixin, Screen[None]):
+class DashboardScreen(PreflightScreenMixin, AlertsScreenMixin, Screen[None]):
     """The default screen. ``monitor`` fetches (None: nothing is polled); ``poll`` starts the
     poll loops at mount; ``scheduler`` replaces the timers that arm each next poll (tests:
     with one, each handler re-arms through it even when ``poll`` is False)."""
@@ -132,6 +134,8 @@ class DashboardScreen(PreflightScreenMixin, Screen[None]):
         self.views = RunViews(self.state, settings, self.poller, self.format_time,
                               show_change=self.show_change, show_notice=self.show_notice)
         self._init_preflight()  # its own poll loop (tui/screens/preflight.py)
+        # Issue 21: the findings' one list, the bell and acknowledgements (tui/alerts.py).
+        self.alerts = DashboardAlerts(settings, clock, None)
 
     # -- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -164,6 +168,9 @@ class DashboardScreen(PreflightScreenMixin, Screen[None]):
 
     def on_resize(self) -> None:
         self._apply_size()
+
+    def on_unmount(self) -> None:
+        self.alerts.close()  # the journal connection it opened for acknowledgements
 
     def _apply_size(self) -> None:
         compact = self.app.size.height < COMPACT_HEIGHT
@@ -198,6 +205,9 @@ class DashboardScreen(PreflightScreenMixin, Screen[None]):
     def start_polling(self) -> None:
         """Start the poll loops (each re-arms itself when it was applied; the journal's
         verified cancels come with every runs poll)."""
+        if self.monitor is not None:
+            # Acknowledgements are shared through the journal (opened when there is one).
+            self.alerts.journal_path = self.settings.journal_path
         self.poll_configs()
         if self.settings.queue_configured:
             self.poll_events()
@@ -255,18 +265,24 @@ class DashboardScreen(PreflightScreenMixin, Screen[None]):
     def apply_configs(self, fetched: Fetched[Configuration]) -> None:
         """Take a configurations snapshot and redraw what it changed."""
         self.show_change(self.state.apply_configs(fetched))
+        self._judge_findings(self.clock.now(), force=True)
 
     def apply_runs(self, snapshot: RunsSnapshot | Fetched[Run]) -> None:
         """Take a runs poll (runs, the journal's verified cancels); redraw what it changed."""
         self.show_change(self.state.apply_runs(snapshot))
+        self._judge_findings(self.clock.now(), force=True)
 
     def apply_events(self, batch: EventBatch) -> None:
         """Take one read of the events queue and redraw what it changed."""
-        self.show_change(self.state.apply_events(batch))
+        change = self.state.apply_events(batch)
+        self.show_change(change)
+        if change.events:  # an empty read changes no finding (the tick judges deadlines)
+            self._judge_findings(self.clock.now(), force=True)
 
     def apply_wiring(self, snapshot: WiringSnapshot) -> None:
         """Take a read of the Event Grid wiring and redraw what it changed."""
         self.show_change(self.state.apply_wiring(snapshot))
+        self._judge_findings(self.clock.now(), force=True)
 
     def show_change(self, change: Change) -> None:
         """Redraw only the panels ``change`` names."""
@@ -349,6 +365,7 @@ class DashboardScreen(PreflightScreenMixin, Screen[None]):
             self.runs_panel.tick(now)
             self.run_panel.tick(now, self._offer_cancel(now))
             self.show_change(self.state.tick(now))
+            self._judge_findings(now)
             self.update_status()
         if self._check_terminal is not None:
             self._check_terminal()

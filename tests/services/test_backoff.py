@@ -1,11 +1,11 @@
-"""The poll back-off, the poller's own (it used to live in the dashboard's state)."""
+"""The poll back-off (services/domain/backoff.py): the poller and the watcher pace by it."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from services.domain.backoff import MAX_BACKOFF, Backoff
 from services.domain.wiring import WIRING_RETRY
-from tui.poller import MAX_BACKOFF, Backoff
 
 
 def test_back_off_doubles_per_failure_is_capped_and_resets_on_success() -> None:
