@@ -191,8 +191,9 @@ def test_the_json_line_has_the_contract_keys() -> None:
 
 
 def test_the_state_records_each_source_read_once() -> None:
-    from types import SimpleNamespace
+    from dataclasses import replace
 
+    from services.domain.boundary import EventBatch
     from services.domain.clock import ManualClock
     from services.domain.dashboard import DashboardState
     from services.domain.findings import state_inputs
@@ -203,11 +204,10 @@ def test_the_state_records_each_source_read_once() -> None:
     assert state_inputs(state, state.sources_read).read == set()
     state.apply_configs(Fetched(items=(CONFIG,), fetched_at=T))
     state.apply_runs(Fetched(items=(), fetched_at=T))
-    failed = SimpleNamespace(depth=None, truncated=False, mode="peek", events=(),
-                             undecodable=(), duplicates=(), error="HTTP 503", warning=None)
+    failed = EventBatch(mode="peek", fetched_at=T, error="HTTP 503")
     state.apply_events(failed)
     assert state.sources_read == {"configs", "runs"}
-    state.apply_events(SimpleNamespace(**{**failed.__dict__, "error": None, "depth": 0}))
+    state.apply_events(replace(failed, error=None, depth=0))
     assert state.sources_read == {"configs", "runs", "events"}
 
 
