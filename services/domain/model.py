@@ -43,6 +43,10 @@ class Configuration:
     schedule_description: str | None = None
     schedule_warnings: tuple[str, ...] = ()
     next_occurrences: tuple[tuple[datetime, datetime], ...] = ()
+    #: Issue 19: the ``[[tenants]]`` profile it was read through ("" without profiles) and
+    #: the tenant that owns its subscription (Resource Graph's ``tenantId``; None: unknown).
+    tenant: str = ""
+    tenant_id: str | None = None
 
     @property
     def next_start(self) -> datetime | None:
@@ -70,6 +74,8 @@ class Configuration:
             "next_end": iso_z(self.next_end),
             "phase": phase,
             "schedule_error": self.schedule_error,
+            "tenant": self.tenant or None,
+            "tenant_id": self.tenant_id,
         }
 
 
@@ -96,6 +102,10 @@ class Run:
     last_update: datetime | None = None
     #: The configuration's maintenanceScope (InGuestPatch, Host, ...); "" when unknown.
     scope: str = ""
+    #: Issue 19: the ``[[tenants]]`` profile it was read through ("" without profiles) and
+    #: the tenant that owns its subscription (None: unknown).
+    tenant: str = ""
+    tenant_id: str | None = None
 
     @cached_property
     def key(self) -> str:
@@ -128,6 +138,8 @@ class Run:
             "cutoff": iso_z(self.cutoff),
             "source": self.source,
             "scope": self.scope,
+            "tenant": self.tenant or None,
+            "tenant_id": self.tenant_id,
         }
 
 
@@ -181,3 +193,6 @@ class Fetched(Generic[T]):
     fetched_at: datetime
     skew: timedelta | None = None
     requests: int = 0
+    #: Issue 19: the tenants whose read failed while others answered: profile name -> the
+    #: one-line error (empty: every tenant answered).
+    failed: Mapping[str, str] = field(default_factory=dict)
