@@ -466,7 +466,10 @@ class Settings:
 
     @property
     def queue_configured(self) -> bool:
-        """True when an events queue is set (connection string, or account URL + name)."""
+        """True when an events queue is set (connection string, or account URL + name); with
+        ``[[tenants]]`` profiles, when any profile has its own."""
+        if self.profiles:
+            return any(p.settings.queue_configured for p in self.profiles)
         return bool(self.queue_name and (self.queue_connection_string or self.queue_account_url))
 
     @property
@@ -529,7 +532,7 @@ class Settings:
             if name in SECRET_NAMES:
                 shown: Any = MASK if value else None
             elif name == "tasks":
-                shown = [task_json(t) for t in value]
+                shown = [task_json(t) for t in self.tasks]
             elif name == "tenants":
                 shown = [p.to_json() for p in self.profiles]
             elif isinstance(value, timedelta):

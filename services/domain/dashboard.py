@@ -375,8 +375,25 @@ class DashboardState:
             self.selected_run = None
             selection = True
         self.watchdog.mark_read("configs")
+        status = self.clear_error("configs").status | self._tenant_errors("configs",
+                                                                          fetched.failed)
         return Change(configs=frozenset(touched), runs=tuple(runs), selection=selection,
-                      status=self.clear_error("configs").status)
+                      status=status)
+
+    def _tenant_errors(self, kind: str, failed: Mapping[str, str]) -> bool:
+        """Issue 19: each failed tenant's error as its own source's (``runs:contoso``); the
+        errors of tenants that answered again are cleared. True when any changed."""
+        changed = False
+        prefix = kind + ":"
+        for source in [s for s in self._errors if s.startswith(prefix)]:
+            if source[len(prefix):] not in failed:
+                changed |= self.clear_error(source).status
+        for name, message in failed.items():
+            text = " ".join(f"{kind} of tenant {name}: {message}".split())
+            if self._errors.get(prefix + name) != text:
+                self.set_error(prefix + name, text)
+                changed = True
+        return changed
 
     def apply_runs(self, snapshot: RunsSnapshot | Fetched[Run]) -> Change:
         """Take a runs poll: Resource Graph's runs (observed only) and the verified cancels
@@ -397,6 +414,7 @@ class DashboardState:
         keys = {k for k, r in new.items() if old.get(k) is not r} | (old.keys() - new.keys())
         touched, changed = self._remerge(keys | fresh)
         status = self.clear_error("runs").status | self.clear_error("configs").status
+        status |= self._tenant_errors("runs", fetched.failed)
         self.watchdog.mark_read("runs")
         if isinstance(snapshot, RunsSnapshot):
             # The journal was consulted with this poll: none yet or unreadable counts as read
