@@ -227,3 +227,15 @@ async def test_a_cancel_through_a_delegation_is_marked_unconfirmed_by_microsoft(
     assert result.outcome is Outcome.VERIFIED, result.message
     assert "unconfirmed by Microsoft" in result.message and "tenant provider" in result.message
     assert (row.tenant, row.tenant_id, row.delegated) == ("provider", TENANT_B, True)
+
+
+def test_doctor_checks_each_profile_and_names_the_failing_one(
+        two_tenants: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    server, a, b, _world = two_tenants
+    path = write(tmp_path, config_text(server, a, b, b_token="not-a-token"))
+    code, checks, _err = run_cli(capsys, "doctor", "--config", str(path), "--json")
+    assert code == 1
+    status = {c["check"]: c["status"] for c in checks}
+    assert status["credentials:contoso"] == "ok" and status["resource graph:contoso"] == "ok"
+    assert status["resource graph:fabrikam"] == "fail"
+    assert "queue:contoso" in status and "queue:fabrikam" in status
