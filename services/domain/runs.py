@@ -57,7 +57,7 @@ def run_query(correlation_id: str) -> str:
     return f"""maintenanceresources
 | where type =~ "{RUN_TYPE}"
 | where tolower(tostring(properties.correlationId)) == {wanted} or tolower(id) == {wanted}
-| project id, name, properties"""
+| project id, name, tenantId, properties"""
 
 
 def cancelled_by_from_error(text: str | None) -> CancelledBy | None:

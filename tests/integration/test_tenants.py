@@ -239,3 +239,18 @@ def test_doctor_checks_each_profile_and_names_the_failing_one(
     assert status["credentials:contoso"] == "ok" and status["resource graph:contoso"] == "ok"
     assert status["resource graph:fabrikam"] == "fail"
     assert "queue:contoso" in status and "queue:fabrikam" in status
+
+
+def test_aumwatch_cancel_finds_the_runs_tenant_and_sends_with_its_token(
+        two_tenants: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    server, a, b, world = two_tenants
+    path = write(tmp_path, config_text(server, a, b))
+    (run,) = [r for r in world.runs() if r.configuration_id.split("/")[2] == SUB_B]
+    # (The command judges the window on the stand-in's time: its Date header.)
+    code, rows, err = run_cli(capsys, "cancel", run.correlation_id, "--config", str(path),
+                              "--yes", "--json")
+    assert code == 0, err
+    (row,) = rows
+    assert (row["outcome"], row["tenant"], row["tenant_id"]) == ("verified", "fabrikam",
+                                                                 TENANT_B)
+    assert world.get_run(run.correlation_id).status == "Cancelled"
