@@ -254,3 +254,47 @@ def test_aumwatch_cancel_finds_the_runs_tenant_and_sends_with_its_token(
     assert (row["outcome"], row["tenant"], row["tenant_id"]) == ("verified", "fabrikam",
                                                                  TENANT_B)
     assert world.get_run(run.correlation_id).status == "Cancelled"
+
+
+def test_sim_plays_two_tenants_each_with_its_subscriptions_token_and_queue(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from services.standin.runner import SimEnvironment
+
+    with SimEnvironment(None, arg_lag=0, config_path=tmp_path / "aumwatch.toml",
+                        data_dir=tmp_path / "data", tenants=2) as env:
+        settings = load_settings(env={}, config_path=env.config_path)
+        one, two = settings.tenant_profiles()
+        assert (one.name, two.name) == ("tenant1", "tenant2")
+        assert one.settings.token != two.settings.token and one.tenant != two.tenant
+        assert not set(one.settings.subscriptions) & set(two.settings.subscriptions)
+        assert one.settings.queue_name != two.settings.queue_name
+        assert [t["name"] for t in env.info()["tenants"]] == ["tenant1", "tenant2"]
+        code, configs, err = run_cli(capsys, "configs", "--config", str(env.config_path),
+                                     "--json", "--all-scopes")
+        assert code == 0, err
+        for config in configs:
+            owner = one if config["subscription_id"] in one.settings.subscriptions else two
+            assert (config["tenant"], config["tenant_id"]) == (owner.name, owner.tenant)
+        assert {c["tenant"] for c in configs} == {"tenant1", "tenant2"}
+        # Each queue holds the events of its own tenant's subscriptions only.
+        from azure.storage.queue import QueueClient
+
+        for profile in (one, two):
+            queue = QueueClient.from_connection_string(
+                profile.settings.queue_connection_string or "", profile.settings.queue_name
+                or "")
+            texts = [m.content for m in queue.peek_messages(max_messages=32)]
+            assert texts, profile.name
+            from services.domain.events import EventDecodeError, decode_message
+
+            owned = {s.lower() for s in profile.settings.subscriptions}
+            decoded = 0
+            for text in texts:
+                try:
+                    events = decode_message(text)
+                except EventDecodeError:
+                    continue  # the demo also writes a malformed message, on purpose
+                for event in events:
+                    decoded += 1
+                    assert str(event.configuration_id).split("/")[2].lower() in owned
+            assert decoded, profile.name
