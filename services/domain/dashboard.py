@@ -195,10 +195,21 @@ class DashboardState:
 
     def matches(self, config: Configuration) -> bool:
         """Whether ``config`` passes the filter (name, group, subscription, zone, schedule,
-        maintenance scope)."""
+        maintenance scope). Issue 19: a word ``tenant:NAME`` keeps the configurations of
+        that tenant only (its profile's name or the owning tenant's id); the rest of the
+        text filters as before."""
         needle = self.filter_text.strip().lower()
         if not needle:
             return True
+        words = needle.split()
+        tenants = [w[len("tenant:"):] for w in words if w.startswith("tenant:")]
+        if tenants:
+            if not any(t and t in (config.tenant.lower(), (config.tenant_id or "").lower())
+                       for t in tenants):
+                return False
+            needle = " ".join(w for w in words if not w.startswith("tenant:"))
+            if not needle:
+                return True
         haystack = " ".join((config.name, config.resource_group, config.subscription_id,
                              config.time_zone, config.schedule_description or "",
                              config.scope)).lower()

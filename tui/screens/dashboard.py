@@ -125,9 +125,10 @@ class DashboardScreen(PreflightScreenMixin, Screen[None]):
         self.set_reactive(DashboardScreen.time_mode, settings.time_display
                           if settings.time_display in TIME_MODES else "config")
         self._panel = "configs"
-        self.configs_panel = ConfigsPanel(self.state, self.zone_of)
+        several = len(settings.tenant_profiles()) > 1  # issue 19: the Tenant column
+        self.configs_panel = ConfigsPanel(self.state, self.zone_of, tenant_column=several)
         self.run_panel = RunPanel(self.state, self.zone_of)
-        self.runs_panel = RunsPanel(self.state, self.zone_of)
+        self.runs_panel = RunsPanel(self.state, self.zone_of, tenant_column=several)
         self.events_panel = EventsPanel(self._format_event_time)
         self.views = RunViews(self.state, settings, self.poller, self.format_time,
                               show_change=self.show_change, show_notice=self.show_notice)

@@ -1,0 +1,71 @@
+"""Several tenants in the dashboard (issue 19): the stand-in plays two tenants; the dashboard
+reads both through its monitor, shows a Tenant column in configurations and runs, filters by
+``tenant:NAME``, and shows no Tenant column with one tenant."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.widgets import DataTable
+
+from services.domain.clock import ManualClock
+from services.settings import load_settings
+from tests.integration.test_tenants import config_text, two_tenants, write  # noqa: F401
+from tui.app import AumwatchApp
+
+pytestmark = pytest.mark.integration
+
+
+async def wait_for(pilot: Any, condition: Any, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        await pilot.pause(0.1)
+    assert condition()
+
+
+async def test_the_dashboard_shows_both_tenants_each_row_under_its_own(
+        two_tenants: Any, tmp_path: Path, standin_clock: ManualClock) -> None:  # noqa: F811
+    server, a, b, _world = two_tenants
+    path = write(tmp_path, config_text(server, a, b))
+    settings = load_settings({"data_dir": str(tmp_path / "data")}, env={}, config_path=path)
+    app = AumwatchApp(settings, clock=standin_clock)
+    async with app.run_test(size=(160, 40)) as pilot:
+        state = app.dashboard.state
+        await wait_for(pilot, lambda: len(state.configs) == 2)
+        configs: DataTable[Any] = app.query_one("#configs", DataTable)
+        await wait_for(pilot, lambda: configs.row_count == 2)
+        tenant_of = {state.configs[k].name: configs.get_cell(k, "tenant").plain
+                     for k in configs.rows}
+        assert tenant_of == {"contoso-web": "contoso", "fabrikam-db": "fabrikam"}
+        runs: DataTable[Any] = app.query_one("#runs", DataTable)
+        by_name = {c.name: k for k, c in state.configs.items()}
+        state.select_config(by_name["fabrikam-db"])
+        app.dashboard.refresh_run_views()
+        await wait_for(pilot, lambda: runs.row_count > 0)
+        assert {runs.get_cell(k, "tenant").plain for k in runs.rows} == {"fabrikam"}
+        # /tenant:NAME keeps that tenant's configurations only.
+        app.dashboard.show_change(state.set_filter("tenant:fabrikam"))
+        await wait_for(pilot, lambda: configs.row_count == 1)
+        assert [state.configs[k].name for k in configs.rows] == ["fabrikam-db"]
+        app.dashboard.show_change(state.set_filter("tenant:contoso web"))
+        await wait_for(pilot, lambda: [state.configs[k].name for k in configs.rows]
+                       == ["contoso-web"])
+
+
+async def test_one_tenant_has_no_tenant_column(two_tenants: Any, tmp_path: Path,  # noqa: F811
+                                               standin_clock: ManualClock) -> None:
+    server, a, b, _world = two_tenants
+    path = write(tmp_path, config_text(server, a, b))
+    settings = load_settings({"data_dir": str(tmp_path / "data"), "tenant": "contoso"},
+                             env={}, config_path=path)
+    app = AumwatchApp(settings, clock=standin_clock)
+    async with app.run_test(size=(160, 40)) as pilot:
+        state = app.dashboard.state
+        await wait_for(pilot, lambda: len(state.configs) == 1)
+        configs: DataTable[Any] = app.query_one("#configs", DataTable)
+        assert "tenant" not in {c.value for c in configs.columns}
+        runs: DataTable[Any] = app.query_one("#runs", DataTable)
+        assert "tenant" not in {c.value for c in runs.columns}
