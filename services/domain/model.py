@@ -159,6 +159,9 @@ class Machine:
     correlation_id: str = ""
     start: datetime | None = None
     end: datetime | None = None
+    #: Issue 19: the profile it was read through ("" without profiles) and its tenant.
+    tenant: str = ""
+    tenant_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The ``machines --json`` object."""
@@ -175,6 +178,8 @@ class Machine:
             "correlation_id": self.correlation_id,
             "start": iso_z(self.start),
             "end": iso_z(self.end),
+            "tenant": self.tenant or None,
+            "tenant_id": self.tenant_id,
         }
 
 

@@ -338,16 +338,19 @@ def run_machines(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
 
     async def fetch() -> Any:
-        from services.azure.resourcegraph import QueryRunner
         from services.azure.sources import MachineSource
+        from services.azure.tenants import each_profile, merge_fetched
 
-        async with QueryRunner.from_settings(settings) as runner:
+        async def read(profile: Any, runner: Any) -> Any:
             return await MachineSource(runner).fetch(args.run_id)
+
+        results = await each_profile(settings, read, what="machines query")
+        return merge_fetched(results, lambda m: m.resource_id.lower())
 
     fetched = _run(fetch)
     if args.json:
         print_json([m.to_json() for m in fetched.items])
-        return 0
+        return tenants_failed(fetched.failed)
     rows = [(m.name, m.status, m.installed, m.failed, m.pending, m.reboot,
              {True: "yes", False: "no"}.get(m.window_exceeded) if m.window_exceeded is not None
              else None, m.error) for m in fetched.items]
@@ -355,7 +358,7 @@ def run_machines(args: argparse.Namespace) -> int:
                  "WINDOW EXCEEDED", "ERROR"), rows)
     if not fetched.items:
         print("aumwatch: no machines recorded for this run (yet)", file=sys.stderr)
-    return 0
+    return tenants_failed(fetched.failed)
 
 
 # --- config show -----------------------------------------------------------------------------
