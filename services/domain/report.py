@@ -254,6 +254,8 @@ class RunReport:
                 "error": run.error,
                 "cutoff": iso_z(run.cutoff),
                 "cancelled_by_azure": run.cancelled_by,
+                "tenant": run.tenant or None,  # issue 19: the profile read through
+                "tenant_id": run.tenant_id,
             },
             "timeline": [
                 {"time": iso_z(e.time), "what": e.what, "time_local": local_iso(e.time),
