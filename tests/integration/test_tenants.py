@@ -298,3 +298,13 @@ def test_sim_plays_two_tenants_each_with_its_subscriptions_token_and_queue(
                     decoded += 1
                     assert str(event.configuration_id).split("/")[2].lower() in owned
             assert decoded, profile.name
+        # events tail reads one tenant's queue, named with --tenant; its lines name it.
+        from tui.cli import main
+
+        assert main(["events", "tail", "--config", str(env.config_path), "--json"]) == 1
+        assert "--tenant" in capsys.readouterr().err
+        assert main(["events", "tail", "--config", str(env.config_path), "--json",
+                     "--tenant", "tenant2"]) == 0
+        lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert lines and {(r["tenant"], r["tenant_id"]) for r in lines} == {
+            ("tenant2", two.tenant)}
