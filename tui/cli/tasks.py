@@ -67,6 +67,14 @@ def run_tasks(args: argparse.Namespace) -> int:
     if args.interval is not None and args.interval < MIN_INTERVAL:
         raise CliError(f"--interval must be at least {MIN_INTERVAL:g} seconds")
     settings = settings_from_args(args)
+    if settings.profiles:
+        # Issue 19: each tenant has its own queue (and credential for the cancels): one
+        # runner per tenant, named with --tenant.
+        profiles = settings.tenant_profiles()
+        if len(profiles) > 1:
+            raise CliError("tasks run for one tenant's queue: name it with --tenant NAME "
+                           f"(profiles: {', '.join(p.name for p in profiles)})")
+        settings = profiles[0].settings
     if not settings.tasks:
         where = settings.config_path or "the config file"
         raise CliError(f"no tasks declared: add [[tasks]] tables to {where} (tasks come from "
