@@ -69,3 +69,32 @@ async def test_one_tenant_has_no_tenant_column(two_tenants: Any, tmp_path: Path,
         assert "tenant" not in {c.value for c in configs.columns}
         runs: DataTable[Any] = app.query_one("#runs", DataTable)
         assert "tenant" not in {c.value for c in runs.columns}
+
+
+async def test_the_two_tenant_demo_world_shows_both_tenants_and_their_events(
+        tmp_path: Path) -> None:
+    from services.standin.runner import SimEnvironment
+
+    with SimEnvironment(None, arg_lag=0, config_path=tmp_path / "aumwatch.toml",
+                        data_dir=tmp_path / "data", tenants=2) as env:
+        settings = load_settings({"data_dir": str(tmp_path / "data")}, env={},
+                                 config_path=env.config_path)
+        app = AumwatchApp(settings, clock=env.clock)
+        async with app.run_test(size=(160, 50)) as pilot:
+            state = app.dashboard.state
+            await wait_for(pilot, lambda: {c.tenant for c in state.configs.values()}
+                           == {"tenant1", "tenant2"} and state.queue_depth is not None,
+                           seconds=60)
+            names = {p.name: p for p in settings.tenant_profiles()}
+
+            def event_subscriptions() -> set[str]:
+                return {r.configuration_id.split("/")[2].lower() for r in state.memory.runs()}
+
+            # Events of both tenants' queues reach the one view.
+            wanted = {names[n].settings.subscriptions[0].lower() for n in names}
+            await wait_for(pilot, lambda: wanted <= event_subscriptions(), seconds=60)
+            assert not state.errors, state.errors
+            for config in state.configs.values():
+                owner = names[config.tenant]
+                assert config.subscription_id in owner.settings.subscriptions
+                assert config.tenant_id == owner.tenant

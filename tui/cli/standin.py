@@ -53,6 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     add_common(demo, json_flag=False)
     _scenario_options(demo)
     demo.add_argument("--read-only", action="store_true", help="never offer Cancel")
+    demo.add_argument("--tenants", type=_tenant_count, default=2, metavar="N",
+                      help="play N tenants (default 2: the dashboard shows a Tenant column)")
     demo.set_defaults(func=run_demo)
 
 
