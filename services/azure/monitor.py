@@ -165,6 +165,11 @@ class Monitor:
         every poll): when each answered, the quota, the skew, the tasks runner's state."""
         governor = self.governor.state
         if self.tenants:
+            children = list(self.tenants.values())
+            self.tasks_refusal = next((m.tasks_refusal for m in children if m.tasks_refusal),
+                                      None)
+            self.consume_refusal = next((m.consume_refusal for m in children
+                                         if m.consume_refusal), None)
             states = [m.governor.state for m in self.tenants.values()]
             known = [g.remaining for g in states if g.remaining is not None]
             throttled = [g.throttled_until for g in states if g.throttled_until is not None]
@@ -280,6 +285,7 @@ class Monitor:
         finally:
             self._note_skew()
         self.fetched_at["configs"] = self.clock.now()
+        self._configs_by_id = {c.id.lower(): c for c in fetched.items}
         return fetched
 
     async def poll_runs(self) -> RunsSnapshot:
@@ -708,6 +714,13 @@ class Monitor:
         if self.settings.read_only:
             return CancelResult(Outcome.REFUSED, "refused: read-only mode: cancelling is "
                                 "disabled", target.correlation_id)
+        if target.tenant_id is None:
+            # Issue 19: the tenant owning the run's subscription, as Resource Graph said
+            # (a cancel through a delegation is marked unconfirmed by Microsoft).
+            config = self._configs_by_id.get(target.correlation_id.lower().split(
+                "/providers/microsoft.maintenance/applyupdates/")[0])
+            if config is not None and config.tenant_id:
+                target = dataclasses.replace(target, tenant_id=config.tenant_id)
         try:
             canceller = await self._ensure_canceller(target.correlation_id)
         except Exception as exc:

@@ -308,3 +308,49 @@ def test_sim_plays_two_tenants_each_with_its_subscriptions_token_and_queue(
         lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
         assert lines and {(r["tenant"], r["tenant_id"]) for r in lines} == {
             ("tenant2", two.tenant)}
+
+
+async def test_without_profiles_a_cancel_of_a_delegated_subscription_is_marked_too(
+        two_tenants: Any, tmp_path: Path, standin_clock: ManualClock,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    server, _a, _b, world = two_tenants
+    # One sign-in (tenant A, no [[tenants]]) that sees fabrikam's subscription: the rows
+    # say tenant B owns it.
+    path = write(tmp_path, ("[azure]\n" 'cloud = "standin"\n'
+                            f'arm_endpoint = "{server.endpoint}"\n'
+                            f'ca_file = "{server.ca_file}"\n'
+                            f'token = "{server.token}"\n'
+                            f'tenant = "{TENANT_A}"\n'))
+    settings = load_settings({"data_dir": str(tmp_path / "data")}, env={}, config_path=path)
+    (run,) = [r for r in world.runs() if r.configuration_id.split("/")[2] == SUB_B]
+    monitor = Monitor(settings, standin_clock)
+    try:
+        fetched = await monitor.poll_configs()
+        assert {(c.name, c.tenant, c.tenant_id) for c in fetched.items} == {
+            ("contoso-web", "", TENANT_A), ("fabrikam-db", "", TENANT_B)}
+        result = await monitor.cancel(CancelTarget(run.correlation_id, "fabrikam-db",
+                                                   run.start))
+    finally:
+        await monitor.close()
+    assert result.outcome is Outcome.VERIFIED, result.message
+    assert "unconfirmed by Microsoft" in result.message
+    with Journal(settings.journal_path) as journal:
+        (row,) = journal.cancel_audit()
+    assert (row.tenant, row.tenant_id, row.delegated) == (None, TENANT_B, True)
+
+
+def test_aumwatch_cancel_through_a_delegation_says_it_is_unconfirmed(
+        two_tenants: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    server, _a, _b, world = two_tenants
+    path = write(tmp_path, ("[azure]\n" 'cloud = "standin"\n'
+                            f'arm_endpoint = "{server.endpoint}"\n'
+                            f'ca_file = "{server.ca_file}"\n'
+                            f'token = "{server.token}"\n'
+                            f'tenant = "{TENANT_A}"\n'))
+    (run,) = [r for r in world.runs() if r.configuration_id.split("/")[2] == SUB_B]
+    code, rows, err = run_cli(capsys, "cancel", run.correlation_id, "--config", str(path),
+                              "--yes", "--json")
+    assert code == 0, err
+    (row,) = rows
+    assert row["outcome"] == "verified" and row["tenant_id"] == TENANT_B
+    assert "unconfirmed by Microsoft" in row["message"]

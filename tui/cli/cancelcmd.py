@@ -76,6 +76,8 @@ class _Lookup:
     computed_id: bool
     status: str | None
     skew: timedelta | None
+    #: The tenant owning the run's subscription, as its Resource Graph row says.
+    owner: str | None = None
 
 
 def run_cancel(args: argparse.Namespace) -> int:
@@ -181,7 +183,7 @@ async def _cancel_with(args: argparse.Namespace, settings: Any, run_id: Any, cre
             target = CancelTarget(run_id.correlation_id, run_id.configuration_name,
                                   lookup.start, lookup.cutoff, lookup.computed_id,
                                   tenant=settings.profile or None,
-                                  tenant_id=owner or settings.tenant)
+                                  tenant_id=owner or lookup.owner or settings.tenant)
             from services.domain.window import run_window
 
             window = run_window(lookup.start, cutoff=lookup.cutoff, rules=settings.window_rules)
@@ -215,7 +217,7 @@ async def _look_up(read_back: Any, run_id: Any, settings: Any, journal: Any,
     skew = skew_from(reply.server_date)
     start: datetime = run_id.start
     status: str | None = None
-    known = await _in_resource_graph(runner, run_id)
+    known, owner = await _in_resource_graph(runner, run_id)
     if reply.ok:
         status = reply.run_status
         props = reply.body.get("properties", {}) if isinstance(reply.body, dict) else {}
@@ -233,7 +235,7 @@ async def _look_up(read_back: Any, run_id: Any, settings: Any, journal: Any,
                     cutoff = parse_time(value)
         except JournalError as exc:
             print(f"aumwatch: warning: {exc}", file=sys.stderr)
-    return _Lookup(start, cutoff, not known, status, skew)
+    return _Lookup(start, cutoff, not known, status, skew, owner)
 
 
 def skew_from(server_date: datetime | None) -> timedelta | None:
@@ -247,13 +249,17 @@ def skew_from(server_date: datetime | None) -> timedelta | None:
     return measured if abs(measured) >= _SKEW_NOISE else None
 
 
-async def _in_resource_graph(runner: Any, run_id: Any) -> bool:
-    """Whether Resource Graph holds a row for the run (a failed query is a one-line error)."""
+async def _in_resource_graph(runner: Any, run_id: Any) -> tuple[bool, str | None]:
+    """Whether Resource Graph holds a row for the run (a failed query is a one-line error),
+    and the tenant owning its subscription as the row says (issue 19; None: not said)."""
     from services.domain.runs import run_from_row, run_query
 
     result = await runner.query(run_query(run_id.correlation_id), what="run lookup")
-    return any((run := run_from_row(row)) is not None and run.key == run_id.key
-               for row in result.rows)
+    for row in result.rows:
+        run = run_from_row(row)
+        if run is not None and run.key == run_id.key:
+            return True, run.tenant_id
+    return False, None
 
 
 def _tenant_line(canceller: Any, target: Any) -> str | None:

@@ -86,6 +86,19 @@ async def signed_in(settings: Any, **runner_options: Any) -> AsyncIterator[tuple
         await credential.close()
 
 
+def one_profile(settings: Any, what: str) -> Any:
+    """The settings of the one tenant a command works on (issue 19): with several
+    ``[[tenants]]`` profiles it must be named with ``--tenant``; without profiles, the
+    settings themselves."""
+    if not settings.profiles:
+        return settings
+    profiles = settings.tenant_profiles()
+    if len(profiles) > 1:
+        raise CliError(f"{what} works on one tenant: name it with --tenant NAME (profiles: "
+                       f"{', '.join(p.name for p in profiles)})")
+    return profiles[0].settings
+
+
 def tenants_failed(failed: dict[str, str] | Any) -> int:
     """Say which tenants failed (stderr) and return the exit status: 4 when any did (the
     command printed what the others answered), else 0."""

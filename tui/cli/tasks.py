@@ -28,7 +28,7 @@ import sys
 from typing import Any
 
 from tui.cli import CliError, add_common
-from tui.cli.data import clean, safe_json, settings_from_args
+from tui.cli.data import clean, one_profile, safe_json, settings_from_args
 
 MIN_INTERVAL = 0.5
 
@@ -66,15 +66,9 @@ def run_tasks(args: argparse.Namespace) -> int:
 
     if args.interval is not None and args.interval < MIN_INTERVAL:
         raise CliError(f"--interval must be at least {MIN_INTERVAL:g} seconds")
-    settings = settings_from_args(args)
-    if settings.profiles:
-        # Issue 19: each tenant has its own queue (and credential for the cancels): one
-        # runner per tenant, named with --tenant.
-        profiles = settings.tenant_profiles()
-        if len(profiles) > 1:
-            raise CliError("tasks run for one tenant's queue: name it with --tenant NAME "
-                           f"(profiles: {', '.join(p.name for p in profiles)})")
-        settings = profiles[0].settings
+    # Issue 19: each tenant has its own queue (and credential for the cancels): one runner
+    # per tenant, named with --tenant.
+    settings = one_profile(settings_from_args(args), "tasks")
     if not settings.tasks:
         where = settings.config_path or "the config file"
         raise CliError(f"no tasks declared: add [[tasks]] tables to {where} (tasks come from "
