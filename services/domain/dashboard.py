@@ -131,8 +131,13 @@ class DashboardState:
                  arrival_rules: ArrivalRules | None = None,
                  include_other_scopes: bool = False,
                  watched_queue: QueueTarget | None = None, tasks: int = 0,
-                 sources: Collection[str] = SOURCES) -> None:
+                 sources: Collection[str] = SOURCES,
+                 profile_tenants: Mapping[str, str | None] | None = None) -> None:
         self.rules = rules
+        #: Issue 19: each tenant profile's tenant id, by its name ("" without profiles): the
+        #: cancel confirmation names the run's tenant and says when the cancel would go
+        #: through a delegation (the run's owning tenant is not its profile's).
+        self.profile_tenants: Mapping[str, str | None] = dict(profile_tenants or {})
         self.arrival_rules = arrival_rules if arrival_rules is not None else ArrivalRules()
         self.include_other_scopes = include_other_scopes
         self.clock = clock
@@ -192,6 +197,13 @@ class DashboardState:
     def next_run(self, config_key: str, now: datetime | None = None) -> Run | None:
         """The configuration's running or next run (not finished), earliest first."""
         return self.index.next_run(config_key, now or self.clock.now())
+
+    def delegated(self, run: Run) -> bool:
+        """Whether a cancel of ``run`` would go through a delegation: the tenant owning its
+        subscription is not the tenant of the profile it was read through (both known)."""
+        profile_tenant = self.profile_tenants.get(run.tenant)
+        return bool(run.tenant_id and profile_tenant
+                    and run.tenant_id.lower() != profile_tenant.lower())
 
     def matches(self, config: Configuration) -> bool:
         """Whether ``config`` passes the filter (name, group, subscription, zone, schedule,

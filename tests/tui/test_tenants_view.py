@@ -98,3 +98,36 @@ async def test_the_two_tenant_demo_world_shows_both_tenants_and_their_events(
                 owner = names[config.tenant]
                 assert config.subscription_id in owner.settings.subscriptions
                 assert config.tenant_id == owner.tenant
+
+
+def test_the_cancel_confirmation_names_the_tenant_and_a_delegation() -> None:
+    from datetime import timedelta
+
+    from services.domain.dashboard import DashboardState
+    from services.domain.model import Run
+    from services.domain.window import WindowRules
+    from tests.integration.test_tenants import TENANT_A, TENANT_B
+    from tests.standin import NOW
+    from tui.cancel import cancel_lines, target_of
+
+    state = DashboardState(WindowRules(), ManualClock(NOW),
+                           profile_tenants={"contoso": TENANT_A, "fabrikam": TENANT_B})
+    cid = ("/subscriptions/s/resourcegroups/rg/providers/microsoft.maintenance/"
+           "maintenanceconfigurations/web/providers/microsoft.maintenance/applyupdates/"
+           "20260310123000")
+    own = Run(cid, cid.split("/providers/microsoft.maintenance/applyupdates")[0], "web",
+              "20260310123000", NOW + timedelta(minutes=30), tenant="fabrikam",
+              tenant_id=TENANT_B)
+    lines = dict(cancel_lines(state, own))
+    assert lines["Tenant"] == f"fabrikam ({TENANT_B})" and "Delegation" not in lines
+    assert (target_of(own).tenant, target_of(own).tenant_id) == ("fabrikam", TENANT_B)
+    through = Run(own.correlation_id, own.configuration_id, "web", own.run_name, own.start,
+                  tenant="contoso", tenant_id=TENANT_B)
+    lines = dict(cancel_lines(state, through))
+    assert "unconfirmed by Microsoft" in lines["Delegation"] and TENANT_A in lines["Delegation"]
+    # One tenant, no profiles and no sign-in tenant: nothing new in the dialog.
+    plain = DashboardState(WindowRules(), ManualClock(NOW))
+    bare = Run(own.correlation_id, own.configuration_id, "web", own.run_name, own.start)
+    assert [k for k, _ in cancel_lines(plain, bare)] == [
+        "Configuration", "Run id", "Start (config zone)", "Start (UTC)", "Start (local)",
+        "Cancel closes in"]

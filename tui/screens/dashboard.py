@@ -119,7 +119,8 @@ class DashboardScreen(PreflightScreenMixin, Screen[None]):
             watched_queue=watched_queue(settings), tasks=len(settings.tasks),
             # The watchdog waits for each source this screen reads (issue 22, item 4).
             sources=read_sources(journal=monitor is not None and poll,
-                                 wiring=monitor is not None and self._rearm))
+                                 wiring=monitor is not None and self._rearm),
+            profile_tenants={p.name: p.tenant for p in settings.tenant_profiles()})
         if monitor is not None:  # every source listed, none answered yet
             self.state.apply_status(MonitorStatus())
         self.set_reactive(DashboardScreen.time_mode, settings.time_display
