@@ -97,7 +97,9 @@ def render_tenants(tenants: list[dict[str, Any]], connection_string: str) -> str
     """The ``[[tenants]]`` profiles of a several-tenant stand-in (issue 19)."""
     out = []
     for t in tenants:
-        subs = ", ".join(_toml_string(s) for s in t["subscriptions"])
+        # A delegated subscription is listed too, as a Lighthouse operator would.
+        subs = ", ".join(_toml_string(s)
+                         for s in [*t["subscriptions"], *t.get("delegated", ())])
         out.append(
             "\n[[tenants]]\n"
             f"name = {_toml_string(t['name'])}\n"
@@ -148,15 +150,18 @@ class SimEnvironment:
         arg_lag: float | None = None,
         data_dir: str | Path | None = None,
         tenants: int = 1,
+        delegated: bool = False,
     ) -> None:
         """``data_dir``: where the config file it writes keeps aumwatch's journal, exports
         and reports (default :func:`standin_data_dir`, apart from real Azure's).
         ``tenants`` (issue 19): above 1, the world's subscriptions are shared out among that
         many tenants, each with its own token and queue, and the config file has one
-        ``[[tenants]]`` profile each."""
+        ``[[tenants]]`` profile each. ``delegated``: the first tenant's first subscription is
+        also delegated to the second (Azure Lighthouse): its token sees it too."""
         if not 1 <= tenants <= 50:
             raise ValueError(f"tenants must be 1 to 50, not {tenants}")
         self.tenant_count = tenants
+        self.delegated = delegated and tenants > 1
         self.sim_tenants: list[dict[str, Any]] = []
         if speed <= 0:
             raise ValueError(f"speed must be positive, not {speed}")
@@ -206,9 +211,12 @@ class SimEnvironment:
             self.server = StandInServer(self.world, token=self._token, state_dir=server_dir,
                                         **self._server_options)
             self.server.start()
-            for tenant in self.sim_tenants:
-                tenant["token"] = self.server.add_tenant(tenant["tenant_id"],
-                                                         tenant["subscriptions"]).token
+            for index, tenant in enumerate(self.sim_tenants):
+                lent = (self.sim_tenants[0]["subscriptions"][:1]
+                        if self.delegated and index == 1 else [])
+                tenant["delegated"] = list(lent)
+                tenant["token"] = self.server.add_tenant(
+                    tenant["tenant_id"], tenant["subscriptions"], delegated=lent).token
             self.engine.start(self.step_interval)
             write_private_file(self.config_path, render_config(
                 {**self.info(), "data_dir": str(self.data_dir), "world": self.world_id}))

@@ -261,17 +261,30 @@ def test_sim_plays_two_tenants_each_with_its_subscriptions_token_and_queue(
     from services.standin.runner import SimEnvironment
 
     with SimEnvironment(None, arg_lag=0, config_path=tmp_path / "aumwatch.toml",
-                        data_dir=tmp_path / "data", tenants=2) as env:
+                        data_dir=tmp_path / "data", tenants=2, delegated=True) as env:
         settings = load_settings(env={}, config_path=env.config_path)
         one, two = settings.tenant_profiles()
+        # tenant2's token also sees tenant1's first subscription (Lighthouse) ...
+        lent = one.settings.subscriptions[0]
+        assert env.info()["tenants"][1]["delegated"] == [lent]
+        assert lent in two.settings.subscriptions
         assert (one.name, two.name) == ("tenant1", "tenant2")
         assert one.settings.token != two.settings.token and one.tenant != two.tenant
-        assert not set(one.settings.subscriptions) & set(two.settings.subscriptions)
+        assert set(one.settings.subscriptions) & set(two.settings.subscriptions) == {
+            one.settings.subscriptions[0]}
         assert one.settings.queue_name != two.settings.queue_name
         assert [t["name"] for t in env.info()["tenants"]] == ["tenant1", "tenant2"]
         code, configs, err = run_cli(capsys, "configs", "--config", str(env.config_path),
                                      "--json", "--all-scopes")
         assert code == 0, err
+        # ... yet each configuration is listed once, under the tenant that owns it.
+        assert len({c["id"].lower() for c in configs}) == len(configs)
+        code, through, err = run_cli(capsys, "configs", "--config", str(env.config_path),
+                                     "--json", "--all-scopes", "--tenant", "tenant2")
+        assert code == 0, err
+        lent_rows = [c for c in through if c["subscription_id"] == lent]
+        assert lent_rows and {(c["tenant"], c["tenant_id"]) for c in lent_rows} == {
+            ("tenant2", one.tenant)}  # read through tenant2, owned by tenant1
         for config in configs:
             owner = one if config["subscription_id"] in one.settings.subscriptions else two
             assert (config["tenant"], config["tenant_id"]) == (owner.name, owner.tenant)

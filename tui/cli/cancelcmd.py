@@ -183,7 +183,7 @@ async def _cancel_with(args: argparse.Namespace, settings: Any, run_id: Any, cre
             target = CancelTarget(run_id.correlation_id, run_id.configuration_name,
                                   lookup.start, lookup.cutoff, lookup.computed_id,
                                   tenant=settings.profile or None,
-                                  tenant_id=owner or lookup.owner or settings.tenant)
+                                  tenant_id=lookup.owner or owner or settings.tenant)
             from services.domain.window import run_window
 
             window = run_window(lookup.start, cutoff=lookup.cutoff, rules=settings.window_rules)

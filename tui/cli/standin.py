@@ -42,6 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     sim.add_argument("--tenants", type=_tenant_count, default=1, metavar="N",
                      help="play N tenants, each with its own subscriptions, token and queue "
                      "(the config file gets one [[tenants]] profile each; default 1)")
+    sim.add_argument("--delegated", action="store_true",
+                     help="with --tenants 2 or more: the first tenant's first subscription is "
+                     "also delegated to the second (Azure Lighthouse)")
     sim.set_defaults(func=run_sim)
 
     demo = subparsers.add_parser(
@@ -112,7 +115,8 @@ def _environment(args: argparse.Namespace, config_path: str | None) -> SimEnviro
                                                     arg_lag=args.arg_lag)
         else:
             env = SimEnvironment(args.scenario, speed=args.speed, config_path=config_path,
-                                 arg_lag=args.arg_lag, tenants=getattr(args, "tenants", 1))
+                                 arg_lag=args.arg_lag, tenants=getattr(args, "tenants", 1),
+                                 delegated=getattr(args, "delegated", False))
     except ScenarioError as exc:
         raise CliError(str(exc)) from None
     try:
