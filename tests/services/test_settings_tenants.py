@@ -146,3 +146,18 @@ def test_each_profile_signs_in_its_own_way(tmp_path: Path,
     s = load_settings(env={}, config_path=write(tmp_path / "c.toml", mi))
     assert isinstance(make_credential(s.tenant_profiles()[1].settings),
                       azure.identity.ManagedIdentityCredential)
+
+
+def test_a_profile_secret_in_a_readable_file_is_warned_about(tmp_path: Path) -> None:
+    import os
+
+    if os.name != "posix":
+        pytest.skip("file modes are POSIX")
+    body = '[[tenants]]\nname = "a"\ntoken = "secret"\n'
+    path = tmp_path / "c.toml"
+    path.write_text(body, encoding="utf-8")
+    path.chmod(0o644)
+    s = load_settings(env={}, config_path=path)
+    assert any("chmod 600" in w for w in s.warnings)
+    path.chmod(0o600)
+    assert not load_settings(env={}, config_path=path).warnings
