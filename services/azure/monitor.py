@@ -338,8 +338,16 @@ class Monitor:
         (issue 18: the dashboard's pre-flight loop)."""
         from services.azure.preflight import PreflightSource
 
-        if self.tenants:  # issue 19: the pre-flight reads the first profile's tenant only
-            return await next(iter(self.tenants.values())).preflight_source()
+        if self.tenants:  # issue 19: each tenant's read, side by side, as one
+            from services.azure.tenants import TenantsPreflight, failed_preflight
+
+            sources: dict[str, Any] = {}
+            for name, child in self.tenants.items():
+                try:
+                    sources[name] = await child.preflight_source()
+                except ServiceError as exc:  # its clients cannot be built: its read fails
+                    sources[name] = failed_preflight(exc.message, self.clock)
+            return TenantsPreflight(sources)
         await self._ensure_graph()
         return PreflightSource(self._runner, rules=self.settings.fit_rules, clock=self.clock,
                                include_other_scopes=self.settings.include_other_scopes)

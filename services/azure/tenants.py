@@ -84,3 +84,48 @@ def configuration_key(config: Any) -> str:
 def run_key(run: Any) -> str:
     """A run's identity across tenants: its correlation id, lower case."""
     return str(run.key)
+
+
+def failed_preflight(message: str, clock: Clock) -> Any:
+    """A pre-flight source whose every read fails with ``message``."""
+    from services.azure.preflight import PreflightSnapshot
+
+    class Failed:
+        async def read(self) -> PreflightSnapshot:
+            return PreflightSnapshot((), clock.now(), error=message)
+
+    return Failed()
+
+
+class TenantsPreflight:
+    """The dashboard's pre-flight read over several tenants (issue 19): each tenant's
+    :class:`~services.azure.preflight.PreflightSource` (its own runner) read side by side,
+    as one snapshot; a tenant whose read failed is named in ``error``, the others' items
+    stand."""
+
+    def __init__(self, sources: dict[str, Any]) -> None:
+        self.sources = sources
+
+    async def read(self) -> Any:
+        """Every tenant's :meth:`PreflightSource.read`, merged (never raises)."""
+        from services.azure.preflight import PreflightSnapshot
+
+        names = list(self.sources)
+        snapshots = await asyncio.gather(*(self.sources[n].read() for n in names))
+        seen: set[tuple[str, Any]] = set()
+        items = []
+        for snapshot in snapshots:
+            for item in snapshot.items:
+                key = (item.configuration_id.lower(), item.run_start)
+                if key not in seen:
+                    seen.add(key)
+                    items.append(item)
+        errors = [f"tenant {n}: {s.error}" for n, s in zip(names, snapshots, strict=True)
+                  if s.error]
+        return PreflightSnapshot(tuple(items), max(s.fetched_at for s in snapshots),
+                                 sum(s.requests for s in snapshots),
+                                 max(s.seconds for s in snapshots), "; ".join(errors) or None)
+
+    async def fetch(self) -> Any:
+        """As :meth:`read` (the pre-flight loop reads; a failure is the snapshot's)."""
+        return await self.read()

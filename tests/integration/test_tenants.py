@@ -153,10 +153,15 @@ async def test_the_dashboard_state_keeps_one_tenant_while_the_other_fails(
         assert set(snapshot.observed.failed) == {"fabrikam"}
         state.apply_runs(snapshot)
         assert "runs:fabrikam" in state.errors
+        preflight = await (await monitor.preflight_source()).read()
+        assert preflight.error is not None and "tenant fabrikam" in preflight.error
+        assert "contoso" not in preflight.error
         server.tenants[b.token] = b  # it answers again: its errors clear
         state.apply_configs(await monitor.poll_configs())
         state.apply_runs(await monitor.poll_runs())
         assert not [s for s in state.errors if s.endswith(":fabrikam")]
+        preflight = await (await monitor.preflight_source()).read()
+        assert preflight.error is None and preflight.requests >= 2 * 6  # six kinds each
     finally:
         await monitor.close()
 
