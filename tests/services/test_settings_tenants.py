@@ -161,3 +161,24 @@ def test_a_profile_secret_in_a_readable_file_is_warned_about(tmp_path: Path) -> 
     assert any("chmod 600" in w for w in s.warnings)
     path.chmod(0o600)
     assert not load_settings(env={}, config_path=path).warnings
+
+
+@pytest.mark.parametrize("command", [
+    ["configs"], ["runs"], ["machines", "RUN"], ["config", "show"], ["doctor"],
+    ["cancel", "RUN"], ["capture", "--out", "d"], ["events", "tail"], ["preflight"],
+    ["report", "RUN"], ["setup", "events", "--configuration", "c"], ["subscriptions"],
+    ["tasks"], ["dashboard"], ["serve"],
+])
+def test_every_command_that_reads_azure_takes_tenant(command: list[str]) -> None:
+    from tui.cli import build_parser
+
+    args = build_parser().parse_args([*command, "--tenant", "contoso"])
+    assert args.tenant == "contoso"
+
+
+def test_serve_passes_the_tenant_to_each_viewers_dashboard() -> None:
+    from tui.serve import dashboard_argv
+
+    argv = dashboard_argv(None, allow_cancel=False, tenant="contoso")
+    assert argv[argv.index("--tenant") + 1] == "contoso"
+    assert "--tenant" not in dashboard_argv(None, allow_cancel=False)
