@@ -145,7 +145,8 @@ async def _serve(args: argparse.Namespace, settings: Any, journal: Any) -> int:
     failed: list[Any] = []
 
     def emit(result: Any) -> None:
-        print(safe_json(result.to_json()), flush=True)
+        print(safe_json({**result.to_json(), "tenant": settings.profile or None,
+                         "tenant_id": settings.tenant}), flush=True)
         if result.outcome in ("failed", "timeout"):
             failed.append(result)
         if result.outcome != "ok":
