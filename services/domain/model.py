@@ -200,4 +200,4 @@ class Fetched(Generic[T]):
     requests: int = 0
     #: Issue 19: the tenants whose read failed while others answered: profile name -> the
     #: one-line error (empty: every tenant answered).
-    failed: Mapping[str, str] = field(default_factory=dict)
+    failed: Mapping[str, str] = field(default_factory=dict, hash=False)
