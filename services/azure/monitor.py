@@ -137,7 +137,6 @@ class Monitor:
         # runner, governor, queue and canceller); this one merges them. The last answer of
         # each tenant stands while its next read fails (its error is its own source's).
         self.tenants: dict[str, Monitor] = {}
-        self._tenant_ids: dict[str, str | None] = {}
         self._last: dict[str, dict[str, Fetched[Any]]] = {"configs": {}, "runs": {}}
         self._config_tenant: dict[str, str] = {}  # configuration id (lower) -> profile
         self._configs_by_id: dict[str, Configuration] = {}
@@ -145,7 +144,6 @@ class Monitor:
             for profile in settings.tenant_profiles():
                 self.tenants[profile.name] = Monitor(profile.settings, clock,
                                                      apply_skew=apply_skew)
-                self._tenant_ids[profile.name] = profile.tenant
 
     # -- state for the status bar -----------------------------------------------------------
     @property
