@@ -475,6 +475,10 @@ class StandInServer:
     # -- admin -----------------------------------------------------------------------------
     async def _admin(self, request: Any, path: str) -> _Answer:
         denied = self._check_token(request)
+        if denied is None and self._tenant_of(request) is not None:
+            # A tenant's token reads its tenant; only the operator's drives the stand-in.
+            return _Answer(403, arm_error("AuthorizationFailed",
+                                          "A tenant's token cannot use /_sim/."), {})
         if denied is not None:
             return denied
         if path == "/_sim/faults":

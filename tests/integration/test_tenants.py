@@ -372,3 +372,22 @@ def test_aumwatch_cancel_through_a_delegation_says_it_is_unconfirmed(
     (row,) = rows
     assert row["outcome"] == "verified" and row["tenant_id"] == TENANT_B
     assert "unconfirmed by Microsoft" in row["message"]
+
+
+def test_a_tenants_token_cannot_drive_the_stand_in(two_tenants: Any) -> None:
+    import urllib.error
+    import urllib.request
+
+    server, a, _b, _world = two_tenants
+    import ssl
+
+    context = ssl.create_default_context(cafile=server.ca_file)
+    for token, expected in ((a.token, 403), (server.token, 200)):
+        request = urllib.request.Request(f"{server.endpoint}/_sim/clock",
+                                         headers={"Authorization": f"Bearer {token}"})
+        try:
+            with urllib.request.urlopen(request, context=context) as reply:
+                status = reply.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        assert status == expected
