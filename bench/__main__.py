@@ -31,6 +31,7 @@ FIGURES: dict[int, str] = {
     9: "bench.fig_demo",
     10: "bench.fig_serve",
     11: "bench.fig_preflight",
+    12: "bench.fig_tenants",
 }
 #: Figures that can measure another source tree's dashboard (``--tree``).
 TREE_FIGURES = frozenset({9})

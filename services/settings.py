@@ -87,6 +87,21 @@ The config file (default ``<user config dir>/aumwatch/config.toml``, or ``--conf
     command = ["/usr/local/bin/precheck", "--strict"]   # an argument list, never a shell line
     timeout = "5m"                   # 1s..2h
     cancel_on_failure = true         # pre tasks only: cancel the run if this fails in time
+
+    [[tenants]]                      # issue 19: several tenants in one view (file only)
+    name = "contoso"                 # short label: the Tenant column, --tenant, JSON "tenant"
+    tenant = "<tenant id>"
+    credential = "cli"               # default | cli | env:PREFIX_ | managed_identity:<client id>
+    token = "..."                    # stand-in only (secret; instead of credential)
+    subscriptions = ["..."]          # or management_groups = ["..."]; neither = all visible
+    [tenants.queue]                  # this tenant's own events queue (Lighthouse cannot
+    account_url = "https://..."      # delegate queue data access); same keys as [queue]
+    name = "aum-events"
+
+Without ``[[tenants]]`` there is one implicit profile: the ``[azure]`` and ``[queue]``
+settings, exactly as before. With them, ``[azure] cloud / arm_endpoint / ca_file /
+request_timeout / world`` are shared and each profile brings its own tenant, credential,
+scope and queue (nothing secret is inherited from ``[azure]`` or ``[queue]``).
 """
 
 from __future__ import annotations
@@ -96,7 +111,7 @@ import re
 import stat
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
@@ -156,6 +171,12 @@ SECRET_NAMES = frozenset({"token", "queue_connection_string", "heartbeat_url"})
 #: ``[alerts] heartbeat_every``'s default and floor.
 DEFAULT_HEARTBEAT_EVERY = timedelta(seconds=60)
 MIN_HEARTBEAT_EVERY = timedelta(seconds=1)
+#: How a ``[[tenants]]`` profile signs in (``credential = ...``): DefaultAzureCredential
+#: pinned to the tenant, the Azure CLI's login for it, a service principal from environment
+#: variables with a prefix (``env:CONTOSO_`` reads CONTOSO_CLIENT_ID, CONTOSO_CLIENT_SECRET or
+#: CONTOSO_CLIENT_CERTIFICATE_PATH), a user-assigned managed identity
+#: (``managed_identity:<client id>``).
+CREDENTIAL_KINDS = ("default", "cli", "env", "managed_identity")
 MASK = "********"
 
 
@@ -454,9 +475,31 @@ class Settings:
     keymap: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     #: The ``[[tasks]]`` of the config file (issue 12); never from the environment or flags.
     tasks: tuple[TaskSpec, ...] = ()
+    #: How to sign in (issue 19; see :data:`CREDENTIAL_KINDS`): None is the default chain.
+    #: Set from a ``[[tenants]]`` profile only.
+    credential: str | None = None
+    #: The ``[[tenants]]`` profile these settings are for ("" for the implicit one).
+    profile: str = ""
+    #: The declared ``[[tenants]]`` profiles (after ``--tenant``); empty: one implicit.
+    profiles: tuple[Profile, ...] = ()
+    #: Every declared profile's name, before ``--tenant`` chose among them.
+    profile_names: tuple[str, ...] = ()
     config_path: Path | None = None
     sources: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     warnings: tuple[str, ...] = ()
+
+    def tenant_profiles(self) -> tuple[Profile, ...]:
+        """The profiles to read: the declared ``[[tenants]]`` (those ``--tenant`` chose), or
+        one implicit profile made of these very settings."""
+        if self.profiles:
+            return self.profiles
+        return (Profile(name=self.profile, tenant=self.tenant, settings=self, implicit=True),)
+
+    @property
+    def several_tenants(self) -> bool:
+        """Whether the config declares ``[[tenants]]`` profiles (the Tenant column shows
+        when more than one is read)."""
+        return bool(self.profiles)
 
     @property
     def scope_description(self) -> str:
@@ -469,7 +512,10 @@ class Settings:
 
     @property
     def queue_configured(self) -> bool:
-        """True when an events queue is set (connection string, or account URL + name)."""
+        """True when an events queue is set (connection string, or account URL + name); with
+        ``[[tenants]]`` profiles, when any profile has its own."""
+        if self.profiles:
+            return any(p.settings.queue_configured for p in self.profiles)
         return bool(self.queue_name and (self.queue_connection_string or self.queue_account_url))
 
     @property
@@ -523,6 +569,8 @@ class Settings:
         out.append(("alert_routes",
                     "; ".join(r.describe() for r in self.alert_routes) or "(none)",
                     self.sources.get("alert_routes", "default")))
+        out.append(("tenants", "; ".join(p.describe() for p in self.profiles) or "(none)",
+                    self.sources.get("tenants", "default")))
         return out
 
     @property
@@ -537,13 +585,15 @@ class Settings:
         """The ``config show --json`` array: name, value (secrets masked), source."""
         out: list[dict[str, Any]] = []
         for name, _text, source in self.display_items():
-            value = getattr(self, name)
+            value = getattr(self, name, None)
             if name in SECRET_NAMES:
                 shown: Any = MASK if value else None
             elif name == "tasks":
-                shown = [task_json(t) for t in value]
+                shown = [task_json(t) for t in self.tasks]
             elif name == "alert_routes":
-                shown = [r.to_json() for r in value]
+                shown = [r.to_json() for r in self.alert_routes]
+            elif name == "tenants":
+                shown = [p.to_json() for p in self.profiles]
             elif isinstance(value, timedelta):
                 shown = value.total_seconds()
             elif isinstance(value, Path):
@@ -596,6 +646,9 @@ def read_config_file(path: Path) -> tuple[dict[str, Any], list[str]]:
     for section, table in raw.items():
         if section == "tasks":
             values["tasks"] = table  # validated by parse_tasks, with the file's name
+            continue
+        if section == "tenants":
+            values["tenants"] = table  # validated by parse_profiles
             continue
         if not isinstance(table, dict):
             warnings.append(f"{path}: top-level key {section!r} ignored (expected a [section])")
@@ -672,6 +725,9 @@ def load_settings(
             "config file, never as a flag"
         )
 
+    # With [[tenants]] profiles, --tenant chooses among them (a name or a tenant id) rather
+    # than naming the tenant to sign in to; read below, once the file is known.
+    tenant_flag = flags.get("tenant")
     sources: dict[str, str] = {}
     if config_path is not None:
         path: Path | None = Path(config_path).expanduser()
@@ -693,6 +749,8 @@ def load_settings(
     elif path is not None:
         path = None  # the default file does not exist: say so rather than name a phantom
 
+    if "tenants" in file_values:
+        flags = {k: v for k, v in flags.items() if k != "tenant"}
     values: dict[str, Any] = {}
     for spec in _SPECS:
         if spec.name in flags:
@@ -736,7 +794,7 @@ def load_settings(
     if values["cloud"] == "standin" and not values["arm_endpoint"]:
         raise SettingsError("cloud 'standin' needs arm_endpoint (written by `aumwatch sim`)")
 
-    return Settings(
+    base = Settings(
         **values,
         keymap=MappingProxyType(dict(keymap)),
         tasks=tasks,
@@ -745,6 +803,23 @@ def load_settings(
         sources=MappingProxyType(sources),
         warnings=tuple(warnings),
     )
+    if "tenants" not in file_values:
+        return base
+    specs = parse_profiles(file_values["tenants"], path)
+    if path is not None and any(spec.get("token") or spec.get("queue_connection_string")
+                                for spec in specs) and not any(
+            sources[n] == "file" for n in SECRET_NAMES):
+        warning = _permission_warning(path)
+        if warning:
+            warnings.append(warning)
+    names = tuple(str(spec["name"]) for spec in specs)
+    if tenant_flag is not None:
+        specs = select_profiles(specs, str(tenant_flag))
+    sources["tenants"] = "file"
+    base = replace(base, sources=MappingProxyType(sources), warnings=tuple(warnings),
+                   profile_names=names)
+    profiles = tuple(_profile(base, spec) for spec in specs)
+    return replace(base, profiles=profiles)
 
 
 def settings_fields() -> tuple[str, ...]:
@@ -932,3 +1007,160 @@ def parse_routes(raw: Any, path: Path | None,
                              min_severity=min_severity, url=url,
                              routing_key=secrets["routing_key"], command=command))
     return tuple(out)
+
+
+# --- [[tenants]] (issue 19) ------------------------------------------------------------------
+
+_PROFILE_KEYS = ("name", "tenant", "credential", "token", "subscriptions",
+                 "management_groups", "queue")
+_PROFILE_QUEUE_KEYS = {"account_url": "queue_account_url", "name": "queue_name",
+                       "connection_string": "queue_connection_string", "mode": "queue_mode",
+                       "poll_interval": "events_poll_interval"}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One tenant to read: its name (the label shown and matched by ``--tenant``), its
+    tenant id, and the settings to read it with (its credential, scope and queue on the
+    shared cloud settings). ``implicit``: no ``[[tenants]]`` was declared."""
+
+    name: str
+    tenant: str | None
+    settings: Settings = field(repr=False)
+    implicit: bool = False
+
+    @property
+    def label(self) -> str:
+        """How the profile is named in errors and sources: its name, else its tenant id."""
+        return self.name or self.tenant or "default"
+
+    def matches(self, wanted: str) -> bool:
+        """Whether ``wanted`` (``--tenant``, ``/tenant:``) names this profile: its name or
+        its tenant id, case-insensitively."""
+        text = wanted.strip().casefold()
+        return bool(text) and text in (self.name.casefold(), (self.tenant or "").casefold())
+
+    def describe(self) -> str:
+        """One line for ``config show`` (secrets masked)."""
+        s = self.settings
+        sign_in = "token " + MASK if s.token else (s.credential or "default")
+        queue = (f"{s.queue_account_url or 'connection string ' + MASK}/{s.queue_name}"
+                 if s.queue_configured else "no queue")
+        return (f"{self.name} (tenant {self.tenant or '-'}, {sign_in}, {s.scope_description}, "
+                f"{queue})")
+
+    def to_json(self) -> dict[str, Any]:
+        """The profile in ``config show --json`` (secrets masked)."""
+        s = self.settings
+        return {"name": self.name, "tenant_id": self.tenant,
+                "credential": s.credential or ("token" if s.token else "default"),
+                "token": MASK if s.token else None,
+                "subscriptions": list(s.subscriptions),
+                "management_groups": list(s.management_groups),
+                "queue": {"account_url": s.queue_account_url, "name": s.queue_name,
+                          "connection_string": MASK if s.queue_connection_string else None,
+                          "mode": s.queue_mode}}
+
+
+def _credential_spec(value: Any, label: str) -> str:
+    text = _as_str(value, f"{label}: credential") or "default"
+    kind, _, detail = text.partition(":")
+    kind = kind.strip().lower()
+    if kind not in CREDENTIAL_KINDS:
+        raise SettingsError(f"{label}: credential: expected one of default, cli, "
+                            f"env:PREFIX, managed_identity:CLIENT_ID, got {value!r}")
+    if kind in ("env", "managed_identity") and not detail.strip():
+        raise SettingsError(f"{label}: credential: {kind} needs "
+                            f"{'a prefix (env:CONTOSO_)' if kind == 'env' else 'a client id'}")
+    if kind in ("default", "cli") and detail.strip():
+        raise SettingsError(f"{label}: credential: {kind} takes nothing after it, "
+                            f"got {value!r}")
+    return kind + (":" + detail.strip() if detail.strip() else "")
+
+
+def parse_profiles(raw: Any, path: Path | None) -> list[dict[str, Any]]:
+    """Validate the config file's ``[[tenants]]`` into one dict of setting values per
+    profile (``name``, ``tenant``, ``credential``, ``token``, the scope and the queue's
+    settings). Every error names the file, the profile and the key."""
+    where = f"{path}: " if path is not None else ""
+    if not isinstance(raw, list) or not raw:
+        raise SettingsError(f"{where}tenants must be a non-empty array of tables "
+                            "([[tenants]])")
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for index, table in enumerate(raw, start=1):
+        label = f"{where}[[tenants]] #{index}"
+        if not isinstance(table, dict):
+            raise SettingsError(f"{label}: expected a table with {', '.join(_PROFILE_KEYS)}")
+        name = table.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise SettingsError(f"{label}: name: expected a non-empty string, got {name!r}")
+        name = name.strip()
+        if not all(c.isprintable() and not c.isspace() for c in name):
+            raise SettingsError(f"{label}: name: no spaces or control characters, "
+                                f"got {name!r}")
+        label = f"{where}tenant profile {name!r}"
+        if name.casefold() in seen:
+            raise SettingsError(f"{label}: name: declared twice (profile names must be unique)")
+        seen.add(name.casefold())
+        unknown = sorted(set(table) - set(_PROFILE_KEYS))
+        if unknown:
+            raise SettingsError(f"{label}: unknown key(s) {', '.join(unknown)}; known: "
+                                f"{', '.join(_PROFILE_KEYS)}")
+        spec: dict[str, Any] = {
+            "name": name,
+            "tenant": _as_str(table.get("tenant"), f"{label}: tenant"),
+            "token": _as_str(table.get("token"), f"{label}: token"),
+            "subscriptions": _as_list(table.get("subscriptions"), f"{label}: subscriptions"),
+            "management_groups": _as_list(table.get("management_groups"),
+                                          f"{label}: management_groups"),
+        }
+        if spec["token"] and "credential" in table:
+            raise SettingsError(f"{label}: set token (the stand-in) or credential, not both")
+        spec["credential"] = (None if spec["token"]
+                              else _credential_spec(table.get("credential"), label))
+        if spec["subscriptions"] and spec["management_groups"]:
+            raise SettingsError(f"{label}: set either subscriptions or management_groups, "
+                                "not both")
+        queue = table.get("queue", {})
+        if not isinstance(queue, dict):
+            raise SettingsError(f"{label}: queue: expected a table ([tenants.queue])")
+        for key, value in queue.items():
+            if key not in _PROFILE_QUEUE_KEYS:
+                raise SettingsError(f"{label}: unknown key [tenants.queue] {key}; known: "
+                                    f"{', '.join(_PROFILE_QUEUE_KEYS)}")
+            setting = _PROFILE_QUEUE_KEYS[key]
+            parser = next(s.parse for s in _SPECS if s.name == setting)
+            spec[setting] = parser(value, f"{label}: queue.{key}")
+        out.append(spec)
+    return out
+
+
+def select_profiles(specs: list[dict[str, Any]], wanted: str) -> list[dict[str, Any]]:
+    """The profiles ``--tenant`` names (a profile's name or a tenant id); raises
+    :class:`SettingsError` listing the profiles when none matches."""
+    text = wanted.strip().casefold()
+    chosen = [s for s in specs
+              if text in (str(s["name"]).casefold(), str(s.get("tenant") or "").casefold())]
+    if not chosen:
+        raise SettingsError(f"--tenant {wanted!r}: no [[tenants]] profile has that name or "
+                            f"tenant id; profiles: {', '.join(str(s['name']) for s in specs)}")
+    return chosen
+
+
+def _profile(base: Settings, spec: Mapping[str, Any]) -> Profile:
+    """The profile's settings: the shared cloud settings with its own tenant, credential,
+    scope and queue (nothing secret inherited)."""
+    own = {
+        "tenant": spec["tenant"], "token": spec["token"], "credential": spec["credential"],
+        "subscriptions": spec["subscriptions"],
+        "management_groups": spec["management_groups"],
+        "queue_account_url": spec.get("queue_account_url"),
+        "queue_name": spec.get("queue_name"),
+        "queue_connection_string": spec.get("queue_connection_string"),
+        "queue_mode": spec.get("queue_mode", "peek"),
+        "events_poll_interval": spec.get("events_poll_interval",
+                                         base.events_poll_interval),
+        "profile": spec["name"], "profiles": (),
+    }
+    return Profile(name=spec["name"], tenant=spec["tenant"], settings=replace(base, **own))

@@ -29,7 +29,7 @@ def cancel_lines(state: DashboardState, run: Run) -> list[tuple[str, str]]:
     """What the confirmation names: configuration, run id, start in three zones, time left."""
     config = state.configs.get(run.configuration_id.lower())
     window = run_window(run.start, cutoff=run.cutoff, end=run.end, rules=state.rules)
-    return [
+    lines = [
         ("Configuration", run.configuration_name or "?"),
         ("Run id", run.correlation_id),
         ("Start (config zone)", format_full(run.start, zone_for("config", config))),
@@ -37,6 +37,14 @@ def cancel_lines(state: DashboardState, run: Run) -> list[tuple[str, str]]:
         ("Start (local)", format_full(run.start, None)),
         ("Cancel closes in", format_remaining(window.closes_at - state.clock.now())),
     ]
+    # Issue 19: the tenant whose credential sends it; a delegation said plainly.
+    if run.tenant:
+        lines.insert(2, ("Tenant", f"{run.tenant} ({run.tenant_id or '?'})"))
+    if state.delegated(run):
+        lines.insert(3 if run.tenant else 2, (
+            "Delegation", f"sent from tenant {state.profile_tenants.get(run.tenant)}: Update "
+            "Manager's cancel through Azure Lighthouse is unconfirmed by Microsoft"))
+    return lines
 
 
 def closed_text(closes_at: datetime, zone: tzinfo | None) -> str:
@@ -76,7 +84,8 @@ def live_cancel_lines(state: DashboardState, key: str,
 def target_of(run: Run) -> CancelTarget:
     """The cancel request for ``run``."""
     return CancelTarget(run.correlation_id, run.configuration_name, run.start,
-                        cutoff=run.cutoff, computed_id=run.expected)
+                        cutoff=run.cutoff, computed_id=run.expected,
+                        tenant=run.tenant or None, tenant_id=run.tenant_id)
 
 
 def outcome_toast(result: CancelResult) -> tuple[str, SeverityLevel]:

@@ -45,6 +45,15 @@ def reports_folder(settings: Settings) -> Path:
     return settings.data_dir / "reports"
 
 
+def _sign_in_tenant(settings: Settings, run: Run) -> str | None:
+    """The tenant the portal links sign in to: the run's profile's (issue 19), else the
+    settings'."""
+    for profile in settings.profiles:
+        if profile.name == run.tenant:
+            return profile.tenant
+    return settings.tenant
+
+
 async def write_run_report(settings: Settings, monitor: Monitor | None, clock: Clock,
                            run: Run, config: Configuration | None, *,
                            seen_events: Sequence[EventFact] = ()) -> ReportOutcome:
@@ -67,7 +76,7 @@ async def write_run_report(settings: Settings, monitor: Monitor | None, clock: C
             run.correlation_id, run=run, configuration=config, events=facts.events,
             seen_events=seen_events, cancels=facts.cancels, tasks=facts.tasks, machines=machines,
             rules=settings.window_rules, now=clock.now(), cloud=settings.cloud,
-            tenant=settings.tenant, notes=[*notes, *facts.notes])
+            tenant=_sign_in_tenant(settings, run), notes=[*notes, *facts.notes])
         folder = reports_folder(settings)
         paths = []
         for fmt in DASHBOARD_FORMATS:

@@ -106,11 +106,15 @@ def _end_with_server() -> None:  # runs in the child between fork and exec
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
-def dashboard_argv(config: str | None, *, allow_cancel: bool) -> list[str]:
-    """The command each viewer's dashboard runs: `aumwatch dashboard` as the serving user."""
+def dashboard_argv(config: str | None, *, allow_cancel: bool,
+                   tenant: str | None = None) -> list[str]:
+    """The command each viewer's dashboard runs: `aumwatch dashboard` as the serving user
+    (``tenant``: only that profile, issue 19)."""
     argv = [sys.executable, "-m", "tui", "dashboard"]
     if config is not None:
         argv += ["--config", str(Path(config).expanduser().resolve())]
+    if tenant:
+        argv += ["--tenant", tenant]
     if not allow_cancel:
         argv.append("--read-only")
     return argv

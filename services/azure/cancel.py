@@ -29,6 +29,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import dataclasses
 import inspect
 import json
 import os
@@ -47,7 +48,7 @@ from services.domain.runfacts import initiator_of
 from services.domain.runid import RunIdError, parse_run_id
 from services.domain.runs import UNSEEN_RUN_REASON
 from services.domain.window import RunWindow, WindowRules, run_window
-from services.settings import DEFAULT_CANCEL_API_VERSION, Settings
+from services.settings import DEFAULT_CANCEL_API_VERSION, Profile, Settings
 
 CANCEL_BODY: dict[str, Any] = {"properties": {"status": "Cancel"}}
 _CANCELLED = frozenset({"cancelled", "canceled"})
@@ -248,12 +249,15 @@ class CancelSession:
 async def open_canceller(settings: Settings, credential: Any, subscription_id: str,
                          journal: Journal | None, clock: Clock, *,
                          identity: str | None = None, read_attempts: int = 5,
-                         read_interval: timedelta = timedelta(seconds=2)) -> CancelSession:
+                         read_interval: timedelta = timedelta(seconds=2),
+                         profile: Profile | None = None) -> CancelSession:
     """The one way to open a :class:`Canceller` (the dashboard's monitor, ``aumwatch cancel``
     and ``aumwatch tasks`` all do): an async maintenance client for ``subscription_id`` with
     the cancel's client options, its send and read-back calls, the audit identity (read from
     ``credential``'s token unless ``identity`` is given), the settings' window rules,
-    read-only flag, api-version and stand-in world. Raises what building the client raises."""
+    read-only flag, api-version and stand-in world. ``profile`` (issue 19; default: the
+    one ``settings`` are for) names the tenant in the results and the audit: ``settings``
+    and ``credential`` must be that profile's. Raises what building the client raises."""
     from services.azure.clients import (
         CANCEL_CLIENT_OPTIONS,
         async_maintenance_client,
@@ -270,7 +274,9 @@ async def open_canceller(settings: Settings, credential: Any, subscription_id: s
         canceller = Canceller(send, read_back, journal, clock, settings.window_rules,
                               settings.read_only, settings.cancel_api_version,
                               identity=identity, read_attempts=read_attempts,
-                              read_interval=read_interval, world=settings.world)
+                              read_interval=read_interval, world=settings.world,
+                              tenant=(profile.name if profile else settings.profile) or None,
+                              tenant_id=profile.tenant if profile else settings.tenant)
     except BaseException:
         with contextlib.suppress(Exception):
             await client.__aexit__(None, None, None)
@@ -296,6 +302,8 @@ class Canceller:
         read_interval: timedelta = timedelta(seconds=2),
         sleep: Sleep = asyncio.sleep,
         world: str | None = None,
+        tenant: str | None = None,
+        tenant_id: str | None = None,
     ) -> None:
         if read_attempts < 1:
             raise ValueError(f"read_attempts must be at least 1, got {read_attempts}")
@@ -309,6 +317,9 @@ class Canceller:
         self.identity = identity
         #: The stand-in world the cancels are audited under (``[azure] world``).
         self.world = world
+        #: Issue 19: the profile whose credential sends the cancels and its tenant id.
+        self.tenant = tenant or None
+        self.tenant_id = tenant_id or None
         self._read_attempts = read_attempts
         self._read_interval = read_interval
         self._sleep = sleep
@@ -322,8 +333,28 @@ class Canceller:
         with self._lock:
             return _key(correlation_id) in self._in_flight
 
+    def _delegated(self, target: CancelTarget) -> bool:
+        """Whether the cancel goes through a delegation: the run's subscription belongs to
+        another tenant than the credential's (Lighthouse)."""
+        return bool(target.tenant_id and self.tenant_id
+                    and target.tenant_id.lower() != self.tenant_id.lower())
+
     async def cancel(self, target: CancelTarget) -> CancelResult:
-        """Cancel ``target`` if the rules allow it now; never raises for a failed attempt."""
+        """Cancel ``target`` if the rules allow it now; never raises for a failed attempt.
+        With a tenant, the result names it; through a delegation, it says Microsoft does
+        not confirm that Update Manager supports it."""
+        result = await self._cancel(target)
+        if self.tenant is None and not self._delegated(target):
+            return result
+        owner = target.tenant_id or self.tenant_id
+        said = f"{result.message} (tenant {self.tenant or owner}"
+        said += f", {owner})" if owner and self.tenant else ")"
+        if self._delegated(target):
+            said += (f"; sent through a delegation from tenant {self.tenant_id}: Update "
+                     "Manager's cancel through Azure Lighthouse is unconfirmed by Microsoft")
+        return dataclasses.replace(result, message=said)
+
+    async def _cancel(self, target: CancelTarget) -> CancelResult:
         run_id = target.correlation_id
         try:
             parse_run_id(run_id)
@@ -469,11 +500,15 @@ class Canceller:
                     configuration=target.configuration_name, computed_id=target.computed_id,
                     identity=self.identity, api_version=self.api_version,
                     outcome=AuditOutcome.REFUSED, reason=reason, initiator=target.initiator,
-                    world=self.world)
+                    world=self.world, **self._tenant_audit(target))
             except JournalError as exc:
                 journal_error = str(exc)
         return CancelResult(Outcome.REFUSED, f"refused: {reason}", target.correlation_id,
                             journal_error=journal_error)
+
+    def _tenant_audit(self, target: CancelTarget) -> dict[str, Any]:
+        return {"tenant": self.tenant, "tenant_id": target.tenant_id or self.tenant_id,
+                "delegated": self._delegated(target)}
 
     def _audit_begin(self, target: CancelTarget, now: datetime) -> tuple[int | None, str | None]:
         # The attempt is recorded before the request leaves: a cancel that cannot be audited
@@ -485,7 +520,7 @@ class Canceller:
                 attempted_at=now, run_id=target.correlation_id,
                 configuration=target.configuration_name, computed_id=target.computed_id,
                 identity=self.identity, api_version=self.api_version,
-                initiator=target.initiator, world=self.world)
+                initiator=target.initiator, world=self.world, **self._tenant_audit(target))
         except JournalError as exc:
             return None, str(exc)
         return seq, None

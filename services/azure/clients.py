@@ -118,16 +118,49 @@ def _default_credential_kwargs(settings: Settings) -> dict[str, Any]:
     return kwargs
 
 
+def _profile_credential(settings: Settings, identity: Any) -> Any:
+    """The credential a ``[[tenants]]`` profile's ``credential`` names (issue 19), from the
+    ``identity`` module given (``azure.identity`` or ``azure.identity.aio``); None for the
+    default chain."""
+    import os
+
+    kind, _, detail = (settings.credential or "default").partition(":")
+    authority = cloud_for(settings).authority_host
+    if kind == "cli":
+        return identity.AzureCliCredential(tenant_id=settings.tenant)
+    if kind == "managed_identity":
+        return identity.ManagedIdentityCredential(client_id=detail)
+    if kind == "env":
+        tenant = settings.tenant or os.environ.get(detail + "TENANT_ID")
+        client_id = os.environ.get(detail + "CLIENT_ID")
+        secret = os.environ.get(detail + "CLIENT_SECRET")
+        certificate = os.environ.get(detail + "CLIENT_CERTIFICATE_PATH")
+        if not tenant or not client_id or not (secret or certificate):
+            raise ServiceError("config", f"tenant profile {settings.profile!r}: credential "
+                               f"env:{detail} needs {detail}CLIENT_ID and {detail}CLIENT_SECRET "
+                               f"(or {detail}CLIENT_CERTIFICATE_PATH) in the environment")
+        if secret:
+            return identity.ClientSecretCredential(tenant, client_id, secret,
+                                                   authority=authority)
+        return identity.CertificateCredential(tenant, client_id, certificate,
+                                              authority=authority)
+    return None
+
+
 def make_credential(settings: Settings) -> Any:
-    """A sync TokenCredential: the static one for the stand-in, else DefaultAzureCredential
-    (az login, managed identity, workload identity, environment all work)."""
+    """A sync TokenCredential: the static one for the stand-in, the one a tenant profile
+    names (``credential``), else DefaultAzureCredential (az login, managed identity,
+    workload identity, environment all work)."""
     if settings.cloud == "standin" or settings.token:
         if not settings.token:
             raise ServiceError("config", "cloud 'standin' needs a token (set by `aumwatch sim`)")
         return StaticTokenCredential(settings.token)
-    from azure.identity import DefaultAzureCredential
+    import azure.identity
 
-    return DefaultAzureCredential(**_default_credential_kwargs(settings))
+    chosen = _profile_credential(settings, azure.identity)
+    if chosen is not None:
+        return chosen
+    return azure.identity.DefaultAzureCredential(**_default_credential_kwargs(settings))
 
 
 def make_async_credential(settings: Settings) -> Any:
@@ -136,9 +169,12 @@ def make_async_credential(settings: Settings) -> Any:
         if not settings.token:
             raise ServiceError("config", "cloud 'standin' needs a token (set by `aumwatch sim`)")
         return AsyncStaticTokenCredential(settings.token)
-    from azure.identity.aio import DefaultAzureCredential
+    import azure.identity.aio
 
-    return DefaultAzureCredential(**_default_credential_kwargs(settings))
+    chosen = _profile_credential(settings, azure.identity.aio)
+    if chosen is not None:
+        return chosen
+    return azure.identity.aio.DefaultAzureCredential(**_default_credential_kwargs(settings))
 
 
 def timeout_kwargs(settings: Settings) -> dict[str, Any]:

@@ -11,6 +11,7 @@ unknown zone), and the Event Grid wiring of each configuration with a run in the
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -260,13 +261,29 @@ def check_wiring(soon: Sequence[tuple[Configuration, datetime]], wirings: Any,
 
 
 async def run_doctor(settings: Settings, *, clock: Clock | None = None) -> list[Check]:
-    """Run every check; never raises for a failed check (it becomes a ``fail`` finding)."""
+    """Run every check; never raises for a failed check (it becomes a ``fail`` finding).
+    With ``[[tenants]]`` profiles (issue 19), each profile is checked on its own
+    (credential, Resource Graph, queue, ...), its findings named ``check:profile``."""
+    clock = clock or SystemClock()
+    checks = check_settings(settings)
+    if not settings.profiles:
+        return checks + await _doctor_profile(settings, clock)
+    import asyncio
+
+    profiles = settings.tenant_profiles()
+    found = await asyncio.gather(*(_doctor_profile(p.settings, clock) for p in profiles))
+    for profile, own in zip(profiles, found, strict=True):
+        checks.extend(dataclasses.replace(c, name=f"{c.name}:{profile.name}") for c in own)
+    return checks
+
+
+async def _doctor_profile(settings: Settings, clock: Clock) -> list[Check]:
+    """The checks of one tenant (the settings' credential, scope and queue)."""
     from services.azure.clients import make_async_credential
     from services.azure.resourcegraph import QueryRunner
     from services.azure.sources import ConfigSource
 
-    clock = clock or SystemClock()
-    checks = check_settings(settings)
+    checks: list[Check] = []
     try:
         credential = make_async_credential(settings)
     except ServiceError as exc:

@@ -31,7 +31,7 @@ from typing import Any
 from services.domain.events import MaintenanceEvent
 from services.domain.runfacts import VerifiedCancel, initiator_of
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: The ``alert_deliveries`` route of an acknowledgement (who: its ``detail``).
 ACK_ROUTE = "@ack"
 JOURNAL_FILE_NAME = "journal.sqlite3"
@@ -146,6 +146,14 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             UNIQUE (finding_key, route, state)
         )""",
     ),
+    (
+        # Issue 19: the tenant a cancel was sent for (the [[tenants]] profile's name, the
+        # tenant owning the run's subscription) and whether it went through a delegation
+        # (the profile's tenant is not the owner: not confirmed by Microsoft).
+        "ALTER TABLE cancel_audit ADD COLUMN tenant TEXT",
+        "ALTER TABLE cancel_audit ADD COLUMN tenant_id TEXT",
+        "ALTER TABLE cancel_audit ADD COLUMN delegated INTEGER NOT NULL DEFAULT 0",
+    ),
 )
 
 
@@ -223,6 +231,11 @@ class CancelAuditRow:
     run_status: str | None
     #: Who started the cancel when it was not a person: "task precheck (exit 3)".
     initiator: str | None = None
+    #: Issue 19: the profile it was sent with, the tenant owning the run's subscription,
+    #: and whether it went through a delegation (unconfirmed by Microsoft).
+    tenant: str | None = None
+    tenant_id: str | None = None
+    delegated: bool = False
 
 
 @dataclass(frozen=True)
@@ -571,6 +584,9 @@ class Journal:
         reason: str | None = None,
         initiator: str | None = None,
         world: str | None = None,
+        tenant: str | None = None,
+        tenant_id: str | None = None,
+        delegated: bool = False,
     ) -> int:
         """Write an audit row for a cancel attempt and commit; return its row number.
 
@@ -584,11 +600,13 @@ class Journal:
         with self._write("record a cancel attempt") as conn:
             cursor = conn.execute(
                 "INSERT INTO cancel_audit (attempted_at, finished_at, identity, run_id,"
-                " configuration, computed_id, outcome, reason, api_version, initiator, world)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " configuration, computed_id, outcome, reason, api_version, initiator, world,"
+                " tenant, tenant_id, delegated)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (_iso(attempted_at), finished, identity, run_id, configuration,
                  int(computed_id), str(outcome), reason, api_version, initiator,
-                 (world or "").strip() or None),
+                 (world or "").strip() or None, tenant or None, tenant_id or None,
+                 int(delegated)),
             )
             return int(cursor.lastrowid or 0)
 
@@ -643,7 +661,7 @@ class Journal:
             rows = self._connection().execute(
                 "SELECT seq, attempted_at, finished_at, identity, run_id, configuration,"
                 " computed_id, outcome, reason, api_version, http_status, run_status,"
-                " initiator FROM cancel_audit ORDER BY seq"
+                " initiator, tenant, tenant_id, delegated FROM cancel_audit ORDER BY seq"
             ).fetchall()
         return [
             CancelAuditRow(
@@ -651,6 +669,7 @@ class Journal:
                 finished_at=_parse_iso(r[2]) if r[2] else None, identity=r[3], run_id=r[4],
                 configuration=r[5], computed_id=bool(r[6]), outcome=r[7], reason=r[8],
                 api_version=r[9], http_status=r[10], run_status=r[11], initiator=r[12],
+                tenant=r[13], tenant_id=r[14], delegated=bool(r[15]),
             )
             for r in rows
         ]

@@ -134,6 +134,17 @@ class Monitor:
         self.fetched_at: dict[str, datetime | None] = dict.fromkeys(SOURCES)
         self.measured_skew: timedelta | None = None
         self.closed = False
+        # Issue 19: with [[tenants]] profiles, one monitor per profile (its own credential,
+        # runner, governor, queue and canceller); this one merges them. The last answer of
+        # each tenant stands while its next read fails (its error is its own source's).
+        self.tenants: dict[str, Monitor] = {}
+        self._last: dict[str, dict[str, Fetched[Any]]] = {"configs": {}, "runs": {}}
+        self._config_tenant: dict[str, str] = {}  # configuration id (lower) -> profile
+        self._configs_by_id: dict[str, Configuration] = {}
+        if settings.profiles:
+            for profile in settings.tenant_profiles():
+                self.tenants[profile.name] = Monitor(profile.settings, clock,
+                                                     apply_skew=apply_skew)
 
     # -- state for the status bar -----------------------------------------------------------
     @property
@@ -152,6 +163,19 @@ class Monitor:
         """What the status bar says of the sources now (the screen gets it in a message after
         every poll): when each answered, the quota, the skew, the tasks runner's state."""
         governor = self.governor.state
+        if self.tenants:
+            children = list(self.tenants.values())
+            self.tasks_refusal = next((m.tasks_refusal for m in children if m.tasks_refusal),
+                                      None)
+            self.consume_refusal = next((m.consume_refusal for m in children
+                                         if m.consume_refusal), None)
+            states = [m.governor.state for m in self.tenants.values()]
+            known = [g.remaining for g in states if g.remaining is not None]
+            throttled = [g.throttled_until for g in states if g.throttled_until is not None]
+            governor = dataclasses.replace(governor, remaining=min(known) if known else None,
+                                           throttled_until=max(throttled, default=None))
+            self.measured_skew = next((m.measured_skew for m in self.tenants.values()
+                                       if m.measured_skew is not None), None)
         return MonitorStatus(
             fetched_at=dict(self.fetched_at), quota_remaining=governor.remaining,
             throttled_until=governor.throttled_until, skew=self.skew,
@@ -160,6 +184,8 @@ class Monitor:
 
     @property
     def queue_configured(self) -> bool:
+        if self.tenants:
+            return any(m.settings.queue_configured for m in self.tenants.values())
         return self.settings.queue_configured
 
     # -- lazy clients ------------------------------------------------------------------------
@@ -198,8 +224,58 @@ class Monitor:
             self.measured_skew = measured
 
     # -- polls -------------------------------------------------------------------------------
+    async def _each_tenant(self, kind: str, poll: Any) -> Fetched[Any]:
+        """``poll(monitor)`` of every tenant's monitor at once, merged: each item tagged with
+        its tenant and kept once (the copy of its owning tenant); a failed tenant's last
+        answer stands and its error is named in ``failed``. Raises when every tenant
+        failed."""
+        from services.azure.tenants import (
+            ProfileResult,
+            configuration_key,
+            merge_fetched,
+            run_key,
+        )
+        from services.domain.tenants import failures_line
+
+        names = list(self.tenants)
+        answers = await asyncio.gather(*(poll(self.tenants[n]) for n in names),
+                                       return_exceptions=True)
+        results: list[ProfileResult[Fetched[Any]]] = []
+        failed: dict[str, str] = {}
+        profiles = {p.name: p for p in self.settings.tenant_profiles()}
+        for name, answer in zip(names, answers, strict=True):
+            if isinstance(answer, BaseException):
+                if isinstance(answer, asyncio.CancelledError):
+                    raise answer
+                failed[name] = service_error(answer, what=f"{kind} query").message
+                last = self._last[kind].get(name)
+                if last is not None:
+                    results.append(ProfileResult(profiles[name], last))
+                continue
+            self._last[kind][name] = answer
+            results.append(ProfileResult(profiles[name], answer))
+        if len(failed) == len(names):
+            raise ServiceError("server", failures_line(failed))
+        key = configuration_key if kind == "configs" else run_key
+        merged = merge_fetched(results, key)
+        return dataclasses.replace(merged, failed=failed)
+
+    def _tenant_of(self, correlation_or_config_id: str) -> Monitor | None:
+        """The monitor of the tenant a run or configuration belongs to (as last read)."""
+        text = correlation_or_config_id.lower()
+        head = text.split("/providers/microsoft.maintenance/applyupdates/")[0]
+        name = self._config_tenant.get(head)
+        return self.tenants.get(name) if name is not None else None
+
     async def poll_configs(self) -> Fetched[Configuration]:
-        """Every configuration in scope (one paged Resource Graph query)."""
+        """Every configuration in scope (one paged Resource Graph query; with profiles, one
+        per tenant)."""
+        if self.tenants:
+            fetched = await self._each_tenant("configs", lambda m: m.poll_configs())
+            self._config_tenant = {c.id.lower(): c.tenant for c in fetched.items}
+            self._configs_by_id = {c.id.lower(): c for c in fetched.items}
+            self.fetched_at["configs"] = self.clock.now()
+            return fetched
         await self._ensure_graph()
         try:
             fetched = await self._configs.fetch()
@@ -208,6 +284,7 @@ class Monitor:
         finally:
             self._note_skew()
         self.fetched_at["configs"] = self.clock.now()
+        self._configs_by_id = {c.id.lower(): c for c in fetched.items}
         return fetched
 
     async def poll_runs(self) -> RunsSnapshot:
@@ -215,6 +292,10 @@ class Monitor:
         with the schedules, the events and the verified cancels) and the journal's verified
         cancels, read at the same poll (a cancel verified by another aumwatch process shows
         at this refresh, not when Resource Graph catches up)."""
+        if self.tenants:
+            fetched = await self._each_tenant("runs", lambda m: m.poll_runs_observed())
+            self.fetched_at["runs"] = self.clock.now()
+            return RunsSnapshot(fetched, self._read_verified_cancels())
         await self._ensure_graph()
         try:
             fetched = await self._runs.fetch_observed()
@@ -226,8 +307,23 @@ class Monitor:
         cancels = self._read_verified_cancels()
         return RunsSnapshot(fetched, cancels)
 
+    async def poll_runs_observed(self) -> Fetched[Any]:
+        """Resource Graph's runs alone (one tenant's monitor, for :meth:`poll_runs`)."""
+        await self._ensure_graph()
+        try:
+            fetched: Fetched[Any] = await self._runs.fetch_observed()
+        except Exception as exc:
+            raise service_error(exc, what="runs query") from exc
+        finally:
+            self._note_skew()
+        self.fetched_at["runs"] = self.clock.now()
+        return fetched
+
     async def poll_machines(self, correlation_id: str) -> Fetched[Machine]:
-        """The machines of one run."""
+        """The machines of one run (with profiles: through its tenant)."""
+        if self.tenants:
+            owner = self._tenant_of(correlation_id) or next(iter(self.tenants.values()))
+            return await owner.poll_machines(correlation_id)
         await self._ensure_graph()
         try:
             return await self._machines.fetch(correlation_id)
@@ -241,6 +337,16 @@ class Monitor:
         (issue 18: the dashboard's pre-flight loop)."""
         from services.azure.preflight import PreflightSource
 
+        if self.tenants:  # issue 19: each tenant's read, side by side, as one
+            from services.azure.tenants import TenantsPreflight, failed_preflight
+
+            sources: dict[str, Any] = {}
+            for name, child in self.tenants.items():
+                try:
+                    sources[name] = await child.preflight_source()
+                except ServiceError as exc:  # its clients cannot be built: its read fails
+                    sources[name] = failed_preflight(exc.message, self.clock)
+            return TenantsPreflight(sources)
         await self._ensure_graph()
         return PreflightSource(self._runner, rules=self.settings.fit_rules, clock=self.clock,
                                include_other_scopes=self.settings.include_other_scopes)
@@ -258,6 +364,8 @@ class Monitor:
         ``[events] wiring_refresh`` (or now, with ``force``), the cache answers otherwise.
         A failed read comes back as the snapshot's ``error``; raises only when the
         clients cannot be built."""
+        if self.tenants:
+            return await self._tenants_wiring(configurations, force)
         await self._ensure_graph()
         if self._wiring is None:
             # azure-mgmt-eventgrid takes a while to import: not on the UI thread.
@@ -276,6 +384,57 @@ class Monitor:
             raise service_error(exc, what="Event Grid wiring") from exc
         finally:
             self._note_skew()
+
+    async def _tenants_wiring(self, configurations: Sequence[Configuration],
+                              force: bool) -> WiringSnapshot:
+        """Each tenant's wiring of its own configurations, as one snapshot."""
+        names = list(self.tenants)
+        answers = await asyncio.gather(
+            *(self.tenants[n].poll_wiring([c for c in configurations if c.tenant == n],
+                                          force=force) for n in names),
+            return_exceptions=True)
+        wirings: dict[str, Any] = {}
+        errors: list[str] = []
+        fetched: list[datetime] = []
+        for name, answer in zip(names, answers, strict=True):
+            if isinstance(answer, BaseException):
+                error = service_error(answer, what="Event Grid wiring").message
+                errors.append(f"tenant {name}: {error}")
+                continue
+            wirings.update(answer.wirings)
+            if answer.error:
+                errors.append(f"tenant {name}: {answer.error}")
+            if answer.fetched_at is not None:
+                fetched.append(answer.fetched_at)
+        return WiringSnapshot(wirings, min(fetched, default=None),
+                              "; ".join(errors) or None)
+
+    async def _tenants_events(self) -> EventBatch | None:
+        """Every tenant's queue read at once, as one batch (a failed queue named)."""
+        names = [n for n, m in self.tenants.items() if m.settings.queue_configured]
+        if not names:
+            return None
+        answers = await asyncio.gather(*(self.tenants[n].poll_events() for n in names))
+        batches = [(n, b) for n, b in zip(names, answers, strict=True) if b is not None]
+        if not batches:
+            return None
+        errors = [f"tenant {n}: {b.error}" for n, b in batches if b.error]
+        good = [b for _n, b in batches if b.error is None]
+        if good:
+            self.fetched_at["events"] = max(b.fetched_at for b in good)
+        first = batches[0][1]
+        depths = [b.depth for _n, b in batches if b.depth is not None]
+        return EventBatch(
+            mode=first.mode, fetched_at=max(b.fetched_at for _n, b in batches),
+            events=tuple(e for _n, b in batches for e in b.events),
+            duplicates=tuple(e for _n, b in batches for e in b.duplicates),
+            undecodable=tuple(u for _n, b in batches for u in b.undecodable),
+            redelivered=sum(b.redelivered for _n, b in batches),
+            depth=sum(depths) if depths else None,
+            truncated=any(b.truncated for _n, b in batches),
+            warning="; ".join(b.warning for _n, b in batches if b.warning) or None,
+            error="; ".join(errors) or None,
+            task_results=tuple(t for _n, b in batches for t in b.task_results))
 
     async def _ensure_events(self) -> Any:
         if self._events is not None or self._events_tried:
@@ -407,6 +566,8 @@ class Monitor:
     @property
     def runs_tasks(self) -> bool:
         """Whether this dashboard runs the declared tasks."""
+        if self.tenants:
+            return any(m.runs_tasks for m in self.tenants.values())
         return self._task_runner is not None
 
     async def drain_tasks(self, timeout: float | None = None) -> bool:
@@ -420,6 +581,8 @@ class Monitor:
 
     async def poll_events(self) -> EventBatch | None:
         """One read of the events queue; None when no queue is configured. Never raises."""
+        if self.tenants and not self.closed:
+            return await self._tenants_events()
         if not self.settings.queue_configured or self.closed:
             return None
         source = await self._ensure_events()
@@ -546,10 +709,31 @@ class Monitor:
         return self._cancel_session.canceller
 
     async def cancel(self, target: CancelTarget) -> CancelResult:
-        """Cancel ``target`` through :class:`~services.azure.cancel.Canceller`; never raises."""
+        """Cancel ``target`` through :class:`~services.azure.cancel.Canceller`; never raises.
+        With profiles, it is sent by the run's tenant's monitor (that tenant's credential)."""
+        if self.tenants and not self.settings.read_only:
+            owner = self._tenant_of(target.correlation_id)
+            if owner is None:
+                return CancelResult(Outcome.REFUSED, "refused: the run's tenant is not known "
+                                    "(its configuration was not read through any profile)",
+                                    target.correlation_id)
+            config = self._configs_by_id.get(
+                target.correlation_id.lower().split(
+                    "/providers/microsoft.maintenance/applyupdates/")[0])
+            if config is not None:
+                target = dataclasses.replace(target, tenant=config.tenant,
+                                             tenant_id=config.tenant_id)
+            return await owner.cancel(target)
         if self.settings.read_only:
             return CancelResult(Outcome.REFUSED, "refused: read-only mode: cancelling is "
                                 "disabled", target.correlation_id)
+        if target.tenant_id is None:
+            # Issue 19: the tenant owning the run's subscription, as Resource Graph said
+            # (a cancel through a delegation is marked unconfirmed by Microsoft).
+            config = self._configs_by_id.get(target.correlation_id.lower().split(
+                "/providers/microsoft.maintenance/applyupdates/")[0])
+            if config is not None and config.tenant_id:
+                target = dataclasses.replace(target, tenant_id=config.tenant_id)
         try:
             canceller = await self._ensure_canceller(target.correlation_id)
         except Exception as exc:
@@ -565,6 +749,9 @@ class Monitor:
         if self.closed:
             return
         self.closed = True
+        for child in self.tenants.values():
+            with contextlib.suppress(Exception):
+                await child.close()
         if self._task_runner is not None:
             # End running tasks' process groups and let the poll record them interrupted
             # (a row still left running is recorded so by the next runner's start).

@@ -188,6 +188,10 @@ class CancelTarget:
     #: Who asked for the cancel when it was not a person ("task precheck (exit 3)"); the
     #: audit records it. None for a cancel confirmed at the keyboard.
     initiator: str | None = None
+    #: Issue 19: the ``[[tenants]]`` profile the run was read through and the tenant owning
+    #: its subscription (None: not known, or one tenant only).
+    tenant: str | None = None
+    tenant_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ CONFIG_TYPE = "microsoft.maintenance/maintenanceconfigurations"
 #: returns ``$skipToken``; ordered so pages are stable.
 CONFIGS_QUERY = f"""resources
 | where type =~ "{CONFIG_TYPE}"
-| project id, name, resourceGroup, subscriptionId, location, properties, tags
+| project id, name, resourceGroup, subscriptionId, tenantId, location, properties, tags
 | order by id asc"""
 
 #: How many upcoming occurrences each configuration carries.
@@ -115,6 +115,7 @@ def configuration_from_row(
         schedule_error=schedule_error,
         schedule_description=description,
         schedule_warnings=warnings,
+        tenant_id=text_of(top.get("tenantid")) or None,
         next_occurrences=tuple(upcoming),
     )
 

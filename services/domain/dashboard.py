@@ -132,8 +132,13 @@ class DashboardState:
                  arrival_rules: ArrivalRules | None = None,
                  include_other_scopes: bool = False,
                  watched_queue: QueueTarget | None = None, tasks: int = 0,
-                 sources: Collection[str] = SOURCES) -> None:
+                 sources: Collection[str] = SOURCES,
+                 profile_tenants: Mapping[str, str | None] | None = None) -> None:
         self.rules = rules
+        #: Issue 19: each tenant profile's tenant id, by its name ("" without profiles): the
+        #: cancel confirmation names the run's tenant and says when the cancel would go
+        #: through a delegation (the run's owning tenant is not its profile's).
+        self.profile_tenants: Mapping[str, str | None] = dict(profile_tenants or {})
         self.arrival_rules = arrival_rules if arrival_rules is not None else ArrivalRules()
         self.include_other_scopes = include_other_scopes
         self.clock = clock
@@ -203,12 +208,30 @@ class DashboardState:
         """The configuration's running or next run (not finished), earliest first."""
         return self.index.next_run(config_key, now or self.clock.now())
 
+    def delegated(self, run: Run) -> bool:
+        """Whether a cancel of ``run`` would go through a delegation: the tenant owning its
+        subscription is not the tenant of the profile it was read through (both known)."""
+        profile_tenant = self.profile_tenants.get(run.tenant)
+        return bool(run.tenant_id and profile_tenant
+                    and run.tenant_id.lower() != profile_tenant.lower())
+
     def matches(self, config: Configuration) -> bool:
         """Whether ``config`` passes the filter (name, group, subscription, zone, schedule,
-        maintenance scope)."""
+        maintenance scope). Issue 19: a word ``tenant:NAME`` keeps the configurations of
+        that tenant only (its profile's name or the owning tenant's id); the rest of the
+        text filters as before."""
         needle = self.filter_text.strip().lower()
         if not needle:
             return True
+        words = needle.split()
+        tenants = [w[len("tenant:"):] for w in words if w.startswith("tenant:")]
+        if tenants:
+            if not any(t and t in (config.tenant.lower(), (config.tenant_id or "").lower())
+                       for t in tenants):
+                return False
+            needle = " ".join(w for w in words if not w.startswith("tenant:"))
+            if not needle:
+                return True
         haystack = " ".join((config.name, config.resource_group, config.subscription_id,
                              config.time_zone, config.schedule_description or "",
                              config.scope)).lower()
@@ -385,8 +408,25 @@ class DashboardState:
             self.selected_run = None
             selection = True
         self.mark_read("configs")
+        status = self.clear_error("configs").status | self._tenant_errors("configs",
+                                                                          fetched.failed)
         return Change(configs=frozenset(touched), runs=tuple(runs), selection=selection,
-                      status=self.clear_error("configs").status)
+                      status=status)
+
+    def _tenant_errors(self, kind: str, failed: Mapping[str, str]) -> bool:
+        """Issue 19: each failed tenant's error as its own source's (``runs:contoso``); the
+        errors of tenants that answered again are cleared. True when any changed."""
+        changed = False
+        prefix = kind + ":"
+        for source in [s for s in self._errors if s.startswith(prefix)]:
+            if source[len(prefix):] not in failed:
+                changed |= self.clear_error(source).status
+        for name, message in failed.items():
+            text = " ".join(f"{kind} of tenant {name}: {message}".split())
+            if self._errors.get(prefix + name) != text:
+                self.set_error(prefix + name, text)
+                changed = True
+        return changed
 
     def apply_runs(self, snapshot: RunsSnapshot | Fetched[Run]) -> Change:
         """Take a runs poll: Resource Graph's runs (observed only) and the verified cancels
@@ -407,6 +447,7 @@ class DashboardState:
         keys = {k for k, r in new.items() if old.get(k) is not r} | (old.keys() - new.keys())
         touched, changed = self._remerge(keys | fresh)
         status = self.clear_error("runs").status | self.clear_error("configs").status
+        status |= self._tenant_errors("runs", fetched.failed)
         self.mark_read("runs")
         if isinstance(snapshot, RunsSnapshot):
             # The journal was consulted with this poll: none yet or unreadable counts as read

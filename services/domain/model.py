@@ -43,6 +43,10 @@ class Configuration:
     schedule_description: str | None = None
     schedule_warnings: tuple[str, ...] = ()
     next_occurrences: tuple[tuple[datetime, datetime], ...] = ()
+    #: Issue 19: the ``[[tenants]]`` profile it was read through ("" without profiles) and
+    #: the tenant that owns its subscription (Resource Graph's ``tenantId``; None: unknown).
+    tenant: str = ""
+    tenant_id: str | None = None
 
     @property
     def next_start(self) -> datetime | None:
@@ -70,6 +74,8 @@ class Configuration:
             "next_end": iso_z(self.next_end),
             "phase": phase,
             "schedule_error": self.schedule_error,
+            "tenant": self.tenant or None,
+            "tenant_id": self.tenant_id,
         }
 
 
@@ -106,6 +112,10 @@ class Run:
     scheduled_end: datetime | None = None
     pre_event_at: datetime | None = None
     post_event_at: datetime | None = None
+    #: Issue 19: the ``[[tenants]]`` profile it was read through ("" without profiles) and
+    #: the tenant that owns its subscription (None: unknown).
+    tenant: str = ""
+    tenant_id: str | None = None
 
     @cached_property
     def key(self) -> str:
@@ -144,6 +154,8 @@ class Run:
             "source": self.source,
             "scope": self.scope,
             **facts,
+            "tenant": self.tenant or None,
+            "tenant_id": self.tenant_id,
         }
 
 
@@ -163,6 +175,9 @@ class Machine:
     correlation_id: str = ""
     start: datetime | None = None
     end: datetime | None = None
+    #: Issue 19: the profile it was read through ("" without profiles) and its tenant.
+    tenant: str = ""
+    tenant_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The ``machines --json`` object."""
@@ -179,6 +194,8 @@ class Machine:
             "correlation_id": self.correlation_id,
             "start": iso_z(self.start),
             "end": iso_z(self.end),
+            "tenant": self.tenant or None,
+            "tenant_id": self.tenant_id,
         }
 
 
@@ -197,3 +214,6 @@ class Fetched(Generic[T]):
     fetched_at: datetime
     skew: timedelta | None = None
     requests: int = 0
+    #: Issue 19: the tenants whose read failed while others answered: profile name -> the
+    #: one-line error (empty: every tenant answered).
+    failed: Mapping[str, str] = field(default_factory=dict, hash=False)

@@ -207,6 +207,8 @@ class RunReport:
                 "cutoff": iso_z(run.cutoff),
                 "cancelled_by_azure": run.cancelled_by,
                 **facts,
+                "tenant": run.tenant or None,  # issue 19: the profile read through
+                "tenant_id": run.tenant_id,
             },
             "timeline": [
                 {"time": iso_z(e.time), "what": e.what, "time_local": local_iso(e.time),

@@ -46,7 +46,7 @@ def runs_query(since: timedelta = DEFAULT_SINCE) -> str:
 | where type =~ "{RUN_TYPE}"
 | where isnull(todatetime(properties.startDateTime))
     or todatetime(properties.startDateTime) >= ago({hours}h)
-| project id, name, properties
+| project id, name, tenantId, properties
 | order by id asc"""
 
 
@@ -58,7 +58,7 @@ def run_query(correlation_id: str) -> str:
     return f"""maintenanceresources
 | where type =~ "{RUN_TYPE}"
 | where tolower(tostring(properties.correlationId)) == {wanted} or tolower(id) == {wanted}
-| project id, name, properties"""
+| project id, name, tenantId, properties"""
 
 
 def cancelled_by_from_error(text: str | None) -> CancelledBy | None:
@@ -162,6 +162,7 @@ def run_from_row(row: Mapping[str, Any]) -> Run | None:
         machines_failed=_count(summary.get("failed")),
         machines_in_progress=_count(summary.get("inprogress")),
         source="arg",
+        tenant_id=text_of(top.get("tenantid")) or None,
         last_update=parse_time(props.get("lastupdatetime")),
         scope=text_of(props.get("maintenancescope")),
     )
@@ -188,6 +189,8 @@ def expected_runs(configs: Iterable[Configuration]) -> list[Run]:
                 expected=True,
                 source="schedule",
                 scope=config.scope,
+                tenant=config.tenant,
+                tenant_id=config.tenant_id,
             ))
     return out
 
@@ -319,6 +322,10 @@ def with_configurations(runs: Iterable[Run], configs: Iterable[Configuration]) -
             changes["configuration_name"] = config.name
         if config.scope and not run.scope:
             changes["scope"] = config.scope
+        if config.tenant and not run.tenant:
+            changes["tenant"] = config.tenant
+        if config.tenant_id and not run.tenant_id:
+            changes["tenant_id"] = config.tenant_id
         out.append(replace(run, **changes) if changes else run)
     return tuple(out)
 

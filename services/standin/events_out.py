@@ -185,6 +185,9 @@ class QueueSink:
         self._client = self._make_client(queue_name)
         self._others: dict[str, Any] = {}
         self._lock = threading.Lock()
+        #: Issue 19 (``aumwatch sim --tenants N``): message text -> the queue of the tenant
+        #: whose subscription it is about (None: this queue).
+        self.route: Any = None
 
     def _make_client(self, queue_name: str) -> Any:
         from azure.storage.queue import QueueClient
@@ -205,6 +208,8 @@ class QueueSink:
         a missing queue raises :class:`QueueMissing`."""
         from azure.core.exceptions import ResourceNotFoundError
 
+        if queue_name == self.queue_name and self.route is not None:
+            queue_name = self.route(text) or queue_name
         if queue_name == self.queue_name:
             self.send(text)
             return

@@ -13,9 +13,12 @@ Ctrl-C leaves no Azurite behind. :func:`wait_for_signal` blocks until SIGINT/SIG
 from __future__ import annotations
 
 import atexit
+import base64
+import binascii
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -71,7 +74,42 @@ def render_config(info: dict[str, Any]) -> str:
             "# demo's cancel audit and events must never mix with an operator's own.\n"
             "[paths]\n"
             f"data_dir = {_toml_string(str(info['data_dir']))}\n"))
+        + ("" if not info.get("tenants") else render_tenants(
+            info["tenants"], info["queue_connection_string"]))
     )
+
+
+_SUBSCRIPTION = re.compile(r"/subscriptions/([0-9a-fA-F-]{36})/")
+
+
+def _queue_for(text: str, queue_of: dict[str, str]) -> str | None:
+    """The queue of the tenant whose subscription an event message (base64 JSON) is
+    about; None when it names none."""
+    try:
+        decoded = base64.b64decode(text, validate=False).decode("utf-8", "replace")
+    except (ValueError, binascii.Error):
+        decoded = text
+    match = _SUBSCRIPTION.search(decoded) or _SUBSCRIPTION.search(text)
+    return queue_of.get(match.group(1).lower()) if match else None
+
+
+def render_tenants(tenants: list[dict[str, Any]], connection_string: str) -> str:
+    """The ``[[tenants]]`` profiles of a several-tenant stand-in (issue 19)."""
+    out = []
+    for t in tenants:
+        # A delegated subscription is listed too, as a Lighthouse operator would.
+        subs = ", ".join(_toml_string(s)
+                         for s in [*t["subscriptions"], *t.get("delegated", ())])
+        out.append(
+            "\n[[tenants]]\n"
+            f"name = {_toml_string(t['name'])}\n"
+            f"tenant = {_toml_string(t['tenant_id'])}\n"
+            f"token = {_toml_string(t['token'])}\n"
+            f"subscriptions = [{subs}]\n"
+            "[tenants.queue]\n"
+            f"connection_string = {_toml_string(connection_string)}\n"
+            f"name = {_toml_string(t['queue_name'])}\n")
+    return "".join(out)
 
 
 def standin_data_dir() -> Path:
@@ -111,9 +149,20 @@ class SimEnvironment:
         server_options: dict[str, Any] | None = None,
         arg_lag: float | None = None,
         data_dir: str | Path | None = None,
+        tenants: int = 1,
+        delegated: bool = False,
     ) -> None:
         """``data_dir``: where the config file it writes keeps aumwatch's journal, exports
-        and reports (default :func:`standin_data_dir`, apart from real Azure's)."""
+        and reports (default :func:`standin_data_dir`, apart from real Azure's).
+        ``tenants`` (issue 19): above 1, the world's subscriptions are shared out among that
+        many tenants, each with its own token and queue, and the config file has one
+        ``[[tenants]]`` profile each. ``delegated``: the first tenant's first subscription is
+        also delegated to the second (Azure Lighthouse): its token sees it too."""
+        if not 1 <= tenants <= 50:
+            raise ValueError(f"tenants must be 1 to 50, not {tenants}")
+        self.tenant_count = tenants
+        self.delegated = delegated and tenants > 1
+        self.sim_tenants: list[dict[str, Any]] = []
         if speed <= 0:
             raise ValueError(f"speed must be positive, not {speed}")
         # Load (and so validate) the scenario before anything is started.
@@ -154,12 +203,20 @@ class SimEnvironment:
             self.azurite.start()
             self.sink = QueueSink(self.azurite.connection_string, self.queue_name)
             self.sink.ensure_queue()
+            if self.tenant_count > 1:
+                self._plan_tenants()  # before the engine writes its first event
             self.engine = ScenarioEngine(self.world, self.scenario, self.sink)
             server_dir = self._state_dir / "server"
             server_dir.mkdir(mode=0o700, exist_ok=True)
             self.server = StandInServer(self.world, token=self._token, state_dir=server_dir,
                                         **self._server_options)
             self.server.start()
+            for index, tenant in enumerate(self.sim_tenants):
+                lent = (self.sim_tenants[0]["subscriptions"][:1]
+                        if self.delegated and index == 1 else [])
+                tenant["delegated"] = list(lent)
+                tenant["token"] = self.server.add_tenant(
+                    tenant["tenant_id"], tenant["subscriptions"], delegated=lent).token
             self.engine.start(self.step_interval)
             write_private_file(self.config_path, render_config(
                 {**self.info(), "data_dir": str(self.data_dir), "world": self.world_id}))
@@ -185,6 +242,24 @@ class SimEnvironment:
                 self.sink.close()
         self.azurite.close()
         shutil.rmtree(self._state_dir, ignore_errors=True)
+
+    def _plan_tenants(self) -> None:
+        """Share the scenario's subscriptions out among the tenants (round robin), each with
+        its own queue (its token comes when the server starts); events go to the queue of
+        their subscription's tenant."""
+        assert self.sink is not None
+        subs = list(self.scenario.subscriptions)
+        queue_of: dict[str, str] = {}
+        for index in range(self.tenant_count):
+            tenant_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"aumwatch-sim-tenant-{index + 1}"))
+            owned = subs[index::self.tenant_count]
+            queue = self.queue_name if index == 0 else f"{self.queue_name}-t{index + 1}"
+            self.sink.create_queue(queue)
+            queue_of.update({s.lower(): queue for s in owned})
+            self.sim_tenants.append({"name": f"tenant{index + 1}", "tenant_id": tenant_id,
+                                     "token": "", "subscriptions": owned,
+                                     "queue_name": queue})
+        self.sink.route = lambda text: _queue_for(text, queue_of)
 
     @property
     def stopped(self) -> bool:
@@ -214,6 +289,7 @@ class SimEnvironment:
             "subscriptions": list(self.world.subscriptions),
             "queue_connection_string": self.azurite.connection_string,
             "queue_name": self.queue_name,
+            **({"tenants": [dict(t) for t in self.sim_tenants]} if self.sim_tenants else {}),
         }
 
 

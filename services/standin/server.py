@@ -52,6 +52,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 import email.utils
 import hmac
 import json
@@ -62,7 +63,8 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -187,6 +189,26 @@ class _Answer:
     headers: dict[str, str]
 
 
+@dataclass(frozen=True)
+class SimTenant:
+    """One tenant the stand-in plays (issue 19): its id, token and subscriptions."""
+
+    tenant_id: str
+    token: str = field(repr=False)
+    owned: frozenset[str]
+    delegated: frozenset[str] = frozenset()
+
+    @property
+    def visible(self) -> frozenset[str]:
+        """The subscriptions its token reaches (lower case)."""
+        return self.owned | self.delegated
+
+    @property
+    def object_id(self) -> str:
+        """The signed-in principal's object id, as ARM names it in a 403."""
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, "aumwatch-standin/" + self.tenant_id))
+
+
 class StandInServer:
     """The HTTPS stand-in, run on its own event loop in a background thread.
 
@@ -239,6 +261,29 @@ class StandInServer:
         self._startup_error: BaseException | None = None
         self._stopped = False
         self._graph: Any = None
+        #: Issue 19: the tenants it plays, by token (see :meth:`add_tenant`); the server's
+        #: own ``token`` stays the operator's, seeing every subscription.
+        self.tenants: dict[str, SimTenant] = {}
+
+    def add_tenant(self, tenant_id: str, subscriptions: Sequence[str], *,
+                   token: str | None = None, delegated: Sequence[str] = ()) -> SimTenant:
+        """Play one more tenant: ``subscriptions`` are its own (rows show it as their
+        ``tenantId``), ``delegated`` are other tenants' it sees through Lighthouse. Its token
+        is refused (403) outside them. Returns the tenant (its ``token``)."""
+        tenant = SimTenant(tenant_id, token or secrets.token_urlsafe(32),
+                           frozenset(s.lower() for s in subscriptions),
+                           frozenset(s.lower() for s in delegated))
+        with self.world.lock:
+            for sub in tenant.owned:
+                self.world.subscription_tenants[sub] = tenant_id
+            self.world.version += 1  # the rows' tenantId changed: Resource Graph reloads
+        self.settle()
+        self.tenants[tenant.token] = tenant
+        return tenant
+
+    def _tenant_of(self, request: Any) -> SimTenant | None:
+        value = request.headers.get("Authorization", "").partition(" ")[2].strip()
+        return self.tenants.get(value)
 
     @property
     def graph_table_loads(self) -> int:
@@ -378,8 +423,18 @@ class StandInServer:
         denied = self._check_token(request)
         if denied is not None:
             return denied
+        tenant = self._tenant_of(request)
         if scope == "graph":
-            return await self._graph_query(request)
+            return await self._graph_query(request, tenant)
+        if tenant is not None:
+            match = re.match(r"^/subscriptions/([^/]+)", path)
+            if match and match.group(1).lower() not in tenant.visible:
+                return _Answer(403, arm_error(
+                    "AuthorizationFailed",
+                    f"The client with object id '{tenant.object_id}' does not have "
+                    f"authorization to perform action over scope '{request.path}' or the "
+                    "scope is invalid. If access was recently granted, please refresh your "
+                    "credentials."), {})
         return await self._arm(request, path)
 
     async def _apply_fault(self, fault: Fault, scope: str) -> _Answer | None:
@@ -437,6 +492,8 @@ class StandInServer:
                     "invalid_token",
                     "The authentication failed because of missing 'Authorization' header.")})
         scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip() in self.tenants:
+            return None
         if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(),
                                                                  self.token.encode()):
             return _Answer(401, arm_error(
@@ -449,6 +506,10 @@ class StandInServer:
     # -- admin -----------------------------------------------------------------------------
     async def _admin(self, request: Any, path: str) -> _Answer:
         denied = self._check_token(request)
+        if denied is None and self._tenant_of(request) is not None:
+            # A tenant's token reads its tenant; only the operator's drives the stand-in.
+            return _Answer(403, arm_error("AuthorizationFailed",
+                                          "A tenant's token cannot use /_sim/."), {})
         if denied is not None:
             return denied
         if path == "/_sim/faults":
@@ -543,7 +604,7 @@ class StandInServer:
                 raise ValueError("this clock cannot be moved")
 
     # -- Resource Graph --------------------------------------------------------------------
-    async def _graph_query(self, request: Any) -> _Answer:
+    async def _graph_query(self, request: Any, tenant: SimTenant | None = None) -> _Answer:
         from services.standin.graph import GraphQueryError, GraphRequest
 
         allowed, remaining, resets = self.quota.consume(request.headers.get("Authorization", ""))
@@ -567,6 +628,14 @@ class StandInServer:
             return bad
         try:
             graph_request = GraphRequest.from_json(body)
+            if tenant is not None:
+                # The token decides what Resource Graph shows: its tenant's subscriptions
+                # and those delegated to it, whatever the body asks.
+                asked = {s.lower() for s in graph_request.subscriptions}
+                seen = (tenant.visible & asked) if asked else tenant.visible
+                graph_request = dataclasses.replace(
+                    graph_request, subscriptions=tuple(sorted(seen)) or ("-none-",),
+                    management_groups=())
             result = await asyncio.to_thread(self._graph.execute, graph_request)
         except GraphQueryError as exc:
             return _Answer(400, exc.body(), quota_headers)

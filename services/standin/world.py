@@ -296,6 +296,9 @@ class World:
         self.lock = threading.RLock()
         self.version = 0
         self.subscriptions: list[str] = []
+        #: Issue 19: the tenant owning each subscription (lower case); the rest are
+        #: ``tenant_id``'s. Rows carry their subscription's owner as ``tenantId``.
+        self.subscription_tenants: dict[str, str] = {}
         self._configs: dict[str, dict[str, Any]] = {}
         self._machines: dict[str, SimMachine] = {}
         self._assignments: dict[str, list[str]] = {}  # config id (lower) -> machine ids
@@ -691,7 +694,8 @@ class World:
             "id": rid,
             "name": name or rid.rsplit("/", 1)[-1],
             "type": rtype,
-            "tenantId": self.tenant_id,
+            "tenantId": self.subscription_tenants.get(
+                parts.get("subscriptions", "").lower(), self.tenant_id),
             "location": location,
             "resourceGroup": parts.get("resourcegroups", "").lower(),
             "subscriptionId": parts.get("subscriptions", ""),

@@ -159,8 +159,11 @@ def test_capture_writes_scrubbed_files_and_says_what_it_scrubbed(
     assert "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq" not in written
     assert SAS_SIGNATURE not in written
     assert scrubbed["secrets"] >= 1
-    # The queries aumwatch sends project no tenant id: there is none to scrub.
-    assert "scrubbed: subscription 1, tenant 0, resource group 2, configuration 2, machine 3" \
+    # The configurations and runs queries project the tenant id (issue 19): one, scrubbed.
+    from services.standin.world import TENANT_ID
+
+    assert TENANT_ID.lower() not in written.lower()
+    assert "scrubbed: subscription 1, tenant 1, resource group 2, configuration 2, machine 3" \
         in stdout
     # The rows are raw: the runs query's rows, ids still well-formed run ids.
     runs = json.loads((out / "runs.json").read_text())

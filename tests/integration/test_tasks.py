@@ -918,6 +918,7 @@ async def test_the_command_skips_the_pre_task_of_a_run_cancelled_before_it_start
     assert (line["outcome"], line["correlation_id"]) == ("skipped-cancelled",
                                                          run.correlation_id)
     assert {"task", "correlation_id", "event_kind", "outcome", "exit_code", "cancelled_run",
-            "started", "ended", "configuration", "reason"} == set(line)
+            "started", "ended", "configuration", "reason",
+            "tenant", "tenant_id"} == set(line)  # issue 19: every JSON row names its tenant
     assert records(out) == []
     assert "skipped-cancelled" in stderr  # the diagnostic line names it too

@@ -163,7 +163,7 @@ def test_a_version_1_file_is_upgraded_in_place_and_keeps_its_rows(tmp_path: Path
     conn.commit()
     conn.close()
     with Journal(path) as upgraded:
-        assert upgraded.schema_version == SCHEMA_VERSION == 4
+        assert upgraded.schema_version == SCHEMA_VERSION == 5
         assert [r.run_id for r in upgraded.cancel_audit()] == ["run-1"]
     conn = sqlite3.connect(path)
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -193,7 +193,7 @@ def test_a_version_2_file_gains_queue_identities_and_its_old_rows_belong_to_no_q
     conn.commit()
     conn.close()
     with Journal(path) as upgraded:
-        assert upgraded.schema_version == SCHEMA_VERSION == 4
+        assert upgraded.schema_version == SCHEMA_VERSION
         assert [r.queue_identity for r in upgraded.events()] == [None]
         assert upgraded.queue_events("https://a.queue.core.windows.net/aum-events") == []
         assert upgraded.events_after(0, queue_identity="x") == []

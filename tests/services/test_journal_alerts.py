@@ -58,5 +58,5 @@ def test_a_version_2_file_gains_the_alert_table(tmp_path: Path) -> None:
     conn.commit()
     conn.close()
     with Journal(path) as upgraded:
-        assert upgraded.schema_version == SCHEMA_VERSION == 4
+        assert upgraded.schema_version == SCHEMA_VERSION == 5
         assert upgraded.alert_deliveries() == []

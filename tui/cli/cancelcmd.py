@@ -76,6 +76,8 @@ class _Lookup:
     computed_id: bool
     status: str | None
     skew: timedelta | None
+    #: The tenant owning the run's subscription, as its Resource Graph row says.
+    owner: str | None = None
 
 
 def run_cancel(args: argparse.Namespace) -> int:
@@ -108,12 +110,49 @@ def run_cancel(args: argparse.Namespace) -> int:
 async def _cancel(args: argparse.Namespace, settings: Any, run_id: Any) -> int:
     from tui.cli.data import signed_in
 
-    async with signed_in(settings, correct_clock=False) as (credential, runner):
-        return await _cancel_with(args, settings, run_id, credential, runner)
+    profile, owner = await _profile_for(settings, run_id)
+    async with signed_in(profile.settings, correct_clock=False) as (credential, runner):
+        return await _cancel_with(args, profile.settings, run_id, credential, runner,
+                                  profile=profile, owner=owner)
+
+
+async def _profile_for(settings: Any, run_id: Any) -> tuple[Any, str | None]:
+    """Issue 19: the profile whose credential sends the cancel, and the tenant owning the
+    run's subscription (None: not known). One profile (none declared, or ``--tenant``): that
+    one. Several: the one whose subscriptions list the run's, else the ones whose Resource
+    Graph shows the run, the owning tenant's first (a delegation's only when no profile of
+    the owner sees it)."""
+    from services.azure.tenants import each_profile
+    from services.domain.runs import run_query
+
+    profiles = settings.tenant_profiles()
+    if len(profiles) == 1:
+        return profiles[0], None
+    sub = run_id.subscription_id.lower()
+    listed = [p for p in profiles if sub in {s.lower() for s in p.settings.subscriptions}]
+    if len(listed) == 1:
+        return listed[0], listed[0].tenant
+
+    async def look(profile: Any, runner: Any) -> Any:
+        return await runner.query(run_query(run_id.correlation_id), what="run lookup")
+
+    seen: list[tuple[Any, str | None]] = []
+    for result in await each_profile(settings, look, what="run lookup"):
+        if result.value is not None and result.value.rows:
+            row = result.value.rows[0]
+            owner = str(row.get("tenantId") or "") or None if isinstance(row, dict) else None
+            seen.append((result.profile, owner))
+    for profile, owner in seen:
+        if owner and profile.tenant and owner.lower() == profile.tenant.lower():
+            return profile, owner
+    if seen:
+        return seen[0]
+    raise CliError(f"no tenant profile shows run {run_id.run_name!r} in Resource Graph; "
+                   "name the tenant with --tenant NAME")
 
 
 async def _cancel_with(args: argparse.Namespace, settings: Any, run_id: Any, credential: Any,
-                       runner: Any) -> int:
+                       runner: Any, *, profile: Any = None, owner: str | None = None) -> int:
     from services.azure.cancel import open_canceller
     from services.azure.journal import Journal, JournalError
     from services.domain.boundary import CancelTarget
@@ -129,7 +168,9 @@ async def _cancel_with(args: argparse.Namespace, settings: Any, run_id: Any, cre
         clock = SystemClock()
         session = await open_canceller(settings, credential, run_id.subscription_id, journal,
                                        clock, read_attempts=READ_ATTEMPTS,
-                                       read_interval=READ_INTERVAL)
+                                       read_interval=READ_INTERVAL,
+                                       profile=None if profile is None or profile.implicit
+                                       else profile)
         async with session:
             lookup = await _look_up(session.read_back, run_id, settings, journal, runner)
             # "Already cancelled" only for a run Azure has shown: an unseen id that reads back
@@ -140,7 +181,9 @@ async def _cancel_with(args: argparse.Namespace, settings: Any, run_id: Any, cre
                                None, lookup.status, lookup.computed_id)
             clock.skew = lookup.skew or timedelta(0)
             target = CancelTarget(run_id.correlation_id, run_id.configuration_name,
-                                  lookup.start, lookup.cutoff, lookup.computed_id)
+                                  lookup.start, lookup.cutoff, lookup.computed_id,
+                                  tenant=settings.profile or None,
+                                  tenant_id=lookup.owner or owner or settings.tenant)
             from services.domain.window import run_window
 
             window = run_window(lookup.start, cutoff=lookup.cutoff, rules=settings.window_rules)
@@ -148,7 +191,8 @@ async def _cancel_with(args: argparse.Namespace, settings: Any, run_id: Any, cre
             # audit the refusal) without making the operator type anything.
             if (not args.yes and window.is_cancellable(clock.now())
                     and not settings.read_only and not lookup.computed_id):
-                _confirm(run_id, window, clock.now(), lookup.computed_id)
+                _confirm(run_id, window, clock.now(), lookup.computed_id,
+                         tenant=_tenant_line(session.canceller, target))
             result = await session.canceller.cancel(target)
     finally:
         journal.close()
@@ -156,7 +200,8 @@ async def _cancel_with(args: argparse.Namespace, settings: Any, run_id: Any, cre
         print(f"aumwatch: warning: the audit journal could not be written: "
               f"{result.journal_error}", file=sys.stderr)
     return _report(args, run_id, str(result.outcome), result.message, result.http_status,
-                   result.run_status, lookup.computed_id)
+                   result.run_status, lookup.computed_id,
+                   tenant=(settings.profile or None, target.tenant_id))
 
 
 async def _look_up(read_back: Any, run_id: Any, settings: Any, journal: Any,
@@ -172,7 +217,7 @@ async def _look_up(read_back: Any, run_id: Any, settings: Any, journal: Any,
     skew = skew_from(reply.server_date)
     start: datetime = run_id.start
     status: str | None = None
-    known = await _in_resource_graph(runner, run_id)
+    known, owner = await _in_resource_graph(runner, run_id)
     if reply.ok:
         status = reply.run_status
         props = reply.body.get("properties", {}) if isinstance(reply.body, dict) else {}
@@ -190,7 +235,7 @@ async def _look_up(read_back: Any, run_id: Any, settings: Any, journal: Any,
                     cutoff = parse_time(value)
         except JournalError as exc:
             print(f"aumwatch: warning: {exc}", file=sys.stderr)
-    return _Lookup(start, cutoff, not known, status, skew)
+    return _Lookup(start, cutoff, not known, status, skew, owner)
 
 
 def skew_from(server_date: datetime | None) -> timedelta | None:
@@ -204,16 +249,34 @@ def skew_from(server_date: datetime | None) -> timedelta | None:
     return measured if abs(measured) >= _SKEW_NOISE else None
 
 
-async def _in_resource_graph(runner: Any, run_id: Any) -> bool:
-    """Whether Resource Graph holds a row for the run (a failed query is a one-line error)."""
+async def _in_resource_graph(runner: Any, run_id: Any) -> tuple[bool, str | None]:
+    """Whether Resource Graph holds a row for the run (a failed query is a one-line error),
+    and the tenant owning its subscription as the row says (issue 19; None: not said)."""
     from services.domain.runs import run_from_row, run_query
 
     result = await runner.query(run_query(run_id.correlation_id), what="run lookup")
-    return any((run := run_from_row(row)) is not None and run.key == run_id.key
-               for row in result.rows)
+    for row in result.rows:
+        run = run_from_row(row)
+        if run is not None and run.key == run_id.key:
+            return True, run.tenant_id
+    return False, None
 
 
-def _confirm(run_id: Any, window: Any, now: datetime, computed: bool) -> None:
+def _tenant_line(canceller: Any, target: Any) -> str | None:
+    """The confirmation's tenant line (issue 19): which tenant's credential sends it, and
+    whether it goes through a delegation (unconfirmed by Microsoft). None: one tenant."""
+    if canceller.tenant is None:
+        return None
+    line = (f"  tenant {canceller.tenant} ({target.tenant_id or canceller.tenant_id or '-'});"
+            f" sent with its credential")
+    if canceller._delegated(target):
+        line += (f"\n  THROUGH A DELEGATION from tenant {canceller.tenant_id}: Update "
+                 "Manager's cancel through Azure Lighthouse is unconfirmed by Microsoft")
+    return line
+
+
+def _confirm(run_id: Any, window: Any, now: datetime, computed: bool, *,
+             tenant: str | None = None) -> None:
     import humanize
 
     from tui.cli.data import clean
@@ -228,6 +291,10 @@ def _confirm(run_id: Any, window: Any, now: datetime, computed: bool) -> None:
         f"  starts {_hms(window.start)}; cancellable until {_hms(window.closes_at)} "
         f"(now {_hms(now)}: {left} left)",
     ]
+    if tenant:
+        from tui.cli.data import clean as _clean
+
+        lines.extend(_clean(part) for part in tenant.split("\n"))
     if computed:
         lines.append("  the run id is COMPUTED from the schedule: no pre-event or Azure record "
                      "has named this run yet")
@@ -240,7 +307,8 @@ def _confirm(run_id: Any, window: Any, now: datetime, computed: bool) -> None:
 
 
 def _report(args: argparse.Namespace, run_id: Any, outcome: str, message: str,
-            http_status: int | None, run_status: str | None, computed: bool) -> int:
+            http_status: int | None, run_status: str | None, computed: bool, *,
+            tenant: tuple[str | None, str | None] = (None, None)) -> int:
     from tui.cli.data import clean
 
     if args.json:
@@ -252,6 +320,8 @@ def _report(args: argparse.Namespace, run_id: Any, outcome: str, message: str,
             "http_status": http_status,
             "run_status": run_status,
             "computed_id": computed,
+            "tenant": tenant[0],
+            "tenant_id": tenant[1],
         }], indent=2, ensure_ascii=False))
     if outcome == "verified":
         if not args.json:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tui.cli import CliError, add_common
-from tui.cli.data import _run, add_settings_flags, safe_json, settings_from_args
+from tui.cli.data import _run, add_settings_flags, one_profile, safe_json, settings_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -63,7 +63,7 @@ def run_capture(args: argparse.Namespace) -> int:
         check_out_dir(out)
     except CaptureError as exc:
         raise CliError(str(exc)) from exc
-    settings = settings_from_args(args)
+    settings = one_profile(settings_from_args(args), "capture")
 
     async def go() -> Any:
         return await capture(settings, out, since=since, max_runs=args.max_runs,

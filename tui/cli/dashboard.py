@@ -12,6 +12,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser = subparsers.add_parser("dashboard", help="open the dashboard (the default)")
     add_common(parser, json_flag=False)
     add_dashboard_options(parser)
+    parser.add_argument("--tenant", metavar="NAME",
+                        help="with [[tenants]] profiles: only this profile (its name or "
+                        "tenant id); without: the Entra ID tenant to sign in to")
     parser.set_defaults(func=run_dashboard)
 
 
@@ -29,7 +32,8 @@ def run_dashboard(args: argparse.Namespace) -> int:
     from services.settings import SettingsError, load_settings
 
     flags = {"read_only": True if getattr(args, "read_only", None) else None,
-             "poll_interval": getattr(args, "refresh", None)}
+             "poll_interval": getattr(args, "refresh", None),
+             "tenant": getattr(args, "tenant", None)}
     try:
         settings = load_settings(flags, config_path=getattr(args, "config", None))
     except SettingsError as exc:

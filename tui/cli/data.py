@@ -30,7 +30,9 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
                        "visible)")
     group.add_argument("--management-group", action="append", dest="management_groups",
                        metavar="ID", help="management group to cover (repeatable)")
-    group.add_argument("--tenant", help="Entra ID tenant to sign in to")
+    group.add_argument("--tenant", metavar="NAME",
+                       help="with [[tenants]] profiles: only this profile (its name or "
+                       "tenant id); without: the Entra ID tenant to sign in to")
     group.add_argument("--cloud", choices=("public", "china", "usgov", "standin"),
                        help="Azure cloud (default public)")
 
@@ -82,6 +84,43 @@ async def signed_in(settings: Any, **runner_options: Any) -> AsyncIterator[tuple
             yield credential, runner
     finally:
         await credential.close()
+
+
+def one_profile(settings: Any, what: str) -> Any:
+    """The settings of the one tenant a command works on (issue 19): with several
+    ``[[tenants]]`` profiles it must be named with ``--tenant``; without profiles, the
+    settings themselves."""
+    if not settings.profiles:
+        return settings
+    profiles = settings.tenant_profiles()
+    if len(profiles) > 1:
+        raise CliError(f"{what} works on one tenant: name it with --tenant NAME (profiles: "
+                       f"{', '.join(p.name for p in profiles)})")
+    return profiles[0].settings
+
+
+def tenants_failed(failed: dict[str, str] | Any) -> int:
+    """Say which tenants failed (stderr) and return the exit status: 4 when any did (the
+    command printed what the others answered), else 0."""
+    from services.azure.tenants import EXIT_TENANTS_FAILED
+
+    for name, message in dict(failed or {}).items():
+        print(f"aumwatch: tenant {clean(name)} failed: {clean(message)}", file=sys.stderr)
+    if failed:
+        print(f"aumwatch: {len(failed)} tenant(s) failed: {', '.join(clean(n) for n in failed)}",
+              file=sys.stderr)
+        return EXIT_TENANTS_FAILED
+    return 0
+
+
+def tenant_cells(settings: Any, item: Any) -> tuple[str, ...]:
+    """The TENANT cell of a table row when several tenants are read, else nothing."""
+    return (item.tenant or "-",) if len(settings.tenant_profiles()) > 1 else ()
+
+
+def tenant_header(settings: Any) -> tuple[str, ...]:
+    """The TENANT column's header when several tenants are read, else nothing."""
+    return ("TENANT",) if len(settings.tenant_profiles()) > 1 else ()
 
 
 def clean(value: Any) -> str:
@@ -150,11 +189,15 @@ def run_configs(args: argparse.Namespace) -> int:
     clock = _clock()
 
     async def fetch() -> Any:
-        from services.azure.resourcegraph import QueryRunner
         from services.azure.sources import ConfigSource
+        from services.azure.tenants import configuration_key, each_profile, merge_fetched
 
-        async with QueryRunner.from_settings(settings, clock=clock) as runner:
+        async def read(profile: Any, runner: Any) -> Any:
             return await ConfigSource(runner).fetch()
+
+        results = await each_profile(settings, read, clock=clock,
+                                     what="configurations query")
+        return merge_fetched(results, configuration_key)
 
     fetched = _run(fetch)
     from services.domain.configs import configurations_in_view, next_run_phase
@@ -169,7 +212,7 @@ def run_configs(args: argparse.Namespace) -> int:
         items.append((config, str(next_phase) if next_phase else None))
     if args.json:
         print_json([c.to_json(phase=p) for c, p in items])
-        return 0
+        return tenants_failed(fetched.failed)
     rows = []
     for config, phase_text in items:
         local = "-"
@@ -179,17 +222,18 @@ def run_configs(args: argparse.Namespace) -> int:
                 local = config.next_start.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
             except ScheduleError:
                 local = "?"
-        rows.append((config.name, config.resource_group, config.subscription_id, config.scope,
+        rows.append((*tenant_cells(settings, config), config.name, config.resource_group,
+                     config.subscription_id, config.scope,
                      config.recur_every or "-", config.time_zone or "-",
                      _utc(config.next_start), local,
                      phase_text or ("schedule error" if config.schedule_error else "-")))
-    print_table(("NAME", "RESOURCE GROUP", "SUBSCRIPTION", "SCOPE", "RECURRENCE", "ZONE",
-                 "NEXT START (UTC)", "NEXT START (ZONE)", "PHASE"), rows)
+    print_table((*tenant_header(settings), "NAME", "RESOURCE GROUP", "SUBSCRIPTION", "SCOPE",
+                 "RECURRENCE", "ZONE", "NEXT START (UTC)", "NEXT START (ZONE)", "PHASE"), rows)
     for config in shown:
         if config.schedule_error:
             print(f"aumwatch: {clean(config.name)}: {clean(config.schedule_error)}",
                   file=sys.stderr)
-    return 0
+    return tenants_failed(fetched.failed)
 
 
 # --- runs ------------------------------------------------------------------------------------
@@ -255,12 +299,25 @@ def run_runs(args: argparse.Namespace) -> int:
     clock = _clock()
 
     async def fetch() -> Any:
-        from services.azure.resourcegraph import QueryRunner
         from services.azure.sources import ConfigSource, RunSource
+        from services.azure.tenants import (
+            ProfileResult,
+            configuration_key,
+            each_profile,
+            merge_fetched,
+            run_key,
+        )
 
-        async with QueryRunner.from_settings(settings, clock=clock) as runner:
-            configs = (await ConfigSource(runner).fetch()).items
-            return configs, await RunSource(runner).fetch_observed(since)
+        async def read(profile: Any, runner: Any) -> Any:
+            return (await ConfigSource(runner).fetch(),
+                    await RunSource(runner).fetch_observed(since))
+
+        results = await each_profile(settings, read, clock=clock, what="runs query")
+        configs = merge_fetched([ProfileResult(r.profile, r.value and r.value[0], r.error)
+                                 for r in results], configuration_key)
+        observed = merge_fetched([ProfileResult(r.profile, r.value and r.value[1], r.error)
+                                  for r in results], run_key)
+        return configs.items, observed
 
     configs, observed = _run(fetch)
     cancels, events = journal_facts(settings)
@@ -285,7 +342,7 @@ def run_runs(args: argparse.Namespace) -> int:
     phased = [(r, str(run_phase(r, now, rules))) for r in runs]
     if args.json:
         print_json([r.to_json(phase=p) for r, p in phased])
-        return 0
+        return tenants_failed(observed.failed)
     rows = []
     for run, phase in phased:
         machines = "-"
@@ -300,11 +357,11 @@ def run_runs(args: argparse.Namespace) -> int:
         cancelled = run.cancelled_by or "-"
         if run.cancel_initiator:
             cancelled += f" ({run.cancel_initiator})"
-        rows.append((run.configuration_name, run.run_name, status, _utc(run.start),
-                     end, phase, machines, cancelled))
-    print_table(("CONFIGURATION", "RUN", "STATUS", "START (UTC)", "END (UTC)", "PHASE",
-                 "MACHINES", "CANCELLED BY"), rows)
-    return 0
+        rows.append((*tenant_cells(settings, run), run.configuration_name, run.run_name,
+                     status, _utc(run.start), end, phase, machines, cancelled))
+    print_table((*tenant_header(settings), "CONFIGURATION", "RUN", "STATUS", "START (UTC)",
+                 "END (UTC)", "PHASE", "MACHINES", "CANCELLED BY"), rows)
+    return tenants_failed(observed.failed)
 
 
 # --- machines --------------------------------------------------------------------------------
@@ -320,16 +377,19 @@ def run_machines(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
 
     async def fetch() -> Any:
-        from services.azure.resourcegraph import QueryRunner
         from services.azure.sources import MachineSource
+        from services.azure.tenants import each_profile, merge_fetched
 
-        async with QueryRunner.from_settings(settings) as runner:
+        async def read(profile: Any, runner: Any) -> Any:
             return await MachineSource(runner).fetch(args.run_id)
+
+        results = await each_profile(settings, read, what="machines query")
+        return merge_fetched(results, lambda m: m.resource_id.lower())
 
     fetched = _run(fetch)
     if args.json:
         print_json([m.to_json() for m in fetched.items])
-        return 0
+        return tenants_failed(fetched.failed)
     rows = [(m.name, m.status, m.installed, m.failed, m.pending, m.reboot,
              {True: "yes", False: "no"}.get(m.window_exceeded) if m.window_exceeded is not None
              else None, m.error) for m in fetched.items]
@@ -337,7 +397,7 @@ def run_machines(args: argparse.Namespace) -> int:
                  "WINDOW EXCEEDED", "ERROR"), rows)
     if not fetched.items:
         print("aumwatch: no machines recorded for this run (yet)", file=sys.stderr)
-    return 0
+    return tenants_failed(fetched.failed)
 
 
 # --- config show -----------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import sys
 from typing import Any
 
@@ -55,6 +56,18 @@ def run_tail(args: argparse.Namespace) -> int:
         raise CliError(f"--interval must be at least {MIN_INTERVAL:g} seconds, "
                        f"got {args.interval:g}")
     settings = settings_from_args(args, queue_mode=args.mode)
+    tenant: dict[str, Any] = {}
+    if settings.profiles:
+        # Issue 19: each tenant has its own queue; the tail reads one.
+        profiles = settings.tenant_profiles()
+        if len(profiles) > 1:
+            raise CliError("events tail reads one tenant's queue: name it with --tenant NAME "
+                           f"(profiles: {', '.join(p.name for p in profiles)})")
+        profile = profiles[0]
+        tenant = {"tenant": profile.name, "tenant_id": profile.tenant}
+        settings = dataclasses.replace(profile.settings,
+                                       queue_mode=args.mode or profile.settings.queue_mode)
+    args.tenant_keys = tenant
     if not settings.queue_configured:
         raise CliError(
             "no events queue configured: set queue.name and queue.account_url in the config "
@@ -114,7 +127,8 @@ async def _tail(args: argparse.Namespace, settings: Any, journal: Any) -> int:
             while True:
                 batch = await source.poll()
                 # Without --follow a failed poll is the command's error (printed once, exit 1).
-                _emit(batch, as_json=args.json, warned=warned, show_error=args.follow)
+                _emit(batch, as_json=args.json, warned=warned, show_error=args.follow,
+                      tenant_keys=args.tenant_keys)
                 if not args.follow:
                     if batch.error:
                         raise CliError(batch.error)
@@ -145,7 +159,8 @@ def _consumer_lock(settings: Any, queue_url: str) -> Any:
     return lock
 
 
-def _emit(batch: Any, *, as_json: bool, warned: set[str], show_error: bool) -> None:
+def _emit(batch: Any, *, as_json: bool, warned: set[str], show_error: bool,
+          tenant_keys: dict[str, Any] | None = None) -> None:
     """Print one poll: events (and flagged duplicates, with --json), undecodables, notes."""
     from tui.cli.data import clean, safe_json
 
@@ -153,9 +168,9 @@ def _emit(batch: Any, *, as_json: bool, warned: set[str], show_error: bool) -> N
         items = [*batch.events, *batch.duplicates]
         items.sort(key=lambda e: e.received_at)
         for item in items:
-            print(safe_json(item.to_json()))
+            print(safe_json({**item.to_json(), **(tenant_keys or {})}))
         for bad in batch.undecodable:
-            print(safe_json(bad.to_json()))
+            print(safe_json({**bad.to_json(), **(tenant_keys or {})}))
     else:
         for item in batch.events:
             event = item.event

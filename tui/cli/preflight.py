@@ -24,7 +24,7 @@ from tui.cli.data import (
     clean,
     print_json,
     settings_from_args,
-    signed_in,
+    tenants_failed,
 )
 
 
@@ -34,15 +34,25 @@ def run_preflight(args: argparse.Namespace) -> int:
 
     async def fetch() -> Any:
         from services.azure.preflight import PreflightSource
+        from services.azure.tenants import each_profile
 
-        async with signed_in(settings, clock=clock) as (_credential, runner):
+        async def read(profile: Any, runner: Any) -> Any:
             source = PreflightSource(runner, rules=settings.fit_rules, clock=clock,
                                      include_other_scopes=settings.include_other_scopes
                                      or bool(args.configuration))
             return await source.fetch()
 
-    snapshot = _run(fetch)
-    items = list(snapshot.items)
+        # Issue 19: one read per profile, each with its credential.
+        return await each_profile(settings, read, clock=clock, what="pre-flight read")
+
+    results = _run(fetch)
+    failed = {r.profile.label: r.error or "failed" for r in results if r.value is None}
+    tenant_of: dict[int, Any] = {}
+    items = []
+    for result in results:
+        for item in (result.value.items if result.value is not None else ()):
+            tenant_of[id(item)] = result.profile
+            items.append(item)
     if args.configuration:
         wanted = args.configuration.strip().lower()
         items = [p for p in items if wanted in (p.configuration_name.lower(),
@@ -51,8 +61,9 @@ def run_preflight(args: argparse.Namespace) -> int:
             raise CliError(f"no configuration named {args.configuration!r} has a current or "
                            "next run")
     if args.json:
-        print_json([p.to_json() for p in items])
-        return 0
+        print_json([{**p.to_json(), "tenant": tenant_of[id(p)].name or None,
+                     "tenant_id": tenant_of[id(p)].tenant} for p in items])
+        return tenants_failed(failed)
     for item in items:
         state = "frozen" if item.frozen else f"freezes {item.freeze_at:%Y-%m-%d %H:%MZ}"
         print(f"{clean(item.configuration_name)}: run {item.run_start:%Y-%m-%d %H:%MZ} "
@@ -71,7 +82,7 @@ def run_preflight(args: argparse.Namespace) -> int:
                 print(f"    missing: {clean(machine_id)}")
             for machine_id in item.actual.unexpected:
                 print(f"    not predicted: {clean(machine_id)}")
-    return 0
+    return tenants_failed(failed)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -63,12 +63,44 @@ def run_report(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     clock = _clock()
 
-    async def gather() -> Any:
+    async def gather_with(profile: Any) -> Any:
+        import dataclasses
+
         from services.azure.report import gather_report
         from services.azure.resourcegraph import QueryRunner
 
-        async with QueryRunner.from_settings(settings, clock=clock) as runner:
-            return await gather_report(settings, run_text, runner=runner, clock=clock)
+        async with QueryRunner.from_settings(profile.settings, clock=clock) as runner:
+            report = await gather_report(profile.settings, run_text, runner=runner,
+                                         clock=clock)
+        if profile.implicit:
+            return report
+        run = dataclasses.replace(report.run, tenant=profile.name,
+                                  tenant_id=report.run.tenant_id or profile.tenant)
+        return dataclasses.replace(report, run=run)
+
+    async def gather() -> Any:
+        # Issue 19: the run's tenant's profile (its credential), found as `cancel` finds it;
+        # a CONFIGNAME/time run: the first profile that can tell of it.
+        from services.domain.runid import RunIdError, parse_run_id
+        from tui.cli.cancelcmd import _profile_for
+
+        profiles = settings.tenant_profiles()
+        if len(profiles) == 1:
+            return await gather_with(profiles[0])
+        try:
+            run_id = parse_run_id(run_text.strip())
+        except RunIdError:
+            run_id = None
+        if run_id is not None:
+            profile, _owner = await _profile_for(settings, run_id)
+            return await gather_with(profile)
+        errors = []
+        for profile in profiles:
+            try:
+                return await gather_with(profile)
+            except Exception as exc:  # the next tenant may know it
+                errors.append(f"tenant {profile.name}: {exc}")
+        raise CliError("; ".join(errors))
 
     try:
         report = _run(gather)

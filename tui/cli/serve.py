@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                              "'via browser')")
     parser.add_argument("--max-viewers", type=int, default=10, metavar="N",
                         help="at most N dashboards at once (default 10)")
+    parser.add_argument("--tenant", metavar="NAME",
+                        help="with [[tenants]] profiles: serve only this profile (its name or "
+                        "tenant id); without: the Entra ID tenant to sign in to")
     parser.set_defaults(func=run_serve)
 
 
@@ -48,12 +51,16 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"aumwatch serve: WARNING: listening on {args.host}: anyone who can reach it "
               "and has the token acts with your Azure credentials; the traffic is plain HTTP",
               file=sys.stderr, flush=True)
+    tenant = getattr(args, "tenant", None)
+    if tenant is not None and (not tenant.strip() or any(c.isspace() for c in tenant)):
+        raise CliError(f"--tenant {tenant!r}: a profile name or tenant id has no spaces")
     config = getattr(args, "config", None)
     try:  # the same settings every viewer's dashboard will load: fail here, once, if bad
-        load_settings({}, config_path=config)
+        load_settings({"tenant": tenant}, config_path=config)
     except SettingsError as exc:
         raise CliError(str(exc)) from None
-    server = DashboardServer(dashboard_argv(config, allow_cancel=args.allow_cancel),
+    server = DashboardServer(dashboard_argv(config, allow_cancel=args.allow_cancel,
+                                            tenant=tenant),
                              token=secrets.token_urlsafe(32), host=args.host, port=args.port,
                              max_viewers=args.max_viewers)
     if args.allow_cancel:

@@ -73,14 +73,14 @@ def run_setup_events(args: argparse.Namespace) -> int:
 
     from services.domain.errors import ServiceError, service_error
     from services.domain.wiring_setup import SetupError, parse_schema, parse_types
-    from tui.cli.data import settings_from_args
+    from tui.cli.data import one_profile, settings_from_args
 
     try:
         types = parse_types(args.types)
         schema = parse_schema(args.schema)
     except SetupError as exc:
         raise CliError(str(exc)) from None
-    settings = settings_from_args(args)
+    settings = one_profile(settings_from_args(args), "setup events")
     try:
         return asyncio.run(_setup(args, settings, types, schema))
     except (CliError, KeyboardInterrupt):

@@ -39,6 +39,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     sim.add_argument("--replay", metavar="DIR",
                      help="serve a capture (`aumwatch capture --out DIR`) as the world instead "
                      "of a scenario; time moves forward from the capture's moment")
+    sim.add_argument("--tenants", type=_tenant_count, default=1, metavar="N",
+                     help="play N tenants, each with its own subscriptions, token and queue "
+                     "(the config file gets one [[tenants]] profile each; default 1)")
+    sim.add_argument("--delegated", action="store_true",
+                     help="with --tenants 2 or more: the first tenant's first subscription is "
+                     "also delegated to the second (Azure Lighthouse)")
     sim.set_defaults(func=run_sim)
 
     demo = subparsers.add_parser(
@@ -50,7 +56,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     add_common(demo, json_flag=False)
     _scenario_options(demo)
     demo.add_argument("--read-only", action="store_true", help="never offer Cancel")
+    demo.add_argument("--tenants", type=_tenant_count, default=2, metavar="N",
+                      help="play N tenants (default 2: the dashboard shows a Tenant column)")
     demo.set_defaults(func=run_demo)
+
+
+def _tenant_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= 50:
+        raise argparse.ArgumentTypeError(f"must be 1 to 50, not {text}")
+    return value
 
 
 def _scenario_options(parser: argparse.ArgumentParser) -> None:
@@ -97,7 +115,8 @@ def _environment(args: argparse.Namespace, config_path: str | None) -> SimEnviro
                                                     arg_lag=args.arg_lag)
         else:
             env = SimEnvironment(args.scenario, speed=args.speed, config_path=config_path,
-                                 arg_lag=args.arg_lag)
+                                 arg_lag=args.arg_lag, tenants=getattr(args, "tenants", 1),
+                                 delegated=getattr(args, "delegated", False))
     except ScenarioError as exc:
         raise CliError(str(exc)) from None
     try:

@@ -33,6 +33,7 @@ from tui.cli.data import (
     print_table,
     settings_from_args,
     signed_in,
+    tenants_failed,
 )
 
 HEADERS = ("CONFIGURATION", "VERDICT", "SYSTEM TOPIC", "SUBSCRIPTION", "EVENTS", "SCHEMA",
@@ -72,48 +73,82 @@ def run_subscriptions(args: argparse.Namespace) -> int:
     settings = settings_from_args(args, **_scope_flags(args))
     clock = _clock()
 
-    async def fetch() -> Any:
+    async def fetch_one(profile: Any) -> Any:
         from services.azure.eventgrid import WiringSource
         from services.azure.sources import ConfigSource
+        from services.domain.tenants import tag
 
-        async with signed_in(settings, clock=clock) as (credential, runner):
-            configs = (await ConfigSource(runner).fetch()).items
-            chosen = _chosen(configs, settings, args.configuration)
-            source = WiringSource.from_settings(settings, runner, credential, clock=clock)
+        async with signed_in(profile.settings, clock=clock) as (credential, runner):
+            configs = tag((await ConfigSource(runner).fetch()).items, profile.name,
+                          profile.tenant)
+            chosen = _chosen(configs, settings, args.configuration, missing_ok=True)
+            source = WiringSource.from_settings(profile.settings, runner, credential,
+                                                clock=clock)
             return chosen, await source.fetch(chosen)
 
-    chosen, snapshot = _run(fetch)
-    if snapshot.error:
-        raise CliError(snapshot.error)
+    async def fetch() -> Any:
+        # Issue 19: each profile's configurations and wiring with its own credential; one
+        # failing is named (exit 4), the others are listed.
+        import asyncio
+
+        profiles = settings.tenant_profiles()
+        answers = await asyncio.gather(*(fetch_one(p) for p in profiles),
+                                       return_exceptions=True)
+        chosen: list[Any] = []
+        wirings: dict[str, Any] = {}
+        failed: dict[str, str] = {}
+        for profile, answer in zip(profiles, answers, strict=True):
+            if isinstance(answer, BaseException) or answer[1].error:
+                if profile.implicit:
+                    if isinstance(answer, BaseException):
+                        raise answer
+                    raise CliError(answer[1].error)
+                failed[profile.label] = (str(answer) if isinstance(answer, BaseException)
+                                         else answer[1].error)
+                continue
+            seen = {c.id.lower() for c in chosen}
+            chosen.extend(c for c in answer[0] if c.id.lower() not in seen)
+            wirings.update(answer[1].wirings)
+        if args.configuration and not chosen and not failed:
+            raise CliError(f"no configuration named {args.configuration!r} is visible")
+        return chosen, wirings, failed
+
+    chosen, found, failed = _run(fetch)
     from services.azure.eventgrid import watched_queue
 
     if watched_queue(settings) is None:
         print("aumwatch: warning: no watched queue known ([queue] name and account_url or "
               "connection string): a subscription to any Storage Queue counts as ok",
               file=sys.stderr)
-    wirings = [snapshot.wirings[c.id.lower()] for c in chosen if c.id.lower() in snapshot.wirings]
+    wirings = [found[c.id.lower()] for c in chosen if c.id.lower() in found]
+    tenant_of = {c.id.lower(): c for c in chosen}
     if args.json:
-        print_json([w.to_json() for w in wirings])
+        print_json([{**w.to_json(),
+                     "tenant": tenant_of[w.configuration_id.lower()].tenant or None,
+                     "tenant_id": tenant_of[w.configuration_id.lower()].tenant_id}
+                    for w in wirings])
     else:
         print_table(HEADERS, table_rows(wirings))
         for wiring in wirings:
             print(f"{clean(wiring.configuration_name)}: {wiring.symbol} {wiring.verdict}: "
                   f"{clean(wiring.reason)}")
-    failed = [w for w in wirings if w.error]
-    for wiring in failed:
+    for wiring in [w for w in wirings if w.error]:
         print(f"aumwatch: {clean(wiring.configuration_name)}: {clean(wiring.error)}",
               file=sys.stderr)
-    return 1 if failed else 0
+    if failed:
+        return tenants_failed(failed)
+    return 1 if [w for w in wirings if w.error] else 0
 
 
-def _chosen(configs: Sequence[Any], settings: Any, wanted: str | None) -> list[Any]:
+def _chosen(configs: Sequence[Any], settings: Any, wanted: str | None, *,
+            missing_ok: bool = False) -> list[Any]:
     """The configurations to show: every one in view, or the one ``--configuration`` names
     (a name, case-insensitively, or a full id; any maintenance scope when named)."""
     from services.domain.configs import configurations_in_view, find_configurations
 
     if wanted:
         found = find_configurations(configs, wanted)
-        if not found:
+        if not found and not missing_ok:
             raise CliError(f"no configuration named {wanted!r} is visible")
         return found
     return configurations_in_view(configs, settings.include_other_scopes)

@@ -28,7 +28,7 @@ import sys
 from typing import Any
 
 from tui.cli import CliError, add_common
-from tui.cli.data import clean, safe_json, settings_from_args
+from tui.cli.data import clean, one_profile, safe_json, settings_from_args
 
 MIN_INTERVAL = 0.5
 
@@ -66,7 +66,9 @@ def run_tasks(args: argparse.Namespace) -> int:
 
     if args.interval is not None and args.interval < MIN_INTERVAL:
         raise CliError(f"--interval must be at least {MIN_INTERVAL:g} seconds")
-    settings = settings_from_args(args)
+    # Issue 19: each tenant has its own queue (and credential for the cancels): one runner
+    # per tenant, named with --tenant.
+    settings = one_profile(settings_from_args(args), "tasks")
     if not settings.tasks:
         where = settings.config_path or "the config file"
         raise CliError(f"no tasks declared: add [[tasks]] tables to {where} (tasks come from "
@@ -143,7 +145,8 @@ async def _serve(args: argparse.Namespace, settings: Any, journal: Any) -> int:
     failed: list[Any] = []
 
     def emit(result: Any) -> None:
-        print(safe_json(result.to_json()), flush=True)
+        print(safe_json({**result.to_json(), "tenant": settings.profile or None,
+                         "tenant_id": settings.tenant}), flush=True)
         if result.outcome in ("failed", "timeout"):
             failed.append(result)
         if result.outcome != "ok":

@@ -74,9 +74,14 @@ ZoneOf = Callable[[Configuration | None], tzinfo | None]
 class ConfigsPanel(Vertical):
     """The ``#configs-panel`` with its ``#configs`` table; posts :class:`ConfigChosen`."""
 
-    def __init__(self, state: DashboardState, zone_of: ZoneOf) -> None:
+    def __init__(self, state: DashboardState, zone_of: ZoneOf, *,
+                 tenant_column: bool = False) -> None:
+        """``tenant_column`` (issue 19): several tenants are read, so a Tenant column (last,
+        so the columns an operator acts on keep their place) names each row's."""
         super().__init__(id="configs-panel", classes="panel")
         self.state = state
+        self.tenant_column = tenant_column
+        self.column_keys = COLUMN_KEYS + (("tenant",) if tenant_column else ())
         self.zone_of = zone_of
         # The table as drawn: row order, each row's next run, configuration, cells and sort
         # key, and a heap of (moment its next/phase cells change, config key) for the tick.
@@ -99,6 +104,8 @@ class ConfigsPanel(Vertical):
                                       else WIRING_WIDTH)
             else:
                 self.table.add_column(self._next_label if key == "next" else label, key=key)
+        if self.tenant_column:
+            self.table.add_column("Tenant", key="tenant")
 
     def compose(self) -> ComposeResult:
         yield self.table
@@ -180,7 +187,7 @@ class ConfigsPanel(Vertical):
                 if key not in self._shown_next:
                     added.append((sort_key, key, cells))
                 else:
-                    update_row(table, key, COLUMN_KEYS, cells, self._cells.get(key))
+                    update_row(table, key, self.column_keys, cells, self._cells.get(key))
                     reorder = reorder or self._sort_keys.get(key) != sort_key
                 self._cells[key] = cells
                 self._shown_next[key] = run
@@ -237,7 +244,7 @@ class ConfigsPanel(Vertical):
             next_text = sort_text(format_time(run.start, self.zone_of(config)), sort_key)
             countdown = Text(countdown_text(run, now))
             phase = run_label(run, now, self.state.rules)
-        return (
+        cells: tuple[Text, ...] = (
             Text(sanitize(config.name, 32), style="bold"),
             next_text,
             countdown,
@@ -247,6 +254,9 @@ class ConfigsPanel(Vertical):
             Text(sanitize(config.time_zone, 24)),
             Text(sanitize(scope, 48)),
         )
+        if self.tenant_column:
+            cells += (Text(sanitize(config.tenant or config.tenant_id or "–", 24)),)
+        return cells
 
     def set_zone_label(self, mode: str) -> None:
         """Name the zone the next-start column is shown in."""

@@ -40,13 +40,20 @@ ZoneOf = Callable[[Configuration | None], tzinfo | None]
 class RunsPanel(Vertical):
     """The ``#runs-panel`` with its ``#runs`` table."""
 
-    def __init__(self, state: DashboardState, zone_of: ZoneOf) -> None:
+    def __init__(self, state: DashboardState, zone_of: ZoneOf, *,
+                 tenant_column: bool = False) -> None:
+        """``tenant_column`` (issue 19): a Tenant column (last) when several tenants are
+        read."""
         super().__init__(id="runs-panel", classes="panel")
         self.state = state
         self.zone_of = zone_of
+        self.tenant_column = tenant_column
+        self.column_keys = COLUMN_KEYS + (("tenant",) if tenant_column else ())
         self.table: DataTable[Text] = CellTable(id="runs", cursor_type="row")
         for key, label in RUN_COLUMNS:
             self.table.add_column(label, key=key)
+        if tenant_column:
+            self.table.add_column("Tenant", key="tenant")
 
     def compose(self) -> ComposeResult:
         yield self.table
@@ -78,7 +85,7 @@ class RunsPanel(Vertical):
                 if row_key.value not in keep:
                     table.remove_row(row_key)
             for run in runs:
-                update_row(table, run.key, COLUMN_KEYS, self.cells_for(run, now))
+                update_row(table, run.key, self.column_keys, self.cells_for(run, now))
             if [k.value for k in ordered_keys(table)] != wanted:
                 table.sort("start", key=lambda cell: cell.sort_key, reverse=True)
             if state.selected_run is not None:
@@ -98,7 +105,7 @@ class RunsPanel(Vertical):
             status = "cancel accepted, confirming…"
         failed_style = "bold red" if (run.machines_failed or 0) else ""
         zone = self.zone_of(config)
-        return (
+        cells: tuple[Text, ...] = (
             run_label(run, now, self.state.rules),
             Text(sanitize(run.configuration_name or "", 40)),
             Text(status, style="bold red" if run.status.lower() == "failed" else ""),
@@ -107,6 +114,10 @@ class RunsPanel(Vertical):
             Text(machines, style=failed_style),
             Text(cancelled, style="yellow" if cancelled else ""),
         )
+        if self.tenant_column:
+            tenant = run.tenant or (config.tenant if config is not None else "")
+            cells += (Text(sanitize(tenant or run.tenant_id or "–", 24)),)
+        return cells
 
     def tick(self, now: datetime) -> None:
         """Move each row's phase cell with the clock."""

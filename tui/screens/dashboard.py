@@ -121,15 +121,17 @@ class DashboardScreen(PreflightScreenMixin, AlertsScreenMixin, Screen[None]):
             watched_queue=watched_queue(settings), tasks=len(settings.tasks),
             # The watchdog waits for each source this screen reads (issue 22, item 4).
             sources=read_sources(journal=monitor is not None and poll,
-                                 wiring=monitor is not None and self._rearm))
+                                 wiring=monitor is not None and self._rearm),
+            profile_tenants={p.name: p.tenant for p in settings.tenant_profiles()})
         if monitor is not None:  # every source listed, none answered yet
             self.state.apply_status(MonitorStatus())
         self.set_reactive(DashboardScreen.time_mode, settings.time_display
                           if settings.time_display in TIME_MODES else "config")
         self._panel = "configs"
-        self.configs_panel = ConfigsPanel(self.state, self.zone_of)
+        several = len(settings.tenant_profiles()) > 1  # issue 19: the Tenant column
+        self.configs_panel = ConfigsPanel(self.state, self.zone_of, tenant_column=several)
         self.run_panel = RunPanel(self.state, self.zone_of)
-        self.runs_panel = RunsPanel(self.state, self.zone_of)
+        self.runs_panel = RunsPanel(self.state, self.zone_of, tenant_column=several)
         self.events_panel = EventsPanel(self._format_event_time)
         self.views = RunViews(self.state, settings, self.poller, self.format_time,
                               show_change=self.show_change, show_notice=self.show_notice)
