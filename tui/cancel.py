@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
+from typing import Any
 
+from textual import events
 from textual.notifications import SeverityLevel
 
-from services.domain.boundary import CancelResult, CancelTarget
+from services.domain.boundary import CancelResult, CancelTarget, Outcome
 from services.domain.dashboard import DashboardState
 from services.domain.marks import run_outcome
 from services.domain.model import Run
@@ -18,7 +20,7 @@ from services.domain.runs import run_phase
 from services.domain.window import Phase, run_window
 from services.domain.zones import zone_for
 from tui.display import format_full
-from widgets.confirm import Closed
+from widgets.confirm import Closed, ConfirmCancel
 from widgets.countdown import format_remaining
 
 #: What the confirmation shows now: its lines, or why it closed (see :func:`live_cancel_lines`).
@@ -99,3 +101,76 @@ def outcome_toast(result: CancelResult) -> tuple[str, SeverityLevel]:
     if result.journal_error:
         text += f" (audit not written: {result.journal_error})"
     return text, severity
+
+
+class CancelScreenMixin:
+    """The dashboard screen's Cancel: the dimmed key saying why, the live confirmation (it
+    starts on No, its time left ticks, and it closes itself, saying why, when the window
+    closes while it is open), sending through the poller once confirmed, and the outcome.
+    Whether Cancel is offered is the state's refusal (``DashboardState.refusal``). Expects the
+    screen's ``state``, ``clock``, ``poller``, ``can_cancel``, ``zone_of``, ``show_change``,
+    ``show_notice``, ``poll_configs``, ``notify`` and ``app``."""
+
+    def on_key(self, event: events.Key) -> None:
+        screen: Any = self
+        # A dimmed Cancel key is not run: say why it is dimmed instead of nothing.
+        active = screen.app.active_bindings.get(event.key)
+        if active is not None and active.binding.action == "cancel_run" and not active.enabled:
+            run = screen.state.current_run
+            if run is not None and not screen.state.read_only:
+                event.stop()
+                screen._refused(run)
+
+    def _refused(self, run: Run) -> None:
+        screen: Any = self
+        reason = screen.state.refusal(run) or "the cancel window of this run is not open"
+        screen.notify(f"cannot cancel: {reason}", severity="warning", markup=False)
+
+    def action_cancel_run(self) -> None:
+        """Ask to cancel the selected run (only inside its window, never in read-only)."""
+        screen: Any = self
+        run = screen.state.current_run
+        if screen.state.read_only or run is None:
+            return
+        if not screen.can_cancel:
+            screen._refused(run)
+            return
+        key = run.key
+        # Live: the time left moves with the clock; the dialog closes itself, saying why,
+        # when the window closes while it is open (issue 22, item 5).
+        zone = screen.zone_of(screen.state.configs.get(run.configuration_id.lower()))
+        dialog = ConfirmCancel("Cancel this maintenance run?", cancel_lines(screen.state, run),
+                               refresh=live_cancel_lines(screen.state, key, zone))
+
+        def answered(confirmed: bool | None) -> None:
+            if confirmed:
+                screen._confirmed(key)
+            elif dialog.closed_reason is not None:
+                screen.notify(dialog.closed_reason, title="Cancel", severity="warning",
+                              markup=False, timeout=10)
+                screen.show_notice(dialog.closed_reason)
+
+        screen.app.push_screen(dialog, answered)
+
+    def _confirmed(self, key: str) -> None:
+        screen: Any = self
+        change, run = screen.state.confirm_cancel(key, screen.clock.now())
+        screen.show_change(change)
+        if run is not None:
+            screen.poller.send_cancel(target_of(run))
+
+    def cancel_done(self, result: CancelResult) -> None:
+        """Tell how a cancel ended, and take its outcome into the state."""
+        screen: Any = self
+        text, severity = outcome_toast(result)
+        screen.notify(text, title="Cancel", severity=severity, markup=False, timeout=10)
+        accepted = result.outcome is Outcome.ACCEPTED
+        if result.verified:
+            screen.app.sub_title = f"cancelled {result.run_id.rsplit('/', 1)[-1]}"
+        elif not accepted:
+            screen.state.set_error("cancel", text)
+        screen.show_change(screen.state.apply_cancel(result))
+        if (result.verified or accepted) and screen._poll and screen.monitor is not None:
+            # The next poll is what confirms an accepted cancel: ask for it now.
+            screen.poll_configs()
+

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, tzinfo
 from typing import ClassVar
 
 from rich.text import Text
-from textual import events, on
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.reactive import reactive
@@ -35,7 +35,6 @@ from services.domain.backoff import Backoff
 from services.domain.boundary import (
     EventBatch,
     MonitorStatus,
-    Outcome,
     RunsSnapshot,
     WiringSnapshot,
 )
@@ -46,7 +45,7 @@ from services.domain.watchdog import read_sources
 from services.domain.zones import TIME_MODES, next_mode, zone_for
 from services.settings import Settings
 from tui.alerts import AlertsScreenMixin, DashboardAlerts
-from tui.cancel import cancel_lines, live_cancel_lines, outcome_toast, target_of
+from tui.cancel import CancelScreenMixin
 from tui.display import clock_time, format_time
 from tui.keys import DASHBOARD_BINDINGS
 from tui.messages import (
@@ -73,7 +72,6 @@ from tui.screens.preflight import PreflightScreenMixin
 from tui.screens.runviews import RunViews
 from tui.status import status_data
 from widgets.compositor import TrimmedCompositor
-from widgets.confirm import ConfirmCancel
 from widgets.eventlog import EventLog
 from widgets.sanitize import sanitize
 from widgets.statusbar import StatusBar, StatusData
@@ -82,7 +80,8 @@ from widgets.statusbar import StatusBar, StatusData
 COMPACT_HEIGHT = 32
 
 
-class DashboardScreen(PreflightScreenMixin, AlertsScreenMixin, Screen[None]):
+class DashboardScreen(PreflightScreenMixin, AlertsScreenMixin, CancelScreenMixin,
+                      Screen[None]):
     """The default screen. ``monitor`` fetches (None: nothing is polled); ``poll`` starts the
     poll loops at mount; ``scheduler`` replaces the timers that arm each next poll (tests:
     with one, each handler re-arms through it even when ``poll`` is False)."""
@@ -415,19 +414,6 @@ class DashboardScreen(PreflightScreenMixin, AlertsScreenMixin, Screen[None]):
             return True if self.can_cancel else None
         return True
 
-    def on_key(self, event: events.Key) -> None:
-        # A dimmed Cancel key is not run: say why it is dimmed instead of nothing.
-        active = self.app.active_bindings.get(event.key)
-        if active is not None and active.binding.action == "cancel_run" and not active.enabled:
-            run = self.state.current_run
-            if run is not None and not self.state.read_only:
-                event.stop()
-                self._refused(run)
-
-    def _refused(self, run: Run) -> None:
-        reason = self.state.refusal(run) or "the cancel window of this run is not open"
-        self.notify(f"cannot cancel: {reason}", severity="warning", markup=False)
-
     def action_toggle_pause(self) -> None:
         """Pause or resume refreshing (countdowns keep ticking)."""
         self.paused = not self.paused
@@ -473,51 +459,9 @@ class DashboardScreen(PreflightScreenMixin, AlertsScreenMixin, Screen[None]):
         message.stop()
         self.action_cancel_run()
 
-    def action_cancel_run(self) -> None:
-        """Ask to cancel the selected run (only inside its window, never in read-only)."""
-        run = self.state.current_run
-        if self.state.read_only or run is None:
-            return
-        if not self.can_cancel:
-            self._refused(run)
-            return
-        key = run.key
-        # Live: the time left moves with the clock; the dialog closes itself, saying why,
-        # when the window closes while it is open (issue 22, item 5).
-        zone = self.zone_of(self.state.configs.get(run.configuration_id.lower()))
-        dialog = ConfirmCancel("Cancel this maintenance run?", cancel_lines(self.state, run),
-                               refresh=live_cancel_lines(self.state, key, zone))
-
-        def answered(confirmed: bool | None) -> None:
-            if confirmed:
-                self._confirmed(key)
-            elif dialog.closed_reason is not None:
-                self.notify(dialog.closed_reason, title="Cancel", severity="warning",
-                            markup=False, timeout=10)
-                self.show_notice(dialog.closed_reason)
-
-        self.app.push_screen(dialog, answered)
-
-    def _confirmed(self, key: str) -> None:
-        change, run = self.state.confirm_cancel(key, self.clock.now())
-        self.show_change(change)
-        if run is not None:
-            self.poller.send_cancel(target_of(run))
-
     @on(CancelDone)
     def _cancel_done(self, message: CancelDone) -> None:
-        result = message.result
-        text, severity = outcome_toast(result)
-        self.notify(text, title="Cancel", severity=severity, markup=False, timeout=10)
-        accepted = result.outcome is Outcome.ACCEPTED
-        if result.verified:
-            self.app.sub_title = f"cancelled {result.run_id.rsplit('/', 1)[-1]}"
-        elif not accepted:
-            self.state.set_error("cancel", text)
-        self.show_change(self.state.apply_cancel(result))
-        if (result.verified or accepted) and self._poll and self.monitor is not None:
-            # The next poll is what confirms an accepted cancel: ask for it now.
-            self.poll_configs()
+        self.cancel_done(message.result)
 
     def action_export(self) -> None:
         """Write the current view (configurations, runs, events) as CSV and JSON."""
