@@ -115,7 +115,7 @@ DEFAULT_PRE_EVENT_LATEST = ArrivalRules().pre_event_latest
 #: The dashboard's binding ids that the ``[keys]`` table may remap (``id = "keys"``).
 KEY_BINDING_IDS = ("quit", "help", "cancel", "pause", "refresh", "zone", "filter",
                    "clear_filter", "export", "panel.configs", "panel.run", "panel.runs",
-                   "panel.events", "report", "tasks", "wiring")
+                   "panel.events", "report", "tasks", "wiring", "follow")
 
 SECRET_NAMES = frozenset({"token", "queue_connection_string"})
 MASK = "********"

@@ -31,6 +31,22 @@ from tui.screens.dashboard import DashboardScreen, Scheduler
 
 HIGH_CONTRAST_THEME = "aumwatch-high-contrast"
 
+#: What each dashboard command does, as the command palette says it under the title (a
+#: binding's own tooltip wins). Keyed by binding id.
+PALETTE_HELP: dict[str, str] = {
+    "help": "Show or hide every key of the dashboard",
+    "pause": "Stop or resume refreshing (the countdowns keep running)",
+    "refresh": "Read configurations, runs, events and the Event Grid wiring again now",
+    "zone": "Show times in the configuration's zone, in UTC, or in this machine's zone",
+    "filter": "Show only the configurations whose name matches what you type",
+    "clear_filter": "Show every configuration again",
+    "export": "Write the current view as CSV and JSON into the data directory",
+    "panel.configs": "Show and focus the configurations table",
+    "panel.run": "Show and focus the selected run's details",
+    "panel.runs": "Show and focus the table of runs",
+    "panel.events": "Show and focus the event tail",
+}
+
 
 class AumwatchApp(App[int]):
     """The dashboard. Give it ``settings`` (or a ``config_path``) and optionally a ``clock``.
@@ -159,5 +175,6 @@ class AumwatchApp(App[int]):
             if binding.action == "cancel_run" and self.read_only:
                 continue
             action = binding.action
-            yield SystemCommand(binding.description, binding.tooltip or binding.description,
+            what = binding.tooltip or PALETTE_HELP.get(binding.id or "", binding.description)
+            yield SystemCommand(binding.description, what,
                                 lambda action=action: dashboard.run_action(action))
