@@ -61,7 +61,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     add_common(parser)
     add_settings_flags(parser)
-    parser.add_argument("run_id", metavar="RUN_ID", help="the run's correlation id")
+    parser.add_argument("run_id", metavar="RUN_ID", help="the run's correlation id, or "
+                        "CONFIGNAME/yyyyMMddHHmmss (its UTC start)")
     parser.add_argument("--yes", "-y", action="store_true",
                         help="do not ask for confirmation")
     parser.add_argument("--read-only", action="store_true",
@@ -82,16 +83,16 @@ def run_cancel(args: argparse.Namespace) -> int:
     """Handler of ``aumwatch cancel``."""
     import asyncio
 
-    from services.domain.runid import RunIdError, parse_run_id
+    from services.domain.report import ReportError, parse_short_form
     from tui.cli.data import settings_from_args
 
     try:
-        run_id = parse_run_id(args.run_id)
-    except RunIdError as exc:
+        short = parse_short_form(args.run_id) is not None
+    except ReportError as exc:
         raise CliError(str(exc)) from None
-    if run_id.start is None:
-        raise CliError(f"run name {run_id.run_name!r} is not a yyyyMMddHHmmss start time, so "
-                       "its cancel window cannot be known")
+    # A correlation id is checked before anything is read; a short id once the
+    # configurations are (the one resolver of report, machines and cancel).
+    run_id = None if short else _cancellable(args.run_id)
     settings = settings_from_args(args)
     try:
         return asyncio.run(_cancel(args, settings, run_id))
@@ -105,10 +106,30 @@ def run_cancel(args: argparse.Namespace) -> int:
         raise CliError(service_error(exc, what="cancel").message) from None
 
 
+def _cancellable(correlation_id: str) -> Any:
+    """The parsed run id, if it names a run whose cancel window can be known."""
+    from services.domain.runid import RunIdError, parse_run_id
+
+    try:
+        run_id = parse_run_id(correlation_id)
+    except RunIdError as exc:
+        raise CliError(str(exc)) from None
+    if run_id.start is None:
+        raise CliError(f"run name {run_id.run_name!r} is not a yyyyMMddHHmmss start time, so "
+                       "its cancel window cannot be known")
+    return run_id
+
+
 async def _cancel(args: argparse.Namespace, settings: Any, run_id: Any) -> int:
-    from tui.cli.data import signed_in
+    from services.domain.errors import ServiceError
+    from tui.cli.data import clean, resolve_run_text, signed_in
 
     async with signed_in(settings, correct_clock=False) as (credential, runner):
+        if run_id is None:
+            try:
+                run_id = _cancellable(await resolve_run_text(settings, runner, args.run_id))
+            except ServiceError as exc:
+                raise CliError(clean(str(exc))) from None
         return await _cancel_with(args, settings, run_id, credential, runner)
 
 

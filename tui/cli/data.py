@@ -84,6 +84,30 @@ async def signed_in(settings: Any, **runner_options: Any) -> AsyncIterator[tuple
         await credential.close()
 
 
+async def resolve_run_text(settings: Any, runner: Any, text: str, *,
+                           clock: Any = None) -> str:
+    """The correlation id ``text`` names: a correlation id, or ``CONFIGNAME/yyyyMMddHHmmss``
+    (its configuration found in Resource Graph, else in the journal). The one resolver of
+    ``report``, ``machines`` and ``cancel`` (:func:`services.azure.report.resolve_run`); an
+    ambiguous short id raises a ServiceError listing the correlation ids it could mean."""
+    from services.azure.report import resolve_run
+    from services.azure.sources import ConfigSource
+    from services.domain.errors import ServiceError
+    from services.domain.report import ReportError, parse_short_form
+
+    configs: tuple[Any, ...] = ()
+    try:
+        short = parse_short_form(text) is not None
+    except ReportError:
+        short = False  # resolve_run says what is wrong with it
+    if short:
+        try:
+            configs = (await ConfigSource(runner, clock=clock).fetch()).items
+        except ServiceError:
+            configs = ()  # the journal may still know the run
+    return resolve_run(text, configs, settings.journal_path)
+
+
 def clean(value: Any) -> str:
     """A value for a terminal cell: text from Azure is untrusted, so control characters
     (escape sequences) are shown escaped, never interpreted."""
@@ -283,12 +307,6 @@ def run_runs(args: argparse.Namespace) -> int:
 
 
 def run_machines(args: argparse.Namespace) -> int:
-    from services.domain.runid import RunIdError, parse_run_id
-
-    try:
-        parse_run_id(args.run_id)
-    except RunIdError as exc:
-        raise CliError(str(exc)) from exc
     settings = settings_from_args(args)
 
     async def fetch() -> Any:
@@ -296,9 +314,13 @@ def run_machines(args: argparse.Namespace) -> int:
         from services.azure.sources import MachineSource
 
         async with QueryRunner.from_settings(settings) as runner:
-            return await MachineSource(runner).fetch(args.run_id)
+            correlation_id = await resolve_run_text(settings, runner, args.run_id)
+            return await MachineSource(runner).fetch(correlation_id)
 
-    fetched = _run(fetch)
+    try:
+        fetched = _run(fetch)
+    except CliError as exc:
+        raise CliError(clean(str(exc))) from None
     if args.json:
         print_json([m.to_json() for m in fetched.items])
         return 0
@@ -387,7 +409,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                                      "patch counts, reboot, window exceeded, first error.")
     add_common(machines)
     add_settings_flags(machines)
-    machines.add_argument("run_id", metavar="RUN_ID", help="the run's correlation id")
+    machines.add_argument("run_id", metavar="RUN_ID", help="the run's correlation id, or "
+                          "CONFIGNAME/yyyyMMddHHmmss (its UTC start)")
     machines.set_defaults(func=run_machines)
 
     config = subparsers.add_parser("config", help="show the settings",
