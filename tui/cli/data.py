@@ -251,6 +251,21 @@ def merged_runs(configs: Sequence[Any], observed: Sequence[Any], cancelled: dict
     return runs_in_view(with_configurations(merged, configs), include_other_scopes)
 
 
+def runs_to_show(runs: Sequence[Any], *, every: bool = False) -> list[Any]:
+    """What ``runs`` prints: every observed run and, of the runs only the schedules give, the
+    next one of each configuration (``every``: all of them). The order is kept."""
+    if every:
+        return list(runs)
+    first: dict[str, Any] = {}
+    for run in runs:
+        if run.expected:
+            key = run.configuration_id.lower()
+            if key not in first or run.start < first[key].start:
+                first[key] = run
+    kept = {id(run) for run in first.values()}
+    return [run for run in runs if not run.expected or id(run) in kept]
+
+
 def run_runs(args: argparse.Namespace) -> int:
     from services.settings import SettingsError, parse_duration
 
@@ -283,9 +298,11 @@ def run_runs(args: argparse.Namespace) -> int:
             raise CliError(f"no configuration named {args.configuration!r} is visible")
     from services.domain.runs import run_phase
 
+    shown = runs_to_show(runs, every=args.all)
+    hidden = len(runs) - len(shown)
     now = clock.now()
     rules = settings.window_rules
-    phased = [(r, str(run_phase(r, now, rules))) for r in runs]
+    phased = [(r, str(run_phase(r, now, rules))) for r in shown]
     if args.json:
         print_json([r.to_json(phase=p) for r, p in phased])
         return 0
@@ -300,6 +317,9 @@ def run_runs(args: argparse.Namespace) -> int:
                      _utc(run.end), phase, machines, run.cancelled_by or "-"))
     print_table(("CONFIGURATION", "RUN", "STATUS", "START (UTC)", "END (UTC)", "PHASE",
                  "MACHINES", "CANCELLED BY"), rows)
+    if hidden:
+        print(f"aumwatch: {hidden} later expected run(s) not shown (--all shows them)",
+              file=sys.stderr)
     return 0
 
 
@@ -394,13 +414,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     configs.set_defaults(func=run_configs)
 
     runs = subparsers.add_parser("runs", help="list recent and upcoming runs",
-                                 description="Runs observed in Resource Graph merged with "
-                                 "the runs the schedules say are coming (expected).")
+                                 description="Runs observed in Resource Graph, and the next "
+                                 "run each configuration's schedule says is coming "
+                                 "(expected); --all lists every expected run.")
     add_common(runs)
     add_settings_flags(runs)
     runs.add_argument("--configuration", metavar="NAME", help="only this configuration")
     runs.add_argument("--since", default="7d", metavar="AGE",
                       help="runs that started within AGE (e.g. 12h, 7d; at most 30d)")
+    runs.add_argument("--all", action="store_true",
+                      help="also every later expected run (default: the observed runs and "
+                      "the next expected run of each configuration)")
     _add_scope_flag(runs)
     runs.set_defaults(func=run_runs)
 
