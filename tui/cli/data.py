@@ -120,16 +120,69 @@ def clean(value: Any) -> str:
     )
 
 
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """A plain aligned table on stdout."""
+#: A column shortened to fit the terminal keeps at least this many characters.
+MIN_FITTED_COLUMN = 10
+_GAP = 2
+
+
+def shorten_middle(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters: its middle replaced by ``…``, keeping more of
+    the end (the part of an Azure id that names the thing) than of the start."""
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    end = (width - 1) * 2 // 3
+    start = width - 1 - end
+    return text[:start] + "…" + (text[-end:] if end else "")
+
+
+def terminal_columns() -> int | None:
+    """The width to fit tables into: the terminal's (or ``COLUMNS``); None when stdout is no
+    terminal and ``COLUMNS`` is unset (a pipe or a file gets every character)."""
+    import os
+    import shutil
+
+    if "COLUMNS" not in os.environ and not sys.stdout.isatty():
+        return None
+    return shutil.get_terminal_size().columns
+
+
+def fit_widths(headers: Sequence[str], widths: Sequence[int], limit: int,
+               shrink: Sequence[int]) -> list[int]:
+    """Column widths whose table is at most ``limit`` wide, taken one character at a time
+    from the widest of the ``shrink`` columns (never below its header or
+    :data:`MIN_FITTED_COLUMN`). The table can stay wider when that is not enough."""
+    fitted = list(widths)
+    excess = sum(fitted) + _GAP * (len(fitted) - 1) - limit
+    floors = {i: max(len(headers[i]), MIN_FITTED_COLUMN) for i in shrink}
+    while excess > 0:
+        room = [i for i in shrink if fitted[i] > floors[i]]
+        if not room:
+            break
+        widest = max(room, key=lambda i: fitted[i])
+        fitted[widest] -= 1
+        excess -= 1
+    return fitted
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *,
+                width: int | None = None, shrink: Sequence[int] = ()) -> None:
+    """A plain aligned table on stdout. With ``width``, the ``shrink`` columns are narrowed
+    (each cell shortened in the middle) until the table fits in ``width`` characters."""
     cells = [[clean(c) for c in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in cells:
         for i, cell in enumerate(row):
             widths[i] = max(widths[i], len(cell))
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    if width is not None and shrink:
+        widths = fit_widths(headers, widths, width, shrink)
+        cells = [[shorten_middle(c, w) for c, w in zip(row, widths, strict=True)]
+                 for row in cells]
+    gap = " " * _GAP
+    print(gap.join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
     for row in cells:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        print(gap.join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 # JSON escapes C0 controls itself, but with ensure_ascii=False it writes C1 controls (U+009B
@@ -362,7 +415,8 @@ def run_config_show(args: argparse.Namespace) -> int:
     if args.json:
         print_json(settings.to_json())
         return 0
-    print_table(("SETTING", "VALUE", "SOURCE"), settings.display_items())
+    print_table(("SETTING", "VALUE", "SOURCE"), settings.display_items(),
+                width=None if args.wide else terminal_columns(), shrink=(1,))
     return 0
 
 
@@ -394,6 +448,13 @@ def run_doctor_command(args: argparse.Namespace) -> int:
 
 
 # --- registration ----------------------------------------------------------------------------
+
+
+def add_wide_flag(parser: argparse.ArgumentParser) -> None:
+    """``--wide``: print the table whole instead of fitting it to the terminal."""
+    parser.add_argument("--wide", action="store_true",
+                        help="print every value whole (default: the table fits the "
+                        "terminal, long ids shortened in the middle)")
 
 
 def _add_scope_flag(parser: argparse.ArgumentParser) -> None:
@@ -446,6 +507,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                                  "(secrets masked)")
     add_common(show)
     add_settings_flags(show)
+    add_wide_flag(show)
     show.set_defaults(func=run_config_show)
 
     doctor = subparsers.add_parser("doctor", help="check the setup and say what to fix",
