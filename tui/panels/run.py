@@ -22,7 +22,7 @@ from services.domain.eventmemory import EventArrival
 from services.domain.model import Configuration, Run
 from services.domain.runs import run_phase
 from services.domain.window import Phase, RunWindow, run_window
-from tui.display import BOUNDARY_WORDS, format_time, show
+from tui.display import BOUNDARY_WORDS, format_clock, show
 from tui.messages import CancelRequested
 from widgets.countdown import Countdown
 from widgets.phase import phase_label
@@ -85,13 +85,15 @@ class RunPanel(Horizontal):
         else:
             config = self.state.configs.get(run.configuration_id.lower())
             text = Text(sanitize(run.configuration_name or "?", 60), style="bold")
+            # The start right after the name: at 80 columns the line is cut at the panel's
+            # edge, and the time matters more than the run's name or how it is known.
+            text.append(f"  start {format_clock(run.start, self.zone_of(config))}")
             text.append(f"  run {sanitize(run.run_name, 40)}")
             if run.expected:
                 text.append("  (computed from the schedule)", style="dim")
             if self.state.include_other_scopes and run.scope:
                 # Only then can it be anything but guest patching: worth naming.
                 text.append(f"  scope {sanitize(run.scope, 20)}", style="dim")
-            text.append(f"  start {format_time(run.start, self.zone_of(config))}")
             show(title, text)
             timeline.update_data(self.timeline_data(run))
         return self.tick()
@@ -151,6 +153,10 @@ class RunPanel(Horizontal):
             button.disabled = not allowed
         return allowed
 
+    def _compact(self) -> bool:
+        """The screen is compact (80x24): each line says its time in fewer words."""
+        return self.screen.has_class("-compact") if self.is_attached else False
+
     @staticmethod
     def _wiring_line(warning: str | None) -> Text:
         if warning is None:
@@ -177,9 +183,11 @@ class RunPanel(Horizontal):
             # Inside the window and still not offered (a run Azure has not shown us): say why.
             line.append(f"  cancel not offered: {refusal}", style="yellow")
         elif phase is Phase.CANCELLABLE:
-            line.append(f"  cancel window open until {format_time(window.closes_at, zone)}")
+            line.append(f"  {'cancel' if self._compact() else 'cancel window open'} until "
+                        f"{format_clock(window.closes_at, zone)}")
         elif phase is Phase.UPCOMING and window.ever_opens:
-            line.append(f"  cancel window opens {format_time(window.opens_at, zone)}")
+            line.append(f"  {'cancel' if self._compact() else 'cancel window'} opens "
+                        f"{format_clock(window.opens_at, zone)}")
         if run.cancelled_by:
             line.append(f"  cancelled by {run.cancelled_by}", style="yellow")
         return line
