@@ -8,16 +8,19 @@ Everything the operator looks at is the :class:`~tui.screens.dashboard.Dashboard
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
+from textual import events
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
+from services.azure.cancel import SERVED_ENV
 from services.azure.monitor import Monitor
 from services.domain.clock import Clock, SystemClock
 from services.settings import (
@@ -105,6 +108,9 @@ class AumwatchApp(App[int]):
         self._poll = poll
         self._scheduler = scheduler
         self._dashboard: DashboardScreen | None = None
+        # Served to a browser (`aumwatch serve`), whose page focuses the terminal on load:
+        # the web driver's own "not focused" at start is stale (see on_app_blur).
+        self._stale_blur = os.environ.get(SERVED_ENV) == "browser"
 
     @property
     def dashboard(self) -> DashboardScreen:
@@ -130,6 +136,15 @@ class AumwatchApp(App[int]):
         # pipe, never a terminal): there is no terminal to lose; SIGTERM still ends it.
         self.hangup.headless = self.is_headless or self.is_web
         self.hangup.install()
+
+    def on_app_blur(self, event: events.AppBlur) -> None:
+        """Ignore the web driver's first "the page has no focus", sent as it starts whatever
+        the page does: aumwatch's page focuses the terminal on load (tui/serve.py), and
+        Textual hides the footer's keys while the app is unfocused, so the first frame would
+        lack them. A real blur later (the viewer clicks elsewhere) is taken as usual."""
+        if self._stale_blur and self.is_web:
+            self._stale_blur = False
+            event.prevent_default()
 
     def _register_theme(self) -> None:
         from textual.theme import Theme
