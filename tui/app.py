@@ -7,6 +7,8 @@ Everything the operator looks at is the :class:`~tui.screens.dashboard.Dashboard
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import os
 from collections.abc import Iterable
@@ -80,6 +82,7 @@ class AumwatchApp(App[int]):
         monitor: Monitor | None = None,
         poll: bool = True,
         scheduler: Scheduler | None = None,
+        prefetched: concurrent.futures.Future[Any] | None = None,
     ) -> None:
         super().__init__()
         if settings is None:
@@ -111,6 +114,8 @@ class AumwatchApp(App[int]):
         # Served to a browser (`aumwatch serve`), whose page focuses the terminal on load:
         # the web driver's own "not focused" at start is stale (see on_app_blur).
         self._stale_blur = os.environ.get(SERVED_ENV) == "browser"
+        # The first configurations query, sent before Textual started (tui/cli/dashboard.py).
+        self._prefetched = prefetched
 
     @property
     def dashboard(self) -> DashboardScreen:
@@ -136,6 +141,22 @@ class AumwatchApp(App[int]):
         # pipe, never a terminal): there is no terminal to lose; SIGTERM still ends it.
         self.hangup.headless = self.is_headless or self.is_web
         self.hangup.install()
+        if self._prefetched is not None and self._poll:
+            self.run_worker(self.take_prefetched(self._prefetched), name="prefetched",
+                            exit_on_error=False)
+
+    async def take_prefetched(self, prefetched: concurrent.futures.Future[Any]) -> bool:
+        """Show the configurations the prefetch read, unless the dashboard's own poll came
+        first (its answer is newer). Returns whether they were shown; a failed prefetch
+        shows nothing (the poll reports the problem)."""
+        try:
+            fetched = await asyncio.wrap_future(prefetched)
+        except Exception:
+            return False
+        if self.dashboard.state.configs:
+            return False
+        self.dashboard.apply_configs(fetched)
+        return True
 
     def on_app_blur(self, event: events.AppBlur) -> None:
         """Ignore the web driver's first "the page has no focus", sent as it starts whatever

@@ -57,7 +57,9 @@ SHOWN_KEYS_LIMIT = 20_000
 #: Source names, in the order the status bar lists them.
 SOURCES = ("configs", "runs", "events")
 __all__ = ["SOURCES", "Monitor"]
-#: SDK modules imported off the UI thread before the first client is built.
+#: SDK modules imported off the UI thread before the first client is built. The first
+#: three are all the first Resource Graph query needs (GRAPH_SDK_MODULES): the configurations
+#: are not kept waiting for the maintenance and queue SDKs.
 SDK_MODULES = (
     "azure.core.rest",
     "azure.mgmt.resourcegraph.aio",
@@ -65,6 +67,7 @@ SDK_MODULES = (
     "azure.mgmt.maintenance.aio",
     "azure.storage.queue.aio",
 )
+GRAPH_SDK_MODULES = SDK_MODULES[:3]
 
 
 def _import_sdks(modules: Sequence[str] = SDK_MODULES) -> None:
@@ -149,7 +152,7 @@ class Monitor:
                 raise ServiceError("config", "the monitor is closed")
             if self._runner is not None:
                 return
-            await asyncio.to_thread(_import_sdks)
+            await asyncio.to_thread(_import_sdks, GRAPH_SDK_MODULES)
             from services.azure.clients import make_async_credential
             from services.azure.resourcegraph import QueryRunner
             from services.azure.sources import ConfigSource, MachineSource, RunSource

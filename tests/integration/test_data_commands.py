@@ -343,3 +343,14 @@ def test_runs_shows_observed_runs_and_each_configurations_next_expected_run(
     code, out, err = run_cli(capsys, "runs", "--config", str(cfg))
     assert sum("(expected)" in line for line in out.splitlines()) == 2
     assert "later expected run(s) not shown (--all shows them)" in err
+
+
+def test_the_dashboards_prefetch_reads_the_configurations(
+        scenario: dict[str, Any], cfg: Path) -> None:
+    # Issue 20: the dashboard's first query is sent from a thread before Textual starts.
+    from services.settings import load_settings
+    from tui.cli.dashboard import Prefetch
+
+    prefetch = Prefetch(load_settings({}, env={}, config_path=cfg)).start()
+    fetched = prefetch.result.result(timeout=60)
+    assert {c.name for c in fetched.items} >= {"patch-daily", "patch-weekly"}
