@@ -65,3 +65,20 @@ def test_the_command_prints_the_script(capsys: pytest.CaptureFixture[str]) -> No
     assert main(["completion", "fish"]) == 0
     assert capsys.readouterr().out == completion_script("fish")
     assert sys.modules.get("shtab") is not None
+
+
+def test_fish_completes_commands_flags_and_choices(tmp_path: Path) -> None:
+    if shutil.which("fish") is None:
+        pytest.skip("fish is not installed")
+    script = tmp_path / "aumwatch.fish"
+    script.write_text(completion_script("fish"))
+
+    def offered(line: str) -> set[str]:
+        done = subprocess.run(["fish", "--no-config", "-c",
+                               f"source {script}; complete -C {line!r}"],
+                              capture_output=True, text=True, timeout=30, check=True)
+        return {row.split("\t")[0] for row in done.stdout.splitlines()}
+
+    assert offered("aumwatch rep") == {"report"}
+    assert offered("aumwatch completion ") == set(SHELLS)
+    assert "--configuration" in offered("aumwatch runs --con")
