@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import concurrent.futures
-import importlib
 import sys
-import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import concurrent.futures
+    import threading
 
 from tui.cli import CliError, add_common
 
@@ -49,10 +49,14 @@ class Prefetch:
     to report. Costs one extra Resource Graph query per start."""
 
     def __init__(self, settings: Any) -> None:
+        # Imported here, not at the top: `aumwatch --help` loads this module too.
+        import concurrent.futures
+        import threading
+
         self.settings = settings
         self.result: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        self.thread = threading.Thread(target=self._run, name="aumwatch-prefetch",
-                                       daemon=True)
+        self.thread: threading.Thread = threading.Thread(
+            target=self._run, name="aumwatch-prefetch", daemon=True)
 
     def start(self) -> Prefetch:
         """Start the thread; returns self."""
@@ -60,6 +64,9 @@ class Prefetch:
         return self
 
     def _run(self) -> None:
+        import asyncio
+        import importlib
+
         try:
             for name in sdk_modules(self.settings):
                 importlib.import_module(name)
