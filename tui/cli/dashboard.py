@@ -59,7 +59,18 @@ class Prefetch:
             target=self._run, name="aumwatch-prefetch", daemon=True)
 
     def start(self) -> Prefetch:
-        """Start the thread; returns self."""
+        """Start the thread; returns self.
+
+        aumwatch's own modules the thread uses are imported here first, on the main thread
+        (which imports most of them again for the app): the thread then imports only the
+        Azure SDKs, which the main thread does not touch while Textual starts, so the two
+        never import the same module at the same time."""
+        import asyncio  # noqa: F401
+        import importlib
+
+        for name in ("services.azure.clients", "services.azure.resourcegraph",
+                     "services.azure.sources", "services.azure.monitor"):
+            importlib.import_module(name)
         self.thread.start()
         return self
 
