@@ -165,7 +165,7 @@ DEFAULT_PRE_EVENT_LATEST = ArrivalRules().pre_event_latest
 KEY_BINDING_IDS = ("quit", "help", "cancel", "pause", "refresh", "zone", "filter",
                    "clear_filter", "export", "panel.configs", "panel.run", "panel.runs",
                    "panel.events", "report", "tasks", "wiring", "preflight",
-                   "acknowledge")
+                   "acknowledge", "follow")
 
 SECRET_NAMES = frozenset({"token", "queue_connection_string", "heartbeat_url"})
 #: ``[alerts] heartbeat_every``'s default and floor.

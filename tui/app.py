@@ -7,17 +7,22 @@ Everything the operator looks at is the :class:`~tui.screens.dashboard.Dashboard
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
+import os
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
+from textual import events
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
+from services.azure.cancel import SERVED_ENV
 from services.azure.monitor import Monitor
 from services.domain.clock import Clock, SystemClock
 from services.settings import (
@@ -30,6 +35,22 @@ from tui.hangup import HangupGuard
 from tui.screens.dashboard import DashboardScreen, Scheduler
 
 HIGH_CONTRAST_THEME = "aumwatch-high-contrast"
+
+#: What each dashboard command does, as the command palette says it under the title (a
+#: binding's own tooltip wins). Keyed by binding id.
+PALETTE_HELP: dict[str, str] = {
+    "help": "Show or hide every key of the dashboard",
+    "pause": "Stop or resume refreshing (the countdowns keep running)",
+    "refresh": "Read configurations, runs, events and the Event Grid wiring again now",
+    "zone": "Show times in the configuration's zone, in UTC, or in this machine's zone",
+    "filter": "Show only the configurations whose name matches what you type",
+    "clear_filter": "Show every configuration again",
+    "export": "Write the current view as CSV and JSON into the data directory",
+    "panel.configs": "Show and focus the configurations table",
+    "panel.run": "Show and focus the selected run's details",
+    "panel.runs": "Show and focus the table of runs",
+    "panel.events": "Show and focus the event tail",
+}
 
 
 class AumwatchApp(App[int]):
@@ -61,6 +82,7 @@ class AumwatchApp(App[int]):
         monitor: Monitor | None = None,
         poll: bool = True,
         scheduler: Scheduler | None = None,
+        prefetched: concurrent.futures.Future[Any] | None = None,
     ) -> None:
         super().__init__()
         if settings is None:
@@ -89,6 +111,11 @@ class AumwatchApp(App[int]):
         self._poll = poll
         self._scheduler = scheduler
         self._dashboard: DashboardScreen | None = None
+        # Served to a browser (`aumwatch serve`), whose page focuses the terminal on load:
+        # the web driver's own "not focused" at start is stale (see on_app_blur).
+        self._stale_blur = os.environ.get(SERVED_ENV) == "browser"
+        # The first configurations query, sent before Textual started (tui/cli/dashboard.py).
+        self._prefetched = prefetched
 
     @property
     def dashboard(self) -> DashboardScreen:
@@ -114,6 +141,31 @@ class AumwatchApp(App[int]):
         # pipe, never a terminal): there is no terminal to lose; SIGTERM still ends it.
         self.hangup.headless = self.is_headless or self.is_web
         self.hangup.install()
+        if self._prefetched is not None and self._poll:
+            self.run_worker(self.take_prefetched(self._prefetched), name="prefetched",
+                            exit_on_error=False)
+
+    async def take_prefetched(self, prefetched: concurrent.futures.Future[Any]) -> bool:
+        """Show the configurations the prefetch read, unless the dashboard's own poll came
+        first (its answer is newer). Returns whether they were shown; a failed prefetch
+        shows nothing (the poll reports the problem)."""
+        try:
+            fetched = await asyncio.wrap_future(prefetched)
+        except Exception:
+            return False
+        if self.dashboard.state.configs:
+            return False
+        self.dashboard.apply_configs(fetched)
+        return True
+
+    def on_app_blur(self, event: events.AppBlur) -> None:
+        """Ignore the web driver's first "the page has no focus", sent as it starts whatever
+        the page does: aumwatch's page focuses the terminal on load (tui/serve.py), and
+        Textual hides the footer's keys while the app is unfocused, so the first frame would
+        lack them. A real blur later (the viewer clicks elsewhere) is taken as usual."""
+        if self._stale_blur and self.is_web:
+            self._stale_blur = False
+            event.prevent_default()
 
     def _register_theme(self) -> None:
         from textual.theme import Theme
@@ -159,5 +211,6 @@ class AumwatchApp(App[int]):
             if binding.action == "cancel_run" and self.read_only:
                 continue
             action = binding.action
-            yield SystemCommand(binding.description, binding.tooltip or binding.description,
+            what = binding.tooltip or PALETTE_HELP.get(binding.id or "", binding.description)
+            yield SystemCommand(binding.description, what,
                                 lambda action=action: dashboard.run_action(action))

@@ -35,6 +35,15 @@ def clock_time(when: datetime, mode: str) -> str:
     return local.strftime("%H:%M:%S")
 
 
+def format_clock(when: datetime | None, zone: tzinfo | None) -> str:
+    """``when`` in ``zone`` with the clock time first, e.g. ``"14:25 CET Sat 14"``: where a
+    line is cut at the panel's edge (80 columns), the day goes, never the time."""
+    if when is None:
+        return "–"
+    local = when.astimezone(zone) if zone is not None else when.astimezone()
+    return f"{local:%H:%M} {local.tzname() or ''} {local:%a %d}".replace("  ", " ")
+
+
 def format_full(when: datetime, zone: tzinfo | None) -> str:
     """``when`` with its date, for the cancel confirmation (``"2026-03-10 12:30 UTC"``)."""
     local = when.astimezone(zone) if zone is not None else when.astimezone()

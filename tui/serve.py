@@ -69,8 +69,31 @@ body.-closed .ended {{ display: flex; }}
 <div class="ended"><p>The dashboard session ended. Reload the page to start a new one.</p></div>
 <div id="terminal" class="textual-terminal" data-session-websocket-url="{websocket}"
  data-font-size="{font_size}"></div>
+<script src="/focus.js"></script>
 </body>
 </html>
+"""
+
+# Keys typed into the page reach the dashboard only while xterm.js's input has the focus: give
+# it the focus once the session is connected (textual.js marks the body "-loaded" then), so
+# no click is needed. xterm.js then tells the dashboard the page has the focus. A file of
+# its own, since the page's policy allows no inline script.
+FOCUS_SCRIPT = """\
+(function () {
+  "use strict";
+  function focusTerminal() {
+    if (!document.body.classList.contains("-loaded")) { return false; }
+    var input = document.querySelector("#terminal .xterm-helper-textarea");
+    if (!input) { return false; }
+    input.focus();
+    return true;
+  }
+  if (focusTerminal()) { return; }
+  var watch = new MutationObserver(function () {
+    if (focusTerminal()) { watch.disconnect(); }
+  });
+  watch.observe(document.body, { attributes: true, attributeFilter: ["class"] });
+})();
 """
 
 _HEADERS = {
@@ -212,6 +235,7 @@ class DashboardServer(Server):
         app.add_routes([
             web.get("/", self.handle_index, name="index"),
             web.get("/ws/{token}", self.handle_websocket, name="websocket"),
+            web.get("/focus.js", self.handle_focus_script, name="focus"),
             web.static("/static", self.statics_path, show_index=False, name="static"),
         ])
         # No download route: the dashboard delivers no files to the browser.
@@ -250,6 +274,11 @@ class DashboardServer(Server):
         page = _PAGE.format(static="/static/", websocket=html.escape(websocket, quote=True),
                             font_size=to_int(request.query.get("fontsize", "16"), 16))
         return web.Response(text=page, content_type="text/html")
+
+    async def handle_focus_script(self, request: web.Request) -> web.Response:
+        """The page's one script of ours: focus the terminal once connected (no secret in
+        it, so like textual-serve's static files it needs no token)."""
+        return web.Response(text=FOCUS_SCRIPT, content_type="text/javascript")
 
     def _same_origin(self, request: web.Request) -> bool:
         # Browsers send Origin on a websocket; another site's page must not drive a viewer.

@@ -137,7 +137,8 @@ class EventLog(ScrollView, can_focus=True):
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("f", "toggle_follow", "Follow", tooltip="Toggle following new events"),
+        Binding("f", "toggle_follow", "Follow", tooltip="Toggle following new events",
+                id="follow"),
         Binding("up,k", "cursor_up", "Up", show=False),
         Binding("down,j", "cursor_down", "Down", show=False),
         Binding("pageup", "page_up_rows", "Page up", show=False),
@@ -260,8 +261,19 @@ class EventLog(ScrollView, can_focus=True):
         if self._pending:
             return f"▼ +{self._pending} new"
         if not self.follow:
-            return "follow off (f)"
+            return f"follow off ({self._follow_key()})"
         return ""
+
+    def _follow_key(self) -> str:
+        """The key that toggles follow now (the app's keymap may have moved it from ``f``)."""
+        try:
+            active = self.screen.active_bindings
+        except Exception:  # not on a screen (yet): the default key
+            return "f"
+        for key, bound in active.items():
+            if bound.node is self and bound.binding.action == "toggle_follow":
+                return key
+        return "f"
 
     def add_row(self, row: EventRow) -> None:
         """Add one row (see `add_rows`)."""

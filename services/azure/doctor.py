@@ -12,6 +12,7 @@ unknown zone), and the Event Grid wiring of each configuration with a run in the
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -119,6 +120,29 @@ def check_skew(skew: timedelta | None, *, replay_of: datetime | None = None) -> 
     return Check("clock", "ok", f"within {humanize.precisedelta(SKEW_WARNING)} of the server")
 
 
+_CHAIN_FAILED = "DefaultAzureCredential failed to retrieve a token"
+_ATTEMPT = re.compile(r"^\t(\w+Credential): (.*)$", re.MULTILINE)
+
+
+def no_credential_summary(text: str) -> str | None:
+    """One line for DefaultAzureCredential's "none of my credentials worked" error: which
+    credentials it tried, and what the Azure CLI one said (the usual way in). None when
+    ``text`` is another error. The SDK's own text is a dozen lines with links per credential.
+    """
+    if not text.startswith(_CHAIN_FAILED):
+        return None
+    attempts = _ATTEMPT.findall(text)
+    if not attempts:
+        return "no Azure credential found"
+    names = ", ".join(name.removesuffix("Credential") for name, _ in attempts)
+    summary = f"no Azure credential found (tried {names})"
+    cli = next((said for name, said in attempts if name == "AzureCliCredential"), None)
+    if cli:
+        said = cli.split(". ")[0].rstrip(".").removeprefix("Azure CLI ")
+        summary += f"; Azure CLI: {said}"
+    return summary
+
+
 async def check_credentials(settings: Settings, credential: Any) -> Check:
     """Can we get a token for Resource Manager at all?"""
     from services.azure.clients import cloud_for
@@ -126,8 +150,9 @@ async def check_credentials(settings: Settings, credential: Any) -> Check:
     try:
         await credential.get_token(cloud_for(settings).token_scope)
     except Exception as exc:  # any credential failure is reported, not raised
-        error = service_error(exc, what="getting a token")
-        return Check("credentials", "fail", error.message,
+        summary = no_credential_summary(str(getattr(exc, "message", None) or exc))
+        detail = summary or service_error(exc, what="getting a token").message
+        return Check("credentials", "fail", detail,
                      "run `az login` (with --tenant if needed) or set a managed/workload "
                      "identity; see `aumwatch config show`")
     kind = "static token (stand-in)" if settings.token else "DefaultAzureCredential"

@@ -74,7 +74,9 @@ JOURNAL_BACKLOG = 500
 #: Events remembered as shown (peeked or read back from the journal), so none shows twice.
 SHOWN_KEYS_LIMIT = 20_000
 __all__ = ["SOURCES", "Monitor"]
-#: SDK modules imported off the UI thread before the first client is built.
+#: SDK modules imported off the UI thread before the first client is built. The first
+#: three are all the first Resource Graph query needs (GRAPH_SDK_MODULES): the configurations
+#: are not kept waiting for the maintenance and queue SDKs.
 SDK_MODULES = (
     "azure.core.rest",
     "azure.mgmt.resourcegraph.aio",
@@ -82,6 +84,7 @@ SDK_MODULES = (
     "azure.mgmt.maintenance.aio",
     "azure.storage.queue.aio",
 )
+GRAPH_SDK_MODULES = SDK_MODULES[:3]
 
 
 def _import_sdks(modules: Sequence[str] = SDK_MODULES) -> None:
@@ -195,7 +198,7 @@ class Monitor:
                 raise ServiceError("config", "the monitor is closed")
             if self._runner is not None:
                 return
-            await asyncio.to_thread(_import_sdks)
+            await asyncio.to_thread(_import_sdks, GRAPH_SDK_MODULES)
             from services.azure.clients import make_async_credential
             from services.azure.resourcegraph import QueryRunner
             from services.azure.sources import ConfigSource, MachineSource, RunSource

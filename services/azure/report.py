@@ -164,8 +164,9 @@ def resolve_run(text: str, configs: Sequence[Configuration], journal_path: Path)
     matches = [c for c in configs if c.name.lower() == name.lower()]
     if len(matches) > 1:
         where = ", ".join(sorted(f"{c.resource_group} in {c.subscription_id}" for c in matches))
+        ids = " ".join(sorted(correlation_id_for(c.id, start) for c in matches))
         raise ServiceError("bad_request", f"{len(matches)} configurations are named {name!r} "
-                           f"({where}): give the run's correlation id")
+                           f"({where}): give the run's correlation id, one of: {ids}")
     if matches:
         return correlation_id_for(matches[0].id, start)
     known = journal_run_ids(journal_path, name, expected_run_name(start))
@@ -173,7 +174,8 @@ def resolve_run(text: str, configs: Sequence[Configuration], journal_path: Path)
         return known[0]
     if len(known) > 1:
         raise ServiceError("bad_request", f"{len(known)} runs named {text.strip()!r} are in "
-                           "the journal: give the run's correlation id")
+                           f"the journal: give the run's correlation id, one of: "
+                           f"{' '.join(known)}")
     raise ServiceError("not_found", f"no configuration named {name!r} is visible and the "
                        "journal knows no such run")
 

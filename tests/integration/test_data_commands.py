@@ -319,3 +319,38 @@ def test_machines_json_end_is_each_machines_own_finish_and_null_while_it_runs(
     assert code == 0
     ends = {m["status"]: m["end"] for m in json.loads(out)}
     assert ends == {"InProgress": None, "Succeeded": iso_z(started + timedelta(minutes=9))}
+
+
+def test_runs_shows_observed_runs_and_each_configurations_next_expected_run(
+        scenario: dict[str, Any], cfg: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Issue 20: dozens of future "Scheduled (expected)" rows came before any real run.
+    code, out, err = run_cli(capsys, "runs", "--config", str(cfg), "--json")
+    assert code == 0
+    runs = json.loads(out)
+    expected = [r for r in runs if r["expected"]]
+    assert sorted(r["configuration_name"] for r in expected) == ["patch-daily", "patch-weekly"]
+    observed = {r["correlation_id"].lower() for r in runs if not r["expected"]}
+    assert {s.correlation_id.lower() for s in scenario.values()} <= observed
+    code, out, err = run_cli(capsys, "runs", "--config", str(cfg), "--json", "--all")
+    every = json.loads(out)
+    assert len([r for r in every if r["expected"]]) > len(expected)
+    assert {r["correlation_id"] for r in runs} <= {r["correlation_id"] for r in every}
+    # The next expected run of each is the earliest one --all lists.
+    for name in ("patch-daily", "patch-weekly"):
+        first = min((r for r in every if r["expected"] and r["configuration_name"] == name),
+                    key=lambda r: r["start"])
+        assert first in runs
+    code, out, err = run_cli(capsys, "runs", "--config", str(cfg))
+    assert sum("(expected)" in line for line in out.splitlines()) == 2
+    assert "later expected run(s) not shown (--all shows them)" in err
+
+
+def test_the_dashboards_prefetch_reads_the_configurations(
+        scenario: dict[str, Any], cfg: Path) -> None:
+    # Issue 20: the dashboard's first query is sent from a thread before Textual starts.
+    from services.settings import load_settings
+    from tui.cli.dashboard import Prefetch
+
+    prefetch = Prefetch(load_settings({}, env={}, config_path=cfg)).start()
+    fetched = prefetch.result.result(timeout=60)
+    assert {c.name for c in fetched.items} >= {"patch-daily", "patch-weekly"}

@@ -335,3 +335,23 @@ async def test_a_client_given_a_ca_bundle_keeps_one_connection(azurite: Azurite,
     # azure-core given the path builds a TLS context per request, and aiohttp, whose pool is
     # keyed by it, opened a connection per request and kept them all alive.
     assert len(ports) == 1
+
+
+def test_tail_shows_each_events_own_time_and_its_arrival(
+    azurite: Azurite, sync_queue: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Issue 20: every line showed the one time of the peek that read them all.
+    for minute in (25, 31):
+        event = json.loads(base64.b64decode(pre_event()))
+        event["id"] = f"{event['id']}-{minute}"
+        event["eventTime"] = f"2023-05-09T14:{minute}:00Z"
+        sync_queue.send_message(base64.b64encode(json.dumps(event).encode()).decode())
+    cfg = write_queue_config(azurite, sync_queue.queue_name, tmp_path)
+    code, out, err = cli(capsys, "events", "tail", "--config", str(cfg))
+    assert code == 0, err
+    legend, first, second = out.splitlines()
+    assert legend.startswith("# ") and "T-35m" in legend and "(-37m)" in legend
+    assert first.startswith("2023-05-09 14:25:00Z  pre") and "arrival T-35m" in first
+    assert "arrival T-35m !" not in first
+    # T-29m is later than the documented T-30: flagged.
+    assert second.startswith("2023-05-09 14:31:00Z  pre") and "arrival T-29m !" in second

@@ -291,6 +291,24 @@ def test_read_only_dashboard_in_the_browser_takes_keys_and_shows_names_literally
         page.close()
 
 
+def test_keys_work_and_the_footer_shows_them_without_a_click(
+        serve: Callable[..., Served], browser: Any, tmp_path: Path) -> None:
+    # Issue 20: keys did nothing until the page was clicked, and the footer's keys were
+    # missing: the page now focuses its terminal once connected. No click anywhere here.
+    served = serve()
+    page = open_page(browser, served.url)
+    try:
+        shown = wait_text(page, "patch-daily", "Help", "Quit")
+        assert page.evaluate("() => document.activeElement.classList.contains("
+                             "'xterm-helper-textarea')")
+        page.keyboard.press("?")
+        wait_text(page, "Clear filter")
+        page.screenshot(path=str(_artifact(tmp_path, "no-click.png")))
+        assert "read-only" in shown
+    finally:
+        page.close()
+
+
 def test_allow_cancel_offers_cancel_and_a_closed_tab_ends_its_process(
         serve: Callable[..., Served], browser: Any, tmp_path: Path) -> None:
     served = serve("--allow-cancel", "--max-viewers", "1")

@@ -485,3 +485,27 @@ def test_the_demo_world_shows_every_verdict(standin_demo: Any,
               if c["check"].startswith("event wiring") and c["status"] == "warn"}
     assert warned >= {n for n, v in DEMO_VERDICTS.items() if v != "ok"}
     assert "patch-weu-web" not in warned
+
+
+def test_the_table_fits_the_terminal_and_wide_prints_it_whole(
+        wired: dict[str, str], cfg: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Issue 20: the table was about 270 columns wide. Fitted, ids keep their end.
+    code, whole, _ = run_cli(capsys, "subscriptions", "--config", str(cfg))
+    assert code == 0
+    table = whole.split("\n\n")[0].splitlines()
+    assert max(len(line) for line in table) > 120
+    monkeypatch.setenv("COLUMNS", "120")
+    code, fitted, _ = run_cli(capsys, "subscriptions", "--config", str(cfg))
+    assert code == 0
+    rows = fitted.splitlines()[:len(table)]
+    assert all(len(line) <= 120 for line in rows), max(rows, key=len)
+    assert "…" in fitted
+    ok = next(line for line in rows if line.startswith("ok "))
+    assert "✓ ok" in ok
+    code, wide, _ = run_cli(capsys, "subscriptions", "--config", str(cfg), "--wide")
+    assert wide == whole
+    code, json_fitted, _ = run_cli(capsys, "subscriptions", "--config", str(cfg), "--json")
+    monkeypatch.delenv("COLUMNS")
+    code, json_whole, _ = run_cli(capsys, "subscriptions", "--config", str(cfg), "--json")
+    assert json.loads(json_fitted) == json.loads(json_whole)

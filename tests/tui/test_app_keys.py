@@ -39,8 +39,12 @@ def test_keys_table_reaches_the_app_through_the_settings(tmp_path: Path) -> None
 def test_the_remappable_ids_are_exactly_the_dashboards_binding_ids() -> None:
     # The settings validate [keys] against KEY_BINDING_IDS: a binding added, renamed or
     # removed on either side must fail here rather than be silently unmappable.
-    ids = [b.id for b in (*AumwatchApp.BINDINGS, *DashboardScreen.BINDINGS)
-           if isinstance(b, Binding)]
+    from widgets.eventlog import EventLog
+
+    ids = [b.id for b in (*AumwatchApp.BINDINGS, *DashboardScreen.BINDINGS, *EventLog.BINDINGS)
+           if isinstance(b, Binding) and b.show]
+    ids += [b.id for b in (*AumwatchApp.BINDINGS, *DashboardScreen.BINDINGS)
+            if isinstance(b, Binding) and not b.show]
     assert None not in ids
     assert set(ids) == set(KEY_BINDING_IDS)
     assert len(KEY_BINDING_IDS) == len(set(KEY_BINDING_IDS))
@@ -95,6 +99,18 @@ async def test_palette_offers_every_dashboard_action(tmp_path: Path) -> None:
             assert wanted in titles
 
 
+async def test_palette_says_what_each_dashboard_command_does(tmp_path: Path) -> None:
+    # Issue 20: "Export / Export" told nothing; each command's help is more than its title.
+    app = app_with(tmp_path)
+    async with app.run_test(size=(120, 40)):
+        ours = {b.description for b in DashboardScreen.BINDINGS if isinstance(b, Binding)}
+        commands = [c for c in app.get_system_commands(app.screen) if c.title in ours]
+        assert len(commands) >= 10
+        for command in commands:
+            assert command.help.lower() != command.title.lower(), command.title
+            assert len(command.help.split()) >= 4, command.title
+
+
 async def test_cancel_is_dimmed_for_a_run_only_computed_from_the_schedule(
         tmp_path: Path) -> None:
     from services.domain.runs import UNSEEN_RUN_REASON
@@ -116,3 +132,33 @@ async def test_cancel_is_dimmed_for_a_run_only_computed_from_the_schedule(
         await pilot.pause()
         assert len(app.screen_stack) == 1  # no confirmation: nothing can be sent
         assert any(UNSEEN_RUN_REASON in str(n.message) for n in app._notifications)
+
+
+async def test_every_key_the_dashboard_shows_is_remappable(tmp_path: Path) -> None:
+    # Walk the running dashboard: each binding it shows (footer, help) on any of its widgets
+    # carries an id of KEY_BINDING_IDS, so [keys] can move it (issue 20: `f` could not be).
+    app = app_with(tmp_path)
+    async with app.run_test(size=(120, 40)):
+        shown = [(type(node).__name__, binding)
+                 for node in (app, *app.screen.walk_children(with_self=True))
+                 for bindings in node._bindings.key_to_bindings.values()
+                 for binding in bindings if binding.show]
+    assert {name for name, _ in shown} >= {"AumwatchApp", "DashboardScreen", "EventLog"}
+    unmappable = [(name, b.key, b.action) for name, b in shown if b.id not in KEY_BINDING_IDS]
+    assert unmappable == []
+
+
+async def test_follow_is_remapped_by_the_keys_table(tmp_path: Path) -> None:
+    from widgets.eventlog import EventLog
+
+    app = app_with(tmp_path, '[keys]\nfollow = "F"\n')
+    async with app.run_test(size=(120, 40)) as pilot:
+        log = app.query_one(EventLog)
+        log.focus()
+        await pilot.press("F")
+        await pilot.pause()
+        assert not log.follow
+        assert log.marker_text == "follow off (F)"
+        await pilot.press("f")  # the old key no longer toggles it
+        await pilot.pause()
+        assert not log.follow

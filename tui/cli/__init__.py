@@ -18,6 +18,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 # Order is the order shown in --help.
 COMMAND_MODULES = (
@@ -36,6 +37,7 @@ COMMAND_MODULES = (
     "tui.cli.report",  # report (issue 12)
     "tui.cli.preflight",  # preflight (issue 18)
     "tui.cli.watch",  # watch, alerts test (issue 21)
+    "tui.cli.completion",  # completion bash|zsh|fish
 )
 
 Handler = Callable[[argparse.Namespace], int]
@@ -120,12 +122,39 @@ def add_common(parser: argparse.ArgumentParser, *, json_flag: bool = True) -> No
         parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
+def package_version() -> str:
+    """aumwatch's version as installed (the package metadata), or "unknown" when the code
+    runs from a tree that was never installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("aumwatch")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: reads the package metadata only when asked (not on every start)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        print(f"aumwatch {package_version()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``aumwatch`` argument parser, every command registered."""
     parser = argparse.ArgumentParser(
         prog="aumwatch",
         description="Live dashboard and scriptable commands for Azure Update Manager "
         "maintenance windows. Without a command, opens the dashboard.",
     )
+    parser.add_argument("--version", action=_VersionAction,
+                        help="print aumwatch's version and exit")
     add_common(parser, json_flag=False)
     parser.set_defaults(config=None, debug=False)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")

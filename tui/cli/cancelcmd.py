@@ -61,7 +61,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     add_common(parser)
     add_settings_flags(parser)
-    parser.add_argument("run_id", metavar="RUN_ID", help="the run's correlation id")
+    parser.add_argument("run_id", metavar="RUN_ID", help="the run's correlation id, or "
+                        "CONFIGNAME/yyyyMMddHHmmss (its UTC start)")
     parser.add_argument("--yes", "-y", action="store_true",
                         help="do not ask for confirmation")
     parser.add_argument("--read-only", action="store_true",
@@ -84,16 +85,16 @@ def run_cancel(args: argparse.Namespace) -> int:
     """Handler of ``aumwatch cancel``."""
     import asyncio
 
-    from services.domain.runid import RunIdError, parse_run_id
+    from services.domain.report import ReportError, parse_short_form
     from tui.cli.data import settings_from_args
 
     try:
-        run_id = parse_run_id(args.run_id)
-    except RunIdError as exc:
+        short = parse_short_form(args.run_id) is not None
+    except ReportError as exc:
         raise CliError(str(exc)) from None
-    if run_id.start is None:
-        raise CliError(f"run name {run_id.run_name!r} is not a yyyyMMddHHmmss start time, so "
-                       "its cancel window cannot be known")
+    # A correlation id is checked before anything is read; a short id once the
+    # configurations are (the one resolver of report, machines and cancel).
+    run_id = None if short else _cancellable(args.run_id)
     settings = settings_from_args(args)
     try:
         return asyncio.run(_cancel(args, settings, run_id))
@@ -107,9 +108,25 @@ def run_cancel(args: argparse.Namespace) -> int:
         raise CliError(service_error(exc, what="cancel").message) from None
 
 
+def _cancellable(correlation_id: str) -> Any:
+    """The parsed run id, if it names a run whose cancel window can be known."""
+    from services.domain.runid import RunIdError, parse_run_id
+
+    try:
+        run_id = parse_run_id(correlation_id)
+    except RunIdError as exc:
+        raise CliError(str(exc)) from None
+    if run_id.start is None:
+        raise CliError(f"run name {run_id.run_name!r} is not a yyyyMMddHHmmss start time, so "
+                       "its cancel window cannot be known")
+    return run_id
+
+
 async def _cancel(args: argparse.Namespace, settings: Any, run_id: Any) -> int:
     from tui.cli.data import signed_in
 
+    if run_id is None:  # CONFIGNAME/yyyyMMddHHmmss: the one resolver, in each tenant
+        run_id = _cancellable(await _resolve_short(settings, args.run_id))
     profile, owner = await _profile_for(settings, run_id)
     async with signed_in(profile.settings, correct_clock=False) as (credential, runner):
         return await _cancel_with(args, profile.settings, run_id, credential, runner,
@@ -149,6 +166,27 @@ async def _profile_for(settings: Any, run_id: Any) -> tuple[Any, str | None]:
         return seen[0]
     raise CliError(f"no tenant profile shows run {run_id.run_name!r} in Resource Graph; "
                    "name the tenant with --tenant NAME")
+
+
+async def _resolve_short(settings: Any, text: str) -> str:
+    """The correlation id a short run id names, looked up with each tenant profile's own
+    sign-in (one profile: just that one); one line when no or several tenants know it."""
+    from services.domain.errors import ServiceError
+    from tui.cli.data import clean, resolve_run_text, signed_in
+
+    found: set[str] = set()
+    error: str | None = None
+    for profile in settings.tenant_profiles():
+        try:
+            async with signed_in(profile.settings, correct_clock=False) as (_, runner):
+                found.add(await resolve_run_text(profile.settings, runner, text))
+        except (ServiceError, CliError) as exc:
+            error = clean(str(exc))
+    if len(found) == 1:
+        return found.pop()
+    if found:
+        raise CliError(f"run {text!r} is ambiguous across tenants: " + ", ".join(sorted(found)))
+    raise CliError(error or f"no run {text!r} found")
 
 
 async def _cancel_with(args: argparse.Namespace, settings: Any, run_id: Any, credential: Any,

@@ -123,6 +123,30 @@ def tenant_header(settings: Any) -> tuple[str, ...]:
     return ("TENANT",) if len(settings.tenant_profiles()) > 1 else ()
 
 
+async def resolve_run_text(settings: Any, runner: Any, text: str, *,
+                           clock: Any = None) -> str:
+    """The correlation id ``text`` names: a correlation id, or ``CONFIGNAME/yyyyMMddHHmmss``
+    (its configuration found in Resource Graph, else in the journal). The one resolver of
+    ``report``, ``machines`` and ``cancel`` (:func:`services.azure.report.resolve_run`); an
+    ambiguous short id raises a ServiceError listing the correlation ids it could mean."""
+    from services.azure.report import resolve_run
+    from services.azure.sources import ConfigSource
+    from services.domain.errors import ServiceError
+    from services.domain.report import ReportError, parse_short_form
+
+    configs: tuple[Any, ...] = ()
+    try:
+        short = parse_short_form(text) is not None
+    except ReportError:
+        short = False  # resolve_run says what is wrong with it
+    if short:
+        try:
+            configs = (await ConfigSource(runner, clock=clock).fetch()).items
+        except ServiceError:
+            configs = ()  # the journal may still know the run
+    return resolve_run(text, configs, settings.journal_path)
+
+
 def clean(value: Any) -> str:
     """A value for a terminal cell: text from Azure is untrusted, so control characters
     (escape sequences) are shown escaped, never interpreted."""
@@ -135,16 +159,69 @@ def clean(value: Any) -> str:
     )
 
 
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """A plain aligned table on stdout."""
+#: A column shortened to fit the terminal keeps at least this many characters.
+MIN_FITTED_COLUMN = 10
+_GAP = 2
+
+
+def shorten_middle(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters: its middle replaced by ``…``, keeping more of
+    the end (the part of an Azure id that names the thing) than of the start."""
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    end = (width - 1) * 2 // 3
+    start = width - 1 - end
+    return text[:start] + "…" + (text[-end:] if end else "")
+
+
+def terminal_columns() -> int | None:
+    """The width to fit tables into: the terminal's (or ``COLUMNS``); None when stdout is no
+    terminal and ``COLUMNS`` is unset (a pipe or a file gets every character)."""
+    import os
+    import shutil
+
+    if "COLUMNS" not in os.environ and not sys.stdout.isatty():
+        return None
+    return shutil.get_terminal_size().columns
+
+
+def fit_widths(headers: Sequence[str], widths: Sequence[int], limit: int,
+               shrink: Sequence[int]) -> list[int]:
+    """Column widths whose table is at most ``limit`` wide, taken one character at a time
+    from the widest of the ``shrink`` columns (never below its header or
+    :data:`MIN_FITTED_COLUMN`). The table can stay wider when that is not enough."""
+    fitted = list(widths)
+    excess = sum(fitted) + _GAP * (len(fitted) - 1) - limit
+    floors = {i: max(len(headers[i]), MIN_FITTED_COLUMN) for i in shrink}
+    while excess > 0:
+        room = [i for i in shrink if fitted[i] > floors[i]]
+        if not room:
+            break
+        widest = max(room, key=lambda i: fitted[i])
+        fitted[widest] -= 1
+        excess -= 1
+    return fitted
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *,
+                width: int | None = None, shrink: Sequence[int] = ()) -> None:
+    """A plain aligned table on stdout. With ``width``, the ``shrink`` columns are narrowed
+    (each cell shortened in the middle) until the table fits in ``width`` characters."""
     cells = [[clean(c) for c in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in cells:
         for i, cell in enumerate(row):
             widths[i] = max(widths[i], len(cell))
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    if width is not None and shrink:
+        widths = fit_widths(headers, widths, width, shrink)
+        cells = [[shorten_middle(c, w) for c, w in zip(row, widths, strict=True)]
+                 for row in cells]
+    gap = " " * _GAP
+    print(gap.join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
     for row in cells:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        print(gap.join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 # JSON escapes C0 controls itself, but with ensure_ascii=False it writes C1 controls (U+009B
@@ -288,6 +365,21 @@ def merged_runs(configs: Sequence[Any], observed: Sequence[Any], cancelled: dict
     return runs_in_view(with_configurations(merged, configs), include_other_scopes)
 
 
+def runs_to_show(runs: Sequence[Any], *, every: bool = False) -> list[Any]:
+    """What ``runs`` prints: every observed run and, of the runs only the schedules give, the
+    next one of each configuration (``every``: all of them). The order is kept."""
+    if every:
+        return list(runs)
+    first: dict[str, Any] = {}
+    for run in runs:
+        if run.expected:
+            key = run.configuration_id.lower()
+            if key not in first or run.start < first[key].start:
+                first[key] = run
+    kept = {id(run) for run in first.values()}
+    return [run for run in runs if not run.expected or id(run) in kept]
+
+
 def run_runs(args: argparse.Namespace) -> int:
     from services.settings import SettingsError, parse_duration
 
@@ -337,9 +429,11 @@ def run_runs(args: argparse.Namespace) -> int:
             raise CliError(f"no configuration named {args.configuration!r} is visible")
     from services.domain.runs import run_phase
 
+    shown = runs_to_show(runs, every=args.all)
+    hidden = len(runs) - len(shown)
     now = clock.now()
     rules = settings.window_rules
-    phased = [(r, str(run_phase(r, now, rules))) for r in runs]
+    phased = [(r, str(run_phase(r, now, rules))) for r in shown]
     if args.json:
         print_json([r.to_json(phase=p) for r, p in phased])
         return tenants_failed(observed.failed)
@@ -361,6 +455,9 @@ def run_runs(args: argparse.Namespace) -> int:
                      status, _utc(run.start), end, phase, machines, cancelled))
     print_table((*tenant_header(settings), "CONFIGURATION", "RUN", "STATUS", "START (UTC)",
                  "END (UTC)", "PHASE", "MACHINES", "CANCELLED BY"), rows)
+    if hidden:
+        print(f"aumwatch: {hidden} later expected run(s) not shown (--all shows them)",
+              file=sys.stderr)
     return tenants_failed(observed.failed)
 
 
@@ -368,12 +465,6 @@ def run_runs(args: argparse.Namespace) -> int:
 
 
 def run_machines(args: argparse.Namespace) -> int:
-    from services.domain.runid import RunIdError, parse_run_id
-
-    try:
-        parse_run_id(args.run_id)
-    except RunIdError as exc:
-        raise CliError(str(exc)) from exc
     settings = settings_from_args(args)
 
     async def fetch() -> Any:
@@ -381,7 +472,9 @@ def run_machines(args: argparse.Namespace) -> int:
         from services.azure.tenants import each_profile, merge_fetched
 
         async def read(profile: Any, runner: Any) -> Any:
-            return await MachineSource(runner).fetch(args.run_id)
+            # CONFIGNAME/yyyyMMddHHmmss or a correlation id: the one resolver (issue 20).
+            correlation_id = await resolve_run_text(profile.settings, runner, args.run_id)
+            return await MachineSource(runner).fetch(correlation_id)
 
         results = await each_profile(settings, read, what="machines query")
         return merge_fetched(results, lambda m: m.resource_id.lower())
@@ -408,7 +501,8 @@ def run_config_show(args: argparse.Namespace) -> int:
     if args.json:
         print_json(settings.to_json())
         return 0
-    print_table(("SETTING", "VALUE", "SOURCE"), settings.display_items())
+    print_table(("SETTING", "VALUE", "SOURCE"), settings.display_items(),
+                width=None if args.wide else terminal_columns(), shrink=(1,))
     return 0
 
 
@@ -442,6 +536,13 @@ def run_doctor_command(args: argparse.Namespace) -> int:
 # --- registration ----------------------------------------------------------------------------
 
 
+def add_wide_flag(parser: argparse.ArgumentParser) -> None:
+    """``--wide``: print the table whole instead of fitting it to the terminal."""
+    parser.add_argument("--wide", action="store_true",
+                        help="print every value whole (default: the table fits the "
+                        "terminal, long ids shortened in the middle)")
+
+
 def _add_scope_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--all-scopes", action="store_true",
                         help="also list other maintenance scopes (Host, OSImage, Extension, "
@@ -460,13 +561,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     configs.set_defaults(func=run_configs)
 
     runs = subparsers.add_parser("runs", help="list recent and upcoming runs",
-                                 description="Runs observed in Resource Graph merged with "
-                                 "the runs the schedules say are coming (expected).")
+                                 description="Runs observed in Resource Graph, and the next "
+                                 "run each configuration's schedule says is coming "
+                                 "(expected); --all lists every expected run.")
     add_common(runs)
     add_settings_flags(runs)
     runs.add_argument("--configuration", metavar="NAME", help="only this configuration")
     runs.add_argument("--since", default="7d", metavar="AGE",
                       help="runs that started within AGE (e.g. 12h, 7d; at most 30d)")
+    runs.add_argument("--all", action="store_true",
+                      help="also every later expected run (default: the observed runs and "
+                      "the next expected run of each configuration)")
     _add_scope_flag(runs)
     runs.set_defaults(func=run_runs)
 
@@ -475,7 +580,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                                      "patch counts, reboot, window exceeded, first error.")
     add_common(machines)
     add_settings_flags(machines)
-    machines.add_argument("run_id", metavar="RUN_ID", help="the run's correlation id")
+    machines.add_argument("run_id", metavar="RUN_ID", help="the run's correlation id, or "
+                          "CONFIGNAME/yyyyMMddHHmmss (its UTC start)")
     machines.set_defaults(func=run_machines)
 
     config = subparsers.add_parser("config", help="show the settings",
@@ -487,6 +593,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                                  "(secrets masked)")
     add_common(show)
     add_settings_flags(show)
+    add_wide_flag(show)
     show.set_defaults(func=run_config_show)
 
     doctor = subparsers.add_parser("doctor", help="check the setup and say what to fix",

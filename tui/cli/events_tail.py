@@ -128,7 +128,7 @@ async def _tail(args: argparse.Namespace, settings: Any, journal: Any) -> int:
                 batch = await source.poll()
                 # Without --follow a failed poll is the command's error (printed once, exit 1).
                 _emit(batch, as_json=args.json, warned=warned, show_error=args.follow,
-                      tenant_keys=args.tenant_keys)
+                      tenant_keys=args.tenant_keys, rules=settings.arrival_rules)
                 if not args.follow:
                     if batch.error:
                         raise CliError(batch.error)
@@ -159,9 +159,29 @@ def _consumer_lock(settings: Any, queue_url: str) -> Any:
     return lock
 
 
+#: What a line's time and arrival mean (printed once, above the first line; README,
+#: "Scriptable commands", says the same).
+LEGEND = ("each line: when the event reached the queue (UTC), its kind, run and "
+          "configuration; arrival: a pre-event's lead on its run's start (T-35m), a "
+          "post-event's time after (+4m) or before (-37m) the run's scheduled end; "
+          "'!' marks an arrival outside the expected range")
+
+
+def arrival_text(event: Any, arrived_at: Any, rules: Any) -> str | None:
+    """``arrival T-35m`` (``!`` appended when unusual), or None for an event with no run
+    times (the rule is :func:`services.domain.arrivals.arrival`)."""
+    from services.domain.arrivals import arrival
+
+    label, flagged = arrival(event, arrived_at, rules=rules)
+    if not label:
+        return None
+    return f"arrival {label}{' !' if flagged else ''}"
+
+
 def _emit(batch: Any, *, as_json: bool, warned: set[str], show_error: bool,
-          tenant_keys: dict[str, Any] | None = None) -> None:
-    """Print one poll: events (and flagged duplicates, with --json), undecodables, notes."""
+          tenant_keys: dict[str, Any] | None = None, rules: Any = None) -> None:
+    """Print one poll: events (and flagged duplicates, with --json), undecodables, notes.
+    Each line's time is when that event reached the queue, not when this poll read it."""
     from tui.cli.data import clean, safe_json
 
     if as_json:
@@ -172,11 +192,17 @@ def _emit(batch: Any, *, as_json: bool, warned: set[str], show_error: bool,
         for bad in batch.undecodable:
             print(safe_json({**bad.to_json(), **(tenant_keys or {})}))
     else:
-        for item in batch.events:
+        if batch.events and LEGEND not in warned:
+            warned.add(LEGEND)  # once, above the first line (like a table's header)
+            print(f"# {LEGEND}")
+        for item in sorted(batch.events, key=lambda e: e.arrived_at):
             event = item.event
+            when = item.arrived_at  # the queue's insertion time (or the event's, if earlier)
+            arrived = arrival_text(event, when, rules)
             print("  ".join((
-                _hms(item.received_at), f"{event.kind:<5}", clean(event.run_name),
+                _hms(when), f"{event.kind:<5}", clean(event.run_name),
                 clean(event.configuration_name),
+                *([arrived] if arrived else []),
                 f"start {_hms(event.start)}",
                 f"cutoff {_hms(event.cancellation_cutoff)}" if event.kind == "pre" else
                 f"status {clean(event.status)}",
@@ -184,7 +210,7 @@ def _emit(batch: Any, *, as_json: bool, warned: set[str], show_error: bool,
             )))
         for bad in batch.undecodable:
             # raw_preview is already escaped; clean() again costs nothing and guards the rule.
-            print(f"{_hms(bad.received_at)}  UNDECODABLE  {clean(bad.reason)}: "
+            print(f"{_hms(bad.inserted_at or bad.received_at)}  UNDECODABLE  {clean(bad.reason)}: "
                   f"{clean(bad.raw_preview)}")
     sys.stdout.flush()
     notes = []

@@ -28,16 +28,22 @@ from tui.cli.data import (
     _run,
     _scope_flags,
     add_settings_flags,
+    add_wide_flag,
     clean,
     print_json,
     print_table,
     settings_from_args,
     signed_in,
     tenants_failed,
+    terminal_columns,
 )
 
 HEADERS = ("CONFIGURATION", "VERDICT", "SYSTEM TOPIC", "SUBSCRIPTION", "EVENTS", "SCHEMA",
            "ENDPOINT", "STATE", "HEALTH (24 H)")
+
+
+#: The columns narrowed (middle shortened) to fit the terminal: names, ids, endpoints, health.
+FITTED_COLUMNS = (0, 2, 3, 4, 6, 8)
 
 
 def health_text(health: Any) -> str:
@@ -128,7 +134,8 @@ def run_subscriptions(args: argparse.Namespace) -> int:
                      "tenant_id": tenant_of[w.configuration_id.lower()].tenant_id}
                     for w in wirings])
     else:
-        print_table(HEADERS, table_rows(wirings))
+        print_table(HEADERS, table_rows(wirings), shrink=FITTED_COLUMNS,
+                    width=None if args.wide else terminal_columns())
         for wiring in wirings:
             print(f"{clean(wiring.configuration_name)}: {wiring.symbol} {wiring.verdict}: "
                   f"{clean(wiring.reason)}")
@@ -167,4 +174,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--configuration", metavar="NAME",
                         help="only this configuration (name, case-insensitive, or full id)")
     _add_scope_flag(parser)
+    add_wide_flag(parser)
     parser.set_defaults(func=run_subscriptions)

@@ -23,11 +23,16 @@ def event_row(line: EventLine) -> EventRow:
                     arrival=line.arrival, arrival_flagged=line.arrival_flagged)
 
 
+#: The panel's legend of the arrival column (on its bottom border; README says the same).
+ARRIVAL_LEGEND = "arrival: pre-event T-35m before start · post-event +4m/-37m vs end"
+
+
 class EventsPanel(Vertical):
     """The ``#events-panel`` with its ``#events`` log."""
 
     def __init__(self, time_format: Callable[[datetime], str]) -> None:
         super().__init__(id="events-panel", classes="panel")
+        self.border_subtitle = ARRIVAL_LEGEND
         self._time_format = time_format
         self.event_log = EventLog(id="events", time_format=time_format)
 

@@ -25,7 +25,7 @@ from services.domain.eventmemory import EventArrival
 from services.domain.model import Configuration, Run
 from services.domain.runs import run_phase
 from services.domain.window import Phase, RunWindow, run_window
-from tui.display import BOUNDARY_WORDS, format_time, phase_mark_label, show
+from tui.display import BOUNDARY_WORDS, format_clock, phase_mark_label, show
 from tui.messages import CancelRequested
 from widgets.countdown import Countdown
 from widgets.sanitize import sanitize
@@ -90,6 +90,9 @@ class RunPanel(Horizontal):
         else:
             config = self.state.configs.get(run.configuration_id.lower())
             text = Text(sanitize(run.configuration_name or "?", 60), style="bold")
+            # The start right after the name: at 80 columns the line is cut at the panel's
+            # edge, and the time matters more than the run's name or how it is known.
+            text.append(f"  start {format_clock(run.start, self.zone_of(config))}")
             roster = self.roster(run)
             if roster:
                 text.append(f"  {roster}", style="bold red" if " 0 at risk" not in roster
@@ -100,7 +103,6 @@ class RunPanel(Horizontal):
             if self.state.include_other_scopes and run.scope:
                 # Only then can it be anything but guest patching: worth naming.
                 text.append(f"  scope {sanitize(run.scope, 20)}", style="dim")
-            text.append(f"  start {format_time(run.start, self.zone_of(config))}")
             show(title, text)
             timeline.update_data(self.timeline_data(run))
         self.tick(refusal=refusal)
@@ -157,6 +159,10 @@ class RunPanel(Horizontal):
         if button.disabled == allowed:
             button.disabled = not allowed
 
+    def _compact(self) -> bool:
+        """The screen is compact (80x24): each line says its time in fewer words."""
+        return self.screen.has_class("-compact") if self.is_attached else False
+
     @staticmethod
     def _wiring_line(warning: str | None) -> Text:
         if warning is None:
@@ -183,9 +189,11 @@ class RunPanel(Horizontal):
             # Inside the window and still not offered (a run Azure has not shown us): say why.
             line.append(f"  cancel not offered: {refusal}", style="yellow")
         elif phase is Phase.CANCELLABLE:
-            line.append(f"  cancel window open until {format_time(window.closes_at, zone)}")
+            line.append(f"  {'cancel' if self._compact() else 'cancel window open'} until "
+                        f"{format_clock(window.closes_at, zone)}")
         elif phase is Phase.UPCOMING and window.ever_opens:
-            line.append(f"  cancel window opens {format_time(window.opens_at, zone)}")
+            line.append(f"  {'cancel' if self._compact() else 'cancel window'} opens "
+                        f"{format_clock(window.opens_at, zone)}")
         if run.cancelled_by:
             # "⊘ cancelled by user" once it shows as cancelled, not "cancelled" twice; then who
             # sent the cancel (an audited identity or a task: untrusted text, sanitized and
