@@ -136,6 +136,8 @@ def run_subscriptions(args: argparse.Namespace) -> int:
     else:
         print_table(HEADERS, table_rows(wirings), shrink=FITTED_COLUMNS,
                     width=None if args.wide else terminal_columns())
+        if wirings:
+            print()  # the verdicts' reasons are prose under the table, not part of it
         for wiring in wirings:
             print(f"{clean(wiring.configuration_name)}: {wiring.symbol} {wiring.verdict}: "
                   f"{clean(wiring.reason)}")
