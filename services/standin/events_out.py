@@ -188,6 +188,9 @@ class QueueSink:
         #: Issue 19 (``aumwatch sim --tenants N``): message text -> the queue of the tenant
         #: whose subscription it is about (None: this queue).
         self.route: Any = None
+        #: Issue 19: subscription id (lower case) -> its tenant's queue, for the Event Grid
+        #: wiring of that tenant's configurations (empty: every one delivers to this queue).
+        self.queue_of: dict[str, str] = {}
 
     def _make_client(self, queue_name: str) -> Any:
         from azure.storage.queue import QueueClient

@@ -259,6 +259,9 @@ class SimEnvironment:
             self.sim_tenants.append({"name": f"tenant{index + 1}", "tenant_id": tenant_id,
                                      "token": "", "subscriptions": owned,
                                      "queue_name": queue})
+        self.sink.queue_of = queue_of  # each tenant's wiring names its queue
+        # Messages written straight to the first queue (not through a subscription) still
+        # reach their subscription's tenant.
         self.sink.route = lambda text: _queue_for(text, queue_of)
 
     @property

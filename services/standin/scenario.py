@@ -287,8 +287,12 @@ class ScenarioEngine:
         if spec.wiring == "other-queue" and self.sink is not None:
             self.sink.create_queue(OTHER_QUEUE)
         try:
+            # With several tenants each configuration's events go to its own tenant's queue,
+            # so the wiring a tenant's profile reads names that tenant's queue (issue 19).
+            queue = getattr(self.sink, "queue_of", {}).get(spec.subscription_id.lower(),
+                                                         self.queue_name)
             self.world.eventgrid.wire(
-                spec.id, spec.wiring, queue=self.queue_name, account_id=self.storage_account_id,
+                spec.id, spec.wiring, queue=queue, account_id=self.storage_account_id,
                 schema=spec.behaviour.schema, now=t0)
         except ValueError as exc:
             raise ScenarioError(f"{self.scenario.source}: configuration {spec.name}: "

@@ -326,6 +326,16 @@ def test_sim_plays_two_tenants_each_with_its_subscriptions_token_and_queue(
         lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
         assert lines and {(r["tenant"], r["tenant_id"]) for r in lines} == {
             ("tenant2", two.tenant)}
+        # Each tenant's Event Grid wiring names its own queue, the one its profile watches:
+        # the demo world's verdicts are the same with two tenants as with one (before, the
+        # second tenant's configurations read "other-endpoint" on every screen).
+        from tests.integration.test_wiring import DEMO_VERDICTS
+
+        code, out, err = run_cli(capsys, "subscriptions", "--config", str(env.config_path),
+                                 "--json")
+        assert code == 0, err
+        got = {i["configuration_name"]: i["verdict"] for i in out}
+        assert {name: got.get(name) for name in DEMO_VERDICTS} == DEMO_VERDICTS
 
 
 async def test_without_profiles_a_cancel_of_a_delegated_subscription_is_marked_too(

@@ -100,7 +100,7 @@ def run_subscriptions(args: argparse.Namespace) -> int:
         profiles = settings.tenant_profiles()
         answers = await asyncio.gather(*(fetch_one(p) for p in profiles),
                                        return_exceptions=True)
-        chosen: list[Any] = []
+        picked: dict[str, tuple[bool, Any]] = {}  # key -> (read by its owner, configuration)
         wirings: dict[str, Any] = {}
         failed: dict[str, str] = {}
         for profile, answer in zip(profiles, answers, strict=True):
@@ -112,9 +112,21 @@ def run_subscriptions(args: argparse.Namespace) -> int:
                 failed[profile.label] = (str(answer) if isinstance(answer, BaseException)
                                          else answer[1].error)
                 continue
-            seen = {c.id.lower() for c in chosen}
-            chosen.extend(c for c in answer[0] if c.id.lower() not in seen)
-            wirings.update(answer[1].wirings)
+            # A configuration seen through two profiles (a delegation) is judged by the
+            # profile of the tenant that owns it: against that tenant's queue.
+            for config in answer[0]:
+                key = config.id.lower()
+                own = bool(config.tenant_id and profile.tenant
+                           and config.tenant_id.lower() == profile.tenant.lower())
+                if key in picked and (picked[key][0] or not own):
+                    continue
+                picked[key] = (own, config)
+                wiring = answer[1].get(config.id)
+                if wiring is not None:
+                    wirings[key] = wiring
+                else:
+                    wirings.pop(key, None)
+        chosen = [config for _, config in picked.values()]
         if args.configuration and not chosen and not failed:
             raise CliError(f"no configuration named {args.configuration!r} is visible")
         return chosen, wirings, failed
