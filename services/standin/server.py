@@ -115,6 +115,8 @@ def standin_token(tenant_id: str, *, upn: str = STANDIN_UPN, now: float | None =
     parts = (json.dumps(header, separators=(",", ":")).encode(),
              json.dumps(claims, separators=(",", ":")).encode(), secrets.token_bytes(32))
     return ".".join(_b64url(p) for p in parts)
+
+
 DEFAULT_QUOTA_WINDOW = 5.0
 
 _CFG = (r"/subscriptions/(?P<sub>[^/]+)/resourcegroups/(?P<rg>[^/]+)"
@@ -270,7 +272,9 @@ class StandInServer:
         """Play one more tenant: ``subscriptions`` are its own (rows show it as their
         ``tenantId``), ``delegated`` are other tenants' it sees through Lighthouse. Its token
         is refused (403) outside them. Returns the tenant (its ``token``)."""
-        tenant = SimTenant(tenant_id, token or secrets.token_urlsafe(32),
+        # Shaped like an Entra token of that tenant (``tid``), so a cancel sent with it is
+        # audited with a real who, as with the stand-in's own token.
+        tenant = SimTenant(tenant_id, token or standin_token(tenant_id),
                            frozenset(s.lower() for s in subscriptions),
                            frozenset(s.lower() for s in delegated))
         with self.world.lock:

@@ -21,7 +21,7 @@ from services.domain.boundary import CancelTarget, Outcome
 from services.domain.clock import ManualClock
 from services.domain.dashboard import DashboardState
 from services.settings import load_settings
-from services.standin.server import SimTenant, StandInServer
+from services.standin.server import STANDIN_UPN, SimTenant, StandInServer
 from services.standin.world import World
 from tests.standin import (
     NOW,
@@ -204,6 +204,8 @@ async def test_a_cancel_of_the_second_tenants_run_is_sent_with_its_token_and_ver
     with Journal(settings.journal_path) as journal:
         (row,) = journal.cancel_audit()
     assert (row.tenant, row.tenant_id, row.delegated) == ("fabrikam", TENANT_B, False)
+    # Each tenant's stand-in token names its caller as an Entra token does (issue 22 item 3).
+    assert row.identity is not None and STANDIN_UPN in row.identity
 
 
 async def test_a_cancel_through_a_delegation_is_marked_unconfirmed_by_microsoft(
