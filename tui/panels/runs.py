@@ -110,7 +110,7 @@ class RunsPanel(Vertical):
             Text(sanitize(run.configuration_name or "", 40)),
             Text(status, style="bold red" if run.status.lower() == "failed" else ""),
             sort_text(format_time(run.start, zone), run.start),
-            Text(format_time(run.end, zone) if run.end else "–"),
+            end_cell(run, zone),
             Text(machines, style=failed_style),
             Text(cancelled, style="yellow" if cancelled else ""),
         )
@@ -130,3 +130,12 @@ class RunsPanel(Vertical):
             cell = run_label(run, now, self.state.rules)
             if not same_cell(table.get_cell(row_key, "phase"), cell):
                 table.update_cell(row_key, "phase", cell)
+
+
+def end_cell(run: Run, zone: tzinfo | None) -> Text:
+    """The End column, as ``aumwatch runs`` gives it (services/domain/runfacts.py): a run that
+    ended shows when it really ended ("–" when nobody knows), never its scheduled end; a run
+    still to end shows the scheduled end, dimmed."""
+    if run.finished:
+        return Text(format_time(run.ended_at, zone) if run.ended_at else "–")
+    return Text(format_time(run.end, zone) if run.end else "–", style="dim")
