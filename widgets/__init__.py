@@ -15,7 +15,6 @@ _EXPORTS = {
     "format_remaining": "widgets.countdown",
     "EventLog": "widgets.eventlog",
     "EventRow": "widgets.eventlog",
-    "format_delay": "widgets.eventlog",
     "phase_label": "widgets.phase",
     "sanitize": "widgets.sanitize",
     "SourceAge": "widgets.statusbar",

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import ClassVar
 
 from rich.style import Style
@@ -44,8 +44,7 @@ FLAG_LOOKS: dict[str, tuple[str, str]] = {
 TIME_WIDTH = 8
 DELAY_WIDTH = 7
 FLAG_WIDTH = 13
-# The fifth column shows ``arrival`` when the row has one (the dashboard's rows), else
-# ``delay``; its header names what the dashboard shows.
+# The fifth column shows the row's ``arrival``.
 HEADERS = ("time", "type", "configuration", "run", "arrival", "flag")
 
 
@@ -58,12 +57,9 @@ class EventRow:
         kind: the event type, or "undecodable".
         configuration: configuration name (or a raw preview for an undecodable message).
         run: run name / id (shown truncated).
-        delay: arrival delay versus expected (positive = late), if known. Superseded by
-            ``arrival`` when that is given.
         flag: "undecodable", "duplicate", "watchdog" or None; other words are shown as is.
         arrival: when the event arrived relative to its run, already worded by the caller
-            (``T-35m`` for a pre-event, ``+4m`` after the end for a post-event); shown in the
-            delay column instead of ``delay``.
+            (``T-35m`` for a pre-event, ``+4m`` after the end for a post-event).
         arrival_flagged: the arrival is outside the documented range: the label is drawn in
             a warning style and the flag column says "! off-range" (unless the row has a
             flag of its own), so the meaning survives without colour.
@@ -75,7 +71,6 @@ class EventRow:
     kind: str
     configuration: str = ""
     run: str = ""
-    delay: timedelta | None = None
     flag: str | None = None
     payload: str = ""
     key: str = ""
@@ -83,26 +78,10 @@ class EventRow:
     arrival_flagged: bool = False
 
 
-def format_delay(delay: timedelta | None) -> str:
-    """Format an arrival delay: "+45s", "-12s", "+3m05s", "+1h02m"; "" when unknown."""
-    if delay is None:
-        return ""
-    seconds = round(delay.total_seconds())
-    sign = "-" if seconds < 0 else "+"
-    seconds = abs(seconds)
-    if seconds < 60:
-        return f"{sign}{seconds}s"
-    if seconds < 3600:
-        return f"{sign}{seconds // 60}m{seconds % 60:02d}s"
-    if seconds < 100 * 3600:
-        return f"{sign}{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{sign}{seconds // 86400}d"
-
-
 def column_widths(width: int, time_width: int = TIME_WIDTH) -> tuple[int, int, int, int, int, int]:
-    """Split `width` cells into (time, type, configuration, run, delay, flag) column widths.
+    """Split `width` cells into (time, type, configuration, run, arrival, flag) column widths.
 
-    One blank cell separates columns. Time, delay and flag are fixed; the rest is shared
+    One blank cell separates columns. Time, arrival and flag are fixed; the rest is shared
     between type (30%, 6..24), configuration and run. Never returns a negative width.
     """
     fixed = time_width + DELAY_WIDTH + FLAG_WIDTH + 5
@@ -120,7 +99,7 @@ class _Entry:
     row: EventRow
     cells: tuple[str, str, str, str, str, str]
     flag_style: str
-    delay_style: str = ""
+    arrival_style: str = ""
 
 
 def _default_time_format(when: datetime) -> str:
@@ -342,22 +321,21 @@ class EventLog(ScrollView, can_focus=True):
             time_text = self._time_format(row.time)
         except (ValueError, TypeError, OverflowError):
             time_text = "?"
-        delay_text, delay_style = format_delay(row.delay), ""
+        arrival_text, arrival_style = sanitize(row.arrival, CELL_MAX_LEN), ""
         if row.arrival:
-            delay_text = sanitize(row.arrival, CELL_MAX_LEN)
             if row.arrival_flagged:
                 # Said in words in the flag column too, not by colour alone; the label itself
                 # stays whole ("T-1h05m" fills the column).
-                delay_style = "bold yellow"
+                arrival_style = "bold yellow"
         cells = (
             sanitize(str(time_text), CELL_MAX_LEN),
             sanitize(row.kind, CELL_MAX_LEN),
             sanitize(row.configuration, CELL_MAX_LEN),
             sanitize(row.run, CELL_MAX_LEN),
-            delay_text,
+            arrival_text,
             sanitize(flag_text, CELL_MAX_LEN),
         )
-        return _Entry(seq, row, cells, flag_style, delay_style)
+        return _Entry(seq, row, cells, flag_style, arrival_style)
 
     def _visible_rows(self) -> int:
         # One line of the viewport is the header.
@@ -429,7 +407,7 @@ class EventLog(ScrollView, can_focus=True):
         if cached is not None:
             return cached
         widths = column_widths(width, self._time_width)
-        styles = ("dim", "bold", "", "", entry.delay_style, entry.flag_style)
+        styles = ("dim", "bold", "", "", entry.arrival_style, entry.flag_style)
         line = self._line_text(entry.cells, widths, styles)
         line.truncate(width, pad=True)
         if is_cursor:

@@ -8,7 +8,7 @@ import pytest
 from textual import on
 from textual.app import App, ComposeResult
 
-from widgets.eventlog import EventLog, EventRow, column_widths, format_delay
+from widgets.eventlog import EventLog, EventRow, column_widths
 
 T = datetime(2026, 3, 1, 14, 20, tzinfo=UTC)
 
@@ -33,16 +33,6 @@ class LogApp(App[None]):
     @on(EventLog.Selected)
     def _selected(self, message: EventLog.Selected) -> None:
         self.selected.append(message.row)
-
-
-@pytest.mark.parametrize(
-    ("delay", "text"),
-    [(None, ""), (timedelta(seconds=45), "+45s"), (timedelta(seconds=-12), "-12s"),
-     (timedelta(minutes=3, seconds=5), "+3m05s"), (timedelta(hours=1, minutes=2), "+1h02m"),
-     (timedelta(days=10), "+10d")],
-)
-def test_format_delay(delay: timedelta | None, text: str) -> None:
-    assert format_delay(delay) == text
 
 
 @pytest.mark.parametrize("width", [0, 20, 40, 78, 118, 300])
@@ -225,20 +215,17 @@ async def test_clicking_a_row_selects_it() -> None:
         assert log.selected_row is not None and log.selected_row.key == "k2"
 
 
-async def test_the_arrival_label_replaces_the_delay_and_is_marked_when_flagged() -> None:
+async def test_the_arrival_label_is_shown_and_marked_when_flagged() -> None:
     app = LogApp()
-    on_time = EventRow(time=T, kind="pre", run="r1", delay=timedelta(minutes=-5),
-                       arrival="T-35m")
+    on_time = EventRow(time=T, kind="pre", run="r1", arrival="T-35m")
     early = EventRow(time=T, kind="pre", run="r2", arrival="T-45m", arrival_flagged=True)
-    legacy = EventRow(time=T, kind="post", run="r3", delay=timedelta(seconds=45))
     async with app.run_test(size=(120, 24)) as pilot:
         log = app.query_one(EventLog)
-        log.add_rows([on_time, early, legacy])
+        log.add_rows([on_time, early])
         await pilot.pause()
-        first, second, third = (log.row_text(i) for i in range(3))
-        assert "T-35m" in first and "-5m00s" not in first and "!" not in first
+        first, second = (log.row_text(i) for i in range(2))
+        assert "T-35m" in first and "!" not in first
         assert "T-45m" in second and "off-range" in second
-        assert "+45s" in third  # callers that still give a delay are unchanged
         strip = log.render_line(2)
         marked = [s for s in strip if "T-45m" in s.text]
         assert marked and marked[0].style is not None and marked[0].style.bold

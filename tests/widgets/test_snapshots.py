@@ -40,9 +40,9 @@ STATUS = StatusData(
 )
 EVENTS = [
     EventRow(T - 33 * MIN, "PreMaintenanceEvent", "weekly-sat", "20260301150000",
-             delay=2 * MIN),
+             arrival="T-33m"),
     EventRow(T - 33 * MIN, "PreMaintenanceEvent", "weekly-sat", "20260301150000",
-             delay=2 * MIN, flag="duplicate"),
+             arrival="T-33m", flag="duplicate"),
     EventRow(T - 20 * MIN, "undecodable", "", "[bold red]x[/] \x1b]52;c;ZXZpbA==\x07",
              flag="undecodable"),
     EventRow(T - 18 * MIN, "Watchdog", "monthly-2nd-tue", "20260301160000",
