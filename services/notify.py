@@ -82,6 +82,11 @@ class Notifier:
         """``text`` without any secret of the routes."""
         return scrub_output(text, self._secrets)
 
+    def _detail(self, text: str) -> str:
+        """``text`` on one line, scrubbed, then cut to :data:`DETAIL_LIMIT` (scrubbed first:
+        a cut through a secret would leave its head unredacted)."""
+        return self.scrub(" ".join(text.split()))[:DETAIL_LIMIT]
+
     async def _http(self) -> Any:
         if self._session is None:
             import aiohttp
@@ -133,11 +138,11 @@ class Notifier:
                 async with request as response:
                     status = response.status
                     text = await response.text(errors="replace")
-                    detail = self.scrub(" ".join(text.split())[:DETAIL_LIMIT])
+                    detail = self._detail(text)
             except (TimeoutError, OSError) as exc:
-                detail = self.scrub(_short(exc) or "timed out")
+                detail = self._detail(_short(exc))
             except Exception as exc:  # aiohttp's ClientError and friends
-                detail = self.scrub(_short(exc))
+                detail = self._detail(_short(exc))
             last = Delivery(name, status is not None and 200 <= status < 300, status, detail,
                             attempt)
             if last.ok or (status is not None and status < 500 and status != 429):
@@ -164,7 +169,7 @@ class Notifier:
                 stderr=asyncio.subprocess.STDOUT, env=env, start_new_session=True,
                 preexec_fn=child_guard())
         except OSError as exc:
-            return None, self.scrub(f"cannot start {argv[0]!r}: {exc.strerror or exc}")
+            return None, self._detail(f"cannot start {argv[0]!r}: {exc.strerror or exc}")
         capture = _Capture(DETAIL_LIMIT * 2)
         assert proc.stdout is not None
         reader = asyncio.ensure_future(capture.read(proc.stdout))
@@ -184,9 +189,8 @@ class Notifier:
                     with contextlib.suppress(BaseException):
                         await pending
         text = bytes(capture.head + capture.tail).decode("utf-8", "replace")
-        return proc.returncode, self.scrub(" ".join(text.split())[:DETAIL_LIMIT])
+        return proc.returncode, self._detail(text)
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return " ".join(text.split())[:DETAIL_LIMIT]
+    return str(exc) or type(exc).__name__

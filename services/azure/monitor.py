@@ -260,7 +260,7 @@ class Monitor:
         if len(failed) == len(names):
             raise ServiceError("server", failures_line(failed))
         key = configuration_key if kind == "configs" else run_key
-        merged = merge_fetched(results, key)
+        merged = merge_fetched(results, key, clock=self.clock)
         return dataclasses.replace(merged, failed=failed)
 
     def _tenant_of(self, correlation_or_config_id: str) -> Monitor | None:

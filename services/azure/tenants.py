@@ -58,9 +58,10 @@ async def each_profile(settings: Settings,
 
 
 def merge_fetched(results: Sequence[ProfileResult[Fetched[Any]]],
-                  key: Callable[[Any], str]) -> Fetched[Any]:
+                  key: Callable[[Any], str], *, clock: Clock | None = None) -> Fetched[Any]:
     """The profiles' fetches as one: every item tagged with its profile, each once (the
-    copy of its owning tenant), the failed tenants in ``failed``."""
+    copy of its owning tenant), the failed tenants in ``failed``. When none answered, it
+    was fetched at ``clock``'s now (the system clock without one)."""
     answered = [r for r in results if r.value is not None]
     reads = [TenantRead(r.profile.name, r.profile.tenant, r.value.items)
              for r in answered if r.value is not None]
@@ -68,9 +69,9 @@ def merge_fetched(results: Sequence[ProfileResult[Fetched[Any]]],
     failed = {r.profile.label: r.error or "failed" for r in results if r.value is None}
     values = [r.value for r in answered if r.value is not None]
     if not values:
-        from datetime import UTC, datetime
+        from services.domain.clock import SystemClock
 
-        return Fetched((), datetime.now(UTC), None, 0, failed)
+        return Fetched((), (clock or SystemClock()).now(), None, 0, failed)
     return Fetched(items, max(v.fetched_at for v in values),
                    next((v.skew for v in values if v.skew is not None), None),
                    sum(v.requests for v in values), failed)

@@ -56,8 +56,6 @@ CLASSIFICATIONS = ("critical", "security", "updateRollup", "featurePack", "servi
 FREEZE_BEFORE = timedelta(minutes=40)
 #: A VM created less than this before the start may miss the trigger (scheduled-patching).
 NEW_VM_BEFORE = timedelta(minutes=15)
-#: How far back the results that give a machine's own durations go (Resource Graph keeps 30 d).
-HISTORY = timedelta(days=30)
 
 
 # -- queries (one paged query per kind; ids projected so Resource Graph pages them) ----------

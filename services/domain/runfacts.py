@@ -17,7 +17,7 @@ merges) or directly; no view derives them itself, so they cannot disagree.
 * **End** (:func:`run_end`): when the run really ended: the post-event's time, else Resource
   Graph's end once its row is terminal, never the scheduled window end; None while the run has
   not ended or nobody knows when it did. Whether it overran its window: :func:`run_overran`.
-* **Events** (:func:`run_events`, :func:`first_event_times`): the pre/post events seen of the
+* **Events** (:func:`run_events`): the pre/post events seen of the
   run, from the journal and from what the dashboard's event memory saw, one entry per event.
 
 Pure: no I/O, no clock.
@@ -258,13 +258,6 @@ def run_events(*sources: Iterable[EventFact]) -> tuple[EventFact, ...]:
             found[key] = replace(first, duplicate_deliveries=max(
                 known.duplicate_deliveries, fact.duplicate_deliveries))
     return tuple(sorted(found.values(), key=lambda e: (e.happened_at, e.kind, e.event_id)))
-
-
-def first_event_times(events: Iterable[EventFact]) -> tuple[datetime | None, datetime | None]:
-    """(the first pre-event's time, the first post-event's time) among ``events``."""
-    pre = [e.happened_at for e in events if e.kind == "pre"]
-    post = [e.happened_at for e in events if e.kind == "post"]
-    return (min(pre) if pre else None, min(post) if post else None)
 
 
 def settle_facts(run: Run, *, row: Run | None,

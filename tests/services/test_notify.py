@@ -11,7 +11,7 @@ from pathlib import Path
 
 from services.domain.findings import Alert
 from services.domain.routes import RouteSpec, dedup_key
-from services.notify import Notifier
+from services.notify import DETAIL_LIMIT, Notifier
 from tests.receivers import receiver
 
 T = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -90,6 +90,15 @@ async def test_an_answer_echoing_a_secret_is_scrubbed() -> None:
         delivery = await Notifier([route]).send(route, ALERT)
     assert KEY not in delivery.detail and "secret-path-abcdef" not in delivery.detail
     assert "REDACTED" in delivery.detail
+
+
+async def test_a_secret_cut_by_the_detail_limit_is_scrubbed_not_left_as_a_prefix() -> None:
+    echo = "x" * (DETAIL_LIMIT - 10) + KEY  # the key straddles the cut
+    route = RouteSpec("page", "command", command=(sys.executable, "-c", f"print({echo!r})"))
+    delivery = await Notifier([route], secrets=[KEY]).send(route, ALERT)
+    assert delivery.ok and delivery.detail.startswith("xxx")
+    assert KEY[:10] not in delivery.detail
+    assert len(delivery.detail) <= DETAIL_LIMIT
 
 
 async def test_a_dead_receiver_is_a_failed_delivery_not_an_exception() -> None:

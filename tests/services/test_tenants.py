@@ -55,3 +55,14 @@ def test_a_row_without_tenant_id_gets_the_profiles_and_runs_follow_their_configu
     assert filled.to_json()["tenant"] == "a" and filled.to_json()["tenant_id"] == A
     assert Run(correlation_id="x", configuration_id="", configuration_name="", run_name="",
                start=start).to_json()["tenant"] is None
+
+
+def test_no_tenant_answering_is_stamped_by_the_injected_clock() -> None:
+    from services.azure.tenants import ProfileResult, merge_fetched
+    from services.domain.clock import ManualClock
+    from services.settings import Profile, Settings
+
+    clock = ManualClock(datetime(2026, 3, 10, 12, 0, tzinfo=UTC))
+    failed = [ProfileResult(Profile("a", A, Settings()), error="denied")]
+    merged = merge_fetched(failed, key, clock=clock)
+    assert (merged.items, merged.fetched_at, merged.failed) == ((), clock.now(), {"a": "denied"})

@@ -155,7 +155,7 @@ def run_configs(args: argparse.Namespace) -> int:
 
         results = await each_profile(settings, read, clock=clock,
                                      what="configurations query")
-        return merge_fetched(results, configuration_key)
+        return merge_fetched(results, configuration_key, clock=clock)
 
     fetched = _run(fetch)
     from services.domain.configs import configurations_in_view, next_run_phase
@@ -287,9 +287,9 @@ def run_runs(args: argparse.Namespace) -> int:
 
         results = await each_profile(settings, read, clock=clock, what="runs query")
         configs = merge_fetched([ProfileResult(r.profile, r.value and r.value[0], r.error)
-                                 for r in results], configuration_key)
+                                 for r in results], configuration_key, clock=clock)
         observed = merge_fetched([ProfileResult(r.profile, r.value and r.value[1], r.error)
-                                  for r in results], run_key)
+                                  for r in results], run_key, clock=clock)
         return configs.items, observed
 
     configs, observed = _run(fetch)
