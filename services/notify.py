@@ -27,7 +27,7 @@ from typing import Any
 from services.azure.tasks import _Capture, _feed, _signal_group, child_guard
 from services.domain.findings import Alert
 from services.domain.routes import RouteSpec, payload, stdin_document
-from services.domain.tasks import scrub_output
+from services.domain.tasks import passed_environment, scrub_output
 
 #: Tries of one send in all (the first and its retries).
 DEFAULT_ATTEMPTS = 3
@@ -162,7 +162,9 @@ class Notifier:
         return last
 
     async def _run(self, argv: Sequence[str], document: bytes) -> tuple[int | None, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AUMWATCH_ROUTE_")}
+        # As a task's: none of aumwatch's secrets (route keys, the queue's connection string,
+        # tokens, AZURE_CLIENT_SECRET), only the safe part of its environment.
+        env = passed_environment(os.environ)
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,

@@ -142,12 +142,18 @@ def tasks_for(tasks: Iterable[TaskSpec], event: MaintenanceEvent) -> list[TaskSp
     return [task for task in tasks if task.matches(event)]
 
 
+def passed_environment(inherited: Mapping[str, str]) -> dict[str, str]:
+    """The safe part of aumwatch's own environment that a child it runs (a task, an alert's
+    command route) gets: :data:`PASSED_ENV` and the locale, none of aumwatch's secrets."""
+    return {key: value for key, value in inherited.items()
+            if key in PASSED_ENV or key.startswith(PASSED_ENV_PREFIXES)}
+
+
 def task_environment(task: TaskSpec, event: MaintenanceEvent, event_file: str,
                      inherited: Mapping[str, str]) -> dict[str, str]:
     """The whole environment of one task run: the safe part of ``inherited`` (aumwatch's
-    own environment, see :data:`PASSED_ENV`) plus the ``AUMWATCH_TASK_*`` variables."""
-    env = {key: value for key, value in inherited.items()
-           if key in PASSED_ENV or key.startswith(PASSED_ENV_PREFIXES)}
+    own environment, :func:`passed_environment`) plus the ``AUMWATCH_TASK_*`` variables."""
+    env = passed_environment(inherited)
     values = {
         "NAME": task.name,
         "EVENT_KIND": str(event.kind),

@@ -9,6 +9,8 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from services.domain.findings import Alert
 from services.domain.routes import RouteSpec, dedup_key
 from services.notify import DETAIL_LIMIT, Notifier
@@ -118,3 +120,22 @@ async def test_a_command_route_gets_the_finding_on_stdin_without_a_shell(tmp_pat
     failing = RouteSpec("page", "command", command=(sys.executable, "-c", "raise SystemExit(4)"))
     result = await Notifier([failing], sleep=no_wait, attempts=2).send(failing, ALERT)
     assert (result.ok, result.status, result.attempts) == (False, 4, 2)
+
+
+async def test_a_command_route_gets_none_of_aumwatchs_secrets(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Like a task (services/domain/tasks.py passed_environment): a command route is the
+    # operator's program, and aumwatch's own secrets are not its business.
+    monkeypatch.setenv("AUMWATCH_QUEUE_CONNECTION_STRING", "AccountKey=c2VjcmV0")
+    monkeypatch.setenv("AZURE_CLIENT_SECRET", "client-secret-value")
+    monkeypatch.setenv("AUMWATCH_TOKEN", "a-token")
+    out = tmp_path / "env.json"
+    script = ("import json, os, pathlib, sys; "
+              "pathlib.Path(sys.argv[1]).write_text(json.dumps(dict(os.environ)))")
+    route = RouteSpec("page", "command", command=(sys.executable, "-c", script, str(out)))
+    delivery = await Notifier([route]).send(route, ALERT)
+    assert delivery.ok, delivery.detail
+    env = json.loads(out.read_text())
+    assert "PATH" in env
+    assert not {"AUMWATCH_QUEUE_CONNECTION_STRING", "AZURE_CLIENT_SECRET",
+                "AUMWATCH_TOKEN"} & env.keys()
