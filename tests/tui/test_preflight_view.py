@@ -144,3 +144,27 @@ async def test_space_pauses_and_p_opens_pre_flight(tmp_path: Path) -> None:
         assert isinstance(app.screen, PreflightView)
         assert "reading the pre-flight" in app.screen.text
         assert app.dashboard.paused
+
+
+async def test_a_machines_os_from_azure_is_shown_literally(tmp_path: Path) -> None:
+    # The OS type comes from Azure: a DataTable parses a plain str cell as markup, so
+    # "[b]W[/b]" would lose its brackets and turn bold.
+    from textual.widgets._data_table import default_cell_formatter
+
+    machine = vm("web-os", os_type="[b]W[/b]")
+    items = preflight(World(tuple(Plan(c) for c in CONFIGS),
+                            (Assignment(CONFIGS[0].id, machine_id=machine.id),),
+                            (machine,), {}), NOW)
+    app = make_app(tmp_path)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await feed(pilot)
+        dash = app.dashboard
+        dash.show_change(dash.state.select_config(key_of("patch-weu-web")))
+        dash.post_message(PreflightFetched(PreflightSnapshot(tuple(items), NOW)))
+        await pilot.pause()
+        await pilot.press("p")
+        await pilot.pause()
+        view = app.screen
+        assert isinstance(view, PreflightView)
+        cell = view.table.get_row_at(0)[2]
+        assert str(default_cell_formatter(cell)) == "[b]W[/b]"

@@ -17,7 +17,6 @@ Exit codes are :data:`EXIT_CODES` (also in ``--help``). ``--json`` prints ``[{"r
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -348,9 +347,10 @@ def _report(args: argparse.Namespace, run_id: Any, outcome: str, message: str,
             http_status: int | None, run_status: str | None, computed: bool, *,
             tenant: tuple[str | None, str | None] = (None, None)) -> int:
     from tui.cli.data import clean
+    from tui.cli.output import safe_json
 
     if args.json:
-        print(json.dumps([{
+        print(safe_json([{
             "run_id": run_id.correlation_id,
             "configuration_name": run_id.configuration_name,
             "outcome": outcome,
@@ -360,7 +360,7 @@ def _report(args: argparse.Namespace, run_id: Any, outcome: str, message: str,
             "computed_id": computed,
             "tenant": tenant[0],
             "tenant_id": tenant[1],
-        }], indent=2, ensure_ascii=False))
+        }], indent=2))
     if outcome == "verified":
         if not args.json:
             print(f"cancelled: run {clean(run_id.run_name)} of {clean(run_id.configuration_name)}"

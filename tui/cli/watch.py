@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from services.domain.backoff import Backoff
 from tui.cli import CliError, add_common
+from tui.cli.output import clean
 
 if TYPE_CHECKING:
     from services.alerting import Alerter
@@ -75,7 +76,8 @@ def _settings(args: argparse.Namespace, **flags: Any) -> Settings:
 
 
 def _line(text: str) -> None:
-    sys.stderr.write(f"aumwatch watch: {text}\n")
+    # What came back from a route (its answer, a command's output) is untrusted text.
+    sys.stderr.write(f"aumwatch watch: {clean(text)}\n")
     sys.stderr.flush()
 
 
@@ -298,5 +300,6 @@ async def _test_route(settings: Settings, route: Any) -> int:
         await notifier.close()
     for what, delivery in zip(("trigger", "resolve") if route.type == "pagerduty"
                               else ("test",), sent, strict=False):
-        print(f"route {route.name} ({route.type}) {what}: {delivery.describe()}", flush=True)
+        print(f"route {clean(route.name)} ({route.type}) {what}: {clean(delivery.describe())}",
+              flush=True)
     return 0 if all(d.ok for d in sent) else 1

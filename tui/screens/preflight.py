@@ -208,7 +208,8 @@ class PreflightView(ModalScreen[None]):
         for machine in self._machines():
             codes = ", ".join(r.code for r in machine.risks) or "-"
             table.add_row(
-                Text(sanitize(machine.name, 60)), machine.source, sanitize(machine.os, 10) or "-",
+                Text(sanitize(machine.name, 60)), machine.source,
+                Text(sanitize(machine.os, 10) or "-"),
                 Text(codes, style="bold red" if machine.risks else "green"),
                 "?" if machine.pending_updates is None else str(machine.pending_updates),
                 "?" if machine.estimated_minutes is None else f"{machine.estimated_minutes}m",

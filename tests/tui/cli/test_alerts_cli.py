@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,22 @@ def test_config_show_lists_the_routes_with_their_secrets_masked(
     assert "hook: webhook" in text
     for shown in (out, text):
         assert KEY not in shown and HOOK not in shown
+
+
+def test_a_routes_answer_reaches_the_terminal_with_its_control_characters_escaped(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # What a route answers (here a command's output) is untrusted: an escape sequence in it
+    # (a window title, a screen clear) must be printed escaped, never interpreted.
+    cfg = tmp_path / "config.toml"
+    answer = "import sys; sys.stdout.write(chr(27) + ']0;pwned' + chr(7) + chr(27) + '[2J')"
+    cfg.write_text(f"""
+[[alerts.routes]]
+name = "cmd"
+type = "command"
+command = [{json.dumps(sys.executable)}, "-c", {json.dumps(answer)}]
+""", encoding="utf-8")
+    cfg.chmod(0o600)
+    code, out, err = run_cli(capsys, "--config", str(cfg), "alerts", "test", "cmd")
+    assert code == 0, err
+    assert "\x1b" not in out and "\x07" not in out
+    assert "\\x1b]0;pwned\\x07\\x1b[2J" in out
