@@ -356,3 +356,19 @@ def test_decode_directory_exits_1(capsys: pytest.CaptureFixture[str], tmp_path: 
 def test_events_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
     code, out, _ = run(capsys, *argv)
     assert code == 2 and out == ""
+
+
+def test_an_error_carrying_outside_text_is_printed_escaped(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # A command's one-line error may quote Azure's or a queue's text (a queue's error, a
+    # configuration's name): a control sequence in it is shown escaped, never interpreted.
+    from tui.cli import CliError, data
+
+    def failing(*_: Any, **__: Any) -> Any:
+        raise CliError("queue said \x1b]0;owned\x07\x1b[2J\x9b31m no")
+
+    monkeypatch.setattr(data, "settings_from_args", failing)
+    code = main(["configs"])
+    err = capsys.readouterr().err
+    assert code == 1 and "queue said" in err
+    assert "\x1b" not in err and "\x9b" not in err and "\x07" not in err

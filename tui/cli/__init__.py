@@ -185,7 +185,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         if getattr(args, "debug", False):
             raise
-        print(f"aumwatch: {exc}", file=sys.stderr)
+        from tui.cli.output import clean
+
+        # An error may carry Azure's or a queue's text: escaped, never interpreted.
+        print(f"aumwatch: {clean(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
