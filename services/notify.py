@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from services.azure.tasks import _Capture, _feed, _signal_group, child_guard
+from services.azure.tasks import OutputCapture, child_guard, feed_stdin, signal_group
 from services.domain.findings import Alert
 from services.domain.routes import RouteSpec, payload, stdin_document
 from services.domain.tasks import passed_environment, scrub_output
@@ -172,15 +172,15 @@ class Notifier:
                 preexec_fn=child_guard())
         except OSError as exc:
             return None, self._detail(f"cannot start {argv[0]!r}: {exc.strerror or exc}")
-        capture = _Capture(DETAIL_LIMIT * 2)
+        capture = OutputCapture(DETAIL_LIMIT * 2)
         assert proc.stdout is not None
         reader = asyncio.ensure_future(capture.read(proc.stdout))
-        writer = asyncio.ensure_future(_feed(proc, document))
+        writer = asyncio.ensure_future(feed_stdin(proc, document))
         try:
             try:
                 await asyncio.wait_for(proc.wait(), COMMAND_TIMEOUT.total_seconds())
             except TimeoutError:
-                _signal_group(proc, signal.SIGKILL)
+                signal_group(proc, signal.SIGKILL)
                 await proc.wait()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(reader), 1.0)

@@ -199,7 +199,7 @@ def child_guard(parent_pid: int | None = None,
     return guard
 
 
-class _Capture:
+class OutputCapture:
     """Reads a stream keeping only its first and last ``limit // 2`` bytes."""
 
     def __init__(self, limit: int = OUTPUT_LIMIT) -> None:
@@ -405,14 +405,14 @@ class TaskRunner:
         then SIGKILL after :data:`STOP_GRACE`); they are recorded ``interrupted``."""
         self._stopping = True
         for proc in list(self._running.values()):
-            _signal_group(proc, signal.SIGTERM)
+            signal_group(proc, signal.SIGTERM)
         if self._running:
             asyncio.get_running_loop().call_later(
                 STOP_GRACE.total_seconds(), self._kill_remaining)
 
     def _kill_remaining(self) -> None:
         for proc in list(self._running.values()):
-            _signal_group(proc, signal.SIGKILL)
+            signal_group(proc, signal.SIGKILL)
 
     # -- the before_delete hook ----------------------------------------------------------------
     async def handle(self, events: tuple[MaintenanceEvent, ...]) -> bool:
@@ -591,17 +591,17 @@ class TaskRunner:
                 message = f"cannot start {task.command[0]!r}: {exc.strerror or exc}"
                 return None, False, False, self._scrub(message)
             self._running[proc.pid] = proc
-            capture = _Capture(self._limit)
+            capture = OutputCapture(self._limit)
             assert proc.stdout is not None
             reader = asyncio.ensure_future(capture.read(proc.stdout))
-            writer = asyncio.ensure_future(_feed(proc, document))
+            writer = asyncio.ensure_future(feed_stdin(proc, document))
             timed_out = False
             try:
                 try:
                     await asyncio.wait_for(proc.wait(), task.timeout.total_seconds())
                 except TimeoutError:
                     timed_out = True
-                    _signal_group(proc, signal.SIGKILL)
+                    signal_group(proc, signal.SIGKILL)
                     await proc.wait()
                 # A grandchild may still hold the pipe open: read a little longer, then stop.
                 with contextlib.suppress(TimeoutError):
@@ -660,7 +660,7 @@ class TaskRunner:
         return result
 
 
-async def _feed(proc: asyncio.subprocess.Process, document: bytes) -> None:
+async def feed_stdin(proc: asyncio.subprocess.Process, document: bytes) -> None:
     """Write the event to the task's stdin and close it; a task that does not read its
     stdin (or exits first) is fine."""
     assert proc.stdin is not None
@@ -671,7 +671,7 @@ async def _feed(proc: asyncio.subprocess.Process, document: bytes) -> None:
         proc.stdin.close()
 
 
-def _signal_group(proc: asyncio.subprocess.Process, sig: int) -> None:
+def signal_group(proc: asyncio.subprocess.Process, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
 

@@ -329,9 +329,7 @@ def _confirm(run_id: Any, window: Any, now: datetime, computed: bool, *,
         f"(now {_hms(now)}: {left} left)",
     ]
     if tenant:
-        from tui.cli.data import clean as _clean
-
-        lines.extend(_clean(part) for part in tenant.split("\n"))
+        lines.extend(clean(part) for part in tenant.split("\n"))
     if computed:
         lines.append("  the run id is COMPUTED from the schedule: no pre-event or Azure record "
                      "has named this run yet")

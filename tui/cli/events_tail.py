@@ -223,9 +223,10 @@ def _emit(batch: Any, *, as_json: bool, warned: set[str], show_error: bool,
         print(f"aumwatch: {note}", file=sys.stderr)
     if batch.warning and batch.warning not in warned:
         warned.add(batch.warning)  # once per run: a follow would repeat it every poll
-        print(f"aumwatch: warning: {batch.warning}", file=sys.stderr)
+        # Both may quote the queue service's answer: escaped, never interpreted.
+        print(f"aumwatch: warning: {clean(batch.warning)}", file=sys.stderr)
     if batch.error and show_error:
-        print(f"aumwatch: {batch.error}", file=sys.stderr)
+        print(f"aumwatch: {clean(batch.error)}", file=sys.stderr)
 
 
 def _hms(value: Any) -> str:
