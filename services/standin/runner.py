@@ -7,7 +7,8 @@ on a background thread) and the HTTPS :class:`StandInServer` (Resource Graph lag
 default, see :mod:`services.standin.lag`); then it writes an aumwatch
 config file (TOML, mode 0600) pointing at all of it. :meth:`SimEnvironment.stop` undoes
 everything in reverse order, and is also registered with ``atexit`` so that an exception or
-Ctrl-C leaves no Azurite behind. :func:`wait_for_signal` blocks until SIGINT/SIGTERM/SIGHUP.
+Ctrl-C leaves no Azurite behind. :class:`StopSignals` catches SIGINT/SIGTERM/SIGHUP, armed
+before the ready line.
 """
 
 from __future__ import annotations
@@ -296,28 +297,43 @@ class SimEnvironment:
         }
 
 
-def wait_for_signal(env: SimEnvironment | None = None) -> int:
-    """Block (main thread) until SIGINT, SIGTERM or SIGHUP, or until ``env`` stops.
+class StopSignals:
+    """SIGINT, SIGTERM and SIGHUP caught from ``__enter__`` until ``__exit__``.
 
-    Returns the signal number (0 when ``env`` stopped by itself). The previous handlers are
-    restored before returning.
+    Arm it *before* telling anyone the process is ready: a signal that arrives between the
+    ready line and a late ``signal.signal`` call would otherwise kill the process with the
+    default action (a KeyboardInterrupt and exit 130, or death by SIGTERM) and skip the clean
+    stop. Signals stay caught while the caller cleans up, so a second Ctrl-C does not cut the
+    stop short; the previous handlers come back on exit.
     """
-    received = threading.Event()
-    which = [0]
 
-    def handler(signum: int, frame: FrameType | None) -> None:
-        which[0] = signum
-        received.set()
+    def __init__(self) -> None:
+        self.received = threading.Event()
+        self.signum = 0
+        self._previous: dict[int, Any] = {}
 
-    wanted = [signal.SIGINT, signal.SIGTERM]
-    if hasattr(signal, "SIGHUP"):
-        wanted.append(signal.SIGHUP)
-    previous = {sig: signal.signal(sig, handler) for sig in wanted}
-    try:
-        while not received.wait(0.2):
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        if not self.signum:
+            self.signum = signum
+        self.received.set()
+
+    def __enter__(self) -> StopSignals:
+        wanted = [signal.SIGINT, signal.SIGTERM]
+        if hasattr(signal, "SIGHUP"):
+            wanted.append(signal.SIGHUP)
+        for sig in wanted:
+            self._previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._previous.items():
+            signal.signal(sig, old)
+        self._previous.clear()
+
+    def wait(self, env: SimEnvironment | None = None) -> int:
+        """Block until a caught signal (its number) or until ``env`` stops by itself (0)."""
+        while not self.received.wait(0.2):
             if env is not None and env.stopped:
                 break
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-    return which[0]
+        return self.signum
+

@@ -135,15 +135,18 @@ def _environment(args: argparse.Namespace, config_path: str | None) -> SimEnviro
 
 
 def run_sim(args: argparse.Namespace) -> int:
-    from services.standin.runner import wait_for_signal
+    from services.standin.runner import StopSignals
 
     env = _environment(args, args.write_config)
-    try:
-        sys.stdout.write(json.dumps(env.info()) + "\n")
-        sys.stdout.flush()
-        wait_for_signal(env)
-    finally:
-        env.stop()
+    # Armed before the ready line: a signal sent the moment a caller reads it still ends in a
+    # clean stop and exit 0, not a KeyboardInterrupt (exit 130) or death by SIGTERM.
+    with StopSignals() as signals:
+        try:
+            sys.stdout.write(json.dumps(env.info()) + "\n")
+            sys.stdout.flush()
+            signals.wait(env)
+        finally:
+            env.stop()
     return 0
 
 
