@@ -205,6 +205,12 @@ def _arm_kwargs(settings: Settings, extra: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
+def _async_arm_kwargs(settings: Settings, extra: dict[str, Any]) -> dict[str, Any]:
+    from services.azure.transport import async_transport_kwargs
+
+    return async_transport_kwargs(_arm_kwargs(settings, extra))
+
+
 def resource_graph_client(settings: Settings, credential: Any, **extra: Any) -> Any:
     """A sync ``azure.mgmt.resourcegraph.ResourceGraphClient``."""
     from azure.mgmt.resourcegraph import ResourceGraphClient
@@ -216,7 +222,7 @@ def async_resource_graph_client(settings: Settings, credential: Any, **extra: An
     """An async ``azure.mgmt.resourcegraph.aio.ResourceGraphClient`` (use ``async with``)."""
     from azure.mgmt.resourcegraph.aio import ResourceGraphClient
 
-    return ResourceGraphClient(credential, **_arm_kwargs(settings, extra))
+    return ResourceGraphClient(credential, **_async_arm_kwargs(settings, extra))
 
 
 def maintenance_client(settings: Settings, credential: Any, subscription_id: str,
@@ -232,7 +238,8 @@ def async_maintenance_client(settings: Settings, credential: Any, subscription_i
     """An async ``MaintenanceManagementClient`` for one subscription (use ``async with``)."""
     from azure.mgmt.maintenance.aio import MaintenanceManagementClient
 
-    return MaintenanceManagementClient(credential, subscription_id, **_arm_kwargs(settings, extra))
+    return MaintenanceManagementClient(credential, subscription_id,
+                                       **_async_arm_kwargs(settings, extra))
 
 
 def eventgrid_client(settings: Settings, credential: Any, subscription_id: str,
@@ -249,7 +256,8 @@ def async_eventgrid_client(settings: Settings, credential: Any, subscription_id:
     """An async ``EventGridManagementClient`` for one subscription (use ``async with``)."""
     from azure.mgmt.eventgrid.aio import EventGridManagementClient
 
-    return EventGridManagementClient(credential, subscription_id, **_arm_kwargs(settings, extra))
+    return EventGridManagementClient(credential, subscription_id,
+                                     **_async_arm_kwargs(settings, extra))
 
 
 #: Pipeline options for the client that sends a cancel. azure-core retries a timed-out

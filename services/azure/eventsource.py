@@ -37,8 +37,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import os
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from datetime import datetime, timedelta
@@ -108,11 +106,8 @@ def make_queue_client(
     """An ``azure.storage.queue.aio.QueueClient`` from a connection string, or an account URL
     plus a credential (Entra ID, preferred). Message text is left raw (no decode policy).
 
-    Extra keyword arguments go to the client (``connection_verify`` and the like). A
-    ``connection_verify`` that names a CA bundle is turned into a transport whose TLS context
-    is built once: given the path, azure-core builds a new context for every request, and
-    aiohttp, whose connection pool is keyed by that context, opens a new connection for
-    every request (two a second at the dashboard's default poll).
+    Extra keyword arguments go to the client (``connection_verify`` and the like); its
+    transport is :func:`services.azure.transport.async_transport_kwargs`'s.
     """
     if not queue_name:
         raise ValueError("no queue name: set queue.name in the config file or AUMWATCH_QUEUE_NAME")
@@ -120,16 +115,9 @@ def make_queue_client(
         raise ValueError("give either a queue connection string or an account URL, not both")
     from azure.storage.queue.aio import QueueClient
 
-    verify = kwargs.get("connection_verify")
-    if isinstance(verify, str | os.PathLike) and "transport" not in kwargs:
-        if not os.path.isfile(verify):
-            # Found only when the first request builds the TLS context, as a bare
-            # FileNotFoundError: say here which file is missing.
-            raise ValueError(f"the CA bundle {os.fspath(verify)} (azure.ca_file) does not "
-                             "exist; an `aumwatch sim` config is valid only while it runs")
-        del kwargs["connection_verify"]
-        timeouts = {k: kwargs[k] for k in ("connection_timeout", "read_timeout") if k in kwargs}
-        kwargs["transport"] = _one_context_transport()(os.fspath(verify), **timeouts)
+    from services.azure.transport import async_transport_kwargs
+
+    kwargs = async_transport_kwargs(kwargs)
 
     if connection_string:
         return QueueClient.from_connection_string(connection_string, queue_name, **kwargs)
@@ -141,39 +129,6 @@ def make_queue_client(
         "no queue configured: set queue.account_url (Entra ID) or a connection string in the "
         "environment or the config file"
     )
-
-
-@functools.cache
-def _one_context_transport() -> Any:
-    """The class of an azure-core aiohttp transport that trusts one CA bundle through a
-    single TLS context, built with its session on first use (a session belongs to the
-    running loop). Requests then leave ``connection_verify`` at its default, so azure-core
-    builds no context of its own and aiohttp's pool reuses its connections."""
-    import ssl
-
-    import aiohttp
-    from azure.core.pipeline.transport import AioHttpTransport
-
-    class OneContextTransport(AioHttpTransport):  # type: ignore[misc]
-        session: Any  # aiohttp.ClientSession | None, untyped in azure-core
-
-        def __init__(self, ca_file: str, **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            self._ca_file = ca_file
-            self._built = False
-
-        async def open(self) -> None:
-            if self.session is None and not self._built:
-                self._built = True  # once: a closed transport stays closed
-                context = ssl.create_default_context(cafile=self._ca_file)
-                # As azure-core builds its own session: proxies from the environment, no
-                # cookies, bodies left compressed.
-                self.session = aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(ssl=context), trust_env=True,
-                    cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False)
-            await super().open()
-
-    return OneContextTransport
 
 
 class _Seen:

@@ -1,0 +1,170 @@
+"""The async clients' one transport (services/azure/transport.py), against the HTTPS stand-in.
+
+A counting TCP relay sits in front of the stand-in: as a plain relay it counts the
+connections a client opens; as an HTTP CONNECT proxy it also records what was tunnelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.azure import clients
+from services.azure.transport import async_transport_kwargs
+from services.settings import Settings
+from services.standin.server import StandInServer
+from tests.standin import SUB, AsyncStaticTokenCredential, config_object
+
+QUERY = "resources | where type =~ 'microsoft.maintenance/maintenanceconfigurations'"
+
+
+@dataclass
+class Relay:
+    """Forwards each connection to ``upstream`` (or, as a proxy, where CONNECT says)."""
+
+    upstream: int
+    proxy: bool = False
+    port: int = 0
+    connections: int = 0
+    tunnels: list[str] = field(default_factory=list)
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        port = self.upstream
+        try:
+            if self.proxy:
+                head = await reader.readuntil(b"\r\n\r\n")
+                target = head.split(b" ")[1].decode()  # CONNECT host:port HTTP/1.1
+                self.tunnels.append(target)
+                port = int(target.rsplit(":", 1)[1])
+                writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
+        except (OSError, asyncio.IncompleteReadError):
+            writer.close()
+            return
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            with contextlib.suppress(OSError):
+                dst.close()
+
+        with contextlib.suppress(asyncio.CancelledError):  # the relay closing at the end
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+@contextlib.asynccontextmanager
+async def relay(upstream: int, *, proxy: bool = False) -> AsyncIterator[Relay]:
+    r = Relay(upstream, proxy)
+    server = await asyncio.start_server(r.handle, "127.0.0.1", 0)
+    r.port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield r
+        server.close()
+
+
+def settings_for(server: StandInServer, port: int) -> Settings:
+    return Settings(cloud="standin", arm_endpoint=f"https://127.0.0.1:{port}",
+                    ca_file=Path(server.ca_file), token=server.token, subscriptions=(SUB,))
+
+
+async def query_times(client: Any, n: int) -> list[int]:
+    from azure.mgmt.resourcegraph.models import QueryRequest
+
+    counts = []
+    for _ in range(n):
+        answer = await client.resources(QueryRequest(subscriptions=[SUB], query=QUERY))
+        counts.append(answer.total_records)
+    return counts
+
+
+async def test_a_long_lived_client_keeps_one_connection(standin: StandInServer) -> None:
+    standin.world.add_configuration(config_object("patch-a"))
+    async with relay(standin.port) as r:
+        client = clients.async_resource_graph_client(
+            settings_for(standin, r.port), AsyncStaticTokenCredential(standin.token))
+        async with client:
+            assert await query_times(client, 5) == [1] * 5
+        # Given the CA bundle's path, azure-core's own transport opened one TLS connection
+        # per request (a handshake each time): five here.
+        assert r.connections == 1
+
+
+async def test_the_queue_and_maintenance_clients_get_it_too(standin: StandInServer) -> None:
+    settings = settings_for(standin, standin.port)
+    for client in (clients.async_maintenance_client(settings, object(), SUB),
+                   clients.async_eventgrid_client(settings, object(), SUB)):
+        transport = client._client._pipeline._transport
+        assert type(transport).__name__ == "OneSessionTransport"
+        await client.close()
+
+
+async def test_proxies_from_the_environment_are_used_and_no_proxy_is_honoured(
+    standin: StandInServer, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    standin.world.add_configuration(config_object("patch-a"))
+    async with relay(0, proxy=True) as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.port}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        client = clients.async_resource_graph_client(
+            settings_for(standin, standin.port), AsyncStaticTokenCredential(standin.token))
+        async with client:
+            assert await query_times(client, 3) == [1] * 3
+        assert proxy.tunnels == [f"127.0.0.1:{standin.port}"]  # one tunnel, kept
+
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        client = clients.async_resource_graph_client(
+            settings_for(standin, standin.port), AsyncStaticTokenCredential(standin.token))
+        async with client:
+            assert await query_times(client, 1) == [1]
+        assert len(proxy.tunnels) == 1  # not through the proxy
+
+
+async def test_a_netrc_entry_for_the_host_does_not_break_bearer_requests(
+    standin: StandInServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    # aiohttp, trusting the environment, turns a netrc entry into basic auth, and refuses a
+    # request that also carries an Authorization header: every request would fail.
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    standin.world.add_configuration(config_object("patch-a"))
+    client = clients.async_resource_graph_client(
+        settings_for(standin, standin.port), AsyncStaticTokenCredential(standin.token))
+    async with client:
+        assert await query_times(client, 1) == [1]
+
+
+def test_a_missing_ca_bundle_is_named() -> None:
+    with pytest.raises(ValueError, match=r"the CA bundle /nowhere/ca.pem \(azure.ca_file\)"):
+        async_transport_kwargs({"connection_verify": "/nowhere/ca.pem"})
+
+
+def test_given_a_transport_or_no_verification_the_kwargs_are_left_alone() -> None:
+    given = {"transport": object(), "connection_verify": "/nowhere/ca.pem"}
+    assert async_transport_kwargs(given) is given
+    off = {"connection_verify": False}
+    assert async_transport_kwargs(off) is off
+
+
+def test_env_proxy_follows_the_scheme_and_no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.azure.transport import env_proxy
+
+    for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://user:pw@proxy.corp:3128")
+    monkeypatch.setenv("NO_PROXY", ".internal.example,10.0.0.1")
+    assert env_proxy("https://management.azure.com/x") == "http://user:pw@proxy.corp:3128"
+    assert env_proxy("http://management.azure.com/x") is None  # no HTTP_PROXY
+    assert env_proxy("https://queue.internal.example/q") is None
+    assert env_proxy("https://10.0.0.1:8443/") is None
