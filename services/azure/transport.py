@@ -32,9 +32,11 @@ def env_proxy(url: str) -> str | None:
     parts = urllib.parse.urlsplit(url)
     proxies = urllib.request.getproxies_environment()
     proxy = proxies.get(parts.scheme)
-    if not proxy or urllib.request.proxy_bypass_environment(parts.hostname or "", proxies):
+    # NO_PROXY as urllib (and aiohttp) read it; public in urllib.request, not in its stubs.
+    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+    if not proxy or bypass(parts.hostname or "", proxies):
         return None
-    return proxy
+    return str(proxy)
 
 
 def async_transport_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
