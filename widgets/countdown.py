@@ -140,6 +140,16 @@ class Countdown(Static):
         """The countdown as last set by :meth:`update`."""
         return self._drawing
 
+    def render_line(self, y: int) -> Strip:
+        """Line ``y``: the lines :meth:`update` drew to find what changed, while they are
+        current (same size and style), so a tick draws the time once rather than twice."""
+        drawn = self._drawn
+        if drawn is not None and drawn[0] == self.size \
+                and drawn[1] == self.visual_style.rich_style:
+            lines = drawn[2]
+            return lines[y] if 0 <= y < len(lines) else Strip.blank(drawn[0].width, drawn[1])
+        return super().render_line(y)
+
     def update(self, content: VisualType = "", *, layout: bool = True) -> None:
         """Show ``content`` (as :meth:`Static.update`).
 

@@ -232,3 +232,26 @@ async def test_own_timer_stands_aside_while_a_parent_sets_the_target_each_second
         clock.advance(seconds=1)
         countdown._own_tick()
         assert countdown.text == "cancel closes in 06:10"
+
+
+async def test_a_ticked_countdown_draws_exactly_as_a_fresh_one() -> None:
+    # A tick's lines are drawn once (for the diff) and then shown as they are: they must be
+    # the very strips, styles included, that a countdown drawn from scratch shows.
+    clock = FakeClock(T - timedelta(minutes=6, seconds=12))
+    app = CountdownApp(clock, large=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        ticked = app.query_one(Countdown)
+        await pilot.pause()
+        for _ in range(3):
+            clock.advance(seconds=1)
+            ticked.tick()
+            await pilot.pause()
+        assert ticked._drawn is not None  # the last tick took the diff path
+        fresh = Countdown(clock, label="cancel closes in", deadline=T, large=True)
+        await app.mount(fresh)
+        await pilot.pause()
+        assert fresh.size == ticked.size
+        height = ticked.size.height
+        assert [ticked.render_line(y) for y in range(height)] == \
+            [fresh.render_line(y) for y in range(height)]
+        assert screen_text(ticked)[1:] == big_digit_lines("06:09")
