@@ -403,3 +403,22 @@ def test_a_tenants_token_cannot_drive_the_stand_in(two_tenants: Any) -> None:
         except urllib.error.HTTPError as exc:
             status = exc.code
         assert status == expected
+
+
+def test_machines_by_short_run_id_across_tenants_reads_the_owning_tenant_only(
+        two_tenants: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The tenant that has no configuration of that name is not "failed" (exit 4): it just
+    # does not hold the run. A short id no tenant knows is one clear error (exit 1).
+    from services.standin.world import run_name_for
+
+    server, a, b, world = two_tenants
+    path = write(tmp_path, config_text(server, a, b))
+    short = f"fabrikam-db/{run_name_for(NOW + timedelta(minutes=30))}"
+    code, machines, err = run_cli(capsys, "machines", short, "--config", str(path), "--json")
+    assert code == 0, err
+    assert len(machines) == 1 and machines[0]["tenant"] == "fabrikam"
+    assert "failed" not in err
+    code, _rows, err = run_cli(capsys, "machines", "nowhere-db/20260310123000",
+                               "--config", str(path), "--json")
+    assert code == 1
+    assert "no configuration named 'nowhere-db'" in err and "tenant" not in err.split(":")[0]

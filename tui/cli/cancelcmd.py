@@ -122,10 +122,10 @@ def _cancellable(correlation_id: str) -> Any:
 
 
 async def _cancel(args: argparse.Namespace, settings: Any, run_id: Any) -> int:
-    from tui.cli.data import signed_in
+    from tui.cli.data import resolve_in_tenants, signed_in
 
     if run_id is None:  # CONFIGNAME/yyyyMMddHHmmss: the one resolver, in each tenant
-        run_id = _cancellable(await _resolve_short(settings, args.run_id))
+        run_id = _cancellable(await resolve_in_tenants(settings, args.run_id))
     profile, owner = await _profile_for(settings, run_id)
     async with signed_in(profile.settings, correct_clock=False) as (credential, runner):
         return await _cancel_with(args, profile.settings, run_id, credential, runner,
@@ -165,27 +165,6 @@ async def _profile_for(settings: Any, run_id: Any) -> tuple[Any, str | None]:
         return seen[0]
     raise CliError(f"no tenant profile shows run {run_id.run_name!r} in Resource Graph; "
                    "name the tenant with --tenant NAME")
-
-
-async def _resolve_short(settings: Any, text: str) -> str:
-    """The correlation id a short run id names, looked up with each tenant profile's own
-    sign-in (one profile: just that one); one line when no or several tenants know it."""
-    from services.domain.errors import ServiceError
-    from tui.cli.data import clean, resolve_run_text, signed_in
-
-    found: set[str] = set()
-    error: str | None = None
-    for profile in settings.tenant_profiles():
-        try:
-            async with signed_in(profile.settings, correct_clock=False) as (_, runner):
-                found.add(await resolve_run_text(profile.settings, runner, text))
-        except (ServiceError, CliError) as exc:
-            error = clean(str(exc))
-    if len(found) == 1:
-        return found.pop()
-    if found:
-        raise CliError(f"run {text!r} is ambiguous across tenants: " + ", ".join(sorted(found)))
-    raise CliError(error or f"no run {text!r} found")
 
 
 async def _cancel_with(args: argparse.Namespace, settings: Any, run_id: Any, credential: Any,

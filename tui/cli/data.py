@@ -124,6 +124,31 @@ async def resolve_run_text(settings: Any, runner: Any, text: str, *,
     return resolve_run(text, configs, settings.journal_path)
 
 
+async def resolve_in_tenants(settings: Any, text: str) -> str:
+    """The correlation id ``text`` names, looked up with each tenant profile's own sign-in
+    (one profile: just that one). A tenant that does not know the run is not an error; one
+    line when no tenant, or more than one, knows it.
+
+    Raises:
+        CliError: no tenant knows the run, or several know different runs by that name.
+    """
+    from services.domain.errors import ServiceError
+
+    found: set[str] = set()
+    error: str | None = None
+    for profile in settings.tenant_profiles():
+        try:
+            async with signed_in(profile.settings, correct_clock=False) as (_, runner):
+                found.add(await resolve_run_text(profile.settings, runner, text))
+        except (ServiceError, CliError) as exc:
+            error = clean(str(exc))
+    if len(found) == 1:
+        return found.pop()
+    if found:
+        raise CliError(f"run {text!r} is ambiguous across tenants: " + ", ".join(sorted(found)))
+    raise CliError(error or f"no run {text!r} found")
+
+
 def _utc(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M") + "Z" if value is not None else "-"
 
@@ -352,9 +377,11 @@ def run_machines(args: argparse.Namespace) -> int:
         from services.azure.sources import MachineSource
         from services.azure.tenants import each_profile, merge_fetched
 
+        # CONFIGNAME/yyyyMMddHHmmss or a correlation id: the one resolver (issue 20), asked
+        # in every tenant first, so a tenant without that configuration is not "failed".
+        correlation_id = await resolve_in_tenants(settings, args.run_id)
+
         async def read(profile: Any, runner: Any) -> Any:
-            # CONFIGNAME/yyyyMMddHHmmss or a correlation id: the one resolver (issue 20).
-            correlation_id = await resolve_run_text(profile.settings, runner, args.run_id)
             return await MachineSource(runner).fetch(correlation_id)
 
         results = await each_profile(settings, read, what="machines query")
