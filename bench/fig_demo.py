@@ -47,7 +47,7 @@ DATA_MARK = b"patch-weu-web"
 TITLE_MARK = b"aumwatch"
 SIM_READY_S = 90.0
 DATA_TIMEOUT_S = 45.0
-CPU_TARGET_PERCENT = 1.5
+CPU_TARGET_PERCENT = 1.2  # issue 20 (it was 1.5 before)
 BYTES_TARGET_PER_S = 1024.0
 
 
