@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from datetime import datetime, timedelta
@@ -115,8 +116,11 @@ def make_queue_client(
         raise ValueError("give either a queue connection string or an account URL, not both")
     from azure.storage.queue.aio import QueueClient
 
-    from services.azure.transport import async_transport_kwargs
+    from services.azure.transport import async_transport_kwargs, missing_bundle
 
+    verify = kwargs.get("connection_verify")
+    if isinstance(verify, str | os.PathLike) and not os.path.isfile(verify):
+        raise ValueError(missing_bundle(os.fspath(verify)))  # said before any poll
     kwargs = async_transport_kwargs(kwargs)
 
     if connection_string:

@@ -44,25 +44,23 @@ def async_transport_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     turned into a :func:`transport_class` transport with the same timeouts.
 
     ``kwargs`` that already name a transport (tests), or turn verification off, come back as
-    they are.
-
-    Raises:
-        ValueError: the CA bundle does not exist (said here, with the setting's name, rather
-            than as a bare FileNotFoundError from the first request).
+    they are. A CA bundle that does not exist fails the first request (an OSError naming the
+    setting), where every caller already turns a failed request into one line.
     """
     verify = kwargs.get("connection_verify", True)
     if "transport" in kwargs or not (verify is True or isinstance(verify, str | os.PathLike)):
         return kwargs
-    ca_file: str | None = None
-    if verify is not True:
-        ca_file = os.fspath(verify)
-        if not os.path.isfile(ca_file):
-            raise ValueError(f"the CA bundle {ca_file} (azure.ca_file) does not exist; an "
-                             "`aumwatch sim` config is valid only while it runs")
+    ca_file = None if verify is True else os.fspath(verify)
     out = {k: v for k, v in kwargs.items() if k != "connection_verify"}
     timeouts = {k: kwargs[k] for k in ("connection_timeout", "read_timeout") if k in kwargs}
     out["transport"] = transport_class()(ca_file, **timeouts)
     return out
+
+
+def missing_bundle(ca_file: str) -> str:
+    """What to say when the configured CA bundle is not there."""
+    return (f"the CA bundle {ca_file} (azure.ca_file) does not exist; an `aumwatch sim` "
+            "config is valid only while it runs")
 
 
 @functools.cache
@@ -88,6 +86,8 @@ def transport_class() -> Any:
             if self.session is None:  # first use, or used again after a close
                 context: ssl.SSLContext | bool = True  # aiohttp's own default context
                 if self._ca_file is not None:
+                    if not os.path.isfile(self._ca_file):
+                        raise FileNotFoundError(missing_bundle(self._ca_file))
                     context = ssl.create_default_context(cafile=self._ca_file)
                 # As azure-core builds its session (no cookies, bodies left compressed), but
                 # the environment is read here, once per host, not by aiohttp per request.

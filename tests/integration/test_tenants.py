@@ -411,7 +411,7 @@ def test_machines_by_short_run_id_across_tenants_reads_the_owning_tenant_only(
     # does not hold the run. A short id no tenant knows is one clear error (exit 1).
     from services.standin.world import run_name_for
 
-    server, a, b, world = two_tenants
+    server, a, b, _world = two_tenants
     path = write(tmp_path, config_text(server, a, b))
     short = f"fabrikam-db/{run_name_for(NOW + timedelta(minutes=30))}"
     code, machines, err = run_cli(capsys, "machines", short, "--config", str(path), "--json")

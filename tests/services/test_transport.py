@@ -145,9 +145,30 @@ async def test_a_netrc_entry_for_the_host_does_not_break_bearer_requests(
         assert await query_times(client, 1) == [1]
 
 
-def test_a_missing_ca_bundle_is_named() -> None:
+async def test_a_missing_ca_bundle_fails_the_first_use_in_one_named_line(
+    standin: StandInServer, tmp_path: Path,
+) -> None:
+    from services.domain.errors import service_error
+
+    settings = settings_for(standin, standin.port)
+    settings = Settings(cloud="standin", arm_endpoint=settings.arm_endpoint,
+                        ca_file=tmp_path / "gone.pem", token=standin.token,
+                        subscriptions=(SUB,))
+    client = clients.async_resource_graph_client(settings, AsyncStaticTokenCredential("t"))
+    with pytest.raises(OSError) as caught:  # on opening the client, or its first request
+        async with client:
+            await query_times(client, 1)
+    line = service_error(caught.value, what="Resource Graph query").message
+    assert f"the CA bundle {tmp_path / 'gone.pem'} (azure.ca_file) does not exist" in line
+    assert "\n" not in line
+
+
+def test_the_queue_client_names_a_missing_ca_bundle_before_any_poll() -> None:
+    from services.azure.eventsource import make_queue_client
+
     with pytest.raises(ValueError, match=r"the CA bundle /nowhere/ca.pem \(azure.ca_file\)"):
-        async_transport_kwargs({"connection_verify": "/nowhere/ca.pem"})
+        make_queue_client("q", connection_string="UseDevelopmentStorage=true",
+                          connection_verify="/nowhere/ca.pem")
 
 
 def test_given_a_transport_or_no_verification_the_kwargs_are_left_alone() -> None:
