@@ -1,6 +1,6 @@
 """The one HTTP transport of aumwatch's async Azure clients (ARM, Resource Graph, the queue).
 
-azure-core's default aiohttp transport costs a long-lived client three things on every
+azure-core's default aiohttp transport costs a long-lived client two things on every
 request, which a dashboard that asks twice a second pays all day:
 
 * Given a CA bundle as a path (``[azure] ca_file``: the stand-in, a private CA), azure-core
@@ -13,8 +13,12 @@ request, which a dashboard that asks twice a second pays all day:
 
 :func:`async_transport_kwargs` gives a client a transport whose session is built once, with
 one TLS context (the bundle, or the system's) and the environment's proxy for each host
-looked up once (``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``, as urllib reads them). Against
-Azure it behaves as the default transport does; it only stops repeating work.
+looked up once (``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``, as urllib reads them).
+
+Kept connections have a price: one the server closed meanwhile (an idle timeout, a
+fail-over) fails the next request sent on it. aiohttp sends such a request again by itself
+for idempotent methods only, and Resource Graph's query is a POST, so a poll would fail once
+for nothing. The transport sends it again once, on a new connection (:func:`safe_to_resend`).
 """
 
 from __future__ import annotations
@@ -57,6 +61,20 @@ def async_transport_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: Methods sent again when the server had closed the kept connection: HTTP's idempotent ones
+#: (as aiohttp itself does for them), and POST only to Resource Graph's query, which reads.
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+QUERY_PATH = "/providers/microsoft.resourcegraph/resources"
+
+
+def safe_to_resend(method: str, url: str) -> bool:
+    """Whether a request that met a closed kept connection may be sent once more."""
+    method = method.upper()
+    if method in IDEMPOTENT:
+        return True
+    return method == "POST" and urllib.parse.urlsplit(url).path.lower().endswith(QUERY_PATH)
+
+
 def missing_bundle(ca_file: str) -> str:
     """What to say when the configured CA bundle is not there."""
     return (f"the CA bundle {ca_file} (azure.ca_file) does not exist; an `aumwatch sim` "
@@ -69,6 +87,7 @@ def transport_class() -> Any:
     import ssl
 
     import aiohttp
+    from azure.core.exceptions import ServiceRequestError
     from azure.core.pipeline.transport import AioHttpTransport
 
     class OneSessionTransport(AioHttpTransport):  # type: ignore[misc]
@@ -109,6 +128,14 @@ def transport_class() -> Any:
                 proxy = self.proxy_for(request.url)
                 if proxy is not None:  # aiohttp takes credentials written in the URL
                     config["proxy"] = proxy
+            try:
+                return await super().send(request, **config)
+            except ServiceRequestError as exc:
+                if not (isinstance(exc.__cause__, aiohttp.ServerDisconnectedError)
+                        and safe_to_resend(request.method, request.url)):
+                    raise
+            # The server had closed the kept connection (an idle timeout, a fail-over): the
+            # request went nowhere. Once more, on a new connection.
             return await super().send(request, **config)
 
     return OneSessionTransport
