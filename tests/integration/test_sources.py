@@ -195,11 +195,21 @@ async def test_dropped_connection_is_a_clear_error_and_the_next_poll_recovers(
         standin: StandInServer, standin_world: World, runner: QueryRunner) -> None:
     populate(standin_world)
     source = ConfigSource(runner)
-    standin.faults.set("drop", count=1, scope="graph")
+    # Dropped twice: the query and its one resend (services/azure/transport.py).
+    standin.faults.set("drop", count=2, scope="graph")
     with pytest.raises(ServiceError) as info:
         await source.fetch()
     assert info.value.kind == "network"
     assert len((await source.fetch()).items) == 2
+
+
+async def test_a_query_dropped_once_is_sent_again_and_answers(
+        standin: StandInServer, standin_world: World, runner: QueryRunner) -> None:
+    # A read-only query whose connection dropped is resent once, as aiohttp resends GETs.
+    populate(standin_world)
+    standin.faults.set("drop", count=1, scope="graph")
+    assert len((await ConfigSource(runner).fetch()).items) == 2
+    assert standin.faults.active() == []  # the one drop was spent on the first send
 
 
 async def test_throttling_without_retry_after_is_absorbed(

@@ -294,7 +294,8 @@ async def test_throttling_and_a_dropped_connection_show_and_recover(
         await settle(pilot)
         assert app.query_one(StatusBar).data.last_error is None
 
-        standin.faults.set("drop", scope="graph", count=1)
+        # Dropped twice: the query and its one resend (services/azure/transport.py).
+        standin.faults.set("drop", scope="graph", count=2)
         app.dashboard.poll_configs()
         await settle(pilot)
         status = app.query_one(StatusBar).data
