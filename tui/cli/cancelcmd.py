@@ -122,7 +122,8 @@ def _cancellable(correlation_id: str) -> Any:
 
 
 async def _cancel(args: argparse.Namespace, settings: Any, run_id: Any) -> int:
-    from tui.cli.data import resolve_in_tenants, signed_in
+    from tui.cli.data import signed_in
+    from tui.cli.runref import resolve_in_tenants
 
     if run_id is None:  # CONFIGNAME/yyyyMMddHHmmss: the one resolver, in each tenant
         run_id = _cancellable(await resolve_in_tenants(settings, args.run_id))

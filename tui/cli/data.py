@@ -100,55 +100,6 @@ async def signed_in(settings: Any, **runner_options: Any) -> AsyncIterator[tuple
         await credential.close()
 
 
-async def resolve_run_text(settings: Any, runner: Any, text: str, *,
-                           clock: Any = None) -> str:
-    """The correlation id ``text`` names: a correlation id, or ``CONFIGNAME/yyyyMMddHHmmss``
-    (its configuration found in Resource Graph, else in the journal). The one resolver of
-    ``report``, ``machines`` and ``cancel`` (:func:`services.azure.report.resolve_run`); an
-    ambiguous short id raises a ServiceError listing the correlation ids it could mean."""
-    from services.azure.report import resolve_run
-    from services.azure.sources import ConfigSource
-    from services.domain.errors import ServiceError
-    from services.domain.report import ReportError, parse_short_form
-
-    configs: tuple[Any, ...] = ()
-    try:
-        short = parse_short_form(text) is not None
-    except ReportError:
-        short = False  # resolve_run says what is wrong with it
-    if short:
-        try:
-            configs = (await ConfigSource(runner, clock=clock).fetch()).items
-        except ServiceError:
-            configs = ()  # the journal may still know the run
-    return resolve_run(text, configs, settings.journal_path)
-
-
-async def resolve_in_tenants(settings: Any, text: str) -> str:
-    """The correlation id ``text`` names, looked up with each tenant profile's own sign-in
-    (one profile: just that one). A tenant that does not know the run is not an error; one
-    line when no tenant, or more than one, knows it.
-
-    Raises:
-        CliError: no tenant knows the run, or several know different runs by that name.
-    """
-    from services.domain.errors import ServiceError
-
-    found: set[str] = set()
-    error: str | None = None
-    for profile in settings.tenant_profiles():
-        try:
-            async with signed_in(profile.settings, correct_clock=False) as (_, runner):
-                found.add(await resolve_run_text(profile.settings, runner, text))
-        except (ServiceError, CliError) as exc:
-            error = clean(str(exc))
-    if len(found) == 1:
-        return found.pop()
-    if found:
-        raise CliError(f"run {text!r} is ambiguous across tenants: " + ", ".join(sorted(found)))
-    raise CliError(error or f"no run {text!r} found")
-
-
 def _utc(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M") + "Z" if value is not None else "-"
 
@@ -376,6 +327,7 @@ def run_machines(args: argparse.Namespace) -> int:
     async def fetch() -> Any:
         from services.azure.sources import MachineSource
         from services.azure.tenants import each_profile, merge_fetched
+        from tui.cli.runref import resolve_in_tenants
 
         # CONFIGNAME/yyyyMMddHHmmss or a correlation id: the one resolver (issue 20), asked
         # in every tenant first, so a tenant without that configuration is not "failed".
