@@ -61,18 +61,16 @@ def async_transport_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-#: Methods sent again when the server had closed the kept connection: HTTP's idempotent ones
-#: (as aiohttp itself does for them), and POST only to Resource Graph's query, which reads.
-IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+#: Resource Graph's query: a POST that only reads, so it is safe to send twice.
 QUERY_PATH = "/providers/microsoft.resourcegraph/resources"
 
 
 def safe_to_resend(method: str, url: str) -> bool:
-    """Whether a request that met a closed kept connection may be sent once more."""
-    method = method.upper()
-    if method in IDEMPOTENT:
-        return True
-    return method == "POST" and urllib.parse.urlsplit(url).path.lower().endswith(QUERY_PATH)
+    """Whether the transport sends a request once more after it met a closed kept
+    connection: only Resource Graph's query. aiohttp already does so for the idempotent
+    methods (GET, PUT, DELETE...); any other POST is left alone."""
+    return method.upper() == "POST" and \
+        urllib.parse.urlsplit(url).path.lower().endswith(QUERY_PATH)
 
 
 def missing_bundle(ca_file: str) -> str:
