@@ -41,9 +41,20 @@ async def resolve_in_tenants(settings: Any, text: str) -> str:
     Raises:
         CliError: no tenant knows the run, or several know different runs by that name.
     """
+    from services.azure.report import resolve_run
     from services.domain.errors import ServiceError
+    from services.domain.report import ReportError, parse_short_form
     from tui.cli.data import signed_in
 
+    try:
+        short = parse_short_form(text) is not None
+    except ReportError:
+        short = True  # each tenant's resolver says what is wrong with it
+    if not short:  # a correlation id names itself: no tenant needs to be asked
+        try:
+            return resolve_run(text, (), settings.journal_path)
+        except ServiceError as exc:
+            raise CliError(clean(str(exc))) from None
     found: set[str] = set()
     error: str | None = None
     for profile in settings.tenant_profiles():
